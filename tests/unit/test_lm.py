@@ -1,0 +1,50 @@
+import pytest
+
+from zsl.errors import ModelNotFoundError, RemoteModelError
+from zsl.lm import check_lm, get_lm, is_remote, resolve_lm_name
+
+
+def test_resolution_order():
+    assert resolve_lm_name("gemma3-270m", env={"ZSL_LM": "x/y"}) == "gemma3-270m"
+    assert resolve_lm_name(None, env={"ZSL_LM": "openai/gpt-4o-mini"}) == "openai/gpt-4o-mini"
+    assert resolve_lm_name(None, env={}) == "qwen2.5-coder-1.5b"
+
+
+def test_remote_detection(tmp_path):
+    assert is_remote("openai/gpt-4o-mini")
+    assert is_remote("ollama_chat/qwen2.5")
+    assert not is_remote("qwen2.5-coder-1.5b")
+    assert not is_remote(str(tmp_path / "model.gguf"))
+
+
+def test_unknown_lm_name_is_a_clear_error():
+    with pytest.raises(ModelNotFoundError) as err:
+        get_lm("not-a-model")
+    msg = str(err.value)
+    assert "qwen2.5-coder-1.5b" in msg and "openai/gpt-4o-mini" in msg
+
+
+def test_encoder_name_is_not_an_lm():
+    with pytest.raises(ModelNotFoundError, match="encoder"):
+        get_lm("minilm-l6")
+
+
+def test_missing_gguf_path(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="No GGUF file"):
+        get_lm(str(tmp_path / "absent.gguf"))
+
+
+def test_provider_model_is_built_without_network():
+    import dspy
+
+    lm = get_lm("openai/gpt-4o-mini", api_key="test")
+    assert isinstance(lm, dspy.BaseLM) and lm.model == "openai/gpt-4o-mini"
+
+
+def test_unreachable_remote_endpoint_gives_one_clear_error():
+    # Port 9 on loopback: nothing listens, the connection is refused at once.
+    lm = get_lm("openai/some-model", api_base="http://127.0.0.1:9/v1", api_key="x", num_retries=0)
+    with pytest.raises(RemoteModelError) as err:
+        check_lm(lm, "openai/some-model")
+    msg = str(err.value)
+    assert "openai/some-model" in msg and "api_base" in msg and "--lm qwen2.5-coder-1.5b" in msg

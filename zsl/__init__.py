@@ -1,0 +1,69 @@
+"""zsl: label data without annotations.
+
+``import zsl`` is light (numpy only). Heavy parts -- torch, transformers, faiss, open_clip,
+llama.cpp, litellm, dspy -- load on first use.
+
+Example:
+    >>> import zsl
+    >>> vocab = zsl.LabelVocab(["sports", "politics", "science"])
+    >>> len(vocab)
+    3
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from zsl.errors import (
+    InputError,
+    MissingDependencyError,
+    ModelIntegrityError,
+    ModelNotFoundError,
+    RemoteModelError,
+    VocabularyError,
+    ZslError,
+)
+from zsl.vocab import LabelVocab
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Tagger": "zsl.tagger",
+    "get_lm": "zsl.lm",
+    "get_encoder": "zsl.encoders",
+    "VocabIndex": "zsl.index",
+    "list_models": "zsl.models",
+    "metrics": "zsl.metrics",
+}
+
+__all__ = [
+    "LabelVocab",
+    "ZslError",
+    "InputError",
+    "VocabularyError",
+    "ModelNotFoundError",
+    "ModelIntegrityError",
+    "RemoteModelError",
+    "MissingDependencyError",
+    "__version__",
+    *_LAZY,
+]
+
+if TYPE_CHECKING:
+    from zsl import metrics
+    from zsl.encoders import get_encoder
+    from zsl.index import VocabIndex
+    from zsl.lm import get_lm
+    from zsl.models import list_models
+    from zsl.tagger import Tagger
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zsl' has no attribute '{name}'")
+    mod = import_module(module)
+    value = mod if module.endswith("." + name) else getattr(mod, name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,147 @@
+"""The ``zsl`` command line. Thin: it parses arguments and calls the library.
+
+    zsl models [--assemble NAME|all] [--json]
+    zsl label INPUT --labels VOCAB [--lm NAME] [--encoder NAME] [--out FILE] [-k 3]
+    zsl demo [--lm NAME] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from zsl.errors import ZslError
+
+__all__ = ["main"]
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from zsl.models import list_models, model_path, model_status
+
+    if args.assemble:
+        names = [m.name for m in list_models() if m.kind == "llm"] if args.assemble == "all" else [args.assemble]
+        for name in names:
+            t0 = time.perf_counter()
+            path = model_path(name)
+            print(f"{name}: {path} (ready, sha256 verified, {time.perf_counter() - t0:.1f}s)")
+        return 0
+    rows = [model_status(m) for m in list_models()]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for r in rows:
+        size = f"{r['size'] / 1e6:,.0f} MB" if r["size"] else "?"
+        print(f"{r['name']}  [{r['kind']}, {size}]  {r['status']}")
+        print(f"    {r['description']}")
+        print(f"    from: {r['source']}")
+        if r["path"]:
+            print(f"    path: {r['path']}")
+        if r["sha256"]:
+            print(f"    sha256: {r['sha256']}")
+    print("\nAny provider model works too: --lm openai/gpt-4o-mini, --lm ollama_chat/qwen2.5 (network only then).")
+    return 0
+
+
+def _print_table(rows: list[dict], k: int, out=sys.stdout) -> None:  # noqa: ANN001
+    width = 60
+    print(f"{'id':<5} {'text':<{width}} predicted (score)", file=out)
+    print("-" * (width + 50), file=out)
+    for r in rows:
+        text = r["text"].replace("\n", " ")
+        text = text if len(text) <= width else text[: width - 1] + "…"
+        preds = ", ".join(f"{lab} ({s:.2f})" for lab, s in zip(r["labels"][:k], r["scores"][:k]))
+        mark = ""
+        if r.get("gold") is not None:
+            hits = len(set(r["gold"]) & set(r["labels"][:k]))
+            mark = f"  [{hits}/{min(k, len(r['gold']))} gold]" if r["gold"] else ""
+        print(f"{r['id']:<5} {text:<{width}} {preds}{mark}", file=out)
+
+
+def _cmd_label(args: argparse.Namespace) -> int:
+    from zsl.pipeline import label_file
+
+    summary = label_file(args.input, args.labels, out=args.out, lm=args.lm, encoder=args.encoder, k=args.k,
+                         label_kind=args.label_kind, infer=not args.no_infer, rank=not args.no_rank,
+                         rank_top=args.rank_top, text_field=args.text_field, show_progress=True)
+    _report(summary, args.k)
+    return 3 if summary["skipped"] else 0
+
+
+def _report(summary: dict, k: int) -> None:
+    if summary["rows"]:
+        _print_table(summary["rows"][:50], k)
+        if len(summary["rows"]) > 50:
+            print(f"... ({len(summary['rows']) - 50} more rows in the output file)")
+    print()
+    for b in summary["bad_rows"][:20]:
+        print(f"skipped {b}", file=sys.stderr)
+    ev = summary.get("eval")
+    if ev:
+        print(f"against the gold labels in the input: RP@{k} = {ev['rp']:.3f}, P@1 = {ev['p1']:.3f} "
+              f"over {ev['n']} items")
+    print(f"labelled {summary['labelled']} items in {summary['seconds']:.1f}s "
+          f"({summary['seconds'] / max(1, summary['labelled']):.2f}s/item), skipped {summary['skipped']}; "
+          f"LM: {summary['lm']}; encoder: {summary['encoder']}")
+    print(f"silver data: {summary['out']}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from zsl.examples import example_path
+    from zsl.pipeline import label_file
+
+    out = args.out or "out/demo_silver.jsonl"
+    print("zsl demo: labelling 16 example news texts with 22 topics using the embedded models "
+          "(Infer-Retrieve-Rank).", flush=True)
+    summary = label_file(example_path("news_topics.jsonl"), example_path("news_topics_labels.txt"), out=out,
+                         lm=args.lm, k=3, label_kind="topics", show_progress=True)
+    _report(summary, 3)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zsl", description="Label data without annotations.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="list the embedded models, where they come from, and their status")
+    p.add_argument("--assemble", metavar="NAME", help="assemble and verify an LLM file now ('all' for every LLM)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("label", help="label a file of texts with a label vocabulary")
+    p.add_argument("input", help="items: .jsonl (a 'text' field), .csv/.tsv (a 'text' column) or .txt (one per line)")
+    p.add_argument("--labels", required=True, help="vocabulary: .txt (one per line), .jsonl or .csv with 'label'")
+    p.add_argument("--out", help="silver data output (.jsonl); default: <input>.zsl.jsonl")
+    p.add_argument("--lm", help="LLM: embedded name, .gguf path or provider/model (default: $ZSL_LM or qwen2.5-coder-1.5b)")
+    p.add_argument("--encoder", help="sentence encoder name or folder (default: $ZSL_ENCODER or minilm-l6)")
+    p.add_argument("-k", type=int, default=5, help="labels kept per item (default 5)")
+    p.add_argument("--label-kind", default="labels", help="what the labels are, for prompts: skills, topics ...")
+    p.add_argument("--no-infer", action="store_true", help="skip the LLM Infer step (retrieve from the text alone)")
+    p.add_argument("--no-rank", action="store_true", help="skip the LLM Rank step")
+    p.add_argument("--rank-top", type=int, default=20, help="candidates the Rank step re-scores (default 20)")
+    p.add_argument("--text-field", default="text", help="JSON key / CSV column with the text")
+    p.set_defaults(func=_cmd_label)
+
+    p = sub.add_parser("demo", help="label the shipped example texts with the embedded models")
+    p.add_argument("--lm", help="LLM to use (default: the embedded Qwen2.5 1.5B)")
+    p.add_argument("--out", help="silver data output (default: out/demo_silver.jsonl)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ZslError as exc:
+        print(f"zsl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zsl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Nearest-label search over a :class:`~zsl.vocab.LabelVocab`.
+
+The index embeds every label once (cached on disk by content hash) and answers queries
+with cosine similarities. Below ``faiss_threshold`` labels it is an exact numpy matrix
+product; above it a faiss ``IndexFlatIP`` (also exact, with faiss's blocked BLAS search).
+The stateless scoring maths (max over phrases, prior reweighting) are plain functions.
+
+Example:
+    >>> from zsl.encoders import HashingEncoder
+    >>> from zsl.vocab import LabelVocab
+    >>> idx = VocabIndex(LabelVocab(["red fruit", "blue car"]), HashingEncoder(64))
+    >>> idx.search_texts(["a red fruit"], k=1)[1].tolist()
+    [[0]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from zsl.encoders import Encoder, encode_cached
+from zsl.errors import InputError
+from zsl.vocab import LabelVocab
+
+__all__ = ["VocabIndex", "max_over_phrases", "apply_prior", "top_k"]
+
+
+def max_over_phrases(sim: np.ndarray) -> np.ndarray:
+    """Per label, the best similarity over a set of query phrases.
+
+    Args:
+        sim: ``(P, K)`` similarities of P phrases to K labels (P may be 0).
+
+    Returns:
+        ``(K,)`` scores; all ``-1`` (the cosine minimum) when there are no phrases.
+    """
+    sim = np.asarray(sim, dtype=np.float32)
+    if sim.ndim != 2:
+        raise InputError(f"max_over_phrases expects a (P, K) array, got shape {sim.shape}")
+    if sim.shape[0] == 0:
+        return np.full(sim.shape[1], -1.0, dtype=np.float32)
+    return sim.max(axis=0)
+
+
+def apply_prior(scores: np.ndarray, prior: np.ndarray | None, weight: float) -> np.ndarray:
+    """Reweight scores by a label prior: ``score + weight * log(prior + eps)`` (shift-invariant).
+
+    ``weight = 0`` or ``prior = None`` returns the scores unchanged.
+    """
+    if prior is None or weight == 0:
+        return scores
+    prior = np.asarray(prior, dtype=np.float64)
+    if prior.shape[-1] != scores.shape[-1]:
+        raise InputError(f"prior has {prior.shape[-1]} entries but scores have {scores.shape[-1]} columns")
+    floor = 1.0 / (10 * prior.size)
+    return (scores + weight * np.log(prior + floor)).astype(np.float32)
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k columns per row, best first: ``(values, indices)``, both ``(N, min(k, K))``.
+
+    Ties are broken by the lower column index, so the result is deterministic.
+    """
+    scores = np.atleast_2d(np.asarray(scores))
+    k = min(int(k), scores.shape[1])
+    if k <= 0:
+        raise InputError(f"k must be >= 1, got {k}")
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.tile(
+        np.arange(scores.shape[1]), (scores.shape[0], 1))
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -vals), axis=1)
+    idx = np.take_along_axis(part, order, axis=1)
+    return np.take_along_axis(scores, idx, axis=1), idx
+
+
+class VocabIndex:
+    """Embeds a vocabulary and finds the labels nearest to query texts or embeddings.
+
+    Args:
+        vocab: the labels (column order of every score array).
+        encoder: the text encoder (labels and queries must share it).
+        use_descriptions: embed ``"label: description"`` where a description exists.
+        faiss_threshold: use faiss above this many labels (exact numpy below).
+        show_progress: progress bar while embedding the vocabulary the first time.
+    """
+
+    def __init__(self, vocab: LabelVocab, encoder: Encoder, *, use_descriptions: bool = False,
+                 faiss_threshold: int = 50_000, show_progress: bool = False):
+        self.vocab = vocab
+        self.encoder = encoder
+        self.use_descriptions = use_descriptions
+        texts = [vocab.text_for(i, with_description=use_descriptions) for i in range(len(vocab))]
+        self.label_emb = encode_cached(encoder, texts, show_progress=show_progress).astype(np.float32)
+        self._faiss = None
+        if len(vocab) > faiss_threshold:
+            import faiss
+
+            self._faiss = faiss.IndexFlatIP(self.label_emb.shape[1])
+            self._faiss.add(self.label_emb)
+
+    @property
+    def backend(self) -> str:
+        return "faiss" if self._faiss is not None else "numpy"
+
+    def similarities(self, query_emb: np.ndarray) -> np.ndarray:
+        """``(Q, K)`` cosine similarities of query embeddings to every label."""
+        q = np.atleast_2d(np.asarray(query_emb, dtype=np.float32))
+        if q.shape[1] != self.label_emb.shape[1]:
+            raise InputError(f"query dimension {q.shape[1]} != label dimension {self.label_emb.shape[1]}: "
+                             "queries and labels must come from the same encoder")
+        return q @ self.label_emb.T
+
+    def search(self, query_emb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k labels per query embedding: ``(scores, indices)``, best first."""
+        q = np.atleast_2d(np.asarray(query_emb, dtype=np.float32))
+        if self._faiss is not None:
+            k = min(k, len(self.vocab))
+            return self._faiss.search(np.ascontiguousarray(q), k)
+        return top_k(self.similarities(q), k)
+
+    def search_texts(self, texts: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k labels for each text."""
+        return self.search(self.encoder.encode(list(texts)), k)

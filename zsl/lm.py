@@ -1,0 +1,338 @@
+"""LM factory: the embedded local default, a local GGUF file, or any provider model.
+
+One setting chooses the LM: the ``lm=`` argument, the ``--lm`` CLI flag, or ``$ZSL_LM``.
+
+* ``"qwen2.5-coder-1.5b"`` (default) or ``"gemma3-270m"``: embedded GGUF models run
+  in-process by llama.cpp (no network).
+* a path to a ``.gguf`` file: any local llama.cpp model.
+* ``"provider/model"`` (``openai/gpt-4o-mini``, ``ollama_chat/qwen2.5``,
+  ``hosted_vllm/my-model`` with ``api_base=...``): DSPy/LiteLLM. This is the only path
+  that touches the network, and only because the user named a remote model.
+
+Every LM returned is a ``dspy.BaseLM``; the local ones are :class:`LlamaCppLM`, a
+``dspy.LM`` driven by a llama.cpp engine, so DSPy's cache, history and usage tracking work
+unchanged.
+
+Example:
+    >>> from zsl.lm import resolve_lm_name
+    >>> resolve_lm_name(None, env={})
+    'qwen2.5-coder-1.5b'
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from zsl.errors import MissingDependencyError, ModelNotFoundError, RemoteModelError
+from zsl.models import DEFAULT_LM, MODELS, get_spec, model_path
+
+__all__ = ["get_lm", "resolve_lm_name", "is_remote", "LlamaCppLM", "check_lm"]
+
+
+def resolve_lm_name(name: str | None, env: Mapping[str, str] | None = None) -> str:
+    """The LM name in force: the argument, else ``$ZSL_LM``, else the embedded default."""
+    env = os.environ if env is None else env
+    return name or env.get("ZSL_LM") or DEFAULT_LM
+
+
+def is_remote(name: str) -> bool:
+    """True for ``provider/model`` names that DSPy/LiteLLM would send over the network."""
+    if name in MODELS or name.endswith(".gguf") or Path(name).expanduser().exists():
+        return False
+    return "/" in name
+
+
+def get_lm(name: str | None = None, *, temperature: float = 0.0, max_tokens: int = 256, **kwargs: Any):
+    """Build the DSPy LM that ``name`` refers to.
+
+    Args:
+        name: embedded model name, ``.gguf`` path or ``provider/model``; ``None`` reads
+            ``$ZSL_LM`` and falls back to ``qwen2.5-coder-1.5b``.
+        temperature: sampling temperature (0 = greedy, reproducible).
+        max_tokens: default completion budget per call.
+        **kwargs: passed to :class:`LlamaCppLM` (``n_ctx``, ``n_threads``, ``seed``) or to
+            ``dspy.LM`` for provider models (``api_base``, ``api_key`` ...).
+
+    Raises:
+        ModelNotFoundError: the name is neither embedded, a file, nor ``provider/model``.
+    """
+    resolved = resolve_lm_name(name)
+    if resolved in MODELS:
+        spec = get_spec(resolved)
+        if spec.kind != "llm":
+            raise ModelNotFoundError(f"'{resolved}' is a {spec.kind}, not an LLM. LLMs: {_llm_names()}")
+        return _llamacpp_cls()(model_path(resolved), name=resolved, chat=spec.chat, n_ctx=kwargs.pop("n_ctx", spec.context),
+                          temperature=temperature, max_tokens=max_tokens, **kwargs)
+    path = Path(resolved).expanduser()
+    if resolved.endswith(".gguf") or path.is_file():
+        if not path.is_file():
+            raise ModelNotFoundError(f"No GGUF file at {path}. Give an existing path or one of: {_llm_names()}")
+        return _llamacpp_cls()(path, name=str(path), temperature=temperature, max_tokens=max_tokens, **kwargs)
+    if "/" in resolved:
+        import dspy
+
+        return dspy.LM(resolved, temperature=temperature, max_tokens=max_tokens, **kwargs)
+    raise ModelNotFoundError(
+        f"Unknown LM '{resolved}'. Expected one of the embedded models ({_llm_names()}), a path to a .gguf "
+        "file, or a provider model such as 'openai/gpt-4o-mini' or 'ollama_chat/qwen2.5'."
+    )
+
+
+def _llm_names() -> str:
+    return ", ".join(n for n, s in MODELS.items() if s.kind == "llm")
+
+
+def check_lm(lm: Any, name: str | None = None) -> None:
+    """Make one tiny call so an unreachable or misconfigured model fails early and clearly.
+
+    Raises:
+        RemoteModelError: the call failed; the message names the model and the likely fix.
+    """
+    label = name or getattr(lm, "model", "the LM")
+    try:
+        out = lm("Reply with the single word: ok", max_tokens=4)
+    except Exception as exc:  # provider SDKs raise many types; we translate them all here
+        raise RemoteModelError(
+            f"Could not get an answer from {label}: {type(exc).__name__}: {str(exc)[:300]}. "
+            "Check that the server is running and reachable (api_base), that the API key variable is set "
+            "(e.g. OPENAI_API_KEY), and that the model name is right; or use the embedded default with "
+            f"--lm {DEFAULT_LM}."
+        ) from exc
+    if not out:
+        raise RemoteModelError(f"{label} answered with nothing to a test prompt.")
+
+
+def _import_llama():
+    try:
+        import llama_cpp
+    except ImportError:
+        raise MissingDependencyError("llama-cpp-python", "Running local GGUF models",
+                                     "pip install 'llama-cpp-python==0.3.36' (builds from source, ~6 min)") from None
+    return llama_cpp
+
+
+class _LlamaRuntime:
+    """One loaded llama.cpp model shared by LM copies; calls are serialised by a lock."""
+
+    def __init__(self, path: Path, *, n_ctx: int, n_threads: int | None, seed: int, chat: bool):
+        llama_cpp = _import_llama()
+        self.path = path
+        self.chat = chat
+        self.lock = threading.Lock()
+        self.llama = llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads or max(1, os.cpu_count() or 1),
+            n_batch=512,
+            seed=seed,
+            verbose=False,
+        )
+        self.n_ctx = n_ctx
+
+    def n_tokens(self, text: str) -> int:
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def complete(self, messages: Sequence[dict[str, str]], *, max_tokens: int, temperature: float,
+                 stop: Sequence[str] = ()) -> tuple[str, str, int, int]:
+        """Run one completion; returns (text, finish_reason, prompt_tokens, completion_tokens)."""
+        with self.lock:
+            if self.chat:
+                out = self.llama.create_chat_completion(
+                    messages=list(messages), max_tokens=max_tokens, temperature=temperature,
+                    stop=list(stop) or None,
+                )
+                choice = out["choices"][0]
+                text = choice["message"].get("content") or ""
+            else:
+                prompt = _as_completion_prompt(messages)
+                out = self.llama.create_completion(
+                    prompt, max_tokens=max_tokens, temperature=temperature, stop=list(stop) or None,
+                )
+                choice = out["choices"][0]
+                text = choice.get("text") or ""
+        usage = out.get("usage") or {}
+        return text, choice.get("finish_reason") or "stop", int(usage.get("prompt_tokens", 0)), int(
+            usage.get("completion_tokens", 0))
+
+    @property
+    def chatml(self) -> bool:
+        template = (self.llama.metadata or {}).get("tokenizer.chat_template", "")
+        return self.chat and "<|im_start|>" in template
+
+    def yes_no_logodds(self, prefix: str, continuations: Sequence[str], suffix: str, system: str = "") -> list[float]:
+        """log P(Yes) - log P(No) of the next token after ``prefix + c + suffix``, per continuation.
+
+        Chat models get the question inside a user turn and answer as the assistant; base
+        models continue the plain text. The shared prefix is evaluated once; each
+        continuation only appends its own tokens, reusing llama.cpp's KV cache.
+        """
+        if self.chatml:
+            prefix = f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{prefix}"
+            suffix = f"{suffix}<|im_end|>\n<|im_start|>assistant\n"
+            yes, no = "Yes", "No"
+        else:
+            prefix = f"{system}\n\n{prefix}" if system else prefix
+            yes, no = " Yes", " No"
+        llama = self.llama
+        tok = lambda s, bos=False: llama.tokenize(s.encode("utf-8"), add_bos=bos, special=True)  # noqa: E731
+        yes_id, no_id = tok(yes)[0], tok(no)[0]
+        with self.lock:
+            pre = tok(prefix, bos=True)
+            llama.reset()
+            llama.eval(pre)
+            n_pre = llama.n_tokens
+            out = []
+            for cont in continuations:
+                llama.n_tokens = n_pre  # roll back to the shared prefix
+                llama._ctx.kv_cache_seq_rm(-1, n_pre, -1)
+                body = tok(cont + suffix)
+                budget = self.n_ctx - n_pre - 1
+                llama.eval(body[:budget])
+                logits = llama.scores[llama.n_tokens - 1]
+                m = float(max(logits[yes_id], logits[no_id]))
+                ly = float(logits[yes_id]) - m
+                ln = float(logits[no_id]) - m
+                out.append(ly - ln if math.isfinite(ly - ln) else 0.0)
+        return out
+
+
+def _as_completion_prompt(messages: Sequence[dict[str, str]]) -> str:
+    """Flatten chat messages for a base model with no chat template."""
+    lines = []
+    for m in messages:
+        role = m.get("role", "user")
+        content = m.get("content") or ""
+        lines.append(content if role == "system" else f"{role.capitalize()}: {content}")
+    lines.append("Assistant:")
+    return "\n\n".join(lines)
+
+
+class LlamaCppEngine:
+    """A DSPy engine (``complete(Request) -> Response``) that runs a llama.cpp model in-process."""
+
+    def __init__(self, runtime: _LlamaRuntime, model_id: str):
+        self.runtime = runtime
+        self.model_id = model_id
+
+    def complete(self, request):  # noqa: ANN001 - dspy.lm15.Request
+        from dspy.lm15 import Message, Response, TextPart, Usage
+
+        messages: list[dict[str, str]] = []
+        if request.system is not None:
+            system = request.system if isinstance(request.system, str) else "".join(
+                getattr(p, "text", "") for p in request.system)
+            messages.append({"role": "system", "content": system})
+        messages.extend({"role": m.role, "content": _message_text(m)} for m in request.messages)
+        cfg = request.config
+        text, finish, n_in, n_out = self.runtime.complete(
+            messages,
+            max_tokens=cfg.max_tokens or 256,
+            temperature=cfg.temperature if cfg.temperature is not None else 0.0,
+            stop=cfg.stop or (),
+        )
+        finish_reason = "length" if finish == "length" else "stop"
+        return Response(id=None, model=self.model_id, message=Message.assistant([TextPart(text)]),
+                        finish_reason=finish_reason,
+                        usage=Usage(input_tokens=n_in, output_tokens=n_out, total_tokens=n_in + n_out))
+
+    def stream(self, request):  # noqa: ANN001
+        from dspy.lm15 import response_to_events
+
+        return response_to_events(self.complete(request))
+
+    def close(self) -> None:
+        pass
+
+
+def _message_text(message: Any) -> str:
+    text = getattr(message, "text", None)
+    if text is not None:
+        return text
+    return "".join(getattr(p, "text", "") or "" for p in getattr(message, "parts", ()))
+
+
+_RUNTIMES: dict[tuple[str, int, bool], _LlamaRuntime] = {}
+_RUNTIMES_LOCK = threading.Lock()
+
+
+def _runtime(path: Path, *, n_ctx: int, n_threads: int | None, seed: int, chat: bool) -> _LlamaRuntime:
+    key = (str(path), n_ctx, chat)
+    with _RUNTIMES_LOCK:
+        if key not in _RUNTIMES:
+            _RUNTIMES[key] = _LlamaRuntime(path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, chat=chat)
+        return _RUNTIMES[key]
+
+
+def _lm_base():
+    import dspy
+
+    return dspy.LM
+
+
+def _llamacpp_cls():
+    # LlamaCppLM subclasses dspy.LM, so the class is built on first use: `import zsl` stays light.
+    cls = globals().get("_LLAMACPP_CLS")
+    if cls is None:
+        cls = globals()["_LLAMACPP_CLS"] = _make_llamacpp_lm()
+    return cls
+
+
+def __getattr__(attr: str):
+    if attr == "LlamaCppLM":
+        return _llamacpp_cls()
+    raise AttributeError(f"module 'zsl.lm' has no attribute '{attr}'")
+
+
+def _make_llamacpp_lm():
+    base = _lm_base()
+
+    class LlamaCppLM(base):  # type: ignore[misc, valid-type]
+        """A ``dspy.LM`` whose requests run on a local GGUF model through llama.cpp.
+
+        Args:
+            path: the ``.gguf`` file (verified by the caller for embedded models).
+            name: a stable model id recorded in history, caches and provenance.
+            chat: use the model's chat template (False for base models: plain completion).
+            n_ctx: context window in tokens.
+            n_threads: CPU threads (default: all cores).
+            seed: llama.cpp sampling seed.
+            temperature, max_tokens: request defaults.
+
+        Example:
+            >>> lm = get_lm("qwen2.5-coder-1.5b")            # doctest: +SKIP
+            >>> lm("Name one fruit.")                         # doctest: +SKIP
+            ['Apple']
+        """
+
+        def __init__(self, path: str | os.PathLike[str], *, name: str | None = None, chat: bool = True,
+                     n_ctx: int = 4096, n_threads: int | None = None, seed: int = 0,
+                     temperature: float = 0.0, max_tokens: int = 256, cache: bool = True):
+            self.path = Path(path)
+            self.runtime = _runtime(self.path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, chat=chat)
+            model_id = f"local/{name or self.path.name}"
+            super().__init__(model_id, model_type="chat", temperature=temperature, max_tokens=max_tokens,
+                             cache=cache, num_retries=0, engine=LlamaCppEngine(self.runtime, model_id))
+
+        @property
+        def n_ctx(self) -> int:
+            return self.runtime.n_ctx
+
+        def count_tokens(self, text: str) -> int:
+            """Tokens in ``text`` under this model's tokenizer."""
+            return self.runtime.n_tokens(text)
+
+        def yes_no_logodds(self, prefix: str, continuations: Sequence[str], suffix: str,
+                           system: str = "") -> list[float]:
+            """Score ``prefix + c + suffix`` by log P(Yes) - log P(No) for each continuation."""
+            return self.runtime.yes_no_logodds(prefix, continuations, suffix, system)
+
+        def dump_state(self) -> dict[str, Any]:
+            return {"model": self.model, "path": str(self.path)}
+
+    LlamaCppLM.__module__ = __name__
+    return LlamaCppLM

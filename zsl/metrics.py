@@ -1,0 +1,139 @@
+"""Multi-label metrics as plain functions on arrays.
+
+Conventions: ``y_true`` is an ``(N, K)`` 0/1 matrix; ``scores`` an ``(N, K)`` float matrix
+in the same column order (higher = more applicable). Rank metrics follow the
+Infer-Retrieve-Rank paper:
+
+* ``RP@K = |top-K ∩ gold| / min(K, |gold|)``: recall when there are more than K gold
+  labels' worth of room, precision otherwise; 1.0 is perfect at every K.
+* ``P@K = |top-K ∩ gold| / K``; ``R@K = |top-K ∩ gold| / |gold|``.
+
+Items with no gold label are skipped by the rank metrics (the score is undefined there).
+
+Example:
+    >>> import numpy as np
+    >>> y = np.array([[1, 0, 1, 0]])
+    >>> s = np.array([[0.9, 0.8, 0.1, 0.0]])
+    >>> float(rp_at_k(y, s, 2)), float(p_at_k(y, s, 2)), float(r_at_k(y, s, 2))
+    (0.5, 0.5, 0.5)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zsl.errors import InputError
+
+__all__ = ["rp_at_k", "p_at_k", "r_at_k", "f1_scores", "average_precision", "mean_average_precision", "ranks_to_scores"]
+
+
+def _check(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true)
+    s = np.asarray(scores, dtype=np.float64)
+    if y.ndim != 2 or s.ndim != 2:
+        raise InputError(f"y_true and scores must be 2-D (N, K); got shapes {y.shape} and {s.shape}")
+    if y.shape != s.shape:
+        raise InputError(f"y_true {y.shape} and scores {s.shape} must have the same shape (same items, same label order)")
+    if not np.all(np.isfinite(s)):
+        bad = int((~np.isfinite(s)).sum())
+        raise InputError(f"scores contain {bad} NaN/inf values; replace them (e.g. np.nan_to_num) before evaluating")
+    if not np.isin(y, (0, 1)).all():
+        raise InputError("y_true must contain only 0 and 1")
+    return y.astype(bool), s
+
+
+def _hits_at_k(y: np.ndarray, s: np.ndarray, k: int) -> np.ndarray:
+    if k < 1:
+        raise InputError(f"k must be >= 1, got {k}")
+    k = min(k, s.shape[1])
+    # stable order: ties broken by column index, so results do not depend on the platform
+    top = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(y, top, axis=1).sum(axis=1).astype(np.float64)
+
+
+def rp_at_k(y_true: np.ndarray, scores: np.ndarray, k: int) -> float:
+    """Rank-precision at K, averaged over items with at least one gold label."""
+    y, s = _check(y_true, scores)
+    n_gold = y.sum(axis=1)
+    keep = n_gold > 0
+    if not keep.any():
+        raise InputError("No item has a gold label; RP@K is undefined")
+    hits = _hits_at_k(y[keep], s[keep], k)
+    return float(np.mean(hits / np.minimum(k, n_gold[keep])))
+
+
+def p_at_k(y_true: np.ndarray, scores: np.ndarray, k: int) -> float:
+    """Precision at K, averaged over items with at least one gold label."""
+    y, s = _check(y_true, scores)
+    keep = y.sum(axis=1) > 0
+    if not keep.any():
+        raise InputError("No item has a gold label; P@K is undefined")
+    return float(np.mean(_hits_at_k(y[keep], s[keep], k) / k))
+
+
+def r_at_k(y_true: np.ndarray, scores: np.ndarray, k: int) -> float:
+    """Recall at K, averaged over items with at least one gold label."""
+    y, s = _check(y_true, scores)
+    n_gold = y.sum(axis=1)
+    keep = n_gold > 0
+    if not keep.any():
+        raise InputError("No item has a gold label; R@K is undefined")
+    return float(np.mean(_hits_at_k(y[keep], s[keep], k) / n_gold[keep]))
+
+
+def f1_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Micro and macro F1 of binary predictions.
+
+    Macro F1 averages over labels that occur in ``y_true`` or ``y_pred`` (labels absent
+    from both are undefined and skipped, as scikit-learn's ``zero_division`` would blur).
+    """
+    y, p = _check(y_true, y_pred)
+    p = p > 0.5
+    tp = (y & p).sum(axis=0).astype(float)
+    fp = (~y & p).sum(axis=0).astype(float)
+    fn = (y & ~p).sum(axis=0).astype(float)
+    denom = 2 * tp.sum() + fp.sum() + fn.sum()
+    micro = 2 * tp.sum() / denom if denom else 0.0
+    present = (tp + fp + fn) > 0
+    per = np.divide(2 * tp, 2 * tp + fp + fn, out=np.zeros_like(tp), where=(2 * tp + fp + fn) > 0)
+    macro = float(per[present].mean()) if present.any() else 0.0
+    return {"micro_f1": float(micro), "macro_f1": macro}
+
+
+def average_precision(y: np.ndarray, s: np.ndarray) -> float:
+    """Average precision of one ranking (1-D arrays); NaN when there is no positive."""
+    y = np.asarray(y).astype(bool)
+    s = np.asarray(s, dtype=np.float64)
+    n_pos = y.sum()
+    if n_pos == 0:
+        return float("nan")
+    order = np.argsort(-s, kind="stable")
+    hits = y[order]
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float((precision * hits).sum() / n_pos)
+
+
+def mean_average_precision(y_true: np.ndarray, scores: np.ndarray, *, average: str = "label") -> float:
+    """mAP: mean over labels (``average="label"``, the image-tagging convention; labels
+    with no positive are skipped) or over items (``average="item"``)."""
+    y, s = _check(y_true, scores)
+    if average == "label":
+        aps = [average_precision(y[:, j], s[:, j]) for j in range(y.shape[1])]
+    elif average == "item":
+        aps = [average_precision(y[i], s[i]) for i in range(y.shape[0])]
+    else:
+        raise InputError(f"average must be 'label' or 'item', got {average!r}")
+    aps = [a for a in aps if not np.isnan(a)]
+    if not aps:
+        raise InputError("No positive labels at all; mAP is undefined")
+    return float(np.mean(aps))
+
+
+def ranks_to_scores(rankings: list[list[int]], n_labels: int) -> np.ndarray:
+    """Turn ranked index lists into an (N, K) score matrix (1 for first, decreasing; 0 unranked)."""
+    out = np.zeros((len(rankings), n_labels), dtype=np.float32)
+    for i, ranking in enumerate(rankings):
+        n = len(ranking)
+        for r, j in enumerate(ranking):
+            out[i, j] = (n - r) / n
+    return out

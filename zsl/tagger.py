@@ -1,0 +1,239 @@
+"""Few-shot taxonomy tagging from Python: the Infer-Retrieve-Rank program behind a small,
+scikit-learn-like estimator.
+
+Example:
+    >>> from zsl import Tagger, LabelVocab                            # doctest: +SKIP
+    >>> tagger = Tagger(LabelVocab(["python", "sql", "cooking"]), label_kind="skills")
+    >>> tagger.predict(["We need someone fluent in Python."], k=2)     # doctest: +SKIP
+    [[('python', 0.83), ('sql', 0.41)]]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zsl.errors import InputError
+from zsl.vocab import LabelVocab
+
+__all__ = ["Tagger", "as_examples"]
+
+
+def as_examples(examples: Iterable[Any]) -> list[tuple[str, list[str]]]:
+    """Normalise labelled examples to ``(text, [labels])`` pairs.
+
+    Accepts ``(text, labels)`` tuples or mappings with ``text`` and ``labels`` keys.
+    """
+    out: list[tuple[str, list[str]]] = []
+    for i, ex in enumerate(examples):
+        if isinstance(ex, Mapping):
+            text, labels = ex.get("text"), ex.get("labels")
+        elif isinstance(ex, (tuple, list)) and len(ex) == 2:
+            text, labels = ex
+        else:
+            raise InputError(f"Example {i}: expected (text, labels) or {{'text': ..., 'labels': [...]}}, got {ex!r:.80}")
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"Example {i}: text must be a non-empty string, got {text!r:.60}")
+        if isinstance(labels, str) or not isinstance(labels, Iterable):
+            raise InputError(f"Example {i}: labels must be a list of label strings, got {labels!r:.60}")
+        out.append((text, list(labels)))
+    return out
+
+
+class Tagger:
+    """Tag texts with labels from a vocabulary using Infer-Retrieve-Rank.
+
+    Parameters are stored as given; models load on first use.
+
+    Args:
+        vocab: the label vocabulary (or a list of labels).
+        lm: LM for both steps: a name (``"qwen2.5-coder-1.5b"``, ``"openai/gpt-4o-mini"``), a
+            ``.gguf`` path, a ``dspy.BaseLM``, or None (``$ZSL_LM`` or the embedded default).
+        infer_lm, rank_lm: override the LM of one step (e.g. a small fast Infer model and a
+            stronger Rank model).
+        encoder: sentence encoder name/path/object (None: ``$ZSL_ENCODER`` or MiniLM).
+        label_kind: what the labels are called in prompts (``"skills"``, ``"topics"``).
+        infer, rank, rank_top, text_weight, prior_weight, rank_weight, max_phrases:
+            see :class:`zsl.programs.irr.InferRetrieveRank`.
+        use_descriptions: embed label descriptions with the labels.
+        random_state: seed for optimisation.
+
+    Attributes:
+        program_: the fitted (or zero-shot) ``InferRetrieveRank`` program.
+        index_: the :class:`~zsl.index.VocabIndex`.
+    """
+
+    def __init__(self, vocab: LabelVocab | Sequence[str], *, lm: Any = None, infer_lm: Any = None, rank_lm: Any = None,
+                 encoder: Any = None, label_kind: str = "labels", infer: bool = True, rank: bool = True,
+                 rank_top: int = 30, text_weight: float = 0.5, prior_weight: float = 0.0, rank_weight: float = 0.2,
+                 max_phrases: int = 8, use_descriptions: bool = False, random_state: int = 0):
+        self.vocab = vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab)
+        self.lm = lm
+        self.infer_lm = infer_lm
+        self.rank_lm = rank_lm
+        self.encoder = encoder
+        self.label_kind = label_kind
+        self.infer = infer
+        self.rank = rank
+        self.rank_top = rank_top
+        self.text_weight = text_weight
+        self.prior_weight = prior_weight
+        self.rank_weight = rank_weight
+        self.max_phrases = max_phrases
+        self.use_descriptions = use_descriptions
+        self.random_state = random_state
+        self._program = None
+
+    # -- building -----------------------------------------------------------------------
+    def _resolve_lm(self, lm: Any) -> Any:
+        if lm is None or isinstance(lm, (str, os.PathLike)):
+            from zsl.lm import get_lm
+
+            return get_lm(None if lm is None else str(lm))
+        return lm
+
+    @property
+    def index_(self):  # noqa: ANN201
+        return self.program_.index
+
+    @property
+    def program_(self):  # noqa: ANN201
+        if self._program is None:
+            self._program = self._build()
+        return self._program
+
+    def _build(self):  # noqa: ANN202
+        from zsl.encoders import get_encoder
+        from zsl.index import VocabIndex
+        from zsl.programs.irr import InferRetrieveRank
+
+        index = VocabIndex(self.vocab, get_encoder(self.encoder), use_descriptions=self.use_descriptions,
+                           show_progress=len(self.vocab) > 2000)
+        program = InferRetrieveRank(index, label_kind=self.label_kind, infer=self.infer, rank=self.rank,
+                                    rank_top=self.rank_top, text_weight=self.text_weight,
+                                    prior_weight=self.prior_weight, rank_weight=self.rank_weight,
+                                    max_phrases=self.max_phrases)
+        if self.infer or self.rank:
+            base = self._resolve_lm(self.lm) if (self.lm is not None or self.infer_lm is None or self.rank_lm is None) else None
+            program.infer.set_lm(self._resolve_lm(self.infer_lm) if self.infer_lm is not None else base)
+            program.rank.set_lm(self._resolve_lm(self.rank_lm) if self.rank_lm is not None else base)
+        return program
+
+    # -- inference ----------------------------------------------------------------------
+    def _check_texts(self, texts: Sequence[str]) -> list[str]:
+        if isinstance(texts, str):
+            raise InputError("Expected a list of texts, got one string. Fix: tagger.predict([text])")
+        items = list(texts)
+        bad = [i for i, t in enumerate(items) if not isinstance(t, str) or not t.strip()]
+        if bad:
+            raise InputError(f"{len(bad)} text(s) are empty or not strings, at positions {bad[:10]}"
+                             f"{' ...' if len(bad) > 10 else ''}. Remove or fill them first.")
+        return items
+
+    def decision_function(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        """Raw scores ``(N, K)`` in vocabulary order (retrieval similarity + rank bonus)."""
+        items = self._check_texts(texts)
+        program = self.program_
+        out = np.zeros((len(items), len(self.vocab)), dtype=np.float32)
+        from zsl.progress import progress
+
+        for i, text in enumerate(progress(items, desc="tagging", disable=not show_progress)):
+            out[i] = program(text=text).scores
+        return out
+
+    def predict_proba(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        """Scores clipped to [0, 1], ``(N, K)`` in vocabulary order. Not calibrated probabilities."""
+        return np.clip(self.decision_function(texts, show_progress=show_progress), 0.0, 1.0)
+
+    def predict(self, texts: Sequence[str], k: int = 10, *, show_progress: bool = False) -> list[list[tuple[str, float]]]:
+        """Top-``k`` ``(label, score)`` pairs per text, best first."""
+        if k < 1:
+            raise InputError(f"k must be >= 1, got {k}")
+        scores = self.decision_function(texts, show_progress=show_progress)
+        from zsl.index import top_k
+
+        vals, idx = top_k(scores, k)
+        return [[(self.vocab[j], round(float(v), 4)) for v, j in zip(vr, ir)] for vr, ir in zip(vals, idx)]
+
+    # -- optimisation -------------------------------------------------------------------
+    def fit(self, examples: Iterable[Any], *, optimizer: str = "bootstrap", metric_k: int = 10,
+            max_demos: int = 3, num_candidates: int = 4, valset: Iterable[Any] | None = None) -> Tagger:
+        """Optimise the program's prompts/demonstrations on a few labelled examples.
+
+        Args:
+            examples: ``(text, labels)`` pairs (tens are enough).
+            optimizer: ``"bootstrap"`` (BootstrapFewShot), ``"random_search"``
+                (BootstrapFewShotWithRandomSearch, as the paper) or ``"mipro"`` (MIPROv2, light).
+            metric_k: the validation metric is RP@``metric_k``.
+            max_demos: demonstrations per predictor.
+            num_candidates: candidate programs for random search.
+            valset: separate validation examples for random search / MIPRO (default: ``examples``).
+
+        Returns:
+            self, with ``program_`` optimised.
+        """
+        import dspy
+
+        pairs = as_examples(examples)
+        if not pairs:
+            raise InputError("fit() needs at least one labelled example")
+        for i, (_, labels) in enumerate(pairs):
+            missing = [lab for lab in labels if lab not in self.vocab]
+            if missing:
+                raise InputError(f"Example {i} has labels outside the vocabulary: {missing[:3]}")
+        train = [dspy.Example(text=t, gold=list(ls)).with_inputs("text") for t, ls in pairs]
+        val = [dspy.Example(text=t, gold=list(ls)).with_inputs("text") for t, ls in as_examples(valset)] if valset else train
+
+        def metric(example, pred, trace=None):  # noqa: ANN001, ANN202
+            gold = set(example.gold)
+            if not gold:
+                return 0.0
+            hits = len(gold.intersection(pred.ranking[:metric_k]))
+            score = hits / min(metric_k, len(gold))
+            return score >= 0.5 if trace is not None else score
+
+        program = self.program_
+        if optimizer == "bootstrap":
+            opt = dspy.BootstrapFewShot(metric=metric, max_bootstrapped_demos=max_demos, max_labeled_demos=0)
+            compiled = opt.compile(program, trainset=train)
+        elif optimizer == "random_search":
+            opt = dspy.BootstrapFewShotWithRandomSearch(metric=metric, max_bootstrapped_demos=max_demos,
+                                                        max_labeled_demos=0, num_candidate_programs=num_candidates,
+                                                        num_threads=1)
+            compiled = opt.compile(program, trainset=train, valset=val)
+        elif optimizer == "mipro":
+            opt = dspy.MIPROv2(metric=metric, auto="light", seed=self.random_state, num_threads=1,
+                               max_bootstrapped_demos=max_demos, max_labeled_demos=0)
+            compiled = opt.compile(program, trainset=train, valset=val)
+        else:
+            raise InputError(f"optimizer must be 'bootstrap', 'random_search' or 'mipro', got {optimizer!r}")
+        random.seed(self.random_state)
+        self._program = compiled
+        return self
+
+    # -- persistence --------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save the program state (prompts, demos) and settings as JSON."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        state = self.program_.dump_state()
+        payload = {"zsl_tagger": 1, "vocab_hash": self.vocab.hash, "settings": self.program_.config(),
+                   "program": state}
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+        os.replace(tmp, p)
+        return p
+
+    def load(self, path: str | os.PathLike[str]) -> Tagger:
+        """Load a state saved by :meth:`save` into this tagger's program."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("zsl_tagger") != 1:
+            raise InputError(f"{path} is not a zsl tagger state file")
+        self.program_.load_state(data["program"])
+        return self

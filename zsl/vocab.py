@@ -1,0 +1,244 @@
+"""LabelVocab: the ordered label set every score matrix refers to.
+
+Column ``j`` of every ``(N, K)`` score array in zsl is ``vocab.labels[j]``. Labels are
+kept exactly as given (ESCO labels contain commas, quotes and stray spaces), so they are
+never joined into one string and parsed back.
+
+Example:
+    >>> from zsl.vocab import LabelVocab
+    >>> v = LabelVocab(["sports", "politics, national", "science"])
+    >>> v.index("politics, national"), len(v)
+    (1, 3)
+    >>> v.to_multi_hot([["science"], []]).tolist()
+    [[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from zsl.cache import content_hash
+from zsl.errors import InputError, VocabularyError
+
+__all__ = ["LabelVocab"]
+
+
+@dataclass(frozen=True)
+class LabelVocab:
+    """An ordered, duplicate-free list of labels with optional descriptions and priors.
+
+    Args:
+        labels: the label strings, in column order. Kept verbatim.
+        descriptions: one optional description per label (``None`` or ``""`` for none).
+        priors: one non-negative weight per label (e.g. label frequency); normalised to
+            sum to 1 when given.
+        name: a human name for reports.
+
+    Raises:
+        VocabularyError: empty vocabulary, non-string or blank labels, duplicates, or
+            descriptions/priors of the wrong length.
+    """
+
+    labels: tuple[str, ...]
+    descriptions: tuple[str | None, ...] | None = None
+    priors: tuple[float, ...] | None = None
+    name: str = ""
+    _index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def __init__(self, labels: Iterable[str], descriptions: Sequence[str | None] | None = None,
+                 priors: Sequence[float] | Mapping[str, float] | None = None, name: str = ""):
+        if isinstance(labels, str):
+            raise VocabularyError("LabelVocab expects a list of labels, got one string. Fix: LabelVocab([label, ...])")
+        labs = tuple(labels)
+        if not labs:
+            raise VocabularyError("The label vocabulary is empty. Give at least one label.")
+        for i, lab in enumerate(labs):
+            if not isinstance(lab, str):
+                raise VocabularyError(f"Label {i} is {type(lab).__name__} ({lab!r:.60}); labels must be strings.")
+            if not lab.strip():
+                raise VocabularyError(f"Label {i} is blank. Remove blank labels from the vocabulary.")
+        dups = [lab for lab, n in Counter(labs).items() if n > 1]
+        if dups:
+            shown = ", ".join(repr(d) for d in dups[:5])
+            raise VocabularyError(
+                f"The vocabulary has {len(dups)} duplicated label(s): {shown}{' ...' if len(dups) > 5 else ''}. "
+                "Labels must be unique; remove the repeats (LabelVocab.from_file(..., dedupe=True) keeps the first)."
+            )
+        descs: tuple[str | None, ...] | None = None
+        if descriptions is not None:
+            descs = tuple(d if d else None for d in descriptions)
+            if len(descs) != len(labs):
+                raise VocabularyError(f"Got {len(descs)} descriptions for {len(labs)} labels; they must match 1:1.")
+        pri: tuple[float, ...] | None = None
+        if priors is not None:
+            if isinstance(priors, Mapping):
+                unknown = [k for k in priors if k not in set(labs)]
+                if len(unknown) == len(priors):
+                    raise VocabularyError("None of the prior keys are labels of this vocabulary.")
+                arr = np.array([float(priors.get(lab, 0.0)) for lab in labs])
+            else:
+                arr = np.asarray(list(priors), dtype=float)
+                if arr.shape != (len(labs),):
+                    raise VocabularyError(f"Got {arr.size} priors for {len(labs)} labels; they must match 1:1.")
+            if not np.all(np.isfinite(arr)) or np.any(arr < 0) or arr.sum() <= 0:
+                raise VocabularyError("Priors must be finite, non-negative and not all zero.")
+            pri = tuple((arr / arr.sum()).tolist())
+        object.__setattr__(self, "labels", labs)
+        object.__setattr__(self, "descriptions", descs)
+        object.__setattr__(self, "priors", pri)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "_index", {lab: i for i, lab in enumerate(labs)})
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __iter__(self):
+        return iter(self.labels)
+
+    def __getitem__(self, i: int) -> str:
+        return self.labels[i]
+
+    def __contains__(self, label: object) -> bool:
+        return label in self._index
+
+    def __repr__(self) -> str:
+        extra = []
+        if self.descriptions is not None:
+            extra.append(f"{sum(d is not None for d in self.descriptions)} descriptions")
+        if self.priors is not None:
+            extra.append("priors")
+        head = ", ".join(repr(lab) for lab in self.labels[:3])
+        return f"LabelVocab({len(self)} labels: [{head}{', ...' if len(self) > 3 else ''}]{'; ' if extra else ''}{', '.join(extra)})"
+
+    @cached_property
+    def hash(self) -> str:
+        """A content hash of labels, descriptions and priors (order matters)."""
+        parts: list[str | list[str]] = ["labels", list(self.labels)]
+        if self.descriptions is not None:
+            parts += ["descriptions", [d or "" for d in self.descriptions]]
+        if self.priors is not None:
+            parts += ["priors", [f"{p:.12g}" for p in self.priors]]
+        return content_hash(*parts)
+
+    def index(self, label: str) -> int:
+        """Column of ``label``; raises a VocabularyError naming close matches if absent."""
+        try:
+            return self._index[label]
+        except KeyError:
+            import difflib
+
+            close = difflib.get_close_matches(label, self.labels, n=3)
+            hint = f" Did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
+            raise VocabularyError(f"{label!r} is not in the vocabulary ({len(self)} labels).{hint}") from None
+
+    def get(self, label: str) -> int | None:
+        """Column of ``label``, or None."""
+        return self._index.get(label)
+
+    def prior_array(self) -> np.ndarray | None:
+        return None if self.priors is None else np.asarray(self.priors, dtype=np.float64)
+
+    def to_multi_hot(self, label_lists: Iterable[Iterable[str]], *, strict: bool = True) -> np.ndarray:
+        """Turn lists of label names into an (N, K) 0/1 float32 matrix in vocabulary order.
+
+        Args:
+            label_lists: one iterable of label names per item.
+            strict: raise on a label that is not in the vocabulary (else ignore it).
+        """
+        rows = list(label_lists)
+        out = np.zeros((len(rows), len(self)), dtype=np.float32)
+        for i, labs in enumerate(rows):
+            if isinstance(labs, str):
+                raise InputError(f"Item {i}: expected a list of labels, got the string {labs!r:.60}.")
+            for lab in labs:
+                j = self.index(lab) if strict else self._index.get(lab)
+                if j is not None:
+                    out[i, j] = 1.0
+        return out
+
+    def text_for(self, i: int, *, with_description: bool = False) -> str:
+        """The text to embed for label ``i``: the label, optionally with its description."""
+        lab = self.labels[i]
+        if with_description and self.descriptions is not None and self.descriptions[i]:
+            return f"{lab}: {self.descriptions[i]}"
+        return lab
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], *, dedupe: bool = False, priors: str | os.PathLike[str] | None = None,
+                  ) -> LabelVocab:
+        """Read a vocabulary file.
+
+        * ``.txt``: one label per line (line endings stripped, other spaces kept; blank
+          lines skipped).
+        * ``.jsonl``: objects with ``label`` and optional ``description`` and ``prior``.
+        * ``.csv`` / ``.tsv``: a header with a ``label`` column, optional ``description``
+          and ``prior`` columns.
+
+        Args:
+            path: the file.
+            dedupe: keep the first of repeated labels instead of raising.
+            priors: optional JSON file mapping label -> weight.
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise VocabularyError(f"Vocabulary file {p} does not exist.")
+        labels: list[str] = []
+        descs: list[str | None] = []
+        pri: list[float] = []
+        has_desc = has_prior = False
+        suffix = p.suffix.lower()
+        try:
+            if suffix == ".jsonl":
+                for ln, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise VocabularyError(f"{p}:{ln}: not valid JSON ({exc.msg}).") from None
+                    if not isinstance(obj, dict) or not isinstance(obj.get("label"), str):
+                        raise VocabularyError(f"{p}:{ln}: expected an object with a string 'label' field.")
+                    labels.append(obj["label"])
+                    descs.append(obj.get("description") or None)
+                    has_desc |= bool(obj.get("description"))
+                    if "prior" in obj:
+                        has_prior = True
+                    pri.append(float(obj.get("prior", 0.0)))
+            elif suffix in (".csv", ".tsv"):
+                with p.open(newline="", encoding="utf-8") as fh:
+                    reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+                    if not reader.fieldnames or "label" not in reader.fieldnames:
+                        raise VocabularyError(f"{p}: needs a header with a 'label' column; found {reader.fieldnames}.")
+                    has_desc = "description" in reader.fieldnames
+                    has_prior = "prior" in reader.fieldnames
+                    for row in reader:
+                        if not (row.get("label") or "").strip():
+                            continue
+                        labels.append(row["label"])
+                        descs.append(row.get("description") or None)
+                        pri.append(float(row.get("prior") or 0.0))
+            else:
+                for line in p.read_text(encoding="utf-8").splitlines():
+                    if line.strip():
+                        labels.append(line)
+        except UnicodeDecodeError as exc:
+            raise VocabularyError(f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start}). Re-save it as UTF-8.") from None
+        if dedupe:
+            seen: set[str] = set()
+            keep = [i for i, lab in enumerate(labels) if not (lab in seen or seen.add(lab))]
+            labels = [labels[i] for i in keep]
+            descs = [descs[i] for i in keep] if descs else descs
+            pri = [pri[i] for i in keep] if pri else pri
+        prior_arg: Sequence[float] | Mapping[str, float] | None = pri if has_prior else None
+        if priors is not None:
+            prior_arg = json.loads(Path(priors).read_text(encoding="utf-8"))
+        return cls(labels, descs if has_desc else None, prior_arg, name=p.stem)
