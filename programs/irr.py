@@ -28,7 +28,7 @@ from zsl.errors import InputError
 from zsl.index import VocabIndex, apply_prior, max_over_phrases
 from zsl.prompting import LabelKind, load_prompt
 
-__all__ = ["Infer", "Rank", "InferRetrieveRank", "parse_phrases", "parse_numbers"]
+__all__ = ["Infer", "InferRetrieveRank", "Rank", "parse_numbers", "parse_phrases"]
 
 _BULLET = re.compile(r"^\s*(?:[-*\u2022]+|\d+[.)]|\(\d+\))\s*")
 

@@ -38,16 +38,21 @@ _LAZY = {
 }
 
 __all__ = [
-    "LabelVocab",
-    "ZslError",
     "InputError",
-    "VocabularyError",
-    "ModelNotFoundError",
-    "ModelIntegrityError",
-    "RemoteModelError",
+    "LabelVocab",
     "MissingDependencyError",
+    "ModelIntegrityError",
+    "ModelNotFoundError",
+    "RemoteModelError",
+    "Tagger",
+    "VocabIndex",
+    "VocabularyError",
+    "ZslError",
     "__version__",
-    *_LAZY,
+    "get_encoder",
+    "get_lm",
+    "list_models",
+    "metrics",
 ]
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ import numpy as np
 
 from zsl.paths import subdir
 
-__all__ = ["EmbeddingCache", "content_hash", "configure_lm_cache"]
+__all__ = ["EmbeddingCache", "configure_lm_cache", "content_hash"]
 
 
 def content_hash(*parts: str | Iterable[str]) -> str:

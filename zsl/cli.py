@@ -11,7 +11,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 from zsl.errors import ZslError
 
@@ -45,7 +44,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_table(rows: list[dict], k: int, out=sys.stdout) -> None:  # noqa: ANN001
+def _print_table(rows: list[dict], k: int, out=sys.stdout) -> None:
     width = 60
     print(f"{'id':<5} {'text':<{width}} predicted (score)", file=out)
     print("-" * (width + 50), file=out)

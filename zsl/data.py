@@ -18,7 +18,7 @@ from typing import Any
 
 from zsl.errors import InputError
 
-__all__ = ["Item", "BadRow", "read_items", "write_jsonl_atomic"]
+__all__ = ["BadRow", "Item", "read_items", "write_jsonl_atomic"]
 
 
 @dataclass

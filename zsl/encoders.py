@@ -26,7 +26,7 @@ import numpy as np
 from zsl.errors import InputError, MissingDependencyError, ModelNotFoundError
 from zsl.models import DEFAULT_ENCODER, MODELS, model_path
 
-__all__ = ["Encoder", "SentenceTransformerEncoder", "HashingEncoder", "get_encoder", "encode_cached"]
+__all__ = ["Encoder", "HashingEncoder", "SentenceTransformerEncoder", "encode_cached", "get_encoder"]
 
 
 @runtime_checkable
@@ -91,7 +91,7 @@ class SentenceTransformerEncoder:
         self.model_id = f"st:{self.name}:{_fingerprint(self._path) if self._local else 'hub'}:norm={normalize}"
 
     @property
-    def model(self):  # noqa: ANN201 - a SentenceTransformer, imported lazily
+    def model(self):
         if self._model is None:
             try:
                 from sentence_transformers import SentenceTransformer

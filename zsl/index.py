@@ -23,7 +23,7 @@ from zsl.encoders import Encoder, encode_cached
 from zsl.errors import InputError
 from zsl.vocab import LabelVocab
 
-__all__ = ["VocabIndex", "max_over_phrases", "apply_prior", "top_k"]
+__all__ = ["VocabIndex", "apply_prior", "max_over_phrases", "top_k"]
 
 
 def max_over_phrases(sim: np.ndarray) -> np.ndarray:

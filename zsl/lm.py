@@ -31,7 +31,7 @@ from typing import Any
 from zsl.errors import MissingDependencyError, ModelNotFoundError, RemoteModelError
 from zsl.models import DEFAULT_LM, MODELS, get_spec, model_path
 
-__all__ = ["get_lm", "resolve_lm_name", "is_remote", "LlamaCppLM", "check_lm"]
+__all__ = ["LlamaCppLM", "check_lm", "get_lm", "is_remote", "resolve_lm_name"]  # noqa: F822 - LlamaCppLM is built lazily
 
 
 def resolve_lm_name(name: str | None, env: Mapping[str, str] | None = None) -> str:
@@ -62,6 +62,7 @@ def get_lm(name: str | None = None, *, temperature: float = 0.0, max_tokens: int
         ModelNotFoundError: the name is neither embedded, a file, nor ``provider/model``.
     """
     resolved = resolve_lm_name(name)
+    _ensure_lm_cache()
     if resolved in MODELS:
         spec = get_spec(resolved)
         if spec.kind != "llm":
@@ -81,6 +82,21 @@ def get_lm(name: str | None = None, *, temperature: float = 0.0, max_tokens: int
         f"Unknown LM '{resolved}'. Expected one of the embedded models ({_llm_names()}), a path to a .gguf "
         "file, or a provider model such as 'openai/gpt-4o-mini' or 'ollama_chat/qwen2.5'."
     )
+
+
+_CACHE_DIR: list[str] = []
+
+
+def _ensure_lm_cache() -> None:
+    """Point DSPy's LM cache at $ZSL_HOME/dspy (again if $ZSL_HOME changed); $ZSL_LM_CACHE=0 disables it."""
+    from zsl.cache import configure_lm_cache
+    from zsl.paths import subdir
+
+    enable = os.environ.get("ZSL_LM_CACHE", "1") != "0"
+    key = f"{subdir('dspy')}:{enable}"
+    if _CACHE_DIR != [key]:
+        configure_lm_cache(enable)
+        _CACHE_DIR[:] = [key]
 
 
 def _llm_names() -> str:
@@ -133,6 +149,7 @@ class _LlamaRuntime:
             verbose=False,
         )
         self.n_ctx = n_ctx
+        self.tokens_evaluated = 0  # prompt tokens run through yes/no scoring (for accounting)
 
     def n_tokens(self, text: str) -> int:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -179,25 +196,26 @@ class _LlamaRuntime:
             prefix = f"{system}\n\n{prefix}" if system else prefix
             yes, no = " Yes", " No"
         llama = self.llama
-        tok = lambda s, bos=False: llama.tokenize(s.encode("utf-8"), add_bos=bos, special=True)  # noqa: E731
+        tok = lambda s, bos=False: llama.tokenize(s.encode("utf-8"), add_bos=bos, special=True)
         yes_id, no_id = tok(yes)[0], tok(no)[0]
         with self.lock:
             pre = tok(prefix, bos=True)
             llama.reset()
             llama.eval(pre)
+            self.tokens_evaluated += len(pre)
             n_pre = llama.n_tokens
             out = []
+            llama_cpp = _import_llama()
             for cont in continuations:
-                llama.n_tokens = n_pre  # roll back to the shared prefix
-                llama._ctx.kv_cache_seq_rm(-1, n_pre, -1)
+                llama.n_tokens = n_pre  # roll back to the shared prefix; eval() drops the KV cache past it
                 body = tok(cont + suffix)
                 budget = self.n_ctx - n_pre - 1
                 llama.eval(body[:budget])
-                logits = llama.scores[llama.n_tokens - 1]
-                m = float(max(logits[yes_id], logits[no_id]))
-                ly = float(logits[yes_id]) - m
-                ln = float(logits[no_id]) - m
-                out.append(ly - ln if math.isfinite(ly - ln) else 0.0)
+                self.tokens_evaluated += min(len(body), budget)
+                ptr = llama_cpp.llama_get_logits_ith(llama._ctx.ctx, -1)
+                ly, ln = float(ptr[yes_id]), float(ptr[no_id])
+                diff = ly - ln
+                out.append(diff if math.isfinite(diff) else 0.0)
         return out
 
 
@@ -219,7 +237,7 @@ class LlamaCppEngine:
         self.runtime = runtime
         self.model_id = model_id
 
-    def complete(self, request):  # noqa: ANN001 - dspy.lm15.Request
+    def complete(self, request):
         from dspy.lm15 import Message, Response, TextPart, Usage
 
         messages: list[dict[str, str]] = []
@@ -240,7 +258,7 @@ class LlamaCppEngine:
                         finish_reason=finish_reason,
                         usage=Usage(input_tokens=n_in, output_tokens=n_out, total_tokens=n_in + n_out))
 
-    def stream(self, request):  # noqa: ANN001
+    def stream(self, request):
         from dspy.lm15 import response_to_events
 
         return response_to_events(self.complete(request))

@@ -24,7 +24,7 @@ import numpy as np
 
 from zsl.errors import InputError
 
-__all__ = ["rp_at_k", "p_at_k", "r_at_k", "f1_scores", "average_precision", "mean_average_precision", "ranks_to_scores"]
+__all__ = ["average_precision", "f1_scores", "mean_average_precision", "p_at_k", "r_at_k", "ranks_to_scores", "rp_at_k"]
 
 
 def _check(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

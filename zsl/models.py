@@ -26,16 +26,16 @@ from zsl.errors import ModelIntegrityError, ModelNotFoundError
 from zsl.paths import subdir
 
 __all__ = [
-    "ModelSpec",
-    "MODELS",
-    "DEFAULT_LM",
     "DEFAULT_ENCODER",
-    "list_models",
+    "DEFAULT_LM",
+    "MODELS",
+    "ModelSpec",
+    "assemble_parts",
     "get_spec",
+    "list_models",
     "model_path",
     "model_status",
     "sha256_file",
-    "assemble_parts",
 ]
 
 DEFAULT_LM = "qwen2.5-coder-1.5b"

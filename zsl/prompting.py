@@ -21,7 +21,7 @@ from typing import Any
 
 from zsl.errors import InputError
 
-__all__ = ["Prompt", "load_prompt", "list_prompts", "LabelKind"]
+__all__ = ["LabelKind", "Prompt", "list_prompts", "load_prompt"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class LabelKind:
         if "/" in text:
             plural, singular = (t.strip() for t in text.split("/", 1))
             return cls(plural, singular)
-        singular = text[:-3] + "y" if text.endswith("ies") else text[:-1] if text.endswith("s") else text
+        singular = text[:-3] + "y" if text.endswith("ies") else text.removesuffix("s")
         return cls(text, singular)
 
     def fields(self) -> dict[str, str]:

@@ -99,16 +99,16 @@ class Tagger:
         return lm
 
     @property
-    def index_(self):  # noqa: ANN201
+    def index_(self):
         return self.program_.index
 
     @property
-    def program_(self):  # noqa: ANN201
+    def program_(self):
         if self._program is None:
             self._program = self._build()
         return self._program
 
-    def _build(self):  # noqa: ANN202
+    def _build(self):
         from zsl.encoders import get_encoder
         from zsl.index import VocabIndex
         from zsl.programs.irr import InferRetrieveRank
@@ -190,7 +190,7 @@ class Tagger:
         train = [dspy.Example(text=t, gold=list(ls)).with_inputs("text") for t, ls in pairs]
         val = [dspy.Example(text=t, gold=list(ls)).with_inputs("text") for t, ls in as_examples(valset)] if valset else train
 
-        def metric(example, pred, trace=None):  # noqa: ANN001, ANN202
+        def metric(example, pred, trace=None):
             gold = set(example.gold)
             if not gold:
                 return 0.0

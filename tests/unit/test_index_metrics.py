@@ -35,8 +35,8 @@ def test_numpy_and_faiss_backends_agree():
     fa = VocabIndex(v, enc, faiss_threshold=0)
     assert exact.backend == "numpy" and fa.backend == "faiss"
     q = enc.encode(["cats and dogs", "fast trains"])
-    s1, i1 = exact.search(q, 5)
-    s2, i2 = fa.search(q, 5)
+    s1, _i1 = exact.search(q, 5)
+    s2, _i2 = fa.search(q, 5)
     np.testing.assert_allclose(s1, s2, atol=1e-5)
 
 

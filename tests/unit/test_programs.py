@@ -1,13 +1,13 @@
 import dspy
 import numpy as np
 import pytest
+from zsl.programs.irr import Infer, InferRetrieveRank, Rank, parse_numbers, parse_phrases
 
 from tests.fakes import ScriptedLM
 from zsl import LabelVocab
 from zsl.encoders import HashingEncoder
 from zsl.errors import InputError
 from zsl.index import VocabIndex
-from zsl.programs.irr import Infer, InferRetrieveRank, Rank, parse_numbers, parse_phrases
 
 LABELS = ["python programming", "SQL, databases and queries", "baking bread", "swimming", "line\nbreak label"]
 
@@ -43,7 +43,7 @@ def test_rank_yesno_uses_log_odds_and_label_text_verbatim():
     assert rank.resolved_mode() == "yesno"
     pred = rank(text="SQL work", candidates=["baking bread", "SQL, databases and queries"])
     assert pred.scores[1] > 0.99 and pred.scores[0] < 0.01
-    prefix, conts, suffix = lm.yesno_calls[0]
+    prefix, conts, _suffix = lm.yesno_calls[0]
     assert "SQL work" in prefix and "skill" in prefix.lower()
     assert conts == ["baking bread", "SQL, databases and queries"]
 

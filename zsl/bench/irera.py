@@ -1,0 +1,306 @@
+"""Infer-Retrieve-Rank benchmark on the ESCO skill-extraction sets (13,896 labels).
+
+One pass per item runs the Infer step once and the Rank step once and records what each
+produced (phrases, candidates, yes/no log-odds, tokens, seconds), so the variants
+
+    (a) retrieve-only          text -> nearest labels
+    (b) infer + retrieve       phrases (+ the text) -> nearest labels
+    (c) infer + retrieve + rank, zero-shot
+    (d) the optimised program  (demonstrations + weights tuned on validation only)
+
+are all scored from the same records. Records are appended to a JSONL file per split as
+items finish, so an interrupted run continues where it stopped.
+
+    python -m zsl.bench.irera run --split tech_validation --split house_validation
+    python -m zsl.bench.irera run --split tech_test --split house_test
+    python -m zsl.bench.irera report            # prints the table, updates BENCHMARKS.md
+
+The data folder defaults to ../shared/data/esco next to the repository (``--data``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "esco"
+DEFAULT_OUT = ROOT / "out" / "bench" / "irera"
+SPLITS = ("tech_validation", "house_validation", "tech_test", "house_test")
+
+
+def load_split(data: Path, split: str) -> list[dict[str, Any]]:
+    path = data / f"esco_{split}.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"missing {path}: pass --data pointing at the esco folder")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def load_vocab(data: Path):
+    from zsl import LabelVocab
+
+    return LabelVocab.from_file(data / "esco_skills_vocab.txt", priors=data / "esco_priors.json")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _records_path(out: Path, split: str, variant: str) -> Path:
+    return out / f"{split}.{variant}.jsonl"
+
+
+def run(args: argparse.Namespace) -> None:
+    import dspy
+
+    from zsl.encoders import get_encoder
+    from zsl.index import VocabIndex
+    from zsl.lm import get_lm
+    from zsl.programs.irr import InferRetrieveRank
+
+    data, out = Path(args.data), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab = load_vocab(data)
+    t0 = time.perf_counter()
+    index = VocabIndex(vocab, get_encoder(args.encoder), show_progress=True)
+    print(f"index over {len(vocab)} labels ready in {time.perf_counter() - t0:.1f}s ({index.backend})", flush=True)
+    lm = get_lm(args.lm, max_tokens=96)
+    program = InferRetrieveRank(index, label_kind="skills", rank_top=args.rank_top, text_weight=0.5,
+                                max_phrases=args.max_phrases)
+    program.set_lm(lm)
+    if args.program:
+        from zsl.tagger import Tagger
+
+        state = json.loads(Path(args.program).read_text(encoding="utf-8"))
+        program.load_state(state["program"])
+        for key in ("text_weight", "rank_weight", "prior_weight"):
+            if key in state["settings"]:
+                setattr(program, key, state["settings"][key])
+        del Tagger
+    variant = args.variant
+    for split in args.split:
+        rows = load_split(data, split)
+        if args.limit:
+            rows = rows[: args.limit]
+        path = _records_path(out, split, variant)
+        done = set()
+        if path.exists():
+            done = {json.loads(x)["i"] for x in path.read_text(encoding="utf-8").splitlines() if x.strip()}
+        todo = [(i, r) for i, r in enumerate(rows) if i not in done]
+        print(f"{split}/{variant}: {len(done)} done, {len(todo)} to go", flush=True)
+        with path.open("a", encoding="utf-8") as fh:
+            for n, (i, row) in enumerate(todo, 1):
+                rec = one_item(program, lm, row["text"])
+                rec.update(i=i, gold=row["labels"])
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                fh.flush()
+                if n % 10 == 0 or n == len(todo):
+                    print(f"  {split}: {n}/{len(todo)}  {rec['seconds_infer'] + rec['seconds_rank']:.2f}s/item last, "
+                          f"peak {peak_rss_mb():.0f} MB", flush=True)
+    dspy.configure(lm=None)
+
+
+def one_item(program, lm, text: str) -> dict[str, Any]:
+    """Run Infer and Rank once for a text, recording everything needed to score all variants."""
+    rt = lm.runtime
+    n_hist = len(lm.history)
+    t = time.perf_counter()
+    try:
+        phrases = program.infer(text=text).phrases
+        note = ""
+    except Exception as exc:  # noqa: BLE001 - a failed LLM answer is recorded, the item still counts (fallback)
+        phrases, note = [], f"infer failed: {type(exc).__name__}"
+    t_infer = time.perf_counter() - t
+    usage = [h.get("usage") or {} for h in lm.history[n_hist:]]
+    cached = not usage
+    p_tok = sum(int(u.get("prompt_tokens", u.get("input_tokens", 0)) or 0) for u in usage)
+    c_tok = sum(int(u.get("completion_tokens", u.get("output_tokens", 0)) or 0) for u in usage)
+    t = time.perf_counter()
+    scores = program.retrieve(text, phrases)
+    t_retrieve = time.perf_counter() - t
+    cand = np.argsort(-scores, kind="stable")[: program.rank_top]
+    t = time.perf_counter()
+    before = rt.tokens_evaluated
+    ranked = program.rank(text=text, candidates=[program.index.vocab[j] for j in cand])
+    t_rank = time.perf_counter() - t
+    logodds = np.log(np.clip(ranked.scores, 1e-9, 1)) - np.log(np.clip(1 - ranked.scores, 1e-9, 1))
+    return {
+        "phrases": phrases, "note": note, "cand": cand.tolist(), "logodds": [round(float(x), 4) for x in logodds],
+        "seconds_infer": t_infer, "seconds_retrieve": t_retrieve, "seconds_rank": t_rank,
+        "infer_calls": len(usage), "infer_cached": cached, "infer_prompt_tokens": p_tok,
+        "infer_completion_tokens": c_tok, "rank_tokens": rt.tokens_evaluated - before,
+    }
+
+
+def scores_for(rec: dict[str, Any], text: str, program, *, variant: str, text_weight: float, rank_weight: float,
+               prior_weight: float, phrase_cache: dict) -> np.ndarray:
+    """Score the whole vocabulary for one recorded item under one variant and weights."""
+    from zsl.index import apply_prior, max_over_phrases
+
+    key = (text, tuple(rec["phrases"]))
+    sim = phrase_cache.get(key)
+    if sim is None:
+        sim = program.index.similarities(program.index.encoder.encode([text, *rec["phrases"]]))
+        phrase_cache[key] = sim
+    if variant == "a" or not rec["phrases"]:
+        s = sim[0].copy()
+    else:
+        s = text_weight * sim[0] + (1 - text_weight) * max_over_phrases(sim[1:])
+    s = apply_prior(s, program.index.vocab.prior_array(), prior_weight)
+    if variant in ("c", "d"):
+        lo = np.asarray(rec["logodds"], dtype=np.float64)
+        s[np.asarray(rec["cand"], dtype=int)] += rank_weight / (1 + np.exp(-lo))
+    return s
+
+
+def evaluate(records: list[dict[str, Any]], texts: list[str], program, **kw) -> dict[str, float]:
+    from zsl.metrics import rp_at_k
+
+    vocab = program.index.vocab
+    y = vocab.to_multi_hot([r["gold"] for r in records], strict=False)
+    s = np.stack([scores_for(r, t, program, **kw) for r, t in zip(records, texts)])
+    return {"rp5": 100 * rp_at_k(y, s, 5), "rp10": 100 * rp_at_k(y, s, 10)}
+
+
+def report(args: argparse.Namespace) -> None:
+    from zsl.encoders import get_encoder
+    from zsl.index import VocabIndex
+    from zsl.programs.irr import InferRetrieveRank
+
+    data, out = Path(args.data), Path(args.out)
+    vocab = load_vocab(data)
+    index = VocabIndex(vocab, get_encoder(args.encoder))
+    program = InferRetrieveRank(index, infer=False, rank=False)
+    cache: dict = {}
+    zero = {"text_weight": 0.5, "rank_weight": 0.2, "prior_weight": 0.0}
+    tuned = json.loads((out / "tuned.json").read_text()) if (out / "tuned.json").exists() else None
+    lines = []
+    for split in SPLITS:
+        rows = load_split(data, split)
+        for variant, label in (("a", "retrieve-only"), ("b", "infer + retrieve"), ("c", "infer + retrieve + rank")):
+            recs = _load_records(out, split, "zeroshot")
+            if not recs:
+                continue
+            texts = [rows[r["i"]]["text"] for r in recs]
+            m = evaluate(recs, texts, program, variant=variant, phrase_cache=cache, **zero)
+            lines.append(_row(split, label + (" (zero-shot)" if variant == "c" else ""), m, recs, variant, len(rows)))
+        recs = _load_records(out, split, "optimized")
+        if recs and tuned:
+            texts = [rows[r["i"]]["text"] for r in recs]
+            m = evaluate(recs, texts, program, variant="d", phrase_cache=cache, **tuned["weights"])
+            lines.append(_row(split, "optimised IRR (d)", m, recs, "d", len(rows)))
+    header = ("| split | variant | items | RP@5 | RP@10 | s/item | LLM calls/item | prompt tok/item | "
+              "completion tok/item | rank tok/item |\n|---|---|---|---|---|---|---|---|---|---|")
+    table = header + "\n" + "\n".join(lines)
+    print(table)
+    if args.write:
+        _write_benchmarks(table, tuned)
+
+
+def _load_records(out: Path, split: str, variant: str) -> list[dict[str, Any]]:
+    p = _records_path(out, split, variant)
+    if not p.exists():
+        return []
+    recs = {}
+    for line in p.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            r = json.loads(line)
+            recs[r["i"]] = r
+    return [recs[i] for i in sorted(recs)]
+
+
+def _row(split: str, label: str, m: dict[str, float], recs: list[dict], variant: str, total: int) -> str:
+    n = len(recs)
+    sec = {"a": [r["seconds_retrieve"] for r in recs],
+           "b": [r["seconds_infer"] + r["seconds_retrieve"] for r in recs],
+           "c": [r["seconds_infer"] + r["seconds_retrieve"] + r["seconds_rank"] for r in recs]}
+    sec["d"] = sec["c"]
+    med = float(np.median(sec[variant]))
+    calls = 0 if variant == "a" else (1 if variant == "b" else 2)
+    pt = 0 if variant == "a" else np.mean([r["infer_prompt_tokens"] for r in recs])
+    ct = 0 if variant == "a" else np.mean([r["infer_completion_tokens"] for r in recs])
+    rt = np.mean([r["rank_tokens"] for r in recs]) if variant in ("c", "d") else 0
+    items = f"{n}" if n == total else f"{n}/{total}"
+    return (f"| {split} | {label} | {items} | {m['rp5']:.1f} | {m['rp10']:.1f} | {med:.2f} | {calls} | {pt:.0f} | "
+            f"{ct:.0f} | {rt:.0f} |")
+
+
+def _write_benchmarks(table: str, tuned: dict | None) -> None:
+    path = ROOT / "BENCHMARKS.md"
+    start, end = "<!-- irera:start -->", "<!-- irera:end -->"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
+    block = f"{start}\n{table}\n{end}"
+    if start in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text += "\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
+    print(f"updated {path}")
+
+
+def tune(args: argparse.Namespace) -> None:
+    """Grid-search the scoring weights on the validation records only; writes tuned.json."""
+    from zsl.encoders import get_encoder
+    from zsl.index import VocabIndex
+    from zsl.programs.irr import InferRetrieveRank
+
+    data, out = Path(args.data), Path(args.out)
+    vocab = load_vocab(data)
+    program = InferRetrieveRank(VocabIndex(vocab, get_encoder(args.encoder)), infer=False, rank=False)
+    cache: dict = {}
+    sets = []
+    for split in ("tech_validation", "house_validation"):
+        recs = _load_records(out, split, args.variant)
+        rows = load_split(data, split)
+        sets.append((recs, [rows[r["i"]]["text"] for r in recs]))
+    best = None
+    for tw in (0.3, 0.4, 0.5, 0.6):
+        for rw in (0.1, 0.2, 0.3, 0.5):
+            for pw in (0.0, 0.01, 0.02):
+                kw = {"text_weight": tw, "rank_weight": rw, "prior_weight": pw}
+                ms = [evaluate(r, t, program, variant="c", phrase_cache=cache, **kw)["rp10"] for r, t in sets]
+                score = float(np.mean(ms))
+                if best is None or score > best[0]:
+                    best = (score, kw, ms)
+    assert best is not None
+    print(f"best mean validation RP@10 {best[0]:.1f} (tech {best[2][0]:.1f}, house {best[2][1]:.1f}) with {best[1]}")
+    (out / "tuned.json").write_text(json.dumps({"weights": best[1], "val_rp10": best[2]}, indent=1))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m zsl.bench.irera", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("--out", default=str(DEFAULT_OUT))
+    p.add_argument("--encoder", default=None)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--split", action="append", choices=SPLITS, required=True)
+    r.add_argument("--lm", default=None)
+    r.add_argument("--rank-top", type=int, default=30)
+    r.add_argument("--max-phrases", type=int, default=8)
+    r.add_argument("--limit", type=int, default=0)
+    r.add_argument("--variant", default="zeroshot", help="record set name: zeroshot or optimized")
+    r.add_argument("--program", help="compiled program JSON (for --variant optimized)")
+    r.set_defaults(func=run)
+    t = sub.add_parser("tune")
+    t.add_argument("--variant", default="zeroshot")
+    t.set_defaults(func=tune)
+    rep = sub.add_parser("report")
+    rep.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    rep.set_defaults(func=report)
+    args = p.parse_args(argv)
+    os.environ.setdefault("ZSL_PROGRESS", "1" if sys.stderr.isatty() else "0")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
