@@ -36,15 +36,23 @@ _BULLET = re.compile(r"^\s*(?:[-*\u2022]+|\d+[.)]|\(\d+\))\s*")
 def parse_phrases(raw: str | Sequence[str] | None, max_phrases: int) -> list[str]:
     """Split an LM answer into distinct short phrases (one per line; bullets and numbers dropped).
 
-    Lines are the only separator: a phrase may contain commas.
+    Lines separate phrases, so a phrase may contain commas; only an answer that is a
+    single comma-separated line of short items (a common small-model habit) is split on commas.
 
     Example:
         >>> parse_phrases("1. Python\\n- data analysis, reporting\\n\\nPython", 5)
         ['Python', 'data analysis, reporting']
+        >>> parse_phrases("HTML, CSS, JavaScript", 5)
+        ['HTML', 'CSS', 'JavaScript']
     """
     if raw is None:
         return []
-    lines = raw if isinstance(raw, (list, tuple)) else str(raw).splitlines()
+    lines = list(raw) if isinstance(raw, (list, tuple)) else str(raw).splitlines()
+    nonempty = [ln for ln in lines if str(ln).strip()]
+    if len(nonempty) == 1 and "," in str(nonempty[0]):
+        parts = [p.strip() for p in str(nonempty[0]).split(",")]
+        if len(parts) >= 2 and all(0 < len(p.split()) <= 5 for p in parts):
+            lines = parts
     out: list[str] = []
     seen: set[str] = set()
     for line in lines:

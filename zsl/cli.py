@@ -2,6 +2,7 @@
 
     zsl models [--assemble NAME|all] [--json]
     zsl label INPUT --labels VOCAB [--lm NAME] [--encoder NAME] [--out FILE] [-k 3]
+    zsl optimize TRAIN.jsonl --labels VOCAB --out program.json [--optimizer bootstrap]
     zsl demo [--lm NAME] [--out FILE]
 """
 
@@ -64,7 +65,8 @@ def _cmd_label(args: argparse.Namespace) -> int:
 
     summary = label_file(args.input, args.labels, out=args.out, lm=args.lm, encoder=args.encoder, k=args.k,
                          label_kind=args.label_kind, infer=not args.no_infer, rank=not args.no_rank,
-                         rank_top=args.rank_top, text_field=args.text_field, show_progress=True)
+                         rank_top=args.rank_top, text_field=args.text_field, program_path=args.program,
+                         show_progress=True)
     _report(summary, args.k)
     return 3 if summary["skipped"] else 0
 
@@ -100,6 +102,30 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_optimize(args: argparse.Namespace) -> int:
+    import random
+
+    from zsl.data import read_items
+    from zsl.tagger import Tagger
+    from zsl.vocab import LabelVocab
+
+    vocab = LabelVocab.from_file(args.labels)
+    items = [i for i in read_items(args.train) if i.gold]
+    if not items:
+        print(f"zsl: error: {args.train} has no item with gold 'labels'", file=sys.stderr)
+        return 2
+    rng = random.Random(args.seed)
+    rng.shuffle(items)
+    items = items[: args.max_examples]
+    tagger = Tagger(vocab, lm=args.lm, encoder=args.encoder, label_kind=args.label_kind, rank_top=args.rank_top,
+                    random_state=args.seed)
+    t0 = time.perf_counter()
+    tagger.fit([(i.text, i.gold) for i in items], optimizer=args.optimizer, max_demos=args.max_demos)
+    path = tagger.save(args.out)
+    print(f"optimised on {len(items)} examples with {args.optimizer} in {time.perf_counter() - t0:.0f}s; saved {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zsl", description="Label data without annotations.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -121,7 +147,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-rank", action="store_true", help="skip the LLM Rank step")
     p.add_argument("--rank-top", type=int, default=20, help="candidates the Rank step re-scores (default 20)")
     p.add_argument("--text-field", default="text", help="JSON key / CSV column with the text")
+    p.add_argument("--program", help="compiled program from `zsl optimize` (default: zero-shot)")
     p.set_defaults(func=_cmd_label)
+
+    p = sub.add_parser("optimize", help="optimise the DSPy program on a few labelled examples and save it")
+    p.add_argument("train", help="labelled examples (.jsonl with 'text' and 'labels')")
+    p.add_argument("--labels", required=True, help="vocabulary file")
+    p.add_argument("--out", required=True, help="where to save the compiled program (.json)")
+    p.add_argument("--optimizer", default="bootstrap", choices=["bootstrap", "random_search", "mipro"])
+    p.add_argument("--max-examples", type=int, default=10, help="examples used (default 10)")
+    p.add_argument("--max-demos", type=int, default=3, help="demonstrations per predictor (default 3)")
+    p.add_argument("--lm", help="LLM (default: $ZSL_LM or qwen2.5-coder-1.5b)")
+    p.add_argument("--encoder", help="sentence encoder (default: minilm-l6)")
+    p.add_argument("--label-kind", default="labels")
+    p.add_argument("--rank-top", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_optimize)
 
     p = sub.add_parser("demo", help="label the shipped example texts with the embedded models")
     p.add_argument("--lm", help="LLM to use (default: the embedded Qwen2.5 1.5B)")

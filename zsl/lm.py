@@ -274,12 +274,16 @@ def _message_text(message: Any) -> str:
     return "".join(getattr(p, "text", "") or "" for p in getattr(message, "parts", ()))
 
 
-_RUNTIMES: dict[tuple[str, int, bool], _LlamaRuntime] = {}
+_RUNTIMES: dict[tuple[str, int, bool, str], _LlamaRuntime] = {}
 _RUNTIMES_LOCK = threading.Lock()
 
 
-def _runtime(path: Path, *, n_ctx: int, n_threads: int | None, seed: int, chat: bool) -> _LlamaRuntime:
-    key = (str(path), n_ctx, chat)
+def _runtime(path: Path, *, n_ctx: int, n_threads: int | None, seed: int, chat: bool,
+             role: str = "generate") -> _LlamaRuntime:
+    # One llama.cpp context per (model, role): generation and yes/no scoring keep separate KV
+    # caches, so the long, fixed Infer prompt prefix stays cached between items. The weights
+    # are memory-mapped once by the OS, so a second context costs only its KV cache.
+    key = (str(path), n_ctx, chat, role)
     with _RUNTIMES_LOCK:
         if key not in _RUNTIMES:
             _RUNTIMES[key] = _LlamaRuntime(path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, chat=chat)
@@ -332,6 +336,7 @@ def _make_llamacpp_lm():
                      temperature: float = 0.0, max_tokens: int = 256, cache: bool = True):
             self.path = Path(path)
             self.runtime = _runtime(self.path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, chat=chat)
+            self._runtime_args = {"n_ctx": n_ctx, "n_threads": n_threads, "seed": seed, "chat": chat}
             model_id = f"local/{name or self.path.name}"
             super().__init__(model_id, model_type="chat", temperature=temperature, max_tokens=max_tokens,
                              cache=cache, num_retries=0, engine=LlamaCppEngine(self.runtime, model_id))
@@ -347,7 +352,12 @@ def _make_llamacpp_lm():
         def yes_no_logodds(self, prefix: str, continuations: Sequence[str], suffix: str,
                            system: str = "") -> list[float]:
             """Score ``prefix + c + suffix`` by log P(Yes) - log P(No) for each continuation."""
-            return self.runtime.yes_no_logodds(prefix, continuations, suffix, system)
+            return self.scorer.yes_no_logodds(prefix, continuations, suffix, system)
+
+        @property
+        def scorer(self) -> _LlamaRuntime:
+            """The llama.cpp context used for yes/no scoring (created on first use)."""
+            return _runtime(self.path, role="score", **self._runtime_args)
 
         def dump_state(self) -> dict[str, Any]:
             return {"model": self.model, "path": str(self.path)}

@@ -12,10 +12,7 @@ def zsl_home() -> Path:
     ``$ZSL_HOME`` wins; otherwise ``$XDG_CACHE_HOME/zsl`` or ``~/.cache/zsl``.
     Assembled model files, the LM call cache and embedding caches live below it.
 
-    Example:
-        >>> from zsl.paths import zsl_home
-        >>> zsl_home().name in {"zsl"} or "ZSL_HOME" in __import__("os").environ
-        True
+    Example: ``ZSL_HOME=/data/zsl zsl models`` keeps every model file and cache in ``/data/zsl``.
     """
     env = os.environ.get("ZSL_HOME")
     if env:

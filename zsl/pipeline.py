@@ -42,7 +42,8 @@ def provenance(tagger: Any) -> dict[str, Any]:
 def label_file(input_path: str | os.PathLike[str], labels: str | os.PathLike[str] | LabelVocab, *,
                out: str | os.PathLike[str] | None = None, lm: Any = None, encoder: Any = None, k: int = 5,
                label_kind: str = "labels", infer: bool = True, rank: bool = True, rank_top: int = 20,
-               text_field: str = "text", show_progress: bool = False) -> dict[str, Any]:
+               text_field: str = "text", program_path: str | os.PathLike[str] | None = None,
+               show_progress: bool = False) -> dict[str, Any]:
     """Label every item of a file and write silver data (JSON Lines).
 
     Args:
@@ -51,6 +52,7 @@ def label_file(input_path: str | os.PathLike[str], labels: str | os.PathLike[str
         out: output path; default ``<input>.zsl.jsonl`` beside the input.
         lm, encoder: model choices (see :class:`zsl.tagger.Tagger`).
         k: labels kept per item.
+        program_path: a compiled program saved by ``zsl optimize`` / ``Tagger.save``.
 
     Returns:
         A summary: ``rows`` written, ``bad_rows``, counts, timing, model ids and (when the
@@ -68,6 +70,8 @@ def label_file(input_path: str | os.PathLike[str], labels: str | os.PathLike[str
     if not items:
         raise InputError(f"No usable item in {input_path}" + (f"; first problem: {bad[0]}" if bad else ""))
     tagger = Tagger(vocab, lm=lm, encoder=encoder, label_kind=label_kind, infer=infer, rank=rank, rank_top=rank_top)
+    if program_path is not None:
+        tagger.load(program_path)
     t0 = time.perf_counter()
     program = tagger.program_
     if (infer or rank) and isinstance(lm, str | None) and is_remote(resolve_lm_name(lm)):

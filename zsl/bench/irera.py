@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> None:
 
 def one_item(program, lm, text: str) -> dict[str, Any]:
     """Run Infer and Rank once for a text, recording everything needed to score all variants."""
-    rt = lm.runtime
+    rt = lm.scorer
     n_hist = len(lm.history)
     t = time.perf_counter()
     try:
