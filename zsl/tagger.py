@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -120,7 +119,8 @@ class Tagger:
                                     prior_weight=self.prior_weight, rank_weight=self.rank_weight,
                                     max_phrases=self.max_phrases)
         if self.infer or self.rank:
-            base = self._resolve_lm(self.lm) if (self.lm is not None or self.infer_lm is None or self.rank_lm is None) else None
+            # one shared LM object for the steps that have no LM of their own
+            base = self._resolve_lm(self.lm) if self.infer_lm is None or self.rank_lm is None else None
             program.infer.set_lm(self._resolve_lm(self.infer_lm) if self.infer_lm is not None else base)
             program.rank.set_lm(self._resolve_lm(self.rank_lm) if self.rank_lm is not None else base)
         return program
@@ -213,7 +213,6 @@ class Tagger:
             compiled = opt.compile(program, trainset=train, valset=val)
         else:
             raise InputError(f"optimizer must be 'bootstrap', 'random_search' or 'mipro', got {optimizer!r}")
-        random.seed(self.random_state)
         self._program = compiled
         return self
 

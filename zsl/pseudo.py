@@ -1,0 +1,941 @@
+"""Pseudo-labels and silver data: from teacher scores to files a student can learn from.
+
+A :class:`SilverData` holds, for N items and the K labels of a vocabulary, the teacher's
+scores, the labels a rule (:mod:`zsl.scoring`) chose, the rule's confidence in every
+(item, label) pair, and provenance: model ids, prompt versions, vocabulary hash, the rule
+with its thresholds, and the zsl version.
+
+Formats (all written atomically: a temp file renamed into place, nothing half-written):
+
+* ``.jsonl``: one row per item, readable by people and by :func:`zsl.data.read_items`::
+
+      {"id": "7", "text": "...", "labels": ["joy"], "scores": {"joy": 0.61, ...},
+       "confidence": {"joy": 0.93, ...}, "thresholds": {"joy": 0.41}, "provenance": {...}}
+
+  ``scores``/``confidence`` are keyed by label name (labels may contain commas), every
+  label for vocabularies up to 1,000 labels, else the best ``max_scores``;
+  ``thresholds`` gives the threshold each chosen label passed. A sidecar
+  ``<file>.meta.json`` keeps the vocabulary (order and descriptions), the rule with all
+  its fitted thresholds and the full provenance.
+* ``.csv``: the same columns, lists and mappings as JSON text in their cells, and the
+  same sidecar.
+* ``.parquet`` (needs ``pyarrow``): dense ``scores``/``confidence``/``thresholds`` vectors
+  in vocabulary order; the sidecar's content sits in the file's schema metadata.
+* a Hugging Face ``datasets.Dataset`` (:func:`to_hf_dataset`, needs ``datasets``), with
+  ``labels`` as ``Sequence(ClassLabel)`` so the label order travels with it.
+
+:func:`read_silver` reads all three file formats back into the same :class:`SilverData`;
+it also reads the rows :func:`zsl.pipeline.label_file` writes (top-k labels with aligned
+scores; their labels count as chosen with confidence 1).
+
+Example:
+    >>> import numpy as np
+    >>> from zsl.vocab import LabelVocab
+    >>> from zsl.scoring import TopK
+    >>> silver = make_silver(np.array([[0.9, 0.1], [0.2, 0.7]]), LabelVocab(["a", "b"]), TopK(k=1),
+    ...                      texts=["first", "second"])
+    >>> silver.label_lists()
+    [['a'], ['b']]
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zsl.cache import content_hash
+from zsl.data import write_jsonl_atomic
+from zsl.errors import InputError, MissingDependencyError, VocabularyError
+from zsl.scoring import check_scores
+from zsl.vocab import LabelVocab
+
+__all__ = [
+    "FORMATS",
+    "SilverData",
+    "SilverReport",
+    "from_hf_dataset",
+    "make_silver",
+    "read_silver",
+    "silver_from_tagger",
+    "silver_report",
+    "silver_rows",
+    "to_hf_dataset",
+    "vocab_difference",
+    "write_silver",
+]
+
+FORMAT_VERSION = 1
+FORMATS = ("jsonl", "csv", "parquet")
+_FULL_SCORES_UP_TO = 1000
+_DEFAULT_MAX_SCORES = 100
+
+
+# -- vocabularies ---------------------------------------------------------------------------
+def vocab_difference(expected: Sequence[str], got: Sequence[str], *, expected_name: str = "expected",
+                     got_name: str = "given") -> str:
+    """Describe how two label lists differ (missing, extra, first re-ordered column).
+
+    Args:
+        expected, got: the label lists, in column order.
+        expected_name, got_name: how to call each side in the message.
+
+    Returns:
+        ``""`` when they are identical, else a one-paragraph description.
+
+    Example:
+        >>> vocab_difference(["a", "b", "c"], ["a", "c", "d"])
+        "2 of the 3 expected labels are among the 3 given ones; missing from given: ['b']; not in expected: ['d']"
+        >>> vocab_difference(["a", "b"], ["b", "a"])
+        "same 2 labels in a different order; first difference at column 0: expected has 'a', given has 'b'"
+    """
+    exp, new = list(expected), list(got)
+    if exp == new:
+        return ""
+    exp_set, new_set = set(exp), set(new)
+    missing = [lab for lab in exp if lab not in new_set]
+    extra = [lab for lab in new if lab not in exp_set]
+
+    def show(labels: list[str]) -> str:
+        head = ", ".join(repr(lab) for lab in labels[:8])
+        return f"[{head}{', ...' if len(labels) > 8 else ''}]" + (f" ({len(labels)})" if len(labels) > 8 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"missing from {got_name}: {show(missing)}")
+    if extra:
+        parts.append(f"not in {expected_name}: {show(extra)}")
+    if not parts:
+        j = next(i for i, (a, b) in enumerate(zip(exp, new)) if a != b)
+        parts.append(f"same {len(exp)} labels in a different order; first difference at column {j}: "
+                     f"{expected_name} has {exp[j]!r}, {got_name} has {new[j]!r}")
+        return "; ".join(parts)
+    common = len(exp_set & new_set)
+    return f"{common} of the {len(exp)} {expected_name} labels are among the {len(new)} {got_name} ones; " + "; ".join(parts)
+
+
+def _vocab_to_meta(vocab: LabelVocab) -> dict[str, Any]:
+    return {"labels": list(vocab.labels), "descriptions": None if vocab.descriptions is None else list(vocab.descriptions),
+            "name": vocab.name, "hash": vocab.hash}
+
+
+def _vocab_from_meta(meta: dict[str, Any], where: str) -> LabelVocab:
+    try:
+        v = meta["vocab"]
+        return LabelVocab(v["labels"], v.get("descriptions"), name=v.get("name", ""))
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"{where}: the silver metadata has no usable vocabulary ({exc}); pass vocab=...") from None
+
+
+# -- the data -------------------------------------------------------------------------------
+@dataclass
+class SilverData:
+    """Pseudo-labelled items: the contract between a teacher, a rule and a student.
+
+    Attributes:
+        vocab: the labels; column ``j`` of every matrix is ``vocab[j]``.
+        ids: one id per item.
+        labels: ``(N, K)`` uint8 chosen labels.
+        confidence: ``(N, K)`` float32 in [0, 1]; the soft targets for distillation.
+        scores: ``(N, K)`` float32 teacher scores; NaN where a score was not recorded.
+        thresholds: ``(N, K)`` float32, the threshold each chosen label passed; NaN
+            elsewhere.
+        texts: the item texts (None when the silver data holds ids only).
+        provenance: what produced it (models, prompts, vocabulary hash, rule, zsl version).
+        rule: the rule's full description with fitted thresholds (``rule.describe()``).
+    """
+
+    vocab: LabelVocab
+    ids: list[str]
+    labels: np.ndarray
+    confidence: np.ndarray
+    scores: np.ndarray
+    thresholds: np.ndarray
+    texts: list[str] | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    rule: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        n, k = len(self.ids), len(self.vocab)
+        self.ids = [str(i) for i in self.ids]
+        self.labels = np.asarray(self.labels, dtype=np.uint8)
+        self.confidence = np.asarray(self.confidence, dtype=np.float32)
+        self.scores = np.asarray(self.scores, dtype=np.float32)
+        self.thresholds = np.asarray(self.thresholds, dtype=np.float32)
+        for name in ("labels", "confidence", "scores", "thresholds"):
+            arr = getattr(self, name)
+            if arr.shape != (n, k):
+                raise InputError(f"SilverData.{name} has shape {arr.shape}; expected ({n}, {k}) for {n} ids and "
+                                 f"{k} vocabulary labels.")
+        if self.texts is not None:
+            self.texts = list(self.texts)
+            if len(self.texts) != n:
+                raise InputError(f"SilverData has {len(self.texts)} texts for {n} ids; they must match 1:1.")
+        if len(set(self.ids)) != n:
+            raise InputError("SilverData ids must be unique; found repeated ids.")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def label_lists(self) -> list[list[str]]:
+        """The chosen label names per item, highest confidence first."""
+        out = []
+        for lab, conf in zip(self.labels, self.confidence):
+            idx = np.flatnonzero(lab)
+            idx = idx[np.argsort(-conf[idx], kind="stable")]
+            out.append([self.vocab[int(j)] for j in idx])
+        return out
+
+    def meta(self) -> dict[str, Any]:
+        """The file-level record: vocabulary, rule, provenance, row count, format version."""
+        return {"zsl_silver": FORMAT_VERSION, "n_rows": len(self), "vocab": _vocab_to_meta(self.vocab),
+                "rule": self.rule, "provenance": self.provenance}
+
+
+def _rule_summary(rule: dict[str, Any] | None) -> dict[str, Any] | None:
+    if rule is None:
+        return None
+    return {"name": rule.get("rule"), "params": rule.get("params"),
+            "id": content_hash(json.dumps(rule, sort_keys=True))[:16]}
+
+
+def make_silver(scores: Any, vocab: LabelVocab | Sequence[str], rule: Any = None, *, ids: Sequence[Any] | None = None,
+                texts: Sequence[str] | None = None, provenance: dict[str, Any] | None = None,
+                y: Any = None) -> SilverData:
+    """Turn teacher scores into silver data with a labelling rule.
+
+    Args:
+        scores: ``(N, K)`` teacher scores in vocabulary order.
+        vocab: the vocabulary (or its labels).
+        rule: a rule from :mod:`zsl.scoring` (fitted or not), or a rule name; None:
+            ``TopK(k=1, standardize=True)``. An unfitted rule is fitted on these scores
+            (and on ``y`` when given: a few gold-labelled items calibrate thresholds).
+        ids: item ids (default ``"0"``, ``"1"``, ...).
+        texts: item texts (needed to distil a text student).
+        provenance: what produced the scores, e.g. :func:`zsl.pipeline.provenance`;
+            zsl version, vocabulary hash and the rule are added.
+        y: gold labels for rules that calibrate on them.
+
+    Returns:
+        a :class:`SilverData`.
+
+    Raises:
+        InputError: NaN/inf scores, shapes that do not match, repeated ids.
+
+    Example:
+        >>> import numpy as np
+        >>> s = make_silver(np.array([[0.3, 0.8]]), ["x", "y"], "top_k")
+        >>> s.labels.tolist(), s.provenance["rule"]["name"]
+        ([[0, 1]], 'top_k')
+    """
+    import zsl
+    from zsl.scoring import TopK, get_rule
+
+    vocab = vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab)
+    s = check_scores(scores, n_labels=len(vocab))
+    if rule is None:
+        rule = TopK(k=1, standardize=True)
+    elif isinstance(rule, str):
+        rule = get_rule(rule)
+    if not hasattr(rule, "decide"):
+        raise InputError(f"rule must be a zsl.scoring rule or a rule name, got {type(rule).__name__}")
+    if not hasattr(rule, "n_labels_"):
+        rule.fit(s, y)
+    decision = rule.decide(s)
+    n = s.shape[0]
+    ids = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
+    if len(ids) != n:
+        raise InputError(f"Got {len(ids)} ids for {n} score rows; they must match 1:1.")
+    if texts is not None and len(texts) != n:
+        raise InputError(f"Got {len(texts)} texts for {n} score rows; they must match 1:1.")
+    thr = np.broadcast_to(decision.thresholds, s.shape).astype(np.float32)
+    thr = np.where(decision.labels.astype(bool), thr, np.nan)
+    description = rule.describe()
+    prov = {"zsl_version": zsl.__version__, **(provenance or {}), "vocab_hash": vocab.hash, "vocab_size": len(vocab),
+            "rule": _rule_summary(description)}
+    return SilverData(vocab=vocab, ids=ids, labels=decision.labels, confidence=decision.confidence, scores=s,
+                      thresholds=thr, texts=None if texts is None else list(texts), provenance=prov, rule=description)
+
+
+def silver_from_tagger(tagger: Any, texts: Sequence[str], *, ids: Sequence[Any] | None = None, rule: Any = None,
+                       y: Any = None, show_progress: bool = False) -> SilverData:
+    """Score texts with a :class:`~zsl.tagger.Tagger` and turn the scores into silver data.
+
+    Args:
+        tagger: the teacher (e.g. ``Tagger(vocab, infer=False, rank=False)`` for retrieve-only).
+        texts: the items.
+        ids, rule, y: see :func:`make_silver`.
+        show_progress: progress bar while scoring.
+
+    Returns:
+        a :class:`SilverData` whose provenance names the teacher's models and prompts.
+
+    Example:
+        >>> from zsl import Tagger                                        # doctest: +SKIP
+        >>> silver = silver_from_tagger(Tagger(vocab, infer=False, rank=False), texts)  # doctest: +SKIP
+    """
+    from zsl.pipeline import provenance
+
+    scores = tagger.decision_function(texts, show_progress=show_progress)
+    prov = provenance(tagger)
+    prov.pop("zsl_version", None)
+    prov["teacher"] = "zsl.Tagger"
+    return make_silver(scores, tagger.vocab, rule, ids=ids, texts=texts, provenance=prov, y=y)
+
+
+# -- rows (JSONL / CSV) ---------------------------------------------------------------------
+def _r(x: float) -> float:
+    return round(float(x), 6)
+
+
+def silver_rows(silver: SilverData, *, max_scores: int | None = None) -> Iterator[dict[str, Any]]:
+    """The JSONL/CSV rows of silver data, one per item (see the module docstring).
+
+    Args:
+        silver: the data.
+        max_scores: how many labels' scores and confidences to keep per row (the chosen
+            labels always stay). None: every label up to 1,000 labels, else 100.
+
+    Yields:
+        dicts with ``id``, ``text`` (when known), ``labels``, ``scores``, ``confidence``,
+        ``thresholds`` and ``provenance``.
+    """
+    k = len(silver.vocab)
+    keep_n = max_scores if max_scores is not None else (k if k <= _FULL_SCORES_UP_TO else _DEFAULT_MAX_SCORES)
+    if keep_n < 0:
+        raise InputError(f"max_scores must be >= 0, got {max_scores}")
+    labels_all = silver.vocab.labels
+    chosen_lists = silver.label_lists()
+    for i, item_id in enumerate(silver.ids):
+        recorded = np.flatnonzero(np.isfinite(silver.scores[i]))
+        if keep_n < len(recorded):
+            order = recorded[np.argsort(-silver.scores[i, recorded], kind="stable")][:keep_n]
+            keep = np.union1d(order, np.flatnonzero(silver.labels[i]))
+        else:
+            keep = np.union1d(recorded, np.flatnonzero(silver.labels[i]))
+        row: dict[str, Any] = {"id": item_id}
+        if silver.texts is not None:
+            row["text"] = silver.texts[i]
+        row["labels"] = chosen_lists[i]
+        row["scores"] = {labels_all[j]: _r(silver.scores[i, j]) for j in keep if np.isfinite(silver.scores[i, j])}
+        row["confidence"] = {labels_all[j]: _r(silver.confidence[i, j]) for j in keep}
+        row["thresholds"] = {lab: _r(silver.thresholds[i, silver.vocab.index(lab)]) for lab in chosen_lists[i]
+                             if np.isfinite(silver.thresholds[i, silver.vocab.index(lab)])}
+        row["provenance"] = silver.provenance
+        yield row
+
+
+# -- atomic writing -------------------------------------------------------------------------
+def _atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` then rename ``tmp`` onto ``path``; never leaves a partial file."""
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        os.replace(tmp, p)
+    except OSError as exc:
+        raise InputError(f"Cannot write {p}: {exc.strerror or exc}. Choose a writable output path.") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return p
+
+
+def _fsync_close(fh: Any) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def _meta_path(path: Path) -> Path:
+    return path.with_name(path.name + ".meta.json")
+
+
+def _write_meta(path: Path, meta: dict[str, Any]) -> Path:
+    text = json.dumps(meta, ensure_ascii=False, indent=1)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write(text)
+            _fsync_close(fh)
+
+    return _atomic_write(_meta_path(path), write)
+
+
+def _format_of(path: Path, fmt: str | None) -> str:
+    if fmt is not None:
+        key = fmt.lower().lstrip(".")
+    else:
+        key = path.suffix.lower().lstrip(".")
+        key = {"pq": "parquet", "tsv": "csv"}.get(key, key)
+    if key not in FORMATS:
+        raise InputError(f"Unknown silver data format {key!r} for {path}. Use a file ending in "
+                         f"{', '.join('.' + f for f in FORMATS)} or pass format= one of {', '.join(FORMATS)}.")
+    return key
+
+
+def write_silver(silver: SilverData, path: str | os.PathLike[str], *, format: str | None = None,
+                 max_scores: int | None = None) -> Path:
+    """Write silver data as JSONL, CSV or Parquet, atomically.
+
+    Args:
+        silver: the data.
+        path: the output file; its suffix picks the format unless ``format`` is given.
+        format: ``"jsonl"``, ``"csv"`` or ``"parquet"``.
+        max_scores: see :func:`silver_rows` (JSONL/CSV; Parquet keeps every score).
+
+    Returns:
+        the path written. JSONL and CSV also get ``<path>.meta.json``.
+
+    Raises:
+        InputError: the path cannot be written (nothing is left behind), unknown format.
+        MissingDependencyError: Parquet without ``pyarrow``.
+
+    Example:
+        >>> write_silver(silver, "out/silver.jsonl")               # doctest: +SKIP
+    """
+    p = Path(path)
+    fmt = _format_of(p, format)
+    if fmt == "parquet":
+        return _write_parquet(silver, p)
+    rows = silver_rows(silver, max_scores=max_scores)
+    if fmt == "jsonl":
+        out = write_jsonl_atomic(p, rows)
+    else:
+        delim = "\t" if p.suffix.lower() == ".tsv" else ","
+
+        def write(tmp: Path) -> None:
+            with tmp.open("w", encoding="utf-8", newline="") as fh:
+                writer = csv.writer(fh, delimiter=delim)
+                writer.writerow(_CSV_COLUMNS)
+                for row in rows:
+                    writer.writerow([row["id"], row.get("text", ""), *(
+                        json.dumps(row[c], ensure_ascii=False) for c in _CSV_COLUMNS[2:])])
+                _fsync_close(fh)
+
+        out = _atomic_write(p, write)
+    _write_meta(p, silver.meta())
+    return out
+
+
+_CSV_COLUMNS = ("id", "text", "labels", "scores", "confidence", "thresholds", "provenance")
+
+
+def _pyarrow():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MissingDependencyError("pyarrow", "Parquet silver data", "pip install pyarrow") from None
+    return pa, pq
+
+
+def _write_parquet(silver: SilverData, path: Path) -> Path:
+    pa, pq = _pyarrow()
+    k = len(silver.vocab)
+    vec = pa.list_(pa.float32(), k)
+    table = pa.table({
+        "id": pa.array(silver.ids, pa.string()),
+        "text": pa.array(silver.texts if silver.texts is not None else [None] * len(silver), pa.string()),
+        "labels": pa.array(silver.label_lists(), pa.list_(pa.string())),
+        "scores": pa.FixedSizeListArray.from_arrays(pa.array(silver.scores.ravel(), pa.float32()), k),
+        "confidence": pa.FixedSizeListArray.from_arrays(pa.array(silver.confidence.ravel(), pa.float32()), k),
+        "thresholds": pa.FixedSizeListArray.from_arrays(pa.array(silver.thresholds.ravel(), pa.float32()), k),
+        "provenance": pa.array([json.dumps(silver.provenance, ensure_ascii=False)] * len(silver), pa.string()),
+    })
+    assert table.schema.field("scores").type == vec
+    table = table.replace_schema_metadata({b"zsl_silver": json.dumps(silver.meta(), ensure_ascii=False).encode()})
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:
+            pq.write_table(table, fh, compression="zstd")
+            _fsync_close(fh)
+
+    return _atomic_write(path, write)
+
+
+# -- reading --------------------------------------------------------------------------------
+def read_silver(path: str | os.PathLike[str], *, vocab: LabelVocab | Sequence[str] | None = None,
+                format: str | None = None) -> SilverData:
+    """Read silver data written by :func:`write_silver` (or rows from ``zsl label``).
+
+    The label order comes from, in turn: ``vocab`` if given; the file's metadata
+    (``.meta.json`` sidecar or Parquet schema metadata); the first row's ``scores`` when
+    it names every label.
+
+    Args:
+        path: a ``.jsonl``, ``.csv``/``.tsv`` or ``.parquet`` file.
+        vocab: the vocabulary to align columns to. JSONL/CSV rows are matched by label
+            name, so any vocabulary holding their labels works; Parquet needs the same
+            label set as recorded.
+        format: override the format implied by the suffix.
+
+    Returns:
+        a :class:`SilverData`.
+
+    Raises:
+        InputError: missing/empty/malformed file, or no way to tell the label order.
+        VocabularyError: rows name labels outside ``vocab`` (the message lists them).
+
+    Example:
+        >>> silver = read_silver("out/silver.jsonl")               # doctest: +SKIP
+    """
+    p = Path(path)
+    fmt = _format_of(p, format)
+    if not p.is_file():
+        raise InputError(f"Silver data file {p} does not exist.")
+    if p.stat().st_size == 0:
+        raise InputError(f"Silver data file {p} is empty.")
+    given = None if vocab is None else (vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab))
+    if fmt == "parquet":
+        return _read_parquet(p, given)
+    meta = _read_meta(p)
+    rows = list(_iter_jsonl(p) if fmt == "jsonl" else _iter_csv(p))
+    if not rows:
+        raise InputError(f"{p} has no row.")
+    return _from_rows(rows, p, given, meta)
+
+
+def _read_meta(path: Path) -> dict[str, Any] | None:
+    mp = _meta_path(path)
+    if not mp.is_file():
+        return None
+    try:
+        meta = json.loads(mp.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{mp} is not valid JSON ({exc}); delete it and pass vocab=... instead.") from None
+    if not isinstance(meta, dict) or meta.get("zsl_silver") != FORMAT_VERSION:
+        raise InputError(f"{mp} is not a zsl silver metadata file (format {FORMAT_VERSION}).")
+    return meta
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for ln, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}:{ln}: malformed JSON ({exc.msg}).") from None
+                if not isinstance(obj, dict):
+                    raise InputError(f"{path}:{ln}: expected a JSON object, got {type(obj).__name__}.")
+                yield ln, obj
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text ({exc.reason}).") from None
+
+
+def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    delim = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh, delimiter=delim)
+            missing = [c for c in ("id", "labels") if c not in (reader.fieldnames or [])]
+            if missing:
+                raise InputError(f"{path}: the header lacks {missing} (found {reader.fieldnames}); is this silver data?")
+            for row in reader:
+                ln = reader.line_num
+                obj: dict[str, Any] = {"id": row["id"]}
+                if row.get("text"):
+                    obj["text"] = row["text"]
+                for col in _CSV_COLUMNS[2:]:
+                    cell = row.get(col)
+                    if cell:
+                        try:
+                            obj[col] = json.loads(cell)
+                        except json.JSONDecodeError as exc:
+                            raise InputError(f"{path}:{ln}: column {col!r} is not valid JSON ({exc.msg}).") from None
+                yield ln, obj
+    except csv.Error as exc:
+        raise InputError(f"{path}: CSV error ({exc}); very wide rows read better from Parquet or JSONL.") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text ({exc.reason}).") from None
+
+
+def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelVocab | None,
+               meta: dict[str, Any] | None) -> SilverData:
+    recorded = _vocab_from_meta(meta, str(path)) if meta is not None else None
+    if given is not None:
+        vocab = given
+    elif recorded is not None:
+        vocab = recorded
+    else:
+        first = rows[0][1]
+        size = (first.get("provenance") or {}).get("vocab_size")
+        keys = list(first["scores"]) if isinstance(first.get("scores"), dict) else []
+        if not keys or size != len(keys):
+            raise InputError(f"{path}: cannot tell the label order (no {_meta_path(path).name} beside it and the rows "
+                             "do not score every label). Fix: pass vocab=... (or --labels FILE).")
+        vocab = LabelVocab(keys)
+    n, k = len(rows), len(vocab)
+    labels = np.zeros((n, k), dtype=np.uint8)
+    conf = np.zeros((n, k), dtype=np.float32)
+    scores = np.full((n, k), np.nan, dtype=np.float32)
+    thr = np.full((n, k), np.nan, dtype=np.float32)
+    ids: list[str] = []
+    texts: list[str | None] = []
+    unknown: dict[str, int] = {}
+
+    def col(lab: str, ln: int) -> int | None:
+        j = vocab.get(lab)
+        if j is None:
+            unknown.setdefault(lab, ln)
+        return j
+
+    for i, (ln, row) in enumerate(rows):
+        if "id" not in row:
+            raise InputError(f"{path}:{ln}: the row has no 'id'.")
+        ids.append(str(row["id"]))
+        texts.append(row.get("text"))
+        chosen = row.get("labels")
+        if not isinstance(chosen, list):
+            raise InputError(f"{path}:{ln}: 'labels' must be a list of label names.")
+        for lab in chosen:
+            j = col(lab, ln)
+            if j is not None:
+                labels[i, j] = 1
+        sc = row.get("scores")
+        if isinstance(sc, list):  # zsl.pipeline.label_file rows: scores aligned with labels
+            if len(sc) != len(chosen):
+                raise InputError(f"{path}:{ln}: 'scores' has {len(sc)} values for {len(chosen)} labels.")
+            sc = dict(zip(chosen, sc))
+        for lab, v in (sc or {}).items():
+            j = col(lab, ln)
+            if j is not None and v is not None:
+                scores[i, j] = float(v)
+        cf = row.get("confidence")
+        if cf is None:
+            conf[i] = labels[i]
+        else:
+            for lab, v in cf.items():
+                j = col(lab, ln)
+                if j is not None:
+                    conf[i, j] = float(v)
+        for lab, v in (row.get("thresholds") or {}).items():
+            j = col(lab, ln)
+            if j is not None:
+                thr[i, j] = float(v)
+    if unknown:
+        shown = ", ".join(f"{lab!r} (line {ln})" for lab, ln in list(unknown.items())[:8])
+        raise VocabularyError(f"{path}: {len(unknown)} label(s) are not in the vocabulary ({len(vocab)} labels): {shown}. "
+                              "Fix: pass the vocabulary the silver data was made with.")
+    have_text = [t is not None for t in texts]
+    if any(have_text) and not all(have_text):
+        ln = rows[have_text.index(False)][0]
+        raise InputError(f"{path}:{ln}: this row has no 'text' while others do.")
+    prov = rows[0][1].get("provenance") or (meta or {}).get("provenance") or {}
+    if meta is not None and meta.get("provenance"):
+        prov = meta["provenance"]
+    if meta is not None and meta.get("n_rows") not in (None, n):
+        raise InputError(f"{path} has {n} rows but {_meta_path(path).name} says {meta['n_rows']}: they come from "
+                         "different writes. Re-export the silver data.")
+    return SilverData(vocab=vocab, ids=ids, labels=labels, confidence=conf, scores=scores, thresholds=thr,
+                      texts=[t for t in texts if t is not None] if all(have_text) else None,
+                      provenance=dict(prov), rule=(meta or {}).get("rule"))
+
+
+def _read_parquet(path: Path, given: LabelVocab | None) -> SilverData:
+    pa, pq = _pyarrow()
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{path} is not a readable Parquet file ({exc}).") from None
+    raw = (table.schema.metadata or {}).get(b"zsl_silver")
+    meta = json.loads(raw.decode("utf-8")) if raw else None
+    recorded = _vocab_from_meta(meta, str(path)) if meta is not None else None
+    missing_cols = [c for c in ("id", "labels", "scores", "confidence") if c not in table.column_names]
+    if missing_cols:
+        raise InputError(f"{path}: missing column(s) {missing_cols}; is this zsl silver data?")
+    n = table.num_rows
+
+    def dense(name: str, fill: float) -> np.ndarray:
+        if name not in table.column_names:
+            return np.full((n, k_file), fill, dtype=np.float32)
+        column = table.column(name).combine_chunks()
+        return column.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(n, -1)
+
+    scores_f = table.column("scores").combine_chunks()
+    k_file = len(scores_f[0]) if n else (len(recorded) if recorded else 0)
+    if recorded is None:
+        if given is None:
+            raise InputError(f"{path} has no zsl metadata; pass vocab=... to name its {k_file} score columns.")
+        recorded = given
+    if k_file != len(recorded):
+        raise InputError(f"{path}: score vectors have {k_file} values but the vocabulary has {len(recorded)} labels.")
+    scores, conf, thr = dense("scores", np.nan), dense("confidence", 0.0), dense("thresholds", np.nan)
+    vocab = recorded
+    if given is not None and list(given.labels) != list(recorded.labels):
+        if set(given.labels) != set(recorded.labels):
+            raise VocabularyError(f"{path} was written for another vocabulary: "
+                                  f"{vocab_difference(recorded.labels, given.labels, expected_name='the file', got_name='vocab')}. "
+                                  "Fix: pass the vocabulary it was made with, or omit vocab=.")
+        perm = [recorded.index(lab) for lab in given.labels]
+        scores, conf, thr = scores[:, perm], conf[:, perm], thr[:, perm]
+    if given is not None:
+        vocab = given
+    label_lists = table.column("labels").to_pylist()
+    labels = vocab.to_multi_hot(label_lists).astype(np.uint8)
+    texts = table.column("text").to_pylist() if "text" in table.column_names else [None] * n
+    prov = (meta or {}).get("provenance")
+    if prov is None and "provenance" in table.column_names and n:
+        prov = json.loads(table.column("provenance")[0].as_py() or "{}")
+    return SilverData(vocab=vocab, ids=[str(v) for v in table.column("id").to_pylist()], labels=labels,
+                      confidence=conf, scores=scores, thresholds=thr,
+                      texts=texts if all(t is not None for t in texts) else None, provenance=prov or {},
+                      rule=(meta or {}).get("rule"))
+
+
+# -- Hugging Face datasets ------------------------------------------------------------------
+def _datasets():
+    try:
+        import datasets
+    except ImportError:
+        raise MissingDependencyError("datasets", "Exporting silver data as a Hugging Face Dataset") from None
+    return datasets
+
+
+def to_hf_dataset(silver: SilverData) -> Any:
+    """Silver data as a Hugging Face ``datasets.Dataset`` (needs the ``datasets`` package).
+
+    Columns: ``id``, ``text``, ``labels`` (``Sequence(ClassLabel(names=vocab))``, so the
+    label order travels with the data), ``scores``, ``confidence``, ``thresholds`` (float
+    vectors in vocabulary order). The metadata (vocabulary, rule, provenance) is JSON in
+    ``dataset.info.description``.
+
+    Returns:
+        a ``datasets.Dataset``; ``from_hf_dataset`` reads it back.
+
+    Example:
+        >>> ds = to_hf_dataset(silver)                 # doctest: +SKIP
+        >>> ds.features["labels"].feature.names[:3]     # doctest: +SKIP
+    """
+    ds_mod = _datasets()
+    names = list(silver.vocab.labels)
+    vec = ds_mod.Sequence(ds_mod.Value("float32"))
+    features = ds_mod.Features({
+        "id": ds_mod.Value("string"),
+        "text": ds_mod.Value("string"),
+        "labels": ds_mod.Sequence(ds_mod.ClassLabel(names=names)),
+        "scores": vec, "confidence": vec, "thresholds": vec,
+    })
+    data = {
+        "id": list(silver.ids),
+        "text": silver.texts if silver.texts is not None else [None] * len(silver),
+        "labels": [[int(j) for j in np.flatnonzero(row)] for row in silver.labels],
+        "scores": silver.scores.tolist(), "confidence": silver.confidence.tolist(),
+        "thresholds": silver.thresholds.tolist(),
+    }
+    info = ds_mod.DatasetInfo(description=json.dumps(silver.meta(), ensure_ascii=False))
+    return ds_mod.Dataset.from_dict(data, features=features, info=info)
+
+
+def from_hf_dataset(dataset: Any, *, vocab: LabelVocab | Sequence[str] | None = None) -> SilverData:
+    """Read a ``datasets.Dataset`` made by :func:`to_hf_dataset` back into :class:`SilverData`."""
+    try:
+        meta = json.loads(dataset.info.description or "")
+    except (json.JSONDecodeError, AttributeError):
+        meta = None
+    names = list(dataset.features["labels"].feature.names)
+    recorded = _vocab_from_meta(meta, "dataset") if meta else LabelVocab(names)
+    if list(recorded.labels) != names:
+        raise InputError("The dataset's ClassLabel names and its zsl metadata disagree on the label order.")
+    given = None if vocab is None else (vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab))
+    if given is not None and list(given.labels) != names:
+        raise VocabularyError("The dataset was made for another vocabulary: "
+                              + vocab_difference(names, given.labels, expected_name="the dataset", got_name="vocab"))
+    vocab_final = given or recorded
+    n, k = len(dataset), len(names)
+    labels = np.zeros((n, k), dtype=np.uint8)
+    for i, row in enumerate(dataset["labels"]):
+        labels[i, row] = 1
+
+    def arr(name: str, fill: float) -> np.ndarray:
+        if name not in dataset.column_names:
+            return np.full((n, k), fill, dtype=np.float32)
+        out = np.asarray(dataset[name], dtype=np.float32)
+        return out.reshape(n, k)
+
+    texts = list(dataset["text"]) if "text" in dataset.column_names else [None] * n
+    return SilverData(vocab=vocab_final, ids=[str(v) for v in dataset["id"]], labels=labels,
+                      confidence=arr("confidence", 0.0), scores=arr("scores", np.nan),
+                      thresholds=arr("thresholds", np.nan),
+                      texts=texts if all(t is not None for t in texts) else None,
+                      provenance=(meta or {}).get("provenance") or {}, rule=(meta or {}).get("rule"))
+
+
+# -- report ---------------------------------------------------------------------------------
+@dataclass
+class SilverReport:
+    """Summary statistics of silver data (see :func:`silver_report`).
+
+    Attributes:
+        n_items, n_labels: sizes.
+        labels_per_item: mean chosen labels per item.
+        n_empty: items with no chosen label.
+        label_counts: label -> items it was chosen for, most frequent first.
+        never_chosen: labels no item got.
+        chosen_score_mean, other_score_mean: mean teacher score of chosen / other pairs.
+        chosen_confidence_mean: mean confidence of chosen pairs.
+        low_confidence_share: share of chosen pairs with confidence below 0.6.
+        rule: the rule's name and parameters.
+    """
+
+    n_items: int
+    n_labels: int
+    labels_per_item: float
+    max_labels_per_item: int
+    n_empty: int
+    label_counts: dict[str, int]
+    never_chosen: list[str]
+    chosen_score_mean: float
+    other_score_mean: float
+    chosen_confidence_mean: float
+    low_confidence_share: float
+    rule: dict[str, Any] | None = None
+
+    @property
+    def text(self) -> str:
+        """A short human-readable summary."""
+        def pct(a: float, b: float) -> str:
+            return f"{100.0 * a / b:.1f}%" if b else "n/a"
+
+        rule = ""
+        if self.rule:
+            rule = f"; rule {self.rule.get('name')} {json.dumps(self.rule.get('params'), sort_keys=True)}"
+        top = list(self.label_counts.items())
+        lines = [
+            f"Silver data: {self.n_items} items, {self.n_labels} labels{rule}",
+            (f"Labels per item: mean {self.labels_per_item:.2f}, max {self.max_labels_per_item}; "
+            f"items with no label: {self.n_empty} ({pct(self.n_empty, self.n_items)})"),
+            "Most frequent: " + (", ".join(f"{lab} {c} ({pct(c, self.n_items)})" for lab, c in top[:8] if c) or "none"),
+            "Least frequent chosen: " + (", ".join(f"{lab} {c}" for lab, c in [t for t in top if t[1]][-5:]) or "none"),
+            f"Never chosen ({len(self.never_chosen)}): " + (", ".join(self.never_chosen[:15])
+                                                            + (" ..." if len(self.never_chosen) > 15 else "") or "-"),
+            f"Teacher scores: chosen mean {self.chosen_score_mean:.4g}, others mean {self.other_score_mean:.4g}",
+            (f"Confidence of chosen labels: mean {self.chosen_confidence_mean:.3f}; "
+            f"{100 * self.low_confidence_share:.1f}% below 0.6"),
+        ]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready statistics."""
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def _nanmean(a: np.ndarray) -> float:
+    a = a[np.isfinite(a)]
+    return float(a.mean()) if a.size else math.nan
+
+
+def silver_report(silver: SilverData, *, png: str | os.PathLike[str] | None = None,
+                  txt: str | os.PathLike[str] | None = None) -> SilverReport:
+    """Label frequency, items with no label, score and confidence distributions.
+
+    Args:
+        silver: the data.
+        png: write a 2x2 plot here (label frequency, labels per item, score histograms of
+            chosen vs other pairs, confidence of chosen pairs). Needs ``matplotlib``.
+        txt: write the text summary here.
+
+    Returns:
+        a :class:`SilverReport` (``.text`` is the summary).
+
+    Example:
+        >>> print(silver_report(silver, png="out/silver.png").text)   # doctest: +SKIP
+    """
+    lab = silver.labels.astype(bool)
+    per_item = lab.sum(axis=1)
+    counts = lab.sum(axis=0)
+    order = np.argsort(-counts, kind="stable")
+    label_counts = {silver.vocab[int(j)]: int(counts[j]) for j in order}
+    chosen_conf = silver.confidence[lab]
+    report = SilverReport(
+        n_items=len(silver), n_labels=len(silver.vocab),
+        labels_per_item=float(per_item.mean()) if len(silver) else 0.0,
+        max_labels_per_item=int(per_item.max()) if len(silver) else 0,
+        n_empty=int((per_item == 0).sum()), label_counts=label_counts,
+        never_chosen=[silver.vocab[int(j)] for j in np.flatnonzero(counts == 0)],
+        chosen_score_mean=_nanmean(silver.scores[lab]), other_score_mean=_nanmean(silver.scores[~lab]),
+        chosen_confidence_mean=float(chosen_conf.mean()) if chosen_conf.size else math.nan,
+        low_confidence_share=float((chosen_conf < 0.6).mean()) if chosen_conf.size else 0.0,
+        rule=(silver.provenance or {}).get("rule"),
+    )
+    if png is not None:
+        _plot_report(silver, report, Path(png))
+    if txt is not None:
+        body = report.text + "\n"
+
+        def write(tmp: Path) -> None:
+            tmp.write_text(body, encoding="utf-8")
+
+        _atomic_write(txt, write)
+    return report
+
+
+def _plot_report(silver: SilverData, report: SilverReport, path: Path) -> Path:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise MissingDependencyError("matplotlib", "The silver-data report plot", "pip install matplotlib") from None
+    # Figure + the Agg canvas directly: no pyplot, so no global backend state is touched.
+    fig = Figure(figsize=(12, 8), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 2)
+    lab = silver.labels.astype(bool)
+
+    ax = axes[0, 0]
+    items = list(report.label_counts.items())[:30]
+    ax.barh([name[:28] for name, _ in items][::-1], [c for _, c in items][::-1], color="#4477aa")
+    ax.set_title(f"Label frequency (top {len(items)} of {report.n_labels}; {len(report.never_chosen)} never chosen)")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_xlabel("items")
+
+    ax = axes[0, 1]
+    per_item = lab.sum(axis=1)
+    top = int(per_item.max()) if per_item.size else 0
+    ax.hist(per_item, bins=np.arange(-0.5, top + 1.5, 1.0), color="#66aa55", rwidth=0.8)
+    ax.set_title(f"Labels per item ({report.n_empty} items with none)")
+    ax.set_xlabel("chosen labels")
+    ax.set_ylabel("items")
+
+    ax = axes[1, 0]
+    chosen, other = silver.scores[lab], silver.scores[~lab]
+    chosen, other = chosen[np.isfinite(chosen)], other[np.isfinite(other)]
+    both = np.concatenate([chosen, other]) if chosen.size + other.size else np.zeros(1)
+    bins = np.linspace(float(both.min()), float(both.max()) + 1e-9, 50)
+    if other.size:
+        ax.hist(other, bins=bins, alpha=0.6, density=True, label=f"not chosen ({other.size})", color="#999999")
+    if chosen.size:
+        ax.hist(chosen, bins=bins, alpha=0.6, density=True, label=f"chosen ({chosen.size})", color="#cc6677")
+    ax.set_title("Teacher scores")
+    ax.set_xlabel("score")
+    ax.legend(fontsize=8)
+
+    ax = axes[1, 1]
+    conf = silver.confidence[lab]
+    ax.hist(conf, bins=np.linspace(0, 1, 41), color="#ddaa33")
+    ax.set_title("Confidence of chosen labels")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("pairs")
+    fig.suptitle(f"Silver data: {report.n_items} items, {report.n_labels} labels, "
+                 f"{report.labels_per_item:.2f} labels/item")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(buf.getvalue())
+
+    return _atomic_write(path, write)

@@ -1,0 +1,742 @@
+"""From an ``(N, K)`` score matrix to labels: thresholds, calibration and label-free rules.
+
+Every rule here turns scores (columns in vocabulary order, higher = more applicable) into
+
+* ``labels``: an ``(N, K)`` 0/1 ``uint8`` matrix (the multi-hot pseudo-labels), and
+* ``confidence``: an ``(N, K)`` ``float32`` matrix in ``[0, 1]``, ``sigmoid((s - t) / T)``
+  for the score ``s``, the threshold ``t`` that applies to that cell and a temperature
+  ``T``. It is 0.5 exactly at the threshold, so ``labels == (confidence >= 0.5)`` unless
+  ``min_labels`` / ``max_labels`` forced a change. These are the soft targets a student
+  is distilled on (:mod:`zsl.distill`).
+
+Rules, all scikit-learn-style estimators (parameters only in ``__init__``, ``fit`` returns
+``self``, fitted attributes end in ``_``); ``fit`` needs gold labels only where it says so:
+
+=====================  =========================================================  ==========
+rule                   a label is chosen when                                     fit needs
+=====================  =========================================================  ==========
+:class:`TopK`          it is among the item's ``k`` best scores                   scores
+:class:`GlobalThreshold`  its score >= one threshold (fixed, F1-calibrated, or   scores (+ y)
+                       set so items get ``labels_per_item`` labels on average)
+:class:`PerLabelThreshold`  its score >= that label's F1-best threshold, shrunk   scores + y
+                       toward the global one when the label has few examples
+:class:`RelativeToMax` its score is within ``margin`` of the item's best score   scores
+:class:`LabelZScore`   its score is ``z`` standard deviations above that label's  scores
+                       mean over the (unlabelled) fitting items
+=====================  =========================================================  ==========
+
+``TopK`` and ``RelativeToMax`` can first standardise each label's column
+(``standardize=True``): labels whose text sits close to everything (hubs such as
+"neutral") stop winning every item.
+
+Example:
+    >>> import numpy as np
+    >>> from zsl.scoring import PerLabelThreshold, TopK
+    >>> s = np.array([[0.9, 0.2], [0.8, 0.6], [0.3, 0.7], [0.2, 0.1]])
+    >>> TopK(k=1).fit(s).predict(s).tolist()
+    [[1, 0], [1, 0], [0, 1], [1, 0]]
+    >>> y = np.array([[1, 0], [1, 1], [0, 1], [0, 0]])
+    >>> PerLabelThreshold(shrinkage=0).fit(s, y).thresholds_.round(2).tolist()
+    [0.55, 0.4]
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from zsl.errors import InputError
+
+__all__ = [
+    "RULES",
+    "Decision",
+    "GlobalThreshold",
+    "LabelZScore",
+    "ParamsMixin",
+    "PerLabelThreshold",
+    "RelativeToMax",
+    "TopK",
+    "best_f1_threshold",
+    "check_labels",
+    "check_scores",
+    "get_rule",
+    "shrink_thresholds",
+]
+
+
+# -- validation -----------------------------------------------------------------------------
+def check_scores(scores: Any, *, n_labels: int | None = None, name: str = "scores") -> np.ndarray:
+    """Validate an ``(N, K)`` score matrix and return it as float64.
+
+    Args:
+        scores: array-like, one row per item, one column per vocabulary label.
+        n_labels: the expected number of columns (the vocabulary size), if known.
+        name: what to call the array in error messages.
+
+    Returns:
+        The scores as a C-contiguous float64 array.
+
+    Raises:
+        InputError: not 2-D, no column, wrong number of columns, or NaN/inf values
+            (the message gives how many and where the first one is).
+
+    Example:
+        >>> check_scores([[0.1, 0.9]]).shape
+        (1, 2)
+    """
+    try:
+        s = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be a numeric (N, K) array; could not convert it ({exc}).") from None
+    if s.ndim == 1:
+        raise InputError(f"{name} must be 2-D (N items, K labels); got a 1-D array of length {s.shape[0]}. "
+                         f"Fix: for one item pass {name}[None, :].")
+    if s.ndim != 2:
+        raise InputError(f"{name} must be 2-D (N items, K labels); got shape {s.shape}.")
+    if s.shape[1] == 0:
+        raise InputError(f"{name} has no column; there must be one column per vocabulary label.")
+    if n_labels is not None and s.shape[1] != n_labels:
+        raise InputError(f"{name} has {s.shape[1]} columns but the vocabulary (or the fitted rule) has {n_labels} "
+                         "labels; columns must follow the vocabulary order one to one.")
+    finite = np.isfinite(s)
+    if not finite.all():
+        bad = np.argwhere(~finite)
+        i, j = (int(v) for v in bad[0])
+        raise InputError(f"{name} contain {len(bad)} NaN/inf value(s); the first is {s[i, j]} at item {i}, label "
+                         f"column {j}. Fix the scorer, or replace them (e.g. np.nan_to_num(scores, nan=-1.0)).")
+    return np.ascontiguousarray(s)
+
+
+def check_labels(y: Any, shape: tuple[int, int], *, name: str = "y") -> np.ndarray:
+    """Validate an ``(N, K)`` 0/1 gold matrix that goes with scores of ``shape``.
+
+    Returns:
+        ``y`` as a bool array.
+
+    Raises:
+        InputError: wrong shape or values other than 0 and 1.
+    """
+    arr = np.asarray(y)
+    if arr.shape != tuple(shape):
+        raise InputError(f"{name} has shape {arr.shape} but the scores have shape {tuple(shape)}; they need the "
+                         "same items and the same label order. Fix: vocab.to_multi_hot(gold_label_lists).")
+    if arr.size and not np.isin(arr, (0, 1)).all():
+        raise InputError(f"{name} must contain only 0 and 1 (a multi-hot matrix).")
+    return arr.astype(bool)
+
+
+# -- plain maths ----------------------------------------------------------------------------
+def best_f1_threshold(scores: Any, y: Any) -> tuple[float, float]:
+    """The threshold ``t`` that maximises F1 of ``scores >= t`` against binary ``y``.
+
+    Every distinct cut is tried; ``t`` is the midpoint between the last score kept and the
+    next one (the lowest score when keeping everything is best). On ties in F1 the higher
+    threshold wins (fewer positives).
+
+    Args:
+        scores: 1-D scores.
+        y: 1-D 0/1 gold of the same length, with at least one positive.
+
+    Returns:
+        ``(threshold, f1)``.
+
+    Raises:
+        InputError: shapes differ, no score, or no positive in ``y`` (F1 is then undefined).
+
+    Example:
+        >>> best_f1_threshold([0.9, 0.8, 0.3, 0.2], [1, 1, 0, 0])
+        (0.55, 1.0)
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    t = np.asarray(y).ravel().astype(bool)
+    if s.shape != t.shape:
+        raise InputError(f"scores ({s.size}) and y ({t.size}) must have the same length")
+    if s.size == 0:
+        raise InputError("best_f1_threshold needs at least one score")
+    if not np.isfinite(s).all():
+        raise InputError("scores contain NaN/inf; replace them first (np.nan_to_num)")
+    n_pos = int(t.sum())
+    if n_pos == 0:
+        raise InputError("y has no positive example, so F1 is undefined for every threshold")
+    order = np.argsort(-s, kind="stable")
+    s_sorted, hits = s[order], t[order]
+    tp = np.cumsum(hits)
+    kept = np.arange(1, s.size + 1)
+    f1 = 2.0 * tp / (kept + n_pos)
+    # a cut is only possible where the score strictly drops (ties are kept together)
+    valid = np.append(s_sorted[:-1] > s_sorted[1:], True)
+    f1 = np.where(valid, f1, -1.0)
+    i = int(np.argmax(f1))
+    thr = float(s_sorted[i]) if i == s.size - 1 else float((s_sorted[i] + s_sorted[i + 1]) / 2.0)
+    return round(thr, 12), float(f1[i])
+
+
+def shrink_thresholds(per_label: Any, support: Any, global_threshold: float, shrinkage: float) -> np.ndarray:
+    """Shrink per-label thresholds toward a global one by the number of examples behind each.
+
+    ``t_j = (n_j * t_j_hat + shrinkage * t_global) / (n_j + shrinkage)``: a label seen with
+    many positives keeps its own threshold, a rare one stays near the global threshold, and
+    one never seen (``n_j = 0``, ``t_j_hat`` may be NaN) gets the global threshold.
+
+    Args:
+        per_label: ``(K,)`` per-label thresholds (NaN allowed where ``support`` is 0).
+        support: ``(K,)`` positive counts behind each threshold.
+        global_threshold: the fallback.
+        shrinkage: pseudo-count of the global threshold (0: no shrinkage).
+
+    Returns:
+        ``(K,)`` float64 thresholds.
+
+    Example:
+        >>> shrink_thresholds([0.8, 0.2, float("nan")], [2, 8, 0], 0.5, 2.0).tolist()
+        [0.65, 0.26, 0.5]
+    """
+    t = np.asarray(per_label, dtype=np.float64)
+    n = np.asarray(support, dtype=np.float64)
+    if shrinkage < 0:
+        raise InputError(f"shrinkage must be >= 0, got {shrinkage}")
+    t = np.where(n > 0, t, 0.0)
+    denom = n + shrinkage
+    out = np.divide(n * t + shrinkage * global_threshold, denom, out=np.full_like(t, global_threshold), where=denom > 0)
+    return np.round(out, 12)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+# -- the common estimator machinery ---------------------------------------------------------
+@dataclass(frozen=True)
+class Decision:
+    """What a rule decided for a batch of items.
+
+    Attributes:
+        labels: ``(N, K)`` uint8 multi-hot pseudo-labels.
+        confidence: ``(N, K)`` float32 in [0, 1]; 0.5 at the threshold.
+        thresholds: the threshold of each cell in score units, broadcastable to ``(N, K)``:
+            ``(N, 1)`` for per-item rules, ``(1, K)`` for per-label ones.
+    """
+
+    labels: np.ndarray
+    confidence: np.ndarray
+    thresholds: np.ndarray
+
+    def label_lists(self, vocab: Any) -> list[list[str]]:
+        """The chosen label names per item, highest confidence first."""
+        out = []
+        for row_lab, row_conf in zip(self.labels, self.confidence):
+            idx = np.flatnonzero(row_lab)
+            idx = idx[np.argsort(-row_conf[idx], kind="stable")]
+            out.append([vocab[int(j)] for j in idx])
+        return out
+
+
+class ParamsMixin:
+    """The scikit-learn parameter protocol without importing scikit-learn.
+
+    ``get_params`` / ``set_params`` read the constructor's signature, so
+    ``sklearn.base.clone`` and grid searches work on zsl estimators.
+    """
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters (scikit-learn protocol; ``sklearn.base.clone`` works)."""
+        return {p: getattr(self, p) for p in self._param_names()}
+
+    def set_params(self, **params: Any) -> ParamsMixin:
+        """Set constructor parameters; returns self."""
+        valid = self._param_names()
+        for key, value in params.items():
+            if key not in valid:
+                raise InputError(f"{type(self).__name__} has no parameter {key!r}; valid: {', '.join(valid)}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class _Rule(ParamsMixin):
+    """Shared parts of the rules: parameters, validation, confidence, min/max labels."""
+
+    #: name in :data:`RULES`
+    name = ""
+    #: does ``fit`` need gold labels?
+    needs_y = False
+
+    # -- fitting --------------------------------------------------------------------------
+    def fit(self, scores: Any, y: Any = None) -> _Rule:
+        """Learn what the rule needs from scores (and gold ``y`` where the rule needs it).
+
+        Args:
+            scores: ``(N, K)`` scores in vocabulary order.
+            y: ``(N, K)`` 0/1 gold labels, for the calibrated rules.
+
+        Returns:
+            self.
+        """
+        self._check_params()
+        s = check_scores(scores)
+        yy = None if y is None else check_labels(y, s.shape)
+        if self.needs_y and yy is None:
+            raise InputError(f"{type(self).__name__}.fit needs gold labels y (an (N, K) 0/1 matrix for a few "
+                             "labelled items). Without labels use TopK, RelativeToMax, LabelZScore or "
+                             "GlobalThreshold(labels_per_item=...).")
+        self.n_labels_ = s.shape[1]
+        self._fit(s, yy)
+        if getattr(self, "temperature", None) is not None:
+            self.temperature_ = float(self.temperature)
+        else:
+            self.temperature_ = self._auto_temperature(s)
+        return self
+
+    def _check_params(self) -> None:
+        min_labels = getattr(self, "min_labels", 0)
+        max_labels = getattr(self, "max_labels", None)
+        if min_labels < 0:
+            raise InputError(f"min_labels must be >= 0, got {min_labels}")
+        if max_labels is not None and max_labels < max(1, min_labels):
+            raise InputError(f"max_labels must be >= max(1, min_labels), got {max_labels}")
+        temp = getattr(self, "temperature", None)
+        if temp is not None and not temp > 0:
+            raise InputError(f"temperature must be > 0 (or None for automatic), got {temp}")
+
+    def _fit(self, s: np.ndarray, y: np.ndarray | None) -> None:
+        """Rule-specific fitting; ``s`` is validated float64."""
+
+    def _auto_temperature(self, s: np.ndarray) -> float:
+        # Half a standard deviation of the scores: one std above the threshold reads as
+        # confidence ~0.88. Rules working in z-units override this with 0.5.
+        sd = float(np.std(self._transform(s)))
+        return 0.5 * sd if sd > 1e-12 else 1.0
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_labels_"):
+            how = "rule.fit(scores, y) with a few labelled items" if self.needs_y else "rule.fit(scores) (no labels needed)"
+            raise InputError(f"This {type(self).__name__} is not fitted yet. Fix: call {how} first, or use fit_decide().")
+
+    # -- applying -------------------------------------------------------------------------
+    def _transform(self, s: np.ndarray) -> np.ndarray:
+        """The space the threshold lives in (scores, or per-label z-scores)."""
+        mean = getattr(self, "mean_", None)
+        if mean is None:
+            return s
+        return (s - mean) / self.std_
+
+    def _thresholds(self, z: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _labels(self, z: np.ndarray, thr: np.ndarray) -> np.ndarray:
+        return z >= thr
+
+    def decide(self, scores: Any) -> Decision:
+        """Labels, confidences and thresholds for ``scores``.
+
+        Args:
+            scores: ``(N, K)`` scores in the column order the rule was fitted on.
+
+        Returns:
+            a :class:`Decision`.
+        """
+        self._check_fitted()
+        s = check_scores(scores, n_labels=self.n_labels_)
+        z = self._transform(s)
+        thr = np.asarray(self._thresholds(z), dtype=np.float64)
+        labels = self._labels(z, thr)
+        with np.errstate(invalid="ignore", over="ignore"):
+            diff = np.where(np.isneginf(np.broadcast_to(thr, z.shape)), np.inf, z - thr)
+            conf = _sigmoid(diff / self.temperature_)
+        labels = _limit(labels, z, getattr(self, "min_labels", 0), getattr(self, "max_labels", None))
+        return Decision(labels.astype(np.uint8), conf.astype(np.float32), self._to_score_units(thr))
+
+    def _to_score_units(self, thr: np.ndarray) -> np.ndarray:
+        mean = getattr(self, "mean_", None)
+        if mean is None:
+            return thr
+        return thr * self.std_ + mean
+
+    def predict(self, scores: Any) -> np.ndarray:
+        """The ``(N, K)`` uint8 multi-hot labels."""
+        return self.decide(scores).labels
+
+    def confidence(self, scores: Any) -> np.ndarray:
+        """The ``(N, K)`` float32 confidence of every (item, label) pair."""
+        return self.decide(scores).confidence
+
+    def fit_decide(self, scores: Any, y: Any = None) -> Decision:
+        """``fit(scores, y)`` then ``decide(scores)``."""
+        return self.fit(scores, y).decide(scores)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready record of the rule, its parameters and fitted thresholds (for provenance)."""
+        self._check_fitted()
+        out: dict[str, Any] = {"rule": self.name, "params": _jsonable(self.get_params()),
+                               "temperature": round(self.temperature_, 6)}
+        out.update(self._describe_fitted())
+        return out
+
+    def _describe_fitted(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if getattr(self, "mean_", None) is not None:
+            out["label_mean"] = _round_list(self.mean_.ravel())
+            out["label_std"] = _round_list(self.std_.ravel())
+        return out
+
+
+def _round_list(a: np.ndarray, nd: int = 6) -> list[float]:
+    return [round(float(v), nd) for v in np.asarray(a).ravel()]
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, np.generic):
+            v = v.item()
+        out[k] = v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
+    return out
+
+
+def _limit(labels: np.ndarray, z: np.ndarray, min_labels: int, max_labels: int | None) -> np.ndarray:
+    """Give every item at least ``min_labels`` and at most ``max_labels`` labels (best first)."""
+    if not min_labels and max_labels is None:
+        return labels
+    labels = labels.copy()
+    order = np.argsort(-z, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(z.shape[1])[None, :].repeat(z.shape[0], 0), axis=1)
+    if min_labels:
+        labels |= rank < min(min_labels, z.shape[1])
+    if max_labels is not None:
+        labels &= rank < max_labels
+    return labels
+
+
+def _standardize_fit(rule: _Rule, s: np.ndarray) -> None:
+    if getattr(rule, "standardize", False):
+        rule.mean_ = s.mean(axis=0, keepdims=True)
+        std = s.std(axis=0, keepdims=True)
+        rule.std_ = np.where(std > 1e-12, std, 1.0)
+    else:
+        rule.mean_ = None
+        rule.std_ = None
+
+
+# -- label-free rules -----------------------------------------------------------------------
+class TopK(_Rule):
+    """Choose each item's ``k`` best-scoring labels.
+
+    Args:
+        k: labels per item.
+        standardize: z-score each label's column (mean/std learned in ``fit``) before
+            ranking, so labels that score high on every item do not win everywhere.
+        temperature: confidence temperature in score units (z units when standardising);
+            None: half the standard deviation of the fitted scores.
+
+    Attributes:
+        n_labels_, temperature_, mean_, std_ (``(1, K)`` when standardising, else None).
+
+    Example:
+        >>> import numpy as np
+        >>> TopK(k=2).fit_decide(np.array([[0.1, 0.5, 0.3]])).labels.tolist()
+        [[0, 1, 1]]
+    """
+
+    name = "top_k"
+
+    def __init__(self, k: int = 1, *, standardize: bool = False, temperature: float | None = None):
+        self.k = k
+        self.standardize = standardize
+        self.temperature = temperature
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not isinstance(self.k, (int, np.integer)) or self.k < 1:
+            raise InputError(f"k must be an integer >= 1, got {self.k!r}")
+
+    def _fit(self, s: np.ndarray, y: np.ndarray | None) -> None:
+        _standardize_fit(self, s)
+
+    def _auto_temperature(self, s: np.ndarray) -> float:
+        return 0.5 if self.standardize else super()._auto_temperature(s)
+
+    def _thresholds(self, z: np.ndarray) -> np.ndarray:
+        n, k_all = z.shape
+        if self.k >= k_all:
+            return np.full((n, 1), -np.inf)
+        part = -np.partition(-z, (self.k - 1, self.k), axis=1)
+        return ((part[:, self.k - 1] + part[:, self.k]) / 2.0)[:, None]
+
+    def _labels(self, z: np.ndarray, thr: np.ndarray) -> np.ndarray:
+        k = min(self.k, z.shape[1])
+        top = np.argsort(-z, axis=1, kind="stable")[:, :k]  # ties: lower column wins
+        out = np.zeros(z.shape, dtype=bool)
+        np.put_along_axis(out, top, True, axis=1)
+        return out
+
+
+class RelativeToMax(_Rule):
+    """Choose the labels whose score is within ``margin`` of the item's best score.
+
+    The item's best label is always chosen unless ``min_score`` is set and the best score
+    is below it (then the item gets no label). Works on any score scale; ``margin`` is in
+    score units (z units with ``standardize=True``).
+
+    Args:
+        margin: how far below the item's maximum a label may score and still be chosen.
+        min_score: an absolute floor on chosen scores (None: no floor).
+        standardize: z-score each label's column first (see :class:`TopK`).
+        max_labels: keep at most this many labels per item.
+        temperature: confidence temperature (None: automatic).
+
+    Example:
+        >>> import numpy as np
+        >>> RelativeToMax(margin=0.1).fit_decide(np.array([[0.50, 0.45, 0.2]])).labels.tolist()
+        [[1, 1, 0]]
+    """
+
+    name = "relative_to_max"
+
+    def __init__(self, margin: float = 0.05, *, min_score: float | None = None, standardize: bool = False,
+                 max_labels: int | None = None, temperature: float | None = None):
+        self.margin = margin
+        self.min_score = min_score
+        self.standardize = standardize
+        self.max_labels = max_labels
+        self.temperature = temperature
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not self.margin >= 0:
+            raise InputError(f"margin must be >= 0, got {self.margin}")
+
+    def _fit(self, s: np.ndarray, y: np.ndarray | None) -> None:
+        _standardize_fit(self, s)
+
+    def _auto_temperature(self, s: np.ndarray) -> float:
+        return 0.5 if self.standardize else super()._auto_temperature(s)
+
+    def _thresholds(self, z: np.ndarray) -> np.ndarray:
+        thr = z.max(axis=1, keepdims=True) - self.margin
+        if self.min_score is not None:
+            thr = np.maximum(thr, self.min_score)
+        return thr
+
+
+class LabelZScore(_Rule):
+    """Choose a label for an item when its score is unusually high *for that label*.
+
+    ``fit`` learns each label's mean and standard deviation over unlabelled items; a label
+    is chosen when ``(score - mean_j) / std_j >= z``. This corrects labels whose text sits
+    close to every item (they have a high mean) and rare, sharply-scoring ones.
+
+    Args:
+        z: the z-score a label must reach.
+        min_labels: give every item at least this many labels (its best z-scores).
+        max_labels: keep at most this many labels per item.
+        temperature: confidence temperature in z units (None: 0.5).
+
+    Attributes:
+        mean_, std_: ``(1, K)`` per-label statistics of the fitting scores.
+
+    Example:
+        >>> import numpy as np
+        >>> s = np.array([[0.9, 0.5], [0.1, 0.5], [0.2, 0.9], [0.2, 0.1]])
+        >>> LabelZScore(z=1.0).fit_decide(s).labels.tolist()
+        [[1, 0], [0, 0], [0, 1], [0, 0]]
+    """
+
+    name = "label_zscore"
+
+    def __init__(self, z: float = 1.5, *, min_labels: int = 0, max_labels: int | None = None,
+                 temperature: float | None = None):
+        self.z = z
+        self.min_labels = min_labels
+        self.max_labels = max_labels
+        self.temperature = temperature
+
+    def _fit(self, s: np.ndarray, y: np.ndarray | None) -> None:
+        if s.shape[0] < 2:
+            raise InputError(f"LabelZScore.fit needs at least 2 items to estimate per-label spread, got {s.shape[0]}")
+        self.mean_ = s.mean(axis=0, keepdims=True)
+        std = s.std(axis=0, keepdims=True)
+        self.std_ = np.where(std > 1e-12, std, 1.0)
+
+    def _auto_temperature(self, s: np.ndarray) -> float:
+        return 0.5
+
+    def _thresholds(self, z: np.ndarray) -> np.ndarray:
+        return np.full((1, z.shape[1]), float(self.z))
+
+
+# -- thresholds (fixed, or calibrated on a few labelled items) -----------------------------
+class GlobalThreshold(_Rule):
+    """One threshold for every label.
+
+    Where the threshold comes from, in order: ``threshold`` if given; else, when ``fit``
+    gets gold ``y``, the threshold that maximises micro-F1 on those items; else (no labels)
+    the score quantile that gives items ``labels_per_item`` labels on average.
+
+    Args:
+        threshold: a fixed threshold in score units.
+        labels_per_item: the average label count to aim for when there is neither a fixed
+            threshold nor gold labels.
+        min_labels: give every item at least this many labels (its best scores).
+        max_labels: keep at most this many labels per item.
+        temperature: confidence temperature (None: half the std of the fitted scores).
+
+    Attributes:
+        threshold_: the threshold used.
+
+    Example:
+        >>> import numpy as np
+        >>> s = np.array([[0.9, 0.2], [0.4, 0.7]])
+        >>> GlobalThreshold(threshold=0.5).fit(s).predict(s).tolist()
+        [[1, 0], [0, 1]]
+        >>> GlobalThreshold().fit(s, np.array([[1, 0], [1, 1]])).threshold_
+        0.3
+    """
+
+    name = "global_threshold"
+
+    def __init__(self, threshold: float | None = None, *, labels_per_item: float = 1.0, min_labels: int = 0,
+                 max_labels: int | None = None, temperature: float | None = None):
+        self.threshold = threshold
+        self.labels_per_item = labels_per_item
+        self.min_labels = min_labels
+        self.max_labels = max_labels
+        self.temperature = temperature
+
+    def _fit(self, s: np.ndarray, y: np.ndarray | None) -> None:
+        if self.threshold is not None:
+            if not math.isfinite(self.threshold):
+                raise InputError(f"threshold must be finite, got {self.threshold}")
+            self.threshold_ = float(self.threshold)
+            self.source_ = "fixed"
+        elif y is not None and y.any():
+            self.threshold_, _ = best_f1_threshold(s.ravel(), y.ravel())
+            self.source_ = "micro_f1"
+        else:
+            if y is not None:
+                raise InputError("y has no positive label at all, so no F1-best threshold exists. Give labelled "
+                                 "items with at least one label, or fit without y (labels_per_item rule).")
+            k = s.shape[1]
+            if not 0 < self.labels_per_item <= k:
+                raise InputError(f"labels_per_item must be in (0, {k}], got {self.labels_per_item}")
+            q = 1.0 - self.labels_per_item / k
+            self.threshold_ = float(np.quantile(s.ravel(), q, method="higher")) if q > 0 else float(s.min())
+            self.source_ = "labels_per_item"
+
+    def _thresholds(self, z: np.ndarray) -> np.ndarray:
+        return np.full((1, z.shape[1]), self.threshold_)
+
+    def _describe_fitted(self) -> dict[str, Any]:
+        return {"threshold": round(self.threshold_, 6), "source": self.source_}
+
+
+class PerLabelThreshold(_Rule):
+    """One threshold per label, each maximising that label's F1 on a few labelled items.
+
+    Labels with few positive examples overfit easily, so each threshold is shrunk toward
+    the global (micro-F1-best, or given) threshold by :func:`shrink_thresholds`; a label
+    with no positive example gets the global threshold.
+
+    Args:
+        shrinkage: pseudo-count of the global threshold (0: pure per-label optima).
+        global_threshold: the fallback threshold; None: the micro-F1-best one on ``y``.
+        min_labels: give every item at least this many labels.
+        max_labels: keep at most this many labels per item.
+        temperature: confidence temperature (None: half the std of the fitted scores).
+
+    Attributes:
+        thresholds_: ``(K,)`` the thresholds used.
+        global_threshold_: the fallback used.
+        support_: ``(K,)`` positives per label in the calibration items.
+        raw_thresholds_: ``(K,)`` per-label optima before shrinkage (NaN without support).
+
+    Example:
+        >>> import numpy as np
+        >>> s = np.array([[0.9, 0.1], [0.6, 0.8], [0.2, 0.3]])
+        >>> y = np.array([[1, 0], [1, 1], [0, 0]])
+        >>> PerLabelThreshold(shrinkage=0).fit(s, y).thresholds_.tolist()
+        [0.4, 0.55]
+    """
+
+    name = "per_label_threshold"
+    needs_y = True
+
+    def __init__(self, shrinkage: float = 5.0, *, global_threshold: float | None = None, min_labels: int = 0,
+                 max_labels: int | None = None, temperature: float | None = None):
+        self.shrinkage = shrinkage
+        self.global_threshold = global_threshold
+        self.min_labels = min_labels
+        self.max_labels = max_labels
+        self.temperature = temperature
+
+    def _fit(self, s: np.ndarray, y: np.ndarray | None) -> None:
+        assert y is not None
+        if self.shrinkage < 0:
+            raise InputError(f"shrinkage must be >= 0, got {self.shrinkage}")
+        if self.global_threshold is not None:
+            self.global_threshold_ = float(self.global_threshold)
+        else:
+            if not y.any():
+                raise InputError("y has no positive label at all: per-label calibration needs labelled items with "
+                                 "labels. Fix: label a few items, pass global_threshold=..., or use a label-free "
+                                 "rule (TopK, RelativeToMax, LabelZScore).")
+            self.global_threshold_, _ = best_f1_threshold(s.ravel(), y.ravel())
+        support = y.sum(axis=0)
+        raw = np.full(s.shape[1], np.nan)
+        for j in np.flatnonzero(support):
+            raw[j], _ = best_f1_threshold(s[:, j], y[:, j])
+        self.support_ = support.astype(np.int64)
+        self.raw_thresholds_ = raw
+        self.thresholds_ = shrink_thresholds(raw, support, self.global_threshold_, self.shrinkage)
+
+    def _thresholds(self, z: np.ndarray) -> np.ndarray:
+        return self.thresholds_[None, :]
+
+    def _describe_fitted(self) -> dict[str, Any]:
+        return {"thresholds": _round_list(self.thresholds_), "global_threshold": round(self.global_threshold_, 6),
+                "support": [int(v) for v in self.support_]}
+
+
+RULES: dict[str, type[_Rule]] = {
+    "top_k": TopK,
+    "relative_to_max": RelativeToMax,
+    "label_zscore": LabelZScore,
+    "global_threshold": GlobalThreshold,
+    "per_label_threshold": PerLabelThreshold,
+}
+
+
+def get_rule(name: str, **params: Any) -> _Rule:
+    """Build a rule by name (for CLIs and configs).
+
+    Args:
+        name: one of :data:`RULES` (``-`` and ``_`` are interchangeable).
+        **params: constructor parameters of that rule.
+
+    Returns:
+        an unfitted rule.
+
+    Example:
+        >>> get_rule("top-k", k=2)
+        TopK(k=2, standardize=False, temperature=None)
+    """
+    key = name.strip().lower().replace("-", "_")
+    cls = RULES.get(key)
+    if cls is None:
+        raise InputError(f"Unknown labelling rule {name!r}. Available: {', '.join(RULES)}")
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise InputError(f"Bad parameters for rule {key!r} ({exc}); valid: {', '.join(cls._param_names())}") from None
