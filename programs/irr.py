@@ -110,7 +110,9 @@ class Infer(dspy.Module):
         self.max_phrases = max_phrases
         self.max_chars = max_chars
         self.prompt_id = load_prompt("infer").id
-        self.predict = dspy.Predict(_signature("infer", self.kind, max_phrases=max_phrases))
+        # A short budget: phrases are a few words each, and small models otherwise ramble on.
+        self.predict = dspy.Predict(_signature("infer", self.kind, max_phrases=max_phrases),
+                                    max_tokens=24 + 10 * max_phrases)
 
     def forward(self, text: str) -> dspy.Prediction:
         truncated = len(text) > self.max_chars

@@ -35,7 +35,7 @@ Example:
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(200, 16)).astype(np.float32)
     >>> Y = (X[:, :3] > 0).astype(np.float32)          # 3 labels, learnable
-    >>> student = StudentClassifier(epochs=30, random_state=0).fit(X, Y, vocab=["a", "b", "c"])
+    >>> student = StudentClassifier(learning_rate=0.05, random_state=0).fit(X, Y, vocab=["a", "b", "c"])
     >>> float((student.predict(X) == Y).mean()) > 0.9
     True
 """
@@ -130,11 +130,23 @@ class StudentClassifier(ParamsMixin):
         refine_anchor: pull of the teacher's labels (higher: labels move less).
         refine_warmup: fraction of the epochs trained before labels start to move.
         standardize: standardise each feature with the training mean/std (kept in the model).
+            Off by default: sentence embeddings are already L2-normalised, and small raw
+            steps keep a zero-shot start intact; turn it on for raw backbone features.
         epochs, batch_size: training length and mini-batch size.
-        learning_rate: AdamW step size; None: 1e-2 for linear, 3e-3 for MLP.
+        learning_rate: AdamW step size; None: 1e-3 for linear (small steps around the
+            zero-shot start), 3e-3 for MLP.
         weight_decay: AdamW weight decay.
         threshold: probability at which ``predict`` chooses a label.
         min_labels: ``predict`` gives every item at least this many labels.
+        zero_shot_init: start a linear head at the zero-shot classifier (cosine similarity
+            to each label's embedding, scaled and shifted to fit the targets), so labels
+            the pseudo-labels rarely show keep the teacher's knowledge instead of starting
+            from nothing. Uses ``label_embeddings`` given to ``fit``, else (for a text
+            student) the encoder's embeddings of the vocabulary's label texts (with
+            descriptions); otherwise, or for an MLP head, the head starts at random.
+        n_threads: torch CPU threads while training and predicting (restored afterwards);
+            1 is fastest for heads this small and does not fight other processes for
+            cores. None: torch's default.
         random_state: seed for initialisation, shuffling and dropout (local generators;
             global torch/numpy state is left alone).
         show_progress: progress bar while encoding texts.
@@ -158,9 +170,10 @@ class StudentClassifier(ParamsMixin):
     def __init__(self, *, encoder: Any = None, head: str = "linear", hidden_size: int = 256, dropout: float = 0.1,
                  loss: str = "bce", asl_gamma_pos: float = 0.0, asl_gamma_neg: float = 4.0, asl_clip: float = 0.05,
                  refine: bool = False, refine_rate: float = 0.1, refine_anchor: float = 5.0,
-                 refine_warmup: float = 0.3, standardize: bool = True, epochs: int = 60, batch_size: int = 256,
+                 refine_warmup: float = 0.3, standardize: bool = False, epochs: int = 60, batch_size: int = 256,
                  learning_rate: float | None = None, weight_decay: float = 1e-4, threshold: float = 0.5,
-                 min_labels: int = 0, random_state: int = 0, show_progress: bool = False):
+                 min_labels: int = 0, zero_shot_init: bool = True, n_threads: int | None = 1,
+                 random_state: int = 0, show_progress: bool = False):
         self.encoder = encoder
         self.head = head
         self.hidden_size = hidden_size
@@ -180,6 +193,8 @@ class StudentClassifier(ParamsMixin):
         self.weight_decay = weight_decay
         self.threshold = threshold
         self.min_labels = min_labels
+        self.zero_shot_init = zero_shot_init
+        self.n_threads = n_threads
         self.random_state = random_state
         self.show_progress = show_progress
 
@@ -274,7 +289,7 @@ class StudentClassifier(ParamsMixin):
         return asl
 
     def fit(self, X: Any, y: Any, *, vocab: LabelVocab | Sequence[str] | None = None,
-            provenance: dict[str, Any] | None = None) -> StudentClassifier:
+            label_embeddings: Any = None, provenance: dict[str, Any] | None = None) -> StudentClassifier:
         """Train the head on features of ``X`` against targets ``y``.
 
         Args:
@@ -282,6 +297,8 @@ class StudentClassifier(ParamsMixin):
             y: ``(N, K)`` targets in [0, 1]: soft confidences or 0/1 pseudo-labels, columns
                 in vocabulary order.
             vocab: the labels of the columns (default ``label_0`` ... ``label_{K-1}``).
+            label_embeddings: ``(K, D)`` embeddings of the labels in the feature space, for
+                ``zero_shot_init`` (e.g. CLIP text embeddings for an image student).
             provenance: where the targets came from; saved with the model.
 
         Returns:
@@ -316,23 +333,27 @@ class StudentClassifier(ParamsMixin):
         if self.standardize:
             mean = feats.mean(axis=0)
             scale = feats.std(axis=0)
-            scale = np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
+            scale = np.where(scale > 1e-8, scale, 1.0)
         else:
-            mean, scale = np.zeros(d, np.float32), np.ones(d, np.float32)
+            mean, scale = np.zeros(d), np.ones(d)
         self.feature_mean_, self.feature_scale_ = mean.astype(np.float32), scale.astype(np.float32)
+        label_emb = self._label_embeddings(vocab, d, label_embeddings)
         Xs = torch.from_numpy((feats - self.feature_mean_) / self.feature_scale_)
         targets = torch.from_numpy(Y.copy())
         teacher = targets.clone()
         loss_fn = self._loss_fn()
-        lr = self.learning_rate or (1e-2 if self.head == "linear" else 3e-3)
+        lr = self.learning_rate or (1e-3 if self.head == "linear" else 3e-3)
         warm = round(self.refine_warmup * self.epochs)
         history: list[float] = []
-        with torch.random.fork_rng(devices=[]):
+        with _threads(self.n_threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.random_state)
             head = self._build_head(d, k)
+            self.init_ = "random"
             with torch.no_grad():  # start from the label base rates: faster, steadier on rare labels
                 rate = targets.mean(0).clamp(1e-4, 1 - 1e-4)
                 head[-1].bias.copy_(torch.log(rate / (1 - rate)))
+            if label_emb is not None and self.head == "linear":
+                self._zero_shot_init(head, feats, label_emb, targets)
             opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=self.weight_decay)
             gen = torch.Generator().manual_seed(self.random_state)
             for epoch in range(self.epochs):
@@ -360,6 +381,51 @@ class StudentClassifier(ParamsMixin):
         self.fit_seconds_ = time.perf_counter() - t0
         self.n_train_ = n
         return self
+
+    def _label_embeddings(self, vocab: LabelVocab, d: int, given: Any) -> np.ndarray | None:
+        if not self.zero_shot_init or self.head != "linear":
+            return None
+        if given is not None:
+            emb = np.asarray(given, dtype=np.float32)
+            if emb.shape != (len(vocab), d):
+                raise InputError(f"label_embeddings must have shape ({len(vocab)}, {d}) (one row per label, in the "
+                                 f"feature space); got {emb.shape}.")
+            return emb
+        if self.input_kind_ != "text":
+            return None
+        from zsl.encoders import encode_cached
+
+        texts = [vocab.text_for(j, with_description=True) for j in range(len(vocab))]
+        emb = np.asarray(encode_cached(self._encoder_obj(), texts), dtype=np.float32)
+        return emb if emb.shape == (len(vocab), d) else None
+
+    def _zero_shot_init(self, head: Any, feats: np.ndarray, label_emb: np.ndarray, targets: Any) -> None:
+        """Set the linear head to ``a * cos(x, label) + b``, with ``a, b`` fitted to the targets."""
+        import torch
+
+        sims = torch.from_numpy(feats @ label_emb.T)
+        a = torch.tensor(10.0, requires_grad=True)
+        b = torch.tensor(0.0, requires_grad=True)
+        opt = torch.optim.LBFGS([a, b], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = soft_bce(a * sims + b, targets).mean()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        a_v, b_v = float(a.detach()), float(b.detach())
+        if not (np.isfinite(a_v) and np.isfinite(b_v)) or a_v <= 0:
+            return  # the targets do not follow the label similarities: keep the plain start
+        lin = head[-1]
+        with torch.no_grad():
+            # the head sees standardised features x' = (x - mean) / scale, so x.l = x'.(scale*l) + mean.l
+            w = a_v * label_emb * self.feature_scale_[None, :]
+            lin.weight.copy_(torch.from_numpy(w.astype(np.float32)))
+            lin.bias.copy_(torch.from_numpy((a_v * (label_emb @ self.feature_mean_) + b_v).astype(np.float32)))
+        self.init_ = "zero_shot"
+        self.zero_shot_scale_ = (a_v, b_v)
 
     def _refine_step(self, head: Any, Xs: Any, targets: Any, teacher: Any, loss_fn: Any) -> Any:
         """One CDUL-style update of the latent labels from the student's current view."""
@@ -402,7 +468,7 @@ class StudentClassifier(ParamsMixin):
         self._check_fitted()
         feats = self._features(X)
         out = np.empty((feats.shape[0], len(self.vocab_)), dtype=np.float32)
-        with torch.inference_mode():
+        with _threads(self.n_threads), torch.inference_mode():
             for start in range(0, feats.shape[0], batch_size):
                 chunk = (feats[start:start + batch_size] - self.feature_mean_) / self.feature_scale_
                 out[start:start + batch_size] = self.head_(torch.from_numpy(chunk)).numpy()
@@ -604,6 +670,28 @@ class StudentClassifier(ParamsMixin):
         return student
 
 
+class _threads:
+    """Set torch's CPU thread count for a block and restore it afterwards."""
+
+    def __init__(self, n: int | None):
+        self.n = n
+        self.prev: int | None = None
+
+    def __enter__(self) -> None:
+        if self.n is not None:
+            import torch
+
+            self.prev = torch.get_num_threads()
+            if self.prev != self.n:
+                torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.prev is not None and self.n is not None and self.prev != self.n:
+            import torch
+
+            torch.set_num_threads(self.prev)
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -650,7 +738,7 @@ def distill_file(silver_path: str | os.PathLike[str], out: str | os.PathLike[str
 
 def label_file(input_path: str | os.PathLike[str], model: str | os.PathLike[str] | StudentClassifier, *,
                out: str | os.PathLike[str] | None = None, vocab: LabelVocab | Sequence[str] | None = None,
-               text_field: str = "text", threshold: float | None = None,
+               text_field: str = "text", threshold: float | None = None, min_labels: int | None = None,
                show_progress: bool = False) -> dict[str, Any]:
     """Label a file with a saved student (``zsl label --model student/``).
 
@@ -665,6 +753,7 @@ def label_file(input_path: str | os.PathLike[str], model: str | os.PathLike[str]
         vocab: checked against the student's labels (refused if different).
         text_field: JSON key / CSV column of the text.
         threshold: probability threshold (default: the student's).
+        min_labels: give every item at least this many labels (default: the student's).
         show_progress: progress bar while encoding.
 
     Returns:
@@ -690,7 +779,8 @@ def label_file(input_path: str | os.PathLike[str], model: str | os.PathLike[str]
     proba = student.predict_proba([it.text for it in items])
     seconds = time.perf_counter() - t0
     thr = student.threshold if threshold is None else threshold
-    rule = GlobalThreshold(threshold=thr, min_labels=student.min_labels, temperature=1.0).fit(proba[:1])
+    floor = student.min_labels if min_labels is None else min_labels
+    rule = GlobalThreshold(threshold=thr, min_labels=floor, temperature=1.0).fit(proba[:1])
     prov = {"student": str(getattr(student, "path_", "in-memory")),
             "student_sha256": getattr(student, "weights_sha256_", None),
             "encoder": (student._encoder_spec() or {}).get("model_id"), "teacher": student.provenance_}

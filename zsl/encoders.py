@@ -97,6 +97,12 @@ class SentenceTransformerEncoder:
                 from sentence_transformers import SentenceTransformer
             except ImportError:
                 raise MissingDependencyError("sentence-transformers", "The sentence encoder") from None
+            try:  # transformers prints a per-load "Loading weights" bar; keep the terminal for our own
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+            except ImportError:
+                pass
             kwargs = {"local_files_only": True} if self._local else {}
             try:
                 self._model = SentenceTransformer(self._path, device=self.device, **kwargs)

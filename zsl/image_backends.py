@@ -46,7 +46,7 @@ __all__ = [
     "OpenClipBackend",
     "conse_embeddings",
     "get_image_backend",
-    "imagenet_class_names",
+    "imagenet_classes",
     "list_image_backends",
     "load_efficientnet_lite",
 ]
@@ -184,16 +184,18 @@ def _lite_spec(name: str) -> LiteSpec:
         ) from None
 
 
-def imagenet_class_names(*, detailed: bool = False) -> list[str]:
-    """The 1000 ImageNet-1k class names in the classifier's output order (from timm).
+def imagenet_classes() -> list[tuple[str, str]]:
+    """The 1000 ImageNet-1k classes in the classifier's output order, from timm's WordNet data.
 
-    Args:
-        detailed: return WordNet synonyms and gloss (``"tench, Tinca tinca: freshwater ..."``)
-            instead of the synonym list (``"tench, Tinca tinca"``).
+    Returns:
+        ``(synonyms, definition)`` per class, e.g. ``("tench, Tinca tinca", "freshwater
+        dace-like game fish of Europe and western Asia ...")``.
     """
     data = _import("timm.data", "timm", "ImageNet class names")
     info = data.ImageNetInfo()
-    return [info.index_to_description(i, detailed=detailed) for i in range(info.num_classes())]
+    names = info.label_descriptions()
+    detailed = info.label_descriptions(detailed=True)
+    return [(n, d[len(n) + 2:]) for n, d in zip(names, detailed, strict=True)]
 
 
 def conse_embeddings(probs: np.ndarray, class_embeddings: np.ndarray, top: int = 10) -> np.ndarray:
@@ -252,17 +254,25 @@ def _to_batch(images: Sequence[Any], size: int, mean: Sequence[float], std: Sequ
 class ConSEBackend:
     """EfficientNet-Lite ImageNet probabilities turned into zero-shot scores by ConSE.
 
+    Defaults were chosen on the COCO subset (``python -m zsl.bench.images``): WordNet
+    definitions in the class texts, T=50, softmax scale 10, whole images at 384 px.
+
     Args:
-        backbone: ``"efficientnet-lite2"`` (default, 260 px) or ``"efficientnet-lite0"``
-            (224 px, faster).
+        backbone: ``"efficientnet-lite2"`` (default) or ``"efficientnet-lite0"`` (faster).
         encoder: the sentence encoder for class names and label prompts (a name, a path or
             an encoder object; default all-MiniLM-L6-v2 from its package).
-        top: T, ImageNet classes combined per image (the paper uses 10).
-        class_template: how an ImageNet class name is written before it is embedded;
-            ``{name}`` is the first synonym, ``{names}`` all synonyms.
-        logit_scale: temperature for the softmax over labels. Sentence-embedding cosines
-            span a narrower range than CLIP's, so this is larger than CLIP's 100; the
-            default was chosen on the COCO subset.
+        top: T, the most probable ImageNet classes combined per image (the paper uses 10;
+            a larger T smooths the embedding and ranks better here).
+        class_template: how an ImageNet class is written before it is embedded: ``{name}``
+            is the first synonym, ``{names}`` all synonyms, ``{gloss}`` the WordNet
+            definition. The definition adds what the class *is* ("tabby: a cat with a grey
+            or tawny coat ..."), which links it to label names the synonyms miss.
+        logit_scale: softmax temperature over labels. Sentence-embedding cosines of a ConSE
+            vector span a narrow range, and a mild scale keeps per-image scores comparable
+            across images.
+        image_size: resolution whole images are encoded at. Larger than the network's
+            training size (260 for Lite2) because objects in scene photos are small.
+        threshold: the CDUL ``alpha`` threshold that suits this backend's score range.
         threads: torch CPU threads (None: torch's default).
 
     Example:
@@ -271,17 +281,24 @@ class ConSEBackend:
         True
     """
 
-    def __init__(self, backbone: str = DEFAULT_IMAGE_BACKEND, *, encoder: Any = None, top: int = 10,
-                 class_template: str = "a photo of a {name}.", logit_scale: float = 50.0,
-                 threads: int | None = None):
+    def __init__(self, backbone: str = DEFAULT_IMAGE_BACKEND, *, encoder: Any = None, top: int = 50,
+                 class_template: str = "{names}: {gloss}", logit_scale: float = 10.0, image_size: int = 384,
+                 threshold: float = 0.1, threads: int | None = None):
         self.spec = _lite_spec(backbone)
         self.backbone = backbone
         self.encoder = encoder
         self.top = int(top)
         if self.top < 1:
             raise InputError(f"top must be >= 1, got {top}")
+        try:
+            class_template.format(name="x", names="x", gloss="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise InputError(f"class_template may use {{name}}, {{names}} and {{gloss}}; {class_template!r} "
+                             f"fails ({exc!r})") from None
         self.class_template = class_template
         self.logit_scale = float(logit_scale)
+        self.image_size = int(image_size)
+        self.threshold = float(threshold)
         self.threads = threads
         self.input_size = self.spec.input_size
         self._net = None
@@ -290,12 +307,13 @@ class ConSEBackend:
 
     @property
     def model_id(self) -> str:
-        enc = self.text_encoder.model_id
         tmpl = hashlib.sha256(self.class_template.encode()).hexdigest()[:8]
-        return f"conse:{self.backbone}:{self.spec.sha256[:12]}:T={self.top}:cls={tmpl}:enc={enc}"
+        return (f"conse:{self.backbone}:{self.spec.sha256[:12]}:T={self.top}:cls={tmpl}:px={self.image_size}:"
+                f"enc={self.text_encoder.model_id}")
 
     @property
     def net(self):
+        """The EfficientNet-Lite network (loaded and verified on first use)."""
         if self._net is None:
             torch = _torch()
             if self.threads:
@@ -313,14 +331,12 @@ class ConSEBackend:
 
     @property
     def class_embeddings(self) -> np.ndarray:
-        """``(1000, D)`` sentence embeddings of the ImageNet class names (cached on disk)."""
+        """``(1000, D)`` sentence embeddings of the ImageNet classes (cached on disk)."""
         if self._class_emb is None:
             from zsl.encoders import encode_cached
 
-            texts = []
-            for synonyms in imagenet_class_names():
-                first = synonyms.split(",")[0].strip()
-                texts.append(self.class_template.format(name=first, names=synonyms))
+            texts = [self.class_template.format(name=names.split(",")[0].strip(), names=names, gloss=gloss)
+                     for names, gloss in imagenet_classes()]
             self._class_emb = encode_cached(self.text_encoder, texts)
         return self._class_emb
 
@@ -329,15 +345,52 @@ class ConSEBackend:
 
         Args:
             images: PIL images (any size; each is resized to ``size x size``).
-            size: network input resolution; default the backbone's training size.
+            size: network input resolution; default ``image_size``.
         """
         if not images:
             return np.zeros((0, 1000), dtype=np.float32)
         torch = _torch()
-        x = _to_batch(images, int(size or self.input_size), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        x = _to_batch(images, int(size or self.image_size), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
         with torch.inference_mode():
             logits = self.net(x)
         return torch.softmax(logits.float(), dim=-1).numpy()
+
+    def region_probs(self, images: Sequence[Any], grids: Sequence[int] = (3,), *, overlap: float = 0.0,
+                     size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Whole-image and grid-region ImageNet probabilities from ONE forward pass.
+
+        The network's last feature map (``size / 32`` cells a side) is average-pooled over
+        the whole map (the usual classifier input) and over each grid cell, and every
+        pooled vector goes through the classifier. A region sees its surroundings through
+        the receptive field, and costs nothing beyond the whole-image pass.
+
+        Args:
+            images: RGB PIL images.
+            grids: grid sizes over the feature map.
+            overlap: cells grow by this fraction on each side (see :func:`zsl.image.grid_boxes`).
+            size: input resolution; default ``image_size``.
+
+        Returns:
+            ``(global (N, 1000), regions (N, S, 1000))`` with S the total number of cells.
+        """
+        from zsl.image import grid_boxes
+
+        torch = _torch()
+        n_regions = sum(g * g for g in grids)
+        if not images:
+            return np.zeros((0, 1000), dtype=np.float32), np.zeros((0, n_regions, 1000), dtype=np.float32)
+        x = _to_batch(images, int(size or self.image_size), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        net = self.net
+        with torch.inference_mode():
+            fmap = net.forward_features(x)  # (B, C, h, w)
+            h, w = fmap.shape[-2:]
+            pooled = [fmap.mean(dim=(2, 3))]
+            for g in grids:
+                for left, top, right, bottom in grid_boxes(w, h, g, overlap=overlap):
+                    pooled.append(fmap[:, :, top:bottom, left:right].mean(dim=(2, 3)))
+            feats = torch.stack(pooled, dim=1)  # (B, 1 + S, C)
+            probs = torch.softmax(net.classifier(feats).float(), dim=-1).numpy()
+        return probs[:, 0], probs[:, 1:]
 
     def encode_images(self, images: Sequence[Any], *, size: int | None = None) -> np.ndarray:
         """ConSE embeddings ``(M, D)`` of RGB PIL images, in the sentence encoder's space."""
@@ -346,6 +399,21 @@ class ConSEBackend:
             return np.zeros((0, self.class_embeddings.shape[1]), dtype=np.float32)
         return conse_embeddings(probs, self.class_embeddings, self.top)
 
+    def encode_regions(self, images: Sequence[Any], grids: Sequence[int] = (3,), *, overlap: float = 0.0
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """ConSE embeddings of whole images ``(N, D)`` and of their grid regions ``(N, S, D)``.
+
+        One forward pass per batch (see :meth:`region_probs`); :class:`zsl.image.ImageTagger`
+        uses it for ``snippets="features"``.
+        """
+        g, r = self.region_probs(images, grids, overlap=overlap)
+        ce = self.class_embeddings
+        n, s = r.shape[:2]
+        if n == 0:
+            return np.zeros((0, ce.shape[1]), np.float32), np.zeros((0, s, ce.shape[1]), np.float32)
+        regions = conse_embeddings(r.reshape(n * s, -1), ce, self.top).reshape(n, s, -1)
+        return conse_embeddings(g, ce, self.top), regions
+
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Sentence embeddings ``(T, D)`` of label prompts (cached on disk)."""
         from zsl.encoders import encode_cached
@@ -353,7 +421,7 @@ class ConSEBackend:
         return encode_cached(self.text_encoder, list(texts))
 
     def __repr__(self) -> str:
-        return f"ConSEBackend({self.backbone!r}, top={self.top})"
+        return f"ConSEBackend({self.backbone!r}, top={self.top}, image_size={self.image_size})"
 
 
 class OpenClipBackend:
@@ -378,9 +446,9 @@ class OpenClipBackend:
             a tag without ``allow_download``; the message says how to point at weights.
 
     Example:
-        >>> b = OpenClipBackend("ViT-B-32", pretrained="/models/ViT-B-32-openai.pt")
+        >>> b = OpenClipBackend("ViT-B-32", pretrained="openai")
         >>> b.model_id
-        'open_clip:ViT-B-32:ViT-B-32-openai.pt'
+        'open_clip:ViT-B-32:openai'
     """
 
     def __init__(self, model: str = "ViT-B-32", pretrained: str | os.PathLike[str] | None = None, *,
@@ -390,6 +458,7 @@ class OpenClipBackend:
         self.pretrained = None if pretrained is None else str(pretrained)
         self.allow_download = allow_download
         self._logit_scale = logit_scale
+        self.threshold = 0.5  # CDUL's alpha threshold, for CLIP's logit scale of 100
         self.device = device
         self.threads = threads
         self._model = None
@@ -398,7 +467,14 @@ class OpenClipBackend:
 
     @property
     def model_id(self) -> str:
-        weights = "random" if self.pretrained is None else Path(self.pretrained).name
+        if Path(self.model).is_dir():
+            ckpt = _folder_checkpoint(Path(self.model))
+            weights = f"{ckpt.name}:{ckpt.stat().st_size}" if ckpt else "random"
+        elif self.pretrained is None:
+            weights = "random"
+        else:
+            path = Path(self.pretrained).expanduser()
+            weights = f"{path.name}:{path.stat().st_size}" if path.is_file() else self.pretrained
         return f"open_clip:{Path(self.model).name}:{weights}"
 
     def _model_name(self) -> str:
@@ -438,7 +514,7 @@ class OpenClipBackend:
                 )
             else:
                 pretrained = str(path)
-        if pretrained is None and not local_dir:
+        if (pretrained is None and not local_dir) or (local_dir and _folder_checkpoint(Path(self.model)) is None):
             warnings.warn(f"OpenClipBackend('{self.model}') has random weights (pretrained=None): its scores are "
                           "meaningless; use it for tests and speed checks only.", stacklevel=3)
         try:
@@ -506,6 +582,12 @@ class OpenClipBackend:
 
     def __repr__(self) -> str:
         return f"OpenClipBackend({self.model!r}, pretrained={self.pretrained!r})"
+
+
+def _folder_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint open_clip would pick up from a model folder, if any."""
+    found = sorted(p for ext in ("*.safetensors", "*.bin", "*.pth", "*.pt") for p in folder.glob(ext))
+    return found[0] if found else None
 
 
 def list_image_backends() -> dict[str, str]:

@@ -216,7 +216,7 @@ def make_silver(scores: Any, vocab: LabelVocab | Sequence[str], rule: Any = None
         scores: ``(N, K)`` teacher scores in vocabulary order.
         vocab: the vocabulary (or its labels).
         rule: a rule from :mod:`zsl.scoring` (fitted or not), or a rule name; None:
-            ``TopK(k=1, standardize=True)``. An unfitted rule is fitted on these scores
+            ``TopK(k=1)`` (each item's best label; label-free). An unfitted rule is fitted on these scores
             (and on ``y`` when given: a few gold-labelled items calibrate thresholds).
         ids: item ids (default ``"0"``, ``"1"``, ...).
         texts: item texts (needed to distil a text student).
@@ -242,7 +242,7 @@ def make_silver(scores: Any, vocab: LabelVocab | Sequence[str], rule: Any = None
     vocab = vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab)
     s = check_scores(scores, n_labels=len(vocab))
     if rule is None:
-        rule = TopK(k=1, standardize=True)
+        rule = TopK(k=1)
     elif isinstance(rule, str):
         rule = get_rule(rule)
     if not hasattr(rule, "decide"):
@@ -632,9 +632,7 @@ def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelV
     if any(have_text) and not all(have_text):
         ln = rows[have_text.index(False)][0]
         raise InputError(f"{path}:{ln}: this row has no 'text' while others do.")
-    prov = rows[0][1].get("provenance") or (meta or {}).get("provenance") or {}
-    if meta is not None and meta.get("provenance"):
-        prov = meta["provenance"]
+    prov = (meta or {}).get("provenance") or rows[0][1].get("provenance") or {}
     if meta is not None and meta.get("n_rows") not in (None, n):
         raise InputError(f"{path} has {n} rows but {_meta_path(path).name} says {meta['n_rows']}: they come from "
                          "different writes. Re-export the silver data.")
@@ -854,6 +852,13 @@ def silver_report(silver: SilverData, *, png: str | os.PathLike[str] | None = No
     Example:
         >>> print(silver_report(silver, png="out/silver.png").text)   # doctest: +SKIP
     """
+    for target in (png, txt):  # fail before the (slow) drawing when a path cannot be written
+        if target is not None:
+            try:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InputError(f"Cannot write {target}: {exc.strerror or exc}. Choose a writable output path.") \
+                    from None
     lab = silver.labels.astype(bool)
     per_item = lab.sum(axis=1)
     counts = lab.sum(axis=0)
