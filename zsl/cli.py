@@ -3,6 +3,8 @@
     zsl models [--assemble NAME|all] [--json]
     zsl label INPUT --labels VOCAB [--lm NAME] [--encoder NAME] [--out FILE] [-k 3]
     zsl optimize TRAIN.jsonl --labels VOCAB --out program.json [--optimizer bootstrap]
+    zsl distill SILVER.jsonl --out student/ [--labels VOCAB]
+    zsl label INPUT --model student/
     zsl demo [--lm NAME] [--out FILE]
 """
 
@@ -61,6 +63,23 @@ def _print_table(rows: list[dict], k: int, out=sys.stdout) -> None:
 
 
 def _cmd_label(args: argparse.Namespace) -> int:
+    if args.model:
+        from zsl.distill import label_file as student_label_file
+
+        res = student_label_file(args.input, args.model, out=args.out, vocab=_vocab_arg(args.labels),
+                                 text_field=args.text_field, show_progress=True)
+        for b in res["bad_rows"][:20]:
+            print(f"skipped {b}", file=sys.stderr)
+        if res.get("eval"):
+            print("against the gold labels in the input: " + ", ".join(f"{k} = {v:.3f}" for k, v in res["eval"].items()
+                                                                       if isinstance(v, float)))
+        print(f"labelled {res['labelled']} items in {res['seconds']:.1f}s ({res['items_per_second']:.0f} items/s) "
+              f"with the student {args.model}, skipped {res['skipped']}; silver data: {res['out']}")
+        return 3 if res["skipped"] else 0
+    if not args.labels:
+        print("zsl: error: --labels VOCAB is required (or --model STUDENT_DIR to use a distilled student)",
+              file=sys.stderr)
+        return 2
     from zsl.pipeline import label_file
 
     summary = label_file(args.input, args.labels, out=args.out, lm=args.lm, encoder=args.encoder, k=args.k,
@@ -69,6 +88,27 @@ def _cmd_label(args: argparse.Namespace) -> int:
                          show_progress=True)
     _report(summary, args.k)
     return 3 if summary["skipped"] else 0
+
+
+def _vocab_arg(path: str | None):
+    if not path:
+        return None
+    from zsl.vocab import LabelVocab
+
+    return LabelVocab.from_file(path)
+
+
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from zsl.distill import distill_file
+
+    res = distill_file(args.silver, args.out, vocab=_vocab_arg(args.labels), targets=args.targets,
+                       encoder=args.encoder, loss=args.loss, refine=args.refine, head=args.head, epochs=args.epochs,
+                       random_state=args.seed, show_progress=True)
+    print(f"student trained on {res['n_items']} items x {res['n_labels']} labels in {res['seconds']:.1f}s; "
+          f"agreement with the silver labels (micro-F1) {res['agreement']:.3f}; "
+          f"{res['size_bytes'] / 1024:.0f} KiB on disk (encoder excluded): {res['out']}")
+    print(f"use it: zsl label INPUT --model {res['out']}")
+    return 0
 
 
 def _report(summary: dict, k: int) -> None:
@@ -137,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("label", help="label a file of texts with a label vocabulary")
     p.add_argument("input", help="items: .jsonl (a 'text' field), .csv/.tsv (a 'text' column) or .txt (one per line)")
-    p.add_argument("--labels", required=True, help="vocabulary: .txt (one per line), .jsonl or .csv with 'label'")
+    p.add_argument("--labels", help="vocabulary: .txt (one per line), .jsonl or .csv with 'label'")
+    p.add_argument("--model", help="a student folder from `zsl distill` (labels with it instead of the LLM)")
     p.add_argument("--out", help="silver data output (.jsonl); default: <input>.zsl.jsonl")
     p.add_argument("--lm", help="LLM: embedded name, .gguf path or provider/model (default: $ZSL_LM or qwen2.5-coder-1.5b)")
     p.add_argument("--encoder", help="sentence encoder name or folder (default: $ZSL_ENCODER or minilm-l6)")
@@ -163,6 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rank-top", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_optimize)
+
+    p = sub.add_parser("distill", help="train a small fast student classifier on silver data")
+    p.add_argument("silver", help="silver data (.jsonl/.csv/.parquet) from `zsl label` or zsl.pseudo.write_silver")
+    p.add_argument("--out", required=True, help="folder to save the student in")
+    p.add_argument("--labels", help="vocabulary, when the silver file does not carry the full label order")
+    p.add_argument("--encoder", help="sentence encoder for the student's features (default: minilm-l6)")
+    p.add_argument("--targets", default="soft", choices=["soft", "hard"])
+    p.add_argument("--loss", default="bce", choices=["bce", "asl"])
+    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
+                   help="CDUL-style pseudo-label refinement (default on: best in BENCHMARKS.md)")
+    p.add_argument("--head", default="linear", choices=["linear", "mlp"])
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_distill)
 
     p = sub.add_parser("demo", help="label the shipped example texts with the embedded models")
     p.add_argument("--lm", help="LLM to use (default: the embedded Qwen2.5 1.5B)")

@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from zsl.errors import InputError, ModelIntegrityError, VocabularyError
+from zsl.errors import InputError, MissingDependencyError, ModelIntegrityError, VocabularyError
 from zsl.pseudo import SilverData, vocab_difference
 from zsl.scoring import ParamsMixin
 from zsl.vocab import LabelVocab
@@ -136,7 +136,10 @@ class StudentClassifier(ParamsMixin):
         learning_rate: AdamW step size; None: 1e-3 for linear (small steps around the
             zero-shot start), 3e-3 for MLP.
         weight_decay: AdamW weight decay.
-        threshold: probability at which ``predict`` chooses a label.
+        threshold: probability at which ``predict`` chooses a label, or ``"auto"``: the
+            threshold at which the student's labels on its training items agree best (F1)
+            with the hard pseudo-labels (targets >= 0.5), so ``predict`` reproduces the
+            teacher's labelling rule without any gold label.
         min_labels: ``predict`` gives every item at least this many labels.
         zero_shot_init: start a linear head at the zero-shot classifier (cosine similarity
             to each label's embedding, scaled and shifted to fit the targets), so labels
@@ -156,6 +159,7 @@ class StudentClassifier(ParamsMixin):
         classes_: the labels as an array (scikit-learn convention).
         n_features_in_: feature dimension.
         input_kind_: ``"text"`` or ``"features"``.
+        threshold_: the probability threshold ``predict`` uses.
         head_: the trained torch module.
         history_: mean training loss per epoch.
         refined_targets_: ``(N, K)`` targets after refinement (``refine=True`` only).
@@ -171,7 +175,7 @@ class StudentClassifier(ParamsMixin):
                  loss: str = "bce", asl_gamma_pos: float = 0.0, asl_gamma_neg: float = 4.0, asl_clip: float = 0.05,
                  refine: bool = False, refine_rate: float = 0.1, refine_anchor: float = 5.0,
                  refine_warmup: float = 0.3, standardize: bool = False, epochs: int = 60, batch_size: int = 256,
-                 learning_rate: float | None = None, weight_decay: float = 1e-4, threshold: float = 0.5,
+                 learning_rate: float | None = None, weight_decay: float = 1e-4, threshold: float | str = "auto",
                  min_labels: int = 0, zero_shot_init: bool = True, n_threads: int | None = 1,
                  random_state: int = 0, show_progress: bool = False):
         self.encoder = encoder
@@ -216,8 +220,8 @@ class StudentClassifier(ParamsMixin):
             raise InputError("refine_rate and refine_anchor must be >= 0")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise InputError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if not 0.0 < self.threshold < 1.0:
-            raise InputError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.threshold != "auto" and not (isinstance(self.threshold, (int, float)) and 0.0 < self.threshold < 1.0):
+            raise InputError(f"threshold must be 'auto' or a probability in (0, 1), got {self.threshold!r}")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "head_"):
@@ -372,6 +376,7 @@ class StudentClassifier(ParamsMixin):
                     targets = self._refine_step(head, Xs, targets, teacher, loss_fn)
         head.eval()
         self.head_ = head
+        self.threshold_ = self._fit_threshold(Xs, Y)
         self.vocab_ = vocab
         self.classes_ = np.asarray(vocab.labels, dtype=object)
         self.n_features_in_ = d
@@ -381,6 +386,21 @@ class StudentClassifier(ParamsMixin):
         self.fit_seconds_ = time.perf_counter() - t0
         self.n_train_ = n
         return self
+
+    def _fit_threshold(self, Xs: Any, Y: np.ndarray) -> float:
+        if self.threshold != "auto":
+            return float(self.threshold)
+        import torch
+
+        from zsl.scoring import best_f1_threshold
+
+        hard = Y >= 0.5
+        if not hard.any():
+            return 0.5
+        with _threads(self.n_threads), torch.inference_mode():
+            proba = torch.sigmoid(self.head_(Xs)).numpy()
+        thr, _ = best_f1_threshold(proba.ravel(), hard.ravel())
+        return float(min(max(thr, 1e-4), 1.0 - 1e-4))
 
     def _label_embeddings(self, vocab: LabelVocab, d: int, given: Any) -> np.ndarray | None:
         if not self.zero_shot_init or self.head != "linear":
@@ -485,10 +505,10 @@ class StudentClassifier(ParamsMixin):
         return (0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32)
 
     def predict(self, X: Any, *, threshold: float | None = None) -> np.ndarray:
-        """``(N, K)`` uint8 labels: probability >= ``threshold`` (default ``self.threshold``),
+        """``(N, K)`` uint8 labels: probability >= ``threshold`` (default ``self.threshold_``),
         plus each item's best labels up to ``min_labels``."""
         proba = self.predict_proba(X)
-        thr = self.threshold if threshold is None else threshold
+        thr = self.threshold_ if threshold is None else threshold
         out = proba >= thr
         if self.min_labels:
             top = np.argsort(-proba, axis=1, kind="stable")[:, : self.min_labels]
@@ -498,7 +518,7 @@ class StudentClassifier(ParamsMixin):
     def predict_labels(self, X: Any, *, threshold: float | None = None) -> list[list[tuple[str, float]]]:
         """Chosen ``(label, probability)`` pairs per item, most probable first."""
         proba = self.predict_proba(X)
-        thr = self.threshold if threshold is None else threshold
+        thr = self.threshold_ if threshold is None else threshold
         out = []
         for row in proba:
             idx = np.flatnonzero(row >= thr)
@@ -532,8 +552,7 @@ class StudentClassifier(ParamsMixin):
         Returns:
             the folder.
         """
-        from safetensors.torch import save_file
-
+        save_file = _safetensors().save_file
         self._check_fitted()
         p = Path(path)
         if p.exists() and not (p.is_dir() and ((p / CONFIG_NAME).is_file() or not any(p.iterdir()))):
@@ -552,7 +571,7 @@ class StudentClassifier(ParamsMixin):
             "labels": list(self.vocab_.labels),
             "descriptions": None if self.vocab_.descriptions is None else list(self.vocab_.descriptions),
             "vocab_name": self.vocab_.name, "vocab_hash": self.vocab_.hash,
-            "input_kind": self.input_kind_, "n_features_in": self.n_features_in_,
+            "input_kind": self.input_kind_, "n_features_in": self.n_features_in_, "threshold": self.threshold_,
             "encoder": self._encoder_spec(), "params": params,
             "training": {"n_items": self.n_train_, "seconds": round(self.fit_seconds_, 3),
                          "final_loss": round(self.history_[-1], 6) if self.history_ else None},
@@ -601,9 +620,10 @@ class StudentClassifier(ParamsMixin):
             VocabularyError: ``vocab`` differs from the student's labels.
             ModelIntegrityError: the weights file does not match its recorded sha256.
         """
+        st_torch = _safetensors()
         from safetensors import SafetensorError
-        from safetensors.torch import load_file
 
+        load_file = st_torch.load_file
         p = Path(path)
         cfg_path = p / CONFIG_NAME
         if not cfg_path.is_file():
@@ -660,6 +680,8 @@ class StudentClassifier(ParamsMixin):
         student.classes_ = np.asarray(labels, dtype=object)
         student.n_features_in_ = d
         student.input_kind_ = cfg["input_kind"]
+        thr = cfg.get("threshold", student.threshold)
+        student.threshold_ = float(thr) if thr != "auto" else 0.5
         student.history_ = []
         student.refined_targets_ = None
         student.provenance_ = cfg.get("provenance") or {}
@@ -668,6 +690,14 @@ class StudentClassifier(ParamsMixin):
         student.path_ = p
         student.weights_sha256_ = cfg.get("weights_sha256")
         return student
+
+
+def _safetensors():
+    try:
+        import safetensors.torch as st_torch
+    except ImportError:
+        raise MissingDependencyError("safetensors", "Saving and loading a student", "pip install safetensors") from None
+    return st_torch
 
 
 class _threads:
@@ -728,12 +758,21 @@ def distill_file(silver_path: str | os.PathLike[str], out: str | os.PathLike[str
     from zsl.pseudo import read_silver
 
     silver = read_silver(silver_path, vocab=vocab)
-    student = StudentClassifier(**params).fit_silver(silver, targets=targets)
+    if silver.texts is None:
+        raise InputError(f"{silver_path} has no texts, so a text student cannot be trained on it. Export the silver "
+                         "data with texts (make_silver(..., texts=...)).")
+    from zsl.encoders import get_encoder
+
+    encoder = params.pop("encoder", None)
+    encoder = encoder if encoder is not None and not isinstance(encoder, (str, os.PathLike)) else get_encoder(encoder)
+    feats = encoder.encode(silver.texts, show_progress=bool(params.get("show_progress", False)))  # once, reused
+    student = StudentClassifier(encoder=encoder, **params).fit_silver(silver, targets=targets, features=feats)
     path = student.save(out)
-    pred = student.predict(silver.texts)
+    pred = student.predict(feats)
     return {"out": str(path), "n_items": len(silver), "n_labels": len(silver.vocab),
             "seconds": round(student.fit_seconds_, 3), "size_bytes": folder_size(path),
-            "agreement": f1_scores(silver.labels, pred)["micro_f1"], "final_loss": student.history_[-1]}
+            "agreement": f1_scores(silver.labels, pred)["micro_f1"], "final_loss": student.history_[-1],
+            "threshold": student.threshold_}
 
 
 def label_file(input_path: str | os.PathLike[str], model: str | os.PathLike[str] | StudentClassifier, *,
@@ -778,7 +817,7 @@ def label_file(input_path: str | os.PathLike[str], model: str | os.PathLike[str]
     t0 = time.perf_counter()
     proba = student.predict_proba([it.text for it in items])
     seconds = time.perf_counter() - t0
-    thr = student.threshold if threshold is None else threshold
+    thr = student.threshold_ if threshold is None else threshold
     floor = student.min_labels if min_labels is None else min_labels
     rule = GlobalThreshold(threshold=thr, min_labels=floor, temperature=1.0).fit(proba[:1])
     prov = {"student": str(getattr(student, "path_", "in-memory")),

@@ -704,7 +704,7 @@ def _datasets():
 def to_hf_dataset(silver: SilverData) -> Any:
     """Silver data as a Hugging Face ``datasets.Dataset`` (needs the ``datasets`` package).
 
-    Columns: ``id``, ``text``, ``labels`` (``Sequence(ClassLabel(names=vocab))``, so the
+    Columns: ``id``, ``text``, ``labels`` (a list of ``ClassLabel(names=vocab)``, so the
     label order travels with the data), ``scores``, ``confidence``, ``thresholds`` (float
     vectors in vocabulary order). The metadata (vocabulary, rule, provenance) is JSON in
     ``dataset.info.description``.
@@ -718,11 +718,12 @@ def to_hf_dataset(silver: SilverData) -> Any:
     """
     ds_mod = _datasets()
     names = list(silver.vocab.labels)
-    vec = ds_mod.Sequence(ds_mod.Value("float32"))
+    seq = getattr(ds_mod, "List", None) or ds_mod.Sequence  # datasets >= 4 calls it List
+    vec = seq(ds_mod.Value("float32"))
     features = ds_mod.Features({
         "id": ds_mod.Value("string"),
         "text": ds_mod.Value("string"),
-        "labels": ds_mod.Sequence(ds_mod.ClassLabel(names=names)),
+        "labels": seq(ds_mod.ClassLabel(names=names)),
         "scores": vec, "confidence": vec, "thresholds": vec,
     })
     data = {
@@ -732,7 +733,7 @@ def to_hf_dataset(silver: SilverData) -> Any:
         "scores": silver.scores.tolist(), "confidence": silver.confidence.tolist(),
         "thresholds": silver.thresholds.tolist(),
     }
-    info = ds_mod.DatasetInfo(description=json.dumps(silver.meta(), ensure_ascii=False))
+    info = ds_mod.DatasetInfo(description=json.dumps(silver.meta(), ensure_ascii=False), features=features)
     return ds_mod.Dataset.from_dict(data, features=features, info=info)
 
 
@@ -911,6 +912,7 @@ def _plot_report(silver: SilverData, report: SilverReport, path: Path) -> Path:
     per_item = lab.sum(axis=1)
     top = int(per_item.max()) if per_item.size else 0
     ax.hist(per_item, bins=np.arange(-0.5, top + 1.5, 1.0), color="#66aa55", rwidth=0.8)
+    ax.set_xticks(range(0, top + 1, max(1, (top + 1) // 10)))
     ax.set_title(f"Labels per item ({report.n_empty} items with none)")
     ax.set_xlabel("chosen labels")
     ax.set_ylabel("items")

@@ -31,7 +31,7 @@ def test_distil_goemotions_slice(shared_data, tmp_path):
 
     folder = shared_data / "goemotions"
     vocab = LabelVocab.from_file(folder / "goemotions_labels.txt")
-    train = _read(folder / "goemotions_train.jsonl", 300)
+    train = _read(folder / "goemotions_train.jsonl", 200)
     test = _read(folder / "goemotions_dev.jsonl", 300)
     encoder = get_encoder(None)
 
@@ -52,11 +52,14 @@ def test_distil_goemotions_slice(shared_data, tmp_path):
 
     test_texts = [r["text"] for r in test]
     y = vocab.to_multi_hot([r["labels"] for r in test])
-    t_train, t_test = teacher.decision_function(silver.texts), teacher.decision_function(test_texts)
+    # the teacher's test scores in one batch (the same cosine similarities its per-item program computes)
+    t_train = silver.scores
+    t_test = encoder.encode(test_texts) @ teacher.index_.label_emb.T
+    np.testing.assert_allclose(teacher.decision_function(test_texts[:5]), t_test[:5], atol=2e-4)
     s_train, s_test = student.predict_proba(silver.texts), student.predict_proba(test_texts)
     teacher_f1 = f1_scores(y, TopK(k=1).fit(t_train).predict(t_test))["micro_f1"]
     student_f1 = f1_scores(y, TopK(k=1).fit(s_train).predict(s_test))["micro_f1"]
-    # Loose bounds on 300 items: the student keeps most of the teacher's quality.
+    # Loose bounds on a few hundred items: the student keeps most of the teacher's quality.
     assert student_f1 >= 0.8 * teacher_f1
     assert mean_average_precision(y, s_test) >= 0.8 * mean_average_precision(y, t_test)
     assert np.corrcoef(t_test.ravel(), s_test.ravel())[0, 1] > 0.5

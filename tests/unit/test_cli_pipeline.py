@@ -150,3 +150,25 @@ def test_as_examples_validation():
         as_examples([("a", "x")])
     with pytest.raises(InputError):
         as_examples(["just text"])
+
+
+def test_cli_label_distill_then_label_with_the_student(tmp_path, capsys):
+    vocab = tmp_path / "labels.txt"
+    vocab.write_text("sports\nweather\ncooking\n", encoding="utf-8")
+    texts = ["football match sports team", "rain storm weather forecast", "cooking pasta recipe kitchen"] * 8
+    items = tmp_path / "items.jsonl"
+    items.write_text("\n".join(json.dumps({"id": str(i), "text": f"{t} {i}", "labels": [{"f": "sports", "r": "weather", "c": "cooking"}[t[0]]]}) for i, t in enumerate(texts)) + "\n")
+    silver = tmp_path / "silver.jsonl"
+    assert main(["label", str(items), "--labels", str(vocab), "--encoder", "hashing", "--no-infer", "--no-rank",
+                 "--out", str(silver), "-k", "1"]) == 0
+    student = tmp_path / "student"
+    assert main(["distill", str(silver), "--labels", str(vocab), "--out", str(student), "--encoder", "hashing",
+                 "--epochs", "30"]) == 0
+    out = tmp_path / "student_labels.jsonl"
+    assert main(["label", str(items), "--model", str(student), "--out", str(out)]) == 0
+    rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == len(texts)
+    assert sum(r["labels"][:1] == [{"f": "sports", "r": "weather", "c": "cooking"}[r["text"][0]]] for r in rows) >= 20
+    capsys.readouterr()
+    assert main(["label", str(items)]) == 2
+    assert "--labels" in capsys.readouterr().err

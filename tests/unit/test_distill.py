@@ -71,6 +71,23 @@ def test_refinement_moves_labels_toward_the_student():
     np.testing.assert_array_equal(frozen.refined_targets_, noisy)
 
 
+def test_auto_threshold_reproduces_the_pseudo_labels_without_gold():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 8)).astype(np.float32)
+    decision = TopK(k=1).fit_decide(X[:, :3])
+    soft = decision.confidence  # chosen labels sit near 0.6: p >= 0.5 would miss many
+    auto = StudentClassifier(**FAST).fit(X, soft)
+    fixed = StudentClassifier(threshold=0.5, **FAST).fit(X, soft)
+    assert 0.0 < auto.threshold_ < 1.0 and fixed.threshold_ == 0.5
+
+    def agreement(st):
+        return (st.predict(X) == decision.labels).mean()
+
+    assert agreement(auto) >= agreement(fixed)
+    with pytest.raises(InputError, match="threshold must be 'auto' or a probability"):
+        StudentClassifier(threshold=1.5).fit(X, soft)
+
+
 def test_seeds_are_explicit_and_local():
     X, Y = toy()
     before = torch.random.get_rng_state()
@@ -136,6 +153,8 @@ def test_save_load_round_trip_and_vocabulary_check(tmp_path):
     assert cfg["labels"] == LABELS and cfg["vocab_hash"] == vocab.hash and cfg["provenance"] == {"teacher": "fake"}
     back = StudentClassifier.load(path, vocab=vocab)
     np.testing.assert_allclose(back.predict_proba(X), st.predict_proba(X), atol=1e-6)
+    assert back.threshold_ == st.threshold_
+    np.testing.assert_array_equal(back.predict(X), st.predict(X))
     assert back.vocab_.descriptions == vocab.descriptions
     with pytest.raises(VocabularyError, match=r"missing from your vocabulary: \['blue'\].*not in the student: "
                                               r"\['purple'\]"):

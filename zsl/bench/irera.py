@@ -185,11 +185,11 @@ def report(args: argparse.Namespace) -> None:
     lines = []
     for split in SPLITS:
         rows = load_split(data, split)
+        recs = _load_records(out, split, "zeroshot")  # read once: a running benchmark may append
+        texts = [rows[r["i"]]["text"] for r in recs]
         for variant, label in (("a", "retrieve-only"), ("b", "infer + retrieve"), ("c", "infer + retrieve + rank")):
-            recs = _load_records(out, split, "zeroshot")
             if not recs:
                 continue
-            texts = [rows[r["i"]]["text"] for r in recs]
             m = evaluate(recs, texts, program, variant=variant, phrase_cache=cache, **zero)
             lines.append(_row(split, label + (" (zero-shot)" if variant == "c" else ""), m, recs, variant, len(rows)))
         recs = _load_records(out, split, "optimized")
