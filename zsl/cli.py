@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from zsl.errors import ZslError
 
@@ -80,6 +81,8 @@ def _cmd_label(args: argparse.Namespace) -> int:
         print("zsl: error: --labels VOCAB is required (or --model STUDENT_DIR to use a distilled student)",
               file=sys.stderr)
         return 2
+    if _is_image_input(args.input):
+        return _label_images(args)
     from zsl.pipeline import label_file
 
     summary = label_file(args.input, args.labels, out=args.out, lm=args.lm, encoder=args.encoder, k=args.k,
@@ -87,6 +90,48 @@ def _cmd_label(args: argparse.Namespace) -> int:
                          rank_top=args.rank_top, text_field=args.text_field, program_path=args.program,
                          show_progress=True)
     _report(summary, args.k)
+    return 3 if summary["skipped"] else 0
+
+
+def _is_image_input(path: str) -> bool:
+    """A folder, an image file, or a JSONL whose first record has an "image" field."""
+    p = Path(path)
+    if p.is_dir():
+        return True
+    from zsl.image import IMAGE_EXTENSIONS
+
+    if p.suffix.lower() in IMAGE_EXTENSIONS:
+        return True
+    if p.suffix.lower() == ".jsonl" and p.is_file():
+        with p.open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.strip():
+                    try:
+                        first = json.loads(line)
+                    except ValueError:
+                        return False
+                    return isinstance(first, dict) and "image" in first and "text" not in first
+    return False
+
+
+def _label_images(args: argparse.Namespace) -> int:
+    from zsl.image import label_images
+
+    extra = {"descriptions": "lm", "lm": args.lm} if args.descriptions else {}
+    summary = label_images(args.input, args.labels, out=args.out, backend=args.image_model, k=args.k,
+                           show_progress=True, **extra)
+    for r in summary["rows"][:50]:
+        preds = ", ".join(f"{lab} ({s:.2f})" for lab, s in zip(r["labels"], r["scores"]))
+        print(f"{Path(r['image']).name:<32} {preds}")
+    if len(summary["rows"]) > 50:
+        print(f"... ({len(summary['rows']) - 50} more rows in the output file)")
+    for b in summary["bad_rows"][:20]:
+        print(f"skipped {b}", file=sys.stderr)
+    if summary.get("eval"):
+        print(f"against the gold labels in the input: mAP = {100 * summary['eval']['map']:.1f} "
+              f"over {summary['eval']['n']} images")
+    print(f"labelled {summary['labelled']} images in {summary['seconds']:.1f}s, skipped {summary['skipped']}; "
+          f"backend: {summary['backend']}; silver data: {summary['out']}")
     return 3 if summary["skipped"] else 0
 
 
@@ -176,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("label", help="label a file of texts with a label vocabulary")
-    p.add_argument("input", help="items: .jsonl (a 'text' field), .csv/.tsv (a 'text' column) or .txt (one per line)")
+    p.add_argument("input", help="items: .jsonl (a 'text' field), .csv/.tsv (a 'text' column), .txt (one per line); "
+                                 "or images: a folder, an image file, or a .jsonl with an 'image' field")
     p.add_argument("--labels", help="vocabulary: .txt (one per line), .jsonl or .csv with 'label'")
     p.add_argument("--model", help="a student folder from `zsl distill` (labels with it instead of the LLM)")
     p.add_argument("--out", help="silver data output (.jsonl); default: <input>.zsl.jsonl")
@@ -189,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rank-top", type=int, default=20, help="candidates the Rank step re-scores (default 20)")
     p.add_argument("--text-field", default="text", help="JSON key / CSV column with the text")
     p.add_argument("--program", help="compiled program from `zsl optimize` (default: zero-shot)")
+    p.add_argument("--image-model", help="image backend: efficientnet-lite2 (default, offline), efficientnet-lite0, "
+                                         "or clip:ARCH@/path/to/checkpoint.pt")
+    p.add_argument("--descriptions", action="store_true", help="images: let the LLM write visual label descriptions")
     p.set_defaults(func=_cmd_label)
 
     p = sub.add_parser("optimize", help="optimise the DSPy program on a few labelled examples and save it")

@@ -4,12 +4,17 @@ The maths are plain numpy functions (CDUL, Abdelfattah et al., ICCV 2023, "CLIP-
 Unsupervised Learning for Multi-Label Image Classification"):
 
 1. **global**: ``softmax_k(logit_scale * cos(image, label_k))`` for the whole image.
-2. **local**: the image is cut into snippets (a 3x3 grid by default; several grid sizes
-   give multi-scale crops) and each snippet is scored the same way. Per label,
+2. **local**: the image is cut into snippets (CDUL uses a 3x3 grid; several grid sizes
+   give multi-scale crops, and zsl's default is 2x2 + 3x3) and each snippet is scored the
+   same way. Per label,
    ``alpha = max`` and ``beta = min`` over snippets; ``local = alpha`` where
    ``alpha >= threshold`` (some snippet clearly shows the label) else ``beta``.
 3. **aggregate**: ``final = (global + local + lam * |global - local|) / 2``; with
    ``lam = 1`` this is the element-wise maximum.
+
+Snippets are either pixel crops (:func:`make_crops`; all crops of a batch of images go
+through the backend in one forward pass) or, for CNN backends that offer it, regions of
+the last feature map pooled from the whole-image pass (nearly free).
 
 Label texts come from prompt templates (an ensemble averages them) and, optionally, from
 short visual descriptions written by an LLM ("Visual Classification via Description from
@@ -36,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -52,6 +58,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "CropBatch",
     "ImageScorer",
+    "ImageScores",
     "ImageTagger",
     "ImageTextBackend",
     "SkippedImage",
@@ -67,6 +74,7 @@ __all__ = [
     "load_images",
     "local_scores",
     "make_crops",
+    "parse_descriptions",
     "softmax",
     "to_rgb",
 ]
@@ -597,6 +605,44 @@ def _lm_id(lm: Any) -> str:
     return str(getattr(lm, "model", None) or type(lm).__name__)
 
 
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]+|\d+[.)]|\(\d+\))\s*")
+
+
+def parse_descriptions(raw: str | Sequence[str] | None, n: int, *, label: str = "") -> list[str]:
+    """Short, distinct descriptions from an LM answer (one per line; bullets dropped).
+
+    Small LMs sometimes answer in prose; a line longer than 12 words is split into
+    sentences and clauses, and pieces still longer than 12 words are dropped.
+
+    Example:
+        >>> parse_descriptions("- long neck\\n2. brown patches\\ngiraffe\\nLong neck", 4, label="giraffe")
+        ['long neck', 'brown patches']
+        >>> parse_descriptions("It has a very long neck that reaches high trees, and its coat has brown patches.", 4)
+        ['It has a very long neck that reaches high trees', 'its coat has brown patches']
+    """
+    if raw is None:
+        return []
+    lines = list(raw) if isinstance(raw, (list, tuple)) else str(raw).splitlines()
+    pieces: list[str] = []
+    for line in lines:
+        line = _BULLET.sub("", str(line)).strip().strip("\"'`").strip()
+        if len(line.split()) > 12:
+            for sentence in re.split(r"(?<=[.;!?])\s+", line):
+                pieces.extend(re.split(r",\s*(?:and\s+|but\s+)?", sentence))
+        else:
+            pieces.append(line)
+    out: list[str] = []
+    seen = {label.casefold().strip()} if label else set()
+    for piece in pieces:
+        text = piece.strip().strip(" .;:").strip()
+        key = text.casefold()
+        if not text or key in seen or len(text.split()) > 12:
+            continue
+        seen.add(key)
+        out.append(text)
+    return out[:n]
+
+
 def describe_labels(labels: Sequence[str], lm: Any = None, *, n: int = 4, prompt: str = "image_describe",
                     cache: bool = True, show_progress: bool = False) -> dict[str, list[str]]:
     """Ask an LM for a few short visual descriptions of each label.
@@ -623,7 +669,6 @@ def describe_labels(labels: Sequence[str], lm: Any = None, *, n: int = 4, prompt
     import dspy
 
     from zsl.paths import subdir
-    from zsl.programs.irr import parse_phrases
     from zsl.progress import progress
     from zsl.prompting import load_prompt
 
@@ -646,7 +691,7 @@ def describe_labels(labels: Sequence[str], lm: Any = None, *, n: int = 4, prompt
                 pass  # a damaged cache file is a miss
         with dspy.context(lm=lm):
             raw = module(label=label).descriptions
-        descs = [d for d in parse_phrases(raw, n) if d.casefold() != label.casefold()]
+        descs = parse_descriptions(raw, n, label=label)
         out[label] = descs
         if cache:
             tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")

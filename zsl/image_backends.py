@@ -215,8 +215,8 @@ def conse_embeddings(probs: np.ndarray, class_embeddings: np.ndarray, top: int =
     Example:
         >>> p = np.array([[0.7, 0.2, 0.1]])
         >>> e = np.eye(3)
-        >>> conse_embeddings(p, e, top=2).round(3).tolist()
-        [[0.962, 0.275, 0.0]]
+        >>> [round(float(v), 3) for v in conse_embeddings(p, e, top=2)[0]]
+        [0.962, 0.275, 0.0]
     """
     p = np.asarray(probs, dtype=np.float64)
     e = np.asarray(class_embeddings, dtype=np.float64)
@@ -430,7 +430,10 @@ class OpenClipBackend:
     Args:
         model: an open_clip architecture name (``"ViT-B-32"``, see ``open_clip.list_models()``)
             or a folder holding ``open_clip_config.json`` and a checkpoint.
-        pretrained: a local checkpoint file (``.pt``/``.bin``/``.safetensors``), an
+        pretrained: a local open_clip checkpoint file (``.pt``/``.bin``/``.safetensors``, e.g.
+            ``open_clip_pytorch_model.bin`` from a hub repo such as
+            ``timm/vit_base_patch32_clip_224.openai``; OpenAI-trained weights need the
+            ``-quickgelu`` architecture, e.g. ``"ViT-B-32-quickgelu"``), an
             open_clip pretrained tag (``"openai"``, ``"laion2b_s34b_b79k"``; downloads from the
             Hugging Face hub, so it needs ``allow_download=True``), or ``None`` for random
             weights (tests and speed checks only: the scores mean nothing).
@@ -517,8 +520,11 @@ class OpenClipBackend:
         if (pretrained is None and not local_dir) or (local_dir and _folder_checkpoint(Path(self.model)) is None):
             warnings.warn(f"OpenClipBackend('{self.model}') has random weights (pretrained=None): its scores are "
                           "meaningless; use it for tests and speed checks only.", stacklevel=3)
+        # OpenAI-trained weights use QuickGELU; open_clip only warns when the architecture lacks it
+        tag_cfg = {} if local_dir or pretrained is None else open_clip.get_pretrained_cfg(self.model, pretrained)
         try:
-            model = open_clip.create_model(name, pretrained=None if local_dir else pretrained, device=self.device)
+            model = open_clip.create_model(name, pretrained=None if local_dir else pretrained, device=self.device,
+                                           force_quick_gelu=bool(tag_cfg.get("quick_gelu")))
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelNotFoundError(f"open_clip could not build '{self.model}' with pretrained={pretrained!r}: "
                                      f"{exc}") from None

@@ -172,3 +172,15 @@ def test_cli_label_distill_then_label_with_the_student(tmp_path, capsys):
     capsys.readouterr()
     assert main(["label", str(items)]) == 2
     assert "--labels" in capsys.readouterr().err
+
+
+def test_cli_routes_image_inputs(tmp_path):
+    from zsl.cli import _is_image_input
+
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "a.jsonl").write_text('{"image": "x.jpg", "labels": ["cat"]}\n', encoding="utf-8")
+    (tmp_path / "t.jsonl").write_text('{"text": "hello"}\n', encoding="utf-8")
+    assert _is_image_input(str(tmp_path / "imgs"))
+    assert _is_image_input(str(tmp_path / "photo.JPG"))
+    assert _is_image_input(str(tmp_path / "a.jsonl"))
+    assert not _is_image_input(str(tmp_path / "t.jsonl"))

@@ -403,7 +403,7 @@ def test_tagger_averages_scores_over_llm_descriptions():
     tagger = ImageTagger(["red", "blue"], ColourBackend(), mode="global", templates=["{label}"],
                          descriptions="lm", lm=lm)
     scores = tagger.predict_proba([Image.new("RGB", (8, 8), (0, 0, 255))])
-    texts, groups = tagger.text_embeddings_
+    _texts, groups = tagger.text_embeddings_
     assert groups.tolist() == [0, 0, 1]
     assert scores[0, 1] > 0.99
     assert tagger.config()["descriptions"]["prompt"] == "image_describe@1"
@@ -467,8 +467,8 @@ def test_open_clip_checkpoint_in_folder_is_loaded(tiny_clip_dir, tmp_path):
 
     from zsl.image_backends import OpenClipBackend
 
+    first = OpenClipBackend(str(tiny_clip_dir))
     with pytest.warns(UserWarning):
-        first = OpenClipBackend(str(tiny_clip_dir))
         ref = first.encode_texts(["a cat"])
     folder = tmp_path / "with_weights"
     folder.mkdir()
