@@ -10,8 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,29 +115,36 @@ def read_items(path: str | os.PathLike[str], *, text_field: str = "text", bad: l
         raise InputError(f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start}). Re-save it as UTF-8.") from None
 
 
-def write_jsonl_atomic(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]] | Iterator[dict[str, Any]]) -> Path:
-    """Write rows as JSON Lines via a temp file + rename, so no half file is ever visible.
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it onto ``path``.
+
+    An interrupted or failed write never leaves a partial file under the final name.
 
     Raises:
-        InputError: the folder cannot be written; says which folder.
+        InputError: the folder cannot be written; says which path.
     """
     p = Path(path)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        write(tmp)
         os.replace(tmp, p)
     except OSError as exc:
-        raise InputError(f"Cannot write {p}: {exc.strerror or exc}. Choose a writable --out path.") from None
+        raise InputError(f"Cannot write {p}: {exc.strerror or exc}. Choose a writable output path.") from None
     finally:
         if tmp.exists():
             tmp.unlink()
     return p
 
 
-def eprint(*args: Any) -> None:
-    print(*args, file=sys.stderr)
+def write_jsonl_atomic(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> Path:
+    """Write rows as JSON Lines via a temp file + rename (see :func:`atomic_write`)."""
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    return atomic_write(path, write)

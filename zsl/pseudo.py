@@ -45,7 +45,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from zsl.cache import content_hash
-from zsl.data import write_jsonl_atomic
+from zsl.data import atomic_write, write_jsonl_atomic
 from zsl.errors import InputError, MissingDependencyError, VocabularyError
 from zsl.scoring import check_scores
 from zsl.vocab import LabelVocab
@@ -334,22 +334,6 @@ def silver_rows(silver: SilverData, *, max_scores: int | None = None) -> Iterato
 
 
 # -- atomic writing -------------------------------------------------------------------------
-def _atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` then rename ``tmp`` onto ``path``; never leaves a partial file."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        write(tmp)
-        os.replace(tmp, p)
-    except OSError as exc:
-        raise InputError(f"Cannot write {p}: {exc.strerror or exc}. Choose a writable output path.") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return p
-
-
 def _fsync_close(fh: Any) -> None:
     fh.flush()
     os.fsync(fh.fileno())
@@ -367,7 +351,7 @@ def _write_meta(path: Path, meta: dict[str, Any]) -> Path:
             fh.write(text)
             _fsync_close(fh)
 
-    return _atomic_write(_meta_path(path), write)
+    return atomic_write(_meta_path(path), write)
 
 
 def _format_of(path: Path, fmt: str | None) -> str:
@@ -421,7 +405,7 @@ def write_silver(silver: SilverData, path: str | os.PathLike[str], *, format: st
                         json.dumps(row[c], ensure_ascii=False) for c in _CSV_COLUMNS[2:])])
                 _fsync_close(fh)
 
-        out = _atomic_write(p, write)
+        out = atomic_write(p, write)
     _write_meta(p, silver.meta())
     return out
 
@@ -459,7 +443,7 @@ def _write_parquet(silver: SilverData, path: Path) -> Path:
             pq.write_table(table, fh, compression="zstd")
             _fsync_close(fh)
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -885,7 +869,7 @@ def silver_report(silver: SilverData, *, png: str | os.PathLike[str] | None = No
         def write(tmp: Path) -> None:
             tmp.write_text(body, encoding="utf-8")
 
-        _atomic_write(txt, write)
+        atomic_write(txt, write)
     return report
 
 
@@ -945,4 +929,4 @@ def _plot_report(silver: SilverData, report: SilverReport, path: Path) -> Path:
     def write(tmp: Path) -> None:
         tmp.write_bytes(buf.getvalue())
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)
