@@ -15,7 +15,8 @@ items finish, so an interrupted run continues where it stopped.
     python -m zsl.bench.irera run --split tech_test --split house_test
     python -m zsl.bench.irera report            # prints the table, updates BENCHMARKS.md
 
-The data folder defaults to ../shared/data/esco next to the repository (``--data``).
+The data folder defaults to ../shared/data/esco next to the repository (``--data``); records
+go to $ZSL_HOME/bench/irera (``--out``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "esco"
-DEFAULT_OUT = ROOT / "out" / "bench" / "irera"
+# Records live in $ZSL_HOME (not the work tree) so a long run survives a fresh checkout.
+DEFAULT_OUT = "$ZSL_HOME/bench/irera"
 SPLITS = ("tech_validation", "house_validation", "tech_test", "house_test")
 
 
@@ -279,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m zsl.bench.irera", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(DEFAULT_DATA))
-    p.add_argument("--out", default=str(DEFAULT_OUT))
+    p.add_argument("--out", default=DEFAULT_OUT, help="folder of per-item records (default: $ZSL_HOME/bench/irera)")
     p.add_argument("--encoder", default=None)
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
@@ -298,6 +300,10 @@ def main(argv: list[str] | None = None) -> None:
     rep.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     rep.set_defaults(func=report)
     args = p.parse_args(argv)
+    if args.out == DEFAULT_OUT:
+        from zsl.paths import subdir
+
+        args.out = str(subdir("bench") / "irera")
     os.environ.setdefault("ZSL_PROGRESS", "1" if sys.stderr.isatty() else "0")
     args.func(args)
 
