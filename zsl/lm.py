@@ -126,14 +126,15 @@ def check_lm(lm: Any, name: str | None = None) -> None:
 def _import_llama():
     # llama.cpp's OpenMP threads spin at barriers by default; on a small machine shared with
     # other work (an encoder, a second process) that collapses throughput (measured here:
-    # 7 vs 21 prompt tok/s with 2 threads under load). Passive waiting costs little when idle.
+    # 7 vs 21 prompt tok/s with 2 threads under load). Its cost on an idle machine is not
+    # measured yet; set OMP_WAIT_POLICY=ACTIVE to compare.
     # Read by libgomp when it loads, so it must be set before llama_cpp is imported.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import llama_cpp
     except ImportError:
         raise MissingDependencyError("llama-cpp-python", "Running local GGUF models",
-                                     "pip install 'llama-cpp-python==0.3.36' (builds from source, ~6 min)") from None
+                                     "pip install 'llama-cpp-python==0.3.36' (builds from source, 8-15 min on 2 cores)") from None
     return llama_cpp
 
 
