@@ -42,6 +42,24 @@ class BadRow:
         return f"{self.path}:{self.line}: {self.reason}"
 
 
+def iter_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, Any, str | None]]:
+    """Parse JSON Lines: ``(line number, value, None)`` per good line, ``(line number, None,
+    reason)`` per malformed one; blank lines are skipped. Callers decide whether a bad line
+    is skipped and reported or is an error.
+
+    Example:
+        >>> list(iter_jsonl(['{"a": 1}', "", "{oops"]))[0]
+        (1, {'a': 1}, None)
+    """
+    for ln, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield ln, json.loads(line), None
+        except json.JSONDecodeError as exc:
+            yield ln, None, f"malformed JSON ({exc.msg})"
+
+
 def _item_from_obj(obj: Any, path: Path, line: int, text_field: str, bad: list[BadRow]) -> Item | None:
     if not isinstance(obj, dict):
         bad.append(BadRow(str(path), line, f"expected a JSON object, got {type(obj).__name__}"))
@@ -81,13 +99,9 @@ def read_items(path: str | os.PathLike[str], *, text_field: str = "text", bad: l
     try:
         with p.open(encoding="utf-8", newline="" if suffix in (".csv", ".tsv") else None) as fh:
             if suffix == ".jsonl":
-                for ln, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        bad.append(BadRow(str(p), ln, f"malformed JSON ({exc.msg})"))
+                for ln, obj, err in iter_jsonl(fh):
+                    if err:
+                        bad.append(BadRow(str(p), ln, err))
                         continue
                     item = _item_from_obj(obj, p, ln, text_field, bad)
                     if item is not None:

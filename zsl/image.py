@@ -1028,13 +1028,11 @@ def _read_inputs(inputs: Any) -> tuple[list[str], list[list[str] | None], list[S
             if not p.is_file():
                 raise InputError(f"{p} does not exist.")
             paths, gold, bad = [], [], []
-            for ln, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    bad.append(SkippedImage(f"{p}:{ln}", f"not valid JSON ({exc.msg})"))
+            from zsl.data import iter_jsonl
+
+            for ln, obj, err in iter_jsonl(p.read_text(encoding="utf-8").splitlines()):
+                if err:
+                    bad.append(SkippedImage(f"{p}:{ln}", err))
                     continue
                 if not isinstance(obj, dict) or not isinstance(obj.get("image"), str):
                     bad.append(SkippedImage(f"{p}:{ln}", "expected an object with a string 'image' field"))

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from zsl.cache import content_hash
-from zsl.data import atomic_write, write_jsonl_atomic
+from zsl.data import atomic_write, iter_jsonl, write_jsonl_atomic
 from zsl.errors import InputError, MissingDependencyError, VocabularyError
 from zsl.scoring import check_scores
 from zsl.vocab import LabelVocab
@@ -504,13 +504,9 @@ def _read_meta(path: Path) -> dict[str, Any] | None:
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         with path.open(encoding="utf-8") as fh:
-            for ln, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{ln}: malformed JSON ({exc.msg}).") from None
+            for ln, obj, err in iter_jsonl(fh):
+                if err:
+                    raise InputError(f"{path}:{ln}: {err}.")
                 if not isinstance(obj, dict):
                     raise InputError(f"{path}:{ln}: expected a JSON object, got {type(obj).__name__}.")
                 yield ln, obj

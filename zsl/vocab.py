@@ -198,13 +198,11 @@ class LabelVocab:
         suffix = p.suffix.lower()
         try:
             if suffix == ".jsonl":
-                for ln, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise VocabularyError(f"{p}:{ln}: not valid JSON ({exc.msg}).") from None
+                from zsl.data import iter_jsonl
+
+                for ln, obj, err in iter_jsonl(p.read_text(encoding="utf-8").splitlines()):
+                    if err:
+                        raise VocabularyError(f"{p}:{ln}: {err}.")
                     if not isinstance(obj, dict) or not isinstance(obj.get("label"), str):
                         raise VocabularyError(f"{p}:{ln}: expected an object with a string 'label' field.")
                     labels.append(obj["label"])
