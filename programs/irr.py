@@ -23,6 +23,7 @@ from typing import Any
 
 import dspy
 import numpy as np
+from dspy.utils.usage_tracker import track_usage
 
 from zsl.errors import InputError
 from zsl.index import VocabIndex, apply_prior, max_over_phrases
@@ -169,9 +170,12 @@ class Rank(dspy.Module):
             prefix = self.yesno_prompt.text("prefix", **values)
             suffix = self.yesno_prompt.text("suffix", **values)
             system = self.yesno_prompt.text("system")
+            scorer = getattr(lm, "scorer", None)
+            before = getattr(scorer, "tokens_evaluated", 0)
             logodds = lm.yes_no_logodds(prefix, [c.replace("\n", " ") for c in cands], suffix, system=system)
             scores = np.array([1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, x)))) for x in logodds], dtype=np.float32)
-            return dspy.Prediction(scores=scores, mode=mode)
+            tokens = getattr(scorer, "tokens_evaluated", 0) - before
+            return dspy.Prediction(scores=scores, mode=mode, prompt_tokens=tokens)
         options = "\n".join(f"{i + 1}. {c.replace(chr(10), ' ')}" for i, c in enumerate(cands))
         answer = self.predict(text=text, options=options)
         chosen = parse_numbers(answer.selected, len(cands))
@@ -179,6 +183,19 @@ class Rank(dspy.Module):
         for r, i in enumerate(chosen):
             scores[i] = 1.0 - r / (len(chosen) + 1)
         return dspy.Prediction(scores=scores, mode=mode)
+
+
+def _tokens(tracker: Any, extra_prompt: int = 0, extra_call: bool = False) -> dict[str, int]:
+    """Sum a DSPy usage tracker over models: calls, prompt and completion tokens."""
+    calls = prompt = completion = 0
+    for entries in tracker.usage_data.values():
+        for u in entries:
+            calls += 1
+            prompt += int(u.get("prompt_tokens") or u.get("input_tokens") or 0)
+            completion += int(u.get("completion_tokens") or u.get("output_tokens") or 0)
+    if extra_call:  # the yes/no pass reads logits directly, outside DSPy's usage tracking
+        calls, prompt = calls + 1, prompt + extra_prompt
+    return {"calls": calls, "prompt_tokens": prompt, "completion_tokens": completion}
 
 
 class InferRetrieveRank(dspy.Module):
@@ -197,7 +214,9 @@ class InferRetrieveRank(dspy.Module):
 
     ``forward(text)`` returns a ``dspy.Prediction`` with ``ranking`` (label strings, best
     first, the whole vocabulary), ``scores`` (``(K,)`` float32 in vocabulary order),
-    ``phrases`` and ``notes`` (fallbacks taken, if any).
+    ``retrieval_scores`` (the scores before the Rank step), ``phrases``, ``notes``
+    (fallbacks taken, if any) and ``usage`` (LM tokens per step: ``{"infer": {"calls",
+    "prompt_tokens", "completion_tokens"}, "rank": {...}}``; cached answers cost nothing).
     """
 
     def __init__(self, index: VocabIndex, *, label_kind: str = "labels", infer: bool = True, rank: bool = True,
@@ -239,6 +258,11 @@ class InferRetrieveRank(dspy.Module):
             scores = text_sim
         return apply_prior(scores.astype(np.float32), self.index.vocab.prior_array(), self.prior_weight)
 
+    def retrieve_many(self, texts: Sequence[str]) -> np.ndarray:
+        """Retrieval scores ``(N, K)`` from the texts alone, encoded in one batch (no LM)."""
+        sim = self.index.similarities(self.index.encoder.encode(list(texts)))
+        return apply_prior(sim.astype(np.float32), self.index.vocab.prior_array(), self.prior_weight)
+
     def forward(self, text: str) -> dspy.Prediction:
         if not isinstance(text, str):
             raise InputError(f"InferRetrieveRank expects a string, got {type(text).__name__}")
@@ -246,9 +270,12 @@ class InferRetrieveRank(dspy.Module):
             raise InputError("The text is empty or whitespace only; there is nothing to label.")
         notes: list[str] = []
         phrases: list[str] = []
+        usage: dict[str, dict[str, int]] = {}
         if self.use_infer:
             try:
-                inferred = self.infer(text=text)
+                with track_usage() as tracker:
+                    inferred = self.infer(text=text)
+                usage["infer"] = _tokens(tracker)
                 phrases = inferred.phrases
                 if inferred.truncated:
                     notes.append(f"text cut to {self.infer.max_chars} characters for the Infer step")
@@ -257,17 +284,22 @@ class InferRetrieveRank(dspy.Module):
             except (dspy.utils.exceptions.AdapterParseError, ValueError) as exc:
                 notes.append(f"Infer failed ({type(exc).__name__}): retrieved from the text alone")
         scores = self.retrieve(text, phrases)
+        retrieved = scores
         vocab = self.index.vocab
         if self.use_rank:
             cand = np.argsort(-scores, kind="stable")[: self.rank_top]
             try:
-                ranked = self.rank(text=text, candidates=[vocab[i] for i in cand])
+                with track_usage() as tracker:
+                    ranked = self.rank(text=text, candidates=[vocab[i] for i in cand])
+                usage["rank"] = _tokens(tracker, extra_prompt=int(ranked.get("prompt_tokens", 0) or 0),
+                                        extra_call=ranked.mode == "yesno")
                 scores = scores.copy()
                 scores[cand] += self.rank_weight * np.asarray(ranked.scores, dtype=np.float32)
             except (dspy.utils.exceptions.AdapterParseError, ValueError) as exc:
                 notes.append(f"Rank failed ({type(exc).__name__}): kept retrieval order")
         order = np.argsort(-scores, kind="stable")
-        return dspy.Prediction(ranking=[vocab[i] for i in order], scores=scores, phrases=phrases, notes=notes)
+        return dspy.Prediction(ranking=[vocab[i] for i in order], scores=scores, retrieval_scores=retrieved,
+                               phrases=phrases, notes=notes, usage=usage)
 
     def __deepcopy__(self, memo: dict) -> InferRetrieveRank:
         # Optimisers deep-copy programs; the index (arrays + encoder) is read-only, so share it.

@@ -1,11 +1,13 @@
 """The ``zsl`` command line. Thin: it parses arguments and calls the library.
 
     zsl models [--assemble NAME|all] [--json]
-    zsl label INPUT --labels VOCAB [--lm NAME] [--encoder NAME] [--out FILE] [-k 3]
+    zsl label INPUT --labels VOCAB [--lm NAME] [--encoder NAME] [--out RUN_DIR] [-k 3] [--dry-run]
     zsl optimize TRAIN.jsonl --labels VOCAB --out program.json [--optimizer bootstrap]
     zsl distill SILVER.jsonl --out student/ [--labels VOCAB]
     zsl label INPUT --model student/
     zsl demo [--lm NAME] [--out FILE]
+    zsl eval PRED [GOLD] [--k 1 3 5 10] [--threshold T] [--labels VOCAB] [--out DIR]
+    zsl export PRED --format labelstudio|argilla --out FILE [--sort confidence|disagreement] [--limit N]
 """
 
 from __future__ import annotations
@@ -81,58 +83,90 @@ def _cmd_label(args: argparse.Namespace) -> int:
         print("zsl: error: --labels VOCAB is required (or --model STUDENT_DIR to use a distilled student)",
               file=sys.stderr)
         return 2
-    if _is_image_input(args.input):
-        return _label_images(args)
-    from zsl.pipeline import label_file
+    from zsl.run import estimate_run, label_run
 
-    summary = label_file(args.input, args.labels, out=args.out, lm=args.lm, encoder=args.encoder, k=args.k,
-                         label_kind=args.label_kind, infer=not args.no_infer, rank=not args.no_rank,
-                         rank_top=args.rank_top, text_field=args.text_field, program_path=args.program,
-                         show_progress=True)
-    _report(summary, args.k)
-    return 3 if summary["skipped"] else 0
-
-
-def _is_image_input(path: str) -> bool:
-    """A folder, an image file, or a JSONL whose first record has an "image" field."""
-    p = Path(path)
-    if p.is_dir():
-        return True
-    from zsl.image import IMAGE_EXTENSIONS
-
-    if p.suffix.lower() in IMAGE_EXTENSIONS:
-        return True
-    if p.suffix.lower() == ".jsonl" and p.is_file():
-        with p.open(encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.strip():
-                    try:
-                        first = json.loads(line)
-                    except ValueError:
-                        return False
-                    return isinstance(first, dict) and "image" in first and "text" not in first
-    return False
+    settings = {"lm": args.lm, "encoder": args.encoder, "k": args.k, "label_kind": args.label_kind, "infer": not args.no_infer,
+                    "rank": not args.no_rank, "rank_top": args.rank_top, "text_field": args.text_field, "id_field": args.id_field,
+                    "program": args.program, "concurrency": args.concurrency, "timeout": args.timeout, "retries": args.retries,
+                    "image_backend": args.image_model,
+                    "image_kwargs": {"descriptions": "lm", "lm": args.lm} if args.descriptions else None}
+    if args.dry_run:
+        est = estimate_run(args.input, args.labels, sample=args.dry_run, **settings)
+        _print_estimate(est)
+        return 0
+    summary = label_run(args.input, args.labels, out=args.out, chunk_size=args.chunk_size, fresh=args.fresh,
+                        show_progress=True, **settings)
+    _report_run(summary, args.k)
+    return 3 if summary.skipped else 0
 
 
-def _label_images(args: argparse.Namespace) -> int:
-    from zsl.image import label_images
+def _print_estimate(est: dict) -> None:
+    total = est["total"]
+    secs = est["est_seconds"]
+    print(f"dry run: labelled {est['sampled']} item(s) at {est['seconds_per_item']:.2f}s/item with {est['lm']}")
+    for step, u in est["tokens_per_item"].items():
+        print(f"  {step}: {u.get('calls', 0):.1f} call(s), {u.get('prompt_tokens', 0):.0f} prompt + "
+              f"{u.get('completion_tokens', 0):.0f} completion tokens per item")
+    if total:
+        print(f"whole input: {total} records -> about {_duration(secs)}")
+        for step, u in est["est_tokens"].items():
+            print(f"  {step}: ~{u.get('prompt_tokens', 0):,} prompt + ~{u.get('completion_tokens', 0):,} completion tokens")
+    cost = est["est_cost_usd"]
+    print(f"estimated cost: ${cost:,.2f}" if cost is not None else
+          "estimated cost: none known (a local model, or a remote one without a published price)")
 
-    extra = {"descriptions": "lm", "lm": args.lm} if args.descriptions else {}
-    summary = label_images(args.input, args.labels, out=args.out, backend=args.image_model, k=args.k,
-                           show_progress=True, **extra)
-    for r in summary["rows"][:50]:
-        preds = ", ".join(f"{lab} ({s:.2f})" for lab, s in zip(r["labels"], r["scores"]))
-        print(f"{Path(r['image']).name:<32} {preds}")
-    if len(summary["rows"]) > 50:
-        print(f"... ({len(summary['rows']) - 50} more rows in the output file)")
-    for b in summary["bad_rows"][:20]:
-        print(f"skipped {b}", file=sys.stderr)
-    if summary.get("eval"):
-        print(f"against the gold labels in the input: mAP = {100 * summary['eval']['map']:.1f} "
-              f"over {summary['eval']['n']} images")
-    print(f"labelled {summary['labelled']} images in {summary['seconds']:.1f}s, skipped {summary['skipped']}; "
-          f"backend: {summary['backend']}; silver data: {summary['out']}")
-    return 3 if summary["skipped"] else 0
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
+
+
+def _report_run(summary, k: int) -> None:
+    from zsl.data import iter_jsonl
+
+    shown = 0
+    rows = []
+    with open(summary.labels, encoding="utf-8") as fh:
+        for _, row, _err in iter_jsonl(fh):
+            rows.append(row)
+            shown += 1
+            if shown == 20:
+                break
+    if rows and "text" in rows[0]:
+        _print_table(rows, k)
+    else:
+        for r in rows:
+            preds = ", ".join(f"{lab} ({s:.2f})" for lab, s in zip(r["labels"], r["scores"]))
+            print(f"{Path(r.get('image', r['id'])).name:<32} {preds}")
+    if summary.labelled > len(rows):
+        print(f"... ({summary.labelled - len(rows)} more rows in {summary.labels})")
+    print()
+    if summary.skipped:
+        with open(summary.errors, encoding="utf-8") as fh:
+            for n, (_, err, _e) in enumerate(iter_jsonl(fh)):
+                if n == 20:
+                    print(f"skipped ... ({summary.skipped - 20} more in {summary.errors})", file=sys.stderr)
+                    break
+                where = f"{err['file']}:{err['line']}" if "file" in err else f"id {err.get('id')}"
+                print(f"skipped {where}: {err['reason']}", file=sys.stderr)
+    for w in summary.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    ev = summary.eval
+    if ev:
+        print(f"against the gold labels in the input: RP@{ev['k']} = {ev['rp_at_k']:.3f}, P@1 = {ev['p_at_1']:.3f} "
+              f"over {ev['n']} items")
+    if summary.already_complete:
+        print(f"{summary.run_dir} is already complete (nothing to do; --fresh starts over)")
+    tokens = "; ".join(f"{step}: {u['calls']} calls, {u['prompt_tokens']:,} prompt + {u['completion_tokens']:,} "
+                       f"completion tokens" for step, u in summary.tokens.items())
+    print(f"labelled {summary.labelled} items in {summary.seconds:.1f}s "
+          f"({summary.seconds / max(1, summary.labelled):.2f}s/item), skipped {summary.skipped}"
+          + (f", {summary.resumed_chunks} chunk(s) resumed from an earlier run" if summary.resumed_chunks else ""))
+    if tokens:
+        print(f"LM usage: {tokens}" + (f"; cost ${summary.cost_usd:,.4f}" if summary.cost_usd is not None else ""))
+    print(f"silver data: {summary.labels}  (run directory: {summary.run_dir})")
 
 
 def _vocab_arg(path: str | None):
@@ -176,14 +210,14 @@ def _report(summary: dict, k: int) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from zsl.examples import example_path
-    from zsl.pipeline import label_file
+    from zsl.run import label_run
 
-    out = args.out or "out/demo_silver.jsonl"
+    out = args.out or "out/demo"
     print("zsl demo: labelling 16 example news texts with 22 topics using the embedded models "
           "(Infer-Retrieve-Rank).", flush=True)
-    summary = label_file(example_path("news_topics.jsonl"), example_path("news_topics_labels.txt"), out=out,
-                         lm=args.lm, k=3, label_kind="topics", show_progress=True)
-    _report(summary, 3)
+    summary = label_run(example_path("news_topics.jsonl"), example_path("news_topics_labels.txt"), out=out,
+                        lm=args.lm, k=3, label_kind="topics", show_progress=True, fresh=True)
+    _report_run(summary, 3)
     return 0
 
 
@@ -211,6 +245,38 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from zsl.evaluate import evaluate, resolve_predictions, write_report
+
+    report = evaluate(args.pred, args.gold, k=args.k, threshold=args.threshold, vocab=_vocab_arg(args.labels))
+    out = Path(args.out) if args.out else resolve_predictions(args.pred).parent / "eval"
+    paths = write_report(report, out)
+    for b in report.bad_rows[:20]:
+        print(f"skipped {b}", file=sys.stderr)
+    print(report.text)
+    for note in report.notes:
+        print(f"note: {note}")
+    print(f"report: {paths['markdown']} (eval.json and plots beside it)")
+    return 3 if report.bad_rows else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from zsl.review import export_review
+
+    vocab = _vocab_arg(args.labels)
+    res = export_review(args.pred, args.out, format=args.format, sort=args.sort, limit=args.limit,
+                        vocab_labels=None if vocab is None else vocab.labels)
+    for b in res["bad_rows"][:20]:
+        print(f"skipped {b}", file=sys.stderr)
+    for w in res["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    first = "least confident" if args.sort == "confidence" else "most disagreement"
+    companion = "labeling config" if args.format == "labelstudio" else "dataset settings"
+    print(f"exported {res['exported']} of {res['rows']} rows ({first} first): {res['out']}; "
+          f"{companion}: {res['companion']}")
+    return 3 if res["bad_rows"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zsl", description="Label data without annotations.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -225,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  "or images: a folder, an image file, or a .jsonl with an 'image' field")
     p.add_argument("--labels", help="vocabulary: .txt (one per line), .jsonl or .csv with 'label'")
     p.add_argument("--model", help="a student folder from `zsl distill` (labels with it instead of the LLM)")
-    p.add_argument("--out", help="silver data output (.jsonl); default: <input>.zsl.jsonl")
+    p.add_argument("--out", help="run directory (labels.jsonl, errors.jsonl, manifest, summary, log); default: "
+                                 "<input>.zsl/. Rerunning the same command resumes an interrupted run. With --model: "
+                                 "the output .jsonl file")
     p.add_argument("--lm", help="LLM: embedded name, .gguf path or provider/model (default: $ZSL_LM or qwen2.5-coder-1.5b)")
     p.add_argument("--encoder", help="sentence encoder name or folder (default: $ZSL_ENCODER or minilm-l6)")
     p.add_argument("-k", type=int, default=5, help="labels kept per item (default 5)")
@@ -233,7 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-infer", action="store_true", help="skip the LLM Infer step (retrieve from the text alone)")
     p.add_argument("--no-rank", action="store_true", help="skip the LLM Rank step")
     p.add_argument("--rank-top", type=int, default=20, help="candidates the Rank step re-scores (default 20)")
-    p.add_argument("--text-field", default="text", help="JSON key / CSV column with the text")
+    p.add_argument("--text-field", default="text", help="JSON key / column with the text")
+    p.add_argument("--id-field", default="id", help="JSON key / column with the item id (default: the line number)")
+    p.add_argument("--fresh", action="store_true", help="discard the progress of an earlier run in --out")
+    p.add_argument("--dry-run", type=int, nargs="?", const=5, metavar="N",
+                   help="label N items (default 5), write nothing, and estimate time, tokens and cost of the whole run")
+    p.add_argument("--concurrency", type=int, default=1, help="items labelled at once with a remote LM (default 1)")
+    p.add_argument("--timeout", type=float, help="seconds per remote LM call before it is retried")
+    p.add_argument("--retries", type=int, default=3, help="retries on rate limits / time-outs, with backoff (default 3)")
+    p.add_argument("--chunk-size", type=int, help="records per durable chunk (default: 25 with an LLM, 1000 without)")
     p.add_argument("--program", help="compiled program from `zsl optimize` (default: zero-shot)")
     p.add_argument("--image-model", help="image backend: efficientnet-lite2 (default, offline), efficientnet-lite0, "
                                          "or clip:ARCH@/path/to/checkpoint.pt")
@@ -268,9 +344,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_distill)
 
+    p = sub.add_parser("eval", help="score predictions against gold labels; writes a report with plots")
+    p.add_argument("pred", help="predictions (.jsonl from `zsl label`) or the run directory holding labels.jsonl")
+    p.add_argument("gold", nargs="?", help="gold labels: .jsonl (id, labels) or .csv/.tsv (id, labels joined by '|'); "
+                                           "default: the 'gold' field of the prediction rows")
+    p.add_argument("--k", type=int, nargs="+", default=[1, 3, 5, 10],
+                   help="K of RP@K, P@K, R@K (default: 1 3 5 10; put PRED and GOLD before --k)")
+    p.add_argument("--threshold", type=float, help="predicted set = labels with score >= T (default: all kept labels)")
+    p.add_argument("--labels", help="vocabulary file: per-label results in its order")
+    p.add_argument("--out", help="report folder (default: <pred dir>/eval)")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("export", help="export predictions for human review (Label Studio, Argilla), least sure first")
+    p.add_argument("pred", help="predictions (.jsonl from `zsl label`) or the run directory holding labels.jsonl")
+    p.add_argument("--format", required=True, choices=["labelstudio", "argilla"])
+    p.add_argument("--out", required=True, help="tasks/records file (.json; .jsonl gives Argilla JSON Lines); "
+                                                "the labeling config / dataset settings go beside it")
+    p.add_argument("--sort", default="confidence", choices=["confidence", "disagreement"],
+                   help="review order: lowest top-1 score first, or most labels retrieval alone did not propose")
+    p.add_argument("--limit", type=int, help="export only the first N rows of the review order")
+    p.add_argument("--labels", help="vocabulary file: every label reviewers may choose (default: labels in the rows)")
+    p.set_defaults(func=_cmd_export)
+
     p = sub.add_parser("demo", help="label the shipped example texts with the embedded models")
     p.add_argument("--lm", help="LLM to use (default: the embedded Qwen2.5 1.5B)")
-    p.add_argument("--out", help="silver data output (default: out/demo_silver.jsonl)")
+    p.add_argument("--out", help="run directory (default: out/demo)")
     p.set_defaults(func=_cmd_demo)
     return parser
 

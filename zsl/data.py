@@ -17,7 +17,8 @@ from typing import Any
 
 from zsl.errors import InputError
 
-__all__ = ["BadRow", "Item", "read_items", "write_jsonl_atomic"]
+__all__ = ["BadRow", "Item", "count_records", "fingerprint", "input_format", "iter_jsonl", "iter_records", "read_items",
+           "write_jsonl_atomic"]
 
 
 @dataclass
@@ -60,73 +61,269 @@ def iter_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, Any, str | None]]:
             yield ln, None, f"malformed JSON ({exc.msg})"
 
 
-def _item_from_obj(obj: Any, path: Path, line: int, text_field: str, bad: list[BadRow]) -> Item | None:
+def _bad_utf8(raw: bytes, exc: UnicodeDecodeError) -> str:
+    return (f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+            "re-save the file as UTF-8")
+
+
+def _has_surrogates(values: Iterable[Any]) -> bool:
+    return any(isinstance(v, str) and any("\udc80" <= ch <= "\udcff" for ch in v) for v in values)
+
+
+def input_format(path: str | os.PathLike[str]) -> str:
+    """The kind of an input: ``jsonl``, ``csv``, ``tsv``, ``parquet``, ``hf`` (a Hugging Face
+    ``datasets`` dataset saved with ``save_to_disk``), ``images`` or ``text``.
+
+    Raises:
+        InputError: the path does not exist, or a folder is neither a saved dataset nor holds images.
+    """
+    p = Path(path)
+    if p.is_dir():
+        if (p / "state.json").is_file():
+            return "hf"
+        if (p / "dataset_dict.json").is_file():
+            splits = json.loads((p / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
+            raise InputError(f"{p} is a saved DatasetDict with splits {splits}; label one split: "
+                             f"{p / (splits[0] if splits else 'SPLIT')}")
+        return "images"
+    if not p.exists():
+        raise InputError(f"Input {p} does not exist.")
+    suffix = p.suffix.lower()
+    from zsl.image import IMAGE_EXTENSIONS
+
+    if suffix in IMAGE_EXTENSIONS:
+        return "images"
+    if suffix == ".jsonl":
+        return "images" if _first_record_is_image(p) else "jsonl"
+    if suffix in (".csv", ".tsv", ".parquet"):
+        return suffix[1:]
+    return "text"
+
+
+def _first_record_is_image(p: Path) -> bool:
+    """A JSONL whose first record has an "image" field and no "text" field lists images."""
+    with p.open(encoding="utf-8", errors="replace") as fh:
+        for _, obj, err in iter_jsonl(fh):
+            return err is None and isinstance(obj, dict) and "image" in obj and "text" not in obj
+    return False
+
+
+def _obj_record(obj: Any, where: tuple[str, int], text_field: str, id_field: str, default_id: str) -> Item | BadRow:
+    path, line = where
     if not isinstance(obj, dict):
-        bad.append(BadRow(str(path), line, f"expected a JSON object, got {type(obj).__name__}"))
-        return None
+        return BadRow(path, line, f"expected a JSON object, got {type(obj).__name__}")
     text = obj.get(text_field)
     if not isinstance(text, str) or not text.strip():
-        bad.append(BadRow(str(path), line, f"missing or empty '{text_field}' field"))
-        return None
+        return BadRow(path, line, f"missing or empty '{text_field}' field")
     gold = obj.get("labels")
-    if gold is not None and (isinstance(gold, str) or not isinstance(gold, list)):
-        bad.append(BadRow(str(path), line, "'labels' must be a list of strings"))
-        return None
-    item_id = str(obj.get("id", line))
-    meta = {k: v for k, v in obj.items() if k not in (text_field, "labels", "id")}
+    if gold is not None and (isinstance(gold, str) or not isinstance(gold, list)
+                             or not all(isinstance(g, str) for g in gold)):
+        return BadRow(path, line, "'labels' must be a list of strings")
+    raw_id = obj.get(id_field)
+    item_id = default_id if raw_id is None or raw_id == "" else str(raw_id)
+    meta = {k: v for k, v in obj.items() if k not in (text_field, "labels", id_field)}
     return Item(item_id, text, gold, meta)
+
+
+def iter_records(path: str | os.PathLike[str], *, text_field: str = "text", id_field: str = "id"
+                 ) -> Iterator[Item | BadRow]:
+    """Stream every record of an input, good (:class:`Item`) or bad (:class:`BadRow`), in file order.
+
+    One record per non-blank line (``.jsonl``, ``.txt``), CSV row, Parquet row or row of a
+    saved Hugging Face dataset. Bad records (malformed JSON, bytes that are not UTF-8, a CSV
+    row with missing or extra fields, an empty text) come back as :class:`BadRow` in their
+    place, so record positions are stable: ``zsl.run`` uses them to resume. Nothing is
+    loaded whole.
+
+    Args:
+        path: the input (see :func:`input_format`; image inputs are read by :mod:`zsl.image`).
+        text_field: JSON key / column with the text.
+        id_field: JSON key / column with the item id (default: the line or row number).
+
+    Raises:
+        InputError: the input is missing or empty, or has no text column at all.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "x.jsonl"
+        >>> _ = f.write_text('{"id": "a", "text": "hello"}\\n{oops\\n')
+        >>> [type(r).__name__ for r in iter_records(f)]
+        ['Item', 'BadRow']
+    """
+    p = Path(path)
+    fmt = input_format(p)
+    if fmt == "images":
+        raise InputError(f"{p} holds images; label it with zsl.image.label_images or `zsl label`.")
+    if fmt == "hf":
+        yield from _iter_arrow(p, text_field, id_field)
+        return
+    if p.stat().st_size == 0:
+        raise InputError(f"Input file {p} is empty.")
+    if fmt == "parquet":
+        yield from _iter_parquet(p, text_field, id_field)
+    elif fmt in ("csv", "tsv"):
+        yield from _iter_csv_records(p, fmt, text_field, id_field)
+    else:
+        yield from _iter_lines(p, fmt, text_field, id_field)
+
+
+def _iter_lines(p: Path, fmt: str, text_field: str, id_field: str) -> Iterator[Item | BadRow]:
+    with p.open("rb") as fh:
+        for ln, raw in enumerate(fh, 1):
+            if ln == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                yield BadRow(str(p), ln, _bad_utf8(raw, exc))
+                continue
+            if fmt == "text":
+                yield Item(str(ln), line)
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield BadRow(str(p), ln, f"malformed JSON ({exc.msg})")
+                continue
+            yield _obj_record(obj, (str(p), ln), text_field, id_field, str(ln))
+
+
+def _iter_csv_records(p: Path, fmt: str, text_field: str, id_field: str) -> Iterator[Item | BadRow]:
+    with p.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t" if fmt == "tsv" else ",")
+        fields = reader.fieldnames
+        if not fields or text_field not in fields:
+            raise InputError(f"{p}: the header has no '{text_field}' column (found {fields}). "
+                             "Fix: rename the column or pass --text-field.")
+        for row in reader:
+            ln = reader.line_num
+            if None in row:
+                yield BadRow(str(p), ln, f"row has more fields than the header's {len(fields)}")
+                continue
+            if any(v is None for v in row.values()):
+                missing = [k for k, v in row.items() if v is None]
+                yield BadRow(str(p), ln, f"row has fewer fields than the header (missing {', '.join(missing)})")
+                continue
+            if _has_surrogates(row.values()):
+                yield BadRow(str(p), ln, "not UTF-8 text; re-save the file as UTF-8")
+                continue
+            obj: dict[str, Any] = dict(row)
+            if "labels" in obj:
+                obj["labels"] = [s for s in obj["labels"].split("|") if s]
+            yield _obj_record(obj, (str(p), ln), text_field, id_field, str(ln))
+
+
+def _batches_to_records(batches: Iterable[Any], p: Path, text_field: str, id_field: str
+                        ) -> Iterator[Item | BadRow]:
+    n = 0
+    for batch in batches:
+        for obj in batch.to_pylist():
+            n += 1
+            yield _obj_record(obj, (str(p), n), text_field, id_field, str(n))
+
+
+def _iter_parquet(p: Path, text_field: str, id_field: str) -> Iterator[Item | BadRow]:
+    pq = _pyarrow_module("pyarrow.parquet", "Reading Parquet")
+    try:
+        pf = pq.ParquetFile(p)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise InputError(f"{p} is not a readable Parquet file ({exc}).") from None
+    names = pf.schema_arrow.names
+    if text_field not in names:
+        raise InputError(f"{p}: no '{text_field}' column (found {names}). Fix: pass --text-field.")
+    cols = [c for c in (text_field, id_field, "labels") if c in names]
+    yield from _batches_to_records(pf.iter_batches(batch_size=1024, columns=cols), p, text_field, id_field)
+
+
+def _iter_arrow(p: Path, text_field: str, id_field: str) -> Iterator[Item | BadRow]:
+    """A dataset saved by ``datasets.Dataset.save_to_disk``: Arrow stream shards listed in state.json."""
+    pa = _pyarrow_module("pyarrow", "Reading a saved Hugging Face dataset")
+    state = json.loads((p / "state.json").read_text(encoding="utf-8"))
+    files = [p / f["filename"] for f in state.get("_data_files", [])]
+    if not files:
+        raise InputError(f"{p}/state.json lists no data files; is it a dataset saved with save_to_disk?")
+
+    def batches() -> Iterator[Any]:
+        for f in files:
+            with pa.memory_map(str(f)) as src:
+                reader = pa.ipc.open_stream(src)
+                names = reader.schema.names
+                if text_field not in names:
+                    raise InputError(f"{p}: no '{text_field}' column (found {names}). Fix: pass --text-field.")
+                cols = [c for c in (text_field, id_field, "labels") if c in names]
+                for batch in reader:
+                    yield batch.select(cols)
+
+    yield from _batches_to_records(batches(), p, text_field, id_field)
+
+
+def _pyarrow_module(name: str, feature: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        from zsl.errors import MissingDependencyError
+
+        raise MissingDependencyError("pyarrow", feature) from None
+
+
+def count_records(path: str | os.PathLike[str]) -> int | None:
+    """How many records :func:`iter_records` will yield (cheap: no parsing), or None if unknown."""
+    p = Path(path)
+    fmt = input_format(p)
+    if fmt in ("jsonl", "text"):
+        with p.open("rb") as fh:
+            return sum(1 for raw in fh if raw.strip() and raw.strip() != b"\xef\xbb\xbf")
+    if fmt == "parquet":
+        return _pyarrow_module("pyarrow.parquet", "Reading Parquet").ParquetFile(p).metadata.num_rows
+    if fmt == "hf":
+        info = json.loads((p / "dataset_info.json").read_text(encoding="utf-8")) if (p / "dataset_info.json").is_file() else {}
+        splits = info.get("splits") or {}
+        total = sum(int(s.get("num_examples", 0)) for s in splits.values()) if isinstance(splits, dict) else 0
+        return total or None
+    return None
+
+
+def fingerprint(path: str | os.PathLike[str]) -> str:
+    """A content hash of a file (sha256, streamed), or of a folder's file names, sizes and
+    modification times. Used to refuse resuming a run whose input changed."""
+    import hashlib
+
+    p = Path(path)
+    h = hashlib.sha256()
+    if p.is_dir():
+        for f in sorted(x for x in p.rglob("*") if x.is_file()):
+            st = f.stat()
+            h.update(f"{f.relative_to(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        return "dir:" + h.hexdigest()[:32]
+    with p.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()[:32]
 
 
 def read_items(path: str | os.PathLike[str], *, text_field: str = "text", bad: list[BadRow] | None = None
                ) -> Iterator[Item]:
-    """Stream items from a ``.jsonl``, ``.csv``/``.tsv`` or plain text file (one item per line).
+    """Stream the good items of an input; bad rows go to ``bad`` (see :func:`iter_records`).
 
     Args:
-        path: the input file.
-        text_field: JSON key / CSV column holding the text.
+        path: ``.jsonl``, ``.csv``/``.tsv``, ``.parquet``, a saved Hugging Face dataset
+            folder, or a plain text file (one item per line).
+        text_field: JSON key / column holding the text.
         bad: a list that receives a :class:`BadRow` for each skipped row.
 
     Raises:
-        InputError: the file is missing, empty, not UTF-8, or a CSV without the text column.
+        InputError: the file is missing or empty, or a table without the text column.
     """
-    p = Path(path)
-    bad = [] if bad is None else bad
-    if not p.is_file():
-        raise InputError(f"Input file {p} does not exist.")
-    if p.stat().st_size == 0:
-        raise InputError(f"Input file {p} is empty.")
-    suffix = p.suffix.lower()
-    try:
-        with p.open(encoding="utf-8", newline="" if suffix in (".csv", ".tsv") else None) as fh:
-            if suffix == ".jsonl":
-                for ln, obj, err in iter_jsonl(fh):
-                    if err:
-                        bad.append(BadRow(str(p), ln, err))
-                        continue
-                    item = _item_from_obj(obj, p, ln, text_field, bad)
-                    if item is not None:
-                        yield item
-            elif suffix in (".csv", ".tsv"):
-                reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-                if not reader.fieldnames or text_field not in reader.fieldnames:
-                    raise InputError(f"{p}: the header has no '{text_field}' column (found {reader.fieldnames}). "
-                                     "Fix: rename the column or pass --text-field.")
-                for row in reader:
-                    ln = reader.line_num
-                    labels = row.get("labels")
-                    obj: dict[str, Any] = dict(row)
-                    if labels is not None:
-                        obj["labels"] = [s for s in labels.split("|") if s] if labels else []
-                    item = _item_from_obj(obj, p, ln, text_field, bad)
-                    if item is not None:
-                        yield item
-            else:
-                for ln, line in enumerate(fh, 1):
-                    text = line.rstrip("\r\n")
-                    if text.strip():
-                        yield Item(str(ln), text)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start}). Re-save it as UTF-8.") from None
+    for rec in iter_records(path, text_field=text_field):
+        if isinstance(rec, BadRow):
+            if bad is not None:
+                bad.append(rec)
+        else:
+            yield rec
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:

@@ -24,7 +24,17 @@ import numpy as np
 
 from zsl.errors import InputError
 
-__all__ = ["average_precision", "f1_scores", "mean_average_precision", "p_at_k", "r_at_k", "ranks_to_scores", "rp_at_k"]
+__all__ = [
+    "average_precision",
+    "f1_scores",
+    "mean_average_precision",
+    "p_at_k",
+    "per_label_prf",
+    "precision_recall_curve",
+    "r_at_k",
+    "ranks_to_scores",
+    "rp_at_k",
+]
 
 
 def _check(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,6 +109,78 @@ def f1_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     macro = float(per[present].mean()) if present.any() else 0.0
     return {"micro_f1": float(micro), "macro_f1": macro}
 
+
+
+def per_label_prf(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1, support and predicted count of every label (column).
+
+    A label never predicted has precision 0; one with no gold item has recall 0. Averaging
+    ``f1`` over labels with ``support + predicted > 0`` gives the macro F1 of :func:`f1_scores`.
+
+    Args:
+        y_true: ``(N, K)`` 0/1 gold matrix.
+        y_pred: ``(N, K)`` 0/1 predictions (values > 0.5 count as predicted).
+
+    Returns:
+        ``{"precision", "recall", "f1"}`` float arrays and ``{"support", "predicted"}`` int
+        arrays, each of length K.
+
+    Example:
+        >>> out = per_label_prf(np.array([[1, 0], [1, 1]]), np.array([[1, 1], [0, 1]]))
+        >>> out["precision"].tolist(), out["recall"].tolist(), out["support"].tolist()
+        ([1.0, 0.5], [0.5, 1.0], [2, 1])
+    """
+    y, p = _check(y_true, y_pred)
+    p = p > 0.5
+    tp = (y & p).sum(axis=0).astype(float)
+    support = y.sum(axis=0)
+    predicted = p.sum(axis=0)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = support + predicted
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64),
+            "predicted": predicted.astype(np.int64)}
+
+
+def precision_recall_curve(y: np.ndarray, s: np.ndarray, *, n_positives: int | None = None
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision and recall of ``s >= t`` at every distinct score ``t`` (pooled pairs: micro).
+
+    Args:
+        y: 1-D 0/1 array, one entry per scored (item, label) pair.
+        s: 1-D scores of the same pairs.
+        n_positives: the recall denominator; pass the number of all gold pairs when some
+            were never scored (truncated top-k lists), so recall stops below 1 honestly.
+
+    Returns:
+        ``(precision, recall, thresholds)``, thresholds in decreasing order; empty arrays
+        when ``s`` is empty.
+
+    Example:
+        >>> p, r, t = precision_recall_curve(np.array([1, 0, 1]), np.array([0.9, 0.8, 0.8]))
+        >>> p.tolist(), r.tolist(), t.tolist()
+        ([1.0, 0.6666666666666666], [0.5, 1.0], [0.9, 0.8])
+    """
+    y = np.asarray(y).astype(bool).ravel()
+    s = np.asarray(s, dtype=np.float64).ravel()
+    if y.shape != s.shape:
+        raise InputError(f"y and s must have the same length; got {y.size} and {s.size}")
+    if not np.all(np.isfinite(s)):
+        raise InputError("s contains NaN/inf; keep only the scored pairs")
+    total = int(y.sum()) if n_positives is None else int(n_positives)
+    if total < int(y.sum()):
+        raise InputError(f"n_positives={total} is below the {int(y.sum())} positives in y")
+    if s.size == 0:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    order = np.argsort(-s, kind="stable")
+    s_sorted, hits = s[order], y[order]
+    tp = np.cumsum(hits)
+    # one point per distinct score: the last position of each run of tied scores
+    last = np.r_[np.flatnonzero(np.diff(s_sorted)), s_sorted.size - 1]
+    tp, n = tp[last].astype(float), (last + 1).astype(float)
+    recall = tp / total if total else np.zeros_like(tp)
+    return tp / n, recall, s_sorted[last]
 
 def average_precision(y: np.ndarray, s: np.ndarray) -> float:
     """Average precision of one ranking (1-D arrays); NaN when there is no positive."""

@@ -42,20 +42,24 @@ class LabelVocab:
         priors: one non-negative weight per label (e.g. label frequency); normalised to
             sum to 1 when given.
         name: a human name for reports.
+        parents: for a hierarchy, the parent label of each label (``None`` for roots).
+            Every parent must itself be a label; cycles are refused.
 
     Raises:
-        VocabularyError: empty vocabulary, non-string or blank labels, duplicates, or
-            descriptions/priors of the wrong length.
+        VocabularyError: empty vocabulary, non-string or blank labels, duplicates,
+            descriptions/priors/parents of the wrong length, an unknown parent, or a cycle.
     """
 
     labels: tuple[str, ...]
     descriptions: tuple[str | None, ...] | None = None
     priors: tuple[float, ...] | None = None
     name: str = ""
+    parents: tuple[str | None, ...] | None = None
     _index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __init__(self, labels: Iterable[str], descriptions: Sequence[str | None] | None = None,
-                 priors: Sequence[float] | Mapping[str, float] | None = None, name: str = ""):
+                 priors: Sequence[float] | Mapping[str, float] | None = None, name: str = "",
+                 parents: Sequence[str | None] | Mapping[str, str | None] | None = None):
         if isinstance(labels, str):
             raise VocabularyError("LabelVocab expects a list of labels, got one string. Fix: LabelVocab([label, ...])")
         labs = tuple(labels)
@@ -92,7 +96,9 @@ class LabelVocab:
             if not np.all(np.isfinite(arr)) or np.any(arr < 0) or arr.sum() <= 0:
                 raise VocabularyError("Priors must be finite, non-negative and not all zero.")
             pri = tuple((arr / arr.sum()).tolist())
+        par = _check_parents(labs, parents) if parents is not None else None
         object.__setattr__(self, "labels", labs)
+        object.__setattr__(self, "parents", par)
         object.__setattr__(self, "descriptions", descs)
         object.__setattr__(self, "priors", pri)
         object.__setattr__(self, "name", name)
@@ -116,6 +122,8 @@ class LabelVocab:
             extra.append(f"{sum(d is not None for d in self.descriptions)} descriptions")
         if self.priors is not None:
             extra.append("priors")
+        if self.parents is not None:
+            extra.append("hierarchy")
         head = ", ".join(repr(lab) for lab in self.labels[:3])
         return f"LabelVocab({len(self)} labels: [{head}{', ...' if len(self) > 3 else ''}]{'; ' if extra else ''}{', '.join(extra)})"
 
@@ -127,7 +135,26 @@ class LabelVocab:
             parts += ["descriptions", [d or "" for d in self.descriptions]]
         if self.priors is not None:
             parts += ["priors", [f"{p:.12g}" for p in self.priors]]
+        if self.parents is not None:
+            parts += ["parents", [p or "" for p in self.parents]]
         return content_hash(*parts)
+
+    def ancestors(self, label: str) -> list[str]:
+        """The chain from the root down to ``label``'s parent (empty for a root or a flat vocabulary).
+
+        Example:
+            >>> v = LabelVocab(["science", "physics", "optics"], parents=[None, "science", "physics"])
+            >>> v.ancestors("optics")
+            ['science', 'physics']
+        """
+        if self.parents is None:
+            return []
+        chain: list[str] = []
+        parent = self.parents[self.index(label)]
+        while parent is not None:
+            chain.append(parent)
+            parent = self.parents[self._index[parent]]
+        return chain[::-1]
 
     def index(self, label: str) -> int:
         """Column of ``label``; raises a VocabularyError naming close matches if absent."""
@@ -174,7 +201,7 @@ class LabelVocab:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, dedupe: bool = False, priors: str | os.PathLike[str] | None = None,
-                  ) -> LabelVocab:
+                  problems: list[str] | None = None) -> LabelVocab:
         """Read a vocabulary file.
 
         * ``.txt``: one label per line (line endings stripped, other spaces kept; blank
@@ -183,10 +210,15 @@ class LabelVocab:
         * ``.csv`` / ``.tsv``: a header with a ``label`` column, optional ``description``
           and ``prior`` columns.
 
+        Either table form may have a ``parent`` field naming each label's parent label (a
+        hierarchy; roots leave it empty).
+
         Args:
             path: the file.
             dedupe: keep the first of repeated labels instead of raising.
             priors: optional JSON file mapping label -> weight.
+            problems: a list that receives one ``"file:line: reason"`` string per blank
+                line or dropped repeat (with ``dedupe``), so callers can report them.
         """
         p = Path(path)
         if not p.is_file():
@@ -194,7 +226,10 @@ class LabelVocab:
         labels: list[str] = []
         descs: list[str | None] = []
         pri: list[float] = []
-        has_desc = has_prior = False
+        par: list[str | None] = []
+        lines: list[int] = []
+        blank: list[int] = []
+        has_desc = has_prior = has_parent = False
         suffix = p.suffix.lower()
         try:
             if suffix == ".jsonl":
@@ -206,6 +241,9 @@ class LabelVocab:
                     if not isinstance(obj, dict) or not isinstance(obj.get("label"), str):
                         raise VocabularyError(f"{p}:{ln}: expected an object with a string 'label' field.")
                     labels.append(obj["label"])
+                    lines.append(ln)
+                    par.append(obj.get("parent") or None)
+                    has_parent |= bool(obj.get("parent"))
                     descs.append(obj.get("description") or None)
                     has_desc |= bool(obj.get("description"))
                     if "prior" in obj:
@@ -218,25 +256,69 @@ class LabelVocab:
                         raise VocabularyError(f"{p}: needs a header with a 'label' column; found {reader.fieldnames}.")
                     has_desc = "description" in reader.fieldnames
                     has_prior = "prior" in reader.fieldnames
+                    has_parent = "parent" in reader.fieldnames
                     for row in reader:
                         if not (row.get("label") or "").strip():
+                            blank.append(reader.line_num)
                             continue
                         labels.append(row["label"])
+                        lines.append(reader.line_num)
+                        par.append(row.get("parent") or None)
                         descs.append(row.get("description") or None)
                         pri.append(float(row.get("prior") or 0.0))
             else:
-                for line in p.read_text(encoding="utf-8").splitlines():
+                for ln, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
                     if line.strip():
                         labels.append(line)
+                        lines.append(ln)
+                    else:
+                        blank.append(ln)
         except UnicodeDecodeError as exc:
             raise VocabularyError(f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start}). Re-save it as UTF-8.") from None
+        if problems is not None and blank and suffix not in (".jsonl",):
+            problems.append(f"{p}: {len(blank)} blank line(s) skipped (line {', '.join(map(str, blank[:10]))}"
+                            f"{' ...' if len(blank) > 10 else ''})")
         if dedupe:
-            seen: set[str] = set()
-            keep = [i for i, lab in enumerate(labels) if not (lab in seen or seen.add(lab))]
+            first: dict[str, int] = {}
+            keep = []
+            for i, lab in enumerate(labels):
+                if lab in first:
+                    if problems is not None:
+                        problems.append(f"{p}:{lines[i]}: duplicate label {lab!r} dropped "
+                                        f"(first at line {lines[first[lab]]})")
+                    continue
+                first[lab] = i
+                keep.append(i)
             labels = [labels[i] for i in keep]
             descs = [descs[i] for i in keep] if descs else descs
             pri = [pri[i] for i in keep] if pri else pri
+            par = [par[i] for i in keep] if par else par
         prior_arg: Sequence[float] | Mapping[str, float] | None = pri if has_prior else None
         if priors is not None:
             prior_arg = json.loads(Path(priors).read_text(encoding="utf-8"))
-        return cls(labels, descs if has_desc else None, prior_arg, name=p.stem)
+        return cls(labels, descs if has_desc else None, prior_arg, name=p.stem, parents=par if has_parent else None)
+
+
+def _check_parents(labels: tuple[str, ...], parents: Sequence[str | None] | Mapping[str, str | None]
+                   ) -> tuple[str | None, ...]:
+    if isinstance(parents, Mapping):
+        par = tuple(parents.get(lab) or None for lab in labels)
+    else:
+        par = tuple(x or None for x in parents)
+        if len(par) != len(labels):
+            raise VocabularyError(f"Got {len(par)} parents for {len(labels)} labels; they must match 1:1.")
+    known = set(labels)
+    for lab, parent in zip(labels, par, strict=True):
+        if parent is not None and parent not in known:
+            raise VocabularyError(f"The parent {parent!r} of label {lab!r} is not a label of the vocabulary. "
+                                  "Fix: add the parent as a label of its own (a row with an empty parent for a root).")
+    of = dict(zip(labels, par, strict=True))
+    for lab in labels:
+        seen = {lab}
+        node = of[lab]
+        while node is not None:
+            if node in seen:
+                raise VocabularyError(f"The hierarchy has a cycle through {lab!r}; a label cannot be its own ancestor.")
+            seen.add(node)
+            node = of[node]
+    return par

@@ -104,13 +104,15 @@ def test_gemma_base_model_completes_text():
 
 
 def test_demo_command_end_to_end(tmp_path):
-    out = tmp_path / "silver.jsonl"
+    out = tmp_path / "demo"
     proc = subprocess.run([sys.executable, "-m", "zsl.cli", "demo", "--out", str(out)], capture_output=True, text=True,
                           timeout=1200, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    rows = [json.loads(x) for x in (out / "labels.jsonl").read_text().splitlines()]
     assert len(rows) == 16
-    assert all(r["provenance"]["infer_lm"] == "local/qwen2.5-coder-1.5b" for r in rows)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["settings"]["infer_lm"] == "local/qwen2.5-coder-1.5b"
+    assert all(r["phrases"] and len(r["retrieval_labels"]) == 3 for r in rows)
     p1 = np.mean([r["labels"][0] in r["gold"] for r in rows])
     assert p1 >= 0.6, proc.stdout
     assert "RP@3" in proc.stdout

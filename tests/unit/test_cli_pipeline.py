@@ -7,7 +7,6 @@ from tests.fakes import ScriptedLM
 from zsl.cli import main
 from zsl.data import read_items, write_jsonl_atomic
 from zsl.errors import InputError
-from zsl.pipeline import label_file
 from zsl.tagger import Tagger, as_examples
 
 
@@ -47,12 +46,60 @@ def test_read_items_csv_and_txt(tmp_path):
     assert [i.text for i in read_items(t)] == ["one", "two"]
 
 
-@pytest.mark.parametrize("content, match", [(b"", "empty"), ("caf\xe9".encode("latin-1"), "UTF-8")])
-def test_read_items_file_errors(tmp_path, content, match):
+def test_read_items_file_errors(tmp_path):
     f = tmp_path / "x.txt"
-    f.write_bytes(content)
-    with pytest.raises(InputError, match=match):
+    f.write_bytes(b"")
+    with pytest.raises(InputError, match="empty"):
         list(read_items(f))
+    with pytest.raises(InputError, match="does not exist"):
+        list(read_items(tmp_path / "missing.jsonl"))
+
+
+def test_a_line_that_is_not_utf8_is_reported_and_the_rest_is_read(tmp_path):
+    f = tmp_path / "x.txt"
+    f.write_bytes(b"\xef\xbb\xbfgood one\ncaf\xe9 latin-1\n\nlast\n")
+    bad = []
+    assert [(i.id, i.text) for i in read_items(f, bad=bad)] == [("1", "good one"), ("4", "last")]
+    assert [b.line for b in bad] == [2] and "not UTF-8" in bad[0].reason and "column 4" in bad[0].reason
+
+
+def test_csv_rows_with_missing_or_extra_fields_or_bad_bytes_are_reported(tmp_path):
+    f = tmp_path / "x.csv"
+    f.write_bytes(b"id,text\n1,fine\n2\n3,too,many\n4,caf\xe9\n5,also fine\n")
+    bad = []
+    assert [i.text for i in read_items(f, bad=bad)] == ["fine", "also fine"]
+    assert [b.line for b in bad] == [3, 4, 5]
+    assert "fewer fields" in bad[0].reason and "more fields" in bad[1].reason and "UTF-8" in bad[2].reason
+
+
+def test_parquet_and_saved_hf_dataset_inputs(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": ["a", "b", "c"], "text": ["one", "", "three"], "labels": [["x"], [], ["y", "z"]]})
+    pq.write_table(table, tmp_path / "x.parquet")
+    bad = []
+    got = list(read_items(tmp_path / "x.parquet", bad=bad))
+    assert [(i.id, i.text, i.gold) for i in got] == [("a", "one", ["x"]), ("c", "three", ["y", "z"])]
+    assert [b.line for b in bad] == [2]
+    ds_dir = tmp_path / "ds"
+    ds_dir.mkdir()
+    with pa.OSFile(str(ds_dir / "data-00000-of-00001.arrow"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    (ds_dir / "state.json").write_text(json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}))
+    assert [i.id for i in read_items(ds_dir)] == ["a", "c"]
+    with pytest.raises(InputError, match="no 'body' column"):
+        list(read_items(ds_dir, text_field="body"))
+    (tmp_path / "dd").mkdir()
+    (tmp_path / "dd" / "dataset_dict.json").write_text('{"splits": ["train", "test"]}')
+    with pytest.raises(InputError, match="splits .*train"):
+        list(read_items(tmp_path / "dd"))
+
+
+def test_real_datasets_save_to_disk_reads_back(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"text": ["alpha", "beta"], "labels": [["a"], ["b"]]}).save_to_disk(tmp_path / "d")
+    assert [(i.id, i.text, i.gold) for i in read_items(tmp_path / "d")] == [("1", "alpha", ["a"]), ("2", "beta", ["b"])]
 
 
 def test_write_jsonl_atomic_unwritable_path_leaves_nothing(tmp_path):
@@ -71,46 +118,15 @@ def test_write_jsonl_atomic_unwritable_path_leaves_nothing(tmp_path):
     assert not out.exists() and list(tmp_path.iterdir()) == [blocker]
 
 
-def test_label_file_retrieve_only_writes_silver_with_provenance(files, tmp_path):
-    vocab, items = files
-    out = tmp_path / "out.jsonl"
-    summary = label_file(items, vocab, out=out, encoder="hashing", infer=False, rank=False, k=2)
-    assert summary["labelled"] == 2 and summary["skipped"] == 3
-    rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
-    assert [r["id"] for r in rows] == ["a", "c"]
-    assert rows[1]["labels"][0] == "weather, storms"
-    prov = rows[0]["provenance"]
-    assert prov["vocab_size"] == 3 and prov["encoder"].startswith("hashing") and prov["infer_lm"] is None
-    assert summary["eval"]["p1"] == 1.0
-
-
-def test_label_file_with_scripted_lm(files, tmp_path):
-    vocab, items = files
-    lm = ScriptedLM({"football": {"phrases": "sports"}, "storms": {"phrases": "weather"}},
-                    judge=lambda label: 3.0 if label in ("sports", "weather, storms") else -3.0)
-    summary = label_file(items, vocab, out=tmp_path / "o.jsonl", encoder="hashing", lm=lm, k=1)
-    assert [r["labels"] for r in summary["rows"]] == [["sports"], ["weather, storms"]]
-    assert summary["provenance"]["settings"]["prompts"][0] == "infer@1"
-
-
-def test_cli_label_exit_code_says_rows_were_skipped(files, tmp_path, capsys):
-    vocab, items = files
-    code = main(["label", str(items), "--labels", str(vocab), "--encoder", "hashing", "--no-infer", "--no-rank",
-                 "--out", str(tmp_path / "o.jsonl"), "-k", "1"])
-    captured = capsys.readouterr()
-    assert code == 3
-    assert "skipped" in captured.err and ":2:" in captured.err
-    assert (tmp_path / "o.jsonl").exists()
-
-
 def test_cli_errors_are_one_clear_line(tmp_path, capsys):
-    (tmp_path / "v.txt").write_text("a\na\n", encoding="utf-8")
+    (tmp_path / "v.txt").write_text("\n  \n", encoding="utf-8")
     (tmp_path / "i.txt").write_text("x\n", encoding="utf-8")
     code = main(["label", str(tmp_path / "i.txt"), "--labels", str(tmp_path / "v.txt"), "--encoder", "hashing"])
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith("zsl: error:") and "duplicated" in err and "Traceback" not in err
+    assert code == 2 and err.startswith("zsl: error:") and "empty" in err and "Traceback" not in err
+    (tmp_path / "v.txt").write_text("a\nb\n", encoding="utf-8")
     code = main(["label", str(tmp_path / "i.txt"), "--labels", str(tmp_path / "v.txt"), "--lm", "nope"])
-    assert code == 2
+    assert code == 2 and "nope" in capsys.readouterr().err
 
 
 def test_cli_models_lists_everything(capsys):
@@ -158,9 +174,9 @@ def test_cli_label_distill_then_label_with_the_student(tmp_path, capsys):
     texts = ["football match sports team", "rain storm weather forecast", "cooking pasta recipe kitchen"] * 8
     items = tmp_path / "items.jsonl"
     items.write_text("\n".join(json.dumps({"id": str(i), "text": f"{t} {i}", "labels": [{"f": "sports", "r": "weather", "c": "cooking"}[t[0]]]}) for i, t in enumerate(texts)) + "\n")
-    silver = tmp_path / "silver.jsonl"
     assert main(["label", str(items), "--labels", str(vocab), "--encoder", "hashing", "--no-infer", "--no-rank",
-                 "--out", str(silver), "-k", "1"]) == 0
+                 "--out", str(tmp_path / "run"), "-k", "1"]) == 0
+    silver = tmp_path / "run" / "labels.jsonl"
     student = tmp_path / "student"
     assert main(["distill", str(silver), "--labels", str(vocab), "--out", str(student), "--encoder", "hashing",
                  "--epochs", "30"]) == 0
@@ -175,9 +191,13 @@ def test_cli_label_distill_then_label_with_the_student(tmp_path, capsys):
 
 
 def test_cli_routes_image_inputs(tmp_path):
-    from zsl.cli import _is_image_input
+    from zsl.data import input_format
+
+    def _is_image_input(path):
+        return input_format(path) == "images"
 
     (tmp_path / "imgs").mkdir()
+    (tmp_path / "photo.JPG").write_bytes(b"")
     (tmp_path / "a.jsonl").write_text('{"image": "x.jpg", "labels": ["cat"]}\n', encoding="utf-8")
     (tmp_path / "t.jsonl").write_text('{"text": "hello"}\n', encoding="utf-8")
     assert _is_image_input(str(tmp_path / "imgs"))

@@ -6,7 +6,7 @@ produced (phrases, candidates, yes/no log-odds, tokens, seconds), so the variant
     (a) retrieve-only          text -> nearest labels
     (b) infer + retrieve       phrases (+ the text) -> nearest labels
     (c) infer + retrieve + rank, zero-shot
-    (d) the optimised program  (demonstrations + weights tuned on validation only)
+    (d) the tuned program      (scoring weights and rank_top chosen on 10+10 validation examples)
 
 are all scored from the same records. Records are appended to a JSONL file per split as
 items finish, so an interrupted run continues where it stopped.
@@ -143,8 +143,13 @@ def one_item(program, lm, text: str) -> dict[str, Any]:
 
 
 def scores_for(rec: dict[str, Any], text: str, program, *, variant: str, text_weight: float, rank_weight: float,
-               prior_weight: float, phrase_cache: dict) -> np.ndarray:
-    """Score the whole vocabulary for one recorded item under one variant and weights."""
+               prior_weight: float, phrase_cache: dict, rank_top: int | None = None) -> np.ndarray:
+    """Score the whole vocabulary for one recorded item under one variant and weights.
+
+    ``rank_top`` below the recorded number of ranked candidates uses the first ``rank_top``
+    of them: candidates are recorded in retrieval order and each yes/no score depends on its
+    own candidate only, so this equals a run with that smaller ``rank_top``.
+    """
     from zsl.index import apply_prior, max_over_phrases
 
     key = (text, tuple(rec["phrases"]))
@@ -158,8 +163,9 @@ def scores_for(rec: dict[str, Any], text: str, program, *, variant: str, text_we
         s = text_weight * sim[0] + (1 - text_weight) * max_over_phrases(sim[1:])
     s = apply_prior(s, program.index.vocab.prior_array(), prior_weight)
     if variant in ("c", "d"):
-        lo = np.asarray(rec["logodds"], dtype=np.float64)
-        s[np.asarray(rec["cand"], dtype=int)] += rank_weight / (1 + np.exp(-lo))
+        n = len(rec["cand"]) if rank_top is None else min(rank_top, len(rec["cand"]))
+        lo = np.asarray(rec["logodds"][:n], dtype=np.float64)
+        s[np.asarray(rec["cand"][:n], dtype=int)] += rank_weight / (1 + np.exp(-lo))
     return s
 
 
@@ -189,16 +195,22 @@ def report(args: argparse.Namespace) -> None:
         rows = load_split(data, split)
         recs = _load_records(out, split, "zeroshot")  # read once: a running benchmark may append
         texts = [rows[r["i"]]["text"] for r in recs]
-        for variant, label in (("a", "retrieve-only"), ("b", "infer + retrieve"), ("c", "infer + retrieve + rank")):
-            if not recs:
+        if not recs:
+            continue
+        recorded_top = len(recs[0]["cand"])
+        for variant, label, top in (("a", "(a) retrieve-only", None), ("b", "(b) infer + retrieve", None),
+                                    ("c", "(c) + rank top 5, zero-shot", 5), ("c", "(c) + rank top 10, zero-shot", 10),
+                                    ("c", f"(c) + rank top {recorded_top}, zero-shot", None)):
+            if top is not None and top >= recorded_top:
                 continue
-            m = evaluate(recs, texts, program, variant=variant, phrase_cache=cache, **zero)
-            lines.append(_row(split, label + (" (zero-shot)" if variant == "c" else ""), m, recs, variant, len(rows)))
-        recs = _load_records(out, split, "optimized")
-        if recs and tuned:
-            texts = [rows[r["i"]]["text"] for r in recs]
-            m = evaluate(recs, texts, program, variant="d", phrase_cache=cache, **tuned["weights"])
-            lines.append(_row(split, "optimised IRR (d)", m, recs, "d", len(rows)))
+            m = evaluate(recs, texts, program, variant=variant, phrase_cache=cache, rank_top=top, **zero)
+            lines.append(_row(split, label, m, recs, variant, len(rows), top))
+        if tuned:
+            w = dict(tuned["weights"])
+            top = w.pop("rank_top", None)
+            m = evaluate(recs, texts, program, variant="d", phrase_cache=cache, rank_top=top, **w)
+            lines.append(_row(split, f"(d) weights + rank top {top or recorded_top} tuned on "
+                                     f"{tuned.get('examples', '?')} val. examples", m, recs, "d", len(rows), top))
     header = ("| split | variant | items | RP@5 | RP@10 | s/item | LLM calls/item | prompt tok/item | "
               "completion tok/item | rank tok/item |\n|---|---|---|---|---|---|---|---|---|---|")
     table = header + "\n" + "\n".join(lines)
@@ -219,20 +231,23 @@ def _load_records(out: Path, split: str, variant: str) -> list[dict[str, Any]]:
     return [recs[i] for i in sorted(recs)]
 
 
-def _row(split: str, label: str, m: dict[str, float], recs: list[dict], variant: str, total: int) -> str:
+def _row(split: str, label: str, m: dict[str, float], recs: list[dict], variant: str, total: int,
+         rank_top: int | None = None) -> str:
     n = len(recs)
     sec = {"a": [r["seconds_retrieve"] for r in recs],
            "b": [r["seconds_infer"] + r["seconds_retrieve"] for r in recs],
            "c": [r["seconds_infer"] + r["seconds_retrieve"] + r["seconds_rank"] for r in recs]}
     sec["d"] = sec["c"]
-    med = float(np.median(sec[variant]))
+    med = f"{float(np.median(sec[variant])):.2f}"
     calls = 0 if variant == "a" else (1 if variant == "b" else 2)
     pt = 0 if variant == "a" else np.mean([r["infer_prompt_tokens"] for r in recs])
     ct = 0 if variant == "a" else np.mean([r["infer_completion_tokens"] for r in recs])
-    rt = np.mean([r["rank_tokens"] for r in recs]) if variant in ("c", "d") else 0
+    rt = f"{np.mean([r['rank_tokens'] for r in recs]):.0f}" if variant in ("c", "d") else "0"
+    if rank_top is not None and variant in ("c", "d") and rank_top < len(recs[0]["cand"]):
+        med, rt = "see speed table", "fewer"
     items = f"{n}" if n == total else f"{n}/{total}"
-    return (f"| {split} | {label} | {items} | {m['rp5']:.1f} | {m['rp10']:.1f} | {med:.2f} | {calls} | {pt:.0f} | "
-            f"{ct:.0f} | {rt:.0f} |")
+    return (f"| {split} | {label} | {items} | {m['rp5']:.1f} | {m['rp10']:.1f} | {med} | {calls} | {pt:.0f} | "
+            f"{ct:.0f} | {rt} |")
 
 
 def _write_benchmarks(table: str, tuned: dict | None) -> None:
@@ -259,22 +274,30 @@ def tune(args: argparse.Namespace) -> None:
     program = InferRetrieveRank(VocabIndex(vocab, get_encoder(args.encoder)), infer=False, rank=False)
     cache: dict = {}
     sets = []
+    rng = np.random.default_rng(args.seed)
     for split in ("tech_validation", "house_validation"):
         recs = _load_records(out, split, args.variant)
+        if args.max_examples and len(recs) > args.max_examples:
+            keep = sorted(rng.choice(len(recs), size=args.max_examples, replace=False).tolist())
+            recs = [recs[i] for i in keep]
         rows = load_split(data, split)
         sets.append((recs, [rows[r["i"]]["text"] for r in recs]))
     best = None
-    for tw in (0.3, 0.4, 0.5, 0.6):
-        for rw in (0.1, 0.2, 0.3, 0.5):
-            for pw in (0.0, 0.01, 0.02):
-                kw = {"text_weight": tw, "rank_weight": rw, "prior_weight": pw}
-                ms = [evaluate(r, t, program, variant="c", phrase_cache=cache, **kw)["rp10"] for r, t in sets]
-                score = float(np.mean(ms))
-                if best is None or score > best[0]:
-                    best = (score, kw, ms)
+    for top in (5, 10, 20):
+        for tw in (0.3, 0.4, 0.5, 0.6):
+            for rw in (0.1, 0.2, 0.3, 0.5):
+                for pw in (0.0, 0.01, 0.02):
+                    kw = {"text_weight": tw, "rank_weight": rw, "prior_weight": pw}
+                    ms = [evaluate(r, t, program, variant="c", phrase_cache=cache, rank_top=top, **kw)["rp10"]
+                          for r, t in sets]
+                    score = float(np.mean(ms))
+                    if best is None or score > best[0] + 1e-9:
+                        best = (score, {**kw, "rank_top": top}, ms)
     assert best is not None
-    print(f"best mean validation RP@10 {best[0]:.1f} (tech {best[2][0]:.1f}, house {best[2][1]:.1f}) with {best[1]}")
-    (out / "tuned.json").write_text(json.dumps({"weights": best[1], "val_rp10": best[2]}, indent=1))
+    n_ex = sum(len(r) for r, _ in sets)
+    print(f"best mean validation RP@10 {best[0]:.1f} (tech {best[2][0]:.1f}, house {best[2][1]:.1f}) with {best[1]} "
+          f"on {n_ex} validation examples")
+    (out / "tuned.json").write_text(json.dumps({"weights": best[1], "val_rp10": best[2], "examples": n_ex}, indent=1))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -295,6 +318,9 @@ def main(argv: list[str] | None = None) -> None:
     r.set_defaults(func=run)
     t = sub.add_parser("tune")
     t.add_argument("--variant", default="zeroshot")
+    t.add_argument("--max-examples", type=int, default=10,
+                   help="labelled validation examples per split used for tuning (default 10; 0 = all)")
+    t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=tune)
     rep = sub.add_parser("report")
     rep.add_argument("--write", action="store_true", help="update BENCHMARKS.md")

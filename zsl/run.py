@@ -1,0 +1,720 @@
+"""Labelling runs that survive interruption: a run directory, durable chunks, exactly-once resume.
+
+A run reads its input as a stream of records (:func:`zsl.data.iter_records`), cuts it into
+chunks of ``chunk_size`` consecutive records, labels each chunk and writes it as one file
+that appears atomically (temp file, fsync, rename). A chunk file is therefore either
+complete or absent: after Ctrl-C, a crash or ``kill -9``, running the same command again
+skips the chunks on disk and labels the rest, so no item is lost or written twice. When
+every chunk is done, the chunks are merged, in input order, into ``labels.jsonl``.
+
+The run directory::
+
+    manifest.json        input fingerprint, vocabulary hash, settings, model ids, prompt versions
+    chunks/000000.jsonl  one file per finished chunk (removed once merged)
+    labels.jsonl         the silver data, one row per labelled item, in input order
+    labels.jsonl.meta.json  vocabulary + provenance, so `zsl distill` and `zsl eval` need no --labels
+    errors.jsonl         every skipped record: file, line, id, reason
+    summary.json         counts, seconds, LM calls and tokens per step, cost (remote LMs)
+    log.txt              one line per start, resume, warning and finish
+
+A run refuses to resume when the input, the vocabulary or a setting that changes outputs
+differs from its manifest, and says what changed.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "items.txt").write_text("football final tonight\\nstorm warning for the coast\\n")
+    >>> _ = (d / "labels.txt").write_text("sports\\nweather\\n")
+    >>> s = label_run(d / "items.txt", d / "labels.txt", out=d / "run", encoder="hashing", infer=False, rank=False, k=1)
+    >>> s.labelled, s.skipped, (d / "run" / "labels.jsonl").is_file()
+    (2, 0, True)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zsl.data import BadRow, Item, atomic_write, count_records, fingerprint, input_format, iter_records
+from zsl.errors import InputError, ZslError
+from zsl.vocab import LabelVocab
+
+__all__ = ["RunSummary", "estimate_run", "label_run", "retry_call"]
+
+MANIFEST = "manifest.json"
+LABELS = "labels.jsonl"
+ERRORS = "errors.jsonl"
+SUMMARY = "summary.json"
+LOG = "log.txt"
+_TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
+_TRANSIENT_NAMES = {"RateLimitError", "APIConnectionError", "Timeout", "APITimeoutError", "ServiceUnavailableError",
+                    "InternalServerError", "ReadTimeout", "ConnectTimeout"}
+
+
+@dataclass
+class RunSummary:
+    """What a run did. ``tokens`` is per LM step: ``{"infer": {"calls", "prompt_tokens",
+    "completion_tokens"}, "rank": {...}}``; ``cost_usd`` is set for remote models with a known price."""
+
+    run_dir: str
+    labels: str
+    errors: str
+    total: int
+    labelled: int
+    skipped: int
+    seconds: float
+    items_per_second: float
+    resumed_chunks: int = 0
+    already_complete: bool = False
+    tokens: dict[str, dict[str, int]] = field(default_factory=dict)
+    cost_usd: float | None = None
+    eval: dict[str, float] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- retries ---------------------------------------------------------------------------------
+def is_transient(exc: BaseException) -> bool:
+    """A rate limit, time-out, dropped connection or 5xx: worth retrying after a pause."""
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return True
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and status in _TRANSIENT_STATUS:
+        return True
+    return type(exc).__name__ in _TRANSIENT_NAMES
+
+
+def retry_call(fn: Callable[[], Any], *, retries: int = 3, base_delay: float = 1.0, max_delay: float = 60.0,
+               sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> Any:
+    """Call ``fn()``; on a transient error (:func:`is_transient`) wait and try again.
+
+    The waits grow exponentially (``base_delay * 2**attempt``, capped at ``max_delay``) with up
+    to 50% random jitter so that concurrent workers do not retry in lockstep. Other errors,
+    and the last transient one, propagate.
+
+    Example:
+        >>> calls = []
+        >>> def flaky():
+        ...     calls.append(1)
+        ...     if len(calls) < 3:
+        ...         raise TimeoutError("slow")
+        ...     return "ok"
+        >>> retry_call(flaky, sleep=lambda s: None), len(calls)
+        ('ok', 3)
+    """
+    rng = rng or random.Random()
+    for attempt in range(retries + 1):
+        try:
+            return fn()
+        except Exception as exc:
+            if attempt >= retries or not is_transient(exc):
+                raise
+            delay = min(max_delay, base_delay * 2**attempt)
+            sleep(delay * (1.0 + 0.5 * rng.random()))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# -- labellers: one per kind of input ---------------------------------------------------------
+class _TextLabeller:
+    """Infer-Retrieve-Rank per item (threads for remote LMs), or batched retrieval alone."""
+
+    kind = "text"
+
+    def __init__(self, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool, rank: bool,
+                 rank_top: int, program: str | os.PathLike[str] | None, concurrency: int, timeout: float | None,
+                 retries: int):
+        from zsl.lm import is_remote, resolve_lm_name
+        from zsl.tagger import Tagger
+
+        self.vocab, self.k = vocab, k
+        self.tagger = Tagger(vocab, lm=lm, encoder=encoder, label_kind=label_kind, infer=infer, rank=rank,
+                             rank_top=rank_top)
+        if program is not None:
+            self.tagger.load(program)
+        self.program = self.tagger.program_
+        self.uses_lm = infer or rank
+        self.remote = self.uses_lm and isinstance(lm, str | None) and is_remote(resolve_lm_name(lm))
+        self.lm_name = resolve_lm_name(lm) if isinstance(lm, str | None) else getattr(lm, "model", type(lm).__name__)
+        self.warnings: list[str] = []
+        if concurrency > 1 and self.uses_lm and not self.remote:
+            self.warnings.append(f"concurrency {concurrency} ignored: the local LLM labels one item at a time "
+                                 "(it already uses every core)")
+            concurrency = 1
+        self.concurrency = max(1, concurrency)
+        self.timeout, self.retries = timeout, retries
+        if self.remote:
+            from zsl.lm import check_lm
+
+            check_lm(self.program.infer.predict.lm, self.lm_name)
+            if timeout:
+                for predictor in (self.program.infer.predict, self.program.rank.predict):
+                    if predictor.lm is not None and hasattr(predictor.lm, "kwargs"):
+                        predictor.lm.kwargs["timeout"] = timeout
+
+    def config(self) -> dict[str, Any]:
+        from zsl.pipeline import provenance
+
+        prov = provenance(self.tagger)
+        prov.pop("zsl_version", None)
+        return {"kind": self.kind, "k": self.k, **prov}
+
+    def _row(self, item: Item, scores: np.ndarray, pred: Any = None) -> dict[str, Any]:
+        order = _top(scores, self.k)
+        row: dict[str, Any] = {"id": item.id, "text": item.text, "labels": [self.vocab[j] for j in order],
+                               "scores": [round(float(scores[j]), 4) for j in order]}
+        if pred is not None:
+            if self.program.use_infer:
+                row["phrases"] = list(pred.phrases)
+            if self.program.use_rank:
+                row["retrieval_labels"] = [self.vocab[j] for j in _top(pred.retrieval_scores, self.k)]
+            if pred.notes:
+                row["notes"] = list(pred.notes)
+        _finish_row(row, item, self.vocab)
+        return row
+
+    def _one(self, item: Item) -> Any:
+        return retry_call(lambda: self.program(text=item.text), retries=self.retries if self.remote else 0)
+
+    def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> tuple[list[dict | str], dict[str, dict]]:
+        """One output per item, in order: a row, or the reason it was skipped; plus LM usage."""
+        usage: dict[str, dict[str, int]] = {}
+        if not self.uses_lm:
+            scores = self.program.retrieve_many([it.text for it in items])
+            tick(len(items))
+            return [self._row(it, scores[i]) for i, it in enumerate(items)], usage
+        out: list[dict | str] = []
+
+        def collect(item: Item, get: Callable[[], Any]) -> None:
+            try:
+                pred = get()
+            except FutureTimeout:
+                out.append(f"item {item.id}: no answer within the time limit ({self.timeout}s per call, "
+                           f"{self.retries} retries)")
+            except Exception as exc:  # noqa: BLE001 - one failing item is reported and skipped, the run goes on
+                out.append(f"item {item.id}: {type(exc).__name__}: {str(exc)[:300]}")
+            else:
+                for step, u in (pred.get("usage") or {}).items():
+                    acc = usage.setdefault(step, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
+                    for key in acc:
+                        acc[key] += int(u.get(key, 0))
+                out.append(self._row(item, pred.scores, pred))
+            tick(1)
+
+        if self.concurrency == 1:
+            for item in items:
+                collect(item, lambda item=item: self._one(item))
+        else:
+            guard = None if not self.timeout else self.timeout * (self.retries + 1) + 60.0 * self.retries
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="zsl-label") as pool:
+                futures = [pool.submit(self._one, item) for item in items]
+                for item, fut in zip(items, futures, strict=True):
+                    collect(item, lambda fut=fut: fut.result(timeout=guard))
+        return out, usage
+
+
+class _ImageLabeller:
+    """CDUL global-local scores for a chunk of image files in one batched pass."""
+
+    kind = "images"
+
+    def __init__(self, vocab: LabelVocab, *, backend: Any, k: int, tagger_kwargs: dict[str, Any]):
+        from zsl.image import ImageTagger
+
+        self.vocab, self.k = vocab, k
+        self.tagger = ImageTagger(vocab, backend, **tagger_kwargs)
+        self.warnings: list[str] = []
+        self.remote = False
+        self.lm_name = None
+        self.concurrency = 1
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "k": self.k, "vocab_hash": self.vocab.hash, "settings": self.tagger.config()}
+
+    def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> tuple[list[dict | str], dict[str, dict]]:
+        result = self.tagger.score_files([it.text for it in items])
+        tick(len(items))
+        by_path = dict(zip(result.paths, result.scores, strict=True))
+        why = {str(s.path): s.reason for s in result.skipped}
+        out: list[dict | str] = []
+        for it in items:
+            if it.text not in by_path:
+                out.append(f"{it.text}: {why.get(it.text, 'could not be read')}")
+                continue
+            scores = by_path[it.text]
+            order = _top(scores, self.k)
+            row: dict[str, Any] = {"id": it.id, "image": it.text, "labels": [self.vocab[j] for j in order],
+                                   "scores": [round(float(scores[j]), 4) for j in order]}
+            _finish_row(row, it, self.vocab)
+            out.append(row)
+        return out, {}
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, scores.shape[0])
+    part = np.argpartition(-scores, k - 1)[:k] if k < scores.shape[0] else np.arange(scores.shape[0])
+    return part[np.lexsort((part, -scores[part]))]
+
+
+def _finish_row(row: dict[str, Any], item: Item, vocab: LabelVocab) -> None:
+    if vocab.parents is not None:
+        row["ancestors"] = [vocab.ancestors(lab) for lab in row["labels"]]
+    if item.gold is not None:
+        row["gold"] = item.gold
+    if item.meta:
+        row["meta"] = item.meta
+
+
+def _image_records(path: Path) -> Iterator[Item | BadRow]:
+    from zsl.image import _read_inputs
+
+    paths, gold, bad = _read_inputs(path)
+    for b in bad:
+        where, _, line = str(b.path).rpartition(":")
+        yield BadRow(where or str(b.path), int(line) if line.isdigit() else 0, b.reason)
+    base = path if path.is_dir() else path.parent
+    for p, g in zip(paths, gold, strict=True):
+        try:
+            rel = str(Path(p).relative_to(base))
+        except ValueError:
+            rel = p
+        yield Item(rel, p, g)
+
+
+# -- the run directory ------------------------------------------------------------------------
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    text = json.dumps(obj, ensure_ascii=False, indent=1)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    atomic_write(path, write)
+    _fsync_dir(path.parent)
+
+
+def _write_lines(path: Path, lines: Iterator[str] | list[str]) -> None:
+    def write(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8") as fh:
+            for line in lines:
+                fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    atomic_write(path, write)
+    _fsync_dir(path.parent)
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            out += _diff(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    if old != new:
+        return [(f"{prefix.rstrip('.')}: {json.dumps(old, ensure_ascii=False)[:80]} -> "
+                f"{json.dumps(new, ensure_ascii=False)[:80]}")]
+    return []
+
+
+class _RunDir:
+    def __init__(self, path: Path):
+        self.path = path
+        self.chunks = path / "chunks"
+
+    def log(self, message: str) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        with (self.path / LOG).open("a", encoding="utf-8") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+
+    def chunk_path(self, i: int) -> Path:
+        return self.chunks / f"{i:06d}.jsonl"
+
+    def done_chunks(self) -> set[int]:
+        if not self.chunks.is_dir():
+            return set()
+        return {int(p.stem) for p in self.chunks.glob("*.jsonl") if p.stem.isdigit()}
+
+    def prepare(self, manifest: dict[str, Any], fresh: bool) -> str:
+        """Create, resume or refuse. Returns "new", "resume" or "complete"."""
+        mpath = self.path / MANIFEST
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError(f"--out {self.path} is a file; a run writes a directory. Fix: --out {self.path}.run/")
+        if self.path.is_dir() and not mpath.is_file() and any(self.path.iterdir()):
+            raise InputError(f"{self.path} is not empty and is not a zsl run directory (no {MANIFEST}). "
+                             "Fix: choose a new or empty --out folder.")
+        if mpath.is_file() and fresh:
+            for name in (MANIFEST, LABELS, LABELS + ".meta.json", ERRORS, SUMMARY):
+                (self.path / name).unlink(missing_ok=True)
+            shutil.rmtree(self.chunks, ignore_errors=True)
+            self.log("--fresh: earlier progress discarded")
+        if mpath.is_file():
+            old = json.loads(mpath.read_text(encoding="utf-8"))
+            keys = ("input", "vocab", "settings")
+            changes = _diff({k: old.get(k) for k in keys}, {k: manifest.get(k) for k in keys})
+            changes = [c for c in changes if not c.startswith("input.path")]
+            if changes:
+                shown = "; ".join(changes[:8]) + (f"; ... ({len(changes) - 8} more)" if len(changes) > 8 else "")
+                raise InputError(
+                    f"{self.path} holds a run with different inputs or settings: {shown}. Resuming would mix "
+                    f"outputs. Fix: rerun with the original settings, choose a new --out, or add --fresh to "
+                    f"discard that run's progress.")
+            if (self.path / SUMMARY).is_file() and (self.path / LABELS).is_file():
+                return "complete"
+            return "resume"
+        self.path.mkdir(parents=True, exist_ok=True)
+        _write_json(mpath, manifest)
+        return "new"
+
+
+def _manifest(input_path: Path, fmt: str, text_field: str, id_field: str, vocab: LabelVocab,
+              vocab_path: str | None, settings: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
+    import zsl
+
+    return {
+        "zsl_version": zsl.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "input": {"path": str(input_path.resolve()), "format": fmt, "fingerprint": fingerprint(input_path),
+                  "text_field": text_field, "id_field": id_field},
+        "vocab": {"path": vocab_path, "hash": vocab.hash, "size": len(vocab)},
+        "settings": settings,
+        "runtime": runtime,
+    }
+
+
+def _load_vocab(labels: str | os.PathLike[str] | LabelVocab | Sequence[str], warnings: list[str]) -> tuple[LabelVocab, str | None]:
+    if isinstance(labels, LabelVocab):
+        return labels, None
+    if isinstance(labels, (str, os.PathLike)):
+        problems: list[str] = []
+        vocab = LabelVocab.from_file(labels, dedupe=True, problems=problems)
+        warnings.extend(problems)
+        return vocab, str(Path(labels).resolve())
+    return LabelVocab(labels), None
+
+
+def _records(input_path: Path, fmt: str, text_field: str, id_field: str) -> Iterator[Item | BadRow]:
+    if fmt == "images":
+        return _image_records(input_path)
+    return iter_records(input_path, text_field=text_field, id_field=id_field)
+
+
+def _chunks(records: Iterator[Item | BadRow], size: int) -> Iterator[list[Item | BadRow]]:
+    buf: list[Item | BadRow] = []
+    for rec in records:
+        buf.append(rec)
+        if len(buf) == size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _price(model: str | None, usage: dict[str, dict[str, int]]) -> float | None:
+    """US dollars for the tokens used, from LiteLLM's bundled price table (no network)."""
+    if not model:
+        return None
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        import litellm
+
+        prompt = sum(u.get("prompt_tokens", 0) for u in usage.values())
+        completion = sum(u.get("completion_tokens", 0) for u in usage.values())
+        p, c = litellm.cost_per_token(model=model, prompt_tokens=prompt, completion_tokens=completion)
+        return float(p + c)
+    except Exception:  # noqa: BLE001 - an unknown model simply has no price
+        return None
+
+
+def _add_usage(total: dict[str, dict[str, int]], part: dict[str, dict[str, int]]) -> None:
+    for step, u in part.items():
+        acc = total.setdefault(step, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
+        for key, value in u.items():
+            acc[key] = acc.get(key, 0) + int(value)
+
+
+def _make_labeller(fmt: str, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool,
+                   rank: bool, rank_top: int, program: Any, concurrency: int, timeout: float | None, retries: int,
+                   image_backend: Any, image_kwargs: dict[str, Any] | None) -> Any:
+    if fmt == "images":
+        return _ImageLabeller(vocab, backend=image_backend, k=k, tagger_kwargs=dict(image_kwargs or {}))
+    return _TextLabeller(vocab, lm=lm, encoder=encoder, k=k, label_kind=label_kind, infer=infer, rank=rank,
+                         rank_top=rank_top, program=program, concurrency=concurrency, timeout=timeout,
+                         retries=retries)
+
+
+def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | LabelVocab | Sequence[str], *,
+              out: str | os.PathLike[str] | None = None, lm: Any = None, encoder: Any = None, k: int = 5,
+              label_kind: str = "labels", infer: bool = True, rank: bool = True, rank_top: int = 20,
+              text_field: str = "text", id_field: str = "id", program: str | os.PathLike[str] | None = None,
+              image_backend: Any = None, image_kwargs: dict[str, Any] | None = None, chunk_size: int | None = None,
+              concurrency: int = 1, timeout: float | None = None, retries: int = 3, fresh: bool = False,
+              show_progress: bool = False) -> RunSummary:
+    """Label a dataset into a resumable run directory (see the module docstring).
+
+    Args:
+        input: ``.jsonl``, ``.csv``/``.tsv``, ``.parquet``, ``.txt`` (one item per line), a
+            saved Hugging Face dataset folder, a folder of images, an image file, or a
+            ``.jsonl`` with an ``image`` field.
+        labels: the vocabulary (:class:`~zsl.vocab.LabelVocab`, a list, or a file: ``.txt``,
+            ``.csv``/``.jsonl`` with ``description``/``prior``/``parent`` columns). Blank lines
+            and repeated labels in a file are dropped and reported.
+        out: the run directory (default: ``<input>.zsl/`` beside the input).
+        lm, encoder, label_kind, infer, rank, rank_top, program: the text program's settings
+            (see :class:`zsl.tagger.Tagger`).
+        k: labels kept per item.
+        text_field, id_field: where the text and the id are (JSONL keys / columns).
+        image_backend, image_kwargs: image settings (see :class:`zsl.image.ImageTagger`).
+        chunk_size: records per durable chunk (default 25 with an LLM, 64 for images, 1000
+            for retrieval alone). Part of the run's settings.
+        concurrency: items labelled at once with a remote LM (threads; output order is the
+            input order regardless). A local LLM always runs one item at a time.
+        timeout: seconds per remote LM call before it counts as failed (then retried).
+        retries: retries per item on rate limits, time-outs and 5xx answers (exponential backoff).
+        fresh: discard an earlier run's progress in ``out`` instead of resuming it.
+        show_progress: a progress bar with items/s and ETA on stderr.
+
+    Returns:
+        A :class:`RunSummary`.
+
+    Raises:
+        InputError: bad arguments, an input with no usable record, or an ``out`` holding a
+            different run (the message lists what changed).
+    """
+    from zsl.progress import progress_bar
+
+    if k < 1:
+        raise InputError(f"k must be >= 1, got {k}")
+    if concurrency < 1 or retries < 0 or (timeout is not None and timeout <= 0):
+        raise InputError("concurrency must be >= 1, retries >= 0 and timeout > 0 seconds.")
+    input_path = Path(input)
+    fmt = input_format(input_path)
+    warnings: list[str] = []
+    vocab, vocab_path = _load_vocab(labels, warnings)
+    labeller = _make_labeller(fmt, vocab, lm=lm, encoder=encoder, k=k, label_kind=label_kind, infer=infer, rank=rank,
+                              rank_top=rank_top, program=program, concurrency=concurrency, timeout=timeout,
+                              retries=retries, image_backend=image_backend, image_kwargs=image_kwargs)
+    warnings += labeller.warnings
+    if chunk_size is None:
+        chunk_size = 64 if fmt == "images" else (25 if getattr(labeller, "uses_lm", False) else 1000)
+    if chunk_size < 1:
+        raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
+    settings = {**labeller.config(), "chunk_size": chunk_size}
+    runtime = {"concurrency": labeller.concurrency, "timeout": timeout, "retries": retries}
+    run_path = Path(out) if out is not None else input_path.with_name(input_path.name.rstrip("/") + ".zsl")
+    manifest = _manifest(input_path, fmt, text_field, id_field, vocab, vocab_path, settings, runtime)
+    rd = _RunDir(run_path)
+    state = rd.prepare(manifest, fresh)
+    for w in warnings:
+        rd.log(f"warning: {w}")
+    if state == "complete":
+        summary = RunSummary(**json.loads((run_path / SUMMARY).read_text(encoding="utf-8")))
+        summary.already_complete = True
+        return summary
+    done = rd.done_chunks()
+    rd.log(f"{'resume' if state == 'resume' else 'start'}: {input_path} -> {run_path} "
+           f"({len(done)} chunk(s) already done; concurrency {labeller.concurrency})")
+    rd.chunks.mkdir(parents=True, exist_ok=True)
+    total = count_records(input_path) if fmt != "images" else None
+    t0 = time.perf_counter()
+    seen: set[int] = set()
+    try:
+        with progress_bar(total=total, desc="labelling", unit="item", disable=not show_progress,
+                          initial=min(total or 0, len(done) * chunk_size)) as bar:
+            for ci, chunk in enumerate(_chunks(_records(input_path, fmt, text_field, id_field), chunk_size)):
+                dup_reasons = _check_ids(chunk, seen)
+                if ci in done:
+                    continue
+                _label_chunk(rd, ci, chunk, dup_reasons, labeller, bar.update)
+    except KeyboardInterrupt:
+        rd.log("interrupted: finished chunks are kept; run the same command to resume")
+        raise
+    summary = _merge(rd, vocab, labeller, settings, manifest, time.perf_counter() - t0, len(done), warnings)
+    rd.log(f"done: {summary.labelled} labelled, {summary.skipped} skipped, {summary.seconds:.1f}s")
+    return summary
+
+
+def _check_ids(chunk: list[Item | BadRow], seen: set[int]) -> dict[int, str]:
+    """Positions in ``chunk`` whose id repeats an earlier one (ids are kept as 64-bit hashes)."""
+    dup: dict[int, str] = {}
+    for pos, rec in enumerate(chunk):
+        if isinstance(rec, Item):
+            h = hash(rec.id)
+            if h in seen:
+                dup[pos] = f"duplicate id {rec.id!r}: an earlier record has the same id (ids must be unique; " \
+                           "the first one is kept)"
+            else:
+                seen.add(h)
+    return dup
+
+
+def _label_chunk(rd: _RunDir, ci: int, chunk: list[Item | BadRow], dup: dict[int, str], labeller: Any,
+                 tick: Callable[[int], None]) -> None:
+    t0 = time.perf_counter()
+    items = [rec for pos, rec in enumerate(chunk) if isinstance(rec, Item) and pos not in dup]
+    outputs, usage = labeller.label(items, tick) if items else ([], {})
+    tick(len(chunk) - len(items))
+    by_item = dict(zip((id(it) for it in items), outputs, strict=True))
+    lines: list[str] = []
+    labelled = skipped = 0
+    for pos, rec in enumerate(chunk):
+        if isinstance(rec, BadRow):
+            err = {"file": rec.path, "line": rec.line, "reason": rec.reason}
+        elif pos in dup:
+            err = {"id": rec.id, "reason": dup[pos]}
+        elif isinstance(by_item[id(rec)], str):
+            err = {"id": rec.id, "reason": by_item[id(rec)]}
+        else:
+            lines.append(json.dumps({"row": by_item[id(rec)]}, ensure_ascii=False) + "\n")
+            labelled += 1
+            continue
+        lines.append(json.dumps({"error": err}, ensure_ascii=False) + "\n")
+        skipped += 1
+    stats = {"chunk": ci, "records": len(chunk), "labelled": labelled, "skipped": skipped,
+             "seconds": round(time.perf_counter() - t0, 3), "usage": usage}
+    lines.append(json.dumps({"stats": stats}) + "\n")
+    _write_lines(rd.chunk_path(ci), lines)
+
+
+def _merge(rd: _RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, Any], manifest: dict[str, Any],
+           seconds: float, resumed: int, warnings: list[str]) -> RunSummary:
+    from zsl.pseudo import FORMAT_VERSION, _vocab_to_meta
+
+    chunk_ids = sorted(rd.done_chunks())
+    if chunk_ids != list(range(len(chunk_ids))):
+        missing = sorted(set(range(max(chunk_ids) + 1)) - set(chunk_ids)) if chunk_ids else []
+        raise ZslError(f"{rd.path}: chunks {missing[:10]} are missing although later ones exist; the input may have "
+                       "changed while the run was stopped. Fix: rerun with --fresh.")
+    totals = {"records": 0, "labelled": 0, "skipped": 0, "seconds": 0.0}
+    usage: dict[str, dict[str, int]] = {}
+    hits = {"rp": 0.0, "p1": 0.0, "n": 0}
+    k = settings["k"]
+
+    def rows() -> Iterator[str]:
+        for ci in chunk_ids:
+            with rd.chunk_path(ci).open(encoding="utf-8") as fh:
+                for line in fh:
+                    obj = json.loads(line)
+                    if "row" in obj:
+                        row = obj["row"]
+                        gold = row.get("gold")
+                        if gold and all(g in vocab for g in gold):
+                            got = set(row["labels"][:k])
+                            hits["rp"] += len(got & set(gold)) / min(k, len(gold))
+                            hits["p1"] += float(bool(row["labels"]) and row["labels"][0] in gold)
+                            hits["n"] += 1
+                        yield json.dumps(row, ensure_ascii=False) + "\n"
+                    elif "stats" in obj:
+                        st = obj["stats"]
+                        for key in totals:
+                            totals[key] += st[key]
+                        _add_usage(usage, st.get("usage") or {})
+
+    def errors() -> Iterator[str]:
+        for ci in chunk_ids:
+            with rd.chunk_path(ci).open(encoding="utf-8") as fh:
+                for line in fh:
+                    if line.startswith('{"error"'):
+                        yield json.dumps(json.loads(line)["error"], ensure_ascii=False) + "\n"
+
+    _write_lines(rd.path / LABELS, rows())
+    _write_lines(rd.path / ERRORS, errors())
+    prov = {"zsl_version": manifest["zsl_version"], **settings}
+    _write_json(rd.path / (LABELS + ".meta.json"),
+                {"zsl_silver": FORMAT_VERSION, "vocab": _vocab_to_meta(vocab), "rule": {"name": "top_k", "k": k},
+                 "provenance": prov, "n_items": totals["labelled"]})
+    labelled = int(totals["labelled"])
+    summary = RunSummary(
+        run_dir=str(rd.path), labels=str(rd.path / LABELS), errors=str(rd.path / ERRORS), total=int(totals["records"]),
+        labelled=labelled, skipped=int(totals["skipped"]), seconds=round(float(totals["seconds"]), 3),
+        items_per_second=round(labelled / totals["seconds"], 3) if totals["seconds"] > 0 else 0.0,
+        resumed_chunks=resumed, tokens=usage, cost_usd=_price(labeller.lm_name, usage) if labeller.remote else None,
+        eval={"rp_at_k": hits["rp"] / hits["n"], "p_at_1": hits["p1"] / hits["n"], "n": hits["n"], "k": k}
+        if hits["n"] else None, warnings=warnings)
+    _write_json(rd.path / SUMMARY, summary.to_dict())
+    shutil.rmtree(rd.chunks, ignore_errors=True)
+    return summary
+
+
+def estimate_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | LabelVocab | Sequence[str], *,
+                 sample: int = 5, **settings: Any) -> dict[str, Any]:
+    """Label the first ``sample`` items (nothing is written) and extrapolate to the whole input.
+
+    Args:
+        input, labels, settings: as for :func:`label_run` (``out``/``fresh`` are ignored).
+        sample: items to label for the estimate.
+
+    Returns:
+        ``{"sampled", "total", "seconds_per_item", "est_seconds", "tokens_per_item",
+        "est_tokens", "est_cost_usd", "lm"}``; ``est_cost_usd`` is None for local or
+        unknown-price models. The estimate divides by the concurrency for remote LMs.
+    """
+    if sample < 1:
+        raise InputError(f"sample must be >= 1, got {sample}")
+    input_path = Path(input)
+    fmt = input_format(input_path)
+    vocab, _ = _load_vocab(labels, [])
+    settings.pop("out", None)
+    settings.pop("fresh", None)
+    settings.pop("show_progress", None)
+    settings.pop("chunk_size", None)
+    keys = ("lm", "encoder", "k", "label_kind", "infer", "rank", "rank_top", "program", "concurrency", "timeout",
+            "retries", "image_backend", "image_kwargs")
+    unknown = set(settings) - set(keys) - {"text_field", "id_field"}
+    if unknown:
+        raise InputError(f"Unknown settings {sorted(unknown)}; expected some of {list(keys)}.")
+    defaults = {"lm": None, "encoder": None, "k": 5, "label_kind": "labels", "infer": True, "rank": True,
+                "rank_top": 20, "program": None, "concurrency": 1, "timeout": None, "retries": 3,
+                "image_backend": None, "image_kwargs": None}
+    opts = {**defaults, **{k: v for k, v in settings.items() if k in keys}}
+    labeller = _make_labeller(fmt, vocab, **opts)
+    records = _records(input_path, fmt, settings.get("text_field", "text"), settings.get("id_field", "id"))
+    items: list[Item] = []
+    for rec in records:
+        if isinstance(rec, Item):
+            items.append(rec)
+            if len(items) == sample:
+                break
+    if not items:
+        raise InputError(f"No usable item in {input_path} to estimate from.")
+    total = count_records(input_path) if fmt != "images" else len(list(_records(input_path, fmt, "text", "id")))
+    t0 = time.perf_counter()
+    _, usage = labeller.label(items, lambda n: None)
+    per_item = (time.perf_counter() - t0) / len(items)
+    n = total or len(items)
+    scale = n / len(items)
+    est_usage = {s: {key: round(v * scale) for key, v in u.items()} for s, u in usage.items()}
+    return {
+        "sampled": len(items), "total": total, "seconds_per_item": per_item,
+        "est_seconds": per_item * n / (labeller.concurrency if labeller.remote else 1),
+        "tokens_per_item": {s: {key: v / len(items) for key, v in u.items()} for s, u in usage.items()},
+        "est_tokens": est_usage, "est_cost_usd": _price(labeller.lm_name, est_usage) if labeller.remote else None,
+        "lm": labeller.lm_name,
+    }
