@@ -592,7 +592,7 @@ def _label_chunk(rd: _RunDir, ci: int, chunk: list[Item | BadRow], dup: dict[int
         elif isinstance(by_item[id(rec)], str):
             err = {"id": rec.id, "reason": by_item[id(rec)]}
         else:
-            lines.append(json.dumps({"row": by_item[id(rec)]}, ensure_ascii=False) + "\n")
+            lines.append(json.dumps(by_item[id(rec)], ensure_ascii=False) + "\n")  # rows start with {"id"
             labelled += 1
             continue
         lines.append(json.dumps({"error": err}, ensure_ascii=False) + "\n")
@@ -618,21 +618,22 @@ def _merge(rd: _RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, An
     k = settings["k"]
 
     def rows() -> Iterator[str]:
+        # Row lines are copied verbatim (no parse) unless they carry gold labels to score.
         for ci in chunk_ids:
             with rd.chunk_path(ci).open(encoding="utf-8") as fh:
                 for line in fh:
-                    obj = json.loads(line)
-                    if "row" in obj:
-                        row = obj["row"]
-                        gold = row.get("gold")
-                        if gold and all(g in vocab for g in gold):
-                            got = set(row["labels"][:k])
-                            hits["rp"] += len(got & set(gold)) / min(k, len(gold))
-                            hits["p1"] += float(bool(row["labels"]) and row["labels"][0] in gold)
-                            hits["n"] += 1
-                        yield json.dumps(row, ensure_ascii=False) + "\n"
-                    elif "stats" in obj:
-                        st = obj["stats"]
+                    if line.startswith('{"id"'):
+                        if '"gold"' in line:
+                            row = json.loads(line)
+                            gold = row.get("gold")
+                            if gold and all(g in vocab for g in gold):
+                                got = set(row["labels"][:k])
+                                hits["rp"] += len(got & set(gold)) / min(k, len(gold))
+                                hits["p1"] += float(bool(row["labels"]) and row["labels"][0] in gold)
+                                hits["n"] += 1
+                        yield line
+                    elif line.startswith('{"stats"'):
+                        st = json.loads(line)["stats"]
                         for key in totals:
                             totals[key] += st[key]
                         _add_usage(usage, st.get("usage") or {})
