@@ -300,6 +300,51 @@ def tune(args: argparse.Namespace) -> None:
     (out / "tuned.json").write_text(json.dumps({"weights": best[1], "val_rp10": best[2], "examples": n_ex}, indent=1))
 
 
+def speed(args: argparse.Namespace) -> None:
+    """Wall time of the Rank step per item for several rank_top values, on the same items.
+
+    Yes/no scoring is never cached, so this measures it directly; the Infer step's
+    uncached time comes from the run records (DSPy caches its answers).
+    """
+    from zsl.encoders import get_encoder
+    from zsl.index import VocabIndex
+    from zsl.lm import get_lm
+    from zsl.programs.irr import InferRetrieveRank
+
+    data, out = Path(args.data), Path(args.out)
+    vocab = load_vocab(data)
+    index = VocabIndex(vocab, get_encoder(args.encoder))
+    lm = get_lm(args.lm, max_tokens=96)
+    program = InferRetrieveRank(index, label_kind="skills", rank_top=max(args.tops))
+    program.set_lm(lm)
+    recs = _load_records(out, args.split, "zeroshot")[: args.items]
+    rows = load_split(data, args.split)
+    program.rank(text="warm up", candidates=["a", "b"])
+    times: dict[int, list[float]] = {n: [] for n in args.tops}
+    retrieve: list[float] = []
+    for rec in recs:
+        text = rows[rec["i"]]["text"]
+        t = time.perf_counter()
+        program.retrieve(text, rec["phrases"])
+        retrieve.append(time.perf_counter() - t)
+        for n in args.tops:  # same items, alternating sizes
+            t = time.perf_counter()
+            program.rank(text=text, candidates=[vocab[j] for j in rec["cand"][:n]])
+            times[n].append(time.perf_counter() - t)
+    infer = float(np.median([r["seconds_infer"] for r in _load_records(out, args.split, "zeroshot")]))
+    lines = [(f"Rank-step wall time on the first {len(recs)} {args.split} items, same items for every size "
+             f"(`python -m zsl.bench.irera speed --split {args.split} --items {args.items}`); Infer median "
+             f"{infer:.2f}s/item from the run records; retrieval median {1000 * float(np.median(retrieve)):.1f} ms:"),
+             "", "| rank top | rank s/item (median) | infer + retrieve + rank s/item |", "|---|---|---|",
+             f"| 0 (no rank) | 0 | {infer + float(np.median(retrieve)):.2f} |"]
+    for n in args.tops:
+        med = float(np.median(times[n]))
+        lines.append(f"| {n} | {med:.2f} | {infer + float(np.median(retrieve)) + med:.2f} |")
+    table = "\n".join(lines)
+    print(table)
+    (out / "speed.md").write_text(table + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m zsl.bench.irera", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -322,6 +367,12 @@ def main(argv: list[str] | None = None) -> None:
                    help="labelled validation examples per split used for tuning (default 10; 0 = all)")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=tune)
+    sp = sub.add_parser("speed")
+    sp.add_argument("--split", default="tech_validation", choices=SPLITS)
+    sp.add_argument("--items", type=int, default=10)
+    sp.add_argument("--tops", type=int, nargs="+", default=[5, 10, 20])
+    sp.add_argument("--lm", default=None)
+    sp.set_defaults(func=speed)
     rep = sub.add_parser("report")
     rep.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     rep.set_defaults(func=report)
