@@ -159,6 +159,9 @@ def _report_run(summary, k: int) -> None:
               f"over {ev['n']} items")
     if summary.already_complete:
         print(f"{summary.run_dir} is already complete (nothing to do; --fresh starts over)")
+    if summary.retryable:
+        print(f"{summary.retryable} item(s) failed on rate limits, time-outs or server errors after their retries: "
+              "rerun the same command to label just those (the rest is kept)", file=sys.stderr)
     tokens = "; ".join(f"{step}: {u['calls']} calls, {u['prompt_tokens']:,} prompt + {u['completion_tokens']:,} "
                        f"completion tokens" for step, u in summary.tokens.items())
     print(f"labelled {summary.labelled} items in {summary.seconds:.1f}s "

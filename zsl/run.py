@@ -10,7 +10,7 @@ every chunk is done, the chunks are merged, in input order, into ``labels.jsonl`
 The run directory::
 
     manifest.json        input fingerprint, vocabulary hash, settings, model ids, prompt versions
-    chunks/000000.jsonl  one file per finished chunk (removed once merged)
+    chunks/000000.jsonl  one file per finished chunk (removed once merged with nothing left to retry)
     labels.jsonl         the silver data, one row per labelled item, in input order
     labels.jsonl.meta.json  vocabulary + provenance, so `zsl distill` and `zsl eval` need no --labels
     errors.jsonl         every skipped record: file, line, id, reason
@@ -19,6 +19,11 @@ The run directory::
 
 A run refuses to resume when the input, the vocabulary or a setting that changes outputs
 differs from its manifest, and says what changed.
+
+An item whose LM call still fails on a transient error (rate limit, time-out, 5xx) after its
+retries is written to ``errors.jsonl`` with ``"retryable": true``; the chunks are then kept,
+and running the same command again labels just those items and rewrites their chunks
+atomically, so the final output is the same as a run that never failed.
 
 Example:
     >>> import tempfile, pathlib
@@ -81,9 +86,18 @@ class RunSummary:
     cost_usd: float | None = None
     eval: dict[str, float] | None = None
     warnings: list[str] = field(default_factory=list)
+    retryable: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class _Retryable(str):
+    """The reason an item failed on a transient error (rate limit, time-out, 5xx) after its retries.
+
+    Such items are written to the error file with ``"retryable": true`` and labelled again
+    when the same command is rerun.
+    """
 
 
 # -- retries ---------------------------------------------------------------------------------
@@ -201,10 +215,11 @@ class _TextLabeller:
             try:
                 pred = get()
             except FutureTimeout:
-                out.append(f"item {item.id}: no answer within the time limit ({self.timeout}s per call, "
-                           f"{self.retries} retries)")
+                out.append(_Retryable(f"item {item.id}: no answer within the time limit ({self.timeout}s per "
+                                      f"call, {self.retries} retries)"))
             except Exception as exc:  # noqa: BLE001 - one failing item is reported and skipped, the run goes on
-                out.append(f"item {item.id}: {type(exc).__name__}: {str(exc)[:300]}")
+                why = f"item {item.id}: {type(exc).__name__}: {str(exc)[:300]}"
+                out.append(_Retryable(why) if is_transient(exc) else why)
             else:
                 for step, u in (pred.get("usage") or {}).items():
                     acc = usage.setdefault(step, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
@@ -357,6 +372,12 @@ class _RunDir:
     def chunk_path(self, i: int) -> Path:
         return self.chunks / f"{i:06d}.jsonl"
 
+    def retryable(self, i: int) -> list[int]:
+        """Positions in chunk ``i`` whose item failed on a transient error."""
+        lines = self.chunk_path(i).read_text(encoding="utf-8").splitlines()
+        return [pos for pos, line in enumerate(lines)
+                if line.startswith('{"error"') and json.loads(line)["error"].get("retryable")]
+
     def done_chunks(self) -> set[int]:
         if not self.chunks.is_dir():
             return set()
@@ -386,8 +407,8 @@ class _RunDir:
                     f"{self.path} holds a run with different inputs or settings: {shown}. Resuming would mix "
                     f"outputs. Fix: rerun with the original settings, choose a new --out, or add --fresh to "
                     f"discard that run's progress.")
-            if (self.path / SUMMARY).is_file() and (self.path / LABELS).is_file():
-                return "complete"
+            if (self.path / SUMMARY).is_file() and (self.path / LABELS).is_file() and not self.chunks.is_dir():
+                return "complete"  # chunks are kept while items wait for a retry
             return "resume"
         self.path.mkdir(parents=True, exist_ok=True)
         _write_json(mpath, manifest)
@@ -544,13 +565,16 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     rd.chunks.mkdir(parents=True, exist_ok=True)
     total = count_records(input_path) if fmt != "images" else None
     t0 = time.perf_counter()
-    seen: set[int] = set()
+    seen = _IdSet()
     try:
         with progress_bar(total=total, desc="labelling", unit="item", disable=not show_progress,
                           initial=min(total or 0, len(done) * chunk_size)) as bar:
             for ci, chunk in enumerate(_chunks(_records(input_path, fmt, text_field, id_field), chunk_size)):
                 dup_reasons = _check_ids(chunk, seen)
                 if ci in done:
+                    if retry_positions := rd.retryable(ci):
+                        rd.log(f"chunk {ci}: retrying {len(retry_positions)} item(s) that failed on transient errors")
+                        _retry_chunk(rd, ci, chunk, retry_positions, labeller)
                     continue
                 _label_chunk(rd, ci, chunk, dup_reasons, labeller, bar.update)
     except KeyboardInterrupt:
@@ -561,17 +585,44 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     return summary
 
 
-def _check_ids(chunk: list[Item | BadRow], seen: set[int]) -> dict[int, str]:
+class _IdSet:
+    """Set of 64-bit id hashes that stays small on millions of ids.
+
+    A Python set costs about 60 bytes per entry; here recent hashes sit in a small set and
+    are merged into one sorted int64 array (8 bytes per id) every ``merge_at`` additions.
+    """
+
+    def __init__(self, merge_at: int = 1 << 16) -> None:
+        self._sorted = np.empty(0, dtype=np.int64)
+        self._recent: set[int] = set()
+        self._merge_at = merge_at
+
+    def __len__(self) -> int:
+        return self._sorted.size + len(self._recent)
+
+    def add(self, h: int) -> bool:
+        """Add ``h``; False if it was already there."""
+        if h in self._recent:
+            return False
+        if self._sorted.size:
+            i = int(np.searchsorted(self._sorted, h))
+            if i < self._sorted.size and int(self._sorted[i]) == h:
+                return False
+        self._recent.add(h)
+        if len(self._recent) >= self._merge_at:
+            recent = np.fromiter(self._recent, dtype=np.int64, count=len(self._recent))
+            self._sorted = np.sort(np.concatenate([self._sorted, recent]), kind="stable")
+            self._recent = set()
+        return True
+
+
+def _check_ids(chunk: list[Item | BadRow], seen: _IdSet) -> dict[int, str]:
     """Positions in ``chunk`` whose id repeats an earlier one (ids are kept as 64-bit hashes)."""
     dup: dict[int, str] = {}
     for pos, rec in enumerate(chunk):
-        if isinstance(rec, Item):
-            h = hash(rec.id)
-            if h in seen:
-                dup[pos] = f"duplicate id {rec.id!r}: an earlier record has the same id (ids must be unique; " \
-                           "the first one is kept)"
-            else:
-                seen.add(h)
+        if isinstance(rec, Item) and not seen.add(hash(rec.id)):
+            dup[pos] = f"duplicate id {rec.id!r}: an earlier record has the same id (ids must be unique; " \
+                       "the first one is kept)"
     return dup
 
 
@@ -590,7 +641,7 @@ def _label_chunk(rd: _RunDir, ci: int, chunk: list[Item | BadRow], dup: dict[int
         elif pos in dup:
             err = {"id": rec.id, "reason": dup[pos]}
         elif isinstance(by_item[id(rec)], str):
-            err = {"id": rec.id, "reason": by_item[id(rec)]}
+            err = _item_error(rec, by_item[id(rec)])
         else:
             lines.append(json.dumps(by_item[id(rec)], ensure_ascii=False) + "\n")  # rows start with {"id"
             labelled += 1
@@ -600,6 +651,36 @@ def _label_chunk(rd: _RunDir, ci: int, chunk: list[Item | BadRow], dup: dict[int
     stats = {"chunk": ci, "records": len(chunk), "labelled": labelled, "skipped": skipped,
              "seconds": round(time.perf_counter() - t0, 3), "usage": usage}
     lines.append(json.dumps({"stats": stats}) + "\n")
+    _write_lines(rd.chunk_path(ci), lines)
+
+
+def _item_error(item: Item, why: str) -> dict[str, Any]:
+    err: dict[str, Any] = {"id": item.id, "reason": str(why)}
+    if isinstance(why, _Retryable):
+        err["retryable"] = True
+    return err
+
+
+def _retry_chunk(rd: _RunDir, ci: int, chunk: list[Item | BadRow], positions: list[int], labeller: Any) -> None:
+    """Label again the items of a finished chunk that failed on transient errors; rewrite it atomically."""
+    t0 = time.perf_counter()
+    lines = rd.chunk_path(ci).read_text(encoding="utf-8").splitlines(keepends=True)
+    stats = json.loads(lines[-1])["stats"]
+    items = [chunk[pos] for pos in positions]
+    if not all(isinstance(it, Item) for it in items) or len(lines) != len(chunk) + 1:
+        raise ZslError(f"{rd.chunk_path(ci)} does not match the input any more. Fix: rerun with --fresh.")
+    outputs, usage = labeller.label(items, lambda n: None)
+    for pos, item, got in zip(positions, items, outputs, strict=True):
+        if isinstance(got, str):
+            lines[pos] = json.dumps({"error": _item_error(item, got)}, ensure_ascii=False) + "\n"
+        else:
+            lines[pos] = json.dumps(got, ensure_ascii=False) + "\n"
+            stats["labelled"] += 1
+            stats["skipped"] -= 1
+    stats["seconds"] = round(stats["seconds"] + time.perf_counter() - t0, 3)
+    stats["usage"] = {**(stats.get("usage") or {})}
+    _add_usage(stats["usage"], usage)
+    lines[-1] = json.dumps({"stats": stats}) + "\n"
     _write_lines(rd.chunk_path(ci), lines)
 
 
@@ -638,12 +719,17 @@ def _merge(rd: _RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, An
                             totals[key] += st[key]
                         _add_usage(usage, st.get("usage") or {})
 
+    retryable = 0
+
     def errors() -> Iterator[str]:
+        nonlocal retryable
         for ci in chunk_ids:
             with rd.chunk_path(ci).open(encoding="utf-8") as fh:
                 for line in fh:
                     if line.startswith('{"error"'):
-                        yield json.dumps(json.loads(line)["error"], ensure_ascii=False) + "\n"
+                        err = json.loads(line)["error"]
+                        retryable += bool(err.get("retryable"))
+                        yield json.dumps(err, ensure_ascii=False) + "\n"
 
     _write_lines(rd.path / LABELS, rows())
     _write_lines(rd.path / ERRORS, errors())
@@ -658,9 +744,12 @@ def _merge(rd: _RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, An
         items_per_second=round(labelled / totals["seconds"], 3) if totals["seconds"] > 0 else 0.0,
         resumed_chunks=resumed, tokens=usage, cost_usd=_price(labeller.lm_name, usage) if labeller.remote else None,
         eval={"rp_at_k": hits["rp"] / hits["n"], "p_at_1": hits["p1"] / hits["n"], "n": hits["n"], "k": k}
-        if hits["n"] else None, warnings=warnings)
+        if hits["n"] else None, warnings=warnings, retryable=retryable)
     _write_json(rd.path / SUMMARY, summary.to_dict())
-    shutil.rmtree(rd.chunks, ignore_errors=True)
+    if retryable:
+        rd.log(f"{retryable} item(s) failed on transient errors: chunks kept; rerun the same command to retry them")
+    else:
+        shutil.rmtree(rd.chunks, ignore_errors=True)
     return summary
 
 

@@ -15,7 +15,7 @@ import pytest
 from tests.fakes import ScriptedLM
 from zsl.cli import main
 from zsl.errors import InputError
-from zsl.run import estimate_run, is_transient, label_run, retry_call
+from zsl.run import _IdSet, estimate_run, is_transient, label_run, retry_call
 
 TOPICS = ["sports", "weather, storms", "cooking", "politics", "music"]
 WORDS = {"sports": "football match goal team", "weather, storms": "rain storm wind forecast",
@@ -150,6 +150,17 @@ def test_duplicate_ids_vocab_problems_and_hierarchy_are_reported(tmp_path):
     assert all(r["ancestors"] == [[] if r["labels"][0] == "topics" else ["topics"]] for r in rows)
 
 
+def test_id_set_finds_repeats_across_merges_and_stays_compact():
+    seen = _IdSet(merge_at=8)
+    rng = np.random.default_rng(0)
+    values = rng.integers(-(2**63), 2**63 - 1, size=100, dtype=np.int64).tolist()
+    assert all(seen.add(v) for v in values)  # 100 new ids: 12 merges into the sorted array
+    assert len(seen) == 100
+    assert not any(seen.add(v) for v in values)  # every repeat is found, merged or recent
+    assert seen._sorted.size == 96 and list(seen._sorted) == sorted(values[:96])
+    assert seen.add(12345) and not seen.add(12345)
+
+
 def test_run_with_scripted_lm_counts_tokens_and_warns_about_local_concurrency(tmp_path, vocab_file):
     items = tmp_path / "items.txt"
     items.write_text("the football team won\nstorms and rain ahead\n", encoding="utf-8")
@@ -204,6 +215,52 @@ def _vocab():
     from zsl.vocab import LabelVocab
 
     return LabelVocab(TOPICS)
+
+
+def test_items_failing_on_transient_errors_are_retried_by_rerunning_the_command(tmp_path, vocab_file, monkeypatch):
+    from zsl.run import _TextLabeller
+
+    items = tmp_path / "items.jsonl"
+    _write_items(items, 23)
+    init, one = _TextLabeller.__init__, _TextLabeller._one
+    failing, calls = set(), []
+
+    def per_item_init(self, *a, **kw):  # retrieval through the per-item (LM) path, as with a remote LM
+        init(self, *a, **kw)
+        self.uses_lm = True
+
+    def flaky_one(self, item):
+        calls.append(item.id)
+        if item.id == "item-12":
+            raise ValueError("the model answered nonsense")  # permanent: never retried
+        if item.id in failing:
+            raise TimeoutError("rate limited")
+        return one(self, item)
+
+    monkeypatch.setattr(_TextLabeller, "__init__", per_item_init)
+    monkeypatch.setattr(_TextLabeller, "_one", flaky_one)
+    kw = {"encoder": "hashing", "infer": False, "rank": False, "k": 2, "chunk_size": 5}
+    clean = label_run(items, vocab_file, out=tmp_path / "clean", **kw)
+    assert clean.skipped == 1 and clean.retryable == 0 and not (tmp_path / "clean" / "chunks").exists()
+
+    failing.update({"item-3", "item-7", "item-8", "item-21"})
+    first = label_run(items, vocab_file, out=tmp_path / "run", **kw)
+    errors = _read(tmp_path / "run" / "errors.jsonl")
+    assert first.skipped == 5 and first.retryable == 4 and first.labelled == 18
+    assert [(e["id"], e.get("retryable", False)) for e in errors] == [
+        ("item-3", True), ("item-7", True), ("item-8", True), ("item-12", False), ("item-21", True)]
+    assert (tmp_path / "run" / "chunks").is_dir()  # kept for the retry
+
+    failing.clear()
+    calls.clear()
+    second = label_run(items, vocab_file, out=tmp_path / "run", **kw)
+    assert calls == ["item-3", "item-7", "item-8", "item-21"]  # only the transient failures, in input order
+    assert second.retryable == 0 and second.skipped == 1 and second.labelled == clean.labelled
+    for name in ("labels.jsonl", "errors.jsonl"):
+        assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
+    assert not (tmp_path / "run" / "chunks").exists()
+    calls.clear()
+    assert label_run(items, vocab_file, out=tmp_path / "run", **kw).already_complete and calls == []
 
 
 def test_retry_call_backs_off_on_transient_errors_only():
