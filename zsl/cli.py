@@ -67,18 +67,13 @@ def _print_table(rows: list[dict], k: int, out=sys.stdout) -> None:
 
 def _cmd_label(args: argparse.Namespace) -> int:
     if args.model:
-        from zsl.distill import label_file as student_label_file
+        from zsl.run import label_run
 
-        res = student_label_file(args.input, args.model, out=args.out, vocab=_vocab_arg(args.labels),
-                                 text_field=args.text_field, show_progress=True)
-        for b in res["bad_rows"][:20]:
-            print(f"skipped {b}", file=sys.stderr)
-        if res.get("eval"):
-            print("against the gold labels in the input: " + ", ".join(f"{k} = {v:.3f}" for k, v in res["eval"].items()
-                                                                       if isinstance(v, float)))
-        print(f"labelled {res['labelled']} items in {res['seconds']:.1f}s ({res['items_per_second']:.0f} items/s) "
-              f"with the student {args.model}, skipped {res['skipped']}; silver data: {res['out']}")
-        return 3 if res["skipped"] else 0
+        summary = label_run(args.input, args.labels, model=args.model, out=args.out, k=args.k,
+                            text_field=args.text_field, id_field=args.id_field, chunk_size=args.chunk_size,
+                            fresh=args.fresh, show_progress=True)
+        _report_run(summary, args.k)
+        return 3 if summary.skipped else 0
     if not args.labels:
         print("zsl: error: --labels VOCAB is required (or --model STUDENT_DIR to use a distilled student)",
               file=sys.stderr)
@@ -295,8 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="vocabulary: .txt (one per line), .jsonl or .csv with 'label'")
     p.add_argument("--model", help="a student folder from `zsl distill` (labels with it instead of the LLM)")
     p.add_argument("--out", help="run directory (labels.jsonl, errors.jsonl, manifest, summary, log); default: "
-                                 "<input>.zsl/. Rerunning the same command resumes an interrupted run. With --model: "
-                                 "the output .jsonl file")
+                                 "<input>.zsl/. Rerunning the same command resumes an interrupted run.")
     p.add_argument("--lm", help="LLM: embedded name, .gguf path or provider/model (default: $ZSL_LM or qwen2.5-coder-1.5b)")
     p.add_argument("--encoder", help="sentence encoder name or folder (default: $ZSL_ENCODER or minilm-l6)")
     p.add_argument("-k", type=int, default=5, help="labels kept per item (default 5)")

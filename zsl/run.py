@@ -254,6 +254,7 @@ class _ImageLabeller:
         self.remote = False
         self.lm_name = None
         self.concurrency = 1
+        self.uses_lm = False
 
     def config(self) -> dict[str, Any]:
         return {"kind": self.kind, "k": self.k, "vocab_hash": self.vocab.hash, "settings": self.tagger.config()}
@@ -272,6 +273,43 @@ class _ImageLabeller:
             order = _top(scores, self.k)
             row: dict[str, Any] = {"id": it.id, "image": it.text, "labels": [self.vocab[j] for j in order],
                                    "scores": [round(float(scores[j]), 4) for j in order]}
+            _finish_row(row, it, self.vocab)
+            out.append(row)
+        return out, {}
+
+
+class _StudentLabeller:
+    """A distilled student (``zsl distill``): batched probabilities for a chunk of texts."""
+
+    kind = "student"
+
+    def __init__(self, model: Any, vocab: LabelVocab | None, *, k: int):
+        from zsl.distill import StudentClassifier
+
+        self.student = model if isinstance(model, StudentClassifier) else StudentClassifier.load(model, vocab=vocab)
+        if isinstance(model, StudentClassifier) and vocab is not None and list(vocab.labels) != list(
+                model.vocab_.labels):
+            raise InputError("The student was trained on a different vocabulary; omit the labels to use its own.")
+        self.vocab, self.k = self.student.vocab_, k
+        self.warnings: list[str] = []
+        self.remote, self.lm_name, self.concurrency, self.uses_lm = False, None, 1, False
+
+    def config(self) -> dict[str, Any]:
+        st = self.student
+        return {"kind": self.kind, "k": self.k, "student": str(getattr(st, "path_", "in-memory")),
+                "student_sha256": getattr(st, "weights_sha256_", None),
+                "encoder": (st._encoder_spec() or {}).get("model_id"), "threshold": float(st.threshold_),
+                "vocab_hash": self.vocab.hash, "teacher": st.provenance_}
+
+    def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> tuple[list[dict | str], dict[str, dict]]:
+        proba = self.student.predict_proba([it.text for it in items])
+        tick(len(items))
+        thr, out = float(self.student.threshold_), []
+        for it, p in zip(items, proba, strict=True):
+            order = _top(p, self.k)
+            row: dict[str, Any] = {"id": it.id, "text": it.text, "labels": [self.vocab[j] for j in order],
+                                   "scores": [round(float(p[j]), 4) for j in order],
+                                   "above_threshold": [self.vocab[j] for j in order if p[j] >= thr]}
             _finish_row(row, it, self.vocab)
             out.append(row)
         return out, {}
@@ -483,7 +521,11 @@ def _add_usage(total: dict[str, dict[str, int]], part: dict[str, dict[str, int]]
 
 def _make_labeller(fmt: str, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool,
                    rank: bool, rank_top: int, program: Any, concurrency: int, timeout: float | None, retries: int,
-                   image_backend: Any, image_kwargs: dict[str, Any] | None) -> Any:
+                   image_backend: Any, image_kwargs: dict[str, Any] | None, model: Any = None) -> Any:
+    if model is not None:
+        if fmt == "images":
+            raise InputError("--model labels texts with a distilled text student; images take --image-model.")
+        return _StudentLabeller(model, vocab, k=k)
     if fmt == "images":
         return _ImageLabeller(vocab, backend=image_backend, k=k, tagger_kwargs=dict(image_kwargs or {}))
     return _TextLabeller(vocab, lm=lm, encoder=encoder, k=k, label_kind=label_kind, infer=infer, rank=rank,
@@ -491,13 +533,13 @@ def _make_labeller(fmt: str, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int
                          retries=retries)
 
 
-def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | LabelVocab | Sequence[str], *,
+def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | LabelVocab | Sequence[str] | None, *,
               out: str | os.PathLike[str] | None = None, lm: Any = None, encoder: Any = None, k: int = 5,
               label_kind: str = "labels", infer: bool = True, rank: bool = True, rank_top: int = 20,
               text_field: str = "text", id_field: str = "id", program: str | os.PathLike[str] | None = None,
               image_backend: Any = None, image_kwargs: dict[str, Any] | None = None, chunk_size: int | None = None,
               concurrency: int = 1, timeout: float | None = None, retries: int = 3, fresh: bool = False,
-              show_progress: bool = False) -> RunSummary:
+              model: Any = None, show_progress: bool = False) -> RunSummary:
     """Label a dataset into a resumable run directory (see the module docstring).
 
     Args:
@@ -506,7 +548,8 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
             ``.jsonl`` with an ``image`` field.
         labels: the vocabulary (:class:`~zsl.vocab.LabelVocab`, a list, or a file: ``.txt``,
             ``.csv``/``.jsonl`` with ``description``/``prior``/``parent`` columns). Blank lines
-            and repeated labels in a file are dropped and reported.
+            and repeated labels in a file are dropped and reported. May be None with ``model``
+            (the student's own labels).
         out: the run directory (default: ``<input>.zsl/`` beside the input).
         lm, encoder, label_kind, infer, rank, rank_top, program: the text program's settings
             (see :class:`zsl.tagger.Tagger`).
@@ -520,6 +563,9 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
         timeout: seconds per remote LM call before it counts as failed (then retried).
         retries: retries per item on rate limits, time-outs and 5xx answers (exponential backoff).
         fresh: discard an earlier run's progress in ``out`` instead of resuming it.
+        model: a student folder from ``zsl distill`` (or a loaded
+            :class:`~zsl.distill.StudentClassifier`) to label with instead of the LLM program;
+            rows then also list the labels ``above_threshold`` (the student's own threshold).
         show_progress: a progress bar with items/s and ETA on stderr.
 
     Returns:
@@ -538,13 +584,16 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     input_path = Path(input)
     fmt = input_format(input_path)
     warnings: list[str] = []
-    vocab, vocab_path = _load_vocab(labels, warnings)
+    if labels is None and model is None:
+        raise InputError("A label vocabulary is required (or model=, a distilled student, which has its own).")
+    vocab, vocab_path = _load_vocab(labels, warnings) if labels is not None else (None, None)
     labeller = _make_labeller(fmt, vocab, lm=lm, encoder=encoder, k=k, label_kind=label_kind, infer=infer, rank=rank,
                               rank_top=rank_top, program=program, concurrency=concurrency, timeout=timeout,
-                              retries=retries, image_backend=image_backend, image_kwargs=image_kwargs)
+                              retries=retries, image_backend=image_backend, image_kwargs=image_kwargs, model=model)
+    vocab = labeller.vocab
     warnings += labeller.warnings
     if chunk_size is None:
-        chunk_size = 64 if fmt == "images" else (25 if getattr(labeller, "uses_lm", False) else 1000)
+        chunk_size = 64 if fmt == "images" else (25 if labeller.uses_lm else 1000)
     if chunk_size < 1:
         raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
     settings = {**labeller.config(), "chunk_size": chunk_size}

@@ -180,11 +180,22 @@ def test_cli_label_distill_then_label_with_the_student(tmp_path, capsys):
     student = tmp_path / "student"
     assert main(["distill", str(silver), "--labels", str(vocab), "--out", str(student), "--encoder", "hashing",
                  "--epochs", "30"]) == 0
-    out = tmp_path / "student_labels.jsonl"
-    assert main(["label", str(items), "--model", str(student), "--out", str(out)]) == 0
-    rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
-    assert len(rows) == len(texts)
+    run = tmp_path / "student_run"
+    assert main(["label", str(items), "--model", str(student), "--out", str(run), "-k", "2"]) == 0
+    rows = [json.loads(x) for x in (run / "labels.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == len(texts) and all(len(r["labels"]) == 2 for r in rows)
     assert sum(r["labels"][:1] == [{"f": "sports", "r": "weather", "c": "cooking"}[r["text"][0]]] for r in rows) >= 20
+    assert all(set(r["above_threshold"]) <= set(r["labels"]) for r in rows)
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["settings"]["kind"] == "student" and manifest["settings"]["student_sha256"]
+    assert "RP@2" in capsys.readouterr().out  # gold labels in the input are scored
+    # the student's run is a run like any other: complete on a rerun, refused with another vocabulary
+    assert main(["label", str(items), "--model", str(student), "--out", str(run), "-k", "2"]) == 0
+    assert "already complete" in capsys.readouterr().out
+    other = tmp_path / "other.txt"
+    other.write_text("sports\nweather\n", encoding="utf-8")
+    assert main(["label", str(items), "--model", str(student), "--labels", str(other), "--out", str(run)]) == 2
+    assert "different vocabulary" in capsys.readouterr().err
     capsys.readouterr()
     assert main(["label", str(items)]) == 2
     assert "--labels" in capsys.readouterr().err
