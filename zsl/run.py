@@ -600,6 +600,9 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     runtime = {"concurrency": labeller.concurrency, "timeout": timeout, "retries": retries}
     run_path = Path(out) if out is not None else input_path.with_name(input_path.name.rstrip("/") + ".zsl")
     manifest = _manifest(input_path, fmt, text_field, id_field, vocab, vocab_path, settings, runtime)
+    if next(iter(_records(input_path, fmt, text_field, id_field)), None) is None:  # before any directory is made
+        raise InputError(f"{input_path} has no records (only blank lines or a header). Fix: check the file and "
+                         f"--text-field ({text_field!r}).")
     rd = _RunDir(run_path)
     state = rd.prepare(manifest, fresh)
     for w in warnings:

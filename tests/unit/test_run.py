@@ -263,6 +263,16 @@ def test_items_failing_on_transient_errors_are_retried_by_rerunning_the_command(
     assert label_run(items, vocab_file, out=tmp_path / "run", **kw).already_complete and calls == []
 
 
+@pytest.mark.parametrize("name,content,match", [("empty.jsonl", "", "is empty"), ("blank.txt", "\n \n\n", "no records"),
+                                                ("header.csv", "id,text\n", "no records")])
+def test_an_input_without_records_is_refused_before_a_run_directory_exists(tmp_path, vocab_file, name, content,
+                                                                           match):
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    with pytest.raises(InputError, match=match):
+        label_run(tmp_path / name, vocab_file, out=tmp_path / "run", encoder="hashing", infer=False, rank=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_retry_call_backs_off_on_transient_errors_only():
     waits = []
 
