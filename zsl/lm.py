@@ -351,6 +351,16 @@ def _make_llamacpp_lm():
         def n_ctx(self) -> int:
             return self.runtime.n_ctx
 
+        truncated = 0  # answers cut off at max_tokens (counted instead of DSPy's warning per answer)
+
+        def _check_truncation(self, results):  # overrides DSPy's hook (dspy 3.4): count, do not warn
+            # A cut-off answer is still parsed (Infer keeps its complete phrases; Rank reads
+            # logits), so a warning line per item would only clutter a long run's terminal.
+            from dspy.clients.legacy_outputs import value
+
+            if any(value(c, "finish_reason") == "length" for c in value(results, "choices", []) or []):
+                self.truncated += 1
+
         def count_tokens(self, text: str) -> int:
             """Tokens in ``text`` under this model's tokenizer."""
             return self.runtime.n_tokens(text)

@@ -48,3 +48,33 @@ def test_unreachable_remote_endpoint_gives_one_clear_error():
         check_lm(lm, "openai/some-model")
     msg = str(err.value)
     assert "openai/some-model" in msg and "api_base" in msg and "--lm qwen2.5-coder-1.5b" in msg
+
+
+def test_local_lm_counts_answers_cut_at_max_tokens_instead_of_warning():
+    import logging
+
+    import dspy
+
+    from zsl.lm import LlamaCppLM
+
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    handler = Keep(level=logging.WARNING)
+    logger = logging.getLogger("dspy.clients.lm")  # DSPy's logger does not propagate to pytest's caplog
+    logger.addHandler(handler)
+    try:
+        assert hasattr(dspy.LM, "_check_truncation")  # the DSPy hook the local LM overrides still exists
+        lm = object.__new__(LlamaCppLM)  # the hook needs no model
+        for reason in ("length", "stop", "length"):
+            lm._check_truncation({"choices": [{"finish_reason": reason}]})
+        assert lm.truncated == 2 and LlamaCppLM.truncated == 0
+        assert not [m for m in seen if "truncated" in m]
+        remote = dspy.LM("openai/gpt-4o-mini")  # DSPy's own LM still warns: the override is what silences it
+        remote._check_truncation({"choices": [{"finish_reason": "length"}]})
+        assert any("truncated" in m for m in seen)
+    finally:
+        logger.removeHandler(handler)
