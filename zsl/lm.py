@@ -236,12 +236,42 @@ def _as_completion_prompt(messages: Sequence[dict[str, str]]) -> str:
     return "\n\n".join(lines)
 
 
+_CUT = threading.local()  # set by LlamaCppEngine.complete when an answer hit max_tokens
+
+
+class _QuietTruncation:
+    """Drops DSPy's "LM response was truncated" warning for answers of the local engine only.
+
+    DSPy logs it right after ``Engine.complete`` returns, in the same thread; the engine marks
+    its own cut-off answers in a thread-local flag, so remote LMs keep their warning. A
+    cut-off Infer answer is still parsed (its complete phrases are kept), and the engine counts
+    them (``LlamaCppEngine.truncated``) instead of printing a line per item of a long run.
+    """
+
+    def filter(self, record) -> bool:
+        if getattr(_CUT, "pending", False) and record.getMessage().startswith("LM response was truncated"):
+            _CUT.pending = False
+            return False
+        return True
+
+
+def _install_quiet_truncation() -> None:
+    import logging
+
+    logger = logging.getLogger("dspy.clients.lm")
+    if not any(isinstance(f, _QuietTruncation) for f in logger.filters):
+        logger.addFilter(_QuietTruncation())
+
+
 class LlamaCppEngine:
     """A DSPy engine (``complete(Request) -> Response``) that runs a llama.cpp model in-process."""
+
+    truncated = 0  # answers cut off at max_tokens
 
     def __init__(self, runtime: _LlamaRuntime, model_id: str):
         self.runtime = runtime
         self.model_id = model_id
+        _install_quiet_truncation()
 
     def complete(self, request):
         from dspy.lm15 import Message, Response, TextPart, Usage
@@ -260,6 +290,9 @@ class LlamaCppEngine:
             stop=cfg.stop or (),
         )
         finish_reason = "length" if finish == "length" else "stop"
+        _CUT.pending = finish_reason == "length"
+        if _CUT.pending:
+            self.truncated += 1
         return Response(id=None, model=self.model_id, message=Message.assistant([TextPart(text)]),
                         finish_reason=finish_reason,
                         usage=Usage(input_tokens=n_in, output_tokens=n_out, total_tokens=n_in + n_out))
@@ -350,16 +383,6 @@ def _make_llamacpp_lm():
         @property
         def n_ctx(self) -> int:
             return self.runtime.n_ctx
-
-        truncated = 0  # answers cut off at max_tokens (counted instead of DSPy's warning per answer)
-
-        def _check_truncation(self, results):  # overrides DSPy's hook (dspy 3.4): count, do not warn
-            # A cut-off answer is still parsed (Infer keeps its complete phrases; Rank reads
-            # logits), so a warning line per item would only clutter a long run's terminal.
-            from dspy.clients.legacy_outputs import value
-
-            if any(value(c, "finish_reason") == "length" for c in value(results, "choices", []) or []):
-                self.truncated += 1
 
         def count_tokens(self, text: str) -> int:
             """Tokens in ``text`` under this model's tokenizer."""

@@ -50,12 +50,18 @@ def test_unreachable_remote_endpoint_gives_one_clear_error():
     assert "openai/some-model" in msg and "api_base" in msg and "--lm qwen2.5-coder-1.5b" in msg
 
 
-def test_local_lm_counts_answers_cut_at_max_tokens_instead_of_warning():
+def test_local_engine_counts_answers_cut_at_max_tokens_instead_of_warning():
     import logging
 
     import dspy
 
-    from zsl.lm import LlamaCppLM
+    from zsl.lm import LlamaCppEngine
+
+    class FakeRuntime:  # what the llama.cpp runtime returns: text, finish reason, token counts
+        finish = "length"
+
+        def complete(self, messages, *, max_tokens, temperature, stop):
+            return "phrase one\nphrase tw", self.finish, 12, max_tokens
 
     seen: list[str] = []
 
@@ -67,14 +73,15 @@ def test_local_lm_counts_answers_cut_at_max_tokens_instead_of_warning():
     logger = logging.getLogger("dspy.clients.lm")  # DSPy's logger does not propagate to pytest's caplog
     logger.addHandler(handler)
     try:
-        assert hasattr(dspy.LM, "_check_truncation")  # the DSPy hook the local LM overrides still exists
-        lm = object.__new__(LlamaCppLM)  # the hook needs no model
-        for reason in ("length", "stop", "length"):
-            lm._check_truncation({"choices": [{"finish_reason": reason}]})
-        assert lm.truncated == 2 and LlamaCppLM.truncated == 0
+        runtime = FakeRuntime()
+        engine = LlamaCppEngine(runtime, "local/fake")
+        lm = dspy.LM("local/fake", model_type="chat", max_tokens=4, cache=False, num_retries=0, engine=engine)
+        assert lm("hello") == ["phrase one\nphrase tw"]  # the real DSPy call path
+        runtime.finish = "stop"
+        lm("hello again")
+        assert engine.truncated == 1 and LlamaCppEngine.truncated == 0
         assert not [m for m in seen if "truncated" in m]
-        remote = dspy.LM("openai/gpt-4o-mini")  # DSPy's own LM still warns: the override is what silences it
-        remote._check_truncation({"choices": [{"finish_reason": "length"}]})
-        assert any("truncated" in m for m in seen)
+        logger.warning("LM response was truncated; increase max_tokens or inspect history.")  # e.g. a remote LM
+        assert any("truncated" in m for m in seen)  # only the local engine's own answers are silenced
     finally:
         logger.removeHandler(handler)
