@@ -25,7 +25,7 @@ Formats (all written atomically: a temp file renamed into place, nothing half-wr
   ``labels`` as ``Sequence(ClassLabel)`` so the label order travels with it.
 
 :func:`read_silver` reads all three file formats back into the same :class:`SilverData`;
-it also reads the rows :func:`zsl.pipeline.label_file` writes (top-k labels with aligned
+it also reads the ``labels.jsonl`` rows of :func:`zsl.run.label_run` (top-k labels with aligned
 scores; their labels count as chosen with confidence 1).
 
 Example:
@@ -584,7 +584,7 @@ def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelV
             if j is not None:
                 labels[i, j] = 1
         sc = row.get("scores")
-        if isinstance(sc, list):  # zsl.pipeline.label_file rows: scores aligned with labels
+        if isinstance(sc, list):  # zsl.run.label_run rows: scores aligned with labels
             if len(sc) != len(chosen):
                 raise InputError(f"{path}:{ln}: 'scores' has {len(sc)} values for {len(chosen)} labels.")
             sc = dict(zip(chosen, sc))

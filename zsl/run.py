@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from zsl.data import BadRow, Item, atomic_write, count_records, fingerprint, input_format, iter_records
-from zsl.errors import InputError, ZslError
+from zsl.errors import InputError, VocabularyError, ZslError
 from zsl.vocab import LabelVocab
 
 __all__ = ["RunSummary", "estimate_run", "label_run", "retry_call"]
@@ -285,11 +285,15 @@ class _StudentLabeller:
 
     def __init__(self, model: Any, vocab: LabelVocab | None, *, k: int):
         from zsl.distill import StudentClassifier
+        from zsl.pseudo import vocab_difference
 
         self.student = model if isinstance(model, StudentClassifier) else StudentClassifier.load(model, vocab=vocab)
-        if isinstance(model, StudentClassifier) and vocab is not None and list(vocab.labels) != list(
-                model.vocab_.labels):
-            raise InputError("The student was trained on a different vocabulary; omit the labels to use its own.")
+        if isinstance(model, StudentClassifier) and vocab is not None:  # load() checks a saved one
+            diff = vocab_difference(model.vocab_.labels, vocab.labels, expected_name="the student",
+                                    got_name="your vocabulary")
+            if diff:
+                raise VocabularyError(f"The student was trained on a different vocabulary: {diff}. Fix: omit the "
+                                      "labels to use its own.")
         self.vocab, self.k = self.student.vocab_, k
         self.warnings: list[str] = []
         self.remote, self.lm_name, self.concurrency, self.uses_lm = False, None, 1, False
@@ -409,12 +413,6 @@ class _RunDir:
 
     def chunk_path(self, i: int) -> Path:
         return self.chunks / f"{i:06d}.jsonl"
-
-    def retryable(self, i: int) -> list[int]:
-        """Positions in chunk ``i`` whose item failed on a transient error."""
-        lines = self.chunk_path(i).read_text(encoding="utf-8").splitlines()
-        return [pos for pos, line in enumerate(lines)
-                if line.startswith('{"error"') and json.loads(line)["error"].get("retryable")]
 
     def done_chunks(self) -> set[int]:
         if not self.chunks.is_dir():
@@ -600,9 +598,13 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     runtime = {"concurrency": labeller.concurrency, "timeout": timeout, "retries": retries}
     run_path = Path(out) if out is not None else input_path.with_name(input_path.name.rstrip("/") + ".zsl")
     manifest = _manifest(input_path, fmt, text_field, id_field, vocab, vocab_path, settings, runtime)
-    if next(iter(_records(input_path, fmt, text_field, id_field)), None) is None:  # before any directory is made
-        raise InputError(f"{input_path} has no records (only blank lines or a header). Fix: check the file and "
-                         f"--text-field ({text_field!r}).")
+    # Refuse an input with no records before any directory is made (an empty image folder is
+    # refused by the image reader itself). The count is cheap and feeds the progress bar too.
+    total = count_records(input_path) if fmt != "images" else None
+    if total == 0 or (total is None and fmt != "images"
+                      and next(iter(_records(input_path, fmt, text_field, id_field)), None) is None):
+        raise InputError(f"{input_path} has no records: it is empty or holds only blank lines or a header. Fix: "
+                         f"check the file and --text-field ({text_field!r}).")
     rd = _RunDir(run_path)
     state = rd.prepare(manifest, fresh)
     for w in warnings:
@@ -615,7 +617,6 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     rd.log(f"{'resume' if state == 'resume' else 'start'}: {input_path} -> {run_path} "
            f"({len(done)} chunk(s) already done; concurrency {labeller.concurrency})")
     rd.chunks.mkdir(parents=True, exist_ok=True)
-    total = count_records(input_path) if fmt != "images" else None
     t0 = time.perf_counter()
     seen = _IdSet()
     try:
@@ -624,9 +625,7 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
             for ci, chunk in enumerate(_chunks(_records(input_path, fmt, text_field, id_field), chunk_size)):
                 dup_reasons = _check_ids(chunk, seen)
                 if ci in done:
-                    if retry_positions := rd.retryable(ci):
-                        rd.log(f"chunk {ci}: retrying {len(retry_positions)} item(s) that failed on transient errors")
-                        _retry_chunk(rd, ci, chunk, retry_positions, labeller)
+                    _retry_chunk(rd, ci, chunk, labeller)
                     continue
                 _label_chunk(rd, ci, chunk, dup_reasons, labeller, bar.update)
     except KeyboardInterrupt:
@@ -713,10 +712,16 @@ def _item_error(item: Item, why: str) -> dict[str, Any]:
     return err
 
 
-def _retry_chunk(rd: _RunDir, ci: int, chunk: list[Item | BadRow], positions: list[int], labeller: Any) -> None:
-    """Label again the items of a finished chunk that failed on transient errors; rewrite it atomically."""
+def _retry_chunk(rd: _RunDir, ci: int, chunk: list[Item | BadRow], labeller: Any) -> None:
+    """Label again the items of a finished chunk that failed on transient errors, if any, and
+    rewrite the chunk atomically."""
     t0 = time.perf_counter()
     lines = rd.chunk_path(ci).read_text(encoding="utf-8").splitlines(keepends=True)
+    positions = [pos for pos, line in enumerate(lines)
+                 if line.startswith('{"error"') and json.loads(line)["error"].get("retryable")]
+    if not positions:
+        return
+    rd.log(f"chunk {ci}: retrying {len(positions)} item(s) that failed on transient errors")
     stats = json.loads(lines[-1])["stats"]
     items = [chunk[pos] for pos in positions]
     if not all(isinstance(it, Item) for it in items) or len(lines) != len(chunk) + 1:
