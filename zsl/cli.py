@@ -66,6 +66,11 @@ def _print_table(rows: list[dict], k: int, out=sys.stdout) -> None:
 
 
 def _cmd_label(args: argparse.Namespace) -> int:
+    if args.dry_run is not None and args.dry_run < 1:  # 0 is falsy: it must not mean "label (and pay for) everything"
+        from zsl.errors import InputError
+
+        raise InputError(f"--dry-run N labels N items to estimate the run; N must be at least 1, got {args.dry_run}. "
+                         "Fix: --dry-run (5 items) or --dry-run N with N >= 1.")
     if args.model:
         from zsl.run import label_run
 
@@ -85,7 +90,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
                     "program": args.program, "concurrency": args.concurrency, "timeout": args.timeout, "retries": args.retries,
                     "image_backend": args.image_model,
                     "image_kwargs": {"descriptions": "lm", "lm": args.lm} if args.descriptions else None}
-    if args.dry_run:
+    if args.dry_run is not None:
         est = estimate_run(args.input, args.labels, sample=args.dry_run, **settings)
         _print_estimate(est)
         return 0

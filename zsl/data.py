@@ -17,8 +17,8 @@ from typing import Any
 
 from zsl.errors import InputError
 
-__all__ = ["BadRow", "Item", "count_records", "fingerprint", "input_format", "iter_jsonl", "iter_records", "read_items",
-           "write_jsonl_atomic"]
+__all__ = ["BadRow", "Item", "check_regular_input", "count_records", "fingerprint", "fingerprint_and_count",
+           "input_format", "iter_jsonl", "iter_records", "read_items", "write_jsonl_atomic"]
 
 
 @dataclass
@@ -270,13 +270,68 @@ def _pyarrow_module(name: str, feature: str) -> Any:
         raise MissingDependencyError("pyarrow", feature) from None
 
 
+def check_regular_input(path: str | os.PathLike[str]) -> None:
+    """Refuse an input that is a pipe, a device or a socket, without opening it.
+
+    zsl reads an input more than once (format, fingerprint, the records, and a last
+    fingerprint to catch a file that changed during a run), which a stream cannot give:
+    a FIFO or ``<(...)`` would block forever or yield its data only once. A folder (of
+    images, or a saved Hugging Face dataset) is fine; a missing path is left to
+    :func:`input_format` to report.
+
+    Raises:
+        InputError: ``path`` is not a regular file or a folder.
+
+    Example:
+        >>> try:
+        ...     check_regular_input("/dev/null")
+        ... except InputError as exc:
+        ...     print(str(exc).split(":")[0])
+        Input /dev/null is a character device, not a regular file
+    """
+    import stat
+
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode  # stat never blocks, unlike opening a FIFO
+    except OSError:
+        return
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = ("a named pipe (FIFO; also what <(...) and /dev/stdin give)" if stat.S_ISFIFO(mode)
+            else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    raise InputError(f"Input {p} is {kind}, not a regular file: zsl reads its input more than once (to resume a "
+                     f"run and to check it did not change). Fix: write the stream to a file first, e.g. "
+                     f"`your-command > items.jsonl`, and label that file.")
+
+
+def _count_lines(chunks: Iterable[bytes]) -> int:
+    """Non-blank lines in a byte stream (a UTF-8 BOM alone counts as blank), as in :func:`count_records`."""
+    n, tail = 0, b""
+    for chunk in chunks:
+        lines = (tail + chunk).split(b"\n")
+        tail = lines.pop()
+        n += sum(1 for raw in lines if raw.strip() and raw.strip() != b"\xef\xbb\xbf")
+    return n + (1 if tail.strip() and tail.strip() != b"\xef\xbb\xbf" else 0)
+
+
+def _read_blocks(p: Path) -> Iterator[bytes]:
+    with p.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            yield block
+
+
 def count_records(path: str | os.PathLike[str]) -> int | None:
     """How many records :func:`iter_records` will yield (cheap: no parsing), or None if unknown."""
     p = Path(path)
     fmt = input_format(p)
     if fmt in ("jsonl", "text"):
-        with p.open("rb") as fh:
-            return sum(1 for raw in fh if raw.strip() and raw.strip() != b"\xef\xbb\xbf")
+        return _count_lines(_read_blocks(p))
+    return _count_other(p, fmt)
+
+
+def _count_other(p: Path, fmt: str) -> int | None:
     if fmt == "parquet":
         return _pyarrow_module("pyarrow.parquet", "Reading Parquet").ParquetFile(p).metadata.num_rows
     if fmt == "hf":
@@ -290,6 +345,21 @@ def count_records(path: str | os.PathLike[str]) -> int | None:
 def fingerprint(path: str | os.PathLike[str]) -> str:
     """A content hash of a file (sha256, streamed), or of a folder's file names, sizes and
     modification times. Used to refuse resuming a run whose input changed."""
+    return fingerprint_and_count(path, None)[0]
+
+
+def fingerprint_and_count(path: str | os.PathLike[str], fmt: str | None) -> tuple[str, int | None]:
+    """:func:`fingerprint` and, for ``fmt`` (an :func:`input_format` value), :func:`count_records`,
+    in one read of the file. The count is None when ``fmt`` is None or the format has no cheap count.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
+        >>> _ = f.write_text("one\\n\\ntwo\\n")
+        >>> fp, n = fingerprint_and_count(f, "text")
+        >>> fp.startswith("sha256:"), n, fp == fingerprint(f)
+        (True, 2, True)
+    """
     import hashlib
 
     p = Path(path)
@@ -298,11 +368,20 @@ def fingerprint(path: str | os.PathLike[str]) -> str:
         for f in sorted(x for x in p.rglob("*") if x.is_file()):
             st = f.stat()
             h.update(f"{f.relative_to(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
-        return "dir:" + h.hexdigest()[:32]
-    with p.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()[:32]
+        return "dir:" + h.hexdigest()[:32], _count_other(p, fmt) if fmt else None
+
+    def hashed() -> Iterator[bytes]:
+        for block in _read_blocks(p):
+            h.update(block)
+            yield block
+
+    if fmt in ("jsonl", "text"):
+        count: int | None = _count_lines(hashed())
+    else:
+        for _ in hashed():
+            pass
+        count = _count_other(p, fmt) if fmt else None
+    return "sha256:" + h.hexdigest()[:32], count
 
 
 def read_items(path: str | os.PathLike[str], *, text_field: str = "text", bad: list[BadRow] | None = None
