@@ -101,6 +101,39 @@ def test_cli_refuses_a_text_student_whose_labels_were_reordered(tmp_path, capsys
     _one_error_line(capsys, code, "config.json", "edited", "zsl distill")
 
 
+def test_unreadable_vocabulary_is_one_line_naming_the_path(tmp_path, capsys, items_file, vocab_file, monkeypatch):
+    # tests run as root, where chmod 000 does not stop reads: make the read itself fail
+    real = pathlib.Path.read_text
+
+    def denied(self, *args, **kwargs):
+        if self == vocab_file:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "read_text", denied)
+    code = main(_label(items_file, vocab_file, tmp_path / "run"))
+    _one_error_line(capsys, code, str(vocab_file), "Permission denied", "Fix:")
+
+
+def test_os_errors_reaching_main_become_one_line(capsys, monkeypatch):
+    import zsl.cli
+
+    def boom(args):
+        raise IsADirectoryError(21, "Is a directory", "/some/where")
+
+    monkeypatch.setattr(zsl.cli, "_cmd_models", boom)
+    code = main(["models"])
+    _one_error_line(capsys, code, "/some/where: Is a directory", "folder was given where a file is expected")
+
+
+def test_out_under_a_regular_file(tmp_path, capsys, items_file, vocab_file):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x", encoding="utf-8")
+    code = main(_label(items_file, vocab_file, blocker / "run"))
+    _one_error_line(capsys, code, str(blocker))
+    assert blocker.read_text(encoding="utf-8") == "x"
+
+
 @pytest.mark.parametrize(("config", "needle"), [
     ("{broken", "is not valid JSON"),
     ("[]", "not a student config object"),
