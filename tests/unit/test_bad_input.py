@@ -134,6 +134,14 @@ def test_out_under_a_regular_file(tmp_path, capsys, items_file, vocab_file):
     assert blocker.read_text(encoding="utf-8") == "x"
 
 
+def test_gguf_file_that_is_not_gguf(tmp_path, capsys, items_file, vocab_file):
+    fake = tmp_path / "model.gguf"
+    fake.write_text("<html>404 Not Found</html>", encoding="utf-8")
+    code = main(["label", str(items_file), "--labels", str(vocab_file), "--encoder", "hashing", "--lm", str(fake),
+                 "--out", str(tmp_path / "run")])
+    _one_error_line(capsys, code, str(fake), "not a GGUF model file", "Fix:")
+
+
 @pytest.mark.parametrize(("config", "needle"), [
     ("{broken", "is not valid JSON"),
     ("[]", "not a student config object"),
