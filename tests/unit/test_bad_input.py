@@ -142,6 +142,19 @@ def test_gguf_file_that_is_not_gguf(tmp_path, capsys, items_file, vocab_file):
     _one_error_line(capsys, code, str(fake), "not a GGUF model file", "Fix:")
 
 
+@pytest.mark.parametrize(("content", "needle"), [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "not a zsl tagger state file"),
+    ('{"zsl_tagger": 1}', 'no "program" object'),
+    ('{"zsl_tagger": 1, "program": {"nothing": {}}}', "does not fit this program"),
+])
+def test_bad_program_file(tmp_path, capsys, items_file, vocab_file, content, needle):
+    program = tmp_path / "program.json"
+    program.write_text(content, encoding="utf-8")
+    code = main(_label(items_file, vocab_file, tmp_path / "run", "--program", str(program)))
+    _one_error_line(capsys, code, str(program), needle)
+
+
 @pytest.mark.parametrize(("config", "needle"), [
     ("{broken", "is not valid JSON"),
     ("[]", "not a student config object"),
