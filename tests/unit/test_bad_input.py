@@ -115,6 +115,15 @@ def test_unreadable_vocabulary_is_one_line_naming_the_path(tmp_path, capsys, ite
     _one_error_line(capsys, code, str(vocab_file), "Permission denied", "Fix:")
 
 
+def test_folder_given_where_a_file_is_expected(tmp_path, capsys, items_file, vocab_file):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    code = main(_label(items_file, folder, tmp_path / "run"))
+    _one_error_line(capsys, code, str(folder), "is a folder")
+    code = main(_label(items_file, vocab_file, tmp_path / "run2", "--program", str(folder)))
+    _one_error_line(capsys, code, str(folder), "folder")
+
+
 def test_os_errors_reaching_main_become_one_line(capsys, monkeypatch):
     import zsl.cli
 
@@ -155,6 +164,20 @@ def test_bad_program_file(tmp_path, capsys, items_file, vocab_file, content, nee
     _one_error_line(capsys, code, str(program), needle)
 
 
+@pytest.mark.parametrize(("name", "content", "where"), [
+    ("v.csv", "label,prior\nsports,1\nweather,high\n", ":3:"),
+    ("v.jsonl", '{"label": "sports", "prior": 1}\n{"label": "weather", "prior": "high"}\n', ":2:"),
+    ("v.tsv", "label\tprior\nsports\t-1\n", ":2:"),
+])
+def test_non_numeric_vocabulary_prior(tmp_path, capsys, items_file, name, content, where):
+    vocab = tmp_path / name
+    vocab.write_text(content, encoding="utf-8")
+    with pytest.raises(VocabularyError, match="not a non-negative number"):
+        LabelVocab.from_file(vocab)
+    code = main(_label(items_file, vocab, tmp_path / "run"))
+    _one_error_line(capsys, code, f"{vocab}{where}", "prior", "Fix:")
+
+
 @pytest.mark.parametrize(("config", "needle"), [
     ("{broken", "is not valid JSON"),
     ("[]", "not a student config object"),
@@ -169,3 +192,16 @@ def test_broken_student_config(tmp_path, capsys, items_file, config, needle):
     (student / "config.json").write_text(config, encoding="utf-8")
     code = main(["label", str(items_file), "--model", str(student), "--out", str(tmp_path / "run")])
     _one_error_line(capsys, code, str(student / "config.json"), needle)
+
+
+def test_txt_vocabulary_splits_only_on_newlines(tmp_path):
+    p = tmp_path / "v.txt"
+    p.write_bytes("\ufeffsports\r\nline\u2028separated\nnext\u0085line\nform\x0cfeed\n".encode())
+    assert LabelVocab.from_file(p).labels == ("sports", "line\u2028separated", "next\u0085line", "form\x0cfeed")
+    j = tmp_path / "v.jsonl"
+    j.write_text(json.dumps({"label": "a\u2028b"}, ensure_ascii=False) + "\n" + json.dumps({"label": "c"}) + "\n",
+                 encoding="utf-8")
+    assert LabelVocab.from_file(j).labels == ("a\u2028b", "c")
+    c = tmp_path / "v.csv"
+    c.write_bytes("\ufefflabel,prior\nsports,1\nweather,\n".encode())
+    assert LabelVocab.from_file(c).priors == (1.0, 0.0)
