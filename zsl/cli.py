@@ -146,6 +146,9 @@ def _report_run(summary, k: int) -> None:
                     break
                 where = f"{err['file']}:{err['line']}" if "file" in err else f"id {err.get('id')}"
                 print(f"skipped {where}: {err['reason']}", file=sys.stderr)
+        if not summary.labelled:
+            print(f"nothing was labelled: all {summary.skipped} record(s) were skipped; the reasons above say why "
+                  "(a wrong --text-field makes every row fail)", file=sys.stderr)
     for w in summary.warnings:
         print(f"warning: {w}", file=sys.stderr)
     ev = summary.eval

@@ -101,6 +101,18 @@ def test_cli_refuses_a_text_student_whose_labels_were_reordered(tmp_path, capsys
     _one_error_line(capsys, code, "config.json", "edited", "zsl distill")
 
 
+# -- 9: one `zsl: error:` line instead of a traceback --------------------------------------------------
+def test_parquet_file_that_is_not_parquet(tmp_path, capsys, vocab_file):
+    bad = tmp_path / "items.parquet"
+    bad.write_text("id,text\n1,hello\n", encoding="utf-8")
+    code = main(_label(bad, vocab_file, tmp_path / "run"))
+    _one_error_line(capsys, code, str(bad), "not a Parquet file")
+    empty = tmp_path / "empty.parquet"
+    empty.write_bytes(b"")
+    code = main(_label(empty, vocab_file, tmp_path / "run2"))
+    _one_error_line(capsys, code, "empty")
+
+
 def test_unreadable_vocabulary_is_one_line_naming_the_path(tmp_path, capsys, items_file, vocab_file, monkeypatch):
     # tests run as root, where chmod 000 does not stop reads: make the read itself fail
     real = pathlib.Path.read_text
@@ -141,6 +153,20 @@ def test_out_under_a_regular_file(tmp_path, capsys, items_file, vocab_file):
     code = main(_label(items_file, vocab_file, blocker / "run"))
     _one_error_line(capsys, code, str(blocker))
     assert blocker.read_text(encoding="utf-8") == "x"
+
+
+def test_image_jsonl_with_a_non_utf8_line_skips_that_row(tmp_path):
+    from zsl.image import _read_inputs
+    from zsl.run import _image_records
+
+    listing = tmp_path / "images.jsonl"
+    listing.write_bytes(b'{"image": "a.png", "labels": ["cat"]}\n{"image": "b\xff.png"}\n{"image": "c.png"}\n')
+    paths, gold, bad = _read_inputs(listing)
+    assert [Path(p).name for p in paths] == ["a.png", "c.png"] and gold == [["cat"], None]
+    assert len(bad) == 1 and bad[0].path == f"{listing}:2" and "not UTF-8" in bad[0].reason
+    recs = list(_image_records(listing))
+    assert [(r.path, r.line) for r in recs if isinstance(r, BadRow)] == [(str(listing), 2)]
+    assert [r.id for r in recs if isinstance(r, Item)] == ["a.png", "c.png"]
 
 
 def test_gguf_file_that_is_not_gguf(tmp_path, capsys, items_file, vocab_file):
@@ -194,6 +220,90 @@ def test_broken_student_config(tmp_path, capsys, items_file, config, needle):
     _one_error_line(capsys, code, str(student / "config.json"), needle)
 
 
+# -- 10: poor messages and surprises -------------------------------------------------------------------------
+def test_jsonl_with_a_wrong_text_field_names_the_keys_it_has(tmp_path, capsys, vocab_file):
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"id": "a", "body": "football"}\n{"id": "b", "body": "rain", "lang": "en"}\n', encoding="utf-8")
+    bad = list(iter_records(items))
+    assert all(isinstance(b, BadRow) for b in bad)
+    assert "no 'text' field" in bad[1].reason and "'id', 'body', 'lang'" in bad[1].reason
+    assert "--text-field" in bad[1].reason
+    code = main(_label(items, vocab_file, tmp_path / "run"))
+    err = capsys.readouterr().err
+    assert code == 3 and "Traceback" not in err
+    assert "'id', 'body'" in err and "nothing was labelled: all 2 record(s) were skipped" in err
+    assert [i.text for i in read_items(items, text_field="body")] == ["football", "rain"]
+
+
+def test_json_array_input_is_read_as_records(tmp_path):
+    items = tmp_path / "items.json"
+    items.write_text(json.dumps([{"id": "a", "text": "football", "labels": ["sports"]}, "rain storm", 7,
+                                 {"text": "pasta"}], indent=2), encoding="utf-8")
+    assert input_format(items) == "json"
+    recs = list(iter_records(items))
+    assert [(r.id, r.text) for r in recs if isinstance(r, Item)] == [("a", "football"), ("2", "rain storm"),
+                                                                    ("4", "pasta")]
+    assert recs[0].gold == ["sports"]
+    assert isinstance(recs[2], BadRow) and recs[2].line == 3 and "expected a JSON object" in recs[2].reason
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    ('{"data": [{"text": "a"}]}', "holds a JSON dict"),
+    ('[{"text": "a"},', "not valid JSON"),
+])
+def test_json_input_that_is_not_an_array_is_refused(tmp_path, capsys, vocab_file, content, needle):
+    items = tmp_path / "items.json"
+    items.write_text(content, encoding="utf-8")
+    code = main(_label(items, vocab_file, tmp_path / "run"))
+    _one_error_line(capsys, code, str(items), needle, "Fix:")
+
+
+@pytest.mark.parametrize("name", ["drawing.svg", "report.pdf", "items.jsonl.gz", "README"])
+def test_unknown_suffixes_are_refused_with_the_supported_formats(tmp_path, capsys, vocab_file, name):
+    f = tmp_path / name
+    f.write_text('<svg xmlns="http://www.w3.org/2000/svg"><text>sports</text></svg>\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"Supported: \.jsonl, \.json, \.csv, \.tsv, \.parquet, \.txt"):
+        input_format(f)
+    code = main(_label(f, vocab_file, tmp_path / "run"))
+    _one_error_line(capsys, code, str(f), ".png", "rename a plain-text file to .txt")
+    assert not (tmp_path / "run").exists()
+
+
+def test_supported_suffixes_still_resolve(tmp_path):
+    for name, fmt in [("a.txt", "text"), ("a.TXT", "text"), ("a.jsonl", "jsonl"), ("a.csv", "csv"), ("a.tsv", "tsv"),
+                      ("a.png", "images")]:
+        (tmp_path / name).write_text("x\n", encoding="utf-8")
+        assert input_format(tmp_path / name) == fmt
+    (tmp_path / "d").mkdir()
+    assert input_format(tmp_path / "d") == "images"
+
+
+def test_id_rule_numbers_and_odd_types(tmp_path):
+    items = tmp_path / "items.jsonl"
+    rows = [{"id": 7, "text": "a"}, {"id": "x", "text": "b"}, {"id": True, "text": "c"}, {"id": 1.5, "text": "d"},
+            {"id": [1], "text": "e"}, {"id": None, "text": "f"}, {"text": "g"}]
+    items.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    recs = list(iter_records(items))
+    assert [r.id for r in recs if isinstance(r, Item)] == ["7", "x", "6", "7"]
+    reasons = [r.reason for r in recs if isinstance(r, BadRow)]
+    assert len(reasons) == 3 and all("'id' must be a string or an integer" in r for r in reasons)
+    assert "bool" in reasons[0] and "float" in reasons[1] and "list" in reasons[2]
+
+
+def test_colliding_ids_are_reported_with_the_rule(tmp_path, vocab_file):
+    from zsl.run import label_run
+
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"id": 1, "text": "football"}\n{"id": "1", "text": "rain"}\n{"text": "pasta"}\n'
+                     '{"id": "3", "text": "oven"}\n', encoding="utf-8")
+    s = label_run(items, vocab_file, out=tmp_path / "run", encoder="hashing", infer=False, rank=False, k=1)
+    assert (s.labelled, s.skipped) == (2, 2)
+    errors = [json.loads(x) for x in (tmp_path / "run" / "errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [e["id"] for e in errors] == ["1", "3"]
+    assert all("an integer id counts as its decimal string" in e["reason"] and "gets its line number" in e["reason"]
+               for e in errors)
+
+
 def test_txt_vocabulary_splits_only_on_newlines(tmp_path):
     p = tmp_path / "v.txt"
     p.write_bytes("\ufeffsports\r\nline\u2028separated\nnext\u0085line\nform\x0cfeed\n".encode())
@@ -205,3 +315,9 @@ def test_txt_vocabulary_splits_only_on_newlines(tmp_path):
     c = tmp_path / "v.csv"
     c.write_bytes("\ufefflabel,prior\nsports,1\nweather,\n".encode())
     assert LabelVocab.from_file(c).priors == (1.0, 0.0)
+
+
+def test_jsonl_items_keep_u2028_inside_a_text(tmp_path):
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"id": "a", "text": "one\u2028two"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert [i.text for i in read_items(items)] == ["one\u2028two"]
