@@ -151,6 +151,9 @@ def _report_run(summary, k: int) -> None:
                     break
                 where = f"{err['file']}:{err['line']}" if "file" in err else f"id {err.get('id')}"
                 print(f"skipped {where}: {err['reason']}", file=sys.stderr)
+        if not summary.labelled:
+            print(f"nothing was labelled: all {summary.skipped} record(s) were skipped; the reasons above say why "
+                  "(a wrong --text-field makes every row fail)", file=sys.stderr)
     for w in summary.warnings:
         print(f"warning: {w}", file=sys.stderr)
     ev = summary.eval
@@ -375,12 +378,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_OS_FIXES = (
+    (PermissionError, "check the permissions of that path (for the model store: of $ZSL_HOME)"),
+    (IsADirectoryError, "a folder was given where a file is expected; give the file"),
+    (NotADirectoryError, "a part of that path is a file, not a folder; choose a path under a folder"),
+    (FileNotFoundError, "check that the path exists"),
+    (FileExistsError, "remove it or choose another path"),
+    (ConnectionError, "check that the server is running and reachable"),
+    (TimeoutError, "retry later, or allow more time with --timeout"),
+)
+
+
+def _os_error_line(exc: OSError) -> str:
+    """One line for a file-system error: the path, what went wrong, and the fix."""
+    fix = next((f for cls, f in _OS_FIXES if isinstance(exc, cls)), "check the paths, the free disk space and permissions")
+    what = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is None:
+        return f"{type(exc).__name__}: {what}. Fix: {fix}.".replace("\n", " ")
+    path = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
+    return f"{path}: {what}. Fix: {fix}.".replace("\n", " ")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``zsl`` command line; returns the exit code (0 ok, 2 error, 3 rows skipped).
+
+    Errors zsl raises on purpose, and file-system errors (a missing or unreadable path, a
+    folder where a file is expected, an unwritable ``--out``), become one ``zsl: error:``
+    line on stderr and exit code 2, never a traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except ZslError as exc:
         print(f"zsl: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"zsl: error: {_os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("zsl: interrupted", file=sys.stderr)

@@ -60,6 +60,7 @@ def get_lm(name: str | None = None, *, temperature: float = 0.0, max_tokens: int
 
     Raises:
         ModelNotFoundError: the name is neither embedded, a file, nor ``provider/model``.
+        ModelIntegrityError: a model file is not GGUF.
     """
     resolved = resolve_lm_name(name)
     _ensure_lm_cache()
@@ -73,6 +74,7 @@ def get_lm(name: str | None = None, *, temperature: float = 0.0, max_tokens: int
     if resolved.endswith(".gguf") or path.is_file():
         if not path.is_file():
             raise ModelNotFoundError(f"No GGUF file at {path}. Give an existing path or one of: {_llm_names()}")
+        _check_gguf_magic(path)
         return _llamacpp_cls()(path, name=str(path), temperature=temperature, max_tokens=max_tokens, **kwargs)
     if "/" in resolved:
         import dspy
@@ -82,6 +84,19 @@ def get_lm(name: str | None = None, *, temperature: float = 0.0, max_tokens: int
         f"Unknown LM '{resolved}'. Expected one of the embedded models ({_llm_names()}), a path to a .gguf "
         "file, or a provider model such as 'openai/gpt-4o-mini' or 'ollama_chat/qwen2.5'."
     )
+
+
+def _check_gguf_magic(path: Path) -> None:
+    """Refuse a file that does not start with the GGUF magic before llama.cpp sees it (it
+    would fail with an opaque message, or crash, on an HTML error page or a cut download)."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head != b"GGUF":
+        from zsl.errors import ModelIntegrityError
+
+        raise ModelIntegrityError(f"{path} is not a GGUF model file: it starts with {head!r} instead of b'GGUF' (a "
+                                  "failed download, an HTML page, or another model format). Fix: download the .gguf "
+                                  f"again, convert the model to GGUF, or use an embedded model: {_llm_names()}")
 
 
 _CACHE_DIR: list[str] = []

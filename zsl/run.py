@@ -881,8 +881,9 @@ def _check_ids(chunk: list[Item | BadRow], seen: _IdSet) -> dict[int, str]:
     dup: dict[int, str] = {}
     for pos, rec in enumerate(chunk):
         if isinstance(rec, Item) and not seen.add(hash(rec.id)):
-            dup[pos] = f"duplicate id {rec.id!r}: an earlier record has the same id (ids must be unique; " \
-                       "the first one is kept)"
+            dup[pos] = f"duplicate id {rec.id!r}: an earlier record has the same id (ids must be unique; an integer " \
+                       "id counts as its decimal string and a row without an id gets its line number; the first " \
+                       "one is kept)"
     return dup
 
 

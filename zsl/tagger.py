@@ -230,9 +230,37 @@ class Tagger:
         return p
 
     def load(self, path: str | os.PathLike[str]) -> Tagger:
-        """Load a state saved by :meth:`save` into this tagger's program."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("zsl_tagger") != 1:
-            raise InputError(f"{path} is not a zsl tagger state file")
-        self.program_.load_state(data["program"])
+        """Load a state saved by :meth:`save` into this tagger's program.
+
+        The file is checked before any model is loaded.
+
+        Raises:
+            InputError: the file is a folder, not UTF-8 JSON, not a state written by
+                :meth:`save`, or its program state does not fit this program.
+        """
+        p = Path(path)
+        fix = "Fix: pass a file written by `zsl optimize ... --out program.json` (or Tagger.save), or omit --program."
+        if p.is_dir():
+            raise InputError(f"The program {p} is a folder, not a file. {fix}")
+        if not p.is_file():
+            raise InputError(f"The program file {p} does not exist. {fix}")
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise InputError(f"The program {p} is not UTF-8 text (byte {exc.start}). {fix}") from None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"The program {p} is not valid JSON ({exc.msg} at line {exc.lineno}, column "
+                             f"{exc.colno}). {fix}") from None
+        if not isinstance(data, dict) or data.get("zsl_tagger") != 1:
+            raise InputError(f"{p} is not a zsl tagger state file (expected a JSON object with \"zsl_tagger\": 1). "
+                             f"{fix}")
+        if not isinstance(data.get("program"), dict):
+            raise InputError(f"{p} has no \"program\" object (the saved prompts and demonstrations); the file is "
+                             f"incomplete or was edited. {fix}")
+        program = self.program_
+        try:
+            program.load_state(data["program"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"The program state in {p} does not fit this program ({type(exc).__name__}: "
+                             f"{str(exc)[:200]}). {fix}") from None
         return self

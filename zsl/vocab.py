@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -204,14 +205,17 @@ class LabelVocab:
                   problems: list[str] | None = None) -> LabelVocab:
         """Read a vocabulary file.
 
-        * ``.txt``: one label per line (line endings stripped, other spaces kept; blank
-          lines skipped).
+        * ``.txt``: one label per line (lines end at ``\\n`` or ``\\r\\n`` only, so a label may
+          hold U+2028 or U+0085; other spaces kept; blank lines skipped).
         * ``.jsonl``: objects with ``label`` and optional ``description`` and ``prior``.
         * ``.csv`` / ``.tsv``: a header with a ``label`` column, optional ``description``
           and ``prior`` columns.
 
         Either table form may have a ``parent`` field naming each label's parent label (a
         hierarchy; roots leave it empty).
+
+        Files are UTF-8; a leading byte-order mark is ignored. A ``prior`` must be a
+        non-negative number (empty or ``null``: 0).
 
         Args:
             path: the file.
@@ -221,6 +225,8 @@ class LabelVocab:
                 line or dropped repeat (with ``dedupe``), so callers can report them.
         """
         p = Path(path)
+        if p.is_dir():
+            raise VocabularyError(f"The vocabulary {p} is a folder; give a .txt, .jsonl, .csv or .tsv file.")
         if not p.is_file():
             raise VocabularyError(f"Vocabulary file {p} does not exist.")
         labels: list[str] = []
@@ -235,7 +241,7 @@ class LabelVocab:
             if suffix == ".jsonl":
                 from zsl.data import iter_jsonl
 
-                for ln, obj, err in iter_jsonl(p.read_text(encoding="utf-8").splitlines()):
+                for ln, obj, err in iter_jsonl(_split_lines(p.read_text(encoding="utf-8-sig"))):
                     if err:
                         raise VocabularyError(f"{p}:{ln}: {err}.")
                     if not isinstance(obj, dict) or not isinstance(obj.get("label"), str):
@@ -248,9 +254,9 @@ class LabelVocab:
                     has_desc |= bool(obj.get("description"))
                     if "prior" in obj:
                         has_prior = True
-                    pri.append(float(obj.get("prior", 0.0)))
+                    pri.append(_prior(obj.get("prior"), p, ln))
             elif suffix in (".csv", ".tsv"):
-                with p.open(newline="", encoding="utf-8") as fh:
+                with p.open(newline="", encoding="utf-8-sig") as fh:
                     reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
                     if not reader.fieldnames or "label" not in reader.fieldnames:
                         raise VocabularyError(f"{p}: needs a header with a 'label' column; found {reader.fieldnames}.")
@@ -265,9 +271,9 @@ class LabelVocab:
                         lines.append(reader.line_num)
                         par.append(row.get("parent") or None)
                         descs.append(row.get("description") or None)
-                        pri.append(float(row.get("prior") or 0.0))
+                        pri.append(_prior(row.get("prior"), p, reader.line_num))
             else:
-                for ln, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+                for ln, line in enumerate(_split_lines(p.read_text(encoding="utf-8-sig")), 1):
                     if line.strip():
                         labels.append(line)
                         lines.append(ln)
@@ -297,6 +303,34 @@ class LabelVocab:
         if priors is not None:
             prior_arg = json.loads(Path(priors).read_text(encoding="utf-8"))
         return cls(labels, descs if has_desc else None, prior_arg, name=p.stem, parents=par if has_parent else None)
+
+
+def _split_lines(text: str) -> list[str]:
+    r"""Lines ended by ``\n`` or ``\r\n`` only: ``str.splitlines`` would also split a label at
+    U+2028, U+0085, form feeds and other characters that can sit inside a label.
+
+    Example:
+        >>> _split_lines("a\u2028b\r\nc\n")
+        ['a\u2028b', 'c']
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def _prior(value: object, path: Path, line: int) -> float:
+    """A ``prior`` cell as a float; ``None`` or an empty cell is 0."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0.0
+    try:
+        prior = float("nan") if isinstance(value, bool) else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        prior = float("nan")
+    if not math.isfinite(prior) or prior < 0:
+        raise VocabularyError(f"{path}:{line}: prior {value!r:.40} is not a non-negative number. "
+                              "Fix: write a number such as 0.25 (or leave it empty for 0).")
+    return prior
 
 
 def _check_parents(labels: tuple[str, ...], parents: Sequence[str | None] | Mapping[str, str | None]
