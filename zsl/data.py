@@ -18,7 +18,7 @@ from typing import Any
 from zsl.errors import InputError
 
 __all__ = ["BadRow", "Item", "check_regular_input", "count_records", "fingerprint", "fingerprint_and_count",
-           "input_format", "iter_jsonl", "iter_records", "read_items", "write_jsonl_atomic"]
+           "input_format", "iter_jsonl", "iter_jsonl_file", "iter_records", "read_items", "write_jsonl_atomic"]
 
 
 @dataclass
