@@ -1,0 +1,95 @@
+"""Label descriptions (issue #13 item 2): on by default for retrieval and Rank, cut, cleaned, switchable, recorded."""
+
+import numpy as np
+
+from zsl import LabelVocab, Tagger
+from zsl.encoders import HashingEncoder, encode_cached
+from zsl.index import VocabIndex
+from zsl.vocab import clean_description
+
+# Reuters-style codes: the label alone says nothing, the description does.
+CODES = ["earn", "crude", "acq", "grain"]
+GLOSSES = ["earnings forecasts", "crude oil prices", "mergers and acquisitions", "wheat corn barley"]
+MERGER = "Regulators cleared the merger of two regional airlines."
+
+
+def _vocab(descriptions=GLOSSES):
+    return LabelVocab(CODES, descriptions=descriptions)
+
+
+def _top(tagger, text=MERGER):
+    return tagger.predict([text], k=1)[0][0][0]
+
+
+def _write_tsv(path, rows):
+    path.write_text("label\tdescription\n" + "".join(f"{lab}\t{desc}\n" for lab, desc in rows), encoding="utf-8")
+    return path
+
+
+# -- retrieval ------------------------------------------------------------------------------
+def test_retrieval_embeds_descriptions_by_default_and_not_when_turned_off():
+    on = Tagger(_vocab(), encoder=HashingEncoder(256), infer=False, rank=False)
+    off = Tagger(_vocab(), encoder=HashingEncoder(256), infer=False, rank=False, use_descriptions=False)
+    assert on.index_.use_descriptions is True and off.index_.use_descriptions is False
+    assert _top(on) == "acq"  # "merger" meets "mergers and acquisitions"
+    assert _top(off) != "acq"  # "acq" alone shares nothing with the text
+
+
+class _Recording(HashingEncoder):
+    """Remembers the texts it embeds."""
+
+    def encode(self, texts, **kw):
+        self.seen = list(texts)
+        return super().encode(texts, **kw)
+
+
+def test_blank_or_repeated_descriptions_count_as_none_even_when_forced():
+    blank = _vocab(["", "  \n ", None, "Grain."])  # empty, whitespace, missing, the label again
+    assert not blank.has_descriptions and not LabelVocab(CODES).has_descriptions
+    assert VocabIndex(blank, HashingEncoder(64)).use_descriptions is False  # auto: off
+    enc = _Recording(96)  # a model id of its own: no cache hit from the index above
+    VocabIndex(blank, enc, use_descriptions=True)
+    assert enc.seen == CODES  # forced on, still the bare labels
+
+
+def test_partial_descriptions_embed_only_the_labels_that_have_one():
+    vocab = _vocab(["Earnings and Earnings Forecasts", None, "Mergers/Acquisitions", "  "])
+    assert vocab.has_descriptions
+    assert [vocab.text_for(i, with_description=True) for i in range(4)] == [
+        "earn: Earnings and Earnings Forecasts", "crude", "acq: Mergers/Acquisitions", "grain"]
+    index = VocabIndex(vocab, HashingEncoder(64))
+    alone = encode_cached(HashingEncoder(64), ["crude", "grain"])
+    np.testing.assert_allclose(index.label_emb[[1, 3]], alone, atol=1e-6)
+
+
+def test_embedding_cache_key_covers_the_description_texts():
+    class Counting(HashingEncoder):
+        calls = 0
+
+        def encode(self, texts, **kw):
+            Counting.calls += 1
+            return super().encode(texts, **kw)
+
+    first = VocabIndex(_vocab(), Counting(64)).label_emb
+    again = VocabIndex(_vocab(), Counting(64)).label_emb
+    assert Counting.calls == 1  # same labels and descriptions: read from the cache
+    np.testing.assert_array_equal(first, again)
+    other = VocabIndex(_vocab([*GLOSSES[:2], "company takeovers", GLOSSES[3]]), Counting(64)).label_emb
+    assert Counting.calls == 2  # one description changed: a new key, encoded again
+    assert not np.allclose(first[2], other[2]) and np.allclose(first[0], other[0])
+
+
+# -- cleaning and cutting -------------------------------------------------------------------
+def test_long_newline_blank_and_quoted_descriptions():
+    long = " ".join(f"w{i}" for i in range(100))
+    text, cut = clean_description("x", long)
+    assert cut and text == " ".join(long.split()[:48]) + "\u2026"
+    text, cut = clean_description("x", "a" * 1000)  # no spaces: the character budget holds
+    assert cut and len(text) == 401
+    assert clean_description("x", "first line\r\n\tsecond  line") == ("first line second line", False)
+    assert clean_description("x", " \n\t ") == (None, False) and clean_description("x", "") == (None, False)
+    assert clean_description("x", 'He said "buy", then \'sell\'') == ('He said "buy", then \'sell\'', False)
+    vocab = LabelVocab(["a", "b"], descriptions=[long, "short\none"])
+    assert vocab.text_for(0, with_description=True) == "a: " + " ".join(long.split()[:48]) + "\u2026"
+    assert vocab.text_for(1, with_description=True) == "b: short one"
+    assert vocab.descriptions_cut() == 1
