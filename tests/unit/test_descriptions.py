@@ -1,9 +1,14 @@
 """Label descriptions (issue #13 item 2): on by default for retrieval and Rank, cut, cleaned, switchable, recorded."""
 
+import dspy
 import numpy as np
+import pytest
+from zsl.programs.irr import InferRetrieveRank
 
+from tests.fakes import ScriptedLM
 from zsl import LabelVocab, Tagger
 from zsl.encoders import HashingEncoder, encode_cached
+from zsl.errors import InputError
 from zsl.index import VocabIndex
 from zsl.vocab import clean_description
 
@@ -33,6 +38,8 @@ def test_retrieval_embeds_descriptions_by_default_and_not_when_turned_off():
     assert on.index_.use_descriptions is True and off.index_.use_descriptions is False
     assert _top(on) == "acq"  # "merger" meets "mergers and acquisitions"
     assert _top(off) != "acq"  # "acq" alone shares nothing with the text
+    assert on.program_.config()["label_descriptions"] is True
+    assert off.program_.config()["label_descriptions"] is False
 
 
 class _Recording(HashingEncoder):
@@ -93,3 +100,57 @@ def test_long_newline_blank_and_quoted_descriptions():
     assert vocab.text_for(0, with_description=True) == "a: " + " ".join(long.split()[:48]) + "\u2026"
     assert vocab.text_for(1, with_description=True) == "b: short one"
     assert vocab.descriptions_cut() == 1
+
+
+# -- Rank -----------------------------------------------------------------------------------
+def _yesno_lm():
+    return ScriptedLM([], judge=lambda c: 4.0 if "Mergers" in c else -4.0)
+
+
+def test_yesno_rank_shows_descriptions_with_the_candidates():
+    vocab = _vocab(["Earnings and Earnings Forecasts", None, "Mergers/Acquisitions", 'grains, "cereals"\nand feed'])
+    lm = _yesno_lm()
+    tagger = Tagger(vocab, lm=lm, encoder=HashingEncoder(256), infer=False, rank_top=4, label_kind="topics")
+    assert _top(tagger) == "acq"
+    prefix, conts, suffix = lm.yesno_calls[0]
+    assert sorted(conts) == sorted(["earn (Earnings and Earnings Forecasts)", "crude", "acq (Mergers/Acquisitions)",
+                                    'grain (grains, "cereals" and feed)'])
+    # the question around the candidates is the one a vocabulary without descriptions gets
+    plain_lm = _yesno_lm()
+    Tagger(LabelVocab(CODES), lm=plain_lm, encoder=HashingEncoder(256), infer=False, rank_top=4,
+           label_kind="topics").predict([MERGER])
+    plain_prefix, plain_conts, plain_suffix = plain_lm.yesno_calls[0]
+    assert (prefix, suffix) == (plain_prefix, plain_suffix) and sorted(plain_conts) == sorted(CODES)
+
+
+def test_rank_descriptions_are_cut_to_the_smaller_rank_budget():
+    long = " ".join(f"w{i}" for i in range(60))
+    lm = ScriptedLM([], judge=lambda c: 0.0)
+    Tagger(LabelVocab(["x"], descriptions=[long]), lm=lm, encoder=HashingEncoder(64), infer=False).predict(["t"])
+    (cont,) = lm.yesno_calls[0][1]
+    assert cont == "x (" + " ".join(f"w{i}" for i in range(16)) + "\u2026)"
+
+
+def test_list_rank_shows_descriptions_in_the_options():
+    vocab = _vocab(["Earnings and Earnings Forecasts", None, "Mergers/Acquisitions", None])
+    program = InferRetrieveRank(VocabIndex(vocab, HashingEncoder(256)), infer=False, rank_top=4, rank_mode="list")
+    seen = {}
+
+    def fake_predict(text, options):
+        seen["options"] = options.splitlines()
+        return dspy.Prediction(selected="1")
+
+    program.rank.predict = fake_predict
+    program(text=MERGER)
+    assert "acq (Mergers/Acquisitions)" in [o.split(". ", 1)[1] for o in seen["options"]]
+    assert "crude" in [o.split(". ", 1)[1] for o in seen["options"]]
+    program.index = VocabIndex(vocab, HashingEncoder(256), use_descriptions=False)
+    program(text=MERGER)
+    assert sorted(o.split(". ", 1)[1] for o in seen["options"]) == sorted(CODES)
+
+
+def test_rank_refuses_descriptions_that_do_not_match_the_candidates():
+    from zsl.programs.irr import Rank
+
+    with pytest.raises(InputError, match="2 descriptions for 1 candidates"):
+        Rank(mode="yesno").shown(["a"], ["x", "y"])
