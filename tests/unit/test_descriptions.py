@@ -1,5 +1,7 @@
 """Label descriptions (issue #13 item 2): on by default for retrieval and Rank, cut, cleaned, switchable, recorded."""
 
+import json
+
 import dspy
 import numpy as np
 import pytest
@@ -7,9 +9,11 @@ from zsl.programs.irr import InferRetrieveRank
 
 from tests.fakes import ScriptedLM
 from zsl import LabelVocab, Tagger
+from zsl.cli import main
 from zsl.encoders import HashingEncoder, encode_cached
 from zsl.errors import InputError
 from zsl.index import VocabIndex
+from zsl.run import label_run
 from zsl.vocab import clean_description
 
 # Reuters-style codes: the label alone says nothing, the description does.
@@ -154,3 +158,74 @@ def test_rank_refuses_descriptions_that_do_not_match_the_candidates():
 
     with pytest.raises(InputError, match="2 descriptions for 1 candidates"):
         Rank(mode="yesno").shown(["a"], ["x", "y"])
+
+
+# -- runs: switch, manifest, resume, one note -----------------------------------------------
+def test_cli_flag_turns_descriptions_off_is_recorded_and_a_resume_with_the_other_choice_is_refused(
+        tmp_path, monkeypatch, capsys):
+    import zsl.lm
+
+    lms = []
+
+    def fake_get_lm(name=None, **kw):
+        lms.append(_yesno_lm())
+        return lms[-1]
+
+    monkeypatch.setattr(zsl.lm, "get_lm", fake_get_lm)
+    vocab = _write_tsv(tmp_path / "labels.tsv", zip(CODES, GLOSSES, strict=True))
+    items = tmp_path / "items.txt"
+    items.write_text(MERGER + "\n", encoding="utf-8")
+    base = ["label", str(items), "--labels", str(vocab), "--encoder", "hashing", "--no-infer", "--rank-top", "4",
+            "-k", "1"]
+    assert main([*base, "--out", str(tmp_path / "on")]) == 0
+    assert "acq (mergers and acquisitions)" in lms[-1].yesno_calls[0][1]
+    assert main([*base, "--out", str(tmp_path / "off"), "--no-label-descriptions"]) == 0
+    assert sorted(lms[-1].yesno_calls[0][1]) == sorted(CODES)
+    settings = {name: json.loads((tmp_path / name / "manifest.json").read_text())["settings"]["settings"]
+                for name in ("on", "off")}
+    assert settings["on"]["label_descriptions"] is True and settings["off"]["label_descriptions"] is False
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "on"), "--no-label-descriptions"]) == 2
+    assert "label_descriptions: true -> false" in capsys.readouterr().err
+
+
+def test_image_descriptions_flag_is_a_separate_switch():
+    from zsl.cli import build_parser
+
+    args = build_parser().parse_args(["label", "x", "--descriptions"])
+    assert args.descriptions is True and args.no_label_descriptions is False
+    args = build_parser().parse_args(["label", "x", "--no-label-descriptions"])
+    assert args.descriptions is False and args.no_label_descriptions is True
+
+
+def test_label_run_resume_with_the_other_setting_is_refused(tmp_path):
+    items = tmp_path / "items.txt"
+    items.write_text(MERGER + "\nOil prices fell.\n", encoding="utf-8")
+    base = {"encoder": "hashing", "infer": False, "rank": False, "k": 1}
+    s = label_run(items, _vocab(), out=tmp_path / "run", **base)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "labels.jsonl").read_text().splitlines()]
+    assert rows[0]["labels"] == ["acq"]
+    with pytest.raises(InputError, match="label_descriptions: true -> false"):
+        label_run(items, _vocab(), out=tmp_path / "run", label_descriptions=False, **base)
+    again = label_run(items, _vocab(), out=tmp_path / "run", label_descriptions=True, **base)
+    assert again.already_complete and s.labelled == 2
+
+
+def test_cut_descriptions_are_reported_once_per_run_not_per_item(tmp_path):
+    long = " ".join(f"w{i}" for i in range(60))  # over both budgets
+    mid = " ".join(f"m{i}" for i in range(20))  # over the Rank budget only
+    vocab = LabelVocab(["x", "y", "z"], descriptions=[long, mid, "short"])
+    items = tmp_path / "items.txt"
+    items.write_text("".join(f"item number {i}\n" for i in range(9)), encoding="utf-8")
+    lm = ScriptedLM([], judge=lambda c: 0.0)
+    s = label_run(items, vocab, out=tmp_path / "run", lm=lm, encoder="hashing", infer=False, k=1, chunk_size=2)
+    notes = [w for w in s.warnings if "label descriptions" in w]
+    assert len(notes) == 1
+    assert "1 longer than 48 words" in notes[0] and "2 longer than 16 words" in notes[0]
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert log.count("label descriptions:") == 1
+    rows = [json.loads(x) for x in (tmp_path / "run" / "labels.jsonl").read_text().splitlines()]
+    assert len(rows) == 9 and not any("notes" in r for r in rows)
+    plain = label_run(items, vocab, out=tmp_path / "plain", lm=lm, encoder="hashing", infer=False, k=1,
+                      label_descriptions=False)
+    assert not any("label descriptions" in w for w in plain.warnings)
