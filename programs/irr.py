@@ -28,7 +28,7 @@ from dspy.utils.usage_tracker import track_usage
 from zsl.errors import InputError
 from zsl.index import VocabIndex, apply_prior, max_over_phrases
 from zsl.prompting import LabelKind, Prompt, load_prompt
-from zsl.vocab import clean_description
+from zsl.vocab import DESCRIPTION_CHARS, DESCRIPTION_WORDS, clean_description
 
 __all__ = ["Infer", "InferRetrieveRank", "Rank", "parse_numbers", "parse_phrases"]
 
@@ -301,8 +301,6 @@ class InferRetrieveRank(dspy.Module):
         """
         if not self.index.use_descriptions:
             return []
-        from zsl.vocab import DESCRIPTION_CHARS, DESCRIPTION_WORDS
-
         vocab = self.index.vocab
         parts = []
         if self.index.descriptions_cut:
