@@ -89,7 +89,8 @@ def _cmd_label(args: argparse.Namespace) -> int:
                     "rank": not args.no_rank, "rank_top": args.rank_top, "text_field": args.text_field, "id_field": args.id_field,
                     "program": args.program, "concurrency": args.concurrency, "timeout": args.timeout, "retries": args.retries,
                     "image_backend": args.image_model,
-                    "image_kwargs": {"descriptions": "lm", "lm": args.lm} if args.descriptions else None}
+                    "image_kwargs": {"descriptions": "lm", "lm": args.lm} if args.descriptions else None,
+                    "label_descriptions": False if args.no_label_descriptions else None}
     if args.dry_run is not None:
         est = estimate_run(args.input, args.labels, sample=args.dry_run, **settings)
         _print_estimate(est)
@@ -319,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-model", help="image backend: efficientnet-lite2 (default, offline), efficientnet-lite0, "
                                          "or clip:ARCH@/path/to/checkpoint.pt")
     p.add_argument("--descriptions", action="store_true", help="images: let the LLM write visual label descriptions")
+    p.add_argument("--no-label-descriptions", action="store_true",
+                   help="texts: ignore the vocabulary's 'description' column (used by default for retrieval and Rank)")
     p.set_defaults(func=_cmd_label)
 
     p = sub.add_parser("optimize", help="optimise the DSPy program on a few labelled examples and save it")

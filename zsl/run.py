@@ -181,20 +181,20 @@ class _TextLabeller:
 
     def __init__(self, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool, rank: bool,
                  rank_top: int, program: str | os.PathLike[str] | None, concurrency: int, timeout: float | None,
-                 retries: int):
+                 retries: int, label_descriptions: bool | None = None):
         from zsl.lm import is_remote, resolve_lm_name
         from zsl.tagger import Tagger
 
         self.vocab, self.k = vocab, k
         self.tagger = Tagger(vocab, lm=lm, encoder=encoder, label_kind=label_kind, infer=infer, rank=rank,
-                             rank_top=rank_top)
+                             rank_top=rank_top, use_descriptions=label_descriptions)
         if program is not None:
             self.tagger.load(program)
         self.program = self.tagger.program_
         self.uses_lm = infer or rank
         self.remote = self.uses_lm and isinstance(lm, str | None) and is_remote(resolve_lm_name(lm))
         self.lm_name = resolve_lm_name(lm) if isinstance(lm, str | None) else getattr(lm, "model", type(lm).__name__)
-        self.warnings: list[str] = []
+        self.warnings: list[str] = self.program.setup_notes()
         if concurrency > 1 and self.uses_lm and not self.remote:
             self.warnings.append(f"concurrency {concurrency} ignored: the local LLM labels one item at a time "
                                  "(it already uses every core)")
@@ -717,7 +717,8 @@ def _add_usage(total: dict[str, dict[str, int]], part: dict[str, dict[str, int]]
 
 def _make_labeller(fmt: str, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool,
                    rank: bool, rank_top: int, program: Any, concurrency: int, timeout: float | None, retries: int,
-                   image_backend: Any, image_kwargs: dict[str, Any] | None, model: Any = None) -> Any:
+                   image_backend: Any, image_kwargs: dict[str, Any] | None, model: Any = None,
+                   label_descriptions: bool | None = None) -> Any:
     if model is not None:
         if fmt == "images":
             raise InputError("--model labels texts with a distilled text student; images take --image-model.")
@@ -726,7 +727,7 @@ def _make_labeller(fmt: str, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int
         return _ImageLabeller(vocab, backend=image_backend, k=k, tagger_kwargs=dict(image_kwargs or {}))
     return _TextLabeller(vocab, lm=lm, encoder=encoder, k=k, label_kind=label_kind, infer=infer, rank=rank,
                          rank_top=rank_top, program=program, concurrency=concurrency, timeout=timeout,
-                         retries=retries)
+                         retries=retries, label_descriptions=label_descriptions)
 
 
 def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | LabelVocab | Sequence[str] | None, *,
@@ -735,7 +736,7 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
               text_field: str = "text", id_field: str = "id", program: str | os.PathLike[str] | None = None,
               image_backend: Any = None, image_kwargs: dict[str, Any] | None = None, chunk_size: int | None = None,
               concurrency: int = 1, timeout: float | None = None, retries: int = 3, fresh: bool = False,
-              model: Any = None, show_progress: bool = False) -> RunSummary:
+              model: Any = None, label_descriptions: bool | None = None, show_progress: bool = False) -> RunSummary:
     """Label a dataset into a resumable run directory (see the module docstring).
 
     Args:
@@ -762,6 +763,8 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
         model: a student folder from ``zsl distill`` (or a loaded
             :class:`~zsl.distill.StudentClassifier`) to label with instead of the LLM program;
             rows then also list the labels ``above_threshold`` (the student's own threshold).
+        label_descriptions: texts: use the vocabulary's label descriptions for retrieval and
+            Rank (``Tagger(use_descriptions=...)``); None: when it has any. Part of the settings.
         show_progress: a progress bar with items/s and ETA on stderr.
 
     Returns:
@@ -786,7 +789,8 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     vocab, vocab_path = _load_vocab(labels, warnings) if labels is not None else (None, None)
     labeller = _make_labeller(fmt, vocab, lm=lm, encoder=encoder, k=k, label_kind=label_kind, infer=infer, rank=rank,
                               rank_top=rank_top, program=program, concurrency=concurrency, timeout=timeout,
-                              retries=retries, image_backend=image_backend, image_kwargs=image_kwargs, model=model)
+                              retries=retries, image_backend=image_backend, image_kwargs=image_kwargs, model=model,
+                              label_descriptions=label_descriptions)
     vocab = labeller.vocab
     warnings += labeller.warnings
     if chunk_size is None:
@@ -1044,13 +1048,13 @@ def estimate_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] |
     settings.pop("show_progress", None)
     settings.pop("chunk_size", None)
     keys = ("lm", "encoder", "k", "label_kind", "infer", "rank", "rank_top", "program", "concurrency", "timeout",
-            "retries", "image_backend", "image_kwargs")
+            "retries", "image_backend", "image_kwargs", "label_descriptions")
     unknown = set(settings) - set(keys) - {"text_field", "id_field"}
     if unknown:
         raise InputError(f"Unknown settings {sorted(unknown)}; expected some of {list(keys)}.")
     defaults = {"lm": None, "encoder": None, "k": 5, "label_kind": "labels", "infer": True, "rank": True,
                 "rank_top": 20, "program": None, "concurrency": 1, "timeout": None, "retries": 3,
-                "image_backend": None, "image_kwargs": None}
+                "image_backend": None, "image_kwargs": None, "label_descriptions": None}
     opts = {**defaults, **{k: v for k, v in settings.items() if k in keys}}
     labeller = _make_labeller(fmt, vocab, **opts)
     records = _records(input_path, fmt, settings.get("text_field", "text"), settings.get("id_field", "id"))

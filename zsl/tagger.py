@@ -60,7 +60,13 @@ class Tagger:
         label_kind: what the labels are called in prompts (``"skills"``, ``"topics"``).
         infer, rank, rank_top, text_weight, prior_weight, rank_weight, max_phrases:
             see :class:`zsl.programs.irr.InferRetrieveRank`.
-        use_descriptions: embed label descriptions with the labels.
+        use_descriptions: use the vocabulary's label descriptions: embedded with the label for
+            retrieval (``"label: description"``, cut to 48 words / 400 characters) and shown to
+            the Rank step as ``"label (description)"`` (cut to 16 words / 120 characters, set
+            in ``prompts/rank_*.json``). Labels without a description (or with a blank one, or
+            one that repeats the label) are used alone, exactly as without descriptions.
+            ``None`` (the default): on when the vocabulary has any description; ``True`` /
+            ``False`` force it. See :func:`zsl.vocab.clean_description`.
         random_state: seed for optimisation.
 
     Attributes:
@@ -71,7 +77,7 @@ class Tagger:
     def __init__(self, vocab: LabelVocab | Sequence[str], *, lm: Any = None, infer_lm: Any = None, rank_lm: Any = None,
                  encoder: Any = None, label_kind: str = "labels", infer: bool = True, rank: bool = True,
                  rank_top: int = 30, text_weight: float = 0.5, prior_weight: float = 0.0, rank_weight: float = 0.2,
-                 max_phrases: int = 8, use_descriptions: bool = False, random_state: int = 0):
+                 max_phrases: int = 8, use_descriptions: bool | None = None, random_state: int = 0):
         self.vocab = vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab)
         self.lm = lm
         self.infer_lm = infer_lm
