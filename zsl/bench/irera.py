@@ -46,10 +46,29 @@ def load_split(data: Path, split: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def load_vocab(data: Path):
+def load_vocab(data: Path, descriptions: bool = True):
+    """The 13,896 ESCO labels with priors; with their 12,585 descriptions unless ``descriptions`` is False."""
     from zsl import LabelVocab
 
-    return LabelVocab.from_file(data / "esco_skills_vocab.txt", priors=data / "esco_priors.json")
+    name = "esco_skills_vocab.jsonl" if descriptions else "esco_skills_vocab.txt"
+    return LabelVocab.from_file(data / name, priors=data / "esco_priors.json")
+
+
+def make_index(args: argparse.Namespace, encoder: str | None = None, descriptions: bool | None = None,
+               show_progress: bool = False):
+    """The vocabulary index for ``--encoder`` / ``--no-descriptions`` (or the given overrides)."""
+    from zsl.encoders import get_encoder
+    from zsl.index import VocabIndex
+
+    desc = args.descriptions if descriptions is None else descriptions
+    vocab = load_vocab(Path(args.data), desc)
+    return VocabIndex(vocab, get_encoder(encoder if encoder is not None else args.encoder), use_descriptions=desc,
+                      show_progress=show_progress)
+
+
+def default_variant(args: argparse.Namespace) -> str:
+    """Records are named after the retriever that chose the candidates: ``minilm-l6-desc`` ..."""
+    return f"{args.encoder or 'minilm-l6'}{'-desc' if args.descriptions else ''}"
 
 
 def peak_rss_mb() -> float:
@@ -63,20 +82,18 @@ def _records_path(out: Path, split: str, variant: str) -> Path:
 def run(args: argparse.Namespace) -> None:
     import dspy
 
-    from zsl.encoders import get_encoder
-    from zsl.index import VocabIndex
     from zsl.lm import get_lm
     from zsl.programs.irr import InferRetrieveRank
 
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    vocab = load_vocab(data)
     t0 = time.perf_counter()
-    index = VocabIndex(vocab, get_encoder(args.encoder), show_progress=True)
+    index = make_index(args, show_progress=True)
+    vocab = index.vocab
     print(f"index over {len(vocab)} labels ready in {time.perf_counter() - t0:.1f}s ({index.backend})", flush=True)
     lm = get_lm(args.lm, max_tokens=96)
     program = InferRetrieveRank(index, label_kind="skills", rank_top=args.rank_top, text_weight=0.5,
-                                max_phrases=args.max_phrases)
+                                max_phrases=args.max_phrases, rank=not args.no_rank)
     program.set_lm(lm)
     if args.program:
         from zsl.tagger import Tagger
@@ -87,7 +104,7 @@ def run(args: argparse.Namespace) -> None:
             if key in state["settings"]:
                 setattr(program, key, state["settings"][key])
         del Tagger
-    variant = args.variant
+    variant = args.variant or default_variant(args)
     for split in args.split:
         rows = load_split(data, split)
         if args.limit:
@@ -100,7 +117,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"{split}/{variant}: {len(done)} done, {len(todo)} to go", flush=True)
         with path.open("a", encoding="utf-8") as fh:
             for n, (i, row) in enumerate(todo, 1):
-                rec = one_item(program, lm, row["text"])
+                rec = one_item(program, lm, row["text"], rank_descriptions=not args.no_rank_descriptions)
                 rec.update(i=i, gold=row["labels"])
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 fh.flush()
@@ -110,8 +127,10 @@ def run(args: argparse.Namespace) -> None:
     dspy.configure(lm=None)
 
 
-def one_item(program, lm, text: str) -> dict[str, Any]:
-    """Run Infer and Rank once for a text, recording everything needed to score all variants."""
+def one_item(program, lm, text: str, rank_descriptions: bool = True) -> dict[str, Any]:
+    """Run Infer and Rank once for a text, recording everything needed to score all variants.
+
+    With ``program.use_rank`` False only the phrases and candidates are recorded (no log-odds)."""
     rt = lm.scorer
     n_hist = len(lm.history)
     t = time.perf_counter()
@@ -131,9 +150,15 @@ def one_item(program, lm, text: str) -> dict[str, Any]:
     cand = np.argsort(-scores, kind="stable")[: program.rank_top]
     t = time.perf_counter()
     before = rt.tokens_evaluated
-    ranked = program.rank(text=text, candidates=[program.index.vocab[j] for j in cand])
+    vocab = program.index.vocab
+    descs = ([vocab.descriptions[j] for j in cand] if rank_descriptions and program.index.use_descriptions
+             and vocab.descriptions is not None else None)
+    if program.use_rank:
+        ranked = program.rank(text=text, candidates=[vocab[j] for j in cand], descriptions=descs)
+        logodds = np.log(np.clip(ranked.scores, 1e-9, 1)) - np.log(np.clip(1 - ranked.scores, 1e-9, 1))
+    else:
+        logodds = np.zeros(0)
     t_rank = time.perf_counter() - t
-    logodds = np.log(np.clip(ranked.scores, 1e-9, 1)) - np.log(np.clip(1 - ranked.scores, 1e-9, 1))
     return {
         "phrases": phrases, "note": note, "cand": cand.tolist(), "logodds": [round(float(x), 4) for x in logodds],
         "seconds_infer": t_infer, "seconds_retrieve": t_retrieve, "seconds_rank": t_rank,
@@ -176,6 +201,56 @@ def evaluate(records: list[dict[str, Any]], texts: list[str], program, **kw) -> 
     y = vocab.to_multi_hot([r["gold"] for r in records], strict=False)
     s = np.stack([scores_for(r, t, program, **kw) for r, t in zip(records, texts)])
     return {"rp5": 100 * rp_at_k(y, s, 5), "rp10": 100 * rp_at_k(y, s, 10)}
+
+
+def retrievers(args: argparse.Namespace) -> None:
+    """Compare retrievers on the validation sets from one set of recorded Infer phrases (no LLM).
+
+    The phrases do not depend on the retriever, so every encoder / description setting is
+    scored from the same records: RP@5 and RP@10 of retrieval from the text alone (a) and
+    from text + phrases (b), and the share of gold labels among the top N candidates, which
+    bounds what a Rank step over N candidates can reach.
+    """
+    from zsl.programs.irr import InferRetrieveRank
+
+    data, out = Path(args.data), Path(args.out)
+    splits = ("tech_validation", "house_validation")
+    lines = [(f"Retrievers on the validation sets, from the `{args.variant}` phrase records "
+             f"(`python -m zsl.bench.irera retrievers --encoders {' '.join(args.encoders)}`):"), "",
+             ("| encoder | descriptions | split | items | (a) RP@5 / RP@10 | (b) RP@5 / RP@10 | gold in top 10 / 20 / 30 / 50 "
+             "| label encoding s |"), "|---|---|---|---|---|---|---|---|"]
+    for enc in args.encoders:
+        for desc in (False, True) if args.both else (args.descriptions,):
+            t = time.perf_counter()
+            index = make_index(args, enc, desc, show_progress=True)
+            t_index = time.perf_counter() - t
+            program = InferRetrieveRank(index, infer=False, rank=False)
+            cache: dict = {}
+            for split in splits:
+                rows = load_split(data, split)
+                recs = _load_records(out, split, args.variant)
+                if not recs:
+                    continue
+                texts = [rows[r["i"]]["text"] for r in recs]
+                kw = {"text_weight": 0.5, "rank_weight": 0.0, "prior_weight": 0.0, "phrase_cache": cache}
+                ma = evaluate(recs, texts, program, variant="a", **kw)
+                mb = evaluate(recs, texts, program, variant="b", **kw)
+                hits = {n: 0 for n in (10, 20, 30, 50)}
+                n_gold = 0
+                for r, text in zip(recs, texts):
+                    order = np.argsort(-scores_for(r, text, program, variant="b", **kw), kind="stable")
+                    gold = {index.vocab.index(g) for g in r["gold"] if g in index.vocab}
+                    n_gold += len(gold)
+                    for n in hits:
+                        hits[n] += len(gold & set(order[:n].tolist()))
+                recall = " / ".join(f"{100 * hits[n] / max(1, n_gold):.1f}" for n in hits)
+                lines.append(f"| {enc or 'minilm-l6'} | {'yes' if desc else 'no'} | {split} | {len(recs)} | "
+                             f"{ma['rp5']:.1f} / {ma['rp10']:.1f} | {mb['rp5']:.1f} / {mb['rp10']:.1f} | {recall} | "
+                             f"{t_index:.0f} |")
+                print(lines[-1], flush=True)
+    table = "\n".join(lines)
+    print(table)
+    (out / "retrievers.md").write_text(table + "\n", encoding="utf-8")
 
 
 def report(args: argparse.Namespace) -> None:
@@ -408,14 +483,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--out", default=DEFAULT_OUT, help="folder of per-item records (default: $ZSL_HOME/bench/irera)")
     p.add_argument("--encoder", default=None)
+    p.add_argument("--no-descriptions", dest="descriptions", action="store_false",
+                   help="labels without their ESCO descriptions (retrieval and Rank)")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
     r.add_argument("--split", action="append", choices=SPLITS, required=True)
     r.add_argument("--lm", default=None)
-    r.add_argument("--rank-top", type=int, default=30)
+    r.add_argument("--rank-top", type=int, default=50)
+    r.add_argument("--no-rank", action="store_true", help="record phrases and candidates only (no Rank step)")
+    r.add_argument("--no-rank-descriptions", action="store_true",
+                   help="show the Rank step bare labels even when retrieval embeds descriptions")
     r.add_argument("--max-phrases", type=int, default=8)
     r.add_argument("--limit", type=int, default=0)
-    r.add_argument("--variant", default="zeroshot", help="record set name: zeroshot or optimized")
+    r.add_argument("--variant", default=None,
+                   help="record set name (default: the retriever, e.g. minilm-l6-desc)")
     r.add_argument("--program", help="compiled program JSON (for --variant optimized)")
     r.set_defaults(func=run)
     t = sub.add_parser("tune")
@@ -430,6 +511,11 @@ def main(argv: list[str] | None = None) -> None:
     sp.add_argument("--tops", type=int, nargs="+", default=[10, 20, 30, 50])
     sp.add_argument("--lm", default=None)
     sp.set_defaults(func=speed)
+    rv = sub.add_parser("retrievers")
+    rv.add_argument("--encoders", nargs="+", default=["minilm-l6", "mpnet"])
+    rv.add_argument("--variant", default="phrases", help="the records whose phrases are scored")
+    rv.add_argument("--both", action="store_true", help="each encoder with and without descriptions")
+    rv.set_defaults(func=retrievers)
     rep = sub.add_parser("report")
     rep.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     rep.set_defaults(func=report)
