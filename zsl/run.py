@@ -296,7 +296,8 @@ class _TextLabeller:
                 out.append(_Retryable(f"item {item.id}: no answer within the time limit ({self.timeout}s per "
                                       f"call, {self.retries} retries)"))
             except Exception as exc:  # noqa: BLE001 - one failing item is reported and skipped, the run goes on
-                why = f"item {item.id}: {type(exc).__name__}: {str(exc)[:300]}"
+                first = (str(exc).strip().splitlines() or [""])[0]  # DSPy appends a multi-line "To fix" list
+                why = f"item {item.id}: {type(exc).__name__}: {first[:300]}"
                 out.append(_Retryable(why) if is_transient(exc) else why)
             else:
                 for step, u in (pred.get("usage") or {}).items():

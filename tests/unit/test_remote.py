@@ -96,6 +96,7 @@ def test_items_that_keep_failing_are_retryable_and_a_rerun_labels_exactly_those(
         errors = _rows(tmp_path / "run" / "errors.jsonl")
         assert [e["id"] for e in errors] == [f"i{TEXTS.index(t)}" for t in storms]
         assert all(e["retryable"] is True for e in errors), errors
+        assert all("\n" not in e["reason"] and f"fake {status}" in e["reason"] for e in errors), errors
         assert "rerun the same command" in capsys.readouterr().err
         assert sorted(server.texts[1:]) == sorted(TEXTS + storms)  # check, every item, one retry per storm item
 
