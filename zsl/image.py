@@ -1028,9 +1028,9 @@ def _read_inputs(inputs: Any) -> tuple[list[str], list[list[str] | None], list[S
             if not p.is_file():
                 raise InputError(f"{p} does not exist.")
             paths, gold, bad = [], [], []
-            from zsl.data import iter_jsonl
+            from zsl.data import iter_jsonl_file
 
-            for ln, obj, err in iter_jsonl(p.read_text(encoding="utf-8").splitlines()):
+            for ln, obj, err in iter_jsonl_file(p):
                 if err:
                     bad.append(SkippedImage(f"{p}:{ln}", err))
                     continue

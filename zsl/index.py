@@ -80,17 +80,25 @@ class VocabIndex:
     Args:
         vocab: the labels (column order of every score array).
         encoder: the text encoder (labels and queries must share it).
-        use_descriptions: embed ``"label: description"`` where a description exists.
+        use_descriptions: embed ``"label: description"`` for labels that have a description
+            (cut to :data:`zsl.vocab.DESCRIPTION_WORDS` words, see
+            :func:`zsl.vocab.clean_description`); the others are embedded alone. ``None``
+            (the default): on when the vocabulary has any description.
         faiss_threshold: use faiss above this many labels (exact numpy below).
         show_progress: progress bar while embedding the vocabulary the first time.
+
+    Attributes:
+        use_descriptions: the resolved setting (a bool).
+        descriptions_cut: how many embedded descriptions were cut to the budget.
     """
 
-    def __init__(self, vocab: LabelVocab, encoder: Encoder, *, use_descriptions: bool = False,
+    def __init__(self, vocab: LabelVocab, encoder: Encoder, *, use_descriptions: bool | None = None,
                  faiss_threshold: int = 50_000, show_progress: bool = False):
         self.vocab = vocab
         self.encoder = encoder
-        self.use_descriptions = use_descriptions
-        texts = [vocab.text_for(i, with_description=use_descriptions) for i in range(len(vocab))]
+        self.use_descriptions = vocab.has_descriptions if use_descriptions is None else bool(use_descriptions)
+        self.descriptions_cut = vocab.descriptions_cut() if self.use_descriptions else 0
+        texts = [vocab.text_for(i, with_description=self.use_descriptions) for i in range(len(vocab))]
         self.label_emb = encode_cached(encoder, texts, show_progress=show_progress).astype(np.float32)
         self._faiss = None
         if len(vocab) > faiss_threshold:

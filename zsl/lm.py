@@ -23,14 +23,14 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from zsl.errors import MissingDependencyError, ModelNotFoundError, RemoteModelError
+from zsl.errors import ModelNotFoundError, RemoteModelError
+from zsl.llama_runtime import LlamaRuntime
 from zsl.models import DEFAULT_LM, MODELS, get_spec, model_path
 
 __all__ = ["REMOTE_TIMEOUT", "LlamaCppLM", "check_lm", "get_lm", "is_remote", "is_remote_lm",  # noqa: F822
@@ -85,6 +85,7 @@ def get_lm(name: str | None = None, *, temperature: float = 0.0, max_tokens: int
 
     Raises:
         ModelNotFoundError: the name is neither embedded, a file, nor ``provider/model``.
+        ModelIntegrityError: a model file is not GGUF.
     """
     resolved = resolve_lm_name(name)
     _ensure_lm_cache()
@@ -98,6 +99,7 @@ def get_lm(name: str | None = None, *, temperature: float = 0.0, max_tokens: int
     if resolved.endswith(".gguf") or path.is_file():
         if not path.is_file():
             raise ModelNotFoundError(f"No GGUF file at {path}. Give an existing path or one of: {_llm_names()}")
+        _check_gguf_magic(path)
         return _llamacpp_cls()(path, name=str(path), temperature=temperature, max_tokens=max_tokens, **kwargs)
     if "/" in resolved:
         import dspy
@@ -108,6 +110,19 @@ def get_lm(name: str | None = None, *, temperature: float = 0.0, max_tokens: int
         f"Unknown LM '{resolved}'. Expected one of the embedded models ({_llm_names()}), a path to a .gguf "
         "file, or a provider model such as 'openai/gpt-4o-mini' or 'ollama_chat/qwen2.5'."
     )
+
+
+def _check_gguf_magic(path: Path) -> None:
+    """Refuse a file that does not start with the GGUF magic before llama.cpp sees it (it
+    would fail with an opaque message, or crash, on an HTML error page or a cut download)."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head != b"GGUF":
+        from zsl.errors import ModelIntegrityError
+
+        raise ModelIntegrityError(f"{path} is not a GGUF model file: it starts with {head!r} instead of b'GGUF' (a "
+                                  "failed download, an HTML page, or another model format). Fix: download the .gguf "
+                                  f"again, convert the model to GGUF, or use an embedded model: {_llm_names()}")
 
 
 _CACHE_DIR: list[str] = []
@@ -161,119 +176,6 @@ def check_lm(lm: Any, name: str | None = None, *,
         raise RemoteModelError(f"{label} answered with nothing to a test prompt.")
 
 
-def _import_llama():
-    # llama.cpp's OpenMP threads spin at barriers by default; on a small machine shared with
-    # other work (an encoder, a second process) that collapses throughput (measured here:
-    # 7 vs 21 prompt tok/s with 2 threads under load). Its cost on an idle machine is not
-    # measured yet; set OMP_WAIT_POLICY=ACTIVE to compare.
-    # Read by libgomp when it loads, so it must be set before llama_cpp is imported.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        import llama_cpp
-    except ImportError:
-        raise MissingDependencyError("llama-cpp-python", "Running local GGUF models",
-                                     "pip install 'llama-cpp-python==0.3.36' (builds from source, 8-15 min on 2 cores)") from None
-    return llama_cpp
-
-
-class _LlamaRuntime:
-    """One loaded llama.cpp model shared by LM copies; calls are serialised by a lock."""
-
-    def __init__(self, path: Path, *, n_ctx: int, n_threads: int | None, seed: int, chat: bool):
-        llama_cpp = _import_llama()
-        self.path = path
-        self.chat = chat
-        self.lock = threading.Lock()
-        self.llama = llama_cpp.Llama(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            n_threads=n_threads or max(1, os.cpu_count() or 1),
-            n_batch=512,
-            seed=seed,
-            verbose=False,
-        )
-        self.n_ctx = n_ctx
-        self.tokens_evaluated = 0  # prompt tokens run through yes/no scoring (for accounting)
-
-    def n_tokens(self, text: str) -> int:
-        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
-
-    def complete(self, messages: Sequence[dict[str, str]], *, max_tokens: int, temperature: float,
-                 stop: Sequence[str] = ()) -> tuple[str, str, int, int]:
-        """Run one completion; returns (text, finish_reason, prompt_tokens, completion_tokens)."""
-        with self.lock:
-            if self.chat:
-                out = self.llama.create_chat_completion(
-                    messages=list(messages), max_tokens=max_tokens, temperature=temperature,
-                    stop=list(stop) or None,
-                )
-                choice = out["choices"][0]
-                text = choice["message"].get("content") or ""
-            else:
-                prompt = _as_completion_prompt(messages)
-                out = self.llama.create_completion(
-                    prompt, max_tokens=max_tokens, temperature=temperature, stop=list(stop) or None,
-                )
-                choice = out["choices"][0]
-                text = choice.get("text") or ""
-        usage = out.get("usage") or {}
-        return text, choice.get("finish_reason") or "stop", int(usage.get("prompt_tokens", 0)), int(
-            usage.get("completion_tokens", 0))
-
-    @property
-    def chatml(self) -> bool:
-        template = (self.llama.metadata or {}).get("tokenizer.chat_template", "")
-        return self.chat and "<|im_start|>" in template
-
-    def yes_no_logodds(self, prefix: str, continuations: Sequence[str], suffix: str, system: str = "") -> list[float]:
-        """log P(Yes) - log P(No) of the next token after ``prefix + c + suffix``, per continuation.
-
-        Chat models get the question inside a user turn and answer as the assistant; base
-        models continue the plain text. The shared prefix is evaluated once; each
-        continuation only appends its own tokens, reusing llama.cpp's KV cache.
-        """
-        if self.chatml:
-            prefix = f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{prefix}"
-            suffix = f"{suffix}<|im_end|>\n<|im_start|>assistant\n"
-            yes, no = "Yes", "No"
-        else:
-            prefix = f"{system}\n\n{prefix}" if system else prefix
-            yes, no = " Yes", " No"
-        llama = self.llama
-        tok = lambda s, bos=False: llama.tokenize(s.encode("utf-8"), add_bos=bos, special=True)
-        yes_id, no_id = tok(yes)[0], tok(no)[0]
-        with self.lock:
-            pre = tok(prefix, bos=True)
-            llama.reset()
-            llama.eval(pre)
-            self.tokens_evaluated += len(pre)
-            n_pre = llama.n_tokens
-            out = []
-            llama_cpp = _import_llama()
-            for cont in continuations:
-                llama.n_tokens = n_pre  # roll back to the shared prefix; eval() drops the KV cache past it
-                body = tok(cont + suffix)
-                budget = self.n_ctx - n_pre - 1
-                llama.eval(body[:budget])
-                self.tokens_evaluated += min(len(body), budget)
-                ptr = llama_cpp.llama_get_logits_ith(llama._ctx.ctx, -1)
-                ly, ln = float(ptr[yes_id]), float(ptr[no_id])
-                diff = ly - ln
-                out.append(diff if math.isfinite(diff) else 0.0)
-        return out
-
-
-def _as_completion_prompt(messages: Sequence[dict[str, str]]) -> str:
-    """Flatten chat messages for a base model with no chat template."""
-    lines = []
-    for m in messages:
-        role = m.get("role", "user")
-        content = m.get("content") or ""
-        lines.append(content if role == "system" else f"{role.capitalize()}: {content}")
-    lines.append("Assistant:")
-    return "\n\n".join(lines)
-
-
 _CUT = threading.local()  # set by LlamaCppEngine.complete when an answer hit max_tokens
 
 
@@ -306,7 +208,7 @@ class LlamaCppEngine:
 
     truncated = 0  # answers cut off at max_tokens
 
-    def __init__(self, runtime: _LlamaRuntime, model_id: str):
+    def __init__(self, runtime: LlamaRuntime, model_id: str):
         self.runtime = runtime
         self.model_id = model_id
         _install_quiet_truncation()
@@ -351,19 +253,22 @@ def _message_text(message: Any) -> str:
     return "".join(getattr(p, "text", "") or "" for p in getattr(message, "parts", ()))
 
 
-_RUNTIMES: dict[tuple[str, int, bool, str], _LlamaRuntime] = {}
+SCORE_SEQUENCES = 64
+_RUNTIMES: dict[tuple[str, int, bool, str], LlamaRuntime] = {}
 _RUNTIMES_LOCK = threading.Lock()
 
 
 def _runtime(path: Path, *, n_ctx: int, n_threads: int | None, seed: int, chat: bool,
-             role: str = "generate") -> _LlamaRuntime:
+             role: str = "generate") -> LlamaRuntime:
     # One llama.cpp context per (model, role): generation and yes/no scoring keep separate KV
     # caches, so the long, fixed Infer prompt prefix stays cached between items. The weights
     # are memory-mapped once by the OS, so a second context costs only its KV cache.
     key = (str(path), n_ctx, chat, role)
     with _RUNTIMES_LOCK:
         if key not in _RUNTIMES:
-            _RUNTIMES[key] = _LlamaRuntime(path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, chat=chat)
+            # The scoring context decodes up to SCORE_SEQUENCES Rank candidates side by side.
+            _RUNTIMES[key] = LlamaRuntime(path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, chat=chat,
+                                          n_seq=SCORE_SEQUENCES if role == "score" else 1)
         return _RUNTIMES[key]
 
 
@@ -432,7 +337,7 @@ def _make_llamacpp_lm():
             return self.scorer.yes_no_logodds(prefix, continuations, suffix, system)
 
         @property
-        def scorer(self) -> _LlamaRuntime:
+        def scorer(self) -> LlamaRuntime:
             """The llama.cpp context used for yes/no scoring (created on first use)."""
             return _runtime(self.path, role="score", **self._runtime_args)
 

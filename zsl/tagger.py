@@ -60,7 +60,13 @@ class Tagger:
         label_kind: what the labels are called in prompts (``"skills"``, ``"topics"``).
         infer, rank, rank_top, text_weight, prior_weight, rank_weight, max_phrases:
             see :class:`zsl.programs.irr.InferRetrieveRank`.
-        use_descriptions: embed label descriptions with the labels.
+        use_descriptions: use the vocabulary's label descriptions: embedded with the label for
+            retrieval (``"label: description"``, cut to 48 words / 400 characters) and shown to
+            the Rank step as ``"label (description)"`` (cut to 16 words / 120 characters, set
+            in ``prompts/rank_*.json``). Labels without a description (or with a blank one, or
+            one that repeats the label) are used alone, exactly as without descriptions.
+            ``None`` (the default): on when the vocabulary has any description; ``True`` /
+            ``False`` force it. See :func:`zsl.vocab.clean_description`.
         random_state: seed for optimisation.
 
     Attributes:
@@ -71,7 +77,7 @@ class Tagger:
     def __init__(self, vocab: LabelVocab | Sequence[str], *, lm: Any = None, infer_lm: Any = None, rank_lm: Any = None,
                  encoder: Any = None, label_kind: str = "labels", infer: bool = True, rank: bool = True,
                  rank_top: int = 30, text_weight: float = 0.5, prior_weight: float = 0.0, rank_weight: float = 0.2,
-                 max_phrases: int = 8, use_descriptions: bool = False, random_state: int = 0):
+                 max_phrases: int = 8, use_descriptions: bool | None = None, random_state: int = 0):
         self.vocab = vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab)
         self.lm = lm
         self.infer_lm = infer_lm
@@ -230,9 +236,37 @@ class Tagger:
         return p
 
     def load(self, path: str | os.PathLike[str]) -> Tagger:
-        """Load a state saved by :meth:`save` into this tagger's program."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("zsl_tagger") != 1:
-            raise InputError(f"{path} is not a zsl tagger state file")
-        self.program_.load_state(data["program"])
+        """Load a state saved by :meth:`save` into this tagger's program.
+
+        The file is checked before any model is loaded.
+
+        Raises:
+            InputError: the file is a folder, not UTF-8 JSON, not a state written by
+                :meth:`save`, or its program state does not fit this program.
+        """
+        p = Path(path)
+        fix = "Fix: pass a file written by `zsl optimize ... --out program.json` (or Tagger.save), or omit --program."
+        if p.is_dir():
+            raise InputError(f"The program {p} is a folder, not a file. {fix}")
+        if not p.is_file():
+            raise InputError(f"The program file {p} does not exist. {fix}")
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise InputError(f"The program {p} is not UTF-8 text (byte {exc.start}). {fix}") from None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"The program {p} is not valid JSON ({exc.msg} at line {exc.lineno}, column "
+                             f"{exc.colno}). {fix}") from None
+        if not isinstance(data, dict) or data.get("zsl_tagger") != 1:
+            raise InputError(f"{p} is not a zsl tagger state file (expected a JSON object with \"zsl_tagger\": 1). "
+                             f"{fix}")
+        if not isinstance(data.get("program"), dict):
+            raise InputError(f"{p} has no \"program\" object (the saved prompts and demonstrations); the file is "
+                             f"incomplete or was edited. {fix}")
+        program = self.program_
+        try:
+            program.load_state(data["program"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"The program state in {p} does not fit this program ({type(exc).__name__}: "
+                             f"{str(exc)[:200]}). {fix}") from None
         return self

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +31,61 @@ import numpy as np
 from zsl.cache import content_hash
 from zsl.errors import InputError, VocabularyError
 
-__all__ = ["LabelVocab"]
+__all__ = ["DESCRIPTION_CHARS", "DESCRIPTION_WORDS", "LabelVocab", "clean_description"]
+
+# The budget of a description embedded with its label for retrieval. Sentence encoders
+# mean-pool over tokens, so a long description drowns the label's own words; 48 words keep
+# the label at roughly a tenth of the text or more and fit MiniLM's 128-token training
+# length. ESCO skill descriptions have a median of 19 words and a 99th percentile of 58,
+# so about 2.5% of them are cut. The character budget catches text with few spaces.
+DESCRIPTION_WORDS = 48
+DESCRIPTION_CHARS = 400
+_CUT = "\u2026"  # an ellipsis marks a cut description
+_WORD = re.compile(r"\w+")
+
+
+def clean_description(label: str, description: object, *, max_words: int = DESCRIPTION_WORDS,
+                      max_chars: int = DESCRIPTION_CHARS) -> tuple[str | None, bool]:
+    r"""A label's description ready to show a model, and whether it was cut.
+
+    Runs of whitespace (newlines, tabs) become one space. ``None``, an empty or
+    whitespace-only description, and one that only repeats the label (Reuters has
+    ``alum: alum`` and ``castor-oil: castor oil``; compared word by word, ignoring case and
+    punctuation) count as no description. A longer
+    one keeps its first ``max_words`` words, then at most ``max_chars`` characters (cut at
+    a space when there is one in the last third), and ends in an ellipsis. Quotes and other
+    characters are kept.
+
+    Args:
+        label: the label the description belongs to.
+        description: the raw description (non-strings are converted with ``str``).
+        max_words, max_chars: the budget.
+
+    Returns:
+        ``(text, cut)``: the cleaned text or None, and True when it was shortened.
+
+    Example:
+        >>> clean_description("acq", "Mergers/Acquisitions\n(M&A)")
+        ('Mergers/Acquisitions (M&A)', False)
+        >>> clean_description("x", "one two three four", max_words=2)
+        ('one two…', True)
+        >>> clean_description("Alum", " alum "), clean_description("castor-oil", "castor oil")
+        ((None, False), (None, False))
+    """
+    if description is None:
+        return None, False
+    words = str(description).split()
+    if not words or _WORD.findall(" ".join(words).casefold()) == _WORD.findall(label.casefold()):
+        return None, False
+    cut = len(words) > max_words
+    text = " ".join(words[:max_words])
+    if len(text) > max_chars:
+        cut = True
+        text = text[:max_chars]
+        space = text.rfind(" ")
+        if space > max_chars * 2 // 3:
+            text = text[:space]
+    return (text.rstrip() + _CUT if cut else text), cut
 
 
 @dataclass(frozen=True)
@@ -192,26 +248,64 @@ class LabelVocab:
                     out[i, j] = 1.0
         return out
 
-    def text_for(self, i: int, *, with_description: bool = False) -> str:
-        """The text to embed for label ``i``: the label, optionally with its description."""
+    @property
+    def has_descriptions(self) -> bool:
+        """True when at least one label has a usable description (see :func:`clean_description`).
+
+        Example:
+            >>> LabelVocab(["a", "b"], descriptions=["  ", "b"]).has_descriptions  # blank, or the label again
+            False
+        """
+        if self.descriptions is None:
+            return False
+        return any(clean_description(lab, d)[0] is not None for lab, d in zip(self.labels, self.descriptions))
+
+    def description(self, i: int, *, max_words: int = DESCRIPTION_WORDS, max_chars: int = DESCRIPTION_CHARS
+                    ) -> str | None:
+        """Label ``i``'s description, cleaned and cut to the budget (:func:`clean_description`), or None."""
+        if self.descriptions is None:
+            return None
+        return clean_description(self.labels[i], self.descriptions[i], max_words=max_words, max_chars=max_chars)[0]
+
+    def descriptions_cut(self, *, max_words: int = DESCRIPTION_WORDS, max_chars: int = DESCRIPTION_CHARS) -> int:
+        """How many labels have a description longer than the budget (cut by :meth:`description`)."""
+        if self.descriptions is None:
+            return 0
+        return sum(clean_description(lab, d, max_words=max_words, max_chars=max_chars)[1]
+                   for lab, d in zip(self.labels, self.descriptions))
+
+    def text_for(self, i: int, *, with_description: bool = False, max_words: int = DESCRIPTION_WORDS,
+                 max_chars: int = DESCRIPTION_CHARS) -> str:
+        r"""The text to embed for label ``i``: the label, or ``"label: description"``.
+
+        The description is cleaned and cut as :func:`clean_description` says; a label
+        without a usable one is embedded alone, exactly as given.
+
+        Example:
+            >>> v = LabelVocab(["acq", "earn"], descriptions=["Mergers/\nAcquisitions", None])
+            >>> v.text_for(0, with_description=True), v.text_for(1, with_description=True), v.text_for(0)
+            ('acq: Mergers/ Acquisitions', 'earn', 'acq')
+        """
         lab = self.labels[i]
-        if with_description and self.descriptions is not None and self.descriptions[i]:
-            return f"{lab}: {self.descriptions[i]}"
-        return lab
+        desc = self.description(i, max_words=max_words, max_chars=max_chars) if with_description else None
+        return lab if desc is None else f"{lab}: {desc}"
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, dedupe: bool = False, priors: str | os.PathLike[str] | None = None,
                   problems: list[str] | None = None) -> LabelVocab:
         """Read a vocabulary file.
 
-        * ``.txt``: one label per line (line endings stripped, other spaces kept; blank
-          lines skipped).
+        * ``.txt``: one label per line (lines end at ``\\n`` or ``\\r\\n`` only, so a label may
+          hold U+2028 or U+0085; other spaces kept; blank lines skipped).
         * ``.jsonl``: objects with ``label`` and optional ``description`` and ``prior``.
         * ``.csv`` / ``.tsv``: a header with a ``label`` column, optional ``description``
           and ``prior`` columns.
 
         Either table form may have a ``parent`` field naming each label's parent label (a
         hierarchy; roots leave it empty).
+
+        Files are UTF-8; a leading byte-order mark is ignored. A ``prior`` must be a
+        non-negative number (empty or ``null``: 0).
 
         Args:
             path: the file.
@@ -221,6 +315,8 @@ class LabelVocab:
                 line or dropped repeat (with ``dedupe``), so callers can report them.
         """
         p = Path(path)
+        if p.is_dir():
+            raise VocabularyError(f"The vocabulary {p} is a folder; give a .txt, .jsonl, .csv or .tsv file.")
         if not p.is_file():
             raise VocabularyError(f"Vocabulary file {p} does not exist.")
         labels: list[str] = []
@@ -235,7 +331,7 @@ class LabelVocab:
             if suffix == ".jsonl":
                 from zsl.data import iter_jsonl
 
-                for ln, obj, err in iter_jsonl(p.read_text(encoding="utf-8").splitlines()):
+                for ln, obj, err in iter_jsonl(_split_lines(p.read_text(encoding="utf-8-sig"))):
                     if err:
                         raise VocabularyError(f"{p}:{ln}: {err}.")
                     if not isinstance(obj, dict) or not isinstance(obj.get("label"), str):
@@ -248,9 +344,9 @@ class LabelVocab:
                     has_desc |= bool(obj.get("description"))
                     if "prior" in obj:
                         has_prior = True
-                    pri.append(float(obj.get("prior", 0.0)))
+                    pri.append(_prior(obj.get("prior"), p, ln))
             elif suffix in (".csv", ".tsv"):
-                with p.open(newline="", encoding="utf-8") as fh:
+                with p.open(newline="", encoding="utf-8-sig") as fh:
                     reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
                     if not reader.fieldnames or "label" not in reader.fieldnames:
                         raise VocabularyError(f"{p}: needs a header with a 'label' column; found {reader.fieldnames}.")
@@ -265,9 +361,9 @@ class LabelVocab:
                         lines.append(reader.line_num)
                         par.append(row.get("parent") or None)
                         descs.append(row.get("description") or None)
-                        pri.append(float(row.get("prior") or 0.0))
+                        pri.append(_prior(row.get("prior"), p, reader.line_num))
             else:
-                for ln, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+                for ln, line in enumerate(_split_lines(p.read_text(encoding="utf-8-sig")), 1):
                     if line.strip():
                         labels.append(line)
                         lines.append(ln)
@@ -297,6 +393,34 @@ class LabelVocab:
         if priors is not None:
             prior_arg = json.loads(Path(priors).read_text(encoding="utf-8"))
         return cls(labels, descs if has_desc else None, prior_arg, name=p.stem, parents=par if has_parent else None)
+
+
+def _split_lines(text: str) -> list[str]:
+    r"""Lines ended by ``\n`` or ``\r\n`` only: ``str.splitlines`` would also split a label at
+    U+2028, U+0085, form feeds and other characters that can sit inside a label.
+
+    Example:
+        >>> _split_lines("a\u2028b\r\nc\n")
+        ['a\u2028b', 'c']
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def _prior(value: object, path: Path, line: int) -> float:
+    """A ``prior`` cell as a float; ``None`` or an empty cell is 0."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0.0
+    try:
+        prior = float("nan") if isinstance(value, bool) else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        prior = float("nan")
+    if not math.isfinite(prior) or prior < 0:
+        raise VocabularyError(f"{path}:{line}: prior {value!r:.40} is not a non-negative number. "
+                              "Fix: write a number such as 0.25 (or leave it empty for 0).")
+    return prior
 
 
 def _check_parents(labels: tuple[str, ...], parents: Sequence[str | None] | Mapping[str, str | None]

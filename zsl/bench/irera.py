@@ -300,11 +300,36 @@ def tune(args: argparse.Namespace) -> None:
     (out / "tuned.json").write_text(json.dumps({"weights": best[1], "val_rp10": best[2], "examples": n_ex}, indent=1))
 
 
-def speed(args: argparse.Namespace) -> None:
-    """Wall time of the Rank step per item for several rank_top values, on the same items.
+def raw_llama_speed(runtime, *, prompt_tokens: int = 512, gen_tokens: int = 48) -> dict[str, float]:
+    """The hardware limit in the same process: llama.cpp prompt tok/s in one large batch, and
+    generation tok/s (greedy), on the model zsl uses."""
+    llama = runtime.llama
+    toks = (runtime.tokenize("The quick brown fox jumps over the lazy dog. ") * (prompt_tokens // 10 + 1))[:prompt_tokens]
+    with runtime.lock:
+        llama.reset()
+        t = time.perf_counter()
+        llama.eval(toks)
+        prompt = prompt_tokens / (time.perf_counter() - t)
+        llama.reset()
+        llama.eval(toks[:16])
+        t = time.perf_counter()
+        n = 0
+        for tok in llama.generate(toks[:16], temp=0.0, reset=False):
+            n += 1
+            if n >= gen_tokens:
+                break
+        gen = n / (time.perf_counter() - t)
+        llama.reset()
+    return {"prompt_tok_s": prompt, "gen_tok_s": gen}
 
-    Yes/no scoring is never cached, so this measures it directly; the Infer step's
-    uncached time comes from the run records (DSPy caches its answers).
+
+def speed(args: argparse.Namespace) -> None:
+    """Seconds per item of each step on the same items, measured now (no DSPy cache).
+
+    For every item: the Infer step (uncached; prompt tokens sent, and evaluated, i.e. not
+    served from llama.cpp's KV cache of the previous prompt), retrieval, and the Rank step at
+    each ``--tops`` size with batched scoring, plus top 20 scored one candidate at a time for
+    comparison. Raw llama.cpp prompt and generation speeds are measured in the same process.
     """
     from zsl.encoders import get_encoder
     from zsl.index import VocabIndex
@@ -312,46 +337,69 @@ def speed(args: argparse.Namespace) -> None:
     from zsl.programs.irr import InferRetrieveRank
 
     data, out = Path(args.data), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     vocab = load_vocab(data)
     index = VocabIndex(vocab, get_encoder(args.encoder))
-    lm = get_lm(args.lm, max_tokens=96)
-    program = InferRetrieveRank(index, label_kind="skills", rank_top=max(args.tops))
+    lm = get_lm(args.lm, max_tokens=96, cache=False)
+    program = InferRetrieveRank(index, label_kind="skills", rank_top=max(args.tops), max_phrases=8)
     program.set_lm(lm)
-    recs = _load_records(out, args.split, "zeroshot")[: args.items]
-    rows = load_split(data, args.split)
+    rows = load_split(data, args.split)[: args.items]
     program.rank(text="warm up", candidates=["a", "b"])
-    times: dict[int, list[float]] = {n: [] for n in args.tops}
-    retrieve: list[float] = []
-    search: list[float] = []  # the index alone: similarities to every label + top 20, embeddings given
-    for rec in recs:
-        text = rows[rec["i"]]["text"]
+    raw = raw_llama_speed(lm.runtime)
+    gen_rt, score_rt = lm.runtime, lm.scorer
+    m: dict[str, list[float]] = {}
+
+    def add(key: str, value: float) -> None:
+        m.setdefault(key, []).append(value)
+
+    for n, row in enumerate(rows, 1):
+        text = row["text"]
+        n_hist, ev0 = len(lm.history), gen_rt.prompt_tokens_evaluated
         t = time.perf_counter()
-        program.retrieve(text, rec["phrases"])
-        retrieve.append(time.perf_counter() - t)
-        q = index.encoder.encode([text, *rec["phrases"]])
-        for _ in range(5):
+        phrases = program.infer(text=text).phrases
+        add("infer_s", time.perf_counter() - t)
+        usage = [h.get("usage") or {} for h in lm.history[n_hist:]]
+        add("infer_prompt_sent", sum(int(u.get("prompt_tokens", u.get("input_tokens", 0)) or 0) for u in usage))
+        add("infer_prompt_evaluated", gen_rt.prompt_tokens_evaluated - ev0)
+        add("infer_completion", sum(int(u.get("completion_tokens", u.get("output_tokens", 0)) or 0) for u in usage))
+        t = time.perf_counter()
+        scores = program.retrieve(text, phrases)
+        add("retrieve_s", time.perf_counter() - t)
+        cand = [vocab[j] for j in np.argsort(-scores, kind="stable")[: max(args.tops)]]
+        values = {**program.rank.kind.fields(), "text": text[: program.rank.max_chars]}
+        prompt = program.rank.yesno_prompt
+        prefix, suffix, system = prompt.text("prefix", **values), prompt.text("suffix", **values), prompt.text("system")
+        for top in args.tops:
+            before = score_rt.tokens_evaluated
             t = time.perf_counter()
-            index.search(q, 20)
-            search.append((time.perf_counter() - t) / len(q))
-        for n in args.tops:  # same items, alternating sizes
-            t = time.perf_counter()
-            program.rank(text=text, candidates=[vocab[j] for j in rec["cand"][:n]])
-            times[n].append(time.perf_counter() - t)
-    infer = float(np.median([r["seconds_infer"] for r in _load_records(out, args.split, "zeroshot")]))
-    lines = [(f"Rank-step wall time on the first {len(recs)} {args.split} items, same items for every size "
-             f"(`python -m zsl.bench.irera speed --split {args.split} --items {args.items}`); Infer median "
-             f"{infer:.2f}s/item from the run records; retrieval median {1000 * float(np.median(retrieve)):.1f} ms per "
-             f"item (encoding the text and its phrases with {getattr(index.encoder, 'name', type(index.encoder).__name__)} + search), of which the "
-             f"{index.backend} search over {len(vocab):,} labels takes {1000 * float(np.median(search)):.2f} ms "
-             f"per query:"),
-             "", "| rank top | rank s/item (median) | infer + retrieve + rank s/item |", "|---|---|---|",
-             f"| 0 (no rank) | 0 | {infer + float(np.median(retrieve)):.2f} |"]
-    for n in args.tops:
-        med = float(np.median(times[n]))
-        lines.append(f"| {n} | {med:.2f} | {infer + float(np.median(retrieve)) + med:.2f} |")
+            score_rt.yes_no_logodds(prefix, cand[:top], suffix, system, batched=True)
+            add(f"rank{top}_s", time.perf_counter() - t)
+            add(f"rank{top}_tokens", score_rt.tokens_evaluated - before)
+        t = time.perf_counter()
+        score_rt.yes_no_logodds(prefix, cand[:20], suffix, system, batched=False)
+        add("rank20_seq_s", time.perf_counter() - t)
+        print(f"  {n}/{len(rows)} infer {m['infer_s'][-1]:.2f}s, rank top {max(args.tops)} "
+              f"{m[f'rank{max(args.tops)}_s'][-1]:.2f}s", flush=True)
+    med = {k: float(np.median(v)) for k, v in m.items()}
+    base = med["infer_s"] + med["retrieve_s"]
+    cmd = f"python -m zsl.bench.irera speed --split {args.split} --items {args.items} --tops {' '.join(map(str, args.tops))}"
+    lines = [f"Medians over the first {len(rows)} {args.split} items, one process, nothing cached (`{cmd}`).", "",
+             (f"- raw llama.cpp in the same process: {raw['prompt_tok_s']:.0f} prompt tok/s (one 512-token batch), "
+             f"{raw['gen_tok_s']:.1f} generation tok/s"),
+             (f"- Infer: {med['infer_s']:.2f} s; prompt tokens sent {med['infer_prompt_sent']:.0f}, evaluated "
+             f"{med['infer_prompt_evaluated']:.0f} (the rest comes from the KV cache of the previous item's prompt), "
+             f"completion {med['infer_completion']:.0f}"),
+             f"- retrieval (encode text + phrases, search {len(vocab):,} labels): {1000 * med['retrieve_s']:.0f} ms",
+             f"- Rank top 20 one candidate at a time: {med['rank20_seq_s']:.2f} s", "",
+             "| rank top | Rank tokens evaluated | Rank s (batched) | infer + retrieve + rank s |", "|---|---|---|---|",
+             f"| 0 (no rank) | 0 | 0 | {base:.2f} |"]
+    for top in args.tops:
+        lines.append(f"| {top} | {med[f'rank{top}_tokens']:.0f} | {med[f'rank{top}_s']:.2f} | "
+                     f"{base + med[f'rank{top}_s']:.2f} |")
     table = "\n".join(lines)
     print(table)
     (out / "speed.md").write_text(table + "\n", encoding="utf-8")
+    (out / "speed.json").write_text(json.dumps({"raw": raw, "median": med, "items": len(rows)}, indent=1))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -379,7 +427,7 @@ def main(argv: list[str] | None = None) -> None:
     sp = sub.add_parser("speed")
     sp.add_argument("--split", default="tech_validation", choices=SPLITS)
     sp.add_argument("--items", type=int, default=10)
-    sp.add_argument("--tops", type=int, nargs="+", default=[5, 10, 20])
+    sp.add_argument("--tops", type=int, nargs="+", default=[10, 20, 30, 50])
     sp.add_argument("--lm", default=None)
     sp.set_defaults(func=speed)
     rep = sub.add_parser("report")
