@@ -78,7 +78,13 @@ class EmbeddingCache:
 
 
 def configure_lm_cache(enable: bool = True) -> Path:
-    """Point DSPy's disk cache at ``$ZSL_HOME/dspy`` (imports dspy; call lazily)."""
+    """Point DSPy's disk cache at ``$ZSL_HOME/dspy`` (imports dspy; call lazily).
+
+    The cache is a pickle store, so it is read with DSPy's restricted unpickler: an entry of
+    any type outside DSPy's allowlist (plain response data, LiteLLM/OpenAI response models,
+    numpy arrays) is dropped as a miss instead of being loaded, so a file planted in the
+    folder cannot run code. The folder itself is owner-only (:func:`zsl.paths.subdir`).
+    """
     import dspy
 
     folder = subdir("dspy")
@@ -86,5 +92,6 @@ def configure_lm_cache(enable: bool = True) -> Path:
         enable_disk_cache=enable,
         enable_memory_cache=enable,
         disk_cache_dir=str(folder),
+        restrict_pickle=True,
     )
     return folder

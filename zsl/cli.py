@@ -85,11 +85,12 @@ def _cmd_label(args: argparse.Namespace) -> int:
         return 2
     from zsl.run import estimate_run, label_run
 
-    settings = {"lm": args.lm, "encoder": args.encoder, "k": args.k, "label_kind": args.label_kind, "infer": not args.no_infer,
+    lm = _remote_lm(args.lm, args.api_base)
+    settings = {"lm": lm, "encoder": args.encoder, "k": args.k, "label_kind": args.label_kind, "infer": not args.no_infer,
                     "rank": not args.no_rank, "rank_top": args.rank_top, "text_field": args.text_field, "id_field": args.id_field,
                     "program": args.program, "concurrency": args.concurrency, "timeout": args.timeout, "retries": args.retries,
                     "image_backend": args.image_model,
-                    "image_kwargs": {"descriptions": "lm", "lm": args.lm} if args.descriptions else None,
+                    "image_kwargs": {"descriptions": "lm", "lm": lm} if args.descriptions else None,
                     "label_descriptions": False if args.no_label_descriptions else None}
     if args.dry_run is not None:
         est = estimate_run(args.input, args.labels, sample=args.dry_run, **settings)
@@ -99,6 +100,20 @@ def _cmd_label(args: argparse.Namespace) -> int:
                         show_progress=True, **settings)
     _report_run(summary, args.k)
     return 3 if summary.skipped else 0
+
+
+def _remote_lm(name: str | None, api_base: str | None):
+    """The --lm value, or with --api-base the provider LM built to call that server."""
+    if not api_base:
+        return name
+    from zsl.errors import InputError
+    from zsl.lm import get_lm, is_remote, resolve_lm_name
+
+    resolved = resolve_lm_name(name)
+    if not is_remote(resolved):
+        raise InputError(f"--api-base {api_base} needs a provider model such as --lm hosted_vllm/NAME or "
+                         f"--lm openai/NAME, got '{resolved}' (a local model). Fix: name the served model with --lm.")
+    return get_lm(resolved, api_base=api_base)
 
 
 def _print_estimate(est: dict) -> None:
@@ -313,7 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", type=int, nargs="?", const=5, metavar="N",
                    help="label N items (default 5), write nothing, and estimate time, tokens and cost of the whole run")
     p.add_argument("--concurrency", type=int, default=1, help="items labelled at once with a remote LM (default 1)")
-    p.add_argument("--timeout", type=float, help="seconds per remote LM call before it is retried")
+    p.add_argument("--api-base", metavar="URL", help="server of a provider --lm, e.g. http://127.0.0.1:8000/v1 for "
+                                                     "--lm hosted_vllm/NAME (vLLM or any OpenAI-compatible server)")
+    p.add_argument("--timeout", type=float, help="seconds a remote LM call may wait for the answer before it fails "
+                                                 "and is retried (default 120)")
     p.add_argument("--retries", type=int, default=3, help="retries on rate limits / time-outs, with backoff (default 3)")
     p.add_argument("--chunk-size", type=int, help="records per durable chunk (default: 25 with an LLM, 1000 without)")
     p.add_argument("--program", help="compiled program from `zsl optimize` (default: zero-shot)")

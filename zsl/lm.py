@@ -7,7 +7,9 @@ One setting chooses the LM: the ``lm=`` argument, the ``--lm`` CLI flag, or ``$Z
 * a path to a ``.gguf`` file: any local llama.cpp model.
 * ``"provider/model"`` (``openai/gpt-4o-mini``, ``ollama_chat/qwen2.5``,
   ``hosted_vllm/my-model`` with ``api_base=...``): DSPy/LiteLLM. This is the only path
-  that touches the network, and only because the user named a remote model.
+  that touches the network, and only because the user named a remote model. Every call
+  waits at most :data:`REMOTE_TIMEOUT` seconds for an answer unless ``timeout=`` says
+  otherwise, and nothing else is fetched (see :mod:`zsl.offline`).
 
 Every LM returned is a ``dspy.BaseLM``; the local ones are :class:`LlamaCppLM`, a
 ``dspy.LM`` driven by a llama.cpp engine, so DSPy's cache, history and usage tracking work
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,15 @@ from zsl.errors import ModelNotFoundError, RemoteModelError
 from zsl.llama_runtime import LlamaRuntime
 from zsl.models import DEFAULT_LM, MODELS, get_spec, model_path
 
-__all__ = ["LlamaCppLM", "check_lm", "get_lm", "is_remote", "resolve_lm_name"]  # noqa: F822 - LlamaCppLM is built lazily
+__all__ = ["REMOTE_TIMEOUT", "LlamaCppLM", "check_lm", "get_lm", "is_remote", "is_remote_lm",  # noqa: F822
+           "resolve_lm_name"]  # LlamaCppLM is built lazily
+
+# Seconds a remote call may wait for the server's answer (the reply's first byte, then each
+# next one) before it fails as a time-out and is retried. Generous for the few hundred tokens
+# an Infer or Rank answer takes even on a loaded server, yet a server that accepts the
+# connection and never answers costs minutes, not the transports' defaults (600 s per try in
+# DSPy's own engine, 6,000 s in LiteLLM's), which DSPy then retries three more times.
+REMOTE_TIMEOUT = 120.0
 
 
 def resolve_lm_name(name: str | None, env: Mapping[str, str] | None = None) -> str:
@@ -45,6 +55,21 @@ def is_remote(name: str) -> bool:
     if name in MODELS or name.endswith(".gguf") or Path(name).expanduser().exists():
         return False
     return "/" in name
+
+
+def is_remote_lm(lm: Any) -> bool:
+    """True when ``lm`` -- a name (None: ``$ZSL_LM`` or the default) or an LM object -- calls a server.
+
+    An object counts as remote when it is a ``dspy.LM`` routed by DSPy itself (not a custom
+    engine such as the local llama.cpp one) to a ``provider/model``.
+    """
+    if lm is None or isinstance(lm, (str, os.PathLike)):
+        return is_remote(resolve_lm_name(None if lm is None else str(lm)))
+    local_cls = globals().get("_LLAMACPP_CLS")
+    if local_cls is not None and isinstance(lm, local_cls):
+        return False
+    model = getattr(lm, "model", None)
+    return isinstance(getattr(lm, "engine", None), str) and isinstance(model, str) and is_remote(model)
 
 
 def get_lm(name: str | None = None, *, temperature: float = 0.0, max_tokens: int = 256, **kwargs: Any):
@@ -79,6 +104,7 @@ def get_lm(name: str | None = None, *, temperature: float = 0.0, max_tokens: int
     if "/" in resolved:
         import dspy
 
+        kwargs.setdefault("timeout", REMOTE_TIMEOUT)
         return dspy.LM(resolved, temperature=temperature, max_tokens=max_tokens, **kwargs)
     raise ModelNotFoundError(
         f"Unknown LM '{resolved}'. Expected one of the embedded models ({_llm_names()}), a path to a .gguf "
@@ -118,19 +144,31 @@ def _llm_names() -> str:
     return ", ".join(n for n, s in MODELS.items() if s.kind == "llm")
 
 
-def check_lm(lm: Any, name: str | None = None) -> None:
+def check_lm(lm: Any, name: str | None = None, *,
+             attempt: Callable[[Callable[[], Any]], Any] | None = None) -> None:
     """Make one tiny call so an unreachable or misconfigured model fails early and clearly.
 
+    Args:
+        lm: the LM to check.
+        name: how messages name it (default: its ``model``).
+        attempt: runs the call, e.g. with retries:
+            ``attempt=lambda call: zsl.run.retry_call(call, retries=3)``; default: one try.
+
     Raises:
-        RemoteModelError: the call failed; the message names the model and the likely fix.
+        RemoteModelError: the call failed; the message names the model and the likely fix,
+            and the error it wraps is its ``__cause__``.
     """
     label = name or getattr(lm, "model", "the LM")
+    limit = (getattr(lm, "kwargs", None) or {}).get("timeout")
+    run = attempt or (lambda call: call())
     try:
-        out = lm("Reply with the single word: ok", max_tokens=4)
+        out = run(lambda: lm("Reply with the single word: ok", max_tokens=4, cache=False))  # a real call
     except Exception as exc:  # provider SDKs raise many types; we translate them all here
+        waited = (f" within {limit:g}s (the time limit per call; raise it with --timeout)"
+                  if isinstance(limit, int | float) else "")
         raise RemoteModelError(
-            f"Could not get an answer from {label}: {type(exc).__name__}: {str(exc)[:300]}. "
-            "Check that the server is running and reachable (api_base), that the API key variable is set "
+            f"Could not get an answer from {label}{waited}: {type(exc).__name__}: {str(exc)[:300]}. "
+            "Fix: check that the server is running and reachable (api_base), that the API key variable is set "
             "(e.g. OPENAI_API_KEY), and that the model name is right; or use the embedded default with "
             f"--lm {DEFAULT_LM}."
         ) from exc

@@ -49,10 +49,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import random
 import re
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -133,14 +135,63 @@ class _Retryable(str):
 
 
 # -- retries ---------------------------------------------------------------------------------
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status an error carries: ``status_code`` (OpenAI SDK, LiteLLM) or ``status`` (DSPy's LM errors)."""
+    for attr in ("status_code", "status"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
 def is_transient(exc: BaseException) -> bool:
-    """A rate limit, time-out, dropped connection or 5xx: worth retrying after a pause."""
+    """A rate limit, time-out, dropped connection or 5xx: worth retrying after a pause.
+
+    DSPy's own classification is used for its LM errors (``LMRateLimitError``,
+    ``LMTimeoutError``, ``LMServerError``, ``LMTransportError``), which carry ``.status``;
+    other errors count by their HTTP status or their type's name.
+
+    Example:
+        >>> is_transient(TimeoutError("slow")), is_transient(ValueError("bad answer"))
+        (True, False)
+    """
     if isinstance(exc, (TimeoutError, ConnectionError)):
         return True
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int) and status in _TRANSIENT_STATUS:
+    dspy_errors = sys.modules.get("dspy.utils.exceptions")  # loaded whenever one of its errors exists
+    if dspy_errors is not None and dspy_errors.is_retryable_lm_error(exc):
         return True
-    return type(exc).__name__ in _TRANSIENT_NAMES
+    status = _status(exc)
+    if status is not None and status in _TRANSIENT_STATUS:
+        return True
+    return any(cls.__name__ in _TRANSIENT_NAMES for cls in type(exc).__mro__)
+
+
+def _retry_after(exc: BaseException) -> float:
+    """The wait a rate-limited server asked for (``retry_after``, seconds), or 0."""
+    value = getattr(exc, "retry_after", None)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return float(value)
+    return 0.0
+
+
+def retry_base_delay(env: dict[str, str] | None = None) -> float:
+    """The first retry wait in seconds: ``$ZSL_RETRY_BASE_DELAY``, default 1 (later waits double).
+
+    Example:
+        >>> retry_base_delay({}), retry_base_delay({"ZSL_RETRY_BASE_DELAY": "0.05"})
+        (1.0, 0.05)
+    """
+    raw = (os.environ if env is None else env).get("ZSL_RETRY_BASE_DELAY", "").strip()
+    if not raw:
+        return 1.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise InputError(f"ZSL_RETRY_BASE_DELAY must be a number of seconds >= 0, got {raw!r}. Fix: unset it "
+                         "(default 1) or set e.g. ZSL_RETRY_BASE_DELAY=2.")
+    return value
 
 
 def retry_call(fn: Callable[[], Any], *, retries: int = 3, base_delay: float = 1.0, max_delay: float = 60.0,
@@ -148,8 +199,9 @@ def retry_call(fn: Callable[[], Any], *, retries: int = 3, base_delay: float = 1
     """Call ``fn()``; on a transient error (:func:`is_transient`) wait and try again.
 
     The waits grow exponentially (``base_delay * 2**attempt``, capped at ``max_delay``) with up
-    to 50% random jitter so that concurrent workers do not retry in lockstep. Other errors,
-    and the last transient one, propagate.
+    to 50% random jitter so that concurrent workers do not retry in lockstep; a server that
+    says how long to wait (``retry_after`` on the error) is waited for at least that long (up
+    to ``max_delay``). Other errors, and the last transient one, propagate.
 
     Example:
         >>> calls = []
@@ -168,8 +220,8 @@ def retry_call(fn: Callable[[], Any], *, retries: int = 3, base_delay: float = 1
         except Exception as exc:
             if attempt >= retries or not is_transient(exc):
                 raise
-            delay = min(max_delay, base_delay * 2**attempt)
-            sleep(delay * (1.0 + 0.5 * rng.random()))
+            delay = min(max_delay, base_delay * 2**attempt) * (1.0 + 0.5 * rng.random())
+            sleep(min(max_delay, max(delay, _retry_after(exc))))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -182,7 +234,7 @@ class _TextLabeller:
     def __init__(self, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool, rank: bool,
                  rank_top: int, program: str | os.PathLike[str] | None, concurrency: int, timeout: float | None,
                  retries: int, label_descriptions: bool | None = None):
-        from zsl.lm import is_remote, resolve_lm_name
+        from zsl.lm import is_remote_lm, resolve_lm_name
         from zsl.tagger import Tagger
 
         self.vocab, self.k = vocab, k
@@ -192,7 +244,7 @@ class _TextLabeller:
             self.tagger.load(program)
         self.program = self.tagger.program_
         self.uses_lm = infer or rank
-        self.remote = self.uses_lm and isinstance(lm, str | None) and is_remote(resolve_lm_name(lm))
+        self.remote = self.uses_lm and is_remote_lm(lm)
         self.lm_name = resolve_lm_name(lm) if isinstance(lm, str | None) else getattr(lm, "model", type(lm).__name__)
         self.warnings: list[str] = self.program.setup_notes()
         if concurrency > 1 and self.uses_lm and not self.remote:
@@ -200,15 +252,40 @@ class _TextLabeller:
                                  "(it already uses every core)")
             concurrency = 1
         self.concurrency = max(1, concurrency)
-        self.timeout, self.retries = timeout, retries
+        self.timeout, self.retries, self.retry_delay = timeout, retries, retry_base_delay()
         if self.remote:
-            from zsl.lm import check_lm
+            self._prepare_remote()
 
-            check_lm(self.program.infer.predict.lm, self.lm_name)
-            if timeout:
-                for predictor in (self.program.infer.predict, self.program.rank.predict):
-                    if predictor.lm is not None and hasattr(predictor.lm, "kwargs"):
-                        predictor.lm.kwargs["timeout"] = timeout
+    def _prepare_remote(self) -> None:
+        """Bound every call in time, leave retries to :func:`retry_call`, then check the server.
+
+        The program's LMs are replaced by copies with the time limit (``timeout``, else the LM's
+        own, else :data:`zsl.lm.REMOTE_TIMEOUT`) and no retries of DSPy's own (they would
+        multiply ours). The start-up check runs with the same limit and retries: a server that
+        never answers fails the run here, before anything is written; one that answers with a
+        rate limit or a 5xx is reachable, so the run goes on and marks items that keep failing
+        retryable.
+        """
+        from zsl.errors import RemoteModelError
+        from zsl.lm import REMOTE_TIMEOUT, check_lm
+
+        for predictor in (self.program.infer.predict, self.program.rank.predict):
+            lm = predictor.lm
+            if lm is not None and hasattr(lm, "kwargs") and hasattr(lm, "copy"):
+                limit = self.timeout or lm.kwargs.get("timeout") or REMOTE_TIMEOUT
+                predictor.lm = lm.copy(timeout=limit, num_retries=0)
+                if isinstance(limit, int | float):  # not an httpx.Timeout the caller set on the LM
+                    self.timeout = float(limit)
+        try:
+            check_lm(self.program.infer.predict.lm, self.lm_name,
+                     attempt=lambda call: retry_call(call, retries=self.retries, base_delay=self.retry_delay))
+        except RemoteModelError as exc:
+            cause = exc.__cause__
+            if cause is None or _status(cause) is None or not is_transient(cause):
+                raise
+            self.warnings.append(f"{self.lm_name} answered the start-up check with HTTP {_status(cause)} "
+                                 f"after {self.retries} retries; labelling anyway (items that keep failing are "
+                                 "marked retryable: rerun the same command to label them)")
 
     def config(self) -> dict[str, Any]:
         from zsl.pipeline import provenance
@@ -232,7 +309,8 @@ class _TextLabeller:
         return row
 
     def _one(self, item: Item) -> Any:
-        return retry_call(lambda: self.program(text=item.text), retries=self.retries if self.remote else 0)
+        return retry_call(lambda: self.program(text=item.text), retries=self.retries if self.remote else 0,
+                          base_delay=self.retry_delay)
 
     def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> tuple[list[dict | str], dict[str, dict]]:
         """One output per item, in order: a row, or the reason it was skipped; plus LM usage."""
@@ -250,7 +328,8 @@ class _TextLabeller:
                 out.append(_Retryable(f"item {item.id}: no answer within the time limit ({self.timeout}s per "
                                       f"call, {self.retries} retries)"))
             except Exception as exc:  # noqa: BLE001 - one failing item is reported and skipped, the run goes on
-                why = f"item {item.id}: {type(exc).__name__}: {str(exc)[:300]}"
+                first = (str(exc).strip().splitlines() or [""])[0]  # DSPy appends a multi-line "To fix" list
+                why = f"item {item.id}: {type(exc).__name__}: {first[:300]}"
                 out.append(_Retryable(why) if is_transient(exc) else why)
             else:
                 for step, u in (pred.get("usage") or {}).items():
