@@ -254,40 +254,38 @@ def retrievers(args: argparse.Namespace) -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    from zsl.encoders import get_encoder
-    from zsl.index import VocabIndex
+    """The quality table of one record set (``--variant``, default the retriever's), every split recorded."""
     from zsl.programs.irr import InferRetrieveRank
 
     data, out = Path(args.data), Path(args.out)
-    vocab = load_vocab(data)
-    index = VocabIndex(vocab, get_encoder(args.encoder))
-    program = InferRetrieveRank(index, infer=False, rank=False)
+    variant = args.variant or default_variant(args)
+    program = InferRetrieveRank(make_index(args), infer=False, rank=False)
     cache: dict = {}
     zero = {"text_weight": 0.5, "rank_weight": 0.2, "prior_weight": 0.0}
-    tuned = json.loads((out / "tuned.json").read_text()) if (out / "tuned.json").exists() else None
+    tuned_path = out / f"tuned.{variant}.json"
+    tuned = json.loads(tuned_path.read_text()) if tuned_path.exists() else None
     lines = []
     for split in SPLITS:
         rows = load_split(data, split)
-        recs = _load_records(out, split, "zeroshot")  # read once: a running benchmark may append
+        recs = _load_records(out, split, variant)  # read once: a running benchmark may append
         texts = [rows[r["i"]]["text"] for r in recs]
         if not recs:
             continue
-        recorded_top = len(recs[0]["cand"])
-        for variant, label, top in (("a", "(a) retrieve-only", None), ("b", "(b) infer + retrieve", None),
-                                    ("c", "(c) + rank top 5, zero-shot", 5), ("c", "(c) + rank top 10, zero-shot", 10),
-                                    ("c", f"(c) + rank top {recorded_top}, zero-shot", None)):
-            if top is not None and top >= recorded_top:
-                continue
-            m = evaluate(recs, texts, program, variant=variant, phrase_cache=cache, rank_top=top, **zero)
-            lines.append(_row(split, label, m, recs, variant, len(rows), top))
-        if tuned:
+        recorded_top = min(len(r["logodds"]) for r in recs)
+        runs = [("a", "(a) retrieve-only", None), ("b", "(b) infer + retrieve", None)]
+        runs += [("c", f"(c) + rank top {n}, zero-shot", n) for n in (10, 20, 30, 50) if n <= recorded_top]
+        for v, label, top in runs:
+            m = evaluate(recs, texts, program, variant=v, phrase_cache=cache, rank_top=top, **zero)
+            lines.append(_row(split, label, m, recs, v, len(rows), top))
+        if tuned and recorded_top:
             w = dict(tuned["weights"])
-            top = w.pop("rank_top", None)
+            top = int(w.pop("rank_top"))
             m = evaluate(recs, texts, program, variant="d", phrase_cache=cache, rank_top=top, **w)
-            lines.append(_row(split, f"(d) weights + rank top {top or recorded_top} tuned on "
-                                     f"{tuned.get('examples', '?')} val. examples", m, recs, "d", len(rows), top))
-    header = ("| split | variant | items | RP@5 | RP@10 | s/item | LLM calls/item | prompt tok/item | "
-              "completion tok/item | rank tok/item |\n|---|---|---|---|---|---|---|---|---|---|")
+            lines.append(_row(split, f"(d) fusion fitted on {tuned['examples']} validation items: "
+                                     f"rank top {top}, tw {w['text_weight']}, rw {w['rank_weight']}, "
+                                     f"pw {w['prior_weight']}", m, recs, "d", len(rows), top))
+    header = (f"Records `{variant}`.\n\n| split | variant | items | RP@5 | RP@10 | s/item | LLM calls/item | "
+              "prompt tok/item | completion tok/item | rank tok/item |\n|---|---|---|---|---|---|---|---|---|---|")
     table = header + "\n" + "\n".join(lines)
     print(table)
     if args.write:
@@ -338,41 +336,54 @@ def _write_benchmarks(table: str, tuned: dict | None) -> None:
     print(f"updated {path}")
 
 
+def fusion_items(records: list[dict[str, Any]], texts: list[str], program, cache: dict) -> list:
+    """The recorded items as :class:`zsl.fusion.FusionItem` (similarities computed once, cached)."""
+    from zsl.fusion import FusionItem
+    from zsl.index import max_over_phrases
+
+    vocab = program.index.vocab
+    out = []
+    for rec, text in zip(records, texts, strict=True):
+        key = (text, tuple(rec["phrases"]))
+        sim = cache.get(key)
+        if sim is None:
+            sim = cache[key] = program.index.similarities(program.index.encoder.encode([text, *rec["phrases"]]))
+        lo = np.asarray(rec["logodds"], dtype=np.float64)
+        out.append(FusionItem(text_sim=sim[0], phrase_sim=max_over_phrases(sim[1:]) if rec["phrases"] else None,
+                              cand=np.asarray(rec["cand"], dtype=int), p_yes=1 / (1 + np.exp(-lo)),
+                              gold=[vocab.index(g) for g in rec["gold"] if g in vocab]))
+    return out
+
+
 def tune(args: argparse.Namespace) -> None:
-    """Grid-search the scoring weights on the validation records only; writes tuned.json."""
-    from zsl.encoders import get_encoder
-    from zsl.index import VocabIndex
+    """Fit the fusion weights on the validation records only (all of them by default); writes tuned.json.
+
+    The zero-shot defaults stay unless a setting beats them by at least ``--min-gain`` RP@10
+    points on the validation items (:func:`zsl.fusion.fit_fusion`).
+    """
+    from zsl.fusion import fit_fusion
     from zsl.programs.irr import InferRetrieveRank
 
     data, out = Path(args.data), Path(args.out)
-    vocab = load_vocab(data)
-    program = InferRetrieveRank(VocabIndex(vocab, get_encoder(args.encoder)), infer=False, rank=False)
+    variant = args.variant or default_variant(args)
+    program = InferRetrieveRank(make_index(args), infer=False, rank=False)
     cache: dict = {}
-    sets = []
+    items = []
     rng = np.random.default_rng(args.seed)
     for split in ("tech_validation", "house_validation"):
-        recs = _load_records(out, split, args.variant)
+        recs = _load_records(out, split, variant)
         if args.max_examples and len(recs) > args.max_examples:
             keep = sorted(rng.choice(len(recs), size=args.max_examples, replace=False).tolist())
             recs = [recs[i] for i in keep]
         rows = load_split(data, split)
-        sets.append((recs, [rows[r["i"]]["text"] for r in recs]))
-    best = None
-    for top in (5, 10, 20):
-        for tw in (0.3, 0.4, 0.5, 0.6):
-            for rw in (0.1, 0.2, 0.3, 0.5):
-                for pw in (0.0, 0.01, 0.02):
-                    kw = {"text_weight": tw, "rank_weight": rw, "prior_weight": pw}
-                    ms = [evaluate(r, t, program, variant="c", phrase_cache=cache, rank_top=top, **kw)["rp10"]
-                          for r, t in sets]
-                    score = float(np.mean(ms))
-                    if best is None or score > best[0] + 1e-9:
-                        best = (score, {**kw, "rank_top": top}, ms)
-    assert best is not None
-    n_ex = sum(len(r) for r, _ in sets)
-    print(f"best mean validation RP@10 {best[0]:.1f} (tech {best[2][0]:.1f}, house {best[2][1]:.1f}) with {best[1]} "
-          f"on {n_ex} validation examples")
-    (out / "tuned.json").write_text(json.dumps({"weights": best[1], "val_rp10": best[2], "examples": n_ex}, indent=1))
+        items += fusion_items(recs, [rows[r["i"]]["text"] for r in recs], program, cache)
+    fit = fit_fusion(items, program.index.vocab.prior_array(), k=10, min_gain=args.min_gain)
+    print(f"{variant}: validation RP@10 {fit.score:.1f} with {fit.weights} (zero-shot defaults "
+          f"{fit.default_score:.1f}) on {fit.n_examples} validation examples")
+    path = out / f"tuned.{variant}.json"
+    path.write_text(json.dumps({"weights": fit.weights, "val_rp10": fit.score, "default_val_rp10": fit.default_score,
+                                "examples": fit.n_examples, "variant": variant}, indent=1))
+    print(f"wrote {path}")
 
 
 def raw_llama_speed(runtime, *, prompt_tokens: int = 512, gen_tokens: int = 48) -> dict[str, float]:
@@ -500,9 +511,11 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--program", help="compiled program JSON (for --variant optimized)")
     r.set_defaults(func=run)
     t = sub.add_parser("tune")
-    t.add_argument("--variant", default="zeroshot")
-    t.add_argument("--max-examples", type=int, default=10,
-                   help="labelled validation examples per split used for tuning (default 10; 0 = all)")
+    t.add_argument("--variant", default=None, help="record set (default: the retriever's)")
+    t.add_argument("--max-examples", type=int, default=0,
+                   help="labelled validation examples per split used for tuning (default 0 = all)")
+    t.add_argument("--min-gain", type=float, default=0.5,
+                   help="RP@10 points a setting must gain over the zero-shot defaults to replace them")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=tune)
     sp = sub.add_parser("speed")
@@ -517,6 +530,7 @@ def main(argv: list[str] | None = None) -> None:
     rv.add_argument("--both", action="store_true", help="each encoder with and without descriptions")
     rv.set_defaults(func=retrievers)
     rep = sub.add_parser("report")
+    rep.add_argument("--variant", default=None, help="record set (default: the retriever's)")
     rep.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     rep.set_defaults(func=report)
     args = p.parse_args(argv)

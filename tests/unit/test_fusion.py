@@ -1,0 +1,57 @@
+"""Fusion weights fitted on examples (zsl.fusion)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from zsl.errors import InputError
+from zsl.fusion import DEFAULTS, FusionItem, fit_fusion, fused_scores
+
+
+def _items(n: int = 30, k: int = 40, seed: int = 0, rank_informative: bool = True) -> list[FusionItem]:
+    """Items whose gold label sits at retrieval rank 12-14: only Rank with top >= 20 and a strong weight finds it."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for _ in range(n):
+        text = rng.uniform(0.0, 0.5, size=k)
+        order = np.argsort(-text)
+        gold = int(order[12 + rng.integers(0, 3)])
+        cand = order[:50]
+        p = np.full(cand.size, 0.05)
+        if rank_informative:
+            p[np.where(cand == gold)[0]] = 0.99
+        items.append(FusionItem(text_sim=text, phrase_sim=None, cand=cand, p_yes=p, gold=[gold]))
+    return items
+
+
+def test_fit_finds_rank_weight_and_depth_when_rank_is_informative():
+    fit = fit_fusion(_items(), None, k=1)
+    assert fit.weights["rank_top"] >= 20 and fit.weights["rank_weight"] > DEFAULTS["rank_weight"]
+    assert fit.score == pytest.approx(100.0) and fit.score > fit.default_score + 50
+
+
+def test_defaults_win_when_nothing_is_clearly_better():
+    fit = fit_fusion(_items(rank_informative=False), None, k=1)
+    assert fit.weights == {**DEFAULTS, "rank_top": 20} and fit.score == fit.default_score
+
+
+def test_rank_top_never_exceeds_what_was_scored_and_examples_without_gold_are_dropped():
+    items = _items(n=5)
+    for it in items:
+        it.p_yes = it.p_yes[:10]
+    items.append(FusionItem(text_sim=np.zeros(40), phrase_sim=None, cand=np.arange(10), p_yes=np.zeros(10), gold=[]))
+    fit = fit_fusion(items, None, k=1)
+    assert fit.weights["rank_top"] <= 10 and fit.n_examples == 5
+    assert all(row["rank_top"] <= 10 for row in fit.table)
+
+
+def test_fused_scores_add_rank_only_to_the_first_rank_top_candidates():
+    it = FusionItem(text_sim=np.zeros(4), phrase_sim=np.ones(4), cand=np.array([3, 2, 1]), p_yes=np.ones(3), gold=[0])
+    s = fused_scores(it, None, {"text_weight": 0.5, "prior_weight": 0.0, "rank_weight": 1.0, "rank_top": 2})
+    assert s.tolist() == [0.5, 0.5, 1.5, 1.5]
+
+
+def test_no_gold_anywhere_is_a_clear_error():
+    with pytest.raises(InputError, match="gold"):
+        fit_fusion([FusionItem(np.zeros(3), None, np.arange(3), np.zeros(3), gold=[])])
