@@ -139,14 +139,15 @@ class Rank(dspy.Module):
         max_chars: longer texts are cut to this many characters.
     """
 
-    def __init__(self, label_kind: str = "labels", mode: str = "auto", max_chars: int = 3000):
+    def __init__(self, label_kind: str = "labels", mode: str = "auto", max_chars: int = 3000,
+                 yesno_prompt: str = "rank_yesno"):
         super().__init__()
         if mode not in ("auto", "yesno", "list"):
             raise InputError(f"Rank mode must be 'auto', 'yesno' or 'list', got {mode!r}")
         self.kind = LabelKind.parse(label_kind)
         self.mode = mode
         self.max_chars = max_chars
-        self.yesno_prompt = load_prompt("rank_yesno")
+        self.yesno_prompt = load_prompt(yesno_prompt)
         self.list_prompt = load_prompt("rank_list")
         self.list_prompt_id = self.list_prompt.id
         self.predict = dspy.Predict(_signature("rank_list", self.kind))
@@ -214,7 +215,12 @@ class Rank(dspy.Module):
             system = self.yesno_prompt.text("system")
             scorer = getattr(lm, "scorer", None)
             before = getattr(scorer, "tokens_evaluated", 0)
-            logodds = lm.yes_no_logodds(prefix, self.shown(cands, descriptions, mode), suffix, system=system)
+            shown = self.shown(cands, descriptions, mode)
+            if "lead" in self.yesno_prompt.data:  # the candidates go in the assistant's turn, after the lead
+                logodds = lm.yes_no_logodds(prefix, shown, suffix, system=system,
+                                            lead=self.yesno_prompt.text("lead", **values))
+            else:
+                logodds = lm.yes_no_logodds(prefix, shown, suffix, system=system)
             scores = np.array([1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, x)))) for x in logodds], dtype=np.float32)
             tokens = getattr(scorer, "tokens_evaluated", 0) - before
             return dspy.Prediction(scores=scores, mode=mode, prompt_tokens=tokens)
@@ -267,7 +273,7 @@ class InferRetrieveRank(dspy.Module):
 
     def __init__(self, index: VocabIndex, *, label_kind: str = "labels", infer: bool = True, rank: bool = True,
                  rank_top: int = 30, text_weight: float = 0.5, prior_weight: float = 0.0, rank_weight: float = 0.2,
-                 max_phrases: int = 8, rank_mode: str = "auto"):
+                 max_phrases: int = 8, rank_mode: str = "auto", rank_prompt: str = "rank_yesno"):
         super().__init__()
         if not 0.0 <= text_weight <= 1.0:
             raise InputError(f"text_weight must be in [0, 1], got {text_weight}")
@@ -282,7 +288,7 @@ class InferRetrieveRank(dspy.Module):
         self.prior_weight = prior_weight
         self.rank_weight = rank_weight
         self.infer = Infer(label_kind, max_phrases=max_phrases)
-        self.rank = Rank(label_kind, mode=rank_mode)
+        self.rank = Rank(label_kind, mode=rank_mode, yesno_prompt=rank_prompt)
 
     def config(self) -> dict[str, Any]:
         """Settings that change outputs; recorded in provenance and cache keys."""

@@ -209,13 +209,24 @@ class LlamaRuntime:
         params.kv_unified = True  # one pool of cells: the prefix's cells are shared by every sequence
         return LlamaContext(model=self.llama._model, params=params, verbose=False)
 
-    def _yes_no_tokens(self, prefix: str, continuations: Sequence[str], suffix: str,
-                       system: str) -> tuple[list[int], list[list[int]], int, int]:
+    def _yes_no_tokens(self, prefix: str, continuations: Sequence[str], suffix: str, system: str,
+                       lead: str | None = None) -> tuple[list[int], list[list[int]], int, int]:
         """Tokens of the shared prefix and of each continuation (+ suffix), and the Yes/No ids.
 
         Prompt wording, item text and labels are tokenised as plain text; only the chat
-        template's own markers are control tokens.
+        template's own markers are control tokens. With ``lead``, the question closes the user
+        turn and the assistant's turn starts with ``lead``: each continuation then carries no
+        turn markers of its own (fewer tokens per candidate).
         """
+        if lead is not None and self.chatml:
+            head = [("<|im_start|>", True), ("system\n" + system, False), ("<|im_end|>", True), ("\n", False),
+                    ("<|im_start|>", True), ("user\n" + prefix, False), ("<|im_end|>", True), ("\n", False),
+                    ("<|im_start|>", True), ("assistant\n" + lead, False)]
+            pre = self._bos() + self._pieces_tokens(head)
+            bodies = [self.tokenize(c + suffix) for c in continuations]
+            return pre, bodies, self.tokenize(" Yes")[0], self.tokenize(" No")[0]
+        if lead is not None:
+            prefix = f"{prefix}\n{lead}"
         if self.chatml:
             head = [("<|im_start|>", True), ("system\n" + system, False), ("<|im_end|>", True), ("\n", False),
                     ("<|im_start|>", True), ("user\n" + prefix, False)]
@@ -231,7 +242,7 @@ class LlamaRuntime:
         return pre, bodies, self.tokenize(yes)[0], self.tokenize(no)[0]
 
     def yes_no_logodds(self, prefix: str, continuations: Sequence[str], suffix: str, system: str = "", *,
-                       batched: bool | None = None) -> list[float]:
+                       lead: str | None = None, batched: bool | None = None) -> list[float]:
         """log P(Yes) - log P(No) of the next token after ``prefix + c + suffix``, per continuation.
 
         Chat models get the question inside a user turn and answer as the assistant; base
@@ -239,8 +250,9 @@ class LlamaRuntime:
         default when the runtime was opened with ``n_seq > 1``) the continuations are decoded
         together as parallel sequences; otherwise one after another. Both give the same
         scores up to float rounding. A continuation that would overflow the context is cut.
+        ``lead`` moves the candidates into the assistant's turn (see :meth:`_yes_no_tokens`).
         """
-        pre, bodies, yes_id, no_id = self._yes_no_tokens(prefix, continuations, suffix, system)
+        pre, bodies, yes_id, no_id = self._yes_no_tokens(prefix, continuations, suffix, system, lead)
         if len(pre) >= self.n_ctx - 1:
             raise InputError(f"The Rank prompt has {len(pre)} tokens, more than the context ({self.n_ctx}). "
                              "Fix: cut the text shorter (Rank's max_chars) or open the model with a larger n_ctx.")

@@ -332,9 +332,10 @@ def _make_llamacpp_lm():
             return self.runtime.n_tokens(text)
 
         def yes_no_logodds(self, prefix: str, continuations: Sequence[str], suffix: str,
-                           system: str = "") -> list[float]:
-            """Score ``prefix + c + suffix`` by log P(Yes) - log P(No) for each continuation."""
-            return self.scorer.yes_no_logodds(prefix, continuations, suffix, system)
+                           system: str = "", lead: str | None = None) -> list[float]:
+            """Score ``prefix + c + suffix`` by log P(Yes) - log P(No) for each continuation
+            (``lead``: the candidates go in the assistant's turn, after that text)."""
+            return self.scorer.yes_no_logodds(prefix, continuations, suffix, system, lead=lead)
 
         @property
         def scorer(self) -> LlamaRuntime:

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> None:
     print(f"index over {len(vocab)} labels ready in {time.perf_counter() - t0:.1f}s ({index.backend})", flush=True)
     lm = get_lm(args.lm, max_tokens=96)
     program = InferRetrieveRank(index, label_kind="skills", rank_top=args.rank_top, text_weight=0.5,
-                                max_phrases=args.max_phrases, rank=not args.no_rank)
+                                max_phrases=args.max_phrases, rank=not args.no_rank, rank_prompt=args.rank_prompt)
     program.set_lm(lm)
     if args.program:
         from zsl.tagger import Tagger
@@ -502,6 +502,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--lm", default=None)
     r.add_argument("--rank-top", type=int, default=50)
     r.add_argument("--no-rank", action="store_true", help="record phrases and candidates only (no Rank step)")
+    r.add_argument("--rank-prompt", default="rank_yesno", help="the yes/no Rank prompt (rank_yesno, rank_yesno_lead)")
     r.add_argument("--no-rank-descriptions", action="store_true",
                    help="show the Rank step bare labels even when retrieval embeds descriptions")
     r.add_argument("--max-phrases", type=int, default=8)
