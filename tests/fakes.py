@@ -20,14 +20,17 @@ class ScriptedLM(DummyLM):
         super().__init__(answers)
         self._judge = judge
         self.yesno_calls: list[tuple[str, list[str], str]] = []
+        self.yesno_leads: list[str | None] = []
 
     def __getattr__(self, name):
         if name == "yes_no_logodds" and self.__dict__.get("_judge") is not None:
             return self._yes_no
         raise AttributeError(name)
 
-    def _yes_no(self, prefix: str, continuations: Sequence[str], suffix: str, system: str = "") -> list[float]:
+    def _yes_no(self, prefix: str, continuations: Sequence[str], suffix: str, system: str = "",
+                lead: str | None = None) -> list[float]:
         self.yesno_calls.append((prefix, list(continuations), suffix))
+        self.yesno_leads.append(lead)
         return [self._judge(c) for c in continuations]
 
 

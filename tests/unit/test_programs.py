@@ -48,6 +48,18 @@ def test_rank_yesno_uses_log_odds_and_label_text_verbatim():
     assert conts == ["baking bread", "SQL, databases and queries"]
 
 
+def test_rank_prompt_with_a_lead_puts_candidates_in_the_answer_turn():
+    lm = ScriptedLM([], judge=lambda label: 5.0 if "SQL" in label else -5.0)
+    dspy.configure(lm=lm)
+    default = Rank("skills")
+    default(text="SQL work", candidates=["SQL"])
+    lead = Rank("skills", yesno_prompt="rank_yesno_lead")
+    pred = lead(text="SQL work", candidates=["baking bread", "SQL"])
+    assert lm.yesno_leads == [None, "Skill: "]
+    assert pred.scores[1] > 0.99 and pred.scores[0] < 0.01
+    assert lead.prompt_id.startswith("rank_yesno_lead@") and lead.prompt_id != default.prompt_id
+
+
 def test_rank_list_mode_reads_numbers_not_label_strings():
     dspy.configure(lm=ScriptedLM([{"selected": "2, 1"}]))
     pred = Rank("skills", mode="list")(text="t", candidates=["a, b", "c"])
