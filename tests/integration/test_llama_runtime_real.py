@@ -89,3 +89,18 @@ def test_batched_scoring_never_overflows_the_context():
     assert len(s) == 40 and all(np.isfinite(s))
     with pytest.raises(ValueError, match="more than the context"):
         small.yes_no_logodds(PREFIX * 20, many[:2], SUFFIX, SYSTEM)
+
+
+def test_the_fixed_prompt_prefix_is_evaluated_once(runtime):
+    system = "You tag job ads with skills. " * 20
+    first = [{"role": "system", "content": system}, {"role": "user", "content": "Text: welder needed"}]
+    second = [{"role": "system", "content": system}, {"role": "user", "content": "Text: nurse wanted at night"}]
+    n_fixed = len(runtime.chat_tokens([{"role": "system", "content": system}]))
+    runtime.llama.reset()  # forget what earlier tests left in the context
+    before = runtime.prompt_tokens_evaluated
+    runtime.complete(first, max_tokens=2, temperature=0.0)
+    cold = runtime.prompt_tokens_evaluated - before
+    runtime.complete(second, max_tokens=2, temperature=0.0)
+    warm = runtime.prompt_tokens_evaluated - before - cold
+    assert cold == len(runtime.chat_tokens(first))
+    assert warm <= len(runtime.chat_tokens(second)) - n_fixed + 2  # only the new user turn (and its markers)
