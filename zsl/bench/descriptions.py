@@ -166,16 +166,10 @@ def report(args: argparse.Namespace) -> None:
 
 
 def _write(table: str, args: argparse.Namespace) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    start, end = "<!-- descriptions:start -->", "<!-- descriptions:end -->"
+    from zsl.bench import write_section
+
     cmd = f"`python -m zsl.bench.descriptions report --n {args.n} --seed {args.seed}`"
-    block = f"{start}\n{cmd}\n\n{table}\n{end}"
-    text = path.read_text(encoding="utf-8")
-    if start in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text += "\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
+    path = write_section("descriptions", f"{cmd}\n\n{table}", heading="Label descriptions (Reuters-21578, ESCO)")
     print(f"updated {path}")
 
 

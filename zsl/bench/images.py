@@ -35,7 +35,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "coco_subset"
 DEFAULT_OUT = ROOT / "out" / "bench" / "images.json"
-START, END = "<!-- images:start -->", "<!-- images:end -->"
 
 
 def peak_rss_mb() -> float:
@@ -242,16 +241,10 @@ def render(results: dict[str, Any], command: str) -> str:
 
 
 def write_benchmarks(block: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace the text between the images markers, adding the section at the end if absent."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        text = f"{head}{START}\n{block}\n{END}{tail}"
-    else:
-        text = (text.rstrip("\n") + "\n\n## Images: zero-shot multi-label tagging on the COCO subset\n\n"
-                f"{START}\n{block}\n{END}\n")
-    path.write_text(text, encoding="utf-8")
+    """Replace the images section of BENCHMARKS.md, adding it at the end if absent."""
+    from zsl.bench import write_section
+
+    write_section("images", block, heading="Images: zero-shot multi-label tagging on the COCO subset", path=path)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -324,16 +324,9 @@ def _row(split: str, label: str, m: dict[str, float], recs: list[dict], variant:
 
 
 def _write_benchmarks(table: str, tuned: dict | None) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    start, end = "<!-- irera:start -->", "<!-- irera:end -->"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    block = f"{start}\n{table}\n{end}"
-    if start in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text += "\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
-    print(f"updated {path}")
+    from zsl.bench import write_section
+
+    print(f"updated {write_section('irera', table)}")
 
 
 def fusion_items(records: list[dict[str, Any]], texts: list[str], program, cache: dict) -> list:
