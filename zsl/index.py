@@ -80,10 +80,14 @@ class VocabIndex:
     Args:
         vocab: the labels (column order of every score array).
         encoder: the text encoder (labels and queries must share it).
-        use_descriptions: embed ``"label: description"`` for labels that have a description
-            (cut to :data:`zsl.vocab.DESCRIPTION_WORDS` words, see
-            :func:`zsl.vocab.clean_description`); the others are embedded alone. ``None``
-            (the default): on when the vocabulary has any description.
+        use_descriptions: a label with a description gets a second vector,
+            ``"label: description"`` (cut to :data:`zsl.vocab.DESCRIPTION_WORDS` words, see
+            :func:`zsl.vocab.clean_description`), and its similarity to a query is the larger
+            of the two: a description can add evidence for a label but never hide the label's
+            own name. (Measured on the validation sets: embedding only ``"label: description"``
+            helps terse codes such as Reuters' ``acq`` but hurts ESCO's descriptive skill names;
+            the larger of the two keeps both gains, see BENCHMARKS.md.) ``None`` (the
+            default): on when the vocabulary has any description.
         faiss_threshold: use faiss above this many labels (exact numpy below).
         show_progress: progress bar while embedding the vocabulary the first time.
 
@@ -98,14 +102,24 @@ class VocabIndex:
         self.encoder = encoder
         self.use_descriptions = vocab.has_descriptions if use_descriptions is None else bool(use_descriptions)
         self.descriptions_cut = vocab.descriptions_cut() if self.use_descriptions else 0
-        texts = [vocab.text_for(i, with_description=self.use_descriptions) for i in range(len(vocab))]
-        self.label_emb = encode_cached(encoder, texts, show_progress=show_progress).astype(np.float32)
+        labels = [vocab.text_for(i) for i in range(len(vocab))]
+        self.label_emb = encode_cached(encoder, labels, show_progress=show_progress).astype(np.float32)
+        # described labels: their rows in the vocabulary and their "label: description" vectors
+        self.desc_rows = np.zeros(0, dtype=np.int64)
+        self.desc_emb = np.zeros((0, self.label_emb.shape[1]), dtype=np.float32)
+        if self.use_descriptions:
+            texts = [vocab.text_for(i, with_description=True) for i in range(len(vocab))]
+            self.desc_rows = np.array([i for i, t in enumerate(texts) if t != labels[i]], dtype=np.int64)
+            if self.desc_rows.size:
+                self.desc_emb = encode_cached(encoder, [texts[i] for i in self.desc_rows],
+                                              show_progress=show_progress).astype(np.float32)
         self._faiss = None
         if len(vocab) > faiss_threshold:
             import faiss
 
             self._faiss = faiss.IndexFlatIP(self.label_emb.shape[1])
-            self._faiss.add(self.label_emb)
+            self._faiss.add(np.concatenate([self.label_emb, self.desc_emb]))
+            self._faiss_label = np.concatenate([np.arange(len(vocab)), self.desc_rows])
 
     @property
     def backend(self) -> str:
@@ -117,15 +131,31 @@ class VocabIndex:
         if q.shape[1] != self.label_emb.shape[1]:
             raise InputError(f"query dimension {q.shape[1]} != label dimension {self.label_emb.shape[1]}: "
                              "queries and labels must come from the same encoder")
-        return q @ self.label_emb.T
+        sim = q @ self.label_emb.T
+        if self.desc_rows.size:
+            sim[:, self.desc_rows] = np.maximum(sim[:, self.desc_rows], q @ self.desc_emb.T)
+        return sim
 
     def search(self, query_emb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k labels per query embedding: ``(scores, indices)``, best first."""
         q = np.atleast_2d(np.asarray(query_emb, dtype=np.float32))
-        if self._faiss is not None:
-            k = min(k, len(self.vocab))
-            return self._faiss.search(np.ascontiguousarray(q), k)
-        return top_k(self.similarities(q), k)
+        if self._faiss is None:
+            return top_k(self.similarities(q), k)
+        k = min(k, len(self.vocab))
+        # a described label has two vectors: take enough hits that k distinct labels survive
+        vals, rows = self._faiss.search(np.ascontiguousarray(q), min(2 * k, self._faiss.ntotal))
+        out_v = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
+        out_i = np.full((q.shape[0], k), -1, dtype=np.int64)
+        for n in range(q.shape[0]):
+            seen: set[int] = set()
+            for v, r in zip(vals[n], rows[n], strict=True):
+                lab = int(self._faiss_label[r]) if r >= 0 else -1
+                if lab >= 0 and lab not in seen:  # hits come best first, so the first is the larger
+                    out_v[n, len(seen)], out_i[n, len(seen)] = v, lab
+                    seen.add(lab)
+                    if len(seen) == k:
+                        break
+        return out_v, out_i
 
     def search_texts(self, texts: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k labels for each text."""

@@ -81,13 +81,16 @@ def test_embedding_cache_key_covers_the_description_texts():
             Counting.calls += 1
             return super().encode(texts, **kw)
 
-    first = VocabIndex(_vocab(), Counting(64)).label_emb
-    again = VocabIndex(_vocab(), Counting(64)).label_emb
-    assert Counting.calls == 1  # same labels and descriptions: read from the cache
-    np.testing.assert_array_equal(first, again)
-    other = VocabIndex(_vocab([*GLOSSES[:2], "company takeovers", GLOSSES[3]]), Counting(64)).label_emb
-    assert Counting.calls == 2  # one description changed: a new key, encoded again
-    assert not np.allclose(first[2], other[2]) and np.allclose(first[0], other[0])
+    first = VocabIndex(_vocab(), Counting(64))
+    assert Counting.calls == 2  # the labels, and the "label: description" texts
+    again = VocabIndex(_vocab(), Counting(64))
+    assert Counting.calls == 2  # same labels and descriptions: read from the cache
+    np.testing.assert_array_equal(first.desc_emb, again.desc_emb)
+    other = VocabIndex(_vocab([*GLOSSES[:2], "company takeovers", GLOSSES[3]]), Counting(64))
+    assert Counting.calls == 3  # one description changed: its texts get a new key and are encoded again
+    np.testing.assert_array_equal(first.label_emb, other.label_emb)  # the labels' own vectors are shared
+    row = int(np.where(first.desc_rows == 2)[0][0])
+    assert not np.allclose(first.desc_emb[row], other.desc_emb[row]) and np.allclose(first.desc_emb[0], other.desc_emb[0])
 
 
 # -- cleaning and cutting -------------------------------------------------------------------
@@ -229,3 +232,31 @@ def test_cut_descriptions_are_reported_once_per_run_not_per_item(tmp_path):
     plain = label_run(items, vocab, out=tmp_path / "plain", lm=lm, encoder="hashing", infer=False, k=1,
                       label_descriptions=False)
     assert not any("label descriptions" in w for w in plain.warnings)
+
+
+def test_a_description_adds_evidence_but_never_hides_the_label_name():
+    enc = HashingEncoder(512)
+    vocab = LabelVocab(["python programming", "acq"],
+                       descriptions=["a long gloss about snakes, reptiles, zoos and venom " * 3, "mergers and acquisitions"])
+    bare = VocabIndex(vocab, enc, use_descriptions=False)
+    both = VocabIndex(vocab, enc)
+    q = enc.encode(["python programming", "mergers and acquisitions"])
+    s_bare, s_both = bare.similarities(q), both.similarities(q)
+    assert (s_both >= s_bare - 1e-6).all()  # the larger of the label's and the described label's similarity
+    assert s_both[0, 0] == pytest.approx(s_bare[0, 0])  # the gloss does not dilute a label named in the text
+    assert s_both[1, 1] > s_bare[1, 1] + 0.3  # the code is found through its description
+
+
+def test_faiss_and_numpy_agree_with_descriptions():
+    enc = HashingEncoder(256)
+    labels = [f"label {i} {w}" for i, w in enumerate(["oil", "wheat", "steel", "gold", "cars", "ships"] * 5)]
+    descs = [f"about {lab.split()[-1]} markets and prices" if i % 2 else None for i, lab in enumerate(labels)]
+    vocab = LabelVocab(labels, descriptions=descs)
+    exact, fa = VocabIndex(vocab, enc), VocabIndex(vocab, enc, faiss_threshold=0)
+    assert fa.backend == "faiss" and exact.desc_rows.size == 15
+    q = enc.encode(["gold prices rose", "wheat harvest", "new ships"])
+    ve, ie = exact.search(q, 7)
+    vf, i_f = fa.search(q, 7)
+    np.testing.assert_allclose(ve, vf, atol=1e-5)
+    for a, b, v in zip(ie, i_f, ve):  # equal scores may come in either order
+        assert set(a[v > v[-1] + 1e-5]) == set(b[v > v[-1] + 1e-5])
