@@ -53,9 +53,9 @@ from typing import Any
 
 import numpy as np
 
+from zsl.base import ParamsMixin, ScorerMixin
 from zsl.errors import InputError, MissingDependencyError, ModelIntegrityError, VocabularyError
 from zsl.pseudo import SilverData, vocab_difference
-from zsl.scoring import ParamsMixin
 from zsl.vocab import LabelVocab
 
 __all__ = ["LOSSES", "StudentClassifier", "distill_file", "folder_size", "label_file"]
@@ -111,8 +111,13 @@ def asymmetric_loss(logits: Any, targets: Any, *, gamma_pos: float = 0.0, gamma_
 
 
 # -- the estimator --------------------------------------------------------------------------
-class StudentClassifier(ParamsMixin):
+class StudentClassifier(ParamsMixin, ScorerMixin):
     """Frozen encoder features + a one-vs-rest head trained on (soft) pseudo-labels.
+
+    A :class:`zsl.base.Scorer` once fitted: ``predict_proba`` / ``score`` give ``(N, K)``
+    probabilities, ``predict`` the label sets (probability >= ``threshold_``, at least
+    ``min_labels``) as an ``(N, K)`` 0/1 matrix, ``top_k(X, k)`` the ``(label, probability)``
+    pairs and ``predict_labels`` the chosen ones.
 
     Args:
         encoder: the text encoder (a name, a path or an encoder object; None: the default,
@@ -503,6 +508,27 @@ class StudentClassifier(ParamsMixin):
         """
         logits = self.decision_function(X, batch_size=batch_size)
         return (0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32)
+
+    def score(self, X: Any) -> np.ndarray:
+        """``(N, K)`` float32 probabilities: :meth:`predict_proba` (the :class:`~zsl.base.Scorer` contract)."""
+        return self.predict_proba(X)
+
+    @property
+    def vocab(self) -> LabelVocab:
+        """The fitted vocabulary (``vocab_``), the column order of every output."""
+        try:
+            return self.vocab_
+        except AttributeError:
+            raise AttributeError("This StudentClassifier is not fitted yet, so it has no vocabulary. Fix: fit it or "
+                                 "load a saved one with StudentClassifier.load(path).") from None
+
+    def config(self) -> dict[str, Any]:
+        """What produces this student's outputs: its folder and weights hash, encoder, threshold, vocabulary
+        and the teacher it was distilled from (run manifests record it)."""
+        self._check_fitted()
+        return {"student": str(getattr(self, "path_", "in-memory")), "student_sha256": getattr(self, "weights_sha256_", None),
+                "encoder": (self._encoder_spec() or {}).get("model_id"), "threshold": float(self.threshold_),
+                "vocab_hash": self.vocab_.hash, "teacher": self.provenance_}
 
     def predict(self, X: Any, *, threshold: float | None = None) -> np.ndarray:
         """``(N, K)`` uint8 labels: probability >= ``threshold`` (default ``self.threshold_``),

@@ -51,13 +51,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from zsl.base import ScorerMixin
 from zsl.errors import InputError, ZslError
 from zsl.vocab import LabelVocab
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "CropBatch",
-    "ImageScorer",
     "ImageScores",
     "ImageTagger",
     "ImageTextBackend",
@@ -528,17 +528,6 @@ class ImageTextBackend(Protocol):
         ...
 
 
-@runtime_checkable
-class ImageScorer(Protocol):
-    """Images in, ``(N, K)`` scores out, columns in ``vocab`` order."""
-
-    vocab: LabelVocab
-
-    def predict_proba(self, images: Sequence[Any]) -> np.ndarray:
-        """``(N, K)`` scores for N RGB PIL images (or image paths)."""
-        ...
-
-
 # --------------------------------------------------------------------------- label texts
 
 
@@ -763,10 +752,13 @@ class ImageScores:
     skipped: list[SkippedImage] = field(default_factory=list)
 
 
-class ImageTagger:
+class ImageTagger(ScorerMixin):
     """Zero-shot multi-label image scorer: a backend plus CDUL global-local aggregation.
 
-    Parameters are only stored here; models load on first use.
+    Parameters are only stored here; models load on first use. A :class:`zsl.base.Scorer`:
+    ``predict_proba`` / ``score`` give the ``(N, K)`` scores, ``predict(images, k)`` the
+    top-``k`` label sets as an ``(N, K)`` 0/1 matrix, ``top_k(images, k)`` the
+    ``(label, score)`` pairs.
 
     Args:
         vocab: the labels (a :class:`LabelVocab` or a list of strings).
@@ -959,11 +951,10 @@ class ImageTagger:
             return g
         return global_local_scores(g, s, threshold=self.threshold_, lam=self.lam)
 
-    def predict(self, images: Sequence[Any], k: int = 5) -> list[list[tuple[str, float]]]:
-        """The top-``k`` (label, score) pairs per image."""
-        scores = self.predict_proba(images)
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return [[(self.vocab[j], float(scores[i, j])) for j in row] for i, row in enumerate(order)]
+    def score(self, images: Sequence[Any]) -> np.ndarray:
+        """``(N, K)`` float32 scores in vocabulary order: :meth:`predict_proba` (the
+        :class:`~zsl.base.Scorer` contract)."""
+        return self.predict_proba(images).astype(np.float32)
 
     def score_files(self, paths: Iterable[str | os.PathLike[str]], *, show_progress: bool = False) -> ImageScores:
         """Score image files, skipping (and reporting) those that cannot be read.

@@ -220,7 +220,7 @@ def make_silver(scores: Any, vocab: LabelVocab | Sequence[str], rule: Any = None
             (and on ``y`` when given: a few gold-labelled items calibrate thresholds).
         ids: item ids (default ``"0"``, ``"1"``, ...).
         texts: item texts (needed to distil a text student).
-        provenance: what produced the scores, e.g. :func:`zsl.pipeline.provenance`;
+        provenance: what produced the scores, e.g. a scorer's ``config()``;
             zsl version, vocabulary hash and the rule are added.
         y: gold labels for rules that calibrate on them.
 
@@ -282,12 +282,8 @@ def silver_from_tagger(tagger: Any, texts: Sequence[str], *, ids: Sequence[Any] 
         >>> from zsl import Tagger                                        # doctest: +SKIP
         >>> silver = silver_from_tagger(Tagger(vocab, infer=False, rank=False), texts)  # doctest: +SKIP
     """
-    from zsl.pipeline import provenance
-
-    scores = tagger.decision_function(texts, show_progress=show_progress)
-    prov = provenance(tagger)
-    prov.pop("zsl_version", None)
-    prov["teacher"] = "zsl.Tagger"
+    scores = tagger.score(texts, show_progress=show_progress)
+    prov = {**tagger.config(), "teacher": "zsl.Tagger"}
     return make_silver(scores, tagger.vocab, rule, ids=ids, texts=texts, provenance=prov, y=y)
 
 

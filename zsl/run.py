@@ -288,11 +288,7 @@ class _TextLabeller:
                                  "marked retryable: rerun the same command to label them)")
 
     def config(self) -> dict[str, Any]:
-        from zsl.pipeline import provenance
-
-        prov = provenance(self.tagger)
-        prov.pop("zsl_version", None)
-        return {"kind": self.kind, "k": self.k, **prov}
+        return {"kind": self.kind, "k": self.k, **self.tagger.config()}
 
     def _row(self, item: Item, scores: np.ndarray, pred: Any = None) -> dict[str, Any]:
         order = _top(scores, self.k)
@@ -410,11 +406,7 @@ class _StudentLabeller:
         self.remote, self.lm_name, self.concurrency, self.uses_lm = False, None, 1, False
 
     def config(self) -> dict[str, Any]:
-        st = self.student
-        return {"kind": self.kind, "k": self.k, "student": str(getattr(st, "path_", "in-memory")),
-                "student_sha256": getattr(st, "weights_sha256_", None),
-                "encoder": (st._encoder_spec() or {}).get("model_id"), "threshold": float(st.threshold_),
-                "vocab_hash": self.vocab.hash, "teacher": st.provenance_}
+        return {"kind": self.kind, "k": self.k, **self.student.config()}
 
     def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> tuple[list[dict | str], dict[str, dict]]:
         proba = self.student.predict_proba([it.text for it in items])

@@ -4,8 +4,10 @@ scikit-learn-like estimator.
 Example:
     >>> from zsl import Tagger, LabelVocab                            # doctest: +SKIP
     >>> tagger = Tagger(LabelVocab(["python", "sql", "cooking"]), label_kind="skills")
-    >>> tagger.predict(["We need someone fluent in Python."], k=2)     # doctest: +SKIP
+    >>> tagger.top_k(["We need someone fluent in Python."], k=2)       # doctest: +SKIP
     [[('python', 0.83), ('sql', 0.41)]]
+    >>> tagger.predict(["We need someone fluent in Python."], k=2)     # doctest: +SKIP
+    array([[1, 1, 0]], dtype=uint8)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from zsl.base import ScorerMixin
 from zsl.errors import InputError
 from zsl.vocab import LabelVocab
 
@@ -45,10 +48,13 @@ def as_examples(examples: Iterable[Any]) -> list[tuple[str, list[str]]]:
     return out
 
 
-class Tagger:
+class Tagger(ScorerMixin):
     """Tag texts with labels from a vocabulary using Infer-Retrieve-Rank.
 
-    Parameters are stored as given; models load on first use.
+    Parameters are stored as given; models load on first use. A :class:`zsl.base.Scorer`:
+    ``score`` / ``decision_function`` give the raw ``(N, K)`` scores, ``predict_proba`` the
+    same clipped to [0, 1], ``predict(texts, k)`` the top-``k`` label sets as an ``(N, K)``
+    0/1 matrix, and ``top_k(texts, k)`` the ``(label, score)`` pairs.
 
     Args:
         vocab: the label vocabulary (or a list of labels).
@@ -142,8 +148,11 @@ class Tagger:
                              f"{' ...' if len(bad) > 10 else ''}. Remove or fill them first.")
         return items
 
-    def decision_function(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        """Raw scores ``(N, K)`` in vocabulary order (retrieval similarity + rank bonus)."""
+    def score(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        """Raw scores ``(N, K)`` float32 in vocabulary order (retrieval similarity + rank bonus).
+
+        The :class:`~zsl.base.Scorer` contract; the same scores ``zsl label`` writes.
+        """
         items = self._check_texts(texts)
         program = self.program_
         out = np.zeros((len(items), len(self.vocab)), dtype=np.float32)
@@ -153,19 +162,28 @@ class Tagger:
             out[i] = program(text=text).scores
         return out
 
+    def decision_function(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        """Raw scores ``(N, K)`` in vocabulary order: :meth:`score` (scikit-learn's name)."""
+        return self.score(texts, show_progress=show_progress)
+
     def predict_proba(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         """Scores clipped to [0, 1], ``(N, K)`` in vocabulary order. Not calibrated probabilities."""
-        return np.clip(self.decision_function(texts, show_progress=show_progress), 0.0, 1.0)
+        return np.clip(self.score(texts, show_progress=show_progress), 0.0, 1.0)
 
-    def predict(self, texts: Sequence[str], k: int = 10, *, show_progress: bool = False) -> list[list[tuple[str, float]]]:
-        """Top-``k`` ``(label, score)`` pairs per text, best first."""
-        if k < 1:
-            raise InputError(f"k must be >= 1, got {k}")
-        scores = self.decision_function(texts, show_progress=show_progress)
-        from zsl.index import top_k
+    def config(self) -> dict[str, Any]:
+        """What produces this tagger's scores: LMs, encoder, vocabulary, program settings and prompts.
 
-        vals, idx = top_k(scores, k)
-        return [[(self.vocab[j], round(float(v), 4)) for v, j in zip(vr, ir)] for vr, ir in zip(vals, idx)]
+        Recorded in run manifests and silver-data provenance (the zsl version is added there).
+        """
+        program = self.program_
+        return {
+            "infer_lm": getattr(program.infer.predict.lm, "model", None) if program.use_infer else None,
+            "rank_lm": getattr(program.rank.predict.lm, "model", None) if program.use_rank else None,
+            "encoder": program.index.encoder.model_id,
+            "vocab_hash": self.vocab.hash,
+            "vocab_size": len(self.vocab),
+            "settings": program.config(),
+        }
 
     # -- optimisation -------------------------------------------------------------------
     def fit(self, examples: Iterable[Any], *, optimizer: str = "bootstrap", metric_k: int = 10,

@@ -16,9 +16,9 @@ from PIL import Image
 
 from tests.fakes import ScriptedLM
 from zsl import LabelVocab
+from zsl.base import Scorer
 from zsl.errors import InputError, ModelNotFoundError
 from zsl.image import (
-    ImageScorer,
     ImageTagger,
     aggregate,
     class_probabilities,
@@ -294,7 +294,7 @@ def test_global_local_finds_the_small_object_global_misses():
     cdul = ImageTagger(vocab, ColourBackend(), grids=(3,), templates=["{label}"]).predict_proba([img])
     assert g_only[0, 2] < 0.01                     # blue is 1/9 of the image: invisible globally
     assert cdul[0, 2] > 0.99 and cdul[0, 0] > 0.99  # a snippet is pure blue; red stays
-    assert isinstance(ImageTagger(vocab, ColourBackend()), ImageScorer)
+    assert isinstance(ImageTagger(vocab, ColourBackend()), Scorer)
 
 
 def test_crops_of_a_batch_go_through_the_backend_together_and_batching_does_not_change_scores():

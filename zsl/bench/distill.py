@@ -151,7 +151,6 @@ def _median_time(fn: Any, repeats: int = 5) -> float:
 def run_dataset(ds: dict[str, Any], args: argparse.Namespace, encoder: Any) -> dict[str, Any]:
     from zsl.distill import StudentClassifier, folder_size
     from zsl.encoders import encode_cached
-    from zsl.pipeline import provenance
     from zsl.pseudo import make_silver, read_silver, silver_report, write_silver
     from zsl.scoring import TopK
     from zsl.tagger import Tagger
@@ -203,9 +202,7 @@ def run_dataset(ds: dict[str, Any], args: argparse.Namespace, encoder: Any) -> d
     t_teacher_noenc = _median_time(lambda: no_enc_tagger.decision_function(ds["test_texts"][:n_noenc]), repeats=3)
 
     # Silver data from the teacher on the training slice (label-free rule), through the files.
-    prov = provenance(tagger)
-    prov.pop("zsl_version", None)
-    prov["teacher"] = "zsl.Tagger(infer=False, rank=False)"
+    prov = {**tagger.config(), "teacher": "zsl.Tagger(infer=False, rank=False)"}
     silver = make_silver(teacher_train, vocab, TopK(k=1), ids=ds["train_ids"], texts=ds["train_texts"],
                          provenance=prov)
     silver_path = write_silver(silver, out / "silver.jsonl")
