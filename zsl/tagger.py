@@ -148,16 +148,30 @@ class Tagger(ScorerMixin):
                              f"{' ...' if len(bad) > 10 else ''}. Remove or fill them first.")
         return items
 
-    def score(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+    @property
+    def uses_lm(self) -> bool:
+        """Whether scoring runs an LLM step (Infer or Rank): then items are scored one at a time."""
+        program = self.program_
+        return bool(program.use_infer or program.use_rank)
+
+    def score(self, texts: Sequence[str], *, show_progress: bool = False, batch_size: int = 1024) -> np.ndarray:
         """Raw scores ``(N, K)`` float32 in vocabulary order (retrieval similarity + rank bonus).
 
-        The :class:`~zsl.base.Scorer` contract; the same scores ``zsl label`` writes.
+        The :class:`~zsl.base.Scorer` contract; the same scores ``zsl label`` writes. Without
+        an LLM step (``infer=False, rank=False``) the texts are encoded ``batch_size`` at a time
+        in one batched encoder call each, as ``zsl label --no-infer --no-rank`` does; with one,
+        the program runs once per text.
         """
         items = self._check_texts(texts)
         program = self.program_
         out = np.zeros((len(items), len(self.vocab)), dtype=np.float32)
         from zsl.progress import progress
 
+        if not self.uses_lm:
+            starts = range(0, len(items), max(1, int(batch_size)))
+            for start in progress(starts, desc="tagging", disable=not show_progress, unit="batch"):
+                out[start:start + batch_size] = program.retrieve_many(items[start:start + batch_size])
+            return out
         for i, text in enumerate(progress(items, desc="tagging", disable=not show_progress)):
             out[i] = program(text=text).scores
         return out

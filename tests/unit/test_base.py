@@ -67,3 +67,31 @@ def test_top_k_helpers():
     assert top_k_sets(s, 10).tolist() == [[1, 1, 1, 1]]
     with pytest.raises(InputError):
         top_k(s, 0)
+
+
+class _CountingEncoder(HashingEncoder):
+    """The hashing encoder, counting encode() calls and the texts in each."""
+
+    def __init__(self):
+        super().__init__(64)
+        self.calls: list[int] = []
+
+    def encode(self, texts, **kw):
+        self.calls.append(len(texts))
+        return super().encode(texts, **kw)
+
+
+def test_retrieval_only_tagger_encodes_all_texts_in_one_batched_call():
+    enc = _CountingEncoder()
+    tagger = Tagger(["red", "green", "blue"], encoder=enc, infer=False, rank=False)
+    tagger.program_  # noqa: B018 - embeds the vocabulary (one call of its own)
+    enc.calls.clear()
+    texts = [f"text {i} about red and blue" for i in range(50)] + ["green grass"]
+    proba = tagger.predict_proba(texts)
+    assert enc.calls == [51]  # not one DSPy program call (and encode call) per text
+    one_by_one = np.stack([tagger.program_(text=t).scores for t in texts])
+    np.testing.assert_allclose(tagger.score(texts), one_by_one, atol=1e-6)
+    np.testing.assert_allclose(proba, np.clip(one_by_one, 0, 1), atol=1e-6)
+    enc.calls.clear()
+    tagger.score(texts, batch_size=20)
+    assert enc.calls == [20, 20, 11]

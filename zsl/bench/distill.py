@@ -194,7 +194,7 @@ def run_dataset(ds: dict[str, Any], args: argparse.Namespace, encoder: Any) -> d
         raise SystemExit(f"[{name}] batched teacher scores differ from Tagger.decision_function "
                          f"(max diff {np.abs(tagged - teacher_test[:n_speed]).max():.2e})")
     # The teacher's own work without the encoder: the same Tagger, its encoder swapped for a
-    # lookup of the embeddings computed above (DSPy call, similarity, ranking per item).
+    # lookup of the embeddings computed above (similarity and prior, batched like the encoder).
     n_noenc = min(1000, len(ds["test_texts"]))
     lookup = _LookupEncoder(encoder.model_id, ds["test_texts"][:n_noenc], emb_test[:n_noenc])
     no_enc_tagger = Tagger(vocab, infer=False, rank=False, encoder=lookup)
