@@ -22,7 +22,10 @@ method                           returns
   probability at or above its threshold).
 
 The run machinery (:mod:`zsl.labeller`, :func:`zsl.run.label_run`) labels a dataset with any
-of them through :class:`Scorer` alone.
+of them through :class:`Scorer` alone, plus two methods :class:`ScorerMixin` gives every
+scorer and a scorer may refine: ``score_batch`` (score what can be scored, say why not for
+the rest: an unreadable image) and ``explain`` (one item, with what the row should show
+besides its scores: the text Tagger's phrases and notes, and its LM usage).
 
 Example:
     >>> import numpy as np
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -46,7 +50,8 @@ from zsl.errors import InputError
 if TYPE_CHECKING:
     from zsl.vocab import LabelVocab
 
-__all__ = ["ParamsMixin", "Scorer", "ScorerMixin", "top_k", "top_k_pairs", "top_k_sets"]
+__all__ = ["BatchScores", "ItemScores", "ParamsMixin", "Ranked", "Scorer", "ScorerMixin", "top_k", "top_k_pairs",
+           "top_k_sets"]
 
 
 # -- top-k: the one implementation ------------------------------------------------------------
@@ -114,16 +119,66 @@ class Scorer(Protocol):
         ...
 
 
-class ScorerMixin:
-    """``predict`` (top-k label sets) and ``top_k`` (label, score) lists for a class with ``score``.
+@dataclass
+class Ranked:
+    """A score vector ``(K,)`` that a row shows as its top-``k`` labels (e.g. ``retrieval_labels``)."""
 
-    A class whose label sets are not the top ``k`` (a thresholded student) overrides ``predict``.
+    scores: np.ndarray
+
+
+@dataclass
+class ItemScores:
+    """One item scored by :meth:`ScorerMixin.explain`.
+
+    Attributes:
+        scores: ``(K,)`` scores in vocabulary order.
+        fields: more row fields, in row order (lists, strings, or :class:`Ranked` vectors).
+        usage: LM usage per step, ``{"infer": {"calls", "prompt_tokens", "completion_tokens"}, ...}``.
+    """
+
+    scores: np.ndarray
+    fields: dict[str, Any] = field(default_factory=dict)
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass
+class BatchScores:
+    """A batch scored by :meth:`ScorerMixin.score_batch`: the items that could be scored, and why not the rest.
+
+    Attributes:
+        scores: ``(M, K)`` float32 scores of the scored items, in input order.
+        ok: the positions (in the batch) of those M items.
+        failed: position -> reason, for the items that could not be scored.
+    """
+
+    scores: np.ndarray
+    ok: list[int]
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+class ScorerMixin:
+    """``predict`` (top-k label sets), ``top_k`` (label, score) lists, ``score_batch`` and ``explain``
+    for a class with ``score``.
+
+    A class whose label sets are not the top ``k`` (a thresholded student) overrides ``predict``;
+    one that can skip unreadable items overrides ``score_batch``; one with more to say about an
+    item (phrases, notes, LM usage) overrides ``explain``.
     """
 
     vocab: LabelVocab
+    #: True for a scorer that runs an LLM step: a run then scores item by item with ``explain``
+    uses_lm: bool = False
 
     def score(self, items: Sequence[Any]) -> np.ndarray:  # pragma: no cover - the subclass's job
         raise NotImplementedError
+
+    def score_batch(self, items: Sequence[Any]) -> BatchScores:
+        """Score a batch; every item is scored here (a subclass may skip the ones it cannot read)."""
+        return BatchScores(np.asarray(self.score(items), dtype=np.float32), list(range(len(items))))
+
+    def explain(self, item: Any) -> ItemScores:
+        """Score one item, with whatever more a row should show about it (nothing more here)."""
+        return ItemScores(np.asarray(self.score([item]), dtype=np.float32)[0])
 
     def predict(self, items: Sequence[Any], k: int = 5) -> np.ndarray:
         """``(N, K)`` uint8 label sets: the ``k`` best labels of each item (what ``zsl label -k`` keeps)."""

@@ -71,11 +71,12 @@ def _cmd_label(args: argparse.Namespace) -> int:
 
         raise InputError(f"--dry-run N labels N items to estimate the run; N must be at least 1, got {args.dry_run}. "
                          "Fix: --dry-run (5 items) or --dry-run N with N >= 1.")
-    if args.model:
-        from zsl.run import label_run
+    from zsl.labeller import LabelSettings
+    from zsl.run import estimate_run, label_run
 
-        summary = label_run(args.input, args.labels, model=args.model, out=args.out, k=args.k,
-                            text_field=args.text_field, id_field=args.id_field, chunk_size=args.chunk_size,
+    common = {"k": args.k, "text_field": args.text_field, "id_field": args.id_field, "chunk_size": args.chunk_size}
+    if args.model:
+        summary = label_run(args.input, args.labels, out=args.out, settings=LabelSettings(model=args.model, **common),
                             fresh=args.fresh, show_progress=True)
         _report_run(summary, args.k)
         return 3 if summary.skipped else 0
@@ -83,21 +84,18 @@ def _cmd_label(args: argparse.Namespace) -> int:
         print("zsl: error: --labels VOCAB is required (or --model STUDENT_DIR to use a distilled student)",
               file=sys.stderr)
         return 2
-    from zsl.run import estimate_run, label_run
-
     lm = _remote_lm(args.lm, args.api_base)
-    settings = {"lm": lm, "encoder": args.encoder, "k": args.k, "label_kind": args.label_kind, "infer": not args.no_infer,
-                    "rank": not args.no_rank, "rank_top": args.rank_top, "text_field": args.text_field, "id_field": args.id_field,
-                    "program": args.program, "concurrency": args.concurrency, "timeout": args.timeout, "retries": args.retries,
-                    "image_backend": args.image_model,
-                    "image_kwargs": {"descriptions": "lm", "lm": lm} if args.descriptions else None,
-                    "label_descriptions": False if args.no_label_descriptions else None}
+    settings = LabelSettings(
+        lm=lm, encoder=args.encoder, label_kind=args.label_kind, infer=not args.no_infer, rank=not args.no_rank,
+        rank_top=args.rank_top, program=args.program, concurrency=args.concurrency, timeout=args.timeout,
+        retries=args.retries, image_backend=args.image_model,
+        image_kwargs={"descriptions": "lm", "lm": lm} if args.descriptions else None,
+        label_descriptions=False if args.no_label_descriptions else None, **common)
     if args.dry_run is not None:
-        est = estimate_run(args.input, args.labels, sample=args.dry_run, **settings)
+        est = estimate_run(args.input, args.labels, sample=args.dry_run, settings=settings)
         _print_estimate(est)
         return 0
-    summary = label_run(args.input, args.labels, out=args.out, chunk_size=args.chunk_size, fresh=args.fresh,
-                        show_progress=True, **settings)
+    summary = label_run(args.input, args.labels, out=args.out, settings=settings, fresh=args.fresh, show_progress=True)
     _report_run(summary, args.k)
     return 3 if summary.skipped else 0
 

@@ -55,8 +55,8 @@ import numpy as np
 
 from zsl.base import ParamsMixin, ScorerMixin
 from zsl.errors import InputError, MissingDependencyError, ModelIntegrityError, VocabularyError
-from zsl.pseudo import SilverData, vocab_difference
-from zsl.vocab import LabelVocab
+from zsl.pseudo import SilverData
+from zsl.vocab import LabelVocab, vocab_difference
 
 __all__ = ["LOSSES", "StudentClassifier", "distill_file", "folder_size", "label_file"]
 

@@ -51,7 +51,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from zsl.base import ScorerMixin
+from zsl.base import BatchScores, ScorerMixin
 from zsl.errors import InputError, ZslError
 from zsl.vocab import LabelVocab
 
@@ -955,6 +955,16 @@ class ImageTagger(ScorerMixin):
         """``(N, K)`` float32 scores in vocabulary order: :meth:`predict_proba` (the
         :class:`~zsl.base.Scorer` contract)."""
         return self.predict_proba(images).astype(np.float32)
+
+    def score_batch(self, paths: Sequence[str | os.PathLike[str]]) -> BatchScores:
+        """Score image files, skipping those that cannot be read (reason: ``"PATH: why"``)."""
+        paths = [str(p) for p in paths]
+        result = self.score_files(paths)
+        row_of = {p: i for i, p in enumerate(result.paths)}
+        why = {str(s.path): s.reason for s in result.skipped}
+        ok = [i for i, p in enumerate(paths) if p in row_of]
+        failed = {i: f"{p}: {why.get(p, 'could not be read')}" for i, p in enumerate(paths) if p not in row_of}
+        return BatchScores(result.scores[[row_of[paths[i]] for i in ok]], ok, failed)
 
     def score_files(self, paths: Iterable[str | os.PathLike[str]], *, show_progress: bool = False) -> ImageScores:
         """Score image files, skipping (and reporting) those that cannot be read.

@@ -49,16 +49,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
-import random
 import re
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,7 +71,9 @@ from zsl.data import (
     input_format,
     iter_records,
 )
-from zsl.errors import InputError, VocabularyError, ZslError
+from zsl.errors import InputError, ZslError
+from zsl.labeller import LabelSettings, TextLabeller, make_labeller
+from zsl.retry import Retryable, is_transient, retry_base_delay, retry_call
 from zsl.vocab import LabelVocab
 
 try:
@@ -84,7 +81,9 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: runs are not locked
     fcntl = None
 
-__all__ = ["RunSummary", "estimate_run", "label_run", "retry_call"]
+__all__ = ["LabelSettings", "RunSummary", "estimate_run", "is_transient", "label_run", "retry_base_delay", "retry_call"]
+
+_TextLabeller = TextLabeller  # the name tests and older callers use
 
 MANIFEST = "manifest.json"
 LABELS = "labels.jsonl"
@@ -96,9 +95,6 @@ LOCK = ".zsl-lock"
 RUN_FORMAT = 1  # the manifest's "zsl_run" marker
 _CHUNK_NAME = re.compile(r"[0-9]{6,}\.jsonl")
 _TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[0-9]+\.tmp")  # zsl.data.atomic_write's temp files
-_TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
-_TRANSIENT_NAMES = {"RateLimitError", "APIConnectionError", "Timeout", "APITimeoutError", "ServiceUnavailableError",
-                    "InternalServerError", "ReadTimeout", "ConnectTimeout"}
 
 
 @dataclass
@@ -124,317 +120,6 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class _Retryable(str):
-    """The reason an item failed on a transient error (rate limit, time-out, 5xx) after its retries.
-
-    Such items are written to the error file with ``"retryable": true`` and labelled again
-    when the same command is rerun.
-    """
-
-
-# -- retries ---------------------------------------------------------------------------------
-def _status(exc: BaseException) -> int | None:
-    """The HTTP status an error carries: ``status_code`` (OpenAI SDK, LiteLLM) or ``status`` (DSPy's LM errors)."""
-    for attr in ("status_code", "status"):
-        value = getattr(exc, attr, None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A rate limit, time-out, dropped connection or 5xx: worth retrying after a pause.
-
-    DSPy's own classification is used for its LM errors (``LMRateLimitError``,
-    ``LMTimeoutError``, ``LMServerError``, ``LMTransportError``), which carry ``.status``;
-    other errors count by their HTTP status or their type's name.
-
-    Example:
-        >>> is_transient(TimeoutError("slow")), is_transient(ValueError("bad answer"))
-        (True, False)
-    """
-    if isinstance(exc, (TimeoutError, ConnectionError)):
-        return True
-    dspy_errors = sys.modules.get("dspy.utils.exceptions")  # loaded whenever one of its errors exists
-    if dspy_errors is not None and dspy_errors.is_retryable_lm_error(exc):
-        return True
-    status = _status(exc)
-    if status is not None and status in _TRANSIENT_STATUS:
-        return True
-    return any(cls.__name__ in _TRANSIENT_NAMES for cls in type(exc).__mro__)
-
-
-def _retry_after(exc: BaseException) -> float:
-    """The wait a rate-limited server asked for (``retry_after``, seconds), or 0."""
-    value = getattr(exc, "retry_after", None)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
-        return float(value)
-    return 0.0
-
-
-def retry_base_delay(env: dict[str, str] | None = None) -> float:
-    """The first retry wait in seconds: ``$ZSL_RETRY_BASE_DELAY``, default 1 (later waits double).
-
-    Example:
-        >>> retry_base_delay({}), retry_base_delay({"ZSL_RETRY_BASE_DELAY": "0.05"})
-        (1.0, 0.05)
-    """
-    raw = (os.environ if env is None else env).get("ZSL_RETRY_BASE_DELAY", "").strip()
-    if not raw:
-        return 1.0
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not math.isfinite(value) or value < 0:
-        raise InputError(f"ZSL_RETRY_BASE_DELAY must be a number of seconds >= 0, got {raw!r}. Fix: unset it "
-                         "(default 1) or set e.g. ZSL_RETRY_BASE_DELAY=2.")
-    return value
-
-
-def retry_call(fn: Callable[[], Any], *, retries: int = 3, base_delay: float = 1.0, max_delay: float = 60.0,
-               sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> Any:
-    """Call ``fn()``; on a transient error (:func:`is_transient`) wait and try again.
-
-    The waits grow exponentially (``base_delay * 2**attempt``, capped at ``max_delay``) with up
-    to 50% random jitter so that concurrent workers do not retry in lockstep; a server that
-    says how long to wait (``retry_after`` on the error) is waited for at least that long (up
-    to ``max_delay``). Other errors, and the last transient one, propagate.
-
-    Example:
-        >>> calls = []
-        >>> def flaky():
-        ...     calls.append(1)
-        ...     if len(calls) < 3:
-        ...         raise TimeoutError("slow")
-        ...     return "ok"
-        >>> retry_call(flaky, sleep=lambda s: None), len(calls)
-        ('ok', 3)
-    """
-    rng = rng or random.Random()
-    for attempt in range(retries + 1):
-        try:
-            return fn()
-        except Exception as exc:
-            if attempt >= retries or not is_transient(exc):
-                raise
-            delay = min(max_delay, base_delay * 2**attempt) * (1.0 + 0.5 * rng.random())
-            sleep(min(max_delay, max(delay, _retry_after(exc))))
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-# -- labellers: one per kind of input ---------------------------------------------------------
-class _TextLabeller:
-    """Infer-Retrieve-Rank per item (threads for remote LMs), or batched retrieval alone."""
-
-    kind = "text"
-
-    def __init__(self, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool, rank: bool,
-                 rank_top: int, program: str | os.PathLike[str] | None, concurrency: int, timeout: float | None,
-                 retries: int, label_descriptions: bool | None = None):
-        from zsl.lm import is_remote_lm, resolve_lm_name
-        from zsl.tagger import Tagger
-
-        self.vocab, self.k = vocab, k
-        self.tagger = Tagger(vocab, lm=lm, encoder=encoder, label_kind=label_kind, infer=infer, rank=rank,
-                             rank_top=rank_top, use_descriptions=label_descriptions)
-        if program is not None:
-            self.tagger.load(program)
-        self.program = self.tagger.program_
-        self.uses_lm = infer or rank
-        self.remote = self.uses_lm and is_remote_lm(lm)
-        self.lm_name = resolve_lm_name(lm) if isinstance(lm, str | None) else getattr(lm, "model", type(lm).__name__)
-        self.warnings: list[str] = self.program.setup_notes()
-        if concurrency > 1 and self.uses_lm and not self.remote:
-            self.warnings.append(f"concurrency {concurrency} ignored: the local LLM labels one item at a time "
-                                 "(it already uses every core)")
-            concurrency = 1
-        self.concurrency = max(1, concurrency)
-        self.timeout, self.retries, self.retry_delay = timeout, retries, retry_base_delay()
-        if self.remote:
-            self._prepare_remote()
-
-    def _prepare_remote(self) -> None:
-        """Bound every call in time, leave retries to :func:`retry_call`, then check the server.
-
-        The program's LMs are replaced by copies with the time limit (``timeout``, else the LM's
-        own, else :data:`zsl.lm.REMOTE_TIMEOUT`) and no retries of DSPy's own (they would
-        multiply ours). The start-up check runs with the same limit and retries: a server that
-        never answers fails the run here, before anything is written; one that answers with a
-        rate limit or a 5xx is reachable, so the run goes on and marks items that keep failing
-        retryable.
-        """
-        from zsl.errors import RemoteModelError
-        from zsl.lm import REMOTE_TIMEOUT, check_lm
-
-        for predictor in (self.program.infer.predict, self.program.rank.predict):
-            lm = predictor.lm
-            if lm is not None and hasattr(lm, "kwargs") and hasattr(lm, "copy"):
-                limit = self.timeout or lm.kwargs.get("timeout") or REMOTE_TIMEOUT
-                predictor.lm = lm.copy(timeout=limit, num_retries=0)
-                if isinstance(limit, int | float):  # not an httpx.Timeout the caller set on the LM
-                    self.timeout = float(limit)
-        try:
-            check_lm(self.program.infer.predict.lm, self.lm_name,
-                     attempt=lambda call: retry_call(call, retries=self.retries, base_delay=self.retry_delay))
-        except RemoteModelError as exc:
-            cause = exc.__cause__
-            if cause is None or _status(cause) is None or not is_transient(cause):
-                raise
-            self.warnings.append(f"{self.lm_name} answered the start-up check with HTTP {_status(cause)} "
-                                 f"after {self.retries} retries; labelling anyway (items that keep failing are "
-                                 "marked retryable: rerun the same command to label them)")
-
-    def config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "k": self.k, **self.tagger.config()}
-
-    def _row(self, item: Item, scores: np.ndarray, pred: Any = None) -> dict[str, Any]:
-        order = _top(scores, self.k)
-        row: dict[str, Any] = {"id": item.id, "text": item.text, "labels": [self.vocab[j] for j in order],
-                               "scores": [round(float(scores[j]), 4) for j in order]}
-        if pred is not None:
-            if self.program.use_infer:
-                row["phrases"] = list(pred.phrases)
-            if self.program.use_rank:
-                row["retrieval_labels"] = [self.vocab[j] for j in _top(pred.retrieval_scores, self.k)]
-            if pred.notes:
-                row["notes"] = list(pred.notes)
-        _finish_row(row, item, self.vocab)
-        return row
-
-    def _one(self, item: Item) -> Any:
-        return retry_call(lambda: self.program(text=item.text), retries=self.retries if self.remote else 0,
-                          base_delay=self.retry_delay)
-
-    def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> tuple[list[dict | str], dict[str, dict]]:
-        """One output per item, in order: a row, or the reason it was skipped; plus LM usage."""
-        usage: dict[str, dict[str, int]] = {}
-        if not self.uses_lm:
-            scores = self.program.retrieve_many([it.text for it in items])
-            tick(len(items))
-            return [self._row(it, scores[i]) for i, it in enumerate(items)], usage
-        out: list[dict | str] = []
-
-        def collect(item: Item, get: Callable[[], Any]) -> None:
-            try:
-                pred = get()
-            except FutureTimeout:
-                out.append(_Retryable(f"item {item.id}: no answer within the time limit ({self.timeout}s per "
-                                      f"call, {self.retries} retries)"))
-            except Exception as exc:  # noqa: BLE001 - one failing item is reported and skipped, the run goes on
-                first = (str(exc).strip().splitlines() or [""])[0]  # DSPy appends a multi-line "To fix" list
-                why = f"item {item.id}: {type(exc).__name__}: {first[:300]}"
-                out.append(_Retryable(why) if is_transient(exc) else why)
-            else:
-                for step, u in (pred.get("usage") or {}).items():
-                    acc = usage.setdefault(step, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
-                    for key in acc:
-                        acc[key] += int(u.get(key, 0))
-                out.append(self._row(item, pred.scores, pred))
-            tick(1)
-
-        if self.concurrency == 1:
-            for item in items:
-                collect(item, lambda item=item: self._one(item))
-        else:
-            guard = None if not self.timeout else self.timeout * (self.retries + 1) + 60.0 * self.retries
-            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="zsl-label") as pool:
-                futures = [pool.submit(self._one, item) for item in items]
-                for item, fut in zip(items, futures, strict=True):
-                    collect(item, lambda fut=fut: fut.result(timeout=guard))
-        return out, usage
-
-
-class _ImageLabeller:
-    """CDUL global-local scores for a chunk of image files in one batched pass."""
-
-    kind = "images"
-
-    def __init__(self, vocab: LabelVocab, *, backend: Any, k: int, tagger_kwargs: dict[str, Any]):
-        from zsl.image import ImageTagger
-
-        self.vocab, self.k = vocab, k
-        self.tagger = ImageTagger(vocab, backend, **tagger_kwargs)
-        self.warnings: list[str] = []
-        self.remote = False
-        self.lm_name = None
-        self.concurrency = 1
-        self.uses_lm = False
-
-    def config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "k": self.k, "vocab_hash": self.vocab.hash, "settings": self.tagger.config()}
-
-    def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> tuple[list[dict | str], dict[str, dict]]:
-        result = self.tagger.score_files([it.text for it in items])
-        tick(len(items))
-        by_path = dict(zip(result.paths, result.scores, strict=True))
-        why = {str(s.path): s.reason for s in result.skipped}
-        out: list[dict | str] = []
-        for it in items:
-            if it.text not in by_path:
-                out.append(f"{it.text}: {why.get(it.text, 'could not be read')}")
-                continue
-            scores = by_path[it.text]
-            order = _top(scores, self.k)
-            row: dict[str, Any] = {"id": it.id, "image": it.text, "labels": [self.vocab[j] for j in order],
-                                   "scores": [round(float(scores[j]), 4) for j in order]}
-            _finish_row(row, it, self.vocab)
-            out.append(row)
-        return out, {}
-
-
-class _StudentLabeller:
-    """A distilled student (``zsl distill``): batched probabilities for a chunk of texts."""
-
-    kind = "student"
-
-    def __init__(self, model: Any, vocab: LabelVocab | None, *, k: int):
-        from zsl.distill import StudentClassifier
-        from zsl.pseudo import vocab_difference
-
-        self.student = model if isinstance(model, StudentClassifier) else StudentClassifier.load(model, vocab=vocab)
-        if isinstance(model, StudentClassifier) and vocab is not None:  # load() checks a saved one
-            diff = vocab_difference(model.vocab_.labels, vocab.labels, expected_name="the student",
-                                    got_name="your vocabulary")
-            if diff:
-                raise VocabularyError(f"The student was trained on a different vocabulary: {diff}. Fix: omit the "
-                                      "labels to use its own.")
-        self.vocab, self.k = self.student.vocab_, k
-        self.warnings: list[str] = []
-        self.remote, self.lm_name, self.concurrency, self.uses_lm = False, None, 1, False
-
-    def config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "k": self.k, **self.student.config()}
-
-    def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> tuple[list[dict | str], dict[str, dict]]:
-        proba = self.student.predict_proba([it.text for it in items])
-        tick(len(items))
-        thr, out = float(self.student.threshold_), []
-        for it, p in zip(items, proba, strict=True):
-            order = _top(p, self.k)
-            row: dict[str, Any] = {"id": it.id, "text": it.text, "labels": [self.vocab[j] for j in order],
-                                   "scores": [round(float(p[j]), 4) for j in order],
-                                   "above_threshold": [self.vocab[j] for j in order if p[j] >= thr]}
-            _finish_row(row, it, self.vocab)
-            out.append(row)
-        return out, {}
-
-
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    k = min(k, scores.shape[0])
-    part = np.argpartition(-scores, k - 1)[:k] if k < scores.shape[0] else np.arange(scores.shape[0])
-    return part[np.lexsort((part, -scores[part]))]
-
-
-def _finish_row(row: dict[str, Any], item: Item, vocab: LabelVocab) -> None:
-    if vocab.parents is not None:
-        row["ancestors"] = [vocab.ancestors(lab) for lab in row["labels"]]
-    if item.gold is not None:
-        row["gold"] = item.gold
-    if item.meta:
-        row["meta"] = item.meta
 
 
 def _image_records(path: Path) -> Iterator[Item | BadRow]:
@@ -786,28 +471,9 @@ def _add_usage(total: dict[str, dict[str, int]], part: dict[str, dict[str, int]]
             acc[key] = acc.get(key, 0) + int(value)
 
 
-def _make_labeller(fmt: str, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool,
-                   rank: bool, rank_top: int, program: Any, concurrency: int, timeout: float | None, retries: int,
-                   image_backend: Any, image_kwargs: dict[str, Any] | None, model: Any = None,
-                   label_descriptions: bool | None = None) -> Any:
-    if model is not None:
-        if fmt == "images":
-            raise InputError("--model labels texts with a distilled text student; images take --image-model.")
-        return _StudentLabeller(model, vocab, k=k)
-    if fmt == "images":
-        return _ImageLabeller(vocab, backend=image_backend, k=k, tagger_kwargs=dict(image_kwargs or {}))
-    return _TextLabeller(vocab, lm=lm, encoder=encoder, k=k, label_kind=label_kind, infer=infer, rank=rank,
-                         rank_top=rank_top, program=program, concurrency=concurrency, timeout=timeout,
-                         retries=retries, label_descriptions=label_descriptions)
-
-
 def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | LabelVocab | Sequence[str] | None, *,
-              out: str | os.PathLike[str] | None = None, lm: Any = None, encoder: Any = None, k: int = 5,
-              label_kind: str = "labels", infer: bool = True, rank: bool = True, rank_top: int = 20,
-              text_field: str = "text", id_field: str = "id", program: str | os.PathLike[str] | None = None,
-              image_backend: Any = None, image_kwargs: dict[str, Any] | None = None, chunk_size: int | None = None,
-              concurrency: int = 1, timeout: float | None = None, retries: int = 3, fresh: bool = False,
-              model: Any = None, label_descriptions: bool | None = None, show_progress: bool = False) -> RunSummary:
+              out: str | os.PathLike[str] | None = None, settings: LabelSettings | None = None, fresh: bool = False,
+              show_progress: bool = False, **overrides: Any) -> RunSummary:
     """Label a dataset into a resumable run directory (see the module docstring).
 
     Args:
@@ -819,61 +485,48 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
             and repeated labels in a file are dropped and reported. May be None with ``model``
             (the student's own labels).
         out: the run directory (default: ``<input>.zsl/`` beside the input).
-        lm, encoder, label_kind, infer, rank, rank_top, program: the text program's settings
-            (see :class:`zsl.tagger.Tagger`).
-        k: labels kept per item.
-        text_field, id_field: where the text and the id are (JSONL keys / columns).
-        image_backend, image_kwargs: image settings (see :class:`zsl.image.ImageTagger`).
-        chunk_size: records per durable chunk (default 25 with an LLM, 64 for images, 1000
-            for retrieval alone). Part of the run's settings.
-        concurrency: items labelled at once with a remote LM (threads; output order is the
-            input order regardless). A local LLM always runs one item at a time.
-        timeout: seconds per remote LM call before it counts as failed (then retried).
-        retries: retries per item on rate limits, time-outs and 5xx answers (exponential backoff).
+        settings: how to label (:class:`~zsl.labeller.LabelSettings`: ``k``; the text program's
+            ``lm``, ``encoder``, ``label_kind``, ``infer``, ``rank``, ``rank_top``, ``program``,
+            ``label_descriptions``; remote LMs' ``concurrency``, ``timeout``, ``retries``; images'
+            ``image_backend``, ``image_kwargs``; a student ``model``; ``text_field``, ``id_field``
+            and ``chunk_size``). Every setting that changes the outputs is part of the manifest.
+            A local LLM always runs one item at a time, whatever ``concurrency`` says; with a
+            student (``model``) rows also list the labels ``above_threshold``.
         fresh: discard an earlier run's progress in ``out`` instead of resuming it.
-        model: a student folder from ``zsl distill`` (or a loaded
-            :class:`~zsl.distill.StudentClassifier`) to label with instead of the LLM program;
-            rows then also list the labels ``above_threshold`` (the student's own threshold).
-        label_descriptions: texts: use the vocabulary's label descriptions for retrieval and
-            Rank (``Tagger(use_descriptions=...)``); None: when it has any. Part of the settings.
         show_progress: a progress bar with items/s and ETA on stderr.
+        **overrides: any setting by name (``encoder="hashing", k=3``), over ``settings``.
 
     Returns:
         A :class:`RunSummary`.
 
     Raises:
-        InputError: bad arguments, an input with no usable record, or an ``out`` holding a
-            different run (the message lists what changed).
+        InputError: bad arguments or an unknown setting, an input with no usable record, or an
+            ``out`` holding a different run (the message lists what changed).
     """
     from zsl.progress import progress_bar
 
-    if k < 1:
-        raise InputError(f"k must be >= 1, got {k}")
-    if concurrency < 1 or retries < 0 or (timeout is not None and timeout <= 0):
-        raise InputError("concurrency must be >= 1, retries >= 0 and timeout > 0 seconds.")
+    opts = (settings or LabelSettings()).updated(**overrides)
+    opts.check()
+    text_field, id_field = opts.text_field, opts.id_field
     input_path = Path(input)
     check_regular_input(input_path)  # before anything opens it: opening a FIFO blocks
     fmt = input_format(input_path)
     warnings: list[str] = []
-    if labels is None and model is None:
+    if labels is None and opts.model is None:
         raise InputError("A label vocabulary is required (or model=, a distilled student, which has its own).")
     vocab, vocab_path = _load_vocab(labels, warnings) if labels is not None else (None, None)
-    labeller = _make_labeller(fmt, vocab, lm=lm, encoder=encoder, k=k, label_kind=label_kind, infer=infer, rank=rank,
-                              rank_top=rank_top, program=program, concurrency=concurrency, timeout=timeout,
-                              retries=retries, image_backend=image_backend, image_kwargs=image_kwargs, model=model,
-                              label_descriptions=label_descriptions)
+    labeller = make_labeller(fmt, vocab, opts)
     vocab = labeller.vocab
     warnings += labeller.warnings
+    chunk_size = opts.chunk_size
     if chunk_size is None:
         chunk_size = 64 if fmt == "images" else (25 if labeller.uses_lm else 1000)
-    if chunk_size < 1:
-        raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
-    settings = {**labeller.config(), "chunk_size": chunk_size}
-    runtime = {"concurrency": labeller.concurrency, "timeout": timeout, "retries": retries}
+    settings_record = {**labeller.config(), "chunk_size": chunk_size}
+    runtime = {"concurrency": labeller.concurrency, "timeout": opts.timeout, "retries": opts.retries}
     run_path = Path(out) if out is not None else input_path.with_name(input_path.name.rstrip("/") + ".zsl")
     size = input_path.stat().st_size if input_path.is_file() else None
     fp, total = fingerprint_and_count(input_path, fmt)  # one read for both; the count feeds the progress bar
-    manifest = _manifest(input_path, fmt, text_field, id_field, vocab, vocab_path, settings, runtime, fp)
+    manifest = _manifest(input_path, fmt, text_field, id_field, vocab, vocab_path, settings_record, runtime, fp)
     # Refuse an input with no records before any directory is made. The records are read once:
     # the first one, peeked here, goes back in front of the rest.
     records = _records(input_path, fmt, text_field, id_field)
@@ -913,7 +566,8 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
         except InputError as exc:
             rd.log(f"error: {exc}")
             raise
-        summary = _merge(rd, vocab, labeller, settings, manifest, time.perf_counter() - t0, len(done), warnings)
+        summary = _merge(rd, vocab, labeller, settings_record, manifest, time.perf_counter() - t0, len(done),
+                         warnings)
         rd.log(f"done: {summary.labelled} labelled, {summary.skipped} skipped, {summary.seconds:.1f}s")
         return summary
     finally:
@@ -992,7 +646,7 @@ def _label_chunk(rd: _RunDir, ci: int, chunk: list[Item | BadRow], dup: dict[int
 
 def _item_error(item: Item, why: str) -> dict[str, Any]:
     err: dict[str, Any] = {"id": item.id, "reason": str(why)}
-    if isinstance(why, _Retryable):
+    if isinstance(why, Retryable):
         err["retryable"] = True
     return err
 
@@ -1096,11 +750,12 @@ def _merge(rd: _RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, An
 
 
 def estimate_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | LabelVocab | Sequence[str], *,
-                 sample: int = 5, **settings: Any) -> dict[str, Any]:
+                 sample: int = 5, settings: LabelSettings | None = None, **overrides: Any) -> dict[str, Any]:
     """Label the first ``sample`` items (nothing is written) and extrapolate to the whole input.
 
     Args:
-        input, labels, settings: as for :func:`label_run` (``out``/``fresh`` are ignored).
+        input, labels, settings, overrides: as for :func:`label_run` (``out``, ``fresh``,
+            ``show_progress`` and ``chunk_size`` are ignored).
         sample: items to label for the estimate.
 
     Returns:
@@ -1110,25 +765,16 @@ def estimate_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] |
     """
     if sample < 1:
         raise InputError(f"sample must be >= 1, got {sample}")
+    for ignored in ("out", "fresh", "show_progress", "chunk_size"):
+        overrides.pop(ignored, None)
+    opts = (settings or LabelSettings()).updated(**overrides)
+    opts.check()
     input_path = Path(input)
     check_regular_input(input_path)
     fmt = input_format(input_path)
     vocab, _ = _load_vocab(labels, [])
-    settings.pop("out", None)
-    settings.pop("fresh", None)
-    settings.pop("show_progress", None)
-    settings.pop("chunk_size", None)
-    keys = ("lm", "encoder", "k", "label_kind", "infer", "rank", "rank_top", "program", "concurrency", "timeout",
-            "retries", "image_backend", "image_kwargs", "label_descriptions")
-    unknown = set(settings) - set(keys) - {"text_field", "id_field"}
-    if unknown:
-        raise InputError(f"Unknown settings {sorted(unknown)}; expected some of {list(keys)}.")
-    defaults = {"lm": None, "encoder": None, "k": 5, "label_kind": "labels", "infer": True, "rank": True,
-                "rank_top": 20, "program": None, "concurrency": 1, "timeout": None, "retries": 3,
-                "image_backend": None, "image_kwargs": None, "label_descriptions": None}
-    opts = {**defaults, **{k: v for k, v in settings.items() if k in keys}}
-    labeller = _make_labeller(fmt, vocab, **opts)
-    records = _records(input_path, fmt, settings.get("text_field", "text"), settings.get("id_field", "id"))
+    labeller = make_labeller(fmt, vocab, opts)
+    records = _records(input_path, fmt, opts.text_field, opts.id_field)
     items: list[Item] = []
     for rec in records:
         if isinstance(rec, Item):

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from zsl.base import ScorerMixin
+from zsl.base import ItemScores, Ranked, ScorerMixin
 from zsl.errors import InputError
 from zsl.vocab import LabelVocab
 
@@ -119,6 +119,10 @@ class Tagger(ScorerMixin):
             self._program = self._build()
         return self._program
 
+    @program_.setter
+    def program_(self, program: Any) -> None:
+        self._program = program
+
     def _build(self):
         from zsl.encoders import get_encoder
         from zsl.index import VocabIndex
@@ -175,6 +179,62 @@ class Tagger(ScorerMixin):
         for i, text in enumerate(progress(items, desc="tagging", disable=not show_progress)):
             out[i] = program(text=text).scores
         return out
+
+    def explain(self, text: str) -> ItemScores:
+        """Score one text with the whole program, keeping what a labelled row shows besides its scores.
+
+        Returns:
+            :class:`~zsl.base.ItemScores`: the ``(K,)`` scores, the fields ``phrases`` (with
+            Infer), ``retrieval_labels`` (with Rank: the scores before it, as a
+            :class:`~zsl.base.Ranked` vector) and ``notes`` (fallbacks taken, if any), and the LM
+            usage per step.
+        """
+        program = self.program_
+        pred = program(text=text)
+        fields: dict[str, Any] = {}
+        if program.use_infer:
+            fields["phrases"] = list(pred.phrases)
+        if program.use_rank:
+            fields["retrieval_labels"] = Ranked(pred.retrieval_scores)
+        if pred.notes:
+            fields["notes"] = list(pred.notes)
+        return ItemScores(np.asarray(pred.scores, dtype=np.float32), fields, dict(pred.get("usage") or {}))
+
+    def setup_notes(self) -> list[str]:
+        """What to say once, before labelling, about how the vocabulary is used (e.g. descriptions that are cut)."""
+        return self.program_.setup_notes()
+
+    def limit_remote_calls(self, timeout: float | None) -> float | None:
+        """Bound every LM call in time and leave retries to the caller (:func:`zsl.retry.retry_call`).
+
+        Each step's LM is replaced by a copy with the time limit (``timeout``, else the LM's own,
+        else :data:`zsl.lm.REMOTE_TIMEOUT`) and no retries of DSPy's own (they would multiply the
+        caller's); the LM objects passed in are left alone.
+
+        Returns:
+            the time limit in seconds (``timeout`` itself when the LM's own is an ``httpx.Timeout``).
+        """
+        from zsl.lm import REMOTE_TIMEOUT
+
+        program = self.program_
+        for predictor in (program.infer.predict, program.rank.predict):
+            lm = predictor.lm
+            if lm is not None and hasattr(lm, "kwargs") and hasattr(lm, "copy"):
+                limit = timeout or lm.kwargs.get("timeout") or REMOTE_TIMEOUT
+                predictor.lm = lm.copy(timeout=limit, num_retries=0)
+                if isinstance(limit, int | float):  # not an httpx.Timeout the caller set on the LM
+                    timeout = float(limit)
+        return timeout
+
+    def check_lm(self, name: str | None = None, *, attempt: Any = None) -> None:
+        """Check, with one short call, that the LM answers (see :func:`zsl.lm.check_lm`).
+
+        Raises:
+            RemoteModelError: it does not.
+        """
+        from zsl.lm import check_lm
+
+        check_lm(self.program_.infer.predict.lm, name, attempt=attempt)
 
     def decision_function(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         """Raw scores ``(N, K)`` in vocabulary order: :meth:`score` (scikit-learn's name)."""
