@@ -74,7 +74,8 @@ def _cmd_label(args: argparse.Namespace) -> int:
     from zsl.labeller import LabelSettings
     from zsl.run import estimate_run, label_run
 
-    common = {"k": args.k, "text_field": args.text_field, "id_field": args.id_field, "chunk_size": args.chunk_size}
+    common = {"k": args.k, "text_field": args.text_field, "id_field": args.id_field, "chunk_size": args.chunk_size,
+              "top_scores": args.top_scores}
     if args.model:
         summary = label_run(args.input, args.labels, out=args.out, settings=LabelSettings(model=args.model, **common),
                             fresh=args.fresh, show_progress=True)
@@ -332,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "and is retried (default 120)")
     p.add_argument("--retries", type=int, default=3, help="retries on rate limits / time-outs, with backoff (default 3)")
     p.add_argument("--chunk-size", type=int, help="records per durable chunk (default: 25 with an LLM, 1000 without)")
+    p.add_argument("--top-scores", type=int, metavar="R",
+                   help="scores kept per row, for soft targets (zsl distill) and mAP (zsl eval): the R best labels "
+                        "(default: every label up to 50 labels, else max(k, 50))")
     p.add_argument("--program", help="compiled program from `zsl optimize` (default: zero-shot)")
     p.add_argument("--image-model", help="image backend: efficientnet-lite2 (default, offline), efficientnet-lite0, "
                                          "or clip:ARCH@/path/to/checkpoint.pt")
@@ -359,7 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder to save the student in")
     p.add_argument("--labels", help="vocabulary, when the silver file does not carry the full label order")
     p.add_argument("--encoder", help="sentence encoder for the student's features (default: minilm-l6)")
-    p.add_argument("--targets", default="soft", choices=["soft", "hard"])
+    p.add_argument("--targets", default="soft", choices=["soft", "hard"],
+                   help="soft: confidences from the rows' scores (zsl label rows: their top_scores); hard: the rows' "
+                        "labels (default soft)")
     p.add_argument("--loss", default="bce", choices=["bce", "asl"])
     p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
                    help="CDUL-style pseudo-label refinement (default on: best in BENCHMARKS.md)")

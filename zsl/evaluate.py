@@ -1,14 +1,17 @@
 """Evaluate predictions against gold labels: ``zsl eval PRED GOLD``.
 
 Predictions are the JSON Lines ``zsl label`` writes (or a run folder holding
-``labels.jsonl``), one row per item::
+``labels.jsonl``), one row per item, read by :mod:`zsl.rows`::
 
-    {"id": "17", "text": "...", "labels": ["l1", "l2"], "scores": [0.91, 0.55], ...}
+    {"id": "17", "text": "...", "labels": ["l1", "l2"], "scores": [0.91, 0.55],
+     "top_scores": {"l1": 0.91, "l2": 0.55, "l3": 0.41, ...}, ...}
 
-``labels`` are the kept top-k labels in decreasing score order, ``scores`` aligned with
-them. Image rows carry ``"image": path`` and may have no ``id``: the path is the id then.
-Rows of ``zsl label --model`` (silver data) also work: their ``scores`` map label -> score
-and their ``labels`` are the chosen ones.
+``labels`` are the kept top-k labels in decreasing score order (the predicted set),
+``scores`` aligned with them, and ``top_scores`` the scores of the R best labels (every
+label of a small vocabulary): the rankings are computed from those. Image rows carry
+``"image": path`` and may have no ``id``: the path is the id then. Silver-data rows
+(:func:`zsl.pseudo.write_silver`) also work: their ``scores`` map label -> score and their
+``labels`` are the chosen ones.
 
 Gold is JSON Lines with ``id`` and ``labels`` (a list of strings), CSV/TSV with ``id`` and
 ``labels`` columns (labels separated by ``|``), or omitted when the prediction rows carry
@@ -16,10 +19,12 @@ a ``gold`` field. Rows are matched by id.
 
 The rows become the library's one data contract -- an ``(N, L)`` gold matrix, a score
 matrix and a predicted-set matrix in one label order -- and every number comes from
-:mod:`zsl.metrics`. Scores exist only for the labels a row kept; the other labels rank
-below all kept ones (gold labels last), so mAP is a lower bound for the truncated lists,
-and K larger than the kept lists is skipped. An item with no prediction counts as an
-empty one: 0 for RP@K/P@K/R@K and item mAP, all its gold labels missed.
+:mod:`zsl.metrics`. When rows score every label of the vocabulary (known from ``vocab`` or
+the file's ``.meta.json`` sidecar), RP@K, P@K, R@K and mAP rank the whole vocabulary.
+Otherwise scores exist only for the labels a row scored; the other labels rank below all
+scored ones (gold labels last), so mAP is a lower bound, and K larger than the scored lists
+is skipped. An item with no prediction counts as an empty one: 0 for RP@K/P@K/R@K and item
+mAP, all its gold labels missed.
 
 Example:
     >>> rows = [{"id": "a", "labels": ["x", "y"], "scores": [0.9, 0.2]},
@@ -31,12 +36,10 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
 import os
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from zsl.data import BadRow, atomic_write, iter_jsonl
+from zsl.data import BadRow, atomic_write
 from zsl.errors import InputError, MissingDependencyError, VocabularyError
 from zsl.metrics import (
     f1_scores,
@@ -54,6 +57,18 @@ from zsl.metrics import (
     precision_recall_curve,
     r_at_k,
     rp_at_k,
+)
+from zsl.rows import (
+    PredRow,
+    check_unique_ids,
+    gold_from_row,
+    is_finite_number,
+    label_list,
+    parse_pred_row,
+    read_gold,
+    read_meta,
+    read_predictions,
+    resolve_predictions,
 )
 from zsl.vocab import LabelVocab
 
@@ -71,249 +86,6 @@ __all__ = [
 REPORT_FORMAT_VERSION = 1
 DEFAULT_K = (1, 3, 5, 10)
 _MAX_LISTED = 20  # ids / bad rows listed in reports; the counts are always complete
-
-
-# -- reading --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PredRow:
-    """One usable prediction row.
-
-    Attributes:
-        id: the item id (``id``, else the ``image`` path), as a string.
-        ranked: ``(label, score)`` pairs of every scored label, best first.
-        chosen: the row's predicted label set (its ``labels``).
-        row: the original JSON object.
-        line: its line in the file (or position in the list), for messages.
-    """
-
-    id: str
-    ranked: tuple[tuple[str, float], ...]
-    chosen: tuple[str, ...]
-    row: Mapping[str, Any] = field(repr=False, compare=False)
-    line: int = field(default=0, compare=False)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _label_list(value: Any, name: str) -> tuple[list[str] | None, str | None]:
-    if not isinstance(value, list):
-        return None, f"'{name}' must be a list of strings, got {type(value).__name__} ({value!r:.40})"
-    for i, lab in enumerate(value):
-        if not isinstance(lab, str):
-            return None, f"'{name}' must be a list of strings; entry {i} is {type(lab).__name__} ({lab!r:.40})"
-    return value, None
-
-
-def _row_id(obj: Mapping[str, Any]) -> str | None:
-    v = obj.get("id")
-    if isinstance(v, str | int) and not isinstance(v, bool) and str(v).strip():
-        return str(v)
-    image = obj.get("image")
-    return image if isinstance(image, str) and image.strip() else None
-
-
-def parse_pred_row(obj: Any, line: int = 0) -> PredRow | str:
-    """Check one prediction row; return a :class:`PredRow` or the reason it is unusable.
-
-    Args:
-        obj: a decoded JSON value.
-        line: where it came from (kept on the row for later messages).
-
-    Returns:
-        a :class:`PredRow`, or a string saying what is wrong (for a :class:`~zsl.data.BadRow`).
-
-    Example:
-        >>> parse_pred_row({"id": 3, "labels": ["a", "b"], "scores": [0.5, 0.25]}).ranked
-        (('a', 0.5), ('b', 0.25))
-        >>> parse_pred_row({"id": "3", "labels": ["a", "b"], "scores": [0.5]})
-        "'labels' has 2 entries but 'scores' has 1; they must be aligned"
-    """
-    if not isinstance(obj, dict):
-        return f"expected a JSON object, got {type(obj).__name__}"
-    item_id = _row_id(obj)
-    if item_id is None:
-        return "missing 'id' (and no 'image' path to use instead)"
-    if "labels" not in obj:
-        return "missing 'labels'"
-    labels, err = _label_list(obj["labels"], "labels")
-    if err:
-        return err
-    assert labels is not None
-    if len(set(labels)) != len(labels):
-        dup = next(lab for lab, n in Counter(labels).items() if n > 1)
-        return f"'labels' repeats {dup!r}"
-    if "scores" not in obj:
-        return "missing 'scores' (a list aligned with 'labels', or a label -> score mapping)"
-    scores = obj["scores"]
-    if isinstance(scores, list):
-        if len(scores) != len(labels):
-            return f"'labels' has {len(labels)} entries but 'scores' has {len(scores)}; they must be aligned"
-        for i, s in enumerate(scores):
-            if not _is_number(s):
-                return f"'scores' must be finite numbers; entry {i} is {s!r:.40}"
-        ranked = sorted(zip(labels, (float(s) for s in scores), strict=True), key=lambda t: -t[1])
-    elif isinstance(scores, dict):
-        # silver rows (zsl.pseudo): scores keyed by label, 'labels' = the chosen subset
-        for lab, s in scores.items():
-            if not _is_number(s):
-                return f"'scores' must map labels to finite numbers; {lab!r:.40} -> {s!r:.40}"
-        missing = [lab for lab in labels if lab not in scores]
-        if missing:
-            return f"'labels' has {missing[0]!r:.40} but 'scores' has no score for it"
-        ranked = sorted(((lab, float(s)) for lab, s in scores.items()), key=lambda t: -t[1])
-    else:
-        return f"'scores' must be a list of numbers, got {type(scores).__name__}"
-    return PredRow(item_id, tuple(ranked), tuple(labels), obj, line)
-
-
-def resolve_predictions(path: str | os.PathLike[str]) -> Path:
-    """The predictions file for ``path``: the file itself, or ``labels.jsonl`` in a run folder.
-
-    Raises:
-        InputError: the path does not exist, or is a folder without ``labels.jsonl``.
-    """
-    p = Path(path)
-    if p.is_dir():
-        f = p / "labels.jsonl"
-        if not f.is_file():
-            found = sorted(x.name for x in p.glob("*.jsonl"))[:5]
-            hint = f" It holds: {', '.join(found)}." if found else ""
-            raise InputError(
-                f"{p} is a folder without labels.jsonl.{hint} Fix: pass the predictions file "
-                "itself, or the run folder `zsl label` wrote."
-            )
-        return f
-    if not p.is_file():
-        raise InputError(
-            f"Predictions file {p} does not exist. Fix: pass the .jsonl `zsl label` wrote (or its run folder)."
-        )
-    return p
-
-
-def _read_text(p: Path, what: str) -> str:
-    if not p.is_file():
-        raise InputError(f"{what} file {p} does not exist.")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start}). Re-save it as UTF-8.") from None
-    if not text.strip():
-        raise InputError(f"{what} file {p} is empty.")
-    return text
-
-
-def read_predictions(path: str | os.PathLike[str], *, bad: list[BadRow] | None = None) -> list[PredRow]:
-    """Read prediction rows (JSON Lines), skipping and reporting bad ones.
-
-    Args:
-        path: the predictions file, or a run folder containing ``labels.jsonl``.
-        bad: receives a :class:`~zsl.data.BadRow` (file, line, reason) per skipped row.
-
-    Returns:
-        the usable rows, in file order.
-
-    Raises:
-        InputError: missing or empty file, not UTF-8, or no usable row at all.
-
-    Example:
-        >>> rows = read_predictions("out/run/")        # doctest: +SKIP
-    """
-    p = resolve_predictions(path)
-    bad = [] if bad is None else bad
-    n_bad = len(bad)
-    out: list[PredRow] = []
-    for ln, obj, err in iter_jsonl(_read_text(p, "Predictions").splitlines()):
-        parsed = err or parse_pred_row(obj, ln)
-        if isinstance(parsed, str):
-            bad.append(BadRow(str(p), ln, parsed))
-        else:
-            out.append(parsed)
-    if not out:
-        first = f" First problem: {bad[n_bad]}." if len(bad) > n_bad else ""
-        raise InputError(
-            f"No usable prediction row in {p}.{first} Expected JSON Lines rows with 'id', "
-            "'labels' and 'scores', as `zsl label` writes."
-        )
-    return out
-
-
-def _gold_from_obj(obj: Any, field_name: str = "labels") -> tuple[str, list[str]] | str:
-    if not isinstance(obj, dict):
-        return f"expected a JSON object, got {type(obj).__name__}"
-    item_id = _row_id(obj)
-    if item_id is None:
-        return "missing 'id' (and no 'image' path to use instead)"
-    if field_name not in obj:
-        return f"missing '{field_name}'"
-    labels, err = _label_list(obj[field_name], field_name)
-    if err:
-        return err
-    assert labels is not None
-    return item_id, labels
-
-
-def read_gold(path: str | os.PathLike[str], *, bad: list[BadRow] | None = None) -> dict[str, list[str]]:
-    """Read gold labels: JSON Lines (``id``, ``labels``) or CSV/TSV (``id``, ``labels`` with ``|``).
-
-    Args:
-        path: the gold file.
-        bad: receives a :class:`~zsl.data.BadRow` per skipped row.
-
-    Returns:
-        item id -> gold labels, in file order.
-
-    Raises:
-        InputError: missing/empty file, a CSV without the two columns, repeated ids, or no
-            usable row.
-
-    Example:
-        >>> gold = read_gold("data/dev.jsonl")         # doctest: +SKIP
-    """
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"Gold {p} is a folder. Fix: pass a .jsonl (id, labels) or .csv (id, labels) file.")
-    bad = [] if bad is None else bad
-    n_bad = len(bad)
-    text = _read_text(p, "Gold")
-    pairs: list[tuple[str, list[str]]] = []
-    if p.suffix.lower() in (".csv", ".tsv"):
-        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
-        cols = reader.fieldnames or []
-        if "id" not in cols or "labels" not in cols:
-            raise InputError(
-                f"{p}: the header needs 'id' and 'labels' columns; found {cols}. "
-                "Fix: rename the columns (labels separated by '|')."
-            )
-        for row in reader:
-            item_id, labels = (row.get("id") or "").strip(), row.get("labels")
-            if not item_id:
-                bad.append(BadRow(str(p), reader.line_num, "empty 'id'"))
-                continue
-            pairs.append((item_id, [s for s in (labels or "").split("|") if s]))
-    else:
-        for ln, obj, err in iter_jsonl(text.splitlines()):
-            got = err or _gold_from_obj(obj)
-            if isinstance(got, str):
-                bad.append(BadRow(str(p), ln, got))
-            else:
-                pairs.append(got)
-    if not pairs:
-        first = f" First problem: {bad[n_bad]}." if len(bad) > n_bad else ""
-        raise InputError(f"No usable gold row in {p}.{first} Expected rows with 'id' and 'labels'.")
-    _check_unique([i for i, _ in pairs], f"gold file {p}")
-    return dict(pairs)
-
-
-def _check_unique(ids: Sequence[str], where: str) -> None:
-    dups = [i for i, n in Counter(ids).items() if n > 1]
-    if dups:
-        shown = ", ".join(repr(d) for d in dups[:10])
-        raise InputError(
-            f"The {where} has {len(dups)} repeated id(s): {shown}{' ...' if len(dups) > 10 else ''}. "
-            "Each item must appear once; remove the repeats (or give the items distinct ids)."
-        )
 
 
 # -- the report -----------------------------------------------------------------------------
@@ -460,7 +232,7 @@ def _gold_from(
         for p in preds:
             if "gold" not in p.row:
                 continue
-            got = _gold_from_obj(p.row, "gold")
+            got = gold_from_row(p.row, "gold")
             if isinstance(got, str):
                 bad.append(BadRow(pred_source, p.line, got))
             else:
@@ -476,20 +248,37 @@ def _gold_from(
     if isinstance(gold, Mapping):
         out = {}
         for key, labels in gold.items():
-            got, err = _label_list(labels, f"gold[{key!r}]")
+            got, err = label_list(labels, f"gold[{key!r}]")
             if err:
                 raise InputError(f"Gold mapping: {err}.")
             out[str(key)] = got
         return out, "<mapping>"
     pairs = []
     for i, obj in enumerate(gold, 1):
-        got = _gold_from_obj(obj)
+        got = gold_from_row(obj)
         if isinstance(got, str):
             bad.append(BadRow("<gold rows>", i, got))
         else:
             pairs.append(got)
-    _check_unique([i for i, _ in pairs], "gold rows")
+    check_unique_ids([i for i, _ in pairs], "gold rows")
     return dict(pairs), "<gold rows>"
+
+
+def _vocab_size(pred: Any) -> int | None:
+    """The vocabulary size the sidecar of a predictions file records, if there is a readable one."""
+    if not isinstance(pred, str | os.PathLike):
+        return None
+    try:
+        meta = read_meta(resolve_predictions(pred))
+    except InputError:
+        return None
+    if meta is None:
+        return None
+    size = (meta.get("rows") or {}).get("vocab_size")
+    if isinstance(size, int):
+        return size
+    labels = (meta.get("vocab") or {}).get("labels")
+    return len(labels) if isinstance(labels, list) else None
 
 
 def _check_k(k: int | Iterable[int]) -> list[int]:
@@ -536,11 +325,11 @@ def evaluate(
         (1.0, 0.0, {'label': 'b', 'precision': 0.0, 'recall': 0.0, 'f1': 0.0, 'support': 1, 'predicted': 0})
     """
     ks = _check_k(k)
-    if threshold is not None and (not _is_number(threshold)):
+    if threshold is not None and (not is_finite_number(threshold)):
         raise InputError(f"threshold must be a finite number, got {threshold!r}")
     bad: list[BadRow] = []
     preds, pred_source = _preds_from(pred, bad)
-    _check_unique([p.id for p in preds], f"predictions ({pred_source})")
+    check_unique_ids([p.id for p in preds], f"predictions ({pred_source})")
     gold_map, gold_source = _gold_from(gold, preds, pred_source, bad)
     if not gold_map:
         raise InputError(f"No usable gold row in {gold_source}.")
@@ -649,12 +438,16 @@ def evaluate(
         for j, lab in enumerate(names)
     ]
 
-    notes = [
-        f"Rows score {labels_kept[0]} labels"
-        + (f" (up to {labels_kept[1]})" if labels_kept[1] != labels_kept[0] else "")
-        + ": scores are truncated to the kept labels. Unscored labels rank below the scored ones, gold "
-        "ones last, so mAP is a lower bound; gold labels a row did not keep count as misses."
-    ]
+    n_vocab = len(vocab) if vocab is not None else _vocab_size(pred)
+    if n_vocab is not None and labels_kept[0] >= n_vocab:
+        notes = [f"Rows score every one of the {n_vocab} labels: RP@K, P@K, R@K and mAP rank the whole vocabulary."]
+    else:
+        notes = [
+            f"Rows score {labels_kept[0]} labels"
+            + (f" (up to {labels_kept[1]})" if labels_kept[1] != labels_kept[0] else "")
+            + ": scores are truncated to the kept labels. Unscored labels rank below the scored ones, gold "
+            "ones last, so mAP is a lower bound; gold labels a row did not keep count as misses."
+        ]
     if skipped_k:
         notes.append(
             f"K = {', '.join(map(str, skipped_k))} skipped: larger than the {labels_kept[0]} labels kept "

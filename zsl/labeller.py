@@ -23,7 +23,7 @@ from zsl.base import ItemScores
 from zsl.data import Item
 from zsl.errors import InputError, VocabularyError
 from zsl.retry import Retryable, http_status, is_transient, retry_base_delay, retry_call
-from zsl.rows import build_rows, make_row
+from zsl.rows import build_rows, default_top_scores, make_row
 from zsl.vocab import LabelVocab
 
 __all__ = ["LabelSettings", "Labeller", "TextLabeller", "make_labeller"]
@@ -47,6 +47,8 @@ class LabelSettings:
             :class:`~zsl.distill.StudentClassifier`) to label texts with instead of the program.
         text_field, id_field: where the text and the id are (JSONL keys / columns).
         chunk_size: records per durable chunk (None: 25 with an LLM, 64 for images, 1000 otherwise).
+        top_scores: how many of the best labels' scores a row keeps (``R >= k``; None: every
+            label of a vocabulary of up to 50, else ``max(k, 50)``; see :mod:`zsl.rows`).
     """
 
     k: int = 5
@@ -67,6 +69,7 @@ class LabelSettings:
     text_field: str = "text"
     id_field: str = "id"
     chunk_size: int | None = None
+    top_scores: int | None = None
 
     @classmethod
     def names(cls) -> list[str]:
@@ -88,6 +91,9 @@ class LabelSettings:
             raise InputError("concurrency must be >= 1, retries >= 0 and timeout > 0 seconds.")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise InputError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.top_scores is not None and self.top_scores < self.k:
+            raise InputError(f"top_scores must be >= k ({self.k}): a row keeps the scores of at least its k labels; "
+                             f"got {self.top_scores}.")
 
 
 class Labeller:
@@ -105,6 +111,8 @@ class Labeller:
         remote: the scorer calls a remote LM (retries, threads and a cost apply).
         lm_name: the LM's name, for messages and prices.
         threshold: rows also list the kept labels at or above it (``above_threshold``).
+        top_scores: how many of the best labels' scores a row keeps (None: the default of
+            :func:`zsl.rows.default_top_scores`).
         warnings: what to log once before labelling.
 
     Attributes:
@@ -114,10 +122,11 @@ class Labeller:
 
     def __init__(self, scorer: Any, *, k: int, kind: str, input_field: str = "text", concurrency: int = 1,
                  timeout: float | None = None, retries: int = 0, remote: bool = False, lm_name: str | None = None,
-                 threshold: float | None = None, warnings: Sequence[str] = ()):
+                 threshold: float | None = None, top_scores: int | None = None, warnings: Sequence[str] = ()):
         self.scorer = scorer
         self.vocab: LabelVocab = scorer.vocab
         self.k, self.kind, self.input_field = k, kind, input_field
+        self.top_scores = default_top_scores(k, len(self.vocab), top_scores)
         self.uses_lm = bool(getattr(scorer, "uses_lm", False))
         self.concurrency = max(1, concurrency)
         self.timeout, self.retries, self.retry_delay = timeout, retries, retry_base_delay()
@@ -125,11 +134,11 @@ class Labeller:
         self.warnings: list[str] = list(warnings)
 
     def config(self) -> dict[str, Any]:
-        """The run's settings from the scorer: ``kind``, ``k`` and the scorer's ``config()`` (a config
+        """The run's settings from the scorer: ``kind``, ``k``, ``top_scores`` and the scorer's ``config()`` (a config
         that does not name its vocabulary gets ``vocab_hash`` beside it, under ``settings``)."""
         cfg = self.scorer.config()
         body = cfg if "vocab_hash" in cfg else {"vocab_hash": self.vocab.hash, "settings": cfg}
-        return {"kind": self.kind, "k": self.k, **body}
+        return {"kind": self.kind, "k": self.k, "top_scores": self.top_scores, **body}
 
     def _one(self, item: Item) -> ItemScores:
         return retry_call(lambda: self.scorer.explain(item.text), retries=self.retries if self.remote else 0,
@@ -138,8 +147,8 @@ class Labeller:
     def _row(self, item: Item, got: ItemScores) -> dict[str, Any]:
         from zsl.base import top_k
 
-        vals, idx = top_k(got.scores, self.k)
-        return make_row(item, self.vocab, idx[0], vals[0], input_field=self.input_field, fields=got.fields, k=self.k,
+        vals, idx = top_k(got.scores, self.top_scores)
+        return make_row(item, self.vocab, idx[0], vals[0], k=self.k, input_field=self.input_field, fields=got.fields,
                         threshold=self.threshold)
 
     def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> Outputs:
@@ -185,7 +194,7 @@ class Labeller:
     def _label_batch(self, items: Sequence[Item], tick: Callable[[int], None]) -> list[dict[str, Any] | str]:
         batch = self.scorer.score_batch([it.text for it in items])
         tick(len(items))
-        rows = build_rows([items[i] for i in batch.ok], batch.scores, self.vocab, k=self.k,
+        rows = build_rows([items[i] for i in batch.ok], batch.scores, self.vocab, k=self.k, top_scores=self.top_scores,
                           input_field=self.input_field, threshold=self.threshold)
         out: list[dict[str, Any] | str] = [batch.failed.get(i, f"{items[i].text}: could not be scored")
                                            for i in range(len(items))]
@@ -204,7 +213,8 @@ class TextLabeller(Labeller):
 
     def __init__(self, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool,
                  rank: bool, rank_top: int, program: str | os.PathLike[str] | None, concurrency: int,
-                 timeout: float | None, retries: int, label_descriptions: bool | None = None):
+                 timeout: float | None, retries: int, label_descriptions: bool | None = None,
+                 top_scores: int | None = None):
         from zsl.lm import is_remote_lm, resolve_lm_name
         from zsl.tagger import Tagger
 
@@ -221,7 +231,7 @@ class TextLabeller(Labeller):
                             "(it already uses every core)")
             concurrency = 1
         super().__init__(tagger, k=k, kind="text", concurrency=concurrency, timeout=timeout, retries=retries,
-                         remote=remote, lm_name=lm_name, warnings=warnings)
+                         remote=remote, lm_name=lm_name, top_scores=top_scores, warnings=warnings)
         self.tagger = tagger
         if self.remote:
             self._prepare_remote()
@@ -282,13 +292,13 @@ def make_labeller(fmt: str, vocab: LabelVocab | None, settings: LabelSettings) -
         if fmt == "images":
             raise InputError("--model labels texts with a distilled text student; images take --image-model.")
         student = _student(s.model, vocab)
-        return Labeller(student, k=s.k, kind="student", threshold=float(student.threshold_))
+        return Labeller(student, k=s.k, kind="student", threshold=float(student.threshold_), top_scores=s.top_scores)
     assert vocab is not None
     if fmt == "images":
         from zsl.image import ImageTagger
 
         return Labeller(ImageTagger(vocab, s.image_backend, **dict(s.image_kwargs or {})), k=s.k, kind="images",
-                        input_field="image")
+                        input_field="image", top_scores=s.top_scores)
     return TextLabeller(vocab, lm=s.lm, encoder=s.encoder, k=s.k, label_kind=s.label_kind, infer=s.infer, rank=s.rank,
                         rank_top=s.rank_top, program=s.program, concurrency=s.concurrency, timeout=s.timeout,
-                        retries=s.retries, label_descriptions=s.label_descriptions)
+                        retries=s.retries, label_descriptions=s.label_descriptions, top_scores=s.top_scores)

@@ -25,8 +25,12 @@ Formats (all written atomically: a temp file renamed into place, nothing half-wr
   ``labels`` as ``Sequence(ClassLabel)`` so the label order travels with it.
 
 :func:`read_silver` reads all three file formats back into the same :class:`SilverData`;
-it also reads the ``labels.jsonl`` rows of :func:`zsl.run.label_run` (top-k labels with aligned
-scores; their labels count as chosen with confidence 1).
+it also reads the ``labels.jsonl`` rows of :func:`zsl.run.label_run` (:mod:`zsl.rows`): their
+``labels`` (the top ``k``) are the chosen ones, their ``top_scores`` the scores, and the soft
+targets (``confidence``) are :class:`~zsl.scoring.TopK` ``(k)``'s confidences over those scores
+(temperature: half the standard deviation of the stored scores). Rows written before
+``top_scores`` existed keep only the ``k`` kept scores; their chosen labels get confidence 1.
+A row missing a field is refused with its line, the field, and how to make a valid file.
 
 Example:
     >>> import numpy as np
@@ -55,6 +59,7 @@ import numpy as np
 from zsl.cache import content_hash
 from zsl.data import atomic_write, iter_jsonl, write_jsonl_atomic
 from zsl.errors import InputError, MissingDependencyError, VocabularyError
+from zsl.rows import SILVER_FORMAT, meta_path, parse_pred_row, read_meta, vocab_from_meta, vocab_to_meta
 from zsl.scoring import check_scores
 from zsl.vocab import LabelVocab, vocab_difference
 
@@ -73,26 +78,13 @@ __all__ = [
     "write_silver",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = SILVER_FORMAT  # the sidecar's "zsl_silver" marker (zsl.rows)
 FORMATS = ("jsonl", "csv", "parquet")
 _FULL_SCORES_UP_TO = 1000
 _DEFAULT_MAX_SCORES = 100
 
 
 # -- vocabularies ---------------------------------------------------------------------------
-def _vocab_to_meta(vocab: LabelVocab) -> dict[str, Any]:
-    return {"labels": list(vocab.labels), "descriptions": None if vocab.descriptions is None else list(vocab.descriptions),
-            "name": vocab.name, "hash": vocab.hash}
-
-
-def _vocab_from_meta(meta: dict[str, Any], where: str) -> LabelVocab:
-    try:
-        v = meta["vocab"]
-        return LabelVocab(v["labels"], v.get("descriptions"), name=v.get("name", ""))
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"{where}: the silver metadata has no usable vocabulary ({exc}); pass vocab=...") from None
-
-
 # -- the data -------------------------------------------------------------------------------
 @dataclass
 class SilverData:
@@ -154,7 +146,7 @@ class SilverData:
 
     def meta(self) -> dict[str, Any]:
         """The file-level record: vocabulary, rule, provenance, row count, format version."""
-        return {"zsl_silver": FORMAT_VERSION, "n_rows": len(self), "vocab": _vocab_to_meta(self.vocab),
+        return {"zsl_silver": SILVER_FORMAT, "n_rows": len(self), "vocab": vocab_to_meta(self.vocab),
                 "rule": self.rule, "provenance": self.provenance}
 
 
@@ -293,10 +285,6 @@ def _fsync_close(fh: Any) -> None:
     os.fsync(fh.fileno())
 
 
-def _meta_path(path: Path) -> Path:
-    return path.with_name(path.name + ".meta.json")
-
-
 def _write_meta(path: Path, meta: dict[str, Any]) -> Path:
     text = json.dumps(meta, ensure_ascii=False, indent=1)
 
@@ -305,7 +293,7 @@ def _write_meta(path: Path, meta: dict[str, Any]) -> Path:
             fh.write(text)
             _fsync_close(fh)
 
-    return atomic_write(_meta_path(path), write)
+    return atomic_write(meta_path(path), write)
 
 
 def _format_of(path: Path, fmt: str | None) -> str:
@@ -407,7 +395,8 @@ def read_silver(path: str | os.PathLike[str], *, vocab: LabelVocab | Sequence[st
 
     The label order comes from, in turn: ``vocab`` if given; the file's metadata
     (``.meta.json`` sidecar or Parquet schema metadata); the first row's ``scores`` when
-    it names every label.
+    it names every label. ``zsl label`` rows give soft targets from their ``top_scores``
+    (see the module docstring).
 
     Args:
         path: a ``.jsonl``, ``.csv``/``.tsv`` or ``.parquet`` file.
@@ -435,24 +424,11 @@ def read_silver(path: str | os.PathLike[str], *, vocab: LabelVocab | Sequence[st
     given = None if vocab is None else (vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab))
     if fmt == "parquet":
         return _read_parquet(p, given)
-    meta = _read_meta(p)
+    meta = read_meta(p)
     rows = list(_iter_jsonl(p) if fmt == "jsonl" else _iter_csv(p))
     if not rows:
         raise InputError(f"{p} has no row.")
     return _from_rows(rows, p, given, meta)
-
-
-def _read_meta(path: Path) -> dict[str, Any] | None:
-    mp = _meta_path(path)
-    if not mp.is_file():
-        return None
-    try:
-        meta = json.loads(mp.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{mp} is not valid JSON ({exc}); delete it and pass vocab=... instead.") from None
-    if not isinstance(meta, dict) or meta.get("zsl_silver") != FORMAT_VERSION:
-        raise InputError(f"{mp} is not a zsl silver metadata file (format {FORMAT_VERSION}).")
-    return meta
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -495,9 +471,19 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise InputError(f"{path} is not UTF-8 text ({exc.reason}).") from None
 
 
+_VALID_SILVER = ("Fix: make silver data with `zsl label INPUT --labels VOCAB --out RUN/` (it writes RUN/labels.jsonl) "
+                 "or zsl.pseudo.write_silver.")
+
+
 def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelVocab | None,
                meta: dict[str, Any] | None) -> SilverData:
-    recorded = _vocab_from_meta(meta, str(path)) if meta is not None else None
+    parsed = []
+    for ln, row in rows:
+        got = parse_pred_row(row, ln)
+        if isinstance(got, str):
+            raise InputError(f"{path}:{ln}: {got}. {_VALID_SILVER}")
+        parsed.append(got)
+    recorded = vocab_from_meta(meta, str(path)) if meta is not None else None
     if given is not None:
         vocab = given
     elif recorded is not None:
@@ -507,7 +493,7 @@ def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelV
         size = (first.get("provenance") or {}).get("vocab_size")
         keys = list(first["scores"]) if isinstance(first.get("scores"), dict) else []
         if not keys or size != len(keys):
-            raise InputError(f"{path}: cannot tell the label order (no {_meta_path(path).name} beside it and the rows "
+            raise InputError(f"{path}: cannot tell the label order (no {meta_path(path).name} beside it and the rows "
                              "do not score every label). Fix: pass vocab=... (or --labels FILE).")
         vocab = LabelVocab(keys)
     n, k = len(rows), len(vocab)
@@ -518,6 +504,7 @@ def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelV
     ids: list[str] = []
     texts: list[str | None] = []
     unknown: dict[str, int] = {}
+    soft: list[int] = []  # rows of zsl label with top_scores: confidences come from those scores
 
     def col(lab: str, ln: int) -> int | None:
         j = vocab.get(lab)
@@ -525,35 +512,28 @@ def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelV
             unknown.setdefault(lab, ln)
         return j
 
-    for i, (ln, row) in enumerate(rows):
-        if "id" not in row:
-            raise InputError(f"{path}:{ln}: the row has no 'id'.")
-        ids.append(str(row["id"]))
+    for i, r in enumerate(parsed):
+        row, ln = r.row, r.line
+        ids.append(r.id)
         texts.append(row.get("text"))
-        chosen = row.get("labels")
-        if not isinstance(chosen, list):
-            raise InputError(f"{path}:{ln}: 'labels' must be a list of label names.")
-        for lab in chosen:
+        for lab in r.chosen:
             j = col(lab, ln)
             if j is not None:
                 labels[i, j] = 1
-        sc = row.get("scores")
-        if isinstance(sc, list):  # zsl.run.label_run rows: scores aligned with labels
-            if len(sc) != len(chosen):
-                raise InputError(f"{path}:{ln}: 'scores' has {len(sc)} values for {len(chosen)} labels.")
-            sc = dict(zip(chosen, sc))
-        for lab, v in (sc or {}).items():
+        for lab, v in r.ranked:
             j = col(lab, ln)
-            if j is not None and v is not None:
-                scores[i, j] = float(v)
+            if j is not None:
+                scores[i, j] = v
         cf = row.get("confidence")
-        if cf is None:
-            conf[i] = labels[i]
-        else:
+        if isinstance(cf, dict):
             for lab, v in cf.items():
                 j = col(lab, ln)
                 if j is not None:
                     conf[i, j] = float(v)
+        elif "top_scores" in row:
+            soft.append(i)
+        else:  # rows with the kept scores only: nothing below them to be soft about
+            conf[i] = labels[i]
         for lab, v in (row.get("thresholds") or {}).items():
             j = col(lab, ln)
             if j is not None:
@@ -568,11 +548,34 @@ def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelV
         raise InputError(f"{path}:{ln}: this row has no 'text' while others do.")
     prov = (meta or {}).get("provenance") or rows[0][1].get("provenance") or {}
     if meta is not None and meta.get("n_rows") not in (None, n):
-        raise InputError(f"{path} has {n} rows but {_meta_path(path).name} says {meta['n_rows']}: they come from "
+        raise InputError(f"{path} has {n} rows but {meta_path(path).name} says {meta['n_rows']}: they come from "
                          "different writes. Re-export the silver data.")
+    rule = (meta or {}).get("rule")
+    if soft:
+        kept = ((meta or {}).get("rows") or {}).get("k") or max(len(parsed[i].chosen) for i in soft)
+        conf[soft], soft_thr, described = _top_k_confidence(scores[soft], labels[soft], int(kept))
+        thr[soft] = np.where(labels[soft].astype(bool), soft_thr, thr[soft])
+        rule = {**(rule or {}), "confidence": described}
     return SilverData(vocab=vocab, ids=ids, labels=labels, confidence=conf, scores=scores, thresholds=thr,
                       texts=[t for t in texts if t is not None] if all(have_text) else None,
-                      provenance=dict(prov), rule=(meta or {}).get("rule"))
+                      provenance=dict(prov), rule=rule)
+
+
+def _top_k_confidence(scores: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Soft targets from the stored top scores of ``zsl label`` rows: :class:`~zsl.scoring.TopK` ``(k)``'s
+    confidence, ``sigmoid((s - t) / T)`` with ``t`` midway between an item's k-th and (k+1)-th score and
+    ``T`` half the standard deviation of the stored scores. A label a row did not store scores at most
+    its lowest stored one, and is given just below that."""
+    from zsl.scoring import TopK
+
+    stored = np.isfinite(scores)
+    sd = float(np.std(scores[stored])) if stored.any() else 0.0
+    low = np.where(stored, scores, np.inf).min(axis=1, keepdims=True)
+    filled = np.where(stored, scores, low - 1e-6).astype(np.float64)
+    rule = TopK(k=max(1, k), temperature=0.5 * sd if sd > 1e-12 else 1.0).fit(filled)
+    decision = rule.decide(filled)
+    thr = np.broadcast_to(decision.thresholds, scores.shape).astype(np.float32)
+    return decision.confidence, np.where(labels.astype(bool), thr, np.nan), rule.describe()
 
 
 def _read_parquet(path: Path, given: LabelVocab | None) -> SilverData:
@@ -583,7 +586,7 @@ def _read_parquet(path: Path, given: LabelVocab | None) -> SilverData:
         raise InputError(f"{path} is not a readable Parquet file ({exc}).") from None
     raw = (table.schema.metadata or {}).get(b"zsl_silver")
     meta = json.loads(raw.decode("utf-8")) if raw else None
-    recorded = _vocab_from_meta(meta, str(path)) if meta is not None else None
+    recorded = vocab_from_meta(meta, str(path)) if meta is not None else None
     missing_cols = [c for c in ("id", "labels", "scores", "confidence") if c not in table.column_names]
     if missing_cols:
         raise InputError(f"{path}: missing column(s) {missing_cols}; is this zsl silver data?")
@@ -678,7 +681,7 @@ def from_hf_dataset(dataset: Any, *, vocab: LabelVocab | Sequence[str] | None = 
     except (json.JSONDecodeError, AttributeError):
         meta = None
     names = list(dataset.features["labels"].feature.names)
-    recorded = _vocab_from_meta(meta, "dataset") if meta else LabelVocab(names)
+    recorded = vocab_from_meta(meta, "dataset") if meta else LabelVocab(names)
     if list(recorded.labels) != names:
         raise InputError("The dataset's ClassLabel names and its zsl metadata disagree on the label order.")
     given = None if vocab is None else (vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab))

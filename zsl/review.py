@@ -34,7 +34,7 @@ from xml.sax.saxutils import escape
 
 from zsl.data import BadRow, atomic_write
 from zsl.errors import InputError, VocabularyError
-from zsl.evaluate import PredRow, parse_pred_row, read_predictions
+from zsl.rows import PredRow, parse_pred_row, read_predictions
 
 __all__ = [
     "FORMATS",

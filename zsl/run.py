@@ -74,6 +74,7 @@ from zsl.data import (
 from zsl.errors import InputError, ZslError
 from zsl.labeller import LabelSettings, TextLabeller, make_labeller
 from zsl.retry import Retryable, is_transient, retry_base_delay, retry_call
+from zsl.rows import run_meta
 from zsl.vocab import LabelVocab
 
 try:
@@ -682,8 +683,6 @@ def _retry_chunk(rd: _RunDir, ci: int, chunk: list[Item | BadRow], labeller: Any
 
 def _merge(rd: _RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, Any], manifest: dict[str, Any],
            seconds: float, resumed: int, warnings: list[str]) -> RunSummary:
-    from zsl.pseudo import FORMAT_VERSION, _vocab_to_meta
-
     chunk_ids = sorted(rd.done_chunks())
     if chunk_ids != list(range(len(chunk_ids))):
         missing = sorted(set(range(max(chunk_ids) + 1)) - set(chunk_ids)) if chunk_ids else []
@@ -730,9 +729,8 @@ def _merge(rd: _RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, An
     _write_lines(rd.path / LABELS, rows())
     _write_lines(rd.path / ERRORS, errors())
     prov = {"zsl_version": manifest["zsl_version"], **settings}
-    _write_json(rd.path / META,
-                {"zsl_silver": FORMAT_VERSION, "vocab": _vocab_to_meta(vocab), "rule": {"name": "top_k", "k": k},
-                 "provenance": prov, "n_items": totals["labelled"]})
+    _write_json(rd.path / META, run_meta(vocab, k=k, top_scores=settings["top_scores"], provenance=prov,
+                                         n_items=totals["labelled"]))
     labelled = int(totals["labelled"])
     summary = RunSummary(
         run_dir=str(rd.path), labels=str(rd.path / LABELS), errors=str(rd.path / ERRORS), total=int(totals["records"]),

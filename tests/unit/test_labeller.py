@@ -42,10 +42,12 @@ def test_one_labeller_labels_any_scorer_and_builds_its_rows():
                            ticks.append)
     assert usage == {} and sum(ticks) == 3
     assert out[0] == {"id": "a", "text": "hello", "labels": ["one word", "two words"], "scores": [1.0, 0.5],
+                      "top_scores": {"one word": 1.0, "two words": 0.5, "three words": 0.3333},
                       "above_threshold": ["one word"]}
     assert out[1] == "an unreadable thing: cannot read it"
     assert out[2]["labels"] == ["three words", "two words"] and out[2]["gold"] == ["three words"]
-    assert lab.config() == {"kind": "custom", "k": 2, "vocab_hash": lab.vocab.hash, "settings": {"rule": "length"}}
+    assert lab.config() == {"kind": "custom", "k": 2, "top_scores": 3, "vocab_hash": lab.vocab.hash,
+                            "settings": {"rule": "length"}}
     # the per-item path (a scorer with an LLM step) builds the same rows
     lab.uses_lm = True
     per_item, _ = lab.label([Item("a", "hello")], ticks.append)
