@@ -211,24 +211,6 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(summary: dict, k: int) -> None:
-    if summary["rows"]:
-        _print_table(summary["rows"][:50], k)
-        if len(summary["rows"]) > 50:
-            print(f"... ({len(summary['rows']) - 50} more rows in the output file)")
-    print()
-    for b in summary["bad_rows"][:20]:
-        print(f"skipped {b}", file=sys.stderr)
-    ev = summary.get("eval")
-    if ev:
-        print(f"against the gold labels in the input: RP@{k} = {ev['rp']:.3f}, P@1 = {ev['p1']:.3f} "
-              f"over {ev['n']} items")
-    print(f"labelled {summary['labelled']} items in {summary['seconds']:.1f}s "
-          f"({summary['seconds'] / max(1, summary['labelled']):.2f}s/item), skipped {summary['skipped']}; "
-          f"LM: {summary['lm']}; encoder: {summary['encoder']}")
-    print(f"silver data: {summary['out']}")
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
     from zsl.examples import example_path
     from zsl.run import label_run

@@ -225,7 +225,7 @@ def iter_records(path: str | os.PathLike[str], *, text_field: str = "text", id_f
     p = Path(path)
     fmt = input_format(p)
     if fmt == "images":
-        raise InputError(f"{p} holds images; label it with zsl.image.label_images or `zsl label`.")
+        raise InputError(f"{p} holds images; label it with `zsl label` (zsl.run.label_run) or zsl.image.ImageTagger.")
     if fmt == "hf":
         yield from _iter_arrow(p, text_field, id_field)
         return

@@ -22,8 +22,8 @@ Large Language Models", Menon & Vondrick, 2023): a label's similarity is the mea
 texts' similarities.
 
 :class:`ImageTagger` puts this together over any backend of :mod:`zsl.image_backends`;
-:func:`label_images` labels a folder (or list, or JSONL file) of images and writes silver
-data, reporting unreadable images instead of stopping.
+``zsl label FOLDER`` (:func:`zsl.run.label_run`) labels a folder (or an image file, or a JSONL
+file of image paths) into a run directory, reporting unreadable images instead of stopping.
 
 Example:
     >>> import numpy as np
@@ -42,7 +42,6 @@ import hashlib
 import json
 import os
 import re
-import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +51,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from zsl.base import BatchScores, ScorerMixin
-from zsl.errors import InputError, ZslError
+from zsl.errors import InputError
 from zsl.vocab import LabelVocab
 
 __all__ = [
@@ -67,7 +66,6 @@ __all__ = [
     "describe_labels",
     "global_local_scores",
     "grid_boxes",
-    "label_images",
     "label_texts",
     "list_image_files",
     "load_image",
@@ -1049,80 +1047,3 @@ def _read_inputs(inputs: Any) -> tuple[list[str], list[list[str] | None], list[S
                          "'image' field per line, or a list of paths.")
     paths = [str(x) for x in inputs]
     return paths, [None] * len(paths), []
-
-
-def label_images(inputs: Any, labels: str | os.PathLike[str] | LabelVocab | Sequence[str], *,
-                 out: str | os.PathLike[str] | None = None, backend: Any = None, k: int = 5,
-                 show_progress: bool = False, **tagger_kwargs: Any) -> dict[str, Any]:
-    """Label images with zero-shot scores and write silver data (JSON Lines).
-
-    Args:
-        inputs: a folder (searched recursively), one image file, a ``.jsonl`` file whose
-            lines have ``"image"`` (relative to the file) and optional gold ``"labels"``,
-            or a list of paths.
-        labels: the vocabulary, a vocabulary file, or a list of labels.
-        out: output path; default ``<folder>.zsl.jsonl`` (or ``<file>.zsl.jsonl``).
-        backend: image backend (see :class:`ImageTagger`).
-        k: labels kept per image.
-        show_progress: progress bar.
-        **tagger_kwargs: any other :class:`ImageTagger` setting (``mode``, ``grids``,
-            ``descriptions``, ``lm`` ...).
-
-    Returns:
-        A summary: ``rows`` written, ``bad_rows`` (``"path: reason"`` per skipped image),
-        ``labelled``, ``skipped``, ``seconds``, ``out``, ``provenance``, and ``eval``
-        (label-averaged mAP) when the input has gold labels.
-
-    Raises:
-        InputError: no readable image at all, or bad arguments.
-    """
-    import zsl
-    from zsl.data import write_jsonl_atomic
-
-    if k < 1:
-        raise InputError(f"k must be >= 1, got {k}")
-    if isinstance(labels, LabelVocab):
-        vocab = labels
-    elif isinstance(labels, (str, os.PathLike)):
-        vocab = LabelVocab.from_file(labels)
-    else:
-        vocab = LabelVocab(labels)
-    paths, gold, bad = _read_inputs(inputs)
-    tagger = ImageTagger(vocab, backend, **tagger_kwargs)
-    t0 = time.perf_counter()
-    result = tagger.score_files(paths, show_progress=show_progress)
-    seconds = time.perf_counter() - t0
-    bad = bad + result.skipped
-    if not result.paths:
-        first = f"; first problem: {bad[0]}" if bad else ""
-        raise InputError(f"No readable image among {len(paths)} input(s){first}")
-    prov = {"zsl_version": zsl.__version__, "vocab_hash": vocab.hash, "vocab_size": len(vocab),
-            "settings": tagger.config()}
-    gold_of = dict(zip(paths, gold, strict=True))
-    rows = []
-    for path, row_scores in zip(result.paths, result.scores, strict=True):
-        order = np.argsort(-row_scores, kind="stable")[:k]
-        row: dict[str, Any] = {"image": path, "labels": [vocab[j] for j in order],
-                               "scores": [round(float(row_scores[j]), 4) for j in order]}
-        if gold_of.get(path) is not None:
-            row["gold"] = gold_of[path]
-        rows.append(row)
-    if out is None:
-        base = Path(inputs) if isinstance(inputs, (str, os.PathLike)) else Path("images")
-        out = Path(str(base).rstrip("/\\") + ".zsl.jsonl")
-    out_path = write_jsonl_atomic(out, ({**r, "provenance": prov} for r in rows))
-    summary: dict[str, Any] = {
-        "rows": rows, "bad_rows": [str(b) for b in bad], "labelled": len(rows), "skipped": len(bad),
-        "seconds": seconds, "out": str(out_path), "backend": prov["settings"]["backend"], "provenance": prov,
-    }
-    with_gold = [(gold_of[p], s) for p, s in zip(result.paths, result.scores, strict=True) if gold_of.get(p)]
-    if with_gold:
-        from zsl.metrics import mean_average_precision
-
-        try:
-            y = vocab.to_multi_hot([g for g, _ in with_gold], strict=False)
-            summary["eval"] = {"map": mean_average_precision(y, np.stack([s for _, s in with_gold])),
-                               "n": len(with_gold)}
-        except ZslError:
-            pass  # gold labels outside the vocabulary: nothing to evaluate
-    return summary
