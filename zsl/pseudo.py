@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from zsl.cache import content_hash
-from zsl.data import atomic_write, iter_jsonl, write_jsonl_atomic
+from zsl.data import atomic_write, iter_jsonl, write_jsonl_atomic, write_text_atomic
 from zsl.errors import InputError, MissingDependencyError, VocabularyError
 from zsl.rows import SILVER_FORMAT, meta_path, parse_pred_row, read_meta, vocab_from_meta, vocab_to_meta
 from zsl.scoring import check_scores
@@ -279,21 +279,9 @@ def silver_rows(silver: SilverData, *, max_scores: int | None = None) -> Iterato
         yield row
 
 
-# -- atomic writing -------------------------------------------------------------------------
-def _fsync_close(fh: Any) -> None:
-    fh.flush()
-    os.fsync(fh.fileno())
-
-
+# -- writing (every file through zsl.data.atomic_write) ---------------------------------------
 def _write_meta(path: Path, meta: dict[str, Any]) -> Path:
-    text = json.dumps(meta, ensure_ascii=False, indent=1)
-
-    def write(tmp: Path) -> None:
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(text)
-            _fsync_close(fh)
-
-    return atomic_write(meta_path(path), write)
+    return write_text_atomic(meta_path(path), json.dumps(meta, ensure_ascii=False, indent=1), sync=True)
 
 
 def _format_of(path: Path, fmt: str | None) -> str:
@@ -345,9 +333,8 @@ def write_silver(silver: SilverData, path: str | os.PathLike[str], *, format: st
                 for row in rows:
                     writer.writerow([row["id"], row.get("text", ""), *(
                         json.dumps(row[c], ensure_ascii=False) for c in _CSV_COLUMNS[2:])])
-                _fsync_close(fh)
 
-        out = atomic_write(p, write)
+        out = atomic_write(p, write, sync=True)
     _write_meta(p, silver.meta())
     return out
 
@@ -383,9 +370,8 @@ def _write_parquet(silver: SilverData, path: Path) -> Path:
     def write(tmp: Path) -> None:
         with tmp.open("wb") as fh:
             pq.write_table(table, fh, compression="zstd")
-            _fsync_close(fh)
 
-    return atomic_write(path, write)
+    return atomic_write(path, write, sync=True)
 
 
 # -- reading --------------------------------------------------------------------------------

@@ -50,8 +50,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
-import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -63,11 +61,10 @@ import numpy as np
 from zsl.data import (
     BadRow,
     Item,
-    atomic_write,
     check_regular_input,
     count_records,
-    fingerprint,
     fingerprint_and_count,
+    image_records,
     input_format,
     iter_records,
 )
@@ -75,27 +72,27 @@ from zsl.errors import InputError, ZslError
 from zsl.labeller import LabelSettings, TextLabeller, make_labeller
 from zsl.retry import Retryable, is_transient, retry_base_delay, retry_call
 from zsl.rows import run_meta
+from zsl.rundir import (
+    ERRORS,
+    LABELS,
+    LOCK,
+    LOG,
+    MANIFEST,
+    META,
+    RUN_FORMAT,
+    SUMMARY,
+    RunDir,
+    check_unchanged,
+    make_manifest,
+    write_json,
+    write_lines,
+)
 from zsl.vocab import LabelVocab
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: runs are not locked
-    fcntl = None
-
-__all__ = ["LabelSettings", "RunSummary", "estimate_run", "is_transient", "label_run", "retry_base_delay", "retry_call"]
+__all__ = ["ERRORS", "LABELS", "LOCK", "LOG", "MANIFEST", "META", "RUN_FORMAT", "SUMMARY", "LabelSettings", "RunSummary",
+           "estimate_run", "is_transient", "label_run", "retry_base_delay", "retry_call"]
 
 _TextLabeller = TextLabeller  # the name tests and older callers use
-
-MANIFEST = "manifest.json"
-LABELS = "labels.jsonl"
-META = LABELS + ".meta.json"
-ERRORS = "errors.jsonl"
-SUMMARY = "summary.json"
-LOG = "log.txt"
-LOCK = ".zsl-lock"
-RUN_FORMAT = 1  # the manifest's "zsl_run" marker
-_CHUNK_NAME = re.compile(r"[0-9]{6,}\.jsonl")
-_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[0-9]+\.tmp")  # zsl.data.atomic_write's temp files
 
 
 @dataclass
@@ -123,304 +120,6 @@ class RunSummary:
         return asdict(self)
 
 
-def _image_records(path: Path) -> Iterator[Item | BadRow]:
-    from zsl.image import _read_inputs
-
-    paths, gold, bad = _read_inputs(path)
-    for b in bad:
-        where, _, line = str(b.path).rpartition(":")
-        yield BadRow(where or str(b.path), int(line) if line.isdigit() else 0, b.reason)
-    base = path if path.is_dir() else path.parent
-    for p, g in zip(paths, gold, strict=True):
-        try:
-            rel = str(Path(p).relative_to(base))
-        except ValueError:
-            rel = p
-        yield Item(rel, p, g)
-
-
-# -- the run directory ------------------------------------------------------------------------
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _open_private(path: Path) -> Any:
-    """Open ``path`` for writing (truncated), created readable by the user only: runs hold item texts."""
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8")
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    text = json.dumps(obj, ensure_ascii=False, indent=1)
-
-    def write(tmp: Path) -> None:
-        with _open_private(tmp) as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    atomic_write(path, write)
-    _fsync_dir(path.parent)
-
-
-def _write_lines(path: Path, lines: Iterator[str] | list[str]) -> None:
-    def write(tmp: Path) -> None:
-        with _open_private(tmp) as fh:
-            for line in lines:
-                fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    atomic_write(path, write)
-    _fsync_dir(path.parent)
-
-
-def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[str] = []
-        for key in sorted(set(old) | set(new)):
-            out += _diff(old.get(key), new.get(key), f"{prefix}{key}.")
-        return out
-    if old != new:
-        return [(f"{prefix.rstrip('.')}: {json.dumps(old, ensure_ascii=False)[:80]} -> "
-                f"{json.dumps(new, ensure_ascii=False)[:80]}")]
-    return []
-
-
-def _is_run_manifest(m: Any) -> bool:
-    """True for a manifest that zsl wrote: it carries ``"zsl_run": 1``, or (run directories
-    written before that marker existed) it has all of ``zsl_version``, ``input.fingerprint``,
-    ``vocab.hash`` and ``settings.chunk_size``, a combination no other tool's manifest has by chance."""
-    if not isinstance(m, dict):
-        return False
-    marker = m.get("zsl_run")
-    if isinstance(marker, int) and not isinstance(marker, bool) and marker >= 1:
-        return True
-    inp, voc, sets = m.get("input"), m.get("vocab"), m.get("settings")
-    return (isinstance(m.get("zsl_version"), str) and isinstance(inp, dict) and "fingerprint" in inp
-            and isinstance(voc, dict) and "hash" in voc and isinstance(sets, dict) and "chunk_size" in sets)
-
-
-def _lock_holder(path: Path) -> str:
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-        return f"pid {info['pid']} on {info['host']}, since {info['since']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "a process that has not written its pid yet"
-
-
-class _RunDir:
-    """The run directory: what zsl wrote there, the exclusive lock, and create / resume / refuse."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.chunks = path / "chunks"
-        self._lock_fd: int | None = None
-
-    def log(self, message: str) -> None:
-        fd = os.open(self.path / LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as fh:
-            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
-
-    def chunk_path(self, i: int) -> Path:
-        return self.chunks / f"{i:06d}.jsonl"
-
-    def done_chunks(self) -> set[int]:
-        if not self.chunks.is_dir():
-            return set()
-        return {int(p.name[:-6]) for p in self.chunks.iterdir() if _CHUNK_NAME.fullmatch(p.name)}
-
-    def remove_chunks(self) -> None:
-        """Delete zsl's chunk files (and their temp files), then ``chunks/`` if nothing else is in it."""
-        if not self.chunks.is_dir():
-            return
-        for f in self.chunks.iterdir():
-            if _CHUNK_NAME.fullmatch(f.name) or _own_temp(f.name, chunk=True):
-                f.unlink(missing_ok=True)
-        try:
-            self.chunks.rmdir()
-        except OSError:
-            pass  # something that is not zsl's is in there: leave it
-
-    def _remove_temp_files(self) -> None:
-        """Temp files of atomic writes cut short by ``kill -9`` (only zsl's own, by name)."""
-        for f in self.path.iterdir():
-            if _own_temp(f.name, chunk=False):
-                f.unlink(missing_ok=True)
-        if self.chunks.is_dir():
-            for f in self.chunks.iterdir():
-                if _own_temp(f.name, chunk=True):
-                    f.unlink(missing_ok=True)
-
-    def _read_manifest(self) -> dict[str, Any] | None:
-        """The manifest if this folder is a zsl run, None if it is new or empty; refuses anything else."""
-        mpath = self.path / MANIFEST
-        if not mpath.exists():
-            if self.path.is_dir() and any(e.name != LOCK for e in self.path.iterdir()):
-                raise InputError(f"{self.path} is not empty and is not a zsl run directory (no {MANIFEST}). "
-                                 "Fix: choose a new or empty --out folder.")
-            return None
-        try:
-            old = json.loads(mpath.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-            raise InputError(f"{mpath} cannot be read as a zsl run manifest ({why}), so {self.path} is not a usable "
-                             "zsl run directory. Fix: choose a new or empty --out folder (if it is a zsl run you no "
-                             "longer need, delete the folder yourself).") from None
-        if not _is_run_manifest(old):
-            raise InputError(f"{self.path} holds a {MANIFEST} that zsl did not write: it is not a zsl run directory, "
-                             "and zsl leaves its files alone. Fix: choose a new or empty --out folder.")
-        return old
-
-    def _finished(self) -> bool:
-        """The last merge wrote labels and a summary with no item waiting for a retry (chunks are
-        kept while items wait for one)."""
-        if not ((self.path / SUMMARY).is_file() and (self.path / LABELS).is_file()):
-            return False
-        try:
-            summary = json.loads((self.path / SUMMARY).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return False
-        return isinstance(summary, dict) and summary.get("retryable", 0) == 0
-
-    def _make(self) -> None:
-        if self.path.is_dir():
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.path.mkdir(mode=0o700)
-        except FileExistsError:
-            return  # another process made it a moment ago; the lock decides who runs
-        os.chmod(self.path, 0o700)
-
-    def _lock(self) -> None:
-        """Take the run directory's exclusive lock (``flock`` on ``.zsl-lock``) or refuse, naming the holder.
-
-        The kernel drops the lock when its holder exits, however it exits, so a lock left by a
-        dead process never blocks; the pid, host and start time in the file are for the message.
-        """
-        path = self.path / LOCK
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                holder = _lock_holder(path)
-                raise ZslError(f"{self.path} is in use by another zsl run ({holder}). Two runs writing one run "
-                               "directory would spoil it. Fix: wait for that run to finish (or stop it), then run "
-                               "the command again; or choose another --out.") from None
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8"), 0)
-        self._lock_fd = fd
-
-    def unlock(self) -> None:
-        if self._lock_fd is not None:
-            try:
-                os.ftruncate(self._lock_fd, 0)
-            except OSError:
-                pass
-            os.close(self._lock_fd)
-            self._lock_fd = None
-
-    def prepare(self, manifest: dict[str, Any], fresh: bool) -> str:
-        """Create, resume or refuse; on success the caller holds the lock until :meth:`unlock`.
-        Returns "new", "resume" or "complete"."""
-        if self.path.exists() and not self.path.is_dir():
-            raise InputError(f"--out {self.path} is a file; a run writes a directory. Fix: --out {self.path}.run/")
-        self._read_manifest()  # refuse a folder that is not zsl's before writing anything into it
-        self._make()
-        self._lock()
-        try:
-            return self._prepare_locked(manifest, fresh)
-        except BaseException:
-            self.unlock()
-            raise
-
-    def _prepare_locked(self, manifest: dict[str, Any], fresh: bool) -> str:
-        mpath = self.path / MANIFEST
-        old = self._read_manifest()  # again: another run may have written it before we took the lock
-        self._remove_temp_files()
-        if old is not None and fresh:
-            # Everything but the manifest first, then the manifest replaced atomically: the folder
-            # never lacks a manifest, so an interrupted --fresh is still a recognisable run.
-            for name in (LABELS, META, ERRORS, SUMMARY):
-                (self.path / name).unlink(missing_ok=True)
-            self.remove_chunks()
-            _write_json(mpath, manifest)
-            self.log("--fresh: earlier progress discarded")
-            return "new"
-        if old is not None:
-            keys = ("input", "vocab", "settings")
-            changes = _diff({k: old.get(k) for k in keys}, {k: manifest.get(k) for k in keys})
-            # Where the files are does not matter, only what they hold (input.fingerprint, vocab.hash).
-            changes = [c for c in changes if not c.startswith(("input.path:", "vocab.path:"))]
-            if changes:
-                shown = "; ".join(changes[:8]) + (f"; ... ({len(changes) - 8} more)" if len(changes) > 8 else "")
-                raise InputError(
-                    f"{self.path} holds a run with different inputs or settings: {shown}. Resuming would mix "
-                    f"outputs. Fix: rerun with the original settings, choose a new --out, or add --fresh to "
-                    f"discard that run's progress.")
-            if "zsl_run" not in old:  # written before the marker existed
-                _write_json(mpath, {"zsl_run": RUN_FORMAT, **old})
-            if self._finished():
-                self.remove_chunks()  # left by a stop between the summary and the clean-up
-                return "complete"
-            return "resume"
-        _write_json(mpath, manifest)
-        return "new"
-
-
-def _own_temp(name: str, *, chunk: bool) -> bool:
-    """Is ``name`` a temp file of :func:`zsl.data.atomic_write` (``.NAME.PID.tmp``) for one of zsl's files?"""
-    m = _TEMP_NAME.fullmatch(name)
-    if m is None:
-        return False
-    return bool(_CHUNK_NAME.fullmatch(m["name"])) if chunk else m["name"] in (MANIFEST, LABELS, META, ERRORS, SUMMARY)
-
-
-def _check_unchanged(input_path: Path, manifest: dict[str, Any], size: int | None) -> None:
-    """Fail loudly when the input changed while it was being labelled: the rows would not match
-    the file named in the manifest. The chunks are kept."""
-    try:
-        now = fingerprint(input_path)
-        new_size = input_path.stat().st_size if size is not None else None
-    except OSError as exc:
-        now, new_size, why = None, None, f"it cannot be read any more ({exc.strerror or exc})"
-    else:
-        why = f"its size went from {size} to {new_size} bytes" if new_size != size else "its content changed"
-    if now == manifest["input"]["fingerprint"]:
-        return
-    raise InputError(f"{input_path} changed while it was being labelled ({why}), so the labels may not match the "
-                     "file and no labels.jsonl was written. Fix: let whatever writes the file finish (or label a copy "
-                     "that nothing writes to), then rerun with --fresh.")
-
-
-def _manifest(input_path: Path, fmt: str, text_field: str, id_field: str, vocab: LabelVocab,
-              vocab_path: str | None, settings: dict[str, Any], runtime: dict[str, Any], fp: str) -> dict[str, Any]:
-    import zsl
-
-    return {
-        "zsl_run": RUN_FORMAT,
-        "zsl_version": zsl.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "input": {"path": str(input_path.resolve()), "format": fmt, "fingerprint": fp,
-                  "text_field": text_field, "id_field": id_field},
-        "vocab": {"path": vocab_path, "hash": vocab.hash, "size": len(vocab)},
-        "settings": settings,
-        "runtime": runtime,
-    }
-
-
 def _load_vocab(labels: str | os.PathLike[str] | LabelVocab | Sequence[str], warnings: list[str]) -> tuple[LabelVocab, str | None]:
     if isinstance(labels, LabelVocab):
         return labels, None
@@ -434,7 +133,7 @@ def _load_vocab(labels: str | os.PathLike[str] | LabelVocab | Sequence[str], war
 
 def _records(input_path: Path, fmt: str, text_field: str, id_field: str) -> Iterator[Item | BadRow]:
     if fmt == "images":
-        return _image_records(input_path)
+        return image_records(input_path)
     return iter_records(input_path, text_field=text_field, id_field=id_field)
 
 
@@ -527,7 +226,7 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     run_path = Path(out) if out is not None else input_path.with_name(input_path.name.rstrip("/") + ".zsl")
     size = input_path.stat().st_size if input_path.is_file() else None
     fp, total = fingerprint_and_count(input_path, fmt)  # one read for both; the count feeds the progress bar
-    manifest = _manifest(input_path, fmt, text_field, id_field, vocab, vocab_path, settings_record, runtime, fp)
+    manifest = make_manifest(input_path, fmt, text_field, id_field, vocab, vocab_path, settings_record, runtime, fp)
     # Refuse an input with no records before any directory is made. The records are read once:
     # the first one, peeked here, goes back in front of the rest.
     records = _records(input_path, fmt, text_field, id_field)
@@ -535,7 +234,7 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     if first is None:
         raise InputError(f"{input_path} has no records: it is empty or holds only blank lines or a header. Fix: "
                          f"check the file and --text-field ({text_field!r}).")
-    rd = _RunDir(run_path)
+    rd = RunDir(run_path)
     state = rd.prepare(manifest, fresh)
     try:
         for w in warnings:
@@ -563,7 +262,7 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
             rd.log("interrupted: finished chunks are kept; run the same command to resume")
             raise
         try:
-            _check_unchanged(input_path, manifest, size)
+            check_unchanged(input_path, manifest, size)
         except InputError as exc:
             rd.log(f"error: {exc}")
             raise
@@ -617,7 +316,7 @@ def _check_ids(chunk: list[Item | BadRow], seen: _IdSet) -> dict[int, str]:
     return dup
 
 
-def _label_chunk(rd: _RunDir, ci: int, chunk: list[Item | BadRow], dup: dict[int, str], labeller: Any,
+def _label_chunk(rd: RunDir, ci: int, chunk: list[Item | BadRow], dup: dict[int, str], labeller: Any,
                  tick: Callable[[int], None]) -> None:
     t0 = time.perf_counter()
     items = [rec for pos, rec in enumerate(chunk) if isinstance(rec, Item) and pos not in dup]
@@ -642,7 +341,7 @@ def _label_chunk(rd: _RunDir, ci: int, chunk: list[Item | BadRow], dup: dict[int
     stats = {"chunk": ci, "records": len(chunk), "labelled": labelled, "skipped": skipped,
              "seconds": round(time.perf_counter() - t0, 3), "usage": usage}
     lines.append(json.dumps({"stats": stats}) + "\n")
-    _write_lines(rd.chunk_path(ci), lines)
+    write_lines(rd.chunk_path(ci), lines)
 
 
 def _item_error(item: Item, why: str) -> dict[str, Any]:
@@ -652,7 +351,7 @@ def _item_error(item: Item, why: str) -> dict[str, Any]:
     return err
 
 
-def _retry_chunk(rd: _RunDir, ci: int, chunk: list[Item | BadRow], labeller: Any) -> None:
+def _retry_chunk(rd: RunDir, ci: int, chunk: list[Item | BadRow], labeller: Any) -> None:
     """Label again the items of a finished chunk that failed on transient errors, if any, and
     rewrite the chunk atomically."""
     t0 = time.perf_counter()
@@ -678,10 +377,10 @@ def _retry_chunk(rd: _RunDir, ci: int, chunk: list[Item | BadRow], labeller: Any
     stats["usage"] = {**(stats.get("usage") or {})}
     _add_usage(stats["usage"], usage)
     lines[-1] = json.dumps({"stats": stats}) + "\n"
-    _write_lines(rd.chunk_path(ci), lines)
+    write_lines(rd.chunk_path(ci), lines)
 
 
-def _merge(rd: _RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, Any], manifest: dict[str, Any],
+def _merge(rd: RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, Any], manifest: dict[str, Any],
            seconds: float, resumed: int, warnings: list[str]) -> RunSummary:
     chunk_ids = sorted(rd.done_chunks())
     if chunk_ids != list(range(len(chunk_ids))):
@@ -726,10 +425,10 @@ def _merge(rd: _RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, An
                         retryable += bool(err.get("retryable"))
                         yield json.dumps(err, ensure_ascii=False) + "\n"
 
-    _write_lines(rd.path / LABELS, rows())
-    _write_lines(rd.path / ERRORS, errors())
+    write_lines(rd.path / LABELS, rows())
+    write_lines(rd.path / ERRORS, errors())
     prov = {"zsl_version": manifest["zsl_version"], **settings}
-    _write_json(rd.path / META, run_meta(vocab, k=k, top_scores=settings["top_scores"], provenance=prov,
+    write_json(rd.path / META, run_meta(vocab, k=k, top_scores=settings["top_scores"], provenance=prov,
                                          n_items=totals["labelled"]))
     labelled = int(totals["labelled"])
     summary = RunSummary(
@@ -739,7 +438,7 @@ def _merge(rd: _RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, An
         resumed_chunks=resumed, tokens=usage, cost_usd=_price(labeller.lm_name, usage) if labeller.remote else None,
         eval={"rp_at_k": hits["rp"] / hits["n"], "p_at_1": hits["p1"] / hits["n"], "n": hits["n"], "k": k}
         if hits["n"] else None, warnings=warnings, retryable=retryable)
-    _write_json(rd.path / SUMMARY, summary.to_dict())
+    write_json(rd.path / SUMMARY, summary.to_dict())
     if retryable:
         rd.log(f"{retryable} item(s) failed on transient errors: chunks kept; rerun the same command to retry them")
     else:

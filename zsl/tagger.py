@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from zsl.base import ItemScores, Ranked, ScorerMixin
+from zsl.data.files import write_text_atomic
 from zsl.errors import InputError
 from zsl.vocab import LabelVocab
 
@@ -322,10 +323,7 @@ class Tagger(ScorerMixin):
         state = self.program_.dump_state()
         payload = {"zsl_tagger": 1, "vocab_hash": self.vocab.hash, "settings": self.program_.config(),
                    "program": state}
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
-        os.replace(tmp, p)
-        return p
+        return write_text_atomic(p, json.dumps(payload, indent=1, ensure_ascii=False, default=str))
 
     def load(self, path: str | os.PathLike[str]) -> Tagger:
         """Load a state saved by :meth:`save` into this tagger's program.

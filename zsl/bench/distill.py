@@ -435,7 +435,7 @@ def run_coco(args: argparse.Namespace) -> dict[str, Any]:
     from zsl.bench.images import load_coco
     from zsl.distill import StudentClassifier, folder_size
     from zsl.image import ImageTagger, global_local_scores, load_images
-    from zsl.image_backends import _to_batch, conse_embeddings, get_image_backend
+    from zsl.image_backends import conse_embeddings, get_image_backend, to_batch
     from zsl.metrics import mean_average_precision
     from zsl.scoring import TopK
 
@@ -520,8 +520,8 @@ def run_coco(args: argparse.Namespace) -> dict[str, Any]:
 
     def teacher_after_backbone() -> np.ndarray:
         s = r_probs.shape[1]
-        g = tagger._probs(conse_embeddings(g_probs, ce, top))
-        r = tagger._probs(conse_embeddings(r_probs.reshape(n * s, -1), ce, top).reshape(n, s, -1))
+        g = tagger.probabilities(conse_embeddings(g_probs, ce, top))
+        r = tagger.probabilities(conse_embeddings(r_probs.reshape(n * s, -1), ce, top).reshape(n, s, -1))
         return global_local_scores(g, r, threshold=tagger.threshold_, lam=tagger.lam)
 
     if not np.allclose(teacher_after_backbone(), teacher, atol=1e-4):
@@ -540,7 +540,7 @@ def run_coco(args: argparse.Namespace) -> dict[str, Any]:
         out = []
         for start in range(0, n_e2e, tagger.batch_size):
             imgs, _ = load_images(paths[start:min(start + tagger.batch_size, n_e2e)])
-            x = _to_batch(imgs, size_px, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+            x = to_batch(imgs, size_px, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
             with torch.inference_mode():
                 f = backend.net.forward_features(x).mean(dim=(2, 3)).float().numpy()
             out.append(student.predict_proba(f))
