@@ -36,28 +36,26 @@ Example:
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from zsl.data import BadRow, atomic_write
-from zsl.errors import InputError, MissingDependencyError, VocabularyError
+from zsl.data import BadRow
+from zsl.errors import InputError, VocabularyError
 from zsl.metrics import (
     f1_scores,
     mean_average_precision,
+    metric_name,
     p_at_k,
     per_label_prf,
-    precision_recall_curve,
     r_at_k,
     rp_at_k,
 )
+from zsl.report import MAX_LISTED, write_report
 from zsl.rows import (
     PredRow,
     check_unique_ids,
@@ -85,7 +83,6 @@ __all__ = [
 
 REPORT_FORMAT_VERSION = 1
 DEFAULT_K = (1, 3, 5, 10)
-_MAX_LISTED = 20  # ids / bad rows listed in reports; the counts are always complete
 
 
 # -- the report -----------------------------------------------------------------------------
@@ -177,7 +174,7 @@ class EvalReport:
         )
         lines = [head, f"{'metric':<16}value", "-" * 26]
         for name, value in self.metrics.items():
-            lines.append(f"{_metric_name(name):<16}{value:.4f}")
+            lines.append(f"{metric_name(name):<16}{value:.4f}")
         if self.skipped_k:
             lines.append(
                 f"(K = {', '.join(map(str, self.skipped_k))} skipped: rows keep only {self.labels_kept[0]} labels)"
@@ -187,21 +184,6 @@ class EvalReport:
 
 def _finite(v: float) -> float | None:
     return None if v is None or not math.isfinite(v) else float(v)
-
-
-def _metric_name(name: str) -> str:
-    fixed = {
-        "micro_f1": "micro-F1",
-        "macro_f1": "macro-F1",
-        "micro_precision": "micro-precision",
-        "micro_recall": "micro-recall",
-        "map": "mAP (labels)",
-        "map_item": "mAP (items)",
-    }
-    if name in fixed:
-        return fixed[name]
-    head, _, k = name.partition("@")
-    return f"{head.upper()}@{k}"
 
 
 # -- evaluation -----------------------------------------------------------------------------
@@ -483,7 +465,7 @@ def evaluate(
         n_items=n,
         n_matched=n - len(missing),
         n_missing=len(missing),
-        missing_ids=missing[:_MAX_LISTED],
+        missing_ids=missing[:MAX_LISTED],
         n_extra=len(extra),
         n_predictions=len(preds),
         bad_rows=[str(b) for b in bad],
@@ -500,263 +482,3 @@ def evaluate(
         y_pred=y_pred,
         scores=scores,
     )
-
-
-# -- writing --------------------------------------------------------------------------------
-def _md_cell(text: str) -> str:
-    """Text safe in a Markdown table cell: one line, markup characters escaped."""
-    out = " ".join(str(text).split())
-    out = out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    for ch in "\\`*_[]|":
-        out = out.replace(ch, "\\" + ch)
-    return out
-
-
-def _short(label: str, width: int) -> str:
-    label = " ".join(label.split())
-    return label if len(label) <= width else label[: width - 1] + "…"
-
-
-def _plain(text: str) -> str:
-    """Text matplotlib draws as is (a pair of '$' would start math mode)."""
-    return text.replace("$", r"\$")
-
-
-def write_report(report: EvalReport, out_dir: str | os.PathLike[str], *, top_n: int = 30) -> dict[str, Path]:
-    """Write ``eval.json``, ``report.md`` and three plots into ``out_dir``.
-
-    Plots: ``per_label_f1.png`` (F1 of the ``top_n`` most frequent gold labels),
-    ``pr_curve.png`` (micro precision-recall over the kept scores, operating point
-    marked), ``score_hist.png`` (scores of kept labels, correct vs wrong). Every file is
-    written atomically.
-
-    Args:
-        report: from :func:`evaluate`.
-        out_dir: the folder (created if needed).
-        top_n: labels in the per-label plot.
-
-    Returns:
-        file kind -> path: ``json``, ``markdown``, ``per_label_f1``, ``pr_curve``, ``score_hist``.
-
-    Raises:
-        InputError: the folder cannot be written.
-        MissingDependencyError: matplotlib is not installed.
-
-    Example:
-        >>> paths = write_report(evaluate("out/run", "gold.jsonl"), "out/run/eval")  # doctest: +SKIP
-    """
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"Cannot write {out}: {exc.strerror or exc}. Choose a writable output folder.") from None
-    paths = {
-        "per_label_f1": _save_png(_plot_per_label(report, top_n), out / "per_label_f1.png"),
-        "pr_curve": _save_png(_plot_pr_curve(report), out / "pr_curve.png"),
-        "score_hist": _save_png(_plot_score_hist(report), out / "score_hist.png"),
-    }
-    body = json.dumps(report.to_json(), indent=1, ensure_ascii=False) + "\n"
-    paths["json"] = _write_text(out / "eval.json", body)
-    paths["markdown"] = _write_text(out / "report.md", _markdown(report))
-    return paths
-
-
-def _write_text(path: Path, body: str) -> Path:
-    def write(tmp: Path) -> None:
-        tmp.write_text(body, encoding="utf-8")
-
-    return atomic_write(path, write)
-
-
-def _label_table(rows: list[dict[str, Any]]) -> list[str]:
-    lines = ["| label | F1 | precision | recall | support | predicted |", "|---|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(
-            f"| {_md_cell(r['label'])} | {r['f1']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} "
-            f"| {r['support']} | {r['predicted']} |"
-        )
-    return lines
-
-
-def _markdown(report: EvalReport) -> str:
-    items = (
-        f"- items: {report.n_items} ({report.n_matched} with a prediction, {report.n_missing} without); "
-        f"{len(report.labels)} labels; {len(report.bad_rows)} bad rows skipped"
-    )
-    lines = [
-        "# Evaluation",
-        "",
-        f"- predictions: `{report.pred_source}`",
-        f"- gold: `{report.gold_source}`",
-        items,
-        "",
-        "| metric | value |",
-        "|---|---:|",
-    ]
-    lines += [f"| {_metric_name(name)} | {value:.4f} |" for name, value in report.metrics.items()]
-    active = [r for r in report.per_label if r["support"] or r["predicted"]]
-    worst = sorted(active, key=lambda r: (r["f1"], -r["support"]))
-    best = sorted(active, key=lambda r: (-r["f1"], -r["support"]))
-    if len(active) <= _MAX_LISTED:
-        lines += ["", "## Labels by F1", ""] + _label_table(worst)
-    else:
-        lines += ["", f"## Worst {_MAX_LISTED} labels by F1", ""] + _label_table(worst[:_MAX_LISTED])
-        lines += ["", f"## Best {_MAX_LISTED} labels by F1", ""] + _label_table(best[:_MAX_LISTED])
-    never = len(report.labels) - len(active)
-    if never:
-        lines += ["", f"{never} labels are neither gold nor predicted for any item (not listed)."]
-    lines += ["", "## Notes", ""] + [f"- {_md_cell(n)}" for n in report.notes]
-    if report.missing_ids:
-        more = " ..." if report.n_missing > len(report.missing_ids) else ""
-        lines.append(f"- Gold items without a prediction: {', '.join(_md_cell(i) for i in report.missing_ids)}{more}")
-    if report.bad_rows:
-        lines += ["", "## Bad rows", ""] + [f"- {_md_cell(b)}" for b in report.bad_rows[:_MAX_LISTED]]
-        if len(report.bad_rows) > _MAX_LISTED:
-            lines.append(f"- ... {len(report.bad_rows) - _MAX_LISTED} more in eval.json")
-    lines += [
-        "",
-        "## Plots",
-        "",
-        "![F1 of the most frequent labels](per_label_f1.png)",
-        "",
-        "![Micro precision-recall curve](pr_curve.png)",
-        "",
-        "![Score distribution](score_hist.png)",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-# -- plots (matplotlib's Figure + Agg canvas: no pyplot, no global backend state) -------------
-def _figure(width: float, height: float) -> Any:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise MissingDependencyError("matplotlib", "The evaluation report plots", "pip install matplotlib") from None
-    fig = Figure(figsize=(width, height), dpi=110)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save_png(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-
-    def write(tmp: Path) -> None:
-        tmp.write_bytes(buf.getvalue())
-
-    return atomic_write(path, write)
-
-
-def _plot_per_label(report: EvalReport, top_n: int) -> Any:
-    rows = sorted((r for r in report.per_label if r["support"]), key=lambda r: (-r["support"], r["label"]))[:top_n]
-    fig = _figure(9.0, 1.4 + 0.3 * max(len(rows), 5))
-    ax = fig.add_subplot()
-    if not rows:
-        ax.text(0.5, 0.5, "no gold labels", ha="center", va="center", transform=ax.transAxes)
-        return fig
-    rows = rows[::-1]  # barh draws bottom-up; most frequent on top
-    f1 = np.array([r["f1"] for r in rows])
-    y = np.arange(len(rows))
-    good = f1 >= 0.5
-    ax.barh(y[good], f1[good], color="#4477aa", height=0.7, label="F1 >= 0.5", zorder=2)
-    ax.barh(y[~good], f1[~good], color="#cc6677", height=0.7, label="F1 < 0.5", zorder=2)
-    ax.set_yticks(y, [_plain(_short(r["label"], 38)) for r in rows], fontsize=8)
-    for yi, r in zip(y, rows, strict=True):
-        ax.text(
-            r["f1"] + 0.01,
-            yi,
-            f"{r['f1']:.2f}  (n={r['support']})",
-            va="center",
-            fontsize=7,
-            zorder=3,
-            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.8},
-        )
-    micro = report.metrics.get("micro_f1", 0.0)
-    ax.axvline(micro, color="#333333", ls="--", lw=1, label=f"micro-F1 {micro:.2f}", zorder=1)
-    ax.set_xlim(0, 1.22)
-    ax.set_ylim(-0.6, len(rows) - 0.4)
-    ax.set_xticks(np.linspace(0, 1, 6))
-    ax.grid(axis="x", alpha=0.3, zorder=0)
-    ax.set_xlabel("F1  (bar text: F1 and gold support n)")
-    n_sup = sum(1 for r in report.per_label if r["support"])
-    ax.set_title(f"Per-label F1: the {len(rows)} most frequent of {n_sup} gold labels", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.95)
-    return fig
-
-
-def _kept_pairs(report: EvalReport) -> tuple[np.ndarray, np.ndarray]:
-    kept = np.isfinite(report.scores)
-    return report.scores[kept], report.y_true.astype(bool)[kept]
-
-
-def _plot_pr_curve(report: EvalReport) -> Any:
-    s, y = _kept_pairs(report)
-    n_pos = int(report.y_true.sum())
-    precision, recall, _ = precision_recall_curve(y, s, n_positives=n_pos)
-    fig = _figure(6.4, 5.0)
-    ax = fig.add_subplot()
-    if recall.size:
-        ax.plot(recall, precision, color="#4477aa", lw=1.8, label="micro P-R over kept scores")
-        ceiling = float(recall[-1])
-        if ceiling < 1.0:
-            ax.axvline(
-                ceiling,
-                color="#999999",
-                ls=":",
-                lw=1,
-                label=f"recall ceiling {ceiling:.2f} (gold labels outside the kept lists)",
-            )
-    op_p, op_r = report.metrics["micro_precision"], report.metrics["micro_recall"]
-    where = "all kept labels" if report.threshold is None else f"score >= {report.threshold:g}"
-    ax.plot(
-        [op_r],
-        [op_p],
-        "o",
-        color="#cc3311",
-        ms=9,
-        zorder=5,
-        label=f"operating point ({where}): P {op_p:.2f}, R {op_r:.2f}",
-    )
-    ax.set_xlim(0, 1.02)
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel("recall (micro)")
-    ax.set_ylabel("precision (micro)")
-    ax.grid(alpha=0.3)
-    ax.set_title(f"Precision-recall, {report.n_items} items, {n_pos} gold labels", fontsize=10)
-    ax.legend(loc="best", fontsize=7.5, framealpha=0.95)
-    return fig
-
-
-def _plot_score_hist(report: EvalReport) -> Any:
-    s, y = _kept_pairs(report)
-    fig = _figure(6.4, 4.4)
-    ax = fig.add_subplot()
-    if s.size == 0:
-        ax.text(0.5, 0.5, "no scores", ha="center", va="center", transform=ax.transAxes)
-        return fig
-    lo, hi = float(s.min()), float(s.max())
-    bins = np.linspace(lo, hi if hi > lo else lo + 1e-6, 41)
-    # each group normalised to sum to 1: the shapes compare even when one group is far larger
-    for mask, colour, name in ((~y, "#777777", "wrong (not gold)"), (y, "#228833", "correct (gold)")):
-        if mask.any():
-            w = np.full(int(mask.sum()), 1.0 / mask.sum())
-            ax.hist(s[mask], bins=bins, weights=w, histtype="stepfilled", alpha=0.35, color=colour)
-            ax.hist(
-                s[mask],
-                bins=bins,
-                weights=w,
-                histtype="step",
-                lw=1.6,
-                color=colour,
-                label=f"{name}: {int(mask.sum())} pairs",
-            )
-    if report.threshold is not None:
-        ax.axvline(report.threshold, color="#cc3311", ls="--", lw=1.2, label=f"threshold {report.threshold:g}")
-    ax.set_xlabel("score")
-    ax.set_ylabel("share of the group's pairs")
-    ax.set_title("Scores of the kept labels: correct vs wrong", fontsize=10)
-    ax.legend(fontsize=8, framealpha=0.95)
-    return fig

@@ -45,9 +45,7 @@ Example:
 from __future__ import annotations
 
 import csv
-import io
 import json
-import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +57,7 @@ import numpy as np
 from zsl.cache import content_hash
 from zsl.data import atomic_write, iter_jsonl, write_jsonl_atomic, write_text_atomic
 from zsl.errors import InputError, MissingDependencyError, VocabularyError
+from zsl.report import SilverReport, silver_report
 from zsl.rows import SILVER_FORMAT, meta_path, parse_pred_row, read_meta, vocab_from_meta, vocab_to_meta
 from zsl.scoring import check_scores
 from zsl.vocab import LabelVocab, vocab_difference
@@ -84,7 +83,6 @@ _FULL_SCORES_UP_TO = 1000
 _DEFAULT_MAX_SCORES = 100
 
 
-# -- vocabularies ---------------------------------------------------------------------------
 # -- the data -------------------------------------------------------------------------------
 @dataclass
 class SilverData:
@@ -692,180 +690,3 @@ def from_hf_dataset(dataset: Any, *, vocab: LabelVocab | Sequence[str] | None = 
                       thresholds=arr("thresholds", np.nan),
                       texts=texts if all(t is not None for t in texts) else None,
                       provenance=(meta or {}).get("provenance") or {}, rule=(meta or {}).get("rule"))
-
-
-# -- report ---------------------------------------------------------------------------------
-@dataclass
-class SilverReport:
-    """Summary statistics of silver data (see :func:`silver_report`).
-
-    Attributes:
-        n_items, n_labels: sizes.
-        labels_per_item: mean chosen labels per item.
-        n_empty: items with no chosen label.
-        label_counts: label -> items it was chosen for, most frequent first.
-        never_chosen: labels no item got.
-        chosen_score_mean, other_score_mean: mean teacher score of chosen / other pairs.
-        chosen_confidence_mean: mean confidence of chosen pairs.
-        low_confidence_share: share of chosen pairs with confidence below 0.6.
-        rule: the rule's name and parameters.
-    """
-
-    n_items: int
-    n_labels: int
-    labels_per_item: float
-    max_labels_per_item: int
-    n_empty: int
-    label_counts: dict[str, int]
-    never_chosen: list[str]
-    chosen_score_mean: float
-    other_score_mean: float
-    chosen_confidence_mean: float
-    low_confidence_share: float
-    rule: dict[str, Any] | None = None
-
-    @property
-    def text(self) -> str:
-        """A short human-readable summary."""
-        def pct(a: float, b: float) -> str:
-            return f"{100.0 * a / b:.1f}%" if b else "n/a"
-
-        rule = ""
-        if self.rule:
-            rule = f"; rule {self.rule.get('name')} {json.dumps(self.rule.get('params'), sort_keys=True)}"
-        top = list(self.label_counts.items())
-        lines = [
-            f"Silver data: {self.n_items} items, {self.n_labels} labels{rule}",
-            (f"Labels per item: mean {self.labels_per_item:.2f}, max {self.max_labels_per_item}; "
-            f"items with no label: {self.n_empty} ({pct(self.n_empty, self.n_items)})"),
-            "Most frequent: " + (", ".join(f"{lab} {c} ({pct(c, self.n_items)})" for lab, c in top[:8] if c) or "none"),
-            "Least frequent chosen: " + (", ".join(f"{lab} {c}" for lab, c in [t for t in top if t[1]][-5:]) or "none"),
-            f"Never chosen ({len(self.never_chosen)}): " + (", ".join(self.never_chosen[:15])
-                                                            + (" ..." if len(self.never_chosen) > 15 else "") or "-"),
-            f"Teacher scores: chosen mean {self.chosen_score_mean:.4g}, others mean {self.other_score_mean:.4g}",
-            (f"Confidence of chosen labels: mean {self.chosen_confidence_mean:.3f}; "
-            f"{100 * self.low_confidence_share:.1f}% below 0.6"),
-        ]
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready statistics."""
-        from dataclasses import asdict
-
-        return asdict(self)
-
-
-def _nanmean(a: np.ndarray) -> float:
-    a = a[np.isfinite(a)]
-    return float(a.mean()) if a.size else math.nan
-
-
-def silver_report(silver: SilverData, *, png: str | os.PathLike[str] | None = None,
-                  txt: str | os.PathLike[str] | None = None) -> SilverReport:
-    """Label frequency, items with no label, score and confidence distributions.
-
-    Args:
-        silver: the data.
-        png: write a 2x2 plot here (label frequency, labels per item, score histograms of
-            chosen vs other pairs, confidence of chosen pairs). Needs ``matplotlib``.
-        txt: write the text summary here.
-
-    Returns:
-        a :class:`SilverReport` (``.text`` is the summary).
-
-    Example:
-        >>> print(silver_report(silver, png="out/silver.png").text)   # doctest: +SKIP
-    """
-    for target in (png, txt):  # fail before the (slow) drawing when a path cannot be written
-        if target is not None:
-            try:
-                Path(target).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise InputError(f"Cannot write {target}: {exc.strerror or exc}. Choose a writable output path.") \
-                    from None
-    lab = silver.labels.astype(bool)
-    per_item = lab.sum(axis=1)
-    counts = lab.sum(axis=0)
-    order = np.argsort(-counts, kind="stable")
-    label_counts = {silver.vocab[int(j)]: int(counts[j]) for j in order}
-    chosen_conf = silver.confidence[lab]
-    report = SilverReport(
-        n_items=len(silver), n_labels=len(silver.vocab),
-        labels_per_item=float(per_item.mean()) if len(silver) else 0.0,
-        max_labels_per_item=int(per_item.max()) if len(silver) else 0,
-        n_empty=int((per_item == 0).sum()), label_counts=label_counts,
-        never_chosen=[silver.vocab[int(j)] for j in np.flatnonzero(counts == 0)],
-        chosen_score_mean=_nanmean(silver.scores[lab]), other_score_mean=_nanmean(silver.scores[~lab]),
-        chosen_confidence_mean=float(chosen_conf.mean()) if chosen_conf.size else math.nan,
-        low_confidence_share=float((chosen_conf < 0.6).mean()) if chosen_conf.size else 0.0,
-        rule=(silver.provenance or {}).get("rule"),
-    )
-    if png is not None:
-        _plot_report(silver, report, Path(png))
-    if txt is not None:
-        body = report.text + "\n"
-
-        def write(tmp: Path) -> None:
-            tmp.write_text(body, encoding="utf-8")
-
-        atomic_write(txt, write)
-    return report
-
-
-def _plot_report(silver: SilverData, report: SilverReport, path: Path) -> Path:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise MissingDependencyError("matplotlib", "The silver-data report plot", "pip install matplotlib") from None
-    # Figure + the Agg canvas directly: no pyplot, so no global backend state is touched.
-    fig = Figure(figsize=(12, 8), dpi=100)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(2, 2)
-    lab = silver.labels.astype(bool)
-
-    ax = axes[0, 0]
-    items = list(report.label_counts.items())[:30]
-    ax.barh([name[:28] for name, _ in items][::-1], [c for _, c in items][::-1], color="#4477aa")
-    ax.set_title(f"Label frequency (top {len(items)} of {report.n_labels}; {len(report.never_chosen)} never chosen)")
-    ax.tick_params(axis="y", labelsize=7)
-    ax.set_xlabel("items")
-
-    ax = axes[0, 1]
-    per_item = lab.sum(axis=1)
-    top = int(per_item.max()) if per_item.size else 0
-    ax.hist(per_item, bins=np.arange(-0.5, top + 1.5, 1.0), color="#66aa55", rwidth=0.8)
-    ax.set_xticks(range(0, top + 1, max(1, (top + 1) // 10)))
-    ax.set_title(f"Labels per item ({report.n_empty} items with none)")
-    ax.set_xlabel("chosen labels")
-    ax.set_ylabel("items")
-
-    ax = axes[1, 0]
-    chosen, other = silver.scores[lab], silver.scores[~lab]
-    chosen, other = chosen[np.isfinite(chosen)], other[np.isfinite(other)]
-    both = np.concatenate([chosen, other]) if chosen.size + other.size else np.zeros(1)
-    bins = np.linspace(float(both.min()), float(both.max()) + 1e-9, 50)
-    if other.size:
-        ax.hist(other, bins=bins, alpha=0.6, density=True, label=f"not chosen ({other.size})", color="#999999")
-    if chosen.size:
-        ax.hist(chosen, bins=bins, alpha=0.6, density=True, label=f"chosen ({chosen.size})", color="#cc6677")
-    ax.set_title("Teacher scores")
-    ax.set_xlabel("score")
-    ax.legend(fontsize=8)
-
-    ax = axes[1, 1]
-    conf = silver.confidence[lab]
-    ax.hist(conf, bins=np.linspace(0, 1, 41), color="#ddaa33")
-    ax.set_title("Confidence of chosen labels")
-    ax.set_xlabel("confidence")
-    ax.set_ylabel("pairs")
-    fig.suptitle(f"Silver data: {report.n_items} items, {report.n_labels} labels, "
-                 f"{report.labels_per_item:.2f} labels/item")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-
-    def write(tmp: Path) -> None:
-        tmp.write_bytes(buf.getvalue())
-
-    return atomic_write(path, write)
