@@ -19,7 +19,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
-from zsl.base import ItemScores
+from zsl.base import ItemScores, top_k
 from zsl.data import Item
 from zsl.errors import InputError, VocabularyError
 from zsl.retry import Retryable, http_status, is_transient, retry_base_delay, retry_call
@@ -145,8 +145,6 @@ class Labeller:
                           base_delay=self.retry_delay)
 
     def _row(self, item: Item, got: ItemScores) -> dict[str, Any]:
-        from zsl.base import top_k
-
         vals, idx = top_k(got.scores, self.top_scores)
         return make_row(item, self.vocab, idx[0], vals[0], k=self.k, input_field=self.input_field, fields=got.fields,
                         threshold=self.threshold)
