@@ -1,7 +1,9 @@
 """zsl: label data without annotations.
 
 ``import zsl`` is light (numpy only). Heavy parts -- torch, transformers, faiss, open_clip,
-llama.cpp, litellm, dspy -- load on first use.
+llama.cpp, litellm, dspy -- load on first use. The three scorers (``Tagger``, ``ImageTagger``,
+``StudentClassifier``, one :class:`~zsl.base.Scorer` contract) and ``label_run`` (with its
+``LabelSettings``) are here, imported when first used.
 
 Example:
     >>> import zsl
@@ -33,6 +35,11 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Tagger": "zsl.tagger",
+    "ImageTagger": "zsl.image",
+    "StudentClassifier": "zsl.distill",
+    "Scorer": "zsl.base",
+    "LabelSettings": "zsl.labeller",
+    "label_run": "zsl.run",
     "get_lm": "zsl.lm",
     "get_encoder": "zsl.encoders",
     "VocabIndex": "zsl.index",
@@ -41,12 +48,16 @@ _LAZY = {
 }
 
 __all__ = [
+    "ImageTagger",
     "InputError",
+    "LabelSettings",
     "LabelVocab",
     "MissingDependencyError",
     "ModelIntegrityError",
     "ModelNotFoundError",
     "RemoteModelError",
+    "Scorer",
+    "StudentClassifier",
     "Tagger",
     "VocabIndex",
     "VocabularyError",
@@ -54,16 +65,22 @@ __all__ = [
     "__version__",
     "get_encoder",
     "get_lm",
+    "label_run",
     "list_models",
     "metrics",
 ]
 
 if TYPE_CHECKING:
     from zsl import metrics
+    from zsl.base import Scorer
+    from zsl.distill import StudentClassifier
     from zsl.encoders import get_encoder
+    from zsl.image import ImageTagger
     from zsl.index import VocabIndex
+    from zsl.labeller import LabelSettings
     from zsl.lm import get_lm
     from zsl.models import list_models
+    from zsl.run import label_run
     from zsl.tagger import Tagger
 
 

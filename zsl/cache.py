@@ -70,11 +70,15 @@ class EmbeddingCache:
 
     def put(self, key: str, arr: np.ndarray) -> Path:
         """Write atomically (temp file + rename) so a crash never leaves half an array."""
-        p = self.path(key)
-        tmp = p.with_name(f".{p.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, np.ascontiguousarray(arr, dtype=np.float32), allow_pickle=False)
-        os.replace(tmp, p)
-        return p
+        from zsl.data.files import atomic_write
+
+        data = np.ascontiguousarray(arr, dtype=np.float32)
+
+        def write(tmp: Path) -> None:
+            with tmp.open("wb") as fh:  # a file object: np.save would add ".npy" to a path
+                np.save(fh, data, allow_pickle=False)
+
+        return atomic_write(self.path(key), write)
 
 
 def configure_lm_cache(enable: bool = True) -> Path:

@@ -71,11 +71,13 @@ def _cmd_label(args: argparse.Namespace) -> int:
 
         raise InputError(f"--dry-run N labels N items to estimate the run; N must be at least 1, got {args.dry_run}. "
                          "Fix: --dry-run (5 items) or --dry-run N with N >= 1.")
-    if args.model:
-        from zsl.run import label_run
+    from zsl.labeller import LabelSettings
+    from zsl.run import estimate_run, label_run
 
-        summary = label_run(args.input, args.labels, model=args.model, out=args.out, k=args.k,
-                            text_field=args.text_field, id_field=args.id_field, chunk_size=args.chunk_size,
+    common = {"k": args.k, "text_field": args.text_field, "id_field": args.id_field, "chunk_size": args.chunk_size,
+              "top_scores": args.top_scores}
+    if args.model:
+        summary = label_run(args.input, args.labels, out=args.out, settings=LabelSettings(model=args.model, **common),
                             fresh=args.fresh, show_progress=True)
         _report_run(summary, args.k)
         return 3 if summary.skipped else 0
@@ -83,21 +85,18 @@ def _cmd_label(args: argparse.Namespace) -> int:
         print("zsl: error: --labels VOCAB is required (or --model STUDENT_DIR to use a distilled student)",
               file=sys.stderr)
         return 2
-    from zsl.run import estimate_run, label_run
-
     lm = _remote_lm(args.lm, args.api_base)
-    settings = {"lm": lm, "encoder": args.encoder, "k": args.k, "label_kind": args.label_kind, "infer": not args.no_infer,
-                    "rank": not args.no_rank, "rank_top": args.rank_top, "text_field": args.text_field, "id_field": args.id_field,
-                    "program": args.program, "concurrency": args.concurrency, "timeout": args.timeout, "retries": args.retries,
-                    "image_backend": args.image_model,
-                    "image_kwargs": {"descriptions": "lm", "lm": lm} if args.descriptions else None,
-                    "label_descriptions": False if args.no_label_descriptions else None}
+    settings = LabelSettings(
+        lm=lm, encoder=args.encoder, label_kind=args.label_kind, infer=not args.no_infer, rank=not args.no_rank,
+        rank_top=args.rank_top, program=args.program, concurrency=args.concurrency, timeout=args.timeout,
+        retries=args.retries, image_backend=args.image_model,
+        image_kwargs={"descriptions": "lm", "lm": lm} if args.descriptions else None,
+        label_descriptions=False if args.no_label_descriptions else None, **common)
     if args.dry_run is not None:
-        est = estimate_run(args.input, args.labels, sample=args.dry_run, **settings)
+        est = estimate_run(args.input, args.labels, sample=args.dry_run, settings=settings)
         _print_estimate(est)
         return 0
-    summary = label_run(args.input, args.labels, out=args.out, chunk_size=args.chunk_size, fresh=args.fresh,
-                        show_progress=True, **settings)
+    summary = label_run(args.input, args.labels, out=args.out, settings=settings, fresh=args.fresh, show_progress=True)
     _report_run(summary, args.k)
     return 3 if summary.skipped else 0
 
@@ -212,24 +211,6 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(summary: dict, k: int) -> None:
-    if summary["rows"]:
-        _print_table(summary["rows"][:50], k)
-        if len(summary["rows"]) > 50:
-            print(f"... ({len(summary['rows']) - 50} more rows in the output file)")
-    print()
-    for b in summary["bad_rows"][:20]:
-        print(f"skipped {b}", file=sys.stderr)
-    ev = summary.get("eval")
-    if ev:
-        print(f"against the gold labels in the input: RP@{k} = {ev['rp']:.3f}, P@1 = {ev['p1']:.3f} "
-              f"over {ev['n']} items")
-    print(f"labelled {summary['labelled']} items in {summary['seconds']:.1f}s "
-          f"({summary['seconds'] / max(1, summary['labelled']):.2f}s/item), skipped {summary['skipped']}; "
-          f"LM: {summary['lm']}; encoder: {summary['encoder']}")
-    print(f"silver data: {summary['out']}")
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
     from zsl.examples import example_path
     from zsl.run import label_run
@@ -334,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "and is retried (default 120)")
     p.add_argument("--retries", type=int, default=3, help="retries on rate limits / time-outs, with backoff (default 3)")
     p.add_argument("--chunk-size", type=int, help="records per durable chunk (default: 25 with an LLM, 1000 without)")
+    p.add_argument("--top-scores", type=int, metavar="R",
+                   help="scores kept per row, for soft targets (zsl distill) and mAP (zsl eval): the R best labels "
+                        "(default: every label up to 50 labels, else max(k, 50))")
     p.add_argument("--program", help="compiled program from `zsl optimize` (default: zero-shot)")
     p.add_argument("--image-model", help="image backend: efficientnet-lite2 (default, offline), efficientnet-lite0, "
                                          "or clip:ARCH@/path/to/checkpoint.pt")
@@ -361,7 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder to save the student in")
     p.add_argument("--labels", help="vocabulary, when the silver file does not carry the full label order")
     p.add_argument("--encoder", help="sentence encoder for the student's features (default: minilm-l6)")
-    p.add_argument("--targets", default="soft", choices=["soft", "hard"])
+    p.add_argument("--targets", default="soft", choices=["soft", "hard"],
+                   help="soft: confidences from the rows' scores (zsl label rows: their top_scores); hard: the rows' "
+                        "labels (default soft)")
     p.add_argument("--loss", default="bce", choices=["bce", "asl"])
     p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
                    help="CDUL-style pseudo-label refinement (default on: best in BENCHMARKS.md)")

@@ -53,12 +53,12 @@ from typing import Any
 
 import numpy as np
 
+from zsl.base import ParamsMixin, ScorerMixin
 from zsl.errors import InputError, MissingDependencyError, ModelIntegrityError, VocabularyError
-from zsl.pseudo import SilverData, vocab_difference
-from zsl.scoring import ParamsMixin
-from zsl.vocab import LabelVocab
+from zsl.pseudo import SilverData
+from zsl.vocab import LabelVocab, vocab_difference
 
-__all__ = ["LOSSES", "StudentClassifier", "distill_file", "folder_size", "label_file"]
+__all__ = ["LOSSES", "StudentClassifier", "distill_file", "folder_size"]
 
 LOSSES = ("bce", "asl")
 HEADS = ("linear", "mlp")
@@ -111,8 +111,13 @@ def asymmetric_loss(logits: Any, targets: Any, *, gamma_pos: float = 0.0, gamma_
 
 
 # -- the estimator --------------------------------------------------------------------------
-class StudentClassifier(ParamsMixin):
+class StudentClassifier(ParamsMixin, ScorerMixin):
     """Frozen encoder features + a one-vs-rest head trained on (soft) pseudo-labels.
+
+    A :class:`zsl.base.Scorer` once fitted: ``predict_proba`` / ``score`` give ``(N, K)``
+    probabilities, ``predict`` the label sets (probability >= ``threshold_``, at least
+    ``min_labels``) as an ``(N, K)`` 0/1 matrix, ``top_k(X, k)`` the ``(label, probability)``
+    pairs and ``predict_labels`` the chosen ones.
 
     Args:
         encoder: the text encoder (a name, a path or an encoder object; None: the default,
@@ -504,6 +509,27 @@ class StudentClassifier(ParamsMixin):
         logits = self.decision_function(X, batch_size=batch_size)
         return (0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32)
 
+    def score(self, X: Any) -> np.ndarray:
+        """``(N, K)`` float32 probabilities: :meth:`predict_proba` (the :class:`~zsl.base.Scorer` contract)."""
+        return self.predict_proba(X)
+
+    @property
+    def vocab(self) -> LabelVocab:
+        """The fitted vocabulary (``vocab_``), the column order of every output."""
+        try:
+            return self.vocab_
+        except AttributeError:
+            raise AttributeError("This StudentClassifier is not fitted yet, so it has no vocabulary. Fix: fit it or "
+                                 "load a saved one with StudentClassifier.load(path).") from None
+
+    def config(self) -> dict[str, Any]:
+        """What produces this student's outputs: its folder and weights hash, encoder, threshold, vocabulary
+        and the teacher it was distilled from (run manifests record it)."""
+        self._check_fitted()
+        return {"student": str(getattr(self, "path_", "in-memory")), "student_sha256": getattr(self, "weights_sha256_", None),
+                "encoder": (self._encoder_spec() or {}).get("model_id"), "threshold": float(self.threshold_),
+                "vocab_hash": self.vocab_.hash, "teacher": self.provenance_}
+
     def predict(self, X: Any, *, threshold: float | None = None) -> np.ndarray:
         """``(N, K)`` uint8 labels: probability >= ``threshold`` (default ``self.threshold_``),
         plus each item's best labels up to ``min_labels``."""
@@ -833,71 +859,3 @@ def distill_file(silver_path: str | os.PathLike[str], out: str | os.PathLike[str
             "seconds": round(student.fit_seconds_, 3), "size_bytes": folder_size(path),
             "agreement": f1_scores(silver.labels, pred)["micro_f1"], "final_loss": student.history_[-1],
             "threshold": student.threshold_}
-
-
-def label_file(input_path: str | os.PathLike[str], model: str | os.PathLike[str] | StudentClassifier, *,
-               out: str | os.PathLike[str] | None = None, vocab: LabelVocab | Sequence[str] | None = None,
-               text_field: str = "text", threshold: float | None = None, min_labels: int | None = None,
-               show_progress: bool = False) -> dict[str, Any]:
-    """Label a file with a saved student (``zsl label --model student/``).
-
-    Rows are silver data (:func:`zsl.pseudo.write_silver`, format from ``out``'s suffix):
-    the labels the student chose, its probabilities as scores and confidences, and
-    provenance naming the student (weights sha256) and the teacher it was distilled from.
-
-    Args:
-        input_path: items (see :func:`zsl.data.read_items`).
-        model: the student folder or a loaded student.
-        out: output path; default ``<input>.student.jsonl``.
-        vocab: checked against the student's labels (refused if different).
-        text_field: JSON key / CSV column of the text.
-        threshold: probability threshold (default: the student's).
-        min_labels: give every item at least this many labels (default: the student's).
-        show_progress: progress bar while encoding.
-
-    Returns:
-        a summary: ``out``, ``labelled``, ``skipped``, ``bad_rows``, ``seconds``,
-        ``items_per_second`` and ``eval`` (micro/macro F1, mAP) when the input has gold labels.
-    """
-    from zsl.data import BadRow, read_items
-    from zsl.pseudo import make_silver, write_silver
-    from zsl.scoring import GlobalThreshold
-
-    student = model if isinstance(model, StudentClassifier) else StudentClassifier.load(model, vocab=vocab)
-    student.show_progress = show_progress
-    if isinstance(model, StudentClassifier) and vocab is not None:
-        given = list(vocab.labels if isinstance(vocab, LabelVocab) else vocab)
-        diff = vocab_difference(student.vocab_.labels, given, expected_name="the student", got_name="your vocabulary")
-        if diff:
-            raise VocabularyError(f"The student was trained on a different vocabulary: {diff}.")
-    bad: list[BadRow] = []
-    items = list(read_items(input_path, text_field=text_field, bad=bad))
-    if not items:
-        raise InputError(f"No usable item in {input_path}" + (f"; first problem: {bad[0]}" if bad else ""))
-    t0 = time.perf_counter()
-    proba = student.predict_proba([it.text for it in items])
-    seconds = time.perf_counter() - t0
-    thr = student.threshold_ if threshold is None else threshold
-    floor = student.min_labels if min_labels is None else min_labels
-    rule = GlobalThreshold(threshold=thr, min_labels=floor, temperature=1.0).fit(proba[:1])
-    prov = {"student": str(getattr(student, "path_", "in-memory")),
-            "student_sha256": getattr(student, "weights_sha256_", None),
-            "encoder": (student._encoder_spec() or {}).get("model_id"), "teacher": student.provenance_}
-    silver = make_silver(proba, student.vocab_, rule, ids=[it.id for it in items], texts=[it.text for it in items],
-                         provenance=prov)
-    # confidence = the probability itself (the sigmoid rule above only decides the labels)
-    silver.confidence = proba.astype(np.float32)
-    out_path = Path(out) if out else Path(str(input_path) + ".student.jsonl")
-    write_silver(silver, out_path)
-    summary: dict[str, Any] = {"out": str(out_path), "labelled": len(items), "skipped": len(bad),
-                               "bad_rows": [str(b) for b in bad], "seconds": seconds,
-                               "items_per_second": len(items) / seconds if seconds > 0 else float("inf")}
-    gold = [(i, it.gold) for i, it in enumerate(items) if it.gold]
-    if gold and all(lab in student.vocab_ for _, g in gold for lab in g):
-        from zsl.metrics import f1_scores, mean_average_precision
-
-        rows = [i for i, _ in gold]
-        y = student.vocab_.to_multi_hot([g for _, g in gold])
-        summary["eval"] = {**f1_scores(y, silver.labels[rows]), "map": mean_average_precision(y, proba[rows]),
-                           "n": len(rows)}
-    return summary

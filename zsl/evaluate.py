@@ -1,14 +1,17 @@
 """Evaluate predictions against gold labels: ``zsl eval PRED GOLD``.
 
 Predictions are the JSON Lines ``zsl label`` writes (or a run folder holding
-``labels.jsonl``), one row per item::
+``labels.jsonl``), one row per item, read by :mod:`zsl.rows`::
 
-    {"id": "17", "text": "...", "labels": ["l1", "l2"], "scores": [0.91, 0.55], ...}
+    {"id": "17", "text": "...", "labels": ["l1", "l2"], "scores": [0.91, 0.55],
+     "top_scores": {"l1": 0.91, "l2": 0.55, "l3": 0.41, ...}, ...}
 
-``labels`` are the kept top-k labels in decreasing score order, ``scores`` aligned with
-them. Image rows carry ``"image": path`` and may have no ``id``: the path is the id then.
-Rows of ``zsl label --model`` (silver data) also work: their ``scores`` map label -> score
-and their ``labels`` are the chosen ones.
+``labels`` are the kept top-k labels in decreasing score order (the predicted set),
+``scores`` aligned with them, and ``top_scores`` the scores of the R best labels (every
+label of a small vocabulary): the rankings are computed from those. Image rows carry
+``"image": path`` and may have no ``id``: the path is the id then. Silver-data rows
+(:func:`zsl.pseudo.write_silver`) also work: their ``scores`` map label -> score and their
+``labels`` are the chosen ones.
 
 Gold is JSON Lines with ``id`` and ``labels`` (a list of strings), CSV/TSV with ``id`` and
 ``labels`` columns (labels separated by ``|``), or omitted when the prediction rows carry
@@ -16,10 +19,12 @@ a ``gold`` field. Rows are matched by id.
 
 The rows become the library's one data contract -- an ``(N, L)`` gold matrix, a score
 matrix and a predicted-set matrix in one label order -- and every number comes from
-:mod:`zsl.metrics`. Scores exist only for the labels a row kept; the other labels rank
-below all kept ones (gold labels last), so mAP is a lower bound for the truncated lists,
-and K larger than the kept lists is skipped. An item with no prediction counts as an
-empty one: 0 for RP@K/P@K/R@K and item mAP, all its gold labels missed.
+:mod:`zsl.metrics`. When rows score every label of the vocabulary (known from ``vocab`` or
+the file's ``.meta.json`` sidecar), RP@K, P@K, R@K and mAP rank the whole vocabulary.
+Otherwise scores exist only for the labels a row scored; the other labels rank below all
+scored ones (gold labels last), so mAP is a lower bound, and K larger than the scored lists
+is skipped. An item with no prediction counts as an empty one: 0 for RP@K/P@K/R@K and item
+mAP, all its gold labels missed.
 
 Example:
     >>> rows = [{"id": "a", "labels": ["x", "y"], "scores": [0.9, 0.2]},
@@ -31,29 +36,37 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import os
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from zsl.data import BadRow, atomic_write, iter_jsonl
-from zsl.errors import InputError, MissingDependencyError, VocabularyError
+from zsl.data import BadRow
+from zsl.errors import InputError, VocabularyError
 from zsl.metrics import (
     f1_scores,
     mean_average_precision,
+    metric_name,
     p_at_k,
     per_label_prf,
-    precision_recall_curve,
     r_at_k,
     rp_at_k,
+)
+from zsl.report import MAX_LISTED, write_report
+from zsl.rows import (
+    PredRow,
+    check_unique_ids,
+    gold_from_row,
+    is_finite_number,
+    label_list,
+    parse_pred_row,
+    read_gold,
+    read_meta,
+    read_predictions,
+    resolve_predictions,
 )
 from zsl.vocab import LabelVocab
 
@@ -70,250 +83,6 @@ __all__ = [
 
 REPORT_FORMAT_VERSION = 1
 DEFAULT_K = (1, 3, 5, 10)
-_MAX_LISTED = 20  # ids / bad rows listed in reports; the counts are always complete
-
-
-# -- reading --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PredRow:
-    """One usable prediction row.
-
-    Attributes:
-        id: the item id (``id``, else the ``image`` path), as a string.
-        ranked: ``(label, score)`` pairs of every scored label, best first.
-        chosen: the row's predicted label set (its ``labels``).
-        row: the original JSON object.
-        line: its line in the file (or position in the list), for messages.
-    """
-
-    id: str
-    ranked: tuple[tuple[str, float], ...]
-    chosen: tuple[str, ...]
-    row: Mapping[str, Any] = field(repr=False, compare=False)
-    line: int = field(default=0, compare=False)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _label_list(value: Any, name: str) -> tuple[list[str] | None, str | None]:
-    if not isinstance(value, list):
-        return None, f"'{name}' must be a list of strings, got {type(value).__name__} ({value!r:.40})"
-    for i, lab in enumerate(value):
-        if not isinstance(lab, str):
-            return None, f"'{name}' must be a list of strings; entry {i} is {type(lab).__name__} ({lab!r:.40})"
-    return value, None
-
-
-def _row_id(obj: Mapping[str, Any]) -> str | None:
-    v = obj.get("id")
-    if isinstance(v, str | int) and not isinstance(v, bool) and str(v).strip():
-        return str(v)
-    image = obj.get("image")
-    return image if isinstance(image, str) and image.strip() else None
-
-
-def parse_pred_row(obj: Any, line: int = 0) -> PredRow | str:
-    """Check one prediction row; return a :class:`PredRow` or the reason it is unusable.
-
-    Args:
-        obj: a decoded JSON value.
-        line: where it came from (kept on the row for later messages).
-
-    Returns:
-        a :class:`PredRow`, or a string saying what is wrong (for a :class:`~zsl.data.BadRow`).
-
-    Example:
-        >>> parse_pred_row({"id": 3, "labels": ["a", "b"], "scores": [0.5, 0.25]}).ranked
-        (('a', 0.5), ('b', 0.25))
-        >>> parse_pred_row({"id": "3", "labels": ["a", "b"], "scores": [0.5]})
-        "'labels' has 2 entries but 'scores' has 1; they must be aligned"
-    """
-    if not isinstance(obj, dict):
-        return f"expected a JSON object, got {type(obj).__name__}"
-    item_id = _row_id(obj)
-    if item_id is None:
-        return "missing 'id' (and no 'image' path to use instead)"
-    if "labels" not in obj:
-        return "missing 'labels'"
-    labels, err = _label_list(obj["labels"], "labels")
-    if err:
-        return err
-    assert labels is not None
-    if len(set(labels)) != len(labels):
-        dup = next(lab for lab, n in Counter(labels).items() if n > 1)
-        return f"'labels' repeats {dup!r}"
-    if "scores" not in obj:
-        return "missing 'scores' (a list aligned with 'labels', or a label -> score mapping)"
-    scores = obj["scores"]
-    if isinstance(scores, list):
-        if len(scores) != len(labels):
-            return f"'labels' has {len(labels)} entries but 'scores' has {len(scores)}; they must be aligned"
-        for i, s in enumerate(scores):
-            if not _is_number(s):
-                return f"'scores' must be finite numbers; entry {i} is {s!r:.40}"
-        ranked = sorted(zip(labels, (float(s) for s in scores), strict=True), key=lambda t: -t[1])
-    elif isinstance(scores, dict):
-        # silver rows (zsl.pseudo): scores keyed by label, 'labels' = the chosen subset
-        for lab, s in scores.items():
-            if not _is_number(s):
-                return f"'scores' must map labels to finite numbers; {lab!r:.40} -> {s!r:.40}"
-        missing = [lab for lab in labels if lab not in scores]
-        if missing:
-            return f"'labels' has {missing[0]!r:.40} but 'scores' has no score for it"
-        ranked = sorted(((lab, float(s)) for lab, s in scores.items()), key=lambda t: -t[1])
-    else:
-        return f"'scores' must be a list of numbers, got {type(scores).__name__}"
-    return PredRow(item_id, tuple(ranked), tuple(labels), obj, line)
-
-
-def resolve_predictions(path: str | os.PathLike[str]) -> Path:
-    """The predictions file for ``path``: the file itself, or ``labels.jsonl`` in a run folder.
-
-    Raises:
-        InputError: the path does not exist, or is a folder without ``labels.jsonl``.
-    """
-    p = Path(path)
-    if p.is_dir():
-        f = p / "labels.jsonl"
-        if not f.is_file():
-            found = sorted(x.name for x in p.glob("*.jsonl"))[:5]
-            hint = f" It holds: {', '.join(found)}." if found else ""
-            raise InputError(
-                f"{p} is a folder without labels.jsonl.{hint} Fix: pass the predictions file "
-                "itself, or the run folder `zsl label` wrote."
-            )
-        return f
-    if not p.is_file():
-        raise InputError(
-            f"Predictions file {p} does not exist. Fix: pass the .jsonl `zsl label` wrote (or its run folder)."
-        )
-    return p
-
-
-def _read_text(p: Path, what: str) -> str:
-    if not p.is_file():
-        raise InputError(f"{what} file {p} does not exist.")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start}). Re-save it as UTF-8.") from None
-    if not text.strip():
-        raise InputError(f"{what} file {p} is empty.")
-    return text
-
-
-def read_predictions(path: str | os.PathLike[str], *, bad: list[BadRow] | None = None) -> list[PredRow]:
-    """Read prediction rows (JSON Lines), skipping and reporting bad ones.
-
-    Args:
-        path: the predictions file, or a run folder containing ``labels.jsonl``.
-        bad: receives a :class:`~zsl.data.BadRow` (file, line, reason) per skipped row.
-
-    Returns:
-        the usable rows, in file order.
-
-    Raises:
-        InputError: missing or empty file, not UTF-8, or no usable row at all.
-
-    Example:
-        >>> rows = read_predictions("out/run/")        # doctest: +SKIP
-    """
-    p = resolve_predictions(path)
-    bad = [] if bad is None else bad
-    n_bad = len(bad)
-    out: list[PredRow] = []
-    for ln, obj, err in iter_jsonl(_read_text(p, "Predictions").splitlines()):
-        parsed = err or parse_pred_row(obj, ln)
-        if isinstance(parsed, str):
-            bad.append(BadRow(str(p), ln, parsed))
-        else:
-            out.append(parsed)
-    if not out:
-        first = f" First problem: {bad[n_bad]}." if len(bad) > n_bad else ""
-        raise InputError(
-            f"No usable prediction row in {p}.{first} Expected JSON Lines rows with 'id', "
-            "'labels' and 'scores', as `zsl label` writes."
-        )
-    return out
-
-
-def _gold_from_obj(obj: Any, field_name: str = "labels") -> tuple[str, list[str]] | str:
-    if not isinstance(obj, dict):
-        return f"expected a JSON object, got {type(obj).__name__}"
-    item_id = _row_id(obj)
-    if item_id is None:
-        return "missing 'id' (and no 'image' path to use instead)"
-    if field_name not in obj:
-        return f"missing '{field_name}'"
-    labels, err = _label_list(obj[field_name], field_name)
-    if err:
-        return err
-    assert labels is not None
-    return item_id, labels
-
-
-def read_gold(path: str | os.PathLike[str], *, bad: list[BadRow] | None = None) -> dict[str, list[str]]:
-    """Read gold labels: JSON Lines (``id``, ``labels``) or CSV/TSV (``id``, ``labels`` with ``|``).
-
-    Args:
-        path: the gold file.
-        bad: receives a :class:`~zsl.data.BadRow` per skipped row.
-
-    Returns:
-        item id -> gold labels, in file order.
-
-    Raises:
-        InputError: missing/empty file, a CSV without the two columns, repeated ids, or no
-            usable row.
-
-    Example:
-        >>> gold = read_gold("data/dev.jsonl")         # doctest: +SKIP
-    """
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"Gold {p} is a folder. Fix: pass a .jsonl (id, labels) or .csv (id, labels) file.")
-    bad = [] if bad is None else bad
-    n_bad = len(bad)
-    text = _read_text(p, "Gold")
-    pairs: list[tuple[str, list[str]]] = []
-    if p.suffix.lower() in (".csv", ".tsv"):
-        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
-        cols = reader.fieldnames or []
-        if "id" not in cols or "labels" not in cols:
-            raise InputError(
-                f"{p}: the header needs 'id' and 'labels' columns; found {cols}. "
-                "Fix: rename the columns (labels separated by '|')."
-            )
-        for row in reader:
-            item_id, labels = (row.get("id") or "").strip(), row.get("labels")
-            if not item_id:
-                bad.append(BadRow(str(p), reader.line_num, "empty 'id'"))
-                continue
-            pairs.append((item_id, [s for s in (labels or "").split("|") if s]))
-    else:
-        for ln, obj, err in iter_jsonl(text.splitlines()):
-            got = err or _gold_from_obj(obj)
-            if isinstance(got, str):
-                bad.append(BadRow(str(p), ln, got))
-            else:
-                pairs.append(got)
-    if not pairs:
-        first = f" First problem: {bad[n_bad]}." if len(bad) > n_bad else ""
-        raise InputError(f"No usable gold row in {p}.{first} Expected rows with 'id' and 'labels'.")
-    _check_unique([i for i, _ in pairs], f"gold file {p}")
-    return dict(pairs)
-
-
-def _check_unique(ids: Sequence[str], where: str) -> None:
-    dups = [i for i, n in Counter(ids).items() if n > 1]
-    if dups:
-        shown = ", ".join(repr(d) for d in dups[:10])
-        raise InputError(
-            f"The {where} has {len(dups)} repeated id(s): {shown}{' ...' if len(dups) > 10 else ''}. "
-            "Each item must appear once; remove the repeats (or give the items distinct ids)."
-        )
 
 
 # -- the report -----------------------------------------------------------------------------
@@ -405,7 +174,7 @@ class EvalReport:
         )
         lines = [head, f"{'metric':<16}value", "-" * 26]
         for name, value in self.metrics.items():
-            lines.append(f"{_metric_name(name):<16}{value:.4f}")
+            lines.append(f"{metric_name(name):<16}{value:.4f}")
         if self.skipped_k:
             lines.append(
                 f"(K = {', '.join(map(str, self.skipped_k))} skipped: rows keep only {self.labels_kept[0]} labels)"
@@ -415,21 +184,6 @@ class EvalReport:
 
 def _finite(v: float) -> float | None:
     return None if v is None or not math.isfinite(v) else float(v)
-
-
-def _metric_name(name: str) -> str:
-    fixed = {
-        "micro_f1": "micro-F1",
-        "macro_f1": "macro-F1",
-        "micro_precision": "micro-precision",
-        "micro_recall": "micro-recall",
-        "map": "mAP (labels)",
-        "map_item": "mAP (items)",
-    }
-    if name in fixed:
-        return fixed[name]
-    head, _, k = name.partition("@")
-    return f"{head.upper()}@{k}"
 
 
 # -- evaluation -----------------------------------------------------------------------------
@@ -460,7 +214,7 @@ def _gold_from(
         for p in preds:
             if "gold" not in p.row:
                 continue
-            got = _gold_from_obj(p.row, "gold")
+            got = gold_from_row(p.row, "gold")
             if isinstance(got, str):
                 bad.append(BadRow(pred_source, p.line, got))
             else:
@@ -476,20 +230,37 @@ def _gold_from(
     if isinstance(gold, Mapping):
         out = {}
         for key, labels in gold.items():
-            got, err = _label_list(labels, f"gold[{key!r}]")
+            got, err = label_list(labels, f"gold[{key!r}]")
             if err:
                 raise InputError(f"Gold mapping: {err}.")
             out[str(key)] = got
         return out, "<mapping>"
     pairs = []
     for i, obj in enumerate(gold, 1):
-        got = _gold_from_obj(obj)
+        got = gold_from_row(obj)
         if isinstance(got, str):
             bad.append(BadRow("<gold rows>", i, got))
         else:
             pairs.append(got)
-    _check_unique([i for i, _ in pairs], "gold rows")
+    check_unique_ids([i for i, _ in pairs], "gold rows")
     return dict(pairs), "<gold rows>"
+
+
+def _vocab_size(pred: Any) -> int | None:
+    """The vocabulary size the sidecar of a predictions file records, if there is a readable one."""
+    if not isinstance(pred, str | os.PathLike):
+        return None
+    try:
+        meta = read_meta(resolve_predictions(pred))
+    except InputError:
+        return None
+    if meta is None:
+        return None
+    size = (meta.get("rows") or {}).get("vocab_size")
+    if isinstance(size, int):
+        return size
+    labels = (meta.get("vocab") or {}).get("labels")
+    return len(labels) if isinstance(labels, list) else None
 
 
 def _check_k(k: int | Iterable[int]) -> list[int]:
@@ -536,11 +307,11 @@ def evaluate(
         (1.0, 0.0, {'label': 'b', 'precision': 0.0, 'recall': 0.0, 'f1': 0.0, 'support': 1, 'predicted': 0})
     """
     ks = _check_k(k)
-    if threshold is not None and (not _is_number(threshold)):
+    if threshold is not None and (not is_finite_number(threshold)):
         raise InputError(f"threshold must be a finite number, got {threshold!r}")
     bad: list[BadRow] = []
     preds, pred_source = _preds_from(pred, bad)
-    _check_unique([p.id for p in preds], f"predictions ({pred_source})")
+    check_unique_ids([p.id for p in preds], f"predictions ({pred_source})")
     gold_map, gold_source = _gold_from(gold, preds, pred_source, bad)
     if not gold_map:
         raise InputError(f"No usable gold row in {gold_source}.")
@@ -649,12 +420,16 @@ def evaluate(
         for j, lab in enumerate(names)
     ]
 
-    notes = [
-        f"Rows score {labels_kept[0]} labels"
-        + (f" (up to {labels_kept[1]})" if labels_kept[1] != labels_kept[0] else "")
-        + ": scores are truncated to the kept labels. Unscored labels rank below the scored ones, gold "
-        "ones last, so mAP is a lower bound; gold labels a row did not keep count as misses."
-    ]
+    n_vocab = len(vocab) if vocab is not None else _vocab_size(pred)
+    if n_vocab is not None and labels_kept[0] >= n_vocab:
+        notes = [f"Rows score every one of the {n_vocab} labels: RP@K, P@K, R@K and mAP rank the whole vocabulary."]
+    else:
+        notes = [
+            f"Rows score {labels_kept[0]} labels"
+            + (f" (up to {labels_kept[1]})" if labels_kept[1] != labels_kept[0] else "")
+            + ": scores are truncated to the kept labels. Unscored labels rank below the scored ones, gold "
+            "ones last, so mAP is a lower bound; gold labels a row did not keep count as misses."
+        ]
     if skipped_k:
         notes.append(
             f"K = {', '.join(map(str, skipped_k))} skipped: larger than the {labels_kept[0]} labels kept "
@@ -690,7 +465,7 @@ def evaluate(
         n_items=n,
         n_matched=n - len(missing),
         n_missing=len(missing),
-        missing_ids=missing[:_MAX_LISTED],
+        missing_ids=missing[:MAX_LISTED],
         n_extra=len(extra),
         n_predictions=len(preds),
         bad_rows=[str(b) for b in bad],
@@ -707,263 +482,3 @@ def evaluate(
         y_pred=y_pred,
         scores=scores,
     )
-
-
-# -- writing --------------------------------------------------------------------------------
-def _md_cell(text: str) -> str:
-    """Text safe in a Markdown table cell: one line, markup characters escaped."""
-    out = " ".join(str(text).split())
-    out = out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    for ch in "\\`*_[]|":
-        out = out.replace(ch, "\\" + ch)
-    return out
-
-
-def _short(label: str, width: int) -> str:
-    label = " ".join(label.split())
-    return label if len(label) <= width else label[: width - 1] + "…"
-
-
-def _plain(text: str) -> str:
-    """Text matplotlib draws as is (a pair of '$' would start math mode)."""
-    return text.replace("$", r"\$")
-
-
-def write_report(report: EvalReport, out_dir: str | os.PathLike[str], *, top_n: int = 30) -> dict[str, Path]:
-    """Write ``eval.json``, ``report.md`` and three plots into ``out_dir``.
-
-    Plots: ``per_label_f1.png`` (F1 of the ``top_n`` most frequent gold labels),
-    ``pr_curve.png`` (micro precision-recall over the kept scores, operating point
-    marked), ``score_hist.png`` (scores of kept labels, correct vs wrong). Every file is
-    written atomically.
-
-    Args:
-        report: from :func:`evaluate`.
-        out_dir: the folder (created if needed).
-        top_n: labels in the per-label plot.
-
-    Returns:
-        file kind -> path: ``json``, ``markdown``, ``per_label_f1``, ``pr_curve``, ``score_hist``.
-
-    Raises:
-        InputError: the folder cannot be written.
-        MissingDependencyError: matplotlib is not installed.
-
-    Example:
-        >>> paths = write_report(evaluate("out/run", "gold.jsonl"), "out/run/eval")  # doctest: +SKIP
-    """
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"Cannot write {out}: {exc.strerror or exc}. Choose a writable output folder.") from None
-    paths = {
-        "per_label_f1": _save_png(_plot_per_label(report, top_n), out / "per_label_f1.png"),
-        "pr_curve": _save_png(_plot_pr_curve(report), out / "pr_curve.png"),
-        "score_hist": _save_png(_plot_score_hist(report), out / "score_hist.png"),
-    }
-    body = json.dumps(report.to_json(), indent=1, ensure_ascii=False) + "\n"
-    paths["json"] = _write_text(out / "eval.json", body)
-    paths["markdown"] = _write_text(out / "report.md", _markdown(report))
-    return paths
-
-
-def _write_text(path: Path, body: str) -> Path:
-    def write(tmp: Path) -> None:
-        tmp.write_text(body, encoding="utf-8")
-
-    return atomic_write(path, write)
-
-
-def _label_table(rows: list[dict[str, Any]]) -> list[str]:
-    lines = ["| label | F1 | precision | recall | support | predicted |", "|---|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(
-            f"| {_md_cell(r['label'])} | {r['f1']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} "
-            f"| {r['support']} | {r['predicted']} |"
-        )
-    return lines
-
-
-def _markdown(report: EvalReport) -> str:
-    items = (
-        f"- items: {report.n_items} ({report.n_matched} with a prediction, {report.n_missing} without); "
-        f"{len(report.labels)} labels; {len(report.bad_rows)} bad rows skipped"
-    )
-    lines = [
-        "# Evaluation",
-        "",
-        f"- predictions: `{report.pred_source}`",
-        f"- gold: `{report.gold_source}`",
-        items,
-        "",
-        "| metric | value |",
-        "|---|---:|",
-    ]
-    lines += [f"| {_metric_name(name)} | {value:.4f} |" for name, value in report.metrics.items()]
-    active = [r for r in report.per_label if r["support"] or r["predicted"]]
-    worst = sorted(active, key=lambda r: (r["f1"], -r["support"]))
-    best = sorted(active, key=lambda r: (-r["f1"], -r["support"]))
-    if len(active) <= _MAX_LISTED:
-        lines += ["", "## Labels by F1", ""] + _label_table(worst)
-    else:
-        lines += ["", f"## Worst {_MAX_LISTED} labels by F1", ""] + _label_table(worst[:_MAX_LISTED])
-        lines += ["", f"## Best {_MAX_LISTED} labels by F1", ""] + _label_table(best[:_MAX_LISTED])
-    never = len(report.labels) - len(active)
-    if never:
-        lines += ["", f"{never} labels are neither gold nor predicted for any item (not listed)."]
-    lines += ["", "## Notes", ""] + [f"- {_md_cell(n)}" for n in report.notes]
-    if report.missing_ids:
-        more = " ..." if report.n_missing > len(report.missing_ids) else ""
-        lines.append(f"- Gold items without a prediction: {', '.join(_md_cell(i) for i in report.missing_ids)}{more}")
-    if report.bad_rows:
-        lines += ["", "## Bad rows", ""] + [f"- {_md_cell(b)}" for b in report.bad_rows[:_MAX_LISTED]]
-        if len(report.bad_rows) > _MAX_LISTED:
-            lines.append(f"- ... {len(report.bad_rows) - _MAX_LISTED} more in eval.json")
-    lines += [
-        "",
-        "## Plots",
-        "",
-        "![F1 of the most frequent labels](per_label_f1.png)",
-        "",
-        "![Micro precision-recall curve](pr_curve.png)",
-        "",
-        "![Score distribution](score_hist.png)",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-# -- plots (matplotlib's Figure + Agg canvas: no pyplot, no global backend state) -------------
-def _figure(width: float, height: float) -> Any:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise MissingDependencyError("matplotlib", "The evaluation report plots", "pip install matplotlib") from None
-    fig = Figure(figsize=(width, height), dpi=110)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save_png(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-
-    def write(tmp: Path) -> None:
-        tmp.write_bytes(buf.getvalue())
-
-    return atomic_write(path, write)
-
-
-def _plot_per_label(report: EvalReport, top_n: int) -> Any:
-    rows = sorted((r for r in report.per_label if r["support"]), key=lambda r: (-r["support"], r["label"]))[:top_n]
-    fig = _figure(9.0, 1.4 + 0.3 * max(len(rows), 5))
-    ax = fig.add_subplot()
-    if not rows:
-        ax.text(0.5, 0.5, "no gold labels", ha="center", va="center", transform=ax.transAxes)
-        return fig
-    rows = rows[::-1]  # barh draws bottom-up; most frequent on top
-    f1 = np.array([r["f1"] for r in rows])
-    y = np.arange(len(rows))
-    good = f1 >= 0.5
-    ax.barh(y[good], f1[good], color="#4477aa", height=0.7, label="F1 >= 0.5", zorder=2)
-    ax.barh(y[~good], f1[~good], color="#cc6677", height=0.7, label="F1 < 0.5", zorder=2)
-    ax.set_yticks(y, [_plain(_short(r["label"], 38)) for r in rows], fontsize=8)
-    for yi, r in zip(y, rows, strict=True):
-        ax.text(
-            r["f1"] + 0.01,
-            yi,
-            f"{r['f1']:.2f}  (n={r['support']})",
-            va="center",
-            fontsize=7,
-            zorder=3,
-            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.8},
-        )
-    micro = report.metrics.get("micro_f1", 0.0)
-    ax.axvline(micro, color="#333333", ls="--", lw=1, label=f"micro-F1 {micro:.2f}", zorder=1)
-    ax.set_xlim(0, 1.22)
-    ax.set_ylim(-0.6, len(rows) - 0.4)
-    ax.set_xticks(np.linspace(0, 1, 6))
-    ax.grid(axis="x", alpha=0.3, zorder=0)
-    ax.set_xlabel("F1  (bar text: F1 and gold support n)")
-    n_sup = sum(1 for r in report.per_label if r["support"])
-    ax.set_title(f"Per-label F1: the {len(rows)} most frequent of {n_sup} gold labels", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.95)
-    return fig
-
-
-def _kept_pairs(report: EvalReport) -> tuple[np.ndarray, np.ndarray]:
-    kept = np.isfinite(report.scores)
-    return report.scores[kept], report.y_true.astype(bool)[kept]
-
-
-def _plot_pr_curve(report: EvalReport) -> Any:
-    s, y = _kept_pairs(report)
-    n_pos = int(report.y_true.sum())
-    precision, recall, _ = precision_recall_curve(y, s, n_positives=n_pos)
-    fig = _figure(6.4, 5.0)
-    ax = fig.add_subplot()
-    if recall.size:
-        ax.plot(recall, precision, color="#4477aa", lw=1.8, label="micro P-R over kept scores")
-        ceiling = float(recall[-1])
-        if ceiling < 1.0:
-            ax.axvline(
-                ceiling,
-                color="#999999",
-                ls=":",
-                lw=1,
-                label=f"recall ceiling {ceiling:.2f} (gold labels outside the kept lists)",
-            )
-    op_p, op_r = report.metrics["micro_precision"], report.metrics["micro_recall"]
-    where = "all kept labels" if report.threshold is None else f"score >= {report.threshold:g}"
-    ax.plot(
-        [op_r],
-        [op_p],
-        "o",
-        color="#cc3311",
-        ms=9,
-        zorder=5,
-        label=f"operating point ({where}): P {op_p:.2f}, R {op_r:.2f}",
-    )
-    ax.set_xlim(0, 1.02)
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel("recall (micro)")
-    ax.set_ylabel("precision (micro)")
-    ax.grid(alpha=0.3)
-    ax.set_title(f"Precision-recall, {report.n_items} items, {n_pos} gold labels", fontsize=10)
-    ax.legend(loc="best", fontsize=7.5, framealpha=0.95)
-    return fig
-
-
-def _plot_score_hist(report: EvalReport) -> Any:
-    s, y = _kept_pairs(report)
-    fig = _figure(6.4, 4.4)
-    ax = fig.add_subplot()
-    if s.size == 0:
-        ax.text(0.5, 0.5, "no scores", ha="center", va="center", transform=ax.transAxes)
-        return fig
-    lo, hi = float(s.min()), float(s.max())
-    bins = np.linspace(lo, hi if hi > lo else lo + 1e-6, 41)
-    # each group normalised to sum to 1: the shapes compare even when one group is far larger
-    for mask, colour, name in ((~y, "#777777", "wrong (not gold)"), (y, "#228833", "correct (gold)")):
-        if mask.any():
-            w = np.full(int(mask.sum()), 1.0 / mask.sum())
-            ax.hist(s[mask], bins=bins, weights=w, histtype="stepfilled", alpha=0.35, color=colour)
-            ax.hist(
-                s[mask],
-                bins=bins,
-                weights=w,
-                histtype="step",
-                lw=1.6,
-                color=colour,
-                label=f"{name}: {int(mask.sum())} pairs",
-            )
-    if report.threshold is not None:
-        ax.axvline(report.threshold, color="#cc3311", ls="--", lw=1.2, label=f"threshold {report.threshold:g}")
-    ax.set_xlabel("score")
-    ax.set_ylabel("share of the group's pairs")
-    ax.set_title("Scores of the kept labels: correct vs wrong", fontsize=10)
-    ax.legend(fontsize=8, framealpha=0.95)
-    return fig

@@ -1,20 +1,8 @@
-"""Zero-shot image labelling: CDUL global-local aggregation over an image-text backend.
+"""Zero-shot image labelling: :class:`ImageTagger`, CDUL global-local scores over an image-text backend.
 
-The maths are plain numpy functions (CDUL, Abdelfattah et al., ICCV 2023, "CLIP-Driven
-Unsupervised Learning for Multi-Label Image Classification"):
-
-1. **global**: ``softmax_k(logit_scale * cos(image, label_k))`` for the whole image.
-2. **local**: the image is cut into snippets (CDUL uses a 3x3 grid; several grid sizes
-   give multi-scale crops, and zsl's default is 2x2 + 3x3) and each snippet is scored the
-   same way. Per label,
-   ``alpha = max`` and ``beta = min`` over snippets; ``local = alpha`` where
-   ``alpha >= threshold`` (some snippet clearly shows the label) else ``beta``.
-3. **aggregate**: ``final = (global + local + lam * |global - local|) / 2``; with
-   ``lam = 1`` this is the element-wise maximum.
-
-Snippets are either pixel crops (:func:`make_crops`; all crops of a batch of images go
-through the backend in one forward pass) or, for CNN backends that offer it, regions of
-the last feature map pooled from the whole-image pass (nearly free).
+The maths live in :mod:`zsl.image_math` (global and snippet probabilities, CDUL's local and
+global-local aggregation, grid crops) and image files are read by :mod:`zsl.data.images`;
+both are re-exported here, so ``from zsl.image import global_local_scores, load_image`` works.
 
 Label texts come from prompt templates (an ensemble averages them) and, optionally, from
 short visual descriptions written by an LLM ("Visual Classification via Description from
@@ -22,16 +10,14 @@ Large Language Models", Menon & Vondrick, 2023): a label's similarity is the mea
 texts' similarities.
 
 :class:`ImageTagger` puts this together over any backend of :mod:`zsl.image_backends`;
-:func:`label_images` labels a folder (or list, or JSONL file) of images and writes silver
-data, reporting unreadable images instead of stopping.
+``zsl label FOLDER`` (:func:`zsl.run.label_run`) labels a folder (or an image file, or a JSONL
+file of image paths) into a run directory, reporting unreadable images instead of stopping.
 
 Example:
     >>> import numpy as np
     >>> g = np.array([[0.6, 0.3, 0.1]])                  # whole image, 3 labels
     >>> snippets = np.array([[[0.9, 0.05, 0.05],         # 2 snippets
     ...                       [0.2, 0.1, 0.7]]])
-    >>> local_scores(snippets, threshold=0.5).tolist()
-    [[0.9, 0.05, 0.7]]
     >>> aggregate(g, local_scores(snippets), lam=1.0).round(2).tolist()
     [[0.9, 0.3, 0.7]]
 """
@@ -42,22 +28,41 @@ import hashlib
 import json
 import os
 import re
-import time
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from zsl.errors import InputError, ZslError
+from zsl.base import BatchScores, ScorerMixin
+from zsl.data.files import write_text_atomic
+from zsl.data.images import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_SIDE,
+    IMAGE_EXTENSIONS,
+    SkippedImage,
+    list_image_files,
+    load_image,
+    load_images,
+    read_image_inputs,
+    to_rgb,
+)
+from zsl.errors import InputError
+from zsl.image_math import (
+    CropBatch,
+    aggregate,
+    class_probabilities,
+    global_local_scores,
+    grid_boxes,
+    local_scores,
+    make_crops,
+    softmax,
+)
 from zsl.vocab import LabelVocab
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "CropBatch",
-    "ImageScorer",
     "ImageScores",
     "ImageTagger",
     "ImageTextBackend",
@@ -67,7 +72,6 @@ __all__ = [
     "describe_labels",
     "global_local_scores",
     "grid_boxes",
-    "label_images",
     "label_texts",
     "list_image_files",
     "load_image",
@@ -75,433 +79,10 @@ __all__ = [
     "local_scores",
     "make_crops",
     "parse_descriptions",
+    "read_image_inputs",
     "softmax",
     "to_rgb",
 ]
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
-# Decoding cost and memory grow with pixels: images above this are refused unless the
-# decoder can shrink them while decoding (JPEG draft mode). 80 Mpx stays below PIL's own
-# decompression-bomb warning (89 Mpx) and covers every consumer camera.
-DEFAULT_MAX_PIXELS = 80_000_000
-# No crop needs more detail than this: larger images are shrunk right after decoding.
-DEFAULT_MAX_SIDE = 2048
-
-
-# --------------------------------------------------------------------------- maths
-
-
-def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Numerically stable softmax.
-
-    Example:
-        >>> softmax(np.array([0.0, np.log(3.0)])).round(2).tolist()
-        [0.25, 0.75]
-    """
-    x = np.asarray(logits, dtype=np.float64)
-    x = x - x.max(axis=axis, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)
-
-
-def class_probabilities(image_emb: np.ndarray, text_emb: np.ndarray, *, logit_scale: float = 100.0,
-                        groups: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
-    """Softmax over labels of ``logit_scale * cosine(image, label)`` (CLIP's zero-shot head).
-
-    Args:
-        image_emb: ``(..., D)`` image (or crop) embeddings; normalised here.
-        text_emb: ``(T, D)`` text embeddings; normalised here.
-        logit_scale: multiplies cosines before the softmax. CLIP's is 100; without it the
-            probabilities come out nearly uniform.
-        groups: ``(T,)`` label index of each text row. A label's cosine is the mean over
-            its texts (prompt ensembles, LLM descriptions). ``None``: one text per label.
-
-    Returns:
-        ``(..., K)`` float64 probabilities, rows sum to 1.
-
-    Example:
-        >>> img = np.array([[1.0, 0.0]])
-        >>> txt = np.array([[1.0, 0.0], [0.0, 1.0]])
-        >>> class_probabilities(img, txt, logit_scale=100.0).round(4).tolist()
-        [[1.0, 0.0]]
-        >>> class_probabilities(img, txt, logit_scale=1.0).round(3).tolist()
-        [[0.731, 0.269]]
-    """
-    img = _unit(image_emb)
-    txt = _unit(text_emb)
-    if txt.ndim != 2 or img.shape[-1] != txt.shape[1]:
-        raise InputError(f"image embeddings (..., D) and text embeddings (T, D) must share D; "
-                         f"got {img.shape} and {txt.shape}")
-    cos = img @ txt.T
-    if groups is not None:
-        g = np.asarray(groups, dtype=np.int64)
-        if g.shape != (txt.shape[0],) or (g.size and g.min() < 0):
-            raise InputError(f"groups must give one label index >= 0 per text row ({txt.shape[0]}); got {g!r:.80}")
-        n_labels = int(g.max()) + 1
-        counts = np.bincount(g, minlength=n_labels)
-        if np.any(counts == 0):
-            raise InputError(f"groups leave labels {np.flatnonzero(counts == 0)[:5].tolist()} without any text")
-        mean_of_group = np.zeros((len(g), n_labels))
-        mean_of_group[np.arange(len(g)), g] = 1.0 / counts[g]
-        cos = cos @ mean_of_group
-    return softmax(logit_scale * cos, axis=-1)
-
-
-def local_scores(snippet_probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """CDUL's local aggregation over snippets.
-
-    Per label, ``alpha`` is the largest and ``beta`` the smallest snippet score; the local
-    score is ``alpha`` where ``alpha >= threshold`` (a snippet is confident the label is
-    there) and ``beta`` otherwise (so a label no snippet is sure of stays low).
-
-    Args:
-        snippet_probs: ``(N, S, K)`` scores of S snippets per image (several grid sizes
-            simply concatenate along S).
-        threshold: the confidence ``alpha`` must reach.
-
-    Returns:
-        ``(N, K)`` local scores.
-
-    Example:
-        >>> s = np.array([[[0.8, 0.3], [0.1, 0.2]]])
-        >>> local_scores(s, threshold=0.5).tolist()
-        [[0.8, 0.2]]
-    """
-    s = np.asarray(snippet_probs, dtype=np.float64)
-    if s.ndim != 3 or s.shape[1] == 0:
-        raise InputError(f"snippet_probs must be (N, S, K) with S >= 1; got shape {s.shape}")
-    alpha = s.max(axis=1)
-    beta = s.min(axis=1)
-    return np.where(alpha >= threshold, alpha, beta)
-
-
-def aggregate(global_probs: np.ndarray, local: np.ndarray, lam: float = 1.0) -> np.ndarray:
-    """CDUL's global-local aggregation: ``(global + local + lam * |global - local|) / 2``.
-
-    ``lam = 1`` gives the element-wise maximum, ``lam = 0`` the mean, ``lam = -1`` the
-    minimum.
-
-    Example:
-        >>> aggregate(np.array([[0.2, 0.6]]), np.array([[0.4, 0.4]]), lam=0.0).round(2).tolist()
-        [[0.3, 0.5]]
-    """
-    g = np.asarray(global_probs, dtype=np.float64)
-    loc = np.asarray(local, dtype=np.float64)
-    if g.shape != loc.shape:
-        raise InputError(f"global {g.shape} and local {loc.shape} scores must have the same shape")
-    return 0.5 * (g + loc + lam * np.abs(g - loc))
-
-
-def global_local_scores(global_probs: np.ndarray, snippet_probs: np.ndarray, *, threshold: float = 0.5,
-                        lam: float = 1.0) -> np.ndarray:
-    """Final CDUL scores from whole-image and snippet scores.
-
-    Args:
-        global_probs: ``(N, K)`` whole-image label probabilities.
-        snippet_probs: ``(N, S, K)`` snippet label probabilities.
-        threshold: see :func:`local_scores`.
-        lam: see :func:`aggregate`.
-
-    Returns:
-        ``(N, K)`` scores in vocabulary order.
-
-    Example:
-        >>> g = np.array([[0.5, 0.5]])
-        >>> s = np.array([[[0.9, 0.1], [0.3, 0.7]]])
-        >>> global_local_scores(g, s).round(2).tolist()
-        [[0.9, 0.7]]
-    """
-    g = np.asarray(global_probs, dtype=np.float64)
-    s = np.asarray(snippet_probs, dtype=np.float64)
-    if s.ndim != 3 or g.shape != (s.shape[0], s.shape[2]):
-        raise InputError(f"global_probs must be (N, K) and snippet_probs (N, S, K); got {g.shape} and {s.shape}")
-    return aggregate(g, local_scores(s, threshold), lam)
-
-
-# --------------------------------------------------------------------------- crops
-
-
-def grid_boxes(width: int, height: int, grid: int | tuple[int, int] = 3, *, overlap: float = 0.0
-               ) -> list[tuple[int, int, int, int]]:
-    """Boxes ``(left, top, right, bottom)`` of a ``rows x cols`` grid over an image.
-
-    Args:
-        width, height: image size in pixels.
-        grid: ``n`` for an ``n x n`` grid, or ``(rows, cols)``.
-        overlap: each cell grows by this fraction of its size on every side (clipped to the
-            image), so objects cut by a cell border still appear whole in some snippet.
-
-    Returns:
-        Row-major boxes; they cover the image.
-
-    Example:
-        >>> grid_boxes(90, 60, 3)[:2]
-        [(0, 0, 30, 20), (30, 0, 60, 20)]
-        >>> grid_boxes(100, 100, 2, overlap=0.1)[0]
-        (0, 0, 55, 55)
-    """
-    rows, cols = (grid, grid) if isinstance(grid, int) else grid
-    if rows < 1 or cols < 1:
-        raise InputError(f"grid must be >= 1 in each direction, got {grid!r}")
-    if not 0.0 <= overlap < 1.0:
-        raise InputError(f"overlap must be in [0, 1), got {overlap}")
-    if width < 1 or height < 1:
-        raise InputError(f"image size must be positive, got {width}x{height}")
-    cw, ch = width / cols, height / rows
-    boxes = []
-    for r in range(rows):
-        for c in range(cols):
-            left = max(0.0, c * cw - overlap * cw)
-            top = max(0.0, r * ch - overlap * ch)
-            right = min(float(width), (c + 1) * cw + overlap * cw)
-            bottom = min(float(height), (r + 1) * ch + overlap * ch)
-            box = (round(left), round(top), round(right), round(bottom))
-            # a tiny image can round a cell to nothing; keep at least one pixel
-            boxes.append((box[0], box[1], max(box[2], box[0] + 1), max(box[3], box[1] + 1)))
-    return boxes
-
-
-@dataclass
-class CropBatch:
-    """All crops of a batch of images, flattened so a backend encodes them in one pass.
-
-    Attributes:
-        crops: PIL images: for each source image its snippets, grid by grid, row-major.
-        image_index: ``(M,)`` which source image each crop comes from.
-        grid: ``(M,)`` the grid size each crop belongs to.
-        n_images: number of source images.
-        per_image: snippets per image (the same for every image).
-    """
-
-    crops: list[Any]
-    image_index: np.ndarray
-    grid: np.ndarray
-    n_images: int
-    per_image: int
-
-    def reshape(self, rows: np.ndarray) -> np.ndarray:
-        """Turn ``(M, ...)`` per-crop rows into ``(n_images, per_image, ...)``."""
-        rows = np.asarray(rows)
-        if rows.shape[0] != len(self.crops):
-            raise InputError(f"expected {len(self.crops)} rows (one per crop), got {rows.shape[0]}")
-        return rows.reshape((self.n_images, self.per_image) + rows.shape[1:])
-
-
-def make_crops(images: Sequence[Any], grids: Sequence[int] = (3,), *, overlap: float = 0.0) -> CropBatch:
-    """Cut every image into grid snippets (several grid sizes = multi-scale crops).
-
-    The crops of all images come back in one flat list, so a backend can encode the whole
-    batch in one forward pass instead of one pass per crop.
-
-    Args:
-        images: PIL images.
-        grids: grid sizes; ``(3,)`` is CDUL's 3x3, ``(2, 3)`` adds a 2x2 scale.
-        overlap: see :func:`grid_boxes`.
-
-    Example:
-        >>> from PIL import Image
-        >>> batch = make_crops([Image.new("RGB", (90, 60)), Image.new("RGB", (30, 30))], grids=(1, 2))
-        >>> len(batch.crops), batch.per_image, batch.image_index.tolist()
-        (10, 5, [0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
-        >>> batch.crops[1].size
-        (45, 30)
-    """
-    grids = tuple(int(g) for g in grids)
-    if not grids:
-        raise InputError("grids must name at least one grid size, e.g. (3,)")
-    crops: list[Any] = []
-    owner: list[int] = []
-    level: list[int] = []
-    for i, img in enumerate(images):
-        w, h = img.size
-        for g in grids:
-            for box in grid_boxes(w, h, g, overlap=overlap):
-                crops.append(img.crop(box))
-                owner.append(i)
-                level.append(g)
-    per_image = sum(g * g for g in grids)
-    return CropBatch(crops, np.asarray(owner, dtype=np.int64), np.asarray(level, dtype=np.int64), len(images),
-                     per_image)
-
-
-# --------------------------------------------------------------------------- reading images
-
-
-@dataclass(frozen=True)
-class SkippedImage:
-    """An input that could not be scored, with where and why."""
-
-    path: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
-
-
-def to_rgb(img: Any) -> Any:
-    """Convert any PIL image to 8-bit RGB.
-
-    Transparent pixels are composited onto white (a plain ``convert("RGB")`` turns them
-    black or keeps hidden colours); 16-bit and float greyscale are rescaled to 0..255
-    (a plain conversion clips them to white); CMYK, palette, 1-bit and greyscale convert
-    normally.
-
-    Raises:
-        InputError: the mode cannot be converted.
-    """
-    from PIL import Image
-
-    mode = img.mode
-    if mode == "RGB":
-        return img
-    if mode in ("I", "F") or mode.startswith("I;16"):
-        arr = np.asarray(img).astype(np.float64)
-        top = float(arr.max()) if arr.size else 0.0
-        if mode.startswith("I;16") or 255 < top <= 65535:
-            arr = arr / 257.0
-        elif top > 255 or (mode == "F" and top <= 1.0):
-            low = float(arr.min())
-            arr = (arr - low) / max(top - low, 1e-12) * 255.0
-        gray = Image.fromarray(np.clip(arr, 0, 255).round().astype(np.uint8))
-        return gray.convert("RGB")
-    if mode == "P" and "transparency" in img.info:
-        img, mode = img.convert("RGBA"), "RGBA"
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(canvas, rgba).convert("RGB")
-    try:
-        return img.convert("RGB")
-    except (ValueError, OSError) as exc:
-        raise InputError(f"cannot convert image mode {mode} to RGB ({exc})") from None
-
-
-def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS,
-               max_side: int = DEFAULT_MAX_SIDE) -> Any:
-    """Open an image file as 8-bit RGB, defensively.
-
-    * Checks the size from the header before decoding. JPEGs larger than ``max_side`` are
-      decoded at a reduced scale (JPEG draft mode: fast, little memory); other formats
-      above ``max_pixels`` are refused rather than decoded. Images PIL itself flags as
-      decompression bombs are refused.
-    * Truncated or corrupt data, empty files and non-images raise with the reason.
-    * EXIF rotation is applied; any colour mode becomes RGB (:func:`to_rgb`); the result
-      is shrunk so its longest side is at most ``max_side``.
-
-    Args:
-        path: the image file.
-        max_pixels: refuse to fully decode images with more pixels than this.
-        max_side: longest side of the returned image.
-
-    Returns:
-        A loaded RGB ``PIL.Image.Image``.
-
-    Raises:
-        InputError: the file is missing, unreadable, empty, not an image, truncated, too
-            large, or in a mode that cannot become RGB. The message is the reason.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    p = Path(path)
-    if not p.exists():
-        raise InputError("file does not exist")
-    if not p.is_file():
-        raise InputError("not a regular file")
-    try:
-        size = p.stat().st_size
-    except OSError as exc:
-        raise InputError(f"cannot read file ({exc.strerror or exc})") from None
-    if size == 0:
-        raise InputError("empty file (0 bytes)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(p)
-    except PermissionError:
-        raise InputError("permission denied") from None
-    except UnidentifiedImageError:
-        raise InputError("not an image, or a format PIL cannot read") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"too large to decode safely ({exc}); downscale it first") from None
-    except OSError as exc:
-        raise InputError(f"cannot open image ({exc})") from None
-    source = img
-    try:
-        w, h = img.size
-        if img.format == "JPEG" and max(w, h) > max_side:
-            img.draft("RGB", (max_side, max_side))
-            w, h = img.size
-        if w * h > max_pixels:
-            raise InputError(
-                f"image is {w}x{h} = {w * h / 1e6:.0f} Mpx, above the limit of {max_pixels / 1e6:.0f} Mpx "
-                "(decoding it would need too much memory); downscale it or raise max_pixels"
-            )
-        try:
-            img.load()
-        except OSError as exc:
-            raise InputError(f"corrupt or truncated image data ({exc})") from None
-        except (ValueError, SyntaxError, EOFError) as exc:
-            raise InputError(f"corrupt image data ({exc})") from None
-        try:
-            img = ImageOps.exif_transpose(img)
-        except (OSError, ValueError, KeyError, TypeError, SyntaxError):
-            pass  # a broken EXIF block should not lose an otherwise good image
-        rgb = to_rgb(img)
-        if max(rgb.size) > max_side:
-            rgb = rgb.copy() if rgb is source else rgb
-            rgb.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
-        if min(rgb.size) < 1:
-            raise InputError(f"image has no pixels ({rgb.size[0]}x{rgb.size[1]})")
-    except BaseException:
-        source.close()
-        raise
-    if rgb is not source:
-        source.close()  # the pixels live on in the converted copy; release the file
-    return rgb
-
-
-def load_images(paths: Iterable[str | os.PathLike[str]], *, skipped: list[SkippedImage] | None = None,
-                max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE
-                ) -> tuple[list[Any], list[str]]:
-    """Load many images; each bad one is recorded in ``skipped`` and the rest are kept.
-
-    Args:
-        paths: image files.
-        skipped: a list that receives a :class:`SkippedImage` (path, reason) per bad file.
-        max_pixels, max_side: see :func:`load_image`.
-
-    Returns:
-        ``(images, ok_paths)``: the loaded RGB images and their paths, in input order.
-    """
-    skipped = [] if skipped is None else skipped
-    images, ok = [], []
-    for path in paths:
-        try:
-            images.append(load_image(path, max_pixels=max_pixels, max_side=max_side))
-            ok.append(str(path))
-        except InputError as exc:
-            skipped.append(SkippedImage(str(path), str(exc)))
-        except MemoryError:
-            skipped.append(SkippedImage(str(path), "out of memory while decoding"))
-    return images, ok
-
-
-def list_image_files(folder: str | os.PathLike[str], *, recursive: bool = True) -> list[Path]:
-    """Image files (by extension, case-insensitive) below a folder, sorted by path.
-
-    Raises:
-        InputError: the folder does not exist.
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        raise InputError(f"{root} is not a folder.")
-    pattern = root.rglob("*") if recursive else root.glob("*")
-    return sorted(p for p in pattern if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
 
 
 # --------------------------------------------------------------------------- protocols
@@ -525,17 +106,6 @@ class ImageTextBackend(Protocol):
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """``(T, D)`` unit-length embeddings of label texts."""
-        ...
-
-
-@runtime_checkable
-class ImageScorer(Protocol):
-    """Images in, ``(N, K)`` scores out, columns in ``vocab`` order."""
-
-    vocab: LabelVocab
-
-    def predict_proba(self, images: Sequence[Any]) -> np.ndarray:
-        """``(N, K)`` scores for N RGB PIL images (or image paths)."""
         ...
 
 
@@ -694,10 +264,8 @@ def describe_labels(labels: Sequence[str], lm: Any = None, *, n: int = 4, prompt
         descs = parse_descriptions(raw, n, label=label)
         out[label] = descs
         if cache:
-            tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"label": label, "lm": _lm_id(lm), "prompt": p.id, "n": n,
-                                       "descriptions": descs}), encoding="utf-8")
-            os.replace(tmp, path)
+            write_text_atomic(path, json.dumps({"label": label, "lm": _lm_id(lm), "prompt": p.id, "n": n,
+                                                "descriptions": descs}))
     return out
 
 
@@ -763,10 +331,13 @@ class ImageScores:
     skipped: list[SkippedImage] = field(default_factory=list)
 
 
-class ImageTagger:
+class ImageTagger(ScorerMixin):
     """Zero-shot multi-label image scorer: a backend plus CDUL global-local aggregation.
 
-    Parameters are only stored here; models load on first use.
+    Parameters are only stored here; models load on first use. A :class:`zsl.base.Scorer`:
+    ``predict_proba`` / ``score`` give the ``(N, K)`` scores, ``predict(images, k)`` the
+    top-``k`` label sets as an ``(N, K)`` 0/1 matrix, ``top_k(images, k)`` the
+    ``(label, score)`` pairs.
 
     Args:
         vocab: the labels (a :class:`LabelVocab` or a list of strings).
@@ -894,7 +465,9 @@ class ImageTagger:
     def logit_scale_(self) -> float:
         return float(self.logit_scale if self.logit_scale is not None else self.backend_.logit_scale)
 
-    def _probs(self, emb: np.ndarray) -> np.ndarray:
+    def probabilities(self, emb: np.ndarray) -> np.ndarray:
+        """``(..., K)`` label probabilities of image (or snippet) embeddings: the softmax over the
+        vocabulary's label texts (:func:`~zsl.image_math.class_probabilities`)."""
         text, groups = self.text_embeddings_
         return class_probabilities(emb, text, logit_scale=self.logit_scale_, groups=groups)
 
@@ -914,14 +487,14 @@ class ImageTagger:
             chunk = list(images[start:start + self.batch_size])
             if regions:
                 g_emb, r_emb = backend.encode_regions(chunk, self.grids, overlap=self.overlap)
-                globals_.append(self._probs(g_emb))
-                snippets.append(self._probs(r_emb))
+                globals_.append(self.probabilities(g_emb))
+                snippets.append(self.probabilities(r_emb))
                 continue
-            globals_.append(self._probs(backend.encode_images(chunk)))
+            globals_.append(self.probabilities(backend.encode_images(chunk)))
             if self.mode == "global-local":
                 batch = make_crops(chunk, self.grids, overlap=self.overlap)
                 emb = backend.encode_images(batch.crops, size=crop_size)
-                snippets.append(batch.reshape(self._probs(emb)))
+                snippets.append(batch.reshape(self.probabilities(emb)))
         k = len(self.vocab)
         g = np.concatenate(globals_) if globals_ else np.zeros((0, k))
         if self.mode != "global-local":
@@ -959,11 +532,20 @@ class ImageTagger:
             return g
         return global_local_scores(g, s, threshold=self.threshold_, lam=self.lam)
 
-    def predict(self, images: Sequence[Any], k: int = 5) -> list[list[tuple[str, float]]]:
-        """The top-``k`` (label, score) pairs per image."""
-        scores = self.predict_proba(images)
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return [[(self.vocab[j], float(scores[i, j])) for j in row] for i, row in enumerate(order)]
+    def score(self, images: Sequence[Any]) -> np.ndarray:
+        """``(N, K)`` float32 scores in vocabulary order: :meth:`predict_proba` (the
+        :class:`~zsl.base.Scorer` contract)."""
+        return self.predict_proba(images).astype(np.float32)
+
+    def score_batch(self, paths: Sequence[str | os.PathLike[str]]) -> BatchScores:
+        """Score image files, skipping those that cannot be read (reason: ``"PATH: why"``)."""
+        paths = [str(p) for p in paths]
+        result = self.score_files(paths)
+        row_of = {p: i for i, p in enumerate(result.paths)}
+        why = {str(s.path): s.reason for s in result.skipped}
+        ok = [i for i, p in enumerate(paths) if p in row_of]
+        failed = {i: f"{p}: {why.get(p, 'could not be read')}" for i, p in enumerate(paths) if p not in row_of}
+        return BatchScores(result.scores[[row_of[paths[i]] for i in ok]], ok, failed)
 
     def score_files(self, paths: Iterable[str | os.PathLike[str]], *, show_progress: bool = False) -> ImageScores:
         """Score image files, skipping (and reporting) those that cannot be read.
@@ -1013,115 +595,3 @@ class ImageTagger:
 
     def __repr__(self) -> str:
         return f"ImageTagger({len(self.vocab)} labels, backend={self.backend!r}, mode={self.mode!r})"
-
-
-def _read_inputs(inputs: Any) -> tuple[list[str], list[list[str] | None], list[SkippedImage]]:
-    """Paths (and gold labels) from a folder, an image file, a JSONL file or a list of paths."""
-    if isinstance(inputs, (str, os.PathLike)):
-        p = Path(inputs)
-        if p.is_dir():
-            files = list_image_files(p)
-            if not files:
-                raise InputError(f"No image files ({', '.join(IMAGE_EXTENSIONS)}) in {p}.")
-            return [str(f) for f in files], [None] * len(files), []
-        if p.suffix.lower() == ".jsonl":
-            if not p.is_file():
-                raise InputError(f"{p} does not exist.")
-            paths, gold, bad = [], [], []
-            from zsl.data import iter_jsonl_file
-
-            for ln, obj, err in iter_jsonl_file(p):
-                if err:
-                    bad.append(SkippedImage(f"{p}:{ln}", err))
-                    continue
-                if not isinstance(obj, dict) or not isinstance(obj.get("image"), str):
-                    bad.append(SkippedImage(f"{p}:{ln}", "expected an object with a string 'image' field"))
-                    continue
-                img = Path(obj["image"])
-                paths.append(str(img if img.is_absolute() else p.parent / img))
-                labels = obj.get("labels")
-                gold.append(list(labels) if isinstance(labels, list) else None)
-            return paths, gold, bad
-        if p.exists() or p.suffix.lower() in IMAGE_EXTENSIONS:
-            return [str(p)], [None], []
-        raise InputError(f"{p} does not exist. Pass a folder of images, an image file, a .jsonl file with an "
-                         "'image' field per line, or a list of paths.")
-    paths = [str(x) for x in inputs]
-    return paths, [None] * len(paths), []
-
-
-def label_images(inputs: Any, labels: str | os.PathLike[str] | LabelVocab | Sequence[str], *,
-                 out: str | os.PathLike[str] | None = None, backend: Any = None, k: int = 5,
-                 show_progress: bool = False, **tagger_kwargs: Any) -> dict[str, Any]:
-    """Label images with zero-shot scores and write silver data (JSON Lines).
-
-    Args:
-        inputs: a folder (searched recursively), one image file, a ``.jsonl`` file whose
-            lines have ``"image"`` (relative to the file) and optional gold ``"labels"``,
-            or a list of paths.
-        labels: the vocabulary, a vocabulary file, or a list of labels.
-        out: output path; default ``<folder>.zsl.jsonl`` (or ``<file>.zsl.jsonl``).
-        backend: image backend (see :class:`ImageTagger`).
-        k: labels kept per image.
-        show_progress: progress bar.
-        **tagger_kwargs: any other :class:`ImageTagger` setting (``mode``, ``grids``,
-            ``descriptions``, ``lm`` ...).
-
-    Returns:
-        A summary: ``rows`` written, ``bad_rows`` (``"path: reason"`` per skipped image),
-        ``labelled``, ``skipped``, ``seconds``, ``out``, ``provenance``, and ``eval``
-        (label-averaged mAP) when the input has gold labels.
-
-    Raises:
-        InputError: no readable image at all, or bad arguments.
-    """
-    import zsl
-    from zsl.data import write_jsonl_atomic
-
-    if k < 1:
-        raise InputError(f"k must be >= 1, got {k}")
-    if isinstance(labels, LabelVocab):
-        vocab = labels
-    elif isinstance(labels, (str, os.PathLike)):
-        vocab = LabelVocab.from_file(labels)
-    else:
-        vocab = LabelVocab(labels)
-    paths, gold, bad = _read_inputs(inputs)
-    tagger = ImageTagger(vocab, backend, **tagger_kwargs)
-    t0 = time.perf_counter()
-    result = tagger.score_files(paths, show_progress=show_progress)
-    seconds = time.perf_counter() - t0
-    bad = bad + result.skipped
-    if not result.paths:
-        first = f"; first problem: {bad[0]}" if bad else ""
-        raise InputError(f"No readable image among {len(paths)} input(s){first}")
-    prov = {"zsl_version": zsl.__version__, "vocab_hash": vocab.hash, "vocab_size": len(vocab),
-            "settings": tagger.config()}
-    gold_of = dict(zip(paths, gold, strict=True))
-    rows = []
-    for path, row_scores in zip(result.paths, result.scores, strict=True):
-        order = np.argsort(-row_scores, kind="stable")[:k]
-        row: dict[str, Any] = {"image": path, "labels": [vocab[j] for j in order],
-                               "scores": [round(float(row_scores[j]), 4) for j in order]}
-        if gold_of.get(path) is not None:
-            row["gold"] = gold_of[path]
-        rows.append(row)
-    if out is None:
-        base = Path(inputs) if isinstance(inputs, (str, os.PathLike)) else Path("images")
-        out = Path(str(base).rstrip("/\\") + ".zsl.jsonl")
-    out_path = write_jsonl_atomic(out, ({**r, "provenance": prov} for r in rows))
-    summary: dict[str, Any] = {
-        "rows": rows, "bad_rows": [str(b) for b in bad], "labelled": len(rows), "skipped": len(bad),
-        "seconds": seconds, "out": str(out_path), "backend": prov["settings"]["backend"], "provenance": prov,
-    }
-    with_gold = [(gold_of[p], s) for p, s in zip(result.paths, result.scores, strict=True) if gold_of.get(p)]
-    if with_gold:
-        from zsl.metrics import mean_average_precision
-
-        try:
-            y = vocab.to_multi_hot([g for g, _ in with_gold], strict=False)
-            summary["eval"] = {"map": mean_average_precision(y, np.stack([s for _, s in with_gold])),
-                               "n": len(with_gold)}
-        except ZslError:
-            pass  # gold labels outside the vocabulary: nothing to evaluate
-    return summary

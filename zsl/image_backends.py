@@ -231,7 +231,7 @@ def conse_embeddings(probs: np.ndarray, class_embeddings: np.ndarray, top: int =
     return out.astype(np.float32)
 
 
-def _to_batch(images: Sequence[Any], size: int, mean: Sequence[float], std: Sequence[float]):
+def to_batch(images: Sequence[Any], size: int, mean: Sequence[float], std: Sequence[float]):
     """Squash each RGB PIL image to ``size x size`` and stack into a normalised tensor.
 
     Squashing (rather than a centre crop) keeps objects near the borders in view, which
@@ -350,7 +350,7 @@ class ConSEBackend:
         if not images:
             return np.zeros((0, 1000), dtype=np.float32)
         torch = _torch()
-        x = _to_batch(images, int(size or self.image_size), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        x = to_batch(images, int(size or self.image_size), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
         with torch.inference_mode():
             logits = self.net(x)
         return torch.softmax(logits.float(), dim=-1).numpy()
@@ -373,13 +373,13 @@ class ConSEBackend:
         Returns:
             ``(global (N, 1000), regions (N, S, 1000))`` with S the total number of cells.
         """
-        from zsl.image import grid_boxes
+        from zsl.image_math import grid_boxes
 
         torch = _torch()
         n_regions = sum(g * g for g in grids)
         if not images:
             return np.zeros((0, 1000), dtype=np.float32), np.zeros((0, n_regions, 1000), dtype=np.float32)
-        x = _to_batch(images, int(size or self.image_size), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        x = to_batch(images, int(size or self.image_size), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
         net = self.net
         with torch.inference_mode():
             fmap = net.forward_features(x)  # (B, C, h, w)
@@ -565,7 +565,7 @@ class OpenClipBackend:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         torch = _torch()
-        x = _to_batch(images, self._cfg["size"], self._cfg["mean"], self._cfg["std"]).to(self.device)
+        x = to_batch(images, self._cfg["size"], self._cfg["mean"], self._cfg["std"]).to(self.device)
         with torch.inference_mode():
             emb = model.encode_image(x, normalize=True)
         return emb.float().cpu().numpy()

@@ -3,7 +3,8 @@
 The index embeds every label once (cached on disk by content hash) and answers queries
 with cosine similarities. Below ``faiss_threshold`` labels it is an exact numpy matrix
 product; above it a faiss ``IndexFlatIP`` (also exact, with faiss's blocked BLAS search).
-The stateless scoring maths (max over phrases, prior reweighting) are plain functions.
+The stateless scoring maths (max over phrases, prior reweighting) are plain functions;
+``top_k`` is :func:`zsl.base.top_k`, re-exported here.
 
 Example:
     >>> from zsl.encoders import HashingEncoder
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from zsl.base import top_k
 from zsl.encoders import Encoder, encode_cached
 from zsl.errors import InputError
 from zsl.vocab import LabelVocab
@@ -55,23 +57,6 @@ def apply_prior(scores: np.ndarray, prior: np.ndarray | None, weight: float) -> 
         raise InputError(f"prior has {prior.shape[-1]} entries but scores have {scores.shape[-1]} columns")
     floor = 1.0 / (10 * prior.size)
     return (scores + weight * np.log(prior + floor)).astype(np.float32)
-
-
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k columns per row, best first: ``(values, indices)``, both ``(N, min(k, K))``.
-
-    Ties are broken by the lower column index, so the result is deterministic.
-    """
-    scores = np.atleast_2d(np.asarray(scores))
-    k = min(int(k), scores.shape[1])
-    if k <= 0:
-        raise InputError(f"k must be >= 1, got {k}")
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.tile(
-        np.arange(scores.shape[1]), (scores.shape[0], 1))
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -vals), axis=1)
-    idx = np.take_along_axis(part, order, axis=1)
-    return np.take_along_axis(scores, idx, axis=1), idx
 
 
 class VocabIndex:

@@ -219,3 +219,24 @@ def ranks_to_scores(rankings: list[list[int]], n_labels: int) -> np.ndarray:
         for r, j in enumerate(ranking):
             out[i, j] = (n - r) / n
     return out
+
+
+def metric_name(name: str) -> str:
+    """How reports name a metric key: ``"rp@5"`` -> ``"RP@5"``, ``"micro_f1"`` -> ``"micro-F1"``.
+
+    Example:
+        >>> metric_name("rp@5"), metric_name("map_item")
+        ('RP@5', 'mAP (items)')
+    """
+    fixed = {
+        "micro_f1": "micro-F1",
+        "macro_f1": "macro-F1",
+        "micro_precision": "micro-precision",
+        "micro_recall": "micro-recall",
+        "map": "mAP (labels)",
+        "map_item": "mAP (items)",
+    }
+    if name in fixed:
+        return fixed[name]
+    head, _, k = name.partition("@")
+    return f"{head.upper()}@{k}"

@@ -25,8 +25,12 @@ Formats (all written atomically: a temp file renamed into place, nothing half-wr
   ``labels`` as ``Sequence(ClassLabel)`` so the label order travels with it.
 
 :func:`read_silver` reads all three file formats back into the same :class:`SilverData`;
-it also reads the ``labels.jsonl`` rows of :func:`zsl.run.label_run` (top-k labels with aligned
-scores; their labels count as chosen with confidence 1).
+it also reads the ``labels.jsonl`` rows of :func:`zsl.run.label_run` (:mod:`zsl.rows`): their
+``labels`` (the top ``k``) are the chosen ones, their ``top_scores`` the scores, and the soft
+targets (``confidence``) are :class:`~zsl.scoring.TopK` ``(k)``'s confidences over those scores
+(temperature: half the standard deviation of the stored scores). Rows written before
+``top_scores`` existed keep only the ``k`` kept scores; their chosen labels get confidence 1.
+A row missing a field is refused with its line, the field, and how to make a valid file.
 
 Example:
     >>> import numpy as np
@@ -41,9 +45,7 @@ Example:
 from __future__ import annotations
 
 import csv
-import io
 import json
-import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -53,10 +55,12 @@ from typing import Any
 import numpy as np
 
 from zsl.cache import content_hash
-from zsl.data import atomic_write, iter_jsonl, write_jsonl_atomic
+from zsl.data import atomic_write, iter_jsonl, write_jsonl_atomic, write_text_atomic
 from zsl.errors import InputError, MissingDependencyError, VocabularyError
+from zsl.report import SilverReport, silver_report
+from zsl.rows import SILVER_FORMAT, meta_path, parse_pred_row, read_meta, vocab_from_meta, vocab_to_meta
 from zsl.scoring import check_scores
-from zsl.vocab import LabelVocab
+from zsl.vocab import LabelVocab, vocab_difference
 
 __all__ = [
     "FORMATS",
@@ -73,66 +77,10 @@ __all__ = [
     "write_silver",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = SILVER_FORMAT  # the sidecar's "zsl_silver" marker (zsl.rows)
 FORMATS = ("jsonl", "csv", "parquet")
 _FULL_SCORES_UP_TO = 1000
 _DEFAULT_MAX_SCORES = 100
-
-
-# -- vocabularies ---------------------------------------------------------------------------
-def vocab_difference(expected: Sequence[str], got: Sequence[str], *, expected_name: str = "expected",
-                     got_name: str = "given") -> str:
-    """Describe how two label lists differ (missing, extra, first re-ordered column).
-
-    Args:
-        expected, got: the label lists, in column order.
-        expected_name, got_name: how to call each side in the message.
-
-    Returns:
-        ``""`` when they are identical, else a one-paragraph description.
-
-    Example:
-        >>> vocab_difference(["a", "b", "c"], ["a", "c", "d"])
-        "2 of the 3 expected labels are among the 3 given ones; missing from given: ['b']; not in expected: ['d']"
-        >>> vocab_difference(["a", "b"], ["b", "a"])
-        "same 2 labels in a different order; first difference at column 0: expected has 'a', given has 'b'"
-    """
-    exp, new = list(expected), list(got)
-    if exp == new:
-        return ""
-    exp_set, new_set = set(exp), set(new)
-    missing = [lab for lab in exp if lab not in new_set]
-    extra = [lab for lab in new if lab not in exp_set]
-
-    def show(labels: list[str]) -> str:
-        head = ", ".join(repr(lab) for lab in labels[:8])
-        return f"[{head}{', ...' if len(labels) > 8 else ''}]" + (f" ({len(labels)})" if len(labels) > 8 else "")
-
-    parts = []
-    if missing:
-        parts.append(f"missing from {got_name}: {show(missing)}")
-    if extra:
-        parts.append(f"not in {expected_name}: {show(extra)}")
-    if not parts:
-        j = next(i for i, (a, b) in enumerate(zip(exp, new)) if a != b)
-        parts.append(f"same {len(exp)} labels in a different order; first difference at column {j}: "
-                     f"{expected_name} has {exp[j]!r}, {got_name} has {new[j]!r}")
-        return "; ".join(parts)
-    common = len(exp_set & new_set)
-    return f"{common} of the {len(exp)} {expected_name} labels are among the {len(new)} {got_name} ones; " + "; ".join(parts)
-
-
-def _vocab_to_meta(vocab: LabelVocab) -> dict[str, Any]:
-    return {"labels": list(vocab.labels), "descriptions": None if vocab.descriptions is None else list(vocab.descriptions),
-            "name": vocab.name, "hash": vocab.hash}
-
-
-def _vocab_from_meta(meta: dict[str, Any], where: str) -> LabelVocab:
-    try:
-        v = meta["vocab"]
-        return LabelVocab(v["labels"], v.get("descriptions"), name=v.get("name", ""))
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"{where}: the silver metadata has no usable vocabulary ({exc}); pass vocab=...") from None
 
 
 # -- the data -------------------------------------------------------------------------------
@@ -196,7 +144,7 @@ class SilverData:
 
     def meta(self) -> dict[str, Any]:
         """The file-level record: vocabulary, rule, provenance, row count, format version."""
-        return {"zsl_silver": FORMAT_VERSION, "n_rows": len(self), "vocab": _vocab_to_meta(self.vocab),
+        return {"zsl_silver": SILVER_FORMAT, "n_rows": len(self), "vocab": vocab_to_meta(self.vocab),
                 "rule": self.rule, "provenance": self.provenance}
 
 
@@ -220,7 +168,7 @@ def make_silver(scores: Any, vocab: LabelVocab | Sequence[str], rule: Any = None
             (and on ``y`` when given: a few gold-labelled items calibrate thresholds).
         ids: item ids (default ``"0"``, ``"1"``, ...).
         texts: item texts (needed to distil a text student).
-        provenance: what produced the scores, e.g. :func:`zsl.pipeline.provenance`;
+        provenance: what produced the scores, e.g. a scorer's ``config()``;
             zsl version, vocabulary hash and the rule are added.
         y: gold labels for rules that calibrate on them.
 
@@ -282,12 +230,8 @@ def silver_from_tagger(tagger: Any, texts: Sequence[str], *, ids: Sequence[Any] 
         >>> from zsl import Tagger                                        # doctest: +SKIP
         >>> silver = silver_from_tagger(Tagger(vocab, infer=False, rank=False), texts)  # doctest: +SKIP
     """
-    from zsl.pipeline import provenance
-
-    scores = tagger.decision_function(texts, show_progress=show_progress)
-    prov = provenance(tagger)
-    prov.pop("zsl_version", None)
-    prov["teacher"] = "zsl.Tagger"
+    scores = tagger.score(texts, show_progress=show_progress)
+    prov = {**tagger.config(), "teacher": "zsl.Tagger"}
     return make_silver(scores, tagger.vocab, rule, ids=ids, texts=texts, provenance=prov, y=y)
 
 
@@ -333,25 +277,9 @@ def silver_rows(silver: SilverData, *, max_scores: int | None = None) -> Iterato
         yield row
 
 
-# -- atomic writing -------------------------------------------------------------------------
-def _fsync_close(fh: Any) -> None:
-    fh.flush()
-    os.fsync(fh.fileno())
-
-
-def _meta_path(path: Path) -> Path:
-    return path.with_name(path.name + ".meta.json")
-
-
+# -- writing (every file through zsl.data.atomic_write) ---------------------------------------
 def _write_meta(path: Path, meta: dict[str, Any]) -> Path:
-    text = json.dumps(meta, ensure_ascii=False, indent=1)
-
-    def write(tmp: Path) -> None:
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(text)
-            _fsync_close(fh)
-
-    return atomic_write(_meta_path(path), write)
+    return write_text_atomic(meta_path(path), json.dumps(meta, ensure_ascii=False, indent=1), sync=True)
 
 
 def _format_of(path: Path, fmt: str | None) -> str:
@@ -403,9 +331,8 @@ def write_silver(silver: SilverData, path: str | os.PathLike[str], *, format: st
                 for row in rows:
                     writer.writerow([row["id"], row.get("text", ""), *(
                         json.dumps(row[c], ensure_ascii=False) for c in _CSV_COLUMNS[2:])])
-                _fsync_close(fh)
 
-        out = atomic_write(p, write)
+        out = atomic_write(p, write, sync=True)
     _write_meta(p, silver.meta())
     return out
 
@@ -441,9 +368,8 @@ def _write_parquet(silver: SilverData, path: Path) -> Path:
     def write(tmp: Path) -> None:
         with tmp.open("wb") as fh:
             pq.write_table(table, fh, compression="zstd")
-            _fsync_close(fh)
 
-    return atomic_write(path, write)
+    return atomic_write(path, write, sync=True)
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -453,7 +379,8 @@ def read_silver(path: str | os.PathLike[str], *, vocab: LabelVocab | Sequence[st
 
     The label order comes from, in turn: ``vocab`` if given; the file's metadata
     (``.meta.json`` sidecar or Parquet schema metadata); the first row's ``scores`` when
-    it names every label.
+    it names every label. ``zsl label`` rows give soft targets from their ``top_scores``
+    (see the module docstring).
 
     Args:
         path: a ``.jsonl``, ``.csv``/``.tsv`` or ``.parquet`` file.
@@ -481,24 +408,11 @@ def read_silver(path: str | os.PathLike[str], *, vocab: LabelVocab | Sequence[st
     given = None if vocab is None else (vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab))
     if fmt == "parquet":
         return _read_parquet(p, given)
-    meta = _read_meta(p)
+    meta = read_meta(p)
     rows = list(_iter_jsonl(p) if fmt == "jsonl" else _iter_csv(p))
     if not rows:
         raise InputError(f"{p} has no row.")
     return _from_rows(rows, p, given, meta)
-
-
-def _read_meta(path: Path) -> dict[str, Any] | None:
-    mp = _meta_path(path)
-    if not mp.is_file():
-        return None
-    try:
-        meta = json.loads(mp.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{mp} is not valid JSON ({exc}); delete it and pass vocab=... instead.") from None
-    if not isinstance(meta, dict) or meta.get("zsl_silver") != FORMAT_VERSION:
-        raise InputError(f"{mp} is not a zsl silver metadata file (format {FORMAT_VERSION}).")
-    return meta
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -541,9 +455,19 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise InputError(f"{path} is not UTF-8 text ({exc.reason}).") from None
 
 
+_VALID_SILVER = ("Fix: make silver data with `zsl label INPUT --labels VOCAB --out RUN/` (it writes RUN/labels.jsonl) "
+                 "or zsl.pseudo.write_silver.")
+
+
 def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelVocab | None,
                meta: dict[str, Any] | None) -> SilverData:
-    recorded = _vocab_from_meta(meta, str(path)) if meta is not None else None
+    parsed = []
+    for ln, row in rows:
+        got = parse_pred_row(row, ln)
+        if isinstance(got, str):
+            raise InputError(f"{path}:{ln}: {got}. {_VALID_SILVER}")
+        parsed.append(got)
+    recorded = vocab_from_meta(meta, str(path)) if meta is not None else None
     if given is not None:
         vocab = given
     elif recorded is not None:
@@ -553,7 +477,7 @@ def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelV
         size = (first.get("provenance") or {}).get("vocab_size")
         keys = list(first["scores"]) if isinstance(first.get("scores"), dict) else []
         if not keys or size != len(keys):
-            raise InputError(f"{path}: cannot tell the label order (no {_meta_path(path).name} beside it and the rows "
+            raise InputError(f"{path}: cannot tell the label order (no {meta_path(path).name} beside it and the rows "
                              "do not score every label). Fix: pass vocab=... (or --labels FILE).")
         vocab = LabelVocab(keys)
     n, k = len(rows), len(vocab)
@@ -564,6 +488,7 @@ def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelV
     ids: list[str] = []
     texts: list[str | None] = []
     unknown: dict[str, int] = {}
+    soft: list[int] = []  # rows of zsl label with top_scores: confidences come from those scores
 
     def col(lab: str, ln: int) -> int | None:
         j = vocab.get(lab)
@@ -571,35 +496,28 @@ def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelV
             unknown.setdefault(lab, ln)
         return j
 
-    for i, (ln, row) in enumerate(rows):
-        if "id" not in row:
-            raise InputError(f"{path}:{ln}: the row has no 'id'.")
-        ids.append(str(row["id"]))
+    for i, r in enumerate(parsed):
+        row, ln = r.row, r.line
+        ids.append(r.id)
         texts.append(row.get("text"))
-        chosen = row.get("labels")
-        if not isinstance(chosen, list):
-            raise InputError(f"{path}:{ln}: 'labels' must be a list of label names.")
-        for lab in chosen:
+        for lab in r.chosen:
             j = col(lab, ln)
             if j is not None:
                 labels[i, j] = 1
-        sc = row.get("scores")
-        if isinstance(sc, list):  # zsl.run.label_run rows: scores aligned with labels
-            if len(sc) != len(chosen):
-                raise InputError(f"{path}:{ln}: 'scores' has {len(sc)} values for {len(chosen)} labels.")
-            sc = dict(zip(chosen, sc))
-        for lab, v in (sc or {}).items():
+        for lab, v in r.ranked:
             j = col(lab, ln)
-            if j is not None and v is not None:
-                scores[i, j] = float(v)
+            if j is not None:
+                scores[i, j] = v
         cf = row.get("confidence")
-        if cf is None:
-            conf[i] = labels[i]
-        else:
+        if isinstance(cf, dict):
             for lab, v in cf.items():
                 j = col(lab, ln)
                 if j is not None:
                     conf[i, j] = float(v)
+        elif "top_scores" in row:
+            soft.append(i)
+        else:  # rows with the kept scores only: nothing below them to be soft about
+            conf[i] = labels[i]
         for lab, v in (row.get("thresholds") or {}).items():
             j = col(lab, ln)
             if j is not None:
@@ -614,11 +532,34 @@ def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelV
         raise InputError(f"{path}:{ln}: this row has no 'text' while others do.")
     prov = (meta or {}).get("provenance") or rows[0][1].get("provenance") or {}
     if meta is not None and meta.get("n_rows") not in (None, n):
-        raise InputError(f"{path} has {n} rows but {_meta_path(path).name} says {meta['n_rows']}: they come from "
+        raise InputError(f"{path} has {n} rows but {meta_path(path).name} says {meta['n_rows']}: they come from "
                          "different writes. Re-export the silver data.")
+    rule = (meta or {}).get("rule")
+    if soft:
+        kept = ((meta or {}).get("rows") or {}).get("k") or max(len(parsed[i].chosen) for i in soft)
+        conf[soft], soft_thr, described = _top_k_confidence(scores[soft], labels[soft], int(kept))
+        thr[soft] = np.where(labels[soft].astype(bool), soft_thr, thr[soft])
+        rule = {**(rule or {}), "confidence": described}
     return SilverData(vocab=vocab, ids=ids, labels=labels, confidence=conf, scores=scores, thresholds=thr,
                       texts=[t for t in texts if t is not None] if all(have_text) else None,
-                      provenance=dict(prov), rule=(meta or {}).get("rule"))
+                      provenance=dict(prov), rule=rule)
+
+
+def _top_k_confidence(scores: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Soft targets from the stored top scores of ``zsl label`` rows: :class:`~zsl.scoring.TopK` ``(k)``'s
+    confidence, ``sigmoid((s - t) / T)`` with ``t`` midway between an item's k-th and (k+1)-th score and
+    ``T`` half the standard deviation of the stored scores. A label a row did not store scores at most
+    its lowest stored one, and is given just below that."""
+    from zsl.scoring import TopK
+
+    stored = np.isfinite(scores)
+    sd = float(np.std(scores[stored])) if stored.any() else 0.0
+    low = np.where(stored, scores, np.inf).min(axis=1, keepdims=True)
+    filled = np.where(stored, scores, low - 1e-6).astype(np.float64)
+    rule = TopK(k=max(1, k), temperature=0.5 * sd if sd > 1e-12 else 1.0).fit(filled)
+    decision = rule.decide(filled)
+    thr = np.broadcast_to(decision.thresholds, scores.shape).astype(np.float32)
+    return decision.confidence, np.where(labels.astype(bool), thr, np.nan), rule.describe()
 
 
 def _read_parquet(path: Path, given: LabelVocab | None) -> SilverData:
@@ -629,7 +570,7 @@ def _read_parquet(path: Path, given: LabelVocab | None) -> SilverData:
         raise InputError(f"{path} is not a readable Parquet file ({exc}).") from None
     raw = (table.schema.metadata or {}).get(b"zsl_silver")
     meta = json.loads(raw.decode("utf-8")) if raw else None
-    recorded = _vocab_from_meta(meta, str(path)) if meta is not None else None
+    recorded = vocab_from_meta(meta, str(path)) if meta is not None else None
     missing_cols = [c for c in ("id", "labels", "scores", "confidence") if c not in table.column_names]
     if missing_cols:
         raise InputError(f"{path}: missing column(s) {missing_cols}; is this zsl silver data?")
@@ -724,7 +665,7 @@ def from_hf_dataset(dataset: Any, *, vocab: LabelVocab | Sequence[str] | None = 
     except (json.JSONDecodeError, AttributeError):
         meta = None
     names = list(dataset.features["labels"].feature.names)
-    recorded = _vocab_from_meta(meta, "dataset") if meta else LabelVocab(names)
+    recorded = vocab_from_meta(meta, "dataset") if meta else LabelVocab(names)
     if list(recorded.labels) != names:
         raise InputError("The dataset's ClassLabel names and its zsl metadata disagree on the label order.")
     given = None if vocab is None else (vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab))
@@ -749,180 +690,3 @@ def from_hf_dataset(dataset: Any, *, vocab: LabelVocab | Sequence[str] | None = 
                       thresholds=arr("thresholds", np.nan),
                       texts=texts if all(t is not None for t in texts) else None,
                       provenance=(meta or {}).get("provenance") or {}, rule=(meta or {}).get("rule"))
-
-
-# -- report ---------------------------------------------------------------------------------
-@dataclass
-class SilverReport:
-    """Summary statistics of silver data (see :func:`silver_report`).
-
-    Attributes:
-        n_items, n_labels: sizes.
-        labels_per_item: mean chosen labels per item.
-        n_empty: items with no chosen label.
-        label_counts: label -> items it was chosen for, most frequent first.
-        never_chosen: labels no item got.
-        chosen_score_mean, other_score_mean: mean teacher score of chosen / other pairs.
-        chosen_confidence_mean: mean confidence of chosen pairs.
-        low_confidence_share: share of chosen pairs with confidence below 0.6.
-        rule: the rule's name and parameters.
-    """
-
-    n_items: int
-    n_labels: int
-    labels_per_item: float
-    max_labels_per_item: int
-    n_empty: int
-    label_counts: dict[str, int]
-    never_chosen: list[str]
-    chosen_score_mean: float
-    other_score_mean: float
-    chosen_confidence_mean: float
-    low_confidence_share: float
-    rule: dict[str, Any] | None = None
-
-    @property
-    def text(self) -> str:
-        """A short human-readable summary."""
-        def pct(a: float, b: float) -> str:
-            return f"{100.0 * a / b:.1f}%" if b else "n/a"
-
-        rule = ""
-        if self.rule:
-            rule = f"; rule {self.rule.get('name')} {json.dumps(self.rule.get('params'), sort_keys=True)}"
-        top = list(self.label_counts.items())
-        lines = [
-            f"Silver data: {self.n_items} items, {self.n_labels} labels{rule}",
-            (f"Labels per item: mean {self.labels_per_item:.2f}, max {self.max_labels_per_item}; "
-            f"items with no label: {self.n_empty} ({pct(self.n_empty, self.n_items)})"),
-            "Most frequent: " + (", ".join(f"{lab} {c} ({pct(c, self.n_items)})" for lab, c in top[:8] if c) or "none"),
-            "Least frequent chosen: " + (", ".join(f"{lab} {c}" for lab, c in [t for t in top if t[1]][-5:]) or "none"),
-            f"Never chosen ({len(self.never_chosen)}): " + (", ".join(self.never_chosen[:15])
-                                                            + (" ..." if len(self.never_chosen) > 15 else "") or "-"),
-            f"Teacher scores: chosen mean {self.chosen_score_mean:.4g}, others mean {self.other_score_mean:.4g}",
-            (f"Confidence of chosen labels: mean {self.chosen_confidence_mean:.3f}; "
-            f"{100 * self.low_confidence_share:.1f}% below 0.6"),
-        ]
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready statistics."""
-        from dataclasses import asdict
-
-        return asdict(self)
-
-
-def _nanmean(a: np.ndarray) -> float:
-    a = a[np.isfinite(a)]
-    return float(a.mean()) if a.size else math.nan
-
-
-def silver_report(silver: SilverData, *, png: str | os.PathLike[str] | None = None,
-                  txt: str | os.PathLike[str] | None = None) -> SilverReport:
-    """Label frequency, items with no label, score and confidence distributions.
-
-    Args:
-        silver: the data.
-        png: write a 2x2 plot here (label frequency, labels per item, score histograms of
-            chosen vs other pairs, confidence of chosen pairs). Needs ``matplotlib``.
-        txt: write the text summary here.
-
-    Returns:
-        a :class:`SilverReport` (``.text`` is the summary).
-
-    Example:
-        >>> print(silver_report(silver, png="out/silver.png").text)   # doctest: +SKIP
-    """
-    for target in (png, txt):  # fail before the (slow) drawing when a path cannot be written
-        if target is not None:
-            try:
-                Path(target).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise InputError(f"Cannot write {target}: {exc.strerror or exc}. Choose a writable output path.") \
-                    from None
-    lab = silver.labels.astype(bool)
-    per_item = lab.sum(axis=1)
-    counts = lab.sum(axis=0)
-    order = np.argsort(-counts, kind="stable")
-    label_counts = {silver.vocab[int(j)]: int(counts[j]) for j in order}
-    chosen_conf = silver.confidence[lab]
-    report = SilverReport(
-        n_items=len(silver), n_labels=len(silver.vocab),
-        labels_per_item=float(per_item.mean()) if len(silver) else 0.0,
-        max_labels_per_item=int(per_item.max()) if len(silver) else 0,
-        n_empty=int((per_item == 0).sum()), label_counts=label_counts,
-        never_chosen=[silver.vocab[int(j)] for j in np.flatnonzero(counts == 0)],
-        chosen_score_mean=_nanmean(silver.scores[lab]), other_score_mean=_nanmean(silver.scores[~lab]),
-        chosen_confidence_mean=float(chosen_conf.mean()) if chosen_conf.size else math.nan,
-        low_confidence_share=float((chosen_conf < 0.6).mean()) if chosen_conf.size else 0.0,
-        rule=(silver.provenance or {}).get("rule"),
-    )
-    if png is not None:
-        _plot_report(silver, report, Path(png))
-    if txt is not None:
-        body = report.text + "\n"
-
-        def write(tmp: Path) -> None:
-            tmp.write_text(body, encoding="utf-8")
-
-        atomic_write(txt, write)
-    return report
-
-
-def _plot_report(silver: SilverData, report: SilverReport, path: Path) -> Path:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise MissingDependencyError("matplotlib", "The silver-data report plot", "pip install matplotlib") from None
-    # Figure + the Agg canvas directly: no pyplot, so no global backend state is touched.
-    fig = Figure(figsize=(12, 8), dpi=100)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(2, 2)
-    lab = silver.labels.astype(bool)
-
-    ax = axes[0, 0]
-    items = list(report.label_counts.items())[:30]
-    ax.barh([name[:28] for name, _ in items][::-1], [c for _, c in items][::-1], color="#4477aa")
-    ax.set_title(f"Label frequency (top {len(items)} of {report.n_labels}; {len(report.never_chosen)} never chosen)")
-    ax.tick_params(axis="y", labelsize=7)
-    ax.set_xlabel("items")
-
-    ax = axes[0, 1]
-    per_item = lab.sum(axis=1)
-    top = int(per_item.max()) if per_item.size else 0
-    ax.hist(per_item, bins=np.arange(-0.5, top + 1.5, 1.0), color="#66aa55", rwidth=0.8)
-    ax.set_xticks(range(0, top + 1, max(1, (top + 1) // 10)))
-    ax.set_title(f"Labels per item ({report.n_empty} items with none)")
-    ax.set_xlabel("chosen labels")
-    ax.set_ylabel("items")
-
-    ax = axes[1, 0]
-    chosen, other = silver.scores[lab], silver.scores[~lab]
-    chosen, other = chosen[np.isfinite(chosen)], other[np.isfinite(other)]
-    both = np.concatenate([chosen, other]) if chosen.size + other.size else np.zeros(1)
-    bins = np.linspace(float(both.min()), float(both.max()) + 1e-9, 50)
-    if other.size:
-        ax.hist(other, bins=bins, alpha=0.6, density=True, label=f"not chosen ({other.size})", color="#999999")
-    if chosen.size:
-        ax.hist(chosen, bins=bins, alpha=0.6, density=True, label=f"chosen ({chosen.size})", color="#cc6677")
-    ax.set_title("Teacher scores")
-    ax.set_xlabel("score")
-    ax.legend(fontsize=8)
-
-    ax = axes[1, 1]
-    conf = silver.confidence[lab]
-    ax.hist(conf, bins=np.linspace(0, 1, 41), color="#ddaa33")
-    ax.set_title("Confidence of chosen labels")
-    ax.set_xlabel("confidence")
-    ax.set_ylabel("pairs")
-    fig.suptitle(f"Silver data: {report.n_items} items, {report.n_labels} labels, "
-                 f"{report.labels_per_item:.2f} labels/item")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-
-    def write(tmp: Path) -> None:
-        tmp.write_bytes(buf.getvalue())
-
-    return atomic_write(path, write)

@@ -34,7 +34,7 @@ from xml.sax.saxutils import escape
 
 from zsl.data import BadRow, atomic_write
 from zsl.errors import InputError, VocabularyError
-from zsl.evaluate import PredRow, parse_pred_row, read_predictions
+from zsl.rows import PredRow, parse_pred_row, read_predictions
 
 __all__ = [
     "FORMATS",
@@ -75,15 +75,15 @@ def _as_rows(rows: Iterable[PredRow | Mapping[str, Any]]) -> list[PredRow]:
 def confidence(row: PredRow | Mapping[str, Any]) -> float | None:
     """How sure the model is about a row: the score of its best label (top-1 score).
 
-    Why the top-1 score: rows keep the top-k labels and their scores, nothing below, so a
-    margin to the best *unkept* label cannot be computed. The mean kept score depends on k
-    and punishes items that truly have one label; the top1-top2 margin punishes items that
-    truly have two. The top-1 score asks "did the model find anything it is sure of?",
+    Why the top-1 score: older rows keep only the top-k labels and their scores, so a margin
+    to the best *unkept* label cannot always be computed (rows with ``top_scores`` have it).
+    The mean kept score depends on k and punishes items that truly have one label; the
+    top1-top2 margin punishes items that truly have two. The top-1 score asks "did the model find anything it is sure of?",
     needs one score and is comparable across the rows of one run (not across runs or
     models: their scores live on different scales).
 
     Args:
-        row: a prediction row (dict as written by ``zsl label``) or a :class:`~zsl.evaluate.PredRow`.
+        row: a prediction row (dict as written by ``zsl label``) or a :class:`~zsl.rows.PredRow`.
 
     Returns:
         the top score; None for a row with no scored label (it is reviewed first).

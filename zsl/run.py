@@ -49,16 +49,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
-import random
-import re
-import socket
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,37 +61,38 @@ import numpy as np
 from zsl.data import (
     BadRow,
     Item,
-    atomic_write,
     check_regular_input,
     count_records,
-    fingerprint,
     fingerprint_and_count,
+    image_records,
     input_format,
     iter_records,
 )
-from zsl.errors import InputError, VocabularyError, ZslError
+from zsl.errors import InputError, ZslError
+from zsl.labeller import LabelSettings, TextLabeller, make_labeller
+from zsl.retry import Retryable, is_transient, retry_base_delay, retry_call
+from zsl.rows import run_meta
+from zsl.rundir import (
+    ERRORS,
+    LABELS,
+    LOCK,
+    LOG,
+    MANIFEST,
+    META,
+    RUN_FORMAT,
+    SUMMARY,
+    RunDir,
+    check_unchanged,
+    make_manifest,
+    write_json,
+    write_lines,
+)
 from zsl.vocab import LabelVocab
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: runs are not locked
-    fcntl = None
+__all__ = ["ERRORS", "LABELS", "LOCK", "LOG", "MANIFEST", "META", "RUN_FORMAT", "SUMMARY", "LabelSettings", "RunSummary",
+           "estimate_run", "is_transient", "label_run", "retry_base_delay", "retry_call"]
 
-__all__ = ["RunSummary", "estimate_run", "label_run", "retry_call"]
-
-MANIFEST = "manifest.json"
-LABELS = "labels.jsonl"
-META = LABELS + ".meta.json"
-ERRORS = "errors.jsonl"
-SUMMARY = "summary.json"
-LOG = "log.txt"
-LOCK = ".zsl-lock"
-RUN_FORMAT = 1  # the manifest's "zsl_run" marker
-_CHUNK_NAME = re.compile(r"[0-9]{6,}\.jsonl")
-_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[0-9]+\.tmp")  # zsl.data.atomic_write's temp files
-_TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
-_TRANSIENT_NAMES = {"RateLimitError", "APIConnectionError", "Timeout", "APITimeoutError", "ServiceUnavailableError",
-                    "InternalServerError", "ReadTimeout", "ConnectTimeout"}
+_TextLabeller = TextLabeller  # the name tests and older callers use
 
 
 @dataclass
@@ -126,623 +120,6 @@ class RunSummary:
         return asdict(self)
 
 
-class _Retryable(str):
-    """The reason an item failed on a transient error (rate limit, time-out, 5xx) after its retries.
-
-    Such items are written to the error file with ``"retryable": true`` and labelled again
-    when the same command is rerun.
-    """
-
-
-# -- retries ---------------------------------------------------------------------------------
-def _status(exc: BaseException) -> int | None:
-    """The HTTP status an error carries: ``status_code`` (OpenAI SDK, LiteLLM) or ``status`` (DSPy's LM errors)."""
-    for attr in ("status_code", "status"):
-        value = getattr(exc, attr, None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A rate limit, time-out, dropped connection or 5xx: worth retrying after a pause.
-
-    DSPy's own classification is used for its LM errors (``LMRateLimitError``,
-    ``LMTimeoutError``, ``LMServerError``, ``LMTransportError``), which carry ``.status``;
-    other errors count by their HTTP status or their type's name.
-
-    Example:
-        >>> is_transient(TimeoutError("slow")), is_transient(ValueError("bad answer"))
-        (True, False)
-    """
-    if isinstance(exc, (TimeoutError, ConnectionError)):
-        return True
-    dspy_errors = sys.modules.get("dspy.utils.exceptions")  # loaded whenever one of its errors exists
-    if dspy_errors is not None and dspy_errors.is_retryable_lm_error(exc):
-        return True
-    status = _status(exc)
-    if status is not None and status in _TRANSIENT_STATUS:
-        return True
-    return any(cls.__name__ in _TRANSIENT_NAMES for cls in type(exc).__mro__)
-
-
-def _retry_after(exc: BaseException) -> float:
-    """The wait a rate-limited server asked for (``retry_after``, seconds), or 0."""
-    value = getattr(exc, "retry_after", None)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
-        return float(value)
-    return 0.0
-
-
-def retry_base_delay(env: dict[str, str] | None = None) -> float:
-    """The first retry wait in seconds: ``$ZSL_RETRY_BASE_DELAY``, default 1 (later waits double).
-
-    Example:
-        >>> retry_base_delay({}), retry_base_delay({"ZSL_RETRY_BASE_DELAY": "0.05"})
-        (1.0, 0.05)
-    """
-    raw = (os.environ if env is None else env).get("ZSL_RETRY_BASE_DELAY", "").strip()
-    if not raw:
-        return 1.0
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not math.isfinite(value) or value < 0:
-        raise InputError(f"ZSL_RETRY_BASE_DELAY must be a number of seconds >= 0, got {raw!r}. Fix: unset it "
-                         "(default 1) or set e.g. ZSL_RETRY_BASE_DELAY=2.")
-    return value
-
-
-def retry_call(fn: Callable[[], Any], *, retries: int = 3, base_delay: float = 1.0, max_delay: float = 60.0,
-               sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> Any:
-    """Call ``fn()``; on a transient error (:func:`is_transient`) wait and try again.
-
-    The waits grow exponentially (``base_delay * 2**attempt``, capped at ``max_delay``) with up
-    to 50% random jitter so that concurrent workers do not retry in lockstep; a server that
-    says how long to wait (``retry_after`` on the error) is waited for at least that long (up
-    to ``max_delay``). Other errors, and the last transient one, propagate.
-
-    Example:
-        >>> calls = []
-        >>> def flaky():
-        ...     calls.append(1)
-        ...     if len(calls) < 3:
-        ...         raise TimeoutError("slow")
-        ...     return "ok"
-        >>> retry_call(flaky, sleep=lambda s: None), len(calls)
-        ('ok', 3)
-    """
-    rng = rng or random.Random()
-    for attempt in range(retries + 1):
-        try:
-            return fn()
-        except Exception as exc:
-            if attempt >= retries or not is_transient(exc):
-                raise
-            delay = min(max_delay, base_delay * 2**attempt) * (1.0 + 0.5 * rng.random())
-            sleep(min(max_delay, max(delay, _retry_after(exc))))
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-# -- labellers: one per kind of input ---------------------------------------------------------
-class _TextLabeller:
-    """Infer-Retrieve-Rank per item (threads for remote LMs), or batched retrieval alone."""
-
-    kind = "text"
-
-    def __init__(self, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool, rank: bool,
-                 rank_top: int, program: str | os.PathLike[str] | None, concurrency: int, timeout: float | None,
-                 retries: int, label_descriptions: bool | None = None):
-        from zsl.lm import is_remote_lm, resolve_lm_name
-        from zsl.tagger import Tagger
-
-        self.vocab, self.k = vocab, k
-        self.tagger = Tagger(vocab, lm=lm, encoder=encoder, label_kind=label_kind, infer=infer, rank=rank,
-                             rank_top=rank_top, use_descriptions=label_descriptions)
-        if program is not None:
-            self.tagger.load(program)
-        self.program = self.tagger.program_
-        self.uses_lm = infer or rank
-        self.remote = self.uses_lm and is_remote_lm(lm)
-        self.lm_name = resolve_lm_name(lm) if isinstance(lm, str | None) else getattr(lm, "model", type(lm).__name__)
-        self.warnings: list[str] = self.program.setup_notes()
-        if concurrency > 1 and self.uses_lm and not self.remote:
-            self.warnings.append(f"concurrency {concurrency} ignored: the local LLM labels one item at a time "
-                                 "(it already uses every core)")
-            concurrency = 1
-        self.concurrency = max(1, concurrency)
-        self.timeout, self.retries, self.retry_delay = timeout, retries, retry_base_delay()
-        if self.remote:
-            self._prepare_remote()
-
-    def _prepare_remote(self) -> None:
-        """Bound every call in time, leave retries to :func:`retry_call`, then check the server.
-
-        The program's LMs are replaced by copies with the time limit (``timeout``, else the LM's
-        own, else :data:`zsl.lm.REMOTE_TIMEOUT`) and no retries of DSPy's own (they would
-        multiply ours). The start-up check runs with the same limit and retries: a server that
-        never answers fails the run here, before anything is written; one that answers with a
-        rate limit or a 5xx is reachable, so the run goes on and marks items that keep failing
-        retryable.
-        """
-        from zsl.errors import RemoteModelError
-        from zsl.lm import REMOTE_TIMEOUT, check_lm
-
-        for predictor in (self.program.infer.predict, self.program.rank.predict):
-            lm = predictor.lm
-            if lm is not None and hasattr(lm, "kwargs") and hasattr(lm, "copy"):
-                limit = self.timeout or lm.kwargs.get("timeout") or REMOTE_TIMEOUT
-                predictor.lm = lm.copy(timeout=limit, num_retries=0)
-                if isinstance(limit, int | float):  # not an httpx.Timeout the caller set on the LM
-                    self.timeout = float(limit)
-        try:
-            check_lm(self.program.infer.predict.lm, self.lm_name,
-                     attempt=lambda call: retry_call(call, retries=self.retries, base_delay=self.retry_delay))
-        except RemoteModelError as exc:
-            cause = exc.__cause__
-            if cause is None or _status(cause) is None or not is_transient(cause):
-                raise
-            self.warnings.append(f"{self.lm_name} answered the start-up check with HTTP {_status(cause)} "
-                                 f"after {self.retries} retries; labelling anyway (items that keep failing are "
-                                 "marked retryable: rerun the same command to label them)")
-
-    def config(self) -> dict[str, Any]:
-        from zsl.pipeline import provenance
-
-        prov = provenance(self.tagger)
-        prov.pop("zsl_version", None)
-        return {"kind": self.kind, "k": self.k, **prov}
-
-    def _row(self, item: Item, scores: np.ndarray, pred: Any = None) -> dict[str, Any]:
-        order = _top(scores, self.k)
-        row: dict[str, Any] = {"id": item.id, "text": item.text, "labels": [self.vocab[j] for j in order],
-                               "scores": [round(float(scores[j]), 4) for j in order]}
-        if pred is not None:
-            if self.program.use_infer:
-                row["phrases"] = list(pred.phrases)
-            if self.program.use_rank:
-                row["retrieval_labels"] = [self.vocab[j] for j in _top(pred.retrieval_scores, self.k)]
-            if pred.notes:
-                row["notes"] = list(pred.notes)
-        _finish_row(row, item, self.vocab)
-        return row
-
-    def _one(self, item: Item) -> Any:
-        return retry_call(lambda: self.program(text=item.text), retries=self.retries if self.remote else 0,
-                          base_delay=self.retry_delay)
-
-    def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> tuple[list[dict | str], dict[str, dict]]:
-        """One output per item, in order: a row, or the reason it was skipped; plus LM usage."""
-        usage: dict[str, dict[str, int]] = {}
-        if not self.uses_lm:
-            scores = self.program.retrieve_many([it.text for it in items])
-            tick(len(items))
-            return [self._row(it, scores[i]) for i, it in enumerate(items)], usage
-        out: list[dict | str] = []
-
-        def collect(item: Item, get: Callable[[], Any]) -> None:
-            try:
-                pred = get()
-            except FutureTimeout:
-                out.append(_Retryable(f"item {item.id}: no answer within the time limit ({self.timeout}s per "
-                                      f"call, {self.retries} retries)"))
-            except Exception as exc:  # noqa: BLE001 - one failing item is reported and skipped, the run goes on
-                first = (str(exc).strip().splitlines() or [""])[0]  # DSPy appends a multi-line "To fix" list
-                why = f"item {item.id}: {type(exc).__name__}: {first[:300]}"
-                out.append(_Retryable(why) if is_transient(exc) else why)
-            else:
-                for step, u in (pred.get("usage") or {}).items():
-                    acc = usage.setdefault(step, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
-                    for key in acc:
-                        acc[key] += int(u.get(key, 0))
-                out.append(self._row(item, pred.scores, pred))
-            tick(1)
-
-        if self.concurrency == 1:
-            for item in items:
-                collect(item, lambda item=item: self._one(item))
-        else:
-            guard = None if not self.timeout else self.timeout * (self.retries + 1) + 60.0 * self.retries
-            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="zsl-label") as pool:
-                futures = [pool.submit(self._one, item) for item in items]
-                for item, fut in zip(items, futures, strict=True):
-                    collect(item, lambda fut=fut: fut.result(timeout=guard))
-        return out, usage
-
-
-class _ImageLabeller:
-    """CDUL global-local scores for a chunk of image files in one batched pass."""
-
-    kind = "images"
-
-    def __init__(self, vocab: LabelVocab, *, backend: Any, k: int, tagger_kwargs: dict[str, Any]):
-        from zsl.image import ImageTagger
-
-        self.vocab, self.k = vocab, k
-        self.tagger = ImageTagger(vocab, backend, **tagger_kwargs)
-        self.warnings: list[str] = []
-        self.remote = False
-        self.lm_name = None
-        self.concurrency = 1
-        self.uses_lm = False
-
-    def config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "k": self.k, "vocab_hash": self.vocab.hash, "settings": self.tagger.config()}
-
-    def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> tuple[list[dict | str], dict[str, dict]]:
-        result = self.tagger.score_files([it.text for it in items])
-        tick(len(items))
-        by_path = dict(zip(result.paths, result.scores, strict=True))
-        why = {str(s.path): s.reason for s in result.skipped}
-        out: list[dict | str] = []
-        for it in items:
-            if it.text not in by_path:
-                out.append(f"{it.text}: {why.get(it.text, 'could not be read')}")
-                continue
-            scores = by_path[it.text]
-            order = _top(scores, self.k)
-            row: dict[str, Any] = {"id": it.id, "image": it.text, "labels": [self.vocab[j] for j in order],
-                                   "scores": [round(float(scores[j]), 4) for j in order]}
-            _finish_row(row, it, self.vocab)
-            out.append(row)
-        return out, {}
-
-
-class _StudentLabeller:
-    """A distilled student (``zsl distill``): batched probabilities for a chunk of texts."""
-
-    kind = "student"
-
-    def __init__(self, model: Any, vocab: LabelVocab | None, *, k: int):
-        from zsl.distill import StudentClassifier
-        from zsl.pseudo import vocab_difference
-
-        self.student = model if isinstance(model, StudentClassifier) else StudentClassifier.load(model, vocab=vocab)
-        if isinstance(model, StudentClassifier) and vocab is not None:  # load() checks a saved one
-            diff = vocab_difference(model.vocab_.labels, vocab.labels, expected_name="the student",
-                                    got_name="your vocabulary")
-            if diff:
-                raise VocabularyError(f"The student was trained on a different vocabulary: {diff}. Fix: omit the "
-                                      "labels to use its own.")
-        self.vocab, self.k = self.student.vocab_, k
-        self.warnings: list[str] = []
-        self.remote, self.lm_name, self.concurrency, self.uses_lm = False, None, 1, False
-
-    def config(self) -> dict[str, Any]:
-        st = self.student
-        return {"kind": self.kind, "k": self.k, "student": str(getattr(st, "path_", "in-memory")),
-                "student_sha256": getattr(st, "weights_sha256_", None),
-                "encoder": (st._encoder_spec() or {}).get("model_id"), "threshold": float(st.threshold_),
-                "vocab_hash": self.vocab.hash, "teacher": st.provenance_}
-
-    def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> tuple[list[dict | str], dict[str, dict]]:
-        proba = self.student.predict_proba([it.text for it in items])
-        tick(len(items))
-        thr, out = float(self.student.threshold_), []
-        for it, p in zip(items, proba, strict=True):
-            order = _top(p, self.k)
-            row: dict[str, Any] = {"id": it.id, "text": it.text, "labels": [self.vocab[j] for j in order],
-                                   "scores": [round(float(p[j]), 4) for j in order],
-                                   "above_threshold": [self.vocab[j] for j in order if p[j] >= thr]}
-            _finish_row(row, it, self.vocab)
-            out.append(row)
-        return out, {}
-
-
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    k = min(k, scores.shape[0])
-    part = np.argpartition(-scores, k - 1)[:k] if k < scores.shape[0] else np.arange(scores.shape[0])
-    return part[np.lexsort((part, -scores[part]))]
-
-
-def _finish_row(row: dict[str, Any], item: Item, vocab: LabelVocab) -> None:
-    if vocab.parents is not None:
-        row["ancestors"] = [vocab.ancestors(lab) for lab in row["labels"]]
-    if item.gold is not None:
-        row["gold"] = item.gold
-    if item.meta:
-        row["meta"] = item.meta
-
-
-def _image_records(path: Path) -> Iterator[Item | BadRow]:
-    from zsl.image import _read_inputs
-
-    paths, gold, bad = _read_inputs(path)
-    for b in bad:
-        where, _, line = str(b.path).rpartition(":")
-        yield BadRow(where or str(b.path), int(line) if line.isdigit() else 0, b.reason)
-    base = path if path.is_dir() else path.parent
-    for p, g in zip(paths, gold, strict=True):
-        try:
-            rel = str(Path(p).relative_to(base))
-        except ValueError:
-            rel = p
-        yield Item(rel, p, g)
-
-
-# -- the run directory ------------------------------------------------------------------------
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _open_private(path: Path) -> Any:
-    """Open ``path`` for writing (truncated), created readable by the user only: runs hold item texts."""
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8")
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    text = json.dumps(obj, ensure_ascii=False, indent=1)
-
-    def write(tmp: Path) -> None:
-        with _open_private(tmp) as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    atomic_write(path, write)
-    _fsync_dir(path.parent)
-
-
-def _write_lines(path: Path, lines: Iterator[str] | list[str]) -> None:
-    def write(tmp: Path) -> None:
-        with _open_private(tmp) as fh:
-            for line in lines:
-                fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    atomic_write(path, write)
-    _fsync_dir(path.parent)
-
-
-def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[str] = []
-        for key in sorted(set(old) | set(new)):
-            out += _diff(old.get(key), new.get(key), f"{prefix}{key}.")
-        return out
-    if old != new:
-        return [(f"{prefix.rstrip('.')}: {json.dumps(old, ensure_ascii=False)[:80]} -> "
-                f"{json.dumps(new, ensure_ascii=False)[:80]}")]
-    return []
-
-
-def _is_run_manifest(m: Any) -> bool:
-    """True for a manifest that zsl wrote: it carries ``"zsl_run": 1``, or (run directories
-    written before that marker existed) it has all of ``zsl_version``, ``input.fingerprint``,
-    ``vocab.hash`` and ``settings.chunk_size``, a combination no other tool's manifest has by chance."""
-    if not isinstance(m, dict):
-        return False
-    marker = m.get("zsl_run")
-    if isinstance(marker, int) and not isinstance(marker, bool) and marker >= 1:
-        return True
-    inp, voc, sets = m.get("input"), m.get("vocab"), m.get("settings")
-    return (isinstance(m.get("zsl_version"), str) and isinstance(inp, dict) and "fingerprint" in inp
-            and isinstance(voc, dict) and "hash" in voc and isinstance(sets, dict) and "chunk_size" in sets)
-
-
-def _lock_holder(path: Path) -> str:
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-        return f"pid {info['pid']} on {info['host']}, since {info['since']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "a process that has not written its pid yet"
-
-
-class _RunDir:
-    """The run directory: what zsl wrote there, the exclusive lock, and create / resume / refuse."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.chunks = path / "chunks"
-        self._lock_fd: int | None = None
-
-    def log(self, message: str) -> None:
-        fd = os.open(self.path / LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as fh:
-            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
-
-    def chunk_path(self, i: int) -> Path:
-        return self.chunks / f"{i:06d}.jsonl"
-
-    def done_chunks(self) -> set[int]:
-        if not self.chunks.is_dir():
-            return set()
-        return {int(p.name[:-6]) for p in self.chunks.iterdir() if _CHUNK_NAME.fullmatch(p.name)}
-
-    def remove_chunks(self) -> None:
-        """Delete zsl's chunk files (and their temp files), then ``chunks/`` if nothing else is in it."""
-        if not self.chunks.is_dir():
-            return
-        for f in self.chunks.iterdir():
-            if _CHUNK_NAME.fullmatch(f.name) or _own_temp(f.name, chunk=True):
-                f.unlink(missing_ok=True)
-        try:
-            self.chunks.rmdir()
-        except OSError:
-            pass  # something that is not zsl's is in there: leave it
-
-    def _remove_temp_files(self) -> None:
-        """Temp files of atomic writes cut short by ``kill -9`` (only zsl's own, by name)."""
-        for f in self.path.iterdir():
-            if _own_temp(f.name, chunk=False):
-                f.unlink(missing_ok=True)
-        if self.chunks.is_dir():
-            for f in self.chunks.iterdir():
-                if _own_temp(f.name, chunk=True):
-                    f.unlink(missing_ok=True)
-
-    def _read_manifest(self) -> dict[str, Any] | None:
-        """The manifest if this folder is a zsl run, None if it is new or empty; refuses anything else."""
-        mpath = self.path / MANIFEST
-        if not mpath.exists():
-            if self.path.is_dir() and any(e.name != LOCK for e in self.path.iterdir()):
-                raise InputError(f"{self.path} is not empty and is not a zsl run directory (no {MANIFEST}). "
-                                 "Fix: choose a new or empty --out folder.")
-            return None
-        try:
-            old = json.loads(mpath.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-            raise InputError(f"{mpath} cannot be read as a zsl run manifest ({why}), so {self.path} is not a usable "
-                             "zsl run directory. Fix: choose a new or empty --out folder (if it is a zsl run you no "
-                             "longer need, delete the folder yourself).") from None
-        if not _is_run_manifest(old):
-            raise InputError(f"{self.path} holds a {MANIFEST} that zsl did not write: it is not a zsl run directory, "
-                             "and zsl leaves its files alone. Fix: choose a new or empty --out folder.")
-        return old
-
-    def _finished(self) -> bool:
-        """The last merge wrote labels and a summary with no item waiting for a retry (chunks are
-        kept while items wait for one)."""
-        if not ((self.path / SUMMARY).is_file() and (self.path / LABELS).is_file()):
-            return False
-        try:
-            summary = json.loads((self.path / SUMMARY).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return False
-        return isinstance(summary, dict) and summary.get("retryable", 0) == 0
-
-    def _make(self) -> None:
-        if self.path.is_dir():
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.path.mkdir(mode=0o700)
-        except FileExistsError:
-            return  # another process made it a moment ago; the lock decides who runs
-        os.chmod(self.path, 0o700)
-
-    def _lock(self) -> None:
-        """Take the run directory's exclusive lock (``flock`` on ``.zsl-lock``) or refuse, naming the holder.
-
-        The kernel drops the lock when its holder exits, however it exits, so a lock left by a
-        dead process never blocks; the pid, host and start time in the file are for the message.
-        """
-        path = self.path / LOCK
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                holder = _lock_holder(path)
-                raise ZslError(f"{self.path} is in use by another zsl run ({holder}). Two runs writing one run "
-                               "directory would spoil it. Fix: wait for that run to finish (or stop it), then run "
-                               "the command again; or choose another --out.") from None
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8"), 0)
-        self._lock_fd = fd
-
-    def unlock(self) -> None:
-        if self._lock_fd is not None:
-            try:
-                os.ftruncate(self._lock_fd, 0)
-            except OSError:
-                pass
-            os.close(self._lock_fd)
-            self._lock_fd = None
-
-    def prepare(self, manifest: dict[str, Any], fresh: bool) -> str:
-        """Create, resume or refuse; on success the caller holds the lock until :meth:`unlock`.
-        Returns "new", "resume" or "complete"."""
-        if self.path.exists() and not self.path.is_dir():
-            raise InputError(f"--out {self.path} is a file; a run writes a directory. Fix: --out {self.path}.run/")
-        self._read_manifest()  # refuse a folder that is not zsl's before writing anything into it
-        self._make()
-        self._lock()
-        try:
-            return self._prepare_locked(manifest, fresh)
-        except BaseException:
-            self.unlock()
-            raise
-
-    def _prepare_locked(self, manifest: dict[str, Any], fresh: bool) -> str:
-        mpath = self.path / MANIFEST
-        old = self._read_manifest()  # again: another run may have written it before we took the lock
-        self._remove_temp_files()
-        if old is not None and fresh:
-            # Everything but the manifest first, then the manifest replaced atomically: the folder
-            # never lacks a manifest, so an interrupted --fresh is still a recognisable run.
-            for name in (LABELS, META, ERRORS, SUMMARY):
-                (self.path / name).unlink(missing_ok=True)
-            self.remove_chunks()
-            _write_json(mpath, manifest)
-            self.log("--fresh: earlier progress discarded")
-            return "new"
-        if old is not None:
-            keys = ("input", "vocab", "settings")
-            changes = _diff({k: old.get(k) for k in keys}, {k: manifest.get(k) for k in keys})
-            # Where the files are does not matter, only what they hold (input.fingerprint, vocab.hash).
-            changes = [c for c in changes if not c.startswith(("input.path:", "vocab.path:"))]
-            if changes:
-                shown = "; ".join(changes[:8]) + (f"; ... ({len(changes) - 8} more)" if len(changes) > 8 else "")
-                raise InputError(
-                    f"{self.path} holds a run with different inputs or settings: {shown}. Resuming would mix "
-                    f"outputs. Fix: rerun with the original settings, choose a new --out, or add --fresh to "
-                    f"discard that run's progress.")
-            if "zsl_run" not in old:  # written before the marker existed
-                _write_json(mpath, {"zsl_run": RUN_FORMAT, **old})
-            if self._finished():
-                self.remove_chunks()  # left by a stop between the summary and the clean-up
-                return "complete"
-            return "resume"
-        _write_json(mpath, manifest)
-        return "new"
-
-
-def _own_temp(name: str, *, chunk: bool) -> bool:
-    """Is ``name`` a temp file of :func:`zsl.data.atomic_write` (``.NAME.PID.tmp``) for one of zsl's files?"""
-    m = _TEMP_NAME.fullmatch(name)
-    if m is None:
-        return False
-    return bool(_CHUNK_NAME.fullmatch(m["name"])) if chunk else m["name"] in (MANIFEST, LABELS, META, ERRORS, SUMMARY)
-
-
-def _check_unchanged(input_path: Path, manifest: dict[str, Any], size: int | None) -> None:
-    """Fail loudly when the input changed while it was being labelled: the rows would not match
-    the file named in the manifest. The chunks are kept."""
-    try:
-        now = fingerprint(input_path)
-        new_size = input_path.stat().st_size if size is not None else None
-    except OSError as exc:
-        now, new_size, why = None, None, f"it cannot be read any more ({exc.strerror or exc})"
-    else:
-        why = f"its size went from {size} to {new_size} bytes" if new_size != size else "its content changed"
-    if now == manifest["input"]["fingerprint"]:
-        return
-    raise InputError(f"{input_path} changed while it was being labelled ({why}), so the labels may not match the "
-                     "file and no labels.jsonl was written. Fix: let whatever writes the file finish (or label a copy "
-                     "that nothing writes to), then rerun with --fresh.")
-
-
-def _manifest(input_path: Path, fmt: str, text_field: str, id_field: str, vocab: LabelVocab,
-              vocab_path: str | None, settings: dict[str, Any], runtime: dict[str, Any], fp: str) -> dict[str, Any]:
-    import zsl
-
-    return {
-        "zsl_run": RUN_FORMAT,
-        "zsl_version": zsl.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "input": {"path": str(input_path.resolve()), "format": fmt, "fingerprint": fp,
-                  "text_field": text_field, "id_field": id_field},
-        "vocab": {"path": vocab_path, "hash": vocab.hash, "size": len(vocab)},
-        "settings": settings,
-        "runtime": runtime,
-    }
-
-
 def _load_vocab(labels: str | os.PathLike[str] | LabelVocab | Sequence[str], warnings: list[str]) -> tuple[LabelVocab, str | None]:
     if isinstance(labels, LabelVocab):
         return labels, None
@@ -756,7 +133,7 @@ def _load_vocab(labels: str | os.PathLike[str] | LabelVocab | Sequence[str], war
 
 def _records(input_path: Path, fmt: str, text_field: str, id_field: str) -> Iterator[Item | BadRow]:
     if fmt == "images":
-        return _image_records(input_path)
+        return image_records(input_path)
     return iter_records(input_path, text_field=text_field, id_field=id_field)
 
 
@@ -794,28 +171,9 @@ def _add_usage(total: dict[str, dict[str, int]], part: dict[str, dict[str, int]]
             acc[key] = acc.get(key, 0) + int(value)
 
 
-def _make_labeller(fmt: str, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool,
-                   rank: bool, rank_top: int, program: Any, concurrency: int, timeout: float | None, retries: int,
-                   image_backend: Any, image_kwargs: dict[str, Any] | None, model: Any = None,
-                   label_descriptions: bool | None = None) -> Any:
-    if model is not None:
-        if fmt == "images":
-            raise InputError("--model labels texts with a distilled text student; images take --image-model.")
-        return _StudentLabeller(model, vocab, k=k)
-    if fmt == "images":
-        return _ImageLabeller(vocab, backend=image_backend, k=k, tagger_kwargs=dict(image_kwargs or {}))
-    return _TextLabeller(vocab, lm=lm, encoder=encoder, k=k, label_kind=label_kind, infer=infer, rank=rank,
-                         rank_top=rank_top, program=program, concurrency=concurrency, timeout=timeout,
-                         retries=retries, label_descriptions=label_descriptions)
-
-
 def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | LabelVocab | Sequence[str] | None, *,
-              out: str | os.PathLike[str] | None = None, lm: Any = None, encoder: Any = None, k: int = 5,
-              label_kind: str = "labels", infer: bool = True, rank: bool = True, rank_top: int = 20,
-              text_field: str = "text", id_field: str = "id", program: str | os.PathLike[str] | None = None,
-              image_backend: Any = None, image_kwargs: dict[str, Any] | None = None, chunk_size: int | None = None,
-              concurrency: int = 1, timeout: float | None = None, retries: int = 3, fresh: bool = False,
-              model: Any = None, label_descriptions: bool | None = None, show_progress: bool = False) -> RunSummary:
+              out: str | os.PathLike[str] | None = None, settings: LabelSettings | None = None, fresh: bool = False,
+              show_progress: bool = False, **overrides: Any) -> RunSummary:
     """Label a dataset into a resumable run directory (see the module docstring).
 
     Args:
@@ -827,61 +185,48 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
             and repeated labels in a file are dropped and reported. May be None with ``model``
             (the student's own labels).
         out: the run directory (default: ``<input>.zsl/`` beside the input).
-        lm, encoder, label_kind, infer, rank, rank_top, program: the text program's settings
-            (see :class:`zsl.tagger.Tagger`).
-        k: labels kept per item.
-        text_field, id_field: where the text and the id are (JSONL keys / columns).
-        image_backend, image_kwargs: image settings (see :class:`zsl.image.ImageTagger`).
-        chunk_size: records per durable chunk (default 25 with an LLM, 64 for images, 1000
-            for retrieval alone). Part of the run's settings.
-        concurrency: items labelled at once with a remote LM (threads; output order is the
-            input order regardless). A local LLM always runs one item at a time.
-        timeout: seconds per remote LM call before it counts as failed (then retried).
-        retries: retries per item on rate limits, time-outs and 5xx answers (exponential backoff).
+        settings: how to label (:class:`~zsl.labeller.LabelSettings`: ``k``; the text program's
+            ``lm``, ``encoder``, ``label_kind``, ``infer``, ``rank``, ``rank_top``, ``program``,
+            ``label_descriptions``; remote LMs' ``concurrency``, ``timeout``, ``retries``; images'
+            ``image_backend``, ``image_kwargs``; a student ``model``; ``text_field``, ``id_field``
+            and ``chunk_size``). Every setting that changes the outputs is part of the manifest.
+            A local LLM always runs one item at a time, whatever ``concurrency`` says; with a
+            student (``model``) rows also list the labels ``above_threshold``.
         fresh: discard an earlier run's progress in ``out`` instead of resuming it.
-        model: a student folder from ``zsl distill`` (or a loaded
-            :class:`~zsl.distill.StudentClassifier`) to label with instead of the LLM program;
-            rows then also list the labels ``above_threshold`` (the student's own threshold).
-        label_descriptions: texts: use the vocabulary's label descriptions for retrieval and
-            Rank (``Tagger(use_descriptions=...)``); None: when it has any. Part of the settings.
         show_progress: a progress bar with items/s and ETA on stderr.
+        **overrides: any setting by name (``encoder="hashing", k=3``), over ``settings``.
 
     Returns:
         A :class:`RunSummary`.
 
     Raises:
-        InputError: bad arguments, an input with no usable record, or an ``out`` holding a
-            different run (the message lists what changed).
+        InputError: bad arguments or an unknown setting, an input with no usable record, or an
+            ``out`` holding a different run (the message lists what changed).
     """
     from zsl.progress import progress_bar
 
-    if k < 1:
-        raise InputError(f"k must be >= 1, got {k}")
-    if concurrency < 1 or retries < 0 or (timeout is not None and timeout <= 0):
-        raise InputError("concurrency must be >= 1, retries >= 0 and timeout > 0 seconds.")
+    opts = (settings or LabelSettings()).updated(**overrides)
+    opts.check()
+    text_field, id_field = opts.text_field, opts.id_field
     input_path = Path(input)
     check_regular_input(input_path)  # before anything opens it: opening a FIFO blocks
     fmt = input_format(input_path)
     warnings: list[str] = []
-    if labels is None and model is None:
+    if labels is None and opts.model is None:
         raise InputError("A label vocabulary is required (or model=, a distilled student, which has its own).")
     vocab, vocab_path = _load_vocab(labels, warnings) if labels is not None else (None, None)
-    labeller = _make_labeller(fmt, vocab, lm=lm, encoder=encoder, k=k, label_kind=label_kind, infer=infer, rank=rank,
-                              rank_top=rank_top, program=program, concurrency=concurrency, timeout=timeout,
-                              retries=retries, image_backend=image_backend, image_kwargs=image_kwargs, model=model,
-                              label_descriptions=label_descriptions)
+    labeller = make_labeller(fmt, vocab, opts)
     vocab = labeller.vocab
     warnings += labeller.warnings
+    chunk_size = opts.chunk_size
     if chunk_size is None:
         chunk_size = 64 if fmt == "images" else (25 if labeller.uses_lm else 1000)
-    if chunk_size < 1:
-        raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
-    settings = {**labeller.config(), "chunk_size": chunk_size}
-    runtime = {"concurrency": labeller.concurrency, "timeout": timeout, "retries": retries}
+    settings_record = {**labeller.config(), "chunk_size": chunk_size}
+    runtime = {"concurrency": labeller.concurrency, "timeout": opts.timeout, "retries": opts.retries}
     run_path = Path(out) if out is not None else input_path.with_name(input_path.name.rstrip("/") + ".zsl")
     size = input_path.stat().st_size if input_path.is_file() else None
     fp, total = fingerprint_and_count(input_path, fmt)  # one read for both; the count feeds the progress bar
-    manifest = _manifest(input_path, fmt, text_field, id_field, vocab, vocab_path, settings, runtime, fp)
+    manifest = make_manifest(input_path, fmt, text_field, id_field, vocab, vocab_path, settings_record, runtime, fp)
     # Refuse an input with no records before any directory is made. The records are read once:
     # the first one, peeked here, goes back in front of the rest.
     records = _records(input_path, fmt, text_field, id_field)
@@ -889,7 +234,7 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     if first is None:
         raise InputError(f"{input_path} has no records: it is empty or holds only blank lines or a header. Fix: "
                          f"check the file and --text-field ({text_field!r}).")
-    rd = _RunDir(run_path)
+    rd = RunDir(run_path)
     state = rd.prepare(manifest, fresh)
     try:
         for w in warnings:
@@ -917,11 +262,12 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
             rd.log("interrupted: finished chunks are kept; run the same command to resume")
             raise
         try:
-            _check_unchanged(input_path, manifest, size)
+            check_unchanged(input_path, manifest, size)
         except InputError as exc:
             rd.log(f"error: {exc}")
             raise
-        summary = _merge(rd, vocab, labeller, settings, manifest, time.perf_counter() - t0, len(done), warnings)
+        summary = _merge(rd, vocab, labeller, settings_record, manifest, time.perf_counter() - t0, len(done),
+                         warnings)
         rd.log(f"done: {summary.labelled} labelled, {summary.skipped} skipped, {summary.seconds:.1f}s")
         return summary
     finally:
@@ -970,7 +316,7 @@ def _check_ids(chunk: list[Item | BadRow], seen: _IdSet) -> dict[int, str]:
     return dup
 
 
-def _label_chunk(rd: _RunDir, ci: int, chunk: list[Item | BadRow], dup: dict[int, str], labeller: Any,
+def _label_chunk(rd: RunDir, ci: int, chunk: list[Item | BadRow], dup: dict[int, str], labeller: Any,
                  tick: Callable[[int], None]) -> None:
     t0 = time.perf_counter()
     items = [rec for pos, rec in enumerate(chunk) if isinstance(rec, Item) and pos not in dup]
@@ -995,17 +341,17 @@ def _label_chunk(rd: _RunDir, ci: int, chunk: list[Item | BadRow], dup: dict[int
     stats = {"chunk": ci, "records": len(chunk), "labelled": labelled, "skipped": skipped,
              "seconds": round(time.perf_counter() - t0, 3), "usage": usage}
     lines.append(json.dumps({"stats": stats}) + "\n")
-    _write_lines(rd.chunk_path(ci), lines)
+    write_lines(rd.chunk_path(ci), lines)
 
 
 def _item_error(item: Item, why: str) -> dict[str, Any]:
     err: dict[str, Any] = {"id": item.id, "reason": str(why)}
-    if isinstance(why, _Retryable):
+    if isinstance(why, Retryable):
         err["retryable"] = True
     return err
 
 
-def _retry_chunk(rd: _RunDir, ci: int, chunk: list[Item | BadRow], labeller: Any) -> None:
+def _retry_chunk(rd: RunDir, ci: int, chunk: list[Item | BadRow], labeller: Any) -> None:
     """Label again the items of a finished chunk that failed on transient errors, if any, and
     rewrite the chunk atomically."""
     t0 = time.perf_counter()
@@ -1031,13 +377,11 @@ def _retry_chunk(rd: _RunDir, ci: int, chunk: list[Item | BadRow], labeller: Any
     stats["usage"] = {**(stats.get("usage") or {})}
     _add_usage(stats["usage"], usage)
     lines[-1] = json.dumps({"stats": stats}) + "\n"
-    _write_lines(rd.chunk_path(ci), lines)
+    write_lines(rd.chunk_path(ci), lines)
 
 
-def _merge(rd: _RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, Any], manifest: dict[str, Any],
+def _merge(rd: RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, Any], manifest: dict[str, Any],
            seconds: float, resumed: int, warnings: list[str]) -> RunSummary:
-    from zsl.pseudo import FORMAT_VERSION, _vocab_to_meta
-
     chunk_ids = sorted(rd.done_chunks())
     if chunk_ids != list(range(len(chunk_ids))):
         missing = sorted(set(range(max(chunk_ids) + 1)) - set(chunk_ids)) if chunk_ids else []
@@ -1081,12 +425,11 @@ def _merge(rd: _RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, An
                         retryable += bool(err.get("retryable"))
                         yield json.dumps(err, ensure_ascii=False) + "\n"
 
-    _write_lines(rd.path / LABELS, rows())
-    _write_lines(rd.path / ERRORS, errors())
+    write_lines(rd.path / LABELS, rows())
+    write_lines(rd.path / ERRORS, errors())
     prov = {"zsl_version": manifest["zsl_version"], **settings}
-    _write_json(rd.path / META,
-                {"zsl_silver": FORMAT_VERSION, "vocab": _vocab_to_meta(vocab), "rule": {"name": "top_k", "k": k},
-                 "provenance": prov, "n_items": totals["labelled"]})
+    write_json(rd.path / META, run_meta(vocab, k=k, top_scores=settings["top_scores"], provenance=prov,
+                                         n_items=totals["labelled"]))
     labelled = int(totals["labelled"])
     summary = RunSummary(
         run_dir=str(rd.path), labels=str(rd.path / LABELS), errors=str(rd.path / ERRORS), total=int(totals["records"]),
@@ -1095,7 +438,7 @@ def _merge(rd: _RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, An
         resumed_chunks=resumed, tokens=usage, cost_usd=_price(labeller.lm_name, usage) if labeller.remote else None,
         eval={"rp_at_k": hits["rp"] / hits["n"], "p_at_1": hits["p1"] / hits["n"], "n": hits["n"], "k": k}
         if hits["n"] else None, warnings=warnings, retryable=retryable)
-    _write_json(rd.path / SUMMARY, summary.to_dict())
+    write_json(rd.path / SUMMARY, summary.to_dict())
     if retryable:
         rd.log(f"{retryable} item(s) failed on transient errors: chunks kept; rerun the same command to retry them")
     else:
@@ -1104,11 +447,12 @@ def _merge(rd: _RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, An
 
 
 def estimate_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | LabelVocab | Sequence[str], *,
-                 sample: int = 5, **settings: Any) -> dict[str, Any]:
+                 sample: int = 5, settings: LabelSettings | None = None, **overrides: Any) -> dict[str, Any]:
     """Label the first ``sample`` items (nothing is written) and extrapolate to the whole input.
 
     Args:
-        input, labels, settings: as for :func:`label_run` (``out``/``fresh`` are ignored).
+        input, labels, settings, overrides: as for :func:`label_run` (``out``, ``fresh``,
+            ``show_progress`` and ``chunk_size`` are ignored).
         sample: items to label for the estimate.
 
     Returns:
@@ -1118,25 +462,16 @@ def estimate_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] |
     """
     if sample < 1:
         raise InputError(f"sample must be >= 1, got {sample}")
+    for ignored in ("out", "fresh", "show_progress", "chunk_size"):
+        overrides.pop(ignored, None)
+    opts = (settings or LabelSettings()).updated(**overrides)
+    opts.check()
     input_path = Path(input)
     check_regular_input(input_path)
     fmt = input_format(input_path)
     vocab, _ = _load_vocab(labels, [])
-    settings.pop("out", None)
-    settings.pop("fresh", None)
-    settings.pop("show_progress", None)
-    settings.pop("chunk_size", None)
-    keys = ("lm", "encoder", "k", "label_kind", "infer", "rank", "rank_top", "program", "concurrency", "timeout",
-            "retries", "image_backend", "image_kwargs", "label_descriptions")
-    unknown = set(settings) - set(keys) - {"text_field", "id_field"}
-    if unknown:
-        raise InputError(f"Unknown settings {sorted(unknown)}; expected some of {list(keys)}.")
-    defaults = {"lm": None, "encoder": None, "k": 5, "label_kind": "labels", "infer": True, "rank": True,
-                "rank_top": 20, "program": None, "concurrency": 1, "timeout": None, "retries": 3,
-                "image_backend": None, "image_kwargs": None, "label_descriptions": None}
-    opts = {**defaults, **{k: v for k, v in settings.items() if k in keys}}
-    labeller = _make_labeller(fmt, vocab, **opts)
-    records = _records(input_path, fmt, settings.get("text_field", "text"), settings.get("id_field", "id"))
+    labeller = make_labeller(fmt, vocab, opts)
+    records = _records(input_path, fmt, opts.text_field, opts.id_field)
     items: list[Item] = []
     for rec in records:
         if isinstance(rec, Item):

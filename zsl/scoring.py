@@ -42,13 +42,13 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from zsl.base import ParamsMixin
 from zsl.errors import InputError
 
 __all__ = [
@@ -233,36 +233,6 @@ class Decision:
             idx = idx[np.argsort(-row_conf[idx], kind="stable")]
             out.append([vocab[int(j)] for j in idx])
         return out
-
-
-class ParamsMixin:
-    """The scikit-learn parameter protocol without importing scikit-learn.
-
-    ``get_params`` / ``set_params`` read the constructor's signature, so
-    ``sklearn.base.clone`` and grid searches work on zsl estimators.
-    """
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters (scikit-learn protocol; ``sklearn.base.clone`` works)."""
-        return {p: getattr(self, p) for p in self._param_names()}
-
-    def set_params(self, **params: Any) -> ParamsMixin:
-        """Set constructor parameters; returns self."""
-        valid = self._param_names()
-        for key, value in params.items():
-            if key not in valid:
-                raise InputError(f"{type(self).__name__} has no parameter {key!r}; valid: {', '.join(valid)}")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
 
 class _Rule(ParamsMixin):

@@ -4,8 +4,10 @@ scikit-learn-like estimator.
 Example:
     >>> from zsl import Tagger, LabelVocab                            # doctest: +SKIP
     >>> tagger = Tagger(LabelVocab(["python", "sql", "cooking"]), label_kind="skills")
-    >>> tagger.predict(["We need someone fluent in Python."], k=2)     # doctest: +SKIP
+    >>> tagger.top_k(["We need someone fluent in Python."], k=2)       # doctest: +SKIP
     [[('python', 0.83), ('sql', 0.41)]]
+    >>> tagger.predict(["We need someone fluent in Python."], k=2)     # doctest: +SKIP
+    array([[1, 1, 0]], dtype=uint8)
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from zsl.base import ItemScores, Ranked, ScorerMixin
+from zsl.data.files import write_text_atomic
 from zsl.errors import InputError
 from zsl.vocab import LabelVocab
 
@@ -45,10 +49,13 @@ def as_examples(examples: Iterable[Any]) -> list[tuple[str, list[str]]]:
     return out
 
 
-class Tagger:
+class Tagger(ScorerMixin):
     """Tag texts with labels from a vocabulary using Infer-Retrieve-Rank.
 
-    Parameters are stored as given; models load on first use.
+    Parameters are stored as given; models load on first use. A :class:`zsl.base.Scorer`:
+    ``score`` / ``decision_function`` give the raw ``(N, K)`` scores, ``predict_proba`` the
+    same clipped to [0, 1], ``predict(texts, k)`` the top-``k`` label sets as an ``(N, K)``
+    0/1 matrix, and ``top_k(texts, k)`` the ``(label, score)`` pairs.
 
     Args:
         vocab: the label vocabulary (or a list of labels).
@@ -113,6 +120,10 @@ class Tagger:
             self._program = self._build()
         return self._program
 
+    @program_.setter
+    def program_(self, program: Any) -> None:
+        self._program = program
+
     def _build(self):
         from zsl.encoders import get_encoder
         from zsl.index import VocabIndex
@@ -142,30 +153,112 @@ class Tagger:
                              f"{' ...' if len(bad) > 10 else ''}. Remove or fill them first.")
         return items
 
-    def decision_function(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        """Raw scores ``(N, K)`` in vocabulary order (retrieval similarity + rank bonus)."""
+    @property
+    def uses_lm(self) -> bool:
+        """Whether scoring runs an LLM step (Infer or Rank): then items are scored one at a time."""
+        program = self.program_
+        return bool(program.use_infer or program.use_rank)
+
+    def score(self, texts: Sequence[str], *, show_progress: bool = False, batch_size: int = 1024) -> np.ndarray:
+        """Raw scores ``(N, K)`` float32 in vocabulary order (retrieval similarity + rank bonus).
+
+        The :class:`~zsl.base.Scorer` contract; the same scores ``zsl label`` writes. Without
+        an LLM step (``infer=False, rank=False``) the texts are encoded ``batch_size`` at a time
+        in one batched encoder call each, as ``zsl label --no-infer --no-rank`` does; with one,
+        the program runs once per text.
+        """
         items = self._check_texts(texts)
         program = self.program_
         out = np.zeros((len(items), len(self.vocab)), dtype=np.float32)
         from zsl.progress import progress
 
+        if not self.uses_lm:
+            starts = range(0, len(items), max(1, int(batch_size)))
+            for start in progress(starts, desc="tagging", disable=not show_progress, unit="batch"):
+                out[start:start + batch_size] = program.retrieve_many(items[start:start + batch_size])
+            return out
         for i, text in enumerate(progress(items, desc="tagging", disable=not show_progress)):
             out[i] = program(text=text).scores
         return out
 
+    def explain(self, text: str) -> ItemScores:
+        """Score one text with the whole program, keeping what a labelled row shows besides its scores.
+
+        Returns:
+            :class:`~zsl.base.ItemScores`: the ``(K,)`` scores, the fields ``phrases`` (with
+            Infer), ``retrieval_labels`` (with Rank: the scores before it, as a
+            :class:`~zsl.base.Ranked` vector) and ``notes`` (fallbacks taken, if any), and the LM
+            usage per step.
+        """
+        program = self.program_
+        pred = program(text=text)
+        fields: dict[str, Any] = {}
+        if program.use_infer:
+            fields["phrases"] = list(pred.phrases)
+        if program.use_rank:
+            fields["retrieval_labels"] = Ranked(pred.retrieval_scores)
+        if pred.notes:
+            fields["notes"] = list(pred.notes)
+        return ItemScores(np.asarray(pred.scores, dtype=np.float32), fields, dict(pred.get("usage") or {}))
+
+    def setup_notes(self) -> list[str]:
+        """What to say once, before labelling, about how the vocabulary is used (e.g. descriptions that are cut)."""
+        return self.program_.setup_notes()
+
+    def limit_remote_calls(self, timeout: float | None) -> float | None:
+        """Bound every LM call in time and leave retries to the caller (:func:`zsl.retry.retry_call`).
+
+        Each step's LM is replaced by a copy with the time limit (``timeout``, else the LM's own,
+        else :data:`zsl.lm.REMOTE_TIMEOUT`) and no retries of DSPy's own (they would multiply the
+        caller's); the LM objects passed in are left alone.
+
+        Returns:
+            the time limit in seconds (``timeout`` itself when the LM's own is an ``httpx.Timeout``).
+        """
+        from zsl.lm import REMOTE_TIMEOUT
+
+        program = self.program_
+        for predictor in (program.infer.predict, program.rank.predict):
+            lm = predictor.lm
+            if lm is not None and hasattr(lm, "kwargs") and hasattr(lm, "copy"):
+                limit = timeout or lm.kwargs.get("timeout") or REMOTE_TIMEOUT
+                predictor.lm = lm.copy(timeout=limit, num_retries=0)
+                if isinstance(limit, int | float):  # not an httpx.Timeout the caller set on the LM
+                    timeout = float(limit)
+        return timeout
+
+    def check_lm(self, name: str | None = None, *, attempt: Any = None) -> None:
+        """Check, with one short call, that the LM answers (see :func:`zsl.lm.check_lm`).
+
+        Raises:
+            RemoteModelError: it does not.
+        """
+        from zsl.lm import check_lm
+
+        check_lm(self.program_.infer.predict.lm, name, attempt=attempt)
+
+    def decision_function(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        """Raw scores ``(N, K)`` in vocabulary order: :meth:`score` (scikit-learn's name)."""
+        return self.score(texts, show_progress=show_progress)
+
     def predict_proba(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         """Scores clipped to [0, 1], ``(N, K)`` in vocabulary order. Not calibrated probabilities."""
-        return np.clip(self.decision_function(texts, show_progress=show_progress), 0.0, 1.0)
+        return np.clip(self.score(texts, show_progress=show_progress), 0.0, 1.0)
 
-    def predict(self, texts: Sequence[str], k: int = 10, *, show_progress: bool = False) -> list[list[tuple[str, float]]]:
-        """Top-``k`` ``(label, score)`` pairs per text, best first."""
-        if k < 1:
-            raise InputError(f"k must be >= 1, got {k}")
-        scores = self.decision_function(texts, show_progress=show_progress)
-        from zsl.index import top_k
+    def config(self) -> dict[str, Any]:
+        """What produces this tagger's scores: LMs, encoder, vocabulary, program settings and prompts.
 
-        vals, idx = top_k(scores, k)
-        return [[(self.vocab[j], round(float(v), 4)) for v, j in zip(vr, ir)] for vr, ir in zip(vals, idx)]
+        Recorded in run manifests and silver-data provenance (the zsl version is added there).
+        """
+        program = self.program_
+        return {
+            "infer_lm": getattr(program.infer.predict.lm, "model", None) if program.use_infer else None,
+            "rank_lm": getattr(program.rank.predict.lm, "model", None) if program.use_rank else None,
+            "encoder": program.index.encoder.model_id,
+            "vocab_hash": self.vocab.hash,
+            "vocab_size": len(self.vocab),
+            "settings": program.config(),
+        }
 
     # -- optimisation -------------------------------------------------------------------
     def fit(self, examples: Iterable[Any], *, optimizer: str = "bootstrap", metric_k: int = 10,
@@ -230,10 +323,7 @@ class Tagger:
         state = self.program_.dump_state()
         payload = {"zsl_tagger": 1, "vocab_hash": self.vocab.hash, "settings": self.program_.config(),
                    "program": state}
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
-        os.replace(tmp, p)
-        return p
+        return write_text_atomic(p, json.dumps(payload, indent=1, ensure_ascii=False, default=str))
 
     def load(self, path: str | os.PathLike[str]) -> Tagger:
         """Load a state saved by :meth:`save` into this tagger's program.

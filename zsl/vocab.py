@@ -31,7 +31,7 @@ import numpy as np
 from zsl.cache import content_hash
 from zsl.errors import InputError, VocabularyError
 
-__all__ = ["DESCRIPTION_CHARS", "DESCRIPTION_WORDS", "LabelVocab", "clean_description"]
+__all__ = ["DESCRIPTION_CHARS", "DESCRIPTION_WORDS", "LabelVocab", "clean_description", "vocab_difference"]
 
 # The budget of a description embedded with its label for retrieval. Sentence encoders
 # mean-pool over tokens, so a long description drowns the label's own words; 48 words keep
@@ -446,3 +446,45 @@ def _check_parents(labels: tuple[str, ...], parents: Sequence[str | None] | Mapp
             seen.add(node)
             node = of[node]
     return par
+
+
+def vocab_difference(expected: Sequence[str], got: Sequence[str], *, expected_name: str = "expected",
+                     got_name: str = "given") -> str:
+    """Describe how two label lists differ (missing, extra, first re-ordered column).
+
+    Args:
+        expected, got: the label lists, in column order.
+        expected_name, got_name: how to call each side in the message.
+
+    Returns:
+        ``""`` when they are identical, else a one-paragraph description.
+
+    Example:
+        >>> vocab_difference(["a", "b", "c"], ["a", "c", "d"])
+        "2 of the 3 expected labels are among the 3 given ones; missing from given: ['b']; not in expected: ['d']"
+        >>> vocab_difference(["a", "b"], ["b", "a"])
+        "same 2 labels in a different order; first difference at column 0: expected has 'a', given has 'b'"
+    """
+    exp, new = list(expected), list(got)
+    if exp == new:
+        return ""
+    exp_set, new_set = set(exp), set(new)
+    missing = [lab for lab in exp if lab not in new_set]
+    extra = [lab for lab in new if lab not in exp_set]
+
+    def show(labels: list[str]) -> str:
+        head = ", ".join(repr(lab) for lab in labels[:8])
+        return f"[{head}{', ...' if len(labels) > 8 else ''}]" + (f" ({len(labels)})" if len(labels) > 8 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"missing from {got_name}: {show(missing)}")
+    if extra:
+        parts.append(f"not in {expected_name}: {show(extra)}")
+    if not parts:
+        j = next(i for i, (a, b) in enumerate(zip(exp, new)) if a != b)
+        parts.append(f"same {len(exp)} labels in a different order; first difference at column {j}: "
+                     f"{expected_name} has {exp[j]!r}, {got_name} has {new[j]!r}")
+        return "; ".join(parts)
+    common = len(exp_set & new_set)
+    return f"{common} of the {len(exp)} {expected_name} labels are among the {len(new)} {got_name} ones; " + "; ".join(parts)

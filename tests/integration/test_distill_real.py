@@ -23,7 +23,7 @@ def _read(path, n):
 
 def test_distil_goemotions_slice(shared_data, tmp_path):
     from zsl import LabelVocab, Tagger
-    from zsl.distill import StudentClassifier, folder_size, label_file
+    from zsl.distill import StudentClassifier, folder_size
     from zsl.encoders import get_encoder
     from zsl.metrics import f1_scores, mean_average_precision
     from zsl.pseudo import read_silver, silver_from_tagger, silver_report, write_silver
@@ -66,5 +66,7 @@ def test_distil_goemotions_slice(shared_data, tmp_path):
 
     items = tmp_path / "items.jsonl"
     items.write_text("".join(json.dumps(r) + "\n" for r in test[:50]), encoding="utf-8")
-    summary = label_file(items, saved, out=tmp_path / "labelled.jsonl")
-    assert summary["labelled"] == 50 and "eval" in summary
+    from zsl.run import label_run
+
+    summary = label_run(items, None, model=saved, out=tmp_path / "labelled")
+    assert summary.labelled == 50 and summary.eval is not None

@@ -87,7 +87,7 @@ def test_tagger_names_a_correct_topic_for_obvious_texts(qwen):
     rows = [json.loads(x) for x in example_path("news_topics.jsonl").read_text().splitlines()]
     chosen = [r for r in rows if r["id"] in ("n01", "n03", "n05", "n06", "n09", "n13")]
     tagger = Tagger(vocab, lm=qwen, label_kind="topics", rank_top=10)
-    preds = tagger.predict([r["text"] for r in chosen], k=3)
+    preds = tagger.top_k([r["text"] for r in chosen], k=3)
     for r, p in zip(chosen, preds):
         assert set(r["labels"]) & {lab for lab, _ in p}, (r["text"], p)
     assert tagger.program_.infer.predict.lm is qwen  # the injected LM ran the Infer step

@@ -156,15 +156,14 @@ def test_out_under_a_regular_file(tmp_path, capsys, items_file, vocab_file):
 
 
 def test_image_jsonl_with_a_non_utf8_line_skips_that_row(tmp_path):
-    from zsl.image import _read_inputs
-    from zsl.run import _image_records
+    from zsl.data.images import image_records, read_image_inputs
 
     listing = tmp_path / "images.jsonl"
     listing.write_bytes(b'{"image": "a.png", "labels": ["cat"]}\n{"image": "b\xff.png"}\n{"image": "c.png"}\n')
-    paths, gold, bad = _read_inputs(listing)
+    paths, gold, bad = read_image_inputs(listing)
     assert [Path(p).name for p in paths] == ["a.png", "c.png"] and gold == [["cat"], None]
     assert len(bad) == 1 and bad[0].path == f"{listing}:2" and "not UTF-8" in bad[0].reason
-    recs = list(_image_records(listing))
+    recs = list(image_records(listing))
     assert [(r.path, r.line) for r in recs if isinstance(r, BadRow)] == [(str(listing), 2)]
     assert [r.id for r in recs if isinstance(r, Item)] == ["a.png", "c.png"]
 

@@ -1,6 +1,7 @@
 import json
 
 import dspy
+import numpy as np
 import pytest
 
 from tests.fakes import ScriptedLM
@@ -138,10 +139,14 @@ def test_cli_models_lists_everything(capsys):
 
 def test_tagger_predict_and_proba_shapes():
     t = Tagger(["sports", "cooking", "weather"], encoder="hashing", infer=False, rank=False)
-    preds = t.predict(["sports news", "cooking dinner"], k=2)
+    preds = t.top_k(["sports news", "cooking dinner"], k=2)
     assert preds[0][0][0] == "sports" and preds[1][0][0] == "cooking" and len(preds[0]) == 2
     proba = t.predict_proba(["sports news"])
     assert proba.shape == (1, 3) and proba.min() >= 0 and proba.max() <= 1
+    # predict: label sets in scikit-learn's sense, an (N, K) 0/1 matrix in vocabulary order
+    sets = t.predict(["sports news", "cooking dinner"], k=1)
+    assert sets.dtype == np.uint8 and sets.tolist() == [[1, 0, 0], [0, 1, 0]]
+    assert t.score(["sports news"]).dtype == np.float32
     with pytest.raises(InputError, match="one string"):
         t.predict("sports news")
     with pytest.raises(InputError, match="positions \\[1\\]"):

@@ -27,7 +27,7 @@ def _vocab(descriptions=GLOSSES):
 
 
 def _top(tagger, text=MERGER):
-    return tagger.predict([text], k=1)[0][0][0]
+    return tagger.top_k([text], k=1)[0][0][0]
 
 
 def _write_tsv(path, rows):

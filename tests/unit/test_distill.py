@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from zsl.distill import StudentClassifier, asymmetric_loss, distill_file, folder_size, label_file, soft_bce
+from zsl.distill import StudentClassifier, asymmetric_loss, distill_file, folder_size, soft_bce
 from zsl.encoders import HashingEncoder
 from zsl.errors import InputError, ModelIntegrityError, VocabularyError
 from zsl.pseudo import make_silver, write_silver
+from zsl.run import label_run
 from zsl.scoring import TopK
 from zsl.vocab import LabelVocab
 
@@ -207,12 +208,14 @@ def test_text_student_with_hashing_encoder_and_file_entry_points(tmp_path):
     st = StudentClassifier.load(tmp_path / "student")
     assert st.input_kind_ == "text" and st._encoder_kwargs == {"dim": 256}
     assert [lab for lab, _ in st.predict_labels(["a red apple"])[0]][:1] == ["red"]
+    # labelling with the student goes through the run machinery (zsl label --model)
     items = tmp_path / "items.jsonl"
     items.write_text("".join(json.dumps({"id": str(i), "text": t, "labels": [t.split()[0]]}) + "\n"
                              for i, t in enumerate(texts[:9])), encoding="utf-8")
-    out = label_file(items, tmp_path / "student", out=tmp_path / "labelled.jsonl")
-    assert out["labelled"] == 9 and out["eval"]["micro_f1"] > 0.8
-    row = json.loads((tmp_path / "labelled.jsonl").read_text(encoding="utf-8").splitlines()[0])
-    assert row["labels"] and row["provenance"]["student_sha256"]
+    out = label_run(items, None, model=tmp_path / "student", out=tmp_path / "labelled", k=1)
+    assert out.labelled == 9 and out.eval["p_at_1"] > 0.8
+    row = json.loads((tmp_path / "labelled" / "labels.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert row["labels"] and "above_threshold" in row
+    assert json.loads((tmp_path / "labelled" / "manifest.json").read_text())["settings"]["student_sha256"]
     with pytest.raises(VocabularyError):
-        label_file(items, tmp_path / "student", vocab=["red", "green"])
+        label_run(items, ["red", "green"], model=tmp_path / "student", out=tmp_path / "other")

@@ -16,16 +16,15 @@ from PIL import Image
 
 from tests.fakes import ScriptedLM
 from zsl import LabelVocab
+from zsl.base import Scorer
 from zsl.errors import InputError, ModelNotFoundError
 from zsl.image import (
-    ImageScorer,
     ImageTagger,
     aggregate,
     class_probabilities,
     describe_labels,
     global_local_scores,
     grid_boxes,
-    label_images,
     label_texts,
     list_image_files,
     load_image,
@@ -294,7 +293,7 @@ def test_global_local_finds_the_small_object_global_misses():
     cdul = ImageTagger(vocab, ColourBackend(), grids=(3,), templates=["{label}"]).predict_proba([img])
     assert g_only[0, 2] < 0.01                     # blue is 1/9 of the image: invisible globally
     assert cdul[0, 2] > 0.99 and cdul[0, 0] > 0.99  # a snippet is pure blue; red stays
-    assert isinstance(ImageTagger(vocab, ColourBackend()), ImageScorer)
+    assert isinstance(ImageTagger(vocab, ColourBackend()), Scorer)
 
 
 def test_crops_of_a_batch_go_through_the_backend_together_and_batching_does_not_change_scores():
@@ -348,28 +347,6 @@ def test_score_files_reports_skipped_files(bad_files):
     assert res.scores.shape == (2, 3) and res.paths == [str(bad_files["good"])] * 2
     assert [s.path for s in res.skipped] == [str(bad_files[k]) for k in ["garbage", "bomb", "empty"]]
     assert res.scores[0].argmax() == 0  # the good image is red
-
-
-def test_label_images_writes_silver_data_and_evaluates_gold(tmp_path):
-    folder = tmp_path / "imgs"
-    folder.mkdir()
-    Image.new("RGB", (32, 32), (250, 0, 0)).save(folder / "r.png")
-    Image.new("RGB", (32, 32), (0, 0, 250)).save(folder / "b.png")
-    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
-    summary = label_images(folder, ["red", "green", "blue"], backend=ColourBackend(), k=2)
-    assert summary["labelled"] == 2 and summary["skipped"] == 1
-    assert "broken.jpg" in summary["bad_rows"][0]
-    rows = [json.loads(x) for x in Path(summary["out"]).read_text().splitlines()]
-    assert {Path(r["image"]).name: r["labels"][0] for r in rows} == {"b.png": "blue", "r.png": "red"}
-    assert rows[0]["provenance"]["settings"]["backend"] == "fake:colour"
-
-    manifest = tmp_path / "gold.jsonl"
-    manifest.write_text('{"image": "imgs/r.png", "labels": ["red"]}\n{"image": "imgs/b.png", "labels": ["blue"]}\n'
-                        'not json\n')
-    summary = label_images(manifest, ["red", "green", "blue"], backend=ColourBackend(), out=tmp_path / "o.jsonl")
-    assert summary["eval"]["map"] == pytest.approx(1.0) and summary["skipped"] == 1
-    with pytest.raises(InputError, match="No readable image"):
-        label_images([folder / "broken.jpg"], ["red"], backend=ColourBackend(), out=tmp_path / "x.jsonl")
 
 
 # ----------------------------------------------------------------------------- label texts and descriptions

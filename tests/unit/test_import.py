@@ -8,6 +8,7 @@ def test_import_zsl_is_light():
     code = (
         "import sys, zsl\n"
         "v = zsl.LabelVocab(['a', 'b'])\n"
+        "zsl.ImageTagger, zsl.StudentClassifier, zsl.label_run, zsl.LabelSettings, zsl.Scorer\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -19,6 +20,11 @@ def test_lazy_attributes_resolve():
 
     assert zsl.metrics.rp_at_k is not None
     assert callable(zsl.get_lm)
+    from zsl.distill import StudentClassifier
+    from zsl.image import ImageTagger
+    from zsl.run import label_run
+
+    assert zsl.ImageTagger is ImageTagger and zsl.StudentClassifier is StudentClassifier and zsl.label_run is label_run
     try:
         zsl.does_not_exist  # noqa: B018
     except AttributeError as exc:

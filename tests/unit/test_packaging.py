@@ -18,3 +18,7 @@ def test_wheel_ships_prompts_programs_and_examples(tmp_path):
     assert "zsl/programs/irr.py" in names
     assert "zsl/examples/news_topics.jsonl" in names and "zsl/examples/news_topics_labels.txt" in names
     assert not any(n.startswith(("prompts/", "programs/", "tests/")) for n in names)
+    # every module of the library ships, subpackages (zsl.data) included
+    modules = [f.relative_to(ROOT).as_posix() for f in (ROOT / "zsl").rglob("*.py")
+               if f.relative_to(ROOT).parts[1] not in ("prompts", "programs")]
+    assert "zsl/data/files.py" in modules and [m for m in modules if m not in names] == []

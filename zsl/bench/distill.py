@@ -151,7 +151,6 @@ def _median_time(fn: Any, repeats: int = 5) -> float:
 def run_dataset(ds: dict[str, Any], args: argparse.Namespace, encoder: Any) -> dict[str, Any]:
     from zsl.distill import StudentClassifier, folder_size
     from zsl.encoders import encode_cached
-    from zsl.pipeline import provenance
     from zsl.pseudo import make_silver, read_silver, silver_report, write_silver
     from zsl.scoring import TopK
     from zsl.tagger import Tagger
@@ -195,7 +194,7 @@ def run_dataset(ds: dict[str, Any], args: argparse.Namespace, encoder: Any) -> d
         raise SystemExit(f"[{name}] batched teacher scores differ from Tagger.decision_function "
                          f"(max diff {np.abs(tagged - teacher_test[:n_speed]).max():.2e})")
     # The teacher's own work without the encoder: the same Tagger, its encoder swapped for a
-    # lookup of the embeddings computed above (DSPy call, similarity, ranking per item).
+    # lookup of the embeddings computed above (similarity and prior, batched like the encoder).
     n_noenc = min(1000, len(ds["test_texts"]))
     lookup = _LookupEncoder(encoder.model_id, ds["test_texts"][:n_noenc], emb_test[:n_noenc])
     no_enc_tagger = Tagger(vocab, infer=False, rank=False, encoder=lookup)
@@ -203,9 +202,7 @@ def run_dataset(ds: dict[str, Any], args: argparse.Namespace, encoder: Any) -> d
     t_teacher_noenc = _median_time(lambda: no_enc_tagger.decision_function(ds["test_texts"][:n_noenc]), repeats=3)
 
     # Silver data from the teacher on the training slice (label-free rule), through the files.
-    prov = provenance(tagger)
-    prov.pop("zsl_version", None)
-    prov["teacher"] = "zsl.Tagger(infer=False, rank=False)"
+    prov = {**tagger.config(), "teacher": "zsl.Tagger(infer=False, rank=False)"}
     silver = make_silver(teacher_train, vocab, TopK(k=1), ids=ds["train_ids"], texts=ds["train_texts"],
                          provenance=prov)
     silver_path = write_silver(silver, out / "silver.jsonl")
@@ -438,7 +435,7 @@ def run_coco(args: argparse.Namespace) -> dict[str, Any]:
     from zsl.bench.images import load_coco
     from zsl.distill import StudentClassifier, folder_size
     from zsl.image import ImageTagger, global_local_scores, load_images
-    from zsl.image_backends import _to_batch, conse_embeddings, get_image_backend
+    from zsl.image_backends import conse_embeddings, get_image_backend, to_batch
     from zsl.metrics import mean_average_precision
     from zsl.scoring import TopK
 
@@ -523,8 +520,8 @@ def run_coco(args: argparse.Namespace) -> dict[str, Any]:
 
     def teacher_after_backbone() -> np.ndarray:
         s = r_probs.shape[1]
-        g = tagger._probs(conse_embeddings(g_probs, ce, top))
-        r = tagger._probs(conse_embeddings(r_probs.reshape(n * s, -1), ce, top).reshape(n, s, -1))
+        g = tagger.probabilities(conse_embeddings(g_probs, ce, top))
+        r = tagger.probabilities(conse_embeddings(r_probs.reshape(n * s, -1), ce, top).reshape(n, s, -1))
         return global_local_scores(g, r, threshold=tagger.threshold_, lam=tagger.lam)
 
     if not np.allclose(teacher_after_backbone(), teacher, atol=1e-4):
@@ -543,7 +540,7 @@ def run_coco(args: argparse.Namespace) -> dict[str, Any]:
         out = []
         for start in range(0, n_e2e, tagger.batch_size):
             imgs, _ = load_images(paths[start:min(start + tagger.batch_size, n_e2e)])
-            x = _to_batch(imgs, size_px, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+            x = to_batch(imgs, size_px, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
             with torch.inference_mode():
                 f = backend.net.forward_features(x).mean(dim=(2, 3)).float().numpy()
             out.append(student.predict_proba(f))

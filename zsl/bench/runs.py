@@ -36,8 +36,8 @@ START, END = "<!-- runs:start -->", "<!-- runs:end -->"
 
 def _bare_loop(items_path: Path, vocab, encoder, out: Path, k: int = 3, batch: int = 1000) -> int:
     """The same labelling work with no run machinery: the baseline."""
+    from zsl.base import top_k
     from zsl.data import Item, iter_records
-    from zsl.run import _top
     from zsl.tagger import Tagger
 
     program = Tagger(vocab, encoder=encoder, infer=False, rank=False).program_
@@ -46,10 +46,10 @@ def _bare_loop(items_path: Path, vocab, encoder, out: Path, k: int = 3, batch: i
 
     def flush() -> None:
         scores = program.retrieve_many([it.text for it in buf])
+        vals, idx = top_k(scores, k)
         for i, it in enumerate(buf):
-            order = _top(scores[i], k)
-            rows.append({"id": it.id, "text": it.text, "labels": [vocab[j] for j in order],
-                         "scores": [round(float(scores[i, j]), 4) for j in order]})
+            rows.append({"id": it.id, "text": it.text, "labels": [vocab[int(j)] for j in idx[i]],
+                         "scores": [round(float(v), 4) for v in vals[i]]})
         buf.clear()
 
     for rec in iter_records(items_path):

@@ -1,8 +1,9 @@
-"""Reading items to label and writing silver data.
+"""Reading items to label: every input format as one stream of :class:`~zsl.data.files.Item` records.
 
 Readers stream ``Item`` records and report bad rows instead of stopping: each bad row
-becomes a :class:`BadRow` (file, line, reason) and the rest of the file is still read.
-Writers are atomic: the output appears under its final name only once complete.
+becomes a :class:`~zsl.data.files.BadRow` (file, line, reason) and the rest of the file is
+still read. :func:`input_format` tells the formats apart; images are listed by
+:mod:`zsl.data.images`.
 """
 
 from __future__ import annotations
@@ -10,60 +11,16 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from zsl.data.files import BadRow, Item, decoded_lines, iter_jsonl, iter_jsonl_file
+from zsl.data.images import IMAGE_EXTENSIONS
 from zsl.errors import InputError
 
-__all__ = ["BadRow", "Item", "check_regular_input", "count_records", "fingerprint", "fingerprint_and_count",
-           "input_format", "iter_jsonl", "iter_jsonl_file", "iter_records", "read_items", "write_jsonl_atomic"]
-
-
-@dataclass
-class Item:
-    """One thing to label: an id, its text, and gold labels when the file has them."""
-
-    id: str
-    text: str
-    gold: list[str] | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class BadRow:
-    """A row that could not be used, with where and why."""
-
-    path: str
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.reason}"
-
-
-def iter_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, Any, str | None]]:
-    """Parse JSON Lines: ``(line number, value, None)`` per good line, ``(line number, None,
-    reason)`` per malformed one; blank lines are skipped. Callers decide whether a bad line
-    is skipped and reported or is an error.
-
-    Example:
-        >>> list(iter_jsonl(['{"a": 1}', "", "{oops"]))[0]
-        (1, {'a': 1}, None)
-    """
-    for ln, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            yield ln, json.loads(line), None
-        except json.JSONDecodeError as exc:
-            yield ln, None, f"malformed JSON ({exc.msg})"
-
-
-def _bad_utf8(raw: bytes, exc: UnicodeDecodeError) -> str:
-    return (f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
-            "re-save the file as UTF-8")
+__all__ = ["TABLE_SUFFIXES", "TEXT_SUFFIXES", "check_regular_input", "count_records", "fingerprint",
+           "fingerprint_and_count", "input_format", "iter_records", "read_items"]
 
 
 def _has_surrogates(values: Iterable[Any]) -> bool:
@@ -75,8 +32,6 @@ TABLE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 
 
 def _supported() -> str:
-    from zsl.image import IMAGE_EXTENSIONS
-
     return (f"{', '.join(TABLE_SUFFIXES + TEXT_SUFFIXES)} (one item per line), a folder of images, an image file "
             f"({', '.join(IMAGE_EXTENSIONS)}) or a Hugging Face dataset saved with save_to_disk")
 
@@ -106,8 +61,6 @@ def input_format(path: str | os.PathLike[str]) -> str:
     if not p.exists():
         raise InputError(f"Input {p} does not exist.")
     suffix = p.suffix.lower()
-    from zsl.image import IMAGE_EXTENSIONS
-
     if suffix in IMAGE_EXTENSIONS:
         return "images"
     if suffix == ".jsonl":
@@ -206,7 +159,7 @@ def iter_records(path: str | os.PathLike[str], *, text_field: str = "text", id_f
     loaded whole.
 
     Args:
-        path: the input (see :func:`input_format`; image inputs are read by :mod:`zsl.image`).
+        path: the input (see :func:`input_format`; image inputs are read by :mod:`zsl.data.images`).
         text_field: JSON key / column with the text.
         id_field: JSON key / column with the item id (default: the line or row number; see
             :func:`_obj_record` for the id rule).
@@ -225,7 +178,7 @@ def iter_records(path: str | os.PathLike[str], *, text_field: str = "text", id_f
     p = Path(path)
     fmt = input_format(p)
     if fmt == "images":
-        raise InputError(f"{p} holds images; label it with zsl.image.label_images or `zsl label`.")
+        raise InputError(f"{p} holds images; label it with `zsl label` (zsl.run.label_run) or zsl.image.ImageTagger.")
     if fmt == "hf":
         yield from _iter_arrow(p, text_field, id_field)
         return
@@ -241,46 +194,9 @@ def iter_records(path: str | os.PathLike[str], *, text_field: str = "text", id_f
         yield from _iter_lines(p, fmt, text_field, id_field)
 
 
-def _decoded_lines(p: Path) -> Iterator[tuple[int, str | None, str | None]]:
-    r"""``(line number, text, None)`` per non-blank line of a UTF-8 file, ``(line number, None,
-    reason)`` per line that is not UTF-8; a leading BOM is dropped. Lines end at ``\n`` only
-    (so U+2028 inside a JSON string does not split a record)."""
-    with p.open("rb") as fh:
-        for ln, raw in enumerate(fh, 1):
-            if ln == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            if not raw.strip():
-                continue
-            try:
-                yield ln, raw.decode("utf-8").rstrip("\r\n"), None
-            except UnicodeDecodeError as exc:
-                yield ln, None, _bad_utf8(raw, exc)
-
-
-def iter_jsonl_file(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any, str | None]]:
-    r""":func:`iter_jsonl` over a file, streamed: a line that is not UTF-8 is reported like a
-    malformed one (``(line, None, reason)``) instead of stopping the read.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> f = pathlib.Path(tempfile.mkdtemp()) / "x.jsonl"
-        >>> _ = f.write_bytes(b'{"a": 1}\n{"a": "\xff"}\n')
-        >>> [err is None for _, _, err in iter_jsonl_file(f)]
-        [True, False]
-    """
-    for ln, line, err in _decoded_lines(Path(path)):
-        if err is not None:
-            yield ln, None, err
-            continue
-        try:
-            yield ln, json.loads(line), None
-        except json.JSONDecodeError as exc:
-            yield ln, None, f"malformed JSON ({exc.msg})"
-
-
 def _iter_lines(p: Path, fmt: str, text_field: str, id_field: str) -> Iterator[Item | BadRow]:
     if fmt == "text":
-        for ln, line, err in _decoded_lines(p):
+        for ln, line, err in decoded_lines(p):
             yield BadRow(str(p), ln, err) if err is not None else Item(str(ln), line)
         return
     for ln, obj, err in iter_jsonl_file(p):
@@ -524,38 +440,3 @@ def read_items(path: str | os.PathLike[str], *, text_field: str = "text", bad: l
                 bad.append(rec)
         else:
             yield rec
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it onto ``path``.
-
-    An interrupted or failed write never leaves a partial file under the final name.
-
-    Raises:
-        InputError: the folder cannot be written; says which path.
-    """
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        write(tmp)
-        os.replace(tmp, p)
-    except OSError as exc:
-        raise InputError(f"Cannot write {p}: {exc.strerror or exc}. Choose a writable output path.") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return p
-
-
-def write_jsonl_atomic(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> Path:
-    """Write rows as JSON Lines via a temp file + rename (see :func:`atomic_write`)."""
-
-    def write(tmp: Path) -> None:
-        with tmp.open("w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    return atomic_write(path, write)

@@ -1,0 +1,108 @@
+"""The labels.jsonl row format: top scores kept, soft targets from them, mAP from them, old and foreign files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from zsl.distill import StudentClassifier, distill_file
+from zsl.errors import InputError
+from zsl.evaluate import evaluate
+from zsl.pseudo import read_silver
+from zsl.rows import default_top_scores, meta_path, run_meta
+from zsl.run import label_run
+from zsl.vocab import LabelVocab
+
+LABELS = ["red", "green", "blue"]
+TEXTS = ["a red apple", "red cherries", "green grass", "green leaves", "a blue sky", "the blue sea"]
+
+
+def _write_run_rows(path, top_scores):
+    """labels.jsonl rows as zsl label writes them (k = 1, every label's score kept) and their sidecar."""
+    vocab = LabelVocab(LABELS)
+    rows = []
+    for i, (text, top) in enumerate(zip(TEXTS, top_scores, strict=True)):
+        best = max(top, key=top.get)
+        rows.append({"id": str(i), "text": text, "labels": [best], "scores": [top[best]],
+                     "top_scores": dict(sorted(top.items(), key=lambda kv: -kv[1]))})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    meta = run_meta(vocab, k=1, top_scores=3, provenance={"encoder": "hashing"}, n_items=len(rows))
+    meta_path(path).write_text(json.dumps(meta), encoding="utf-8")
+    return path
+
+
+SHARP = [{"red": 0.9, "green": 0.1, "blue": 0.1}, {"red": 0.8, "green": 0.2, "blue": 0.1},
+         {"red": 0.1, "green": 0.9, "blue": 0.2}, {"red": 0.2, "green": 0.8, "blue": 0.1},
+         {"red": 0.1, "green": 0.1, "blue": 0.9}, {"red": 0.2, "green": 0.1, "blue": 0.8}]
+# the same kept labels and kept scores; only the scores below the kept label differ
+BLURRED = [{**row, **{lab: 0.75 for lab in row if row[lab] < 0.5}} for row in SHARP]
+
+
+def test_run_rows_keep_the_top_scores_and_the_sidecar_describes_them(tmp_path):
+    items = tmp_path / "items.txt"
+    items.write_text("".join(t + "\n" for t in TEXTS), encoding="utf-8")
+    label_run(items, LABELS, out=tmp_path / "run", encoder="hashing", infer=False, rank=False, k=1)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "labels.jsonl").read_text().splitlines()]
+    assert all(next(iter(r["top_scores"])) == r["labels"][0] and len(r["top_scores"]) == 3 for r in rows)
+    assert all(r["top_scores"][r["labels"][0]] == r["scores"][0] for r in rows)
+    meta = json.loads((tmp_path / "run" / "labels.jsonl.meta.json").read_text())
+    assert meta["rows"] == {"format": 2, "k": 1, "top_scores": 3, "vocab_size": 3}
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["settings"]["top_scores"] == 3
+    label_run(items, LABELS, out=tmp_path / "two", encoder="hashing", infer=False, rank=False, k=1, top_scores=2)
+    assert all(len(json.loads(x)["top_scores"]) == 2 for x in (tmp_path / "two" / "labels.jsonl").read_text().splitlines())
+    with pytest.raises(InputError, match="top_scores must be >= k"):
+        label_run(items, LABELS, out=tmp_path / "bad", encoder="hashing", infer=False, rank=False, k=2, top_scores=1)
+    assert default_top_scores(5, 28) == 28 and default_top_scores(5, 500) == 50 and default_top_scores(60, 500) == 60
+
+
+def test_soft_targets_come_from_the_stored_scores_and_hard_ones_from_the_labels(tmp_path):
+    a = _write_run_rows(tmp_path / "a.jsonl", SHARP)
+    b = _write_run_rows(tmp_path / "b.jsonl", BLURRED)
+    sa, sb = read_silver(a), read_silver(b)
+    np.testing.assert_array_equal(sa.labels, sb.labels)
+    assert not np.allclose(sa.confidence, sb.confidence)  # the scores survive as soft targets
+    assert ((sa.confidence >= 0.5) == sa.labels.astype(bool)).all()
+    assert sa.rule["confidence"]["rule"] == "top_k"
+    params = {"encoder": "hashing", "epochs": 30, "learning_rate": 0.05, "random_state": 0}
+    probe = ["a red apple", "green leaves", "the blue sea", "grass"]
+
+    def student(path, targets, name):
+        distill_file(path, tmp_path / name, targets=targets, **params)
+        return StudentClassifier.load(tmp_path / name).predict_proba(probe)
+
+    assert not np.allclose(student(a, "soft", "sa"), student(b, "soft", "sb"), atol=1e-4)
+    np.testing.assert_allclose(student(a, "hard", "ha"), student(b, "hard", "hb"), atol=1e-6)
+
+
+def test_eval_ranks_the_stored_top_scores_not_only_the_kept_labels(tmp_path):
+    path = _write_run_rows(tmp_path / "labels.jsonl", SHARP)
+    gold = {"0": ["green"], "2": ["green"], "4": ["blue"]}
+    r = evaluate(path, gold, k=(1, 2, 3))
+    assert r.k == [1, 2, 3] and r.skipped_k == [] and r.labels_kept == (3, 3)
+    assert r.metrics["rp@1"] == pytest.approx(2 / 3) and r.metrics["rp@3"] == 1.0
+    assert "every one of the 3 labels" in r.notes[0] and "lower bound" not in " ".join(r.notes)
+    # the same rows without top_scores: only the kept label is ranked, as before
+    rows = [{k: v for k, v in json.loads(x).items() if k != "top_scores"} for x in path.read_text().splitlines()]
+    old = evaluate(rows, gold, k=(1, 2))
+    assert old.skipped_k == [2] and "truncated to the kept labels" in old.notes[0]
+
+
+def test_old_rows_still_read_and_foreign_rows_name_the_missing_field(tmp_path):
+    old = tmp_path / "old.jsonl"
+    old.write_text(json.dumps({"id": "1", "text": "t", "labels": ["red"], "scores": [0.9]}) + "\n", encoding="utf-8")
+    back = read_silver(old, vocab=LABELS)
+    assert back.labels.tolist() == [[1, 0, 0]] and back.confidence.tolist() == [[1.0, 0.0, 0.0]]
+    foreign = tmp_path / "foreign.jsonl"
+    foreign.write_text(json.dumps({"id": "1", "text": "t", "labels": ["red"], "probs": [0.9]}) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"foreign.jsonl:1: missing 'scores'.*zsl label INPUT --labels VOCAB --out"):
+        read_silver(foreign, vocab=LABELS)
+    with pytest.raises(InputError, match=r"missing 'labels'.*zsl label"):
+        foreign.write_text(json.dumps({"id": "1", "text": "t"}) + "\n", encoding="utf-8")
+        read_silver(foreign, vocab=LABELS)
+    with pytest.raises(InputError, match=r"'top_scores' must map labels to finite numbers"):
+        foreign.write_text(json.dumps({"id": "1", "text": "t", "labels": ["red"], "scores": [0.9],
+                                       "top_scores": {"red": "high"}}) + "\n", encoding="utf-8")
+        read_silver(foreign, vocab=LABELS)
