@@ -335,6 +335,24 @@ class InferRetrieveRank(dspy.Module):
             scores = text_sim
         return apply_prior(scores.astype(np.float32), self.index.vocab.prior_array(), self.prior_weight)
 
+    def fusion_components(self, text: str, rank_top: int = 50) -> dict[str, Any]:
+        """What :mod:`zsl.fusion` needs to refit the weights on a labelled text: the text's and the
+        best phrase's similarity to every label, and Rank's P(yes) for the top ``rank_top``
+        candidates (retrieved with the current weights). Runs Infer and Rank once.
+        """
+        phrases = self.infer(text=text).phrases if self.use_infer else []
+        sim = self.index.similarities(self.index.encoder.encode([text, *phrases]))
+        scores = self.retrieve(text, phrases)
+        cand = np.argsort(-scores, kind="stable")[:rank_top]
+        p_yes = np.zeros(0, dtype=np.float32)
+        if self.use_rank:
+            vocab = self.index.vocab
+            descs = ([vocab.descriptions[i] for i in cand]
+                     if self.index.use_descriptions and vocab.descriptions is not None else None)
+            p_yes = np.asarray(self.rank(text=text, candidates=[vocab[i] for i in cand], descriptions=descs).scores)
+        return {"text_sim": sim[0], "phrase_sim": max_over_phrases(sim[1:]) if phrases else None, "cand": cand,
+                "p_yes": p_yes}
+
     def retrieve_many(self, texts: Sequence[str]) -> np.ndarray:
         """Retrieval scores ``(N, K)`` from the texts alone, encoded in one batch (no LM)."""
         sim = self.index.similarities(self.index.encoder.encode(list(texts)))

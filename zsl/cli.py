@@ -242,9 +242,14 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     tagger = Tagger(vocab, lm=args.lm, encoder=args.encoder, label_kind=args.label_kind, rank_top=args.rank_top,
                     random_state=args.seed)
     t0 = time.perf_counter()
-    tagger.fit([(i.text, i.gold) for i in items], optimizer=args.optimizer, max_demos=args.max_demos)
+    tagger.fit([(i.text, i.gold) for i in items], optimizer=args.optimizer, max_demos=args.max_demos,
+               fusion=not args.no_fusion)
     path = tagger.save(args.out)
     print(f"optimised on {len(items)} examples with {args.optimizer} in {time.perf_counter() - t0:.0f}s; saved {path}")
+    fit = tagger.fusion_
+    if fit is not None:
+        print(f"fusion weights {fit.weights}: RP@10 {fit.score:.1f} on the examples (starting weights "
+              f"{fit.default_score:.1f}; they are kept unless beaten by 0.5 points)")
     return 0
 
 
@@ -330,7 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("train", help="labelled examples (.jsonl with 'text' and 'labels')")
     p.add_argument("--labels", required=True, help="vocabulary file")
     p.add_argument("--out", required=True, help="where to save the compiled program (.json)")
-    p.add_argument("--optimizer", default="bootstrap", choices=["bootstrap", "random_search", "mipro"])
+    p.add_argument("--optimizer", default="bootstrap", choices=["bootstrap", "random_search", "mipro", "none"],
+                   help="DSPy optimiser for the prompts ('none': fit the fusion weights only)")
+    p.add_argument("--no-fusion", action="store_true",
+                   help="keep the fusion weights (text/phrase/prior/Rank) instead of fitting them on the examples")
     p.add_argument("--max-examples", type=int, default=10, help="examples used (default 10)")
     p.add_argument("--max-demos", type=int, default=3, help="demonstrations per predictor (default 3)")
     p.add_argument("--lm", help="LLM (default: $ZSL_LM or qwen2.5-coder-1.5b)")

@@ -262,8 +262,10 @@ class Tagger(ScorerMixin):
 
     # -- optimisation -------------------------------------------------------------------
     def fit(self, examples: Iterable[Any], *, optimizer: str = "bootstrap", metric_k: int = 10,
-            max_demos: int = 3, num_candidates: int = 4, valset: Iterable[Any] | None = None) -> Tagger:
-        """Optimise the program's prompts/demonstrations on a few labelled examples.
+            max_demos: int = 3, num_candidates: int = 4, valset: Iterable[Any] | None = None,
+            fusion: bool = True) -> Tagger:
+        """Optimise the program's prompts/demonstrations on a few labelled examples, then refit
+        the fusion weights (text vs. phrase similarity, prior, Rank weight and depth) on them.
 
         Args:
             examples: ``(text, labels)`` pairs (tens are enough).
@@ -273,9 +275,13 @@ class Tagger(ScorerMixin):
             max_demos: demonstrations per predictor.
             num_candidates: candidate programs for random search.
             valset: separate validation examples for random search / MIPRO (default: ``examples``).
+                The fusion weights are fitted on it too.
+            fusion: refit the fusion weights by RP@``metric_k`` (:func:`zsl.fusion.fit_fusion`;
+                the zero-shot weights stay unless another setting is clearly better). ``optimizer="none"``
+                with ``fusion=True`` fits the weights alone.
 
         Returns:
-            self, with ``program_`` optimised.
+            self, with ``program_`` optimised and ``fusion_`` (the fit, or None) set.
         """
         import dspy
 
@@ -298,7 +304,9 @@ class Tagger(ScorerMixin):
             return score >= 0.5 if trace is not None else score
 
         program = self.program_
-        if optimizer == "bootstrap":
+        if optimizer == "none":
+            compiled = program
+        elif optimizer == "bootstrap":
             opt = dspy.BootstrapFewShot(metric=metric, max_bootstrapped_demos=max_demos, max_labeled_demos=0)
             compiled = opt.compile(program, trainset=train)
         elif optimizer == "random_search":
@@ -311,16 +319,42 @@ class Tagger(ScorerMixin):
                                max_bootstrapped_demos=max_demos, max_labeled_demos=0)
             compiled = opt.compile(program, trainset=train, valset=val)
         else:
-            raise InputError(f"optimizer must be 'bootstrap', 'random_search' or 'mipro', got {optimizer!r}")
+            raise InputError(f"optimizer must be 'bootstrap', 'random_search', 'mipro' or 'none', got {optimizer!r}")
         self._program = compiled
+        self.fusion_ = self._fit_fusion(as_examples(valset) if valset else pairs, metric_k) if fusion else None
         return self
+
+    def _fit_fusion(self, pairs: list[tuple[str, list[str]]], k: int) -> Any:
+        from zsl.fusion import GRID, FusionItem, fit_fusion
+
+        program = self.program_
+        deepest = max(GRID["rank_top"])
+        items = []
+        for text, labels in pairs:
+            c = program.fusion_components(text, rank_top=deepest)
+            items.append(FusionItem(gold=[self.vocab.index(lab) for lab in labels], **c))
+        defaults = {"text_weight": program.text_weight, "prior_weight": program.prior_weight,
+                    "rank_weight": program.rank_weight, "rank_top": program.rank_top}
+        fit = fit_fusion(items, self.vocab.prior_array(), k=k, defaults=defaults)
+        self._apply_weights(fit.weights)
+        return fit
+
+    def _apply_weights(self, weights: dict[str, Any]) -> None:
+        program = self.program_
+        for key in ("text_weight", "prior_weight", "rank_weight", "rank_top"):
+            if key in weights:
+                value = int(weights[key]) if key == "rank_top" else float(weights[key])
+                setattr(program, key, value)
+                setattr(self, key, value)
 
     # -- persistence --------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save the program state (prompts, demos) and settings as JSON."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        state = self.program_.dump_state()
+        # LMs are injected, never saved: a state file holds prompts, demos and weights only
+        state = {name: ({**pred, "lm": None} if isinstance(pred, dict) and "lm" in pred else pred)
+                 for name, pred in self.program_.dump_state().items()}
         payload = {"zsl_tagger": 1, "vocab_hash": self.vocab.hash, "settings": self.program_.config(),
                    "program": state}
         return write_text_atomic(p, json.dumps(payload, indent=1, ensure_ascii=False, default=str))
@@ -354,9 +388,22 @@ class Tagger(ScorerMixin):
             raise InputError(f"{p} has no \"program\" object (the saved prompts and demonstrations); the file is "
                              f"incomplete or was edited. {fix}")
         program = self.program_
+        # the tagger's own LMs stay: an "lm" saved by an older zsl is ignored, never rebuilt from the file
+        lms = {name: pred.lm for name, pred in program.named_predictors()}
+        state = {name: ({**pred, "lm": None} if isinstance(pred, dict) and "lm" in pred else pred)
+                 for name, pred in data["program"].items()}
         try:
-            program.load_state(data["program"])
+            program.load_state(state)
+            for name, pred in program.named_predictors():
+                pred.lm = lms.get(name)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"The program state in {p} does not fit this program ({type(exc).__name__}: "
                              f"{str(exc)[:200]}). {fix}") from None
+        settings = data.get("settings")
+        if isinstance(settings, dict):  # the fusion weights saved with the program (fitted or zero-shot)
+            try:
+                self._apply_weights({k: v for k, v in settings.items()
+                                     if k in ("text_weight", "prior_weight", "rank_weight", "rank_top")})
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"The weights in {p} are not numbers ({exc}). {fix}") from None
         return self

@@ -55,3 +55,42 @@ def test_fused_scores_add_rank_only_to_the_first_rank_top_candidates():
 def test_no_gold_anywhere_is_a_clear_error():
     with pytest.raises(InputError, match="gold"):
         fit_fusion([FusionItem(np.zeros(3), None, np.arange(3), np.zeros(3), gold=[])])
+
+
+# -- Tagger.fit refits the fusion on the examples, and the weights travel with the saved program ----
+def _deep_gold_tagger(lm):
+    from zsl import Tagger
+    from zsl.encoders import HashingEncoder
+
+    # 60 one-word labels; every text holds w0..w44 equally, so retrieval order is w0, w1, ...:
+    # the gold labels w40-w42 lie beyond the default Rank depth (30), and only Rank knows them.
+    return Tagger([f"w{i}" for i in range(60)], lm=lm, encoder=HashingEncoder(4096), infer=False, rank_top=30)
+
+
+def _examples():
+    text = " ".join(f"w{i}" for i in range(45))
+    return [(text, [f"w{40 + j}"]) for j in range(3)]
+
+
+def test_tagger_fit_refits_the_fusion_and_save_load_keeps_it(tmp_path):
+    import dspy
+
+    from tests.fakes import ScriptedLM
+
+    lm = ScriptedLM([], judge=lambda label: 6.0 if label in ("w40", "w41", "w42") else -6.0)
+    dspy.configure(lm=lm)
+    tagger = _deep_gold_tagger(lm).fit(_examples(), optimizer="none")
+    fit = tagger.fusion_
+    assert fit.default_score == 0.0 and fit.score == pytest.approx(100.0)
+    assert tagger.program_.rank_top == 50 == fit.weights["rank_top"]
+    text = _examples()[0][0]
+    assert set(np.argsort(-tagger.predict_proba([text])[0])[:3]) == {40, 41, 42}
+    path = tagger.save(tmp_path / "tagger.json")
+    assert "_dspy_lm_class" not in path.read_text()  # LMs are injected, never saved with the program
+    other_lm = ScriptedLM([], judge=lambda label: 6.0 if label in ("w40", "w41", "w42") else -6.0)
+    again = _deep_gold_tagger(other_lm).load(path)
+    assert again.program_.rank.predict.lm is other_lm  # loading keeps the tagger's own LM
+    assert again.program_.rank_top == 50 and again.program_.rank_weight == tagger.program_.rank_weight
+    np.testing.assert_allclose(again.predict_proba([text]), tagger.predict_proba([text]))
+    kept = _deep_gold_tagger(lm).fit(_examples(), optimizer="none", fusion=False)
+    assert kept.fusion_ is None and kept.program_.rank_top == 30
