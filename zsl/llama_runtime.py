@@ -180,13 +180,13 @@ class LlamaRuntime:
                              "first) or a larger n_ctx.")
         with self.lock:
             llama = self.llama
-            cached = 0
-            for a, b in zip(llama.input_ids, tokens):
+            cached = 0  # llama-cpp-python reuses the KV cache of the longest common prefix
+            for a, b in zip(llama._input_ids, tokens):  # the tokens now in the context
                 if a != b:
                     break
                 cached += 1
-            # llama-cpp-python re-evaluates the last prompt token even when all are cached
-            self.prompt_tokens_evaluated += len(tokens) - min(cached, len(tokens) - 1)
+            # a fully cached prompt still replays its last token to refresh the logits
+            self.prompt_tokens_evaluated += len(tokens) - (cached - 1 if cached == len(tokens) else cached)
             eos_text = llama._model.token_get_text(llama.token_eos()) if self.chat and llama.token_eos() != -1 else ""
             stops = [s for s in (*stop, eos_text) if s]
             out = llama.create_completion(tokens, max_tokens=max_tokens, temperature=temperature,
