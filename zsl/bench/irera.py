@@ -354,7 +354,7 @@ def tune(args: argparse.Namespace) -> None:
     The zero-shot defaults stay unless a setting beats them by at least ``--min-gain`` RP@10
     points on the validation items (:func:`zsl.fusion.fit_fusion`).
     """
-    from zsl.fusion import fit_fusion
+    from zsl.fusion import GRID, fit_fusion
     from zsl.programs.irr import InferRetrieveRank
 
     data, out = Path(args.data), Path(args.out)
@@ -370,10 +370,11 @@ def tune(args: argparse.Namespace) -> None:
             recs = [recs[i] for i in keep]
         rows = load_split(data, split)
         items += fusion_items(recs, [rows[r["i"]]["text"] for r in recs], program, cache)
-    fit = fit_fusion(items, program.index.vocab.prior_array(), k=10, min_gain=args.min_gain)
+    grid = {**GRID, "rank_top": [t for t in GRID["rank_top"] if t <= args.max_rank_top]}
+    fit = fit_fusion(items, program.index.vocab.prior_array(), k=10, min_gain=args.min_gain, grid=grid)
     print(f"{variant}: validation RP@10 {fit.score:.1f} with {fit.weights} (zero-shot defaults "
           f"{fit.default_score:.1f}) on {fit.n_examples} validation examples")
-    path = out / f"tuned.{variant}.json"
+    path = out / f"tuned.{args.name or variant}.json"
     path.write_text(json.dumps({"weights": fit.weights, "val_rp10": fit.score, "default_val_rp10": fit.default_score,
                                 "examples": fit.n_examples, "variant": variant}, indent=1))
     print(f"wrote {path}")
@@ -508,6 +509,9 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--variant", default=None, help="record set (default: the retriever's)")
     t.add_argument("--max-examples", type=int, default=0,
                    help="labelled validation examples per split used for tuning (default 0 = all)")
+    t.add_argument("--max-rank-top", type=int, default=50, help="largest rank_top the fit may choose")
+    t.add_argument("--name", default=None, help="write tuned.NAME.json (default: the record set's name), e.g. to "
+                   "apply a fit to another record set")
     t.add_argument("--min-gain", type=float, default=0.5,
                    help="RP@10 points a setting must gain over the zero-shot defaults to replace them")
     t.add_argument("--seed", type=int, default=0)
