@@ -380,6 +380,37 @@ def tune(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
+def compare(args: argparse.Namespace) -> None:
+    """RP@10 of several record sets on the validation items they all have, under the same weights."""
+    from zsl.fusion import fused_scores
+    from zsl.programs.irr import InferRetrieveRank
+
+    data, out = Path(args.data), Path(args.out)
+    program = InferRetrieveRank(make_index(args), infer=False, rank=False)
+    prior = program.index.vocab.prior_array()
+    w = {"text_weight": args.text_weight, "prior_weight": args.prior_weight, "rank_weight": args.rank_weight,
+         "rank_top": args.rank_top}
+    cache: dict = {}
+    lines = [(f"Record sets on their common items, weights {w} (`python -m zsl.bench.irera compare "
+             f"{' '.join(args.variants)} --rank-top {args.rank_top} --rank-weight {args.rank_weight}`):"), "",
+             "| split | items | " + " | ".join(args.variants) + " |", "|---|---|" + "---|" * len(args.variants)]
+    for split in ("tech_validation", "house_validation"):
+        rows = load_split(data, split)
+        sets = {v: {r["i"]: r for r in _load_records(out, split, v)} for v in args.variants}
+        common = sorted(set.intersection(*(set(x) for x in sets.values())))
+        if not common:
+            continue
+        cells = []
+        for v in args.variants:
+            recs = [sets[v][i] for i in common]
+            items = fusion_items(recs, [rows[i]["text"] for i in common], program, cache)
+            rp = np.mean([len(set(np.argsort(-fused_scores(it, prior, w))[:10].tolist()) & set(it.gold))
+                          / min(10, len(it.gold)) for it in items if it.gold])
+            cells.append(f"{100 * rp:.1f}")
+        lines.append(f"| {split} | {len(common)} | " + " | ".join(cells) + " |")
+    print("\n".join(lines))
+
+
 def raw_llama_speed(runtime, *, prompt_tokens: int = 512, gen_tokens: int = 48) -> dict[str, float]:
     """The hardware limit in the same process: llama.cpp prompt tok/s in one large batch, and
     generation tok/s (greedy), on the model zsl uses."""
@@ -527,6 +558,13 @@ def main(argv: list[str] | None = None) -> None:
     rv.add_argument("--variant", default="phrases", help="the records whose phrases are scored")
     rv.add_argument("--both", action="store_true", help="each encoder with and without descriptions")
     rv.set_defaults(func=retrievers)
+    cp = sub.add_parser("compare")
+    cp.add_argument("variants", nargs="+")
+    cp.add_argument("--rank-top", type=int, default=30)
+    cp.add_argument("--rank-weight", type=float, default=0.3)
+    cp.add_argument("--text-weight", type=float, default=0.5)
+    cp.add_argument("--prior-weight", type=float, default=0.0)
+    cp.set_defaults(func=compare)
     rep = sub.add_parser("report")
     rep.add_argument("--variant", default=None, help="record set (default: the retriever's)")
     rep.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
