@@ -462,11 +462,4 @@ def _plot_report(silver: SilverData, report: SilverReport, path: Path) -> Path:
     ax.set_ylabel("pairs")
     fig.suptitle(f"Silver data: {report.n_items} items, {report.n_labels} labels, "
                  f"{report.labels_per_item:.2f} labels/item")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-
-    def write(tmp: Path) -> None:
-        tmp.write_bytes(buf.getvalue())
-
-    return atomic_write(path, write)
+    return _save_png(fig, path)
