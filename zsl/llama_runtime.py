@@ -112,6 +112,14 @@ class LlamaRuntime:
         self.prompt_tokens_evaluated = 0  # completion prompt tokens not served from the KV cache
         self._formatter = None
 
+    def close(self) -> None:
+        """Free the llama.cpp contexts and the model (the runtime is unusable afterwards)."""
+        with self.lock:
+            if self._score_ctx is not None:
+                self._score_ctx.close()
+                self._score_ctx = None
+            self.llama.close()
+
     # -- tokens ------------------------------------------------------------------------------
     def tokenize(self, text: str, *, special: bool = False) -> list[int]:
         """Tokens of ``text``; control-token names in it are parsed only with ``special=True``."""

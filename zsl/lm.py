@@ -265,11 +265,28 @@ def _runtime(path: Path, *, n_ctx: int, n_threads: int | None, seed: int, chat: 
     # are memory-mapped once by the OS, so a second context costs only its KV cache.
     key = (str(path), n_ctx, chat, role)
     with _RUNTIMES_LOCK:
+        if not _RUNTIMES:
+            import atexit
+
+            atexit.register(_close_runtimes)
         if key not in _RUNTIMES:
             # The scoring context decodes up to SCORE_SEQUENCES Rank candidates side by side.
             _RUNTIMES[key] = LlamaRuntime(path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, chat=chat,
                                           n_seq=SCORE_SEQUENCES if role == "score" else 1)
         return _RUNTIMES[key]
+
+
+def _close_runtimes() -> None:
+    # Free llama.cpp while the interpreter is whole: left to garbage collection at exit,
+    # llama-cpp-python's finalisers run after its own modules are torn down and print
+    # "Exception ignored in Llama.__del__ ... 'NoneType' object is not callable".
+    with _RUNTIMES_LOCK:
+        for rt in _RUNTIMES.values():
+            try:
+                rt.close()
+            except Exception:  # noqa: BLE001, S110 - best effort at exit
+                pass
+        _RUNTIMES.clear()
 
 
 def _lm_base():
