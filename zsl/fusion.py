@@ -32,7 +32,7 @@ import numpy as np
 from zsl.errors import InputError
 from zsl.index import apply_prior
 
-__all__ = ["DEFAULTS", "FusionFit", "FusionItem", "fit_fusion", "fused_scores"]
+__all__ = ["DEFAULTS", "FusionFit", "FusionItem", "fit_fusion", "fused_rp_at_k", "fused_scores"]
 
 DEFAULTS: dict[str, float] = {"text_weight": 0.5, "prior_weight": 0.0, "rank_weight": 0.2, "rank_top": 20}
 GRID: dict[str, Sequence[float]] = {
@@ -90,7 +90,8 @@ def fused_scores(item: FusionItem, prior: np.ndarray | None, weights: dict[str, 
     return s
 
 
-def _rp_at_k(items: Sequence[FusionItem], prior: np.ndarray | None, weights: dict[str, float], k: int) -> float:
+def fused_rp_at_k(items: Sequence[FusionItem], prior: np.ndarray | None, weights: dict[str, float], k: int) -> float:
+    """RP@K (in percent) of ``items`` scored with ``weights``; every item needs a gold label."""
     total = 0.0
     for it in items:
         s = fused_scores(it, prior, weights)
@@ -132,11 +133,11 @@ def fit_fusion(items: Sequence[FusionItem], prior: np.ndarray | None = None, *, 
         defaults["rank_top"] = min(defaults["rank_top"], scored)
     keys = list(DEFAULTS)
     table = []
-    base = _rp_at_k(items, prior, defaults, k)
+    base = fused_rp_at_k(items, prior, defaults, k)
     best_w, best = dict(defaults), base
     for values in itertools.product(*(grid[key] for key in keys)):
         w = dict(zip(keys, values, strict=True))
-        score = _rp_at_k(items, prior, w, k)
+        score = fused_rp_at_k(items, prior, w, k)
         table.append({**w, "score": score})
         if score > best + 1e-9:
             best_w, best = w, score

@@ -226,22 +226,17 @@ class LlamaRuntime:
         turn and the assistant's turn starts with ``lead``: each continuation then carries no
         turn markers of its own (fewer tokens per candidate).
         """
-        if lead is not None and self.chatml:
-            head = [("<|im_start|>", True), ("system\n" + system, False), ("<|im_end|>", True), ("\n", False),
-                    ("<|im_start|>", True), ("user\n" + prefix, False), ("<|im_end|>", True), ("\n", False),
-                    ("<|im_start|>", True), ("assistant\n" + lead, False)]
-            pre = self._bos() + self._pieces_tokens(head)
-            bodies = [self.tokenize(c + suffix) for c in continuations]
-            return pre, bodies, self.tokenize(" Yes")[0], self.tokenize(" No")[0]
-        if lead is not None:
-            prefix = f"{prefix}\n{lead}"
         if self.chatml:
             head = [("<|im_start|>", True), ("system\n" + system, False), ("<|im_end|>", True), ("\n", False),
                     ("<|im_start|>", True), ("user\n" + prefix, False)]
             close = [("<|im_end|>", True), ("\n", False), ("<|im_start|>", True), ("assistant\n", False)]
             yes, no = "Yes", "No"
+            if lead is not None:  # the turn closes once, in the prefix; the assistant's turn opens with the lead
+                head, close = head + close[:-1] + [("assistant\n" + lead, False)], []
+                yes, no = " Yes", " No"
         else:
-            head = [(f"{system}\n\n{prefix}" if system else prefix, False)]
+            text = prefix if lead is None else f"{prefix}\n{lead}"
+            head = [(f"{system}\n\n{text}" if system else text, False)]
             close = []
             yes, no = " Yes", " No"
         pre = self._bos() + self._pieces_tokens(head)

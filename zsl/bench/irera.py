@@ -382,7 +382,7 @@ def tune(args: argparse.Namespace) -> None:
 
 def compare(args: argparse.Namespace) -> None:
     """RP@10 of several record sets on the validation items they all have, under the same weights."""
-    from zsl.fusion import fused_scores
+    from zsl.fusion import fused_rp_at_k
     from zsl.programs.irr import InferRetrieveRank
 
     data, out = Path(args.data), Path(args.out)
@@ -404,9 +404,7 @@ def compare(args: argparse.Namespace) -> None:
         for v in args.variants:
             recs = [sets[v][i] for i in common]
             items = fusion_items(recs, [rows[i]["text"] for i in common], program, cache)
-            rp = np.mean([len(set(np.argsort(-fused_scores(it, prior, w))[:10].tolist()) & set(it.gold))
-                          / min(10, len(it.gold)) for it in items if it.gold])
-            cells.append(f"{100 * rp:.1f}")
+            cells.append(f"{fused_rp_at_k([it for it in items if it.gold], prior, w, 10):.1f}")
         lines.append(f"| {split} | {len(common)} | " + " | ".join(cells) + " |")
     print("\n".join(lines))
 
