@@ -264,6 +264,8 @@ def report(args: argparse.Namespace) -> None:
     zero = {"text_weight": 0.5, "rank_weight": 0.2, "prior_weight": 0.0}
     tuned_path = out / f"tuned.{variant}.json"
     tuned = json.loads(tuned_path.read_text()) if tuned_path.exists() else None
+    if args.weights:  # weights chosen earlier (e.g. a validation fit recorded in BENCHMARKS.md)
+        tuned = {"weights": parse_weights(args.weights), "examples": args.weights_examples}
     lines = []
     for split in SPLITS:
         rows = load_split(data, split)
@@ -290,6 +292,27 @@ def report(args: argparse.Namespace) -> None:
     print(table)
     if args.write:
         _write_benchmarks(table, tuned)
+
+
+def parse_weights(spec: str) -> dict[str, float]:
+    """``"text_weight=0.5,rank_weight=0.3,prior_weight=0,rank_top=30"`` as a weights dict.
+
+    Example:
+        >>> parse_weights("text_weight=0.5,rank_weight=0.3,prior_weight=0,rank_top=30")["rank_top"]
+        30
+    """
+    keys = ("text_weight", "rank_weight", "prior_weight", "rank_top")
+    out: dict[str, float] = {}
+    for part in spec.split(","):
+        key, _, value = part.partition("=")
+        key = key.strip()
+        if key not in keys or not value.strip():
+            raise SystemExit(f"--weights: expected {'=..,'.join(keys)}=.., got {part!r}")
+        out[key] = int(value) if key == "rank_top" else float(value)
+    missing = set(keys) - set(out)
+    if missing:
+        raise SystemExit(f"--weights: missing {', '.join(sorted(missing))}")
+    return out
 
 
 def _load_records(out: Path, split: str, variant: str) -> list[dict[str, Any]]:
@@ -566,6 +589,11 @@ def main(argv: list[str] | None = None) -> None:
     rep = sub.add_parser("report")
     rep.add_argument("--variant", default=None, help="record set (default: the retriever's)")
     rep.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    rep.add_argument("--weights", default=None,
+                     help="row (d) with these weights instead of tuned.VARIANT.json, e.g. "
+                     "text_weight=0.5,rank_weight=0.3,prior_weight=0,rank_top=30")
+    rep.add_argument("--weights-examples", type=int, default=136,
+                     help="how many validation items chose --weights (for the row's label)")
     rep.set_defaults(func=report)
     args = p.parse_args(argv)
     if args.out == DEFAULT_OUT:
