@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dspy
@@ -30,7 +31,7 @@ from zsl.index import VocabIndex, apply_prior, max_over_phrases
 from zsl.prompting import LabelKind, Prompt, load_prompt
 from zsl.vocab import DESCRIPTION_CHARS, DESCRIPTION_WORDS, clean_description
 
-__all__ = ["Infer", "InferRetrieveRank", "Rank", "parse_numbers", "parse_phrases"]
+__all__ = ["Demo", "Infer", "InferRetrieveRank", "Rank", "parse_numbers", "parse_phrases"]
 
 _BULLET = re.compile(r"^\s*(?:[-*\u2022]+|\d+[.)]|\(\d+\))\s*")
 
@@ -86,6 +87,15 @@ def parse_numbers(raw: str | None, n_options: int) -> list[int]:
     return out
 
 
+@dataclass(frozen=True)
+class Demo:
+    """A labelled example shown to the LM next to an item (dynamic few-shot): its text (already cut
+    to the demo budget) and its labels."""
+
+    text: str
+    labels: tuple[str, ...]
+
+
 def _signature(prompt_name: str, kind: LabelKind, **extra: Any) -> type[dspy.Signature]:
     prompt = load_prompt(prompt_name)
     values = {**kind.fields(), **extra}
@@ -116,9 +126,15 @@ class Infer(dspy.Module):
         self.predict = dspy.Predict(_signature("infer", self.kind, max_phrases=max_phrases),
                                     max_tokens=24 + 10 * max_phrases)
 
-    def forward(self, text: str) -> dspy.Prediction:
+    def forward(self, text: str, demos: Sequence[Demo] | None = None) -> dspy.Prediction:
+        """Phrases for ``text``; ``demos`` (labelled examples near it) are shown first as worked
+        examples whose answer is their labels, after any demonstrations the program was compiled with."""
         truncated = len(text) > self.max_chars
-        answer = self.predict(text=text[: self.max_chars])
+        if demos:
+            shown = [dspy.Example(text=d.text, phrases="\n".join(d.labels)).with_inputs("text") for d in demos]
+            answer = self.predict(text=text[: self.max_chars], demos=[*self.predict.demos, *shown])
+        else:
+            answer = self.predict(text=text[: self.max_chars])
         return dspy.Prediction(phrases=parse_phrases(answer.phrases, self.max_phrases), truncated=truncated)
 
 
@@ -193,11 +209,23 @@ class Rank(dspy.Module):
             out.append(label if desc is None else prompt.text(key, label=label, description=desc))
         return out
 
+    def demo_block(self, demos: Sequence[Demo] | None) -> str:
+        """The labelled examples shown before the text in the yes/no prompt ("" without demos)."""
+        if not demos:
+            return ""
+        fields = self.kind.fields()
+        shown = "\n\n".join(self.yesno_prompt.text("demo", text=d.text.replace("\n", " "), labels="; ".join(d.labels),
+                                                    **fields) for d in demos)
+        return self.yesno_prompt.text("demo_block", demos=shown, **fields)
+
     def forward(self, text: str, candidates: Sequence[str],
-                descriptions: Sequence[str | None] | None = None) -> dspy.Prediction:
+                descriptions: Sequence[str | None] | None = None, demos: Sequence[Demo] | None = None
+                ) -> dspy.Prediction:
         """Score candidates: ``scores[i]`` in [0, 1] is how applicable ``candidates[i]`` is.
 
-        ``descriptions`` (optional, one per candidate, None for none) are shown with the labels.
+        ``descriptions`` (optional, one per candidate, None for none) are shown with the labels;
+        ``demos`` (labelled examples near the text) before the text (yes/no mode; the listwise
+        prompt shows none).
         """
         cands = list(candidates)
         if not cands:
@@ -210,7 +238,7 @@ class Rank(dspy.Module):
                 raise InputError(f"Rank mode 'yesno' needs a local llama.cpp LM; {lm!r} has no token log-probabilities. "
                                  "Use mode='list' or 'auto'.")
             values = {**self.kind.fields(), "text": text}
-            prefix = self.yesno_prompt.text("prefix", **values)
+            prefix = self.demo_block(demos) + self.yesno_prompt.text("prefix", **values)
             suffix = self.yesno_prompt.text("suffix", **values)
             system = self.yesno_prompt.text("system")
             scorer = getattr(lm, "scorer", None)
@@ -264,7 +292,8 @@ class InferRetrieveRank(dspy.Module):
         rank_weight: how much the Rank score (in [0, 1]) adds to a candidate's score.
         max_phrases: phrases kept from the Infer step.
 
-    ``forward(text)`` returns a ``dspy.Prediction`` with ``ranking`` (label strings, best
+    ``forward(text, demos=None)`` (``demos``: labelled examples near the text, shown to Infer and
+    Rank) returns a ``dspy.Prediction`` with ``ranking`` (label strings, best
     first, the whole vocabulary), ``scores`` (``(K,)`` float32 in vocabulary order),
     ``retrieval_scores`` (the scores before the Rank step), ``phrases``, ``notes``
     (fallbacks taken, if any) and ``usage`` (LM tokens per step: ``{"infer": {"calls",
@@ -335,12 +364,12 @@ class InferRetrieveRank(dspy.Module):
             scores = text_sim
         return apply_prior(scores.astype(np.float32), self.index.vocab.prior_array(), self.prior_weight)
 
-    def fusion_components(self, text: str, rank_top: int = 50) -> dict[str, Any]:
+    def fusion_components(self, text: str, rank_top: int = 50, demos: Sequence[Demo] | None = None) -> dict[str, Any]:
         """What :mod:`zsl.fusion` needs to refit the weights on a labelled text: the text's and the
         best phrase's similarity to every label, and Rank's P(yes) for the top ``rank_top``
-        candidates (retrieved with the current weights). Runs Infer and Rank once.
+        candidates (retrieved with the current weights). Runs Infer and Rank once (with ``demos``).
         """
-        phrases = self.infer(text=text).phrases if self.use_infer else []
+        phrases = self.infer(text=text, demos=demos).phrases if self.use_infer else []
         sim = self.index.similarities(self.index.encoder.encode([text, *phrases]))
         scores = self.retrieve(text, phrases)
         cand = np.argsort(-scores, kind="stable")[:rank_top]
@@ -349,16 +378,21 @@ class InferRetrieveRank(dspy.Module):
             vocab = self.index.vocab
             descs = ([vocab.descriptions[i] for i in cand]
                      if self.index.use_descriptions and vocab.descriptions is not None else None)
-            p_yes = np.asarray(self.rank(text=text, candidates=[vocab[i] for i in cand], descriptions=descs).scores)
+            p_yes = np.asarray(self.rank(text=text, candidates=[vocab[i] for i in cand], descriptions=descs,
+                                         demos=demos).scores)
         return {"text_sim": sim[0], "phrase_sim": max_over_phrases(sim[1:]) if phrases else None, "cand": cand,
                 "p_yes": p_yes}
 
     def retrieve_many(self, texts: Sequence[str]) -> np.ndarray:
         """Retrieval scores ``(N, K)`` from the texts alone, encoded in one batch (no LM)."""
-        sim = self.index.similarities(self.index.encoder.encode(list(texts)))
+        return self.retrieve_embedded(self.index.encoder.encode(list(texts)))
+
+    def retrieve_embedded(self, emb: np.ndarray) -> np.ndarray:
+        """Retrieval scores ``(N, K)`` of texts already encoded (``(N, d)``, the index's encoder; no LM)."""
+        sim = self.index.similarities(emb)
         return apply_prior(sim.astype(np.float32), self.index.vocab.prior_array(), self.prior_weight)
 
-    def forward(self, text: str) -> dspy.Prediction:
+    def forward(self, text: str, demos: Sequence[Demo] | None = None) -> dspy.Prediction:
         if not isinstance(text, str):
             raise InputError(f"InferRetrieveRank expects a string, got {type(text).__name__}")
         if not text.strip():
@@ -369,7 +403,7 @@ class InferRetrieveRank(dspy.Module):
         if self.use_infer:
             try:
                 with track_usage() as tracker:
-                    inferred = self.infer(text=text)
+                    inferred = self.infer(text=text, demos=demos)
                 usage["infer"] = _tokens(tracker)
                 phrases = inferred.phrases
                 if inferred.truncated:
@@ -387,7 +421,8 @@ class InferRetrieveRank(dspy.Module):
                      if self.index.use_descriptions and vocab.descriptions is not None else None)
             try:
                 with track_usage() as tracker:
-                    ranked = self.rank(text=text, candidates=[vocab[i] for i in cand], descriptions=descs)
+                    ranked = self.rank(text=text, candidates=[vocab[i] for i in cand], descriptions=descs,
+                                       demos=demos)
                 usage["rank"] = _tokens(tracker, extra_prompt=int(ranked.get("prompt_tokens", 0) or 0),
                                         extra_call=ranked.mode == "yesno")
                 scores = scores.copy()

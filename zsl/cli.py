@@ -2,7 +2,7 @@
 
     zsl models [--assemble NAME|all] [--json]
     zsl label INPUT --labels VOCAB [--lm NAME] [--encoder NAME] [--out RUN_DIR] [-k 3] [--dry-run]
-    zsl optimize TRAIN.jsonl --labels VOCAB --out program.json [--optimizer bootstrap]
+    zsl fit TRAIN.jsonl --labels VOCAB --out program.json [--no-infer --no-rank] [--optimizer bootstrap]
     zsl distill SILVER.jsonl --out student/ [--labels VOCAB]
     zsl label INPUT --model student/
     zsl demo [--lm NAME] [--out FILE]
@@ -238,18 +238,34 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         return 2
     rng = random.Random(args.seed)
     rng.shuffle(items)
-    items = items[: args.max_examples]
+    if args.max_examples:
+        items = items[: args.max_examples]
     tagger = Tagger(vocab, lm=args.lm, encoder=args.encoder, label_kind=args.label_kind, rank_top=args.rank_top,
-                    random_state=args.seed)
+                    infer=not args.no_infer, rank=not args.no_rank,
+                    evidence=None if args.evidence == "none" else args.evidence, random_state=args.seed)
     t0 = time.perf_counter()
     tagger.fit([(i.text, i.gold) for i in items], optimizer=args.optimizer, max_demos=args.max_demos,
-               fusion=not args.no_fusion)
+               fusion=not args.no_fusion, unknown_labels="skip" if args.skip_unknown_labels else "error",
+               show_progress=True)
     path = tagger.save(args.out)
-    print(f"optimised on {len(items)} examples with {args.optimizer} in {time.perf_counter() - t0:.0f}s; saved {path}")
+    for note in tagger.fit_notes_:
+        print(f"note: {note}", file=sys.stderr)
+    ex = tagger.config()["examples"]
+    print(f"fitted on {ex['n_examples']} examples ({ex['labels_with_examples']} of {len(vocab)} labels have some) "
+          f"in {time.perf_counter() - t0:.0f}s; saved {path}")
+    ev = tagger.evidence_
+    if ev is not None:
+        table = ev.cv_table_
+        best = max(table, key=lambda r: r["map"], default=None)
+        setting = f"lam {ev.lam_}" if ev.method == "head" else f"alpha {ev.alpha_}, kappa {ev.kappa_}"
+        cv = f"; cross-validated mAP over the examples' labels {best['map']:.3f}" if best else ""
+        print(f"example evidence ({ev.method}): {setting}{cv}")
     fit = tagger.fusion_
     if fit is not None:
         print(f"fusion weights {fit.weights}: RP@10 {fit.score:.1f} on the examples (starting weights "
               f"{fit.default_score:.1f}; they are kept unless beaten by 0.5 points)")
+    print(f"label with it: zsl label INPUT --labels {args.labels} --program {path}"
+          f"{' --no-infer' if args.no_infer else ''}{' --no-rank' if args.no_rank else ''}")
     return 0
 
 
@@ -331,15 +347,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="texts: ignore the vocabulary's 'description' column (used by default for retrieval and Rank)")
     p.set_defaults(func=_cmd_label)
 
-    p = sub.add_parser("optimize", help="optimise the DSPy program on a few labelled examples and save it")
+    p = sub.add_parser("optimize", aliases=["fit"],
+                       help="learn from labelled examples (evidence, thresholds, fusion weights, optionally prompts) "
+                            "and save the program")
     p.add_argument("train", help="labelled examples (.jsonl with 'text' and 'labels')")
     p.add_argument("--labels", required=True, help="vocabulary file")
-    p.add_argument("--out", required=True, help="where to save the compiled program (.json)")
-    p.add_argument("--optimizer", default="bootstrap", choices=["bootstrap", "random_search", "mipro", "none"],
-                   help="DSPy optimiser for the prompts ('none': fit the fusion weights only)")
+    p.add_argument("--out", required=True, help="where to save the fitted program (.json)")
+    p.add_argument("--optimizer", default="none", choices=["none", "bootstrap", "random_search", "mipro"],
+                   help="DSPy optimiser for the LLM prompts (default none: it costs an LLM pass per example and "
+                        "bootstrapped demos did not help the embedded model on average)")
+    p.add_argument("--evidence", default="head", choices=["head", "knn", "prototype", "none"],
+                   help="how the examples' embeddings become evidence for their labels (default head: a logistic "
+                        "head anchored on the zero-shot score)")
     p.add_argument("--no-fusion", action="store_true",
                    help="keep the fusion weights (text/phrase/prior/Rank) instead of fitting them on the examples")
-    p.add_argument("--max-examples", type=int, default=10, help="examples used (default 10)")
+    p.add_argument("--skip-unknown-labels", action="store_true",
+                   help="drop example labels that are not in the vocabulary (default: an error listing them)")
+    p.add_argument("--no-infer", action="store_true", help="no LLM Infer step (retrieval + examples)")
+    p.add_argument("--no-rank", action="store_true", help="no LLM Rank step")
+    p.add_argument("--max-examples", type=int, default=0, help="use at most this many examples (default 0: all)")
     p.add_argument("--max-demos", type=int, default=3, help="demonstrations per predictor (default 3)")
     p.add_argument("--lm", help="LLM (default: $ZSL_LM or qwen2.5-coder-1.5b)")
     p.add_argument("--encoder", help="sentence encoder (default: minilm-l6)")

