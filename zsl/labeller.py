@@ -19,6 +19,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from zsl.base import ItemScores, top_k
 from zsl.data import Item
 from zsl.errors import InputError, VocabularyError
@@ -110,7 +112,9 @@ class Labeller:
         retries: tries after the first on a transient error (only for a remote LM).
         remote: the scorer calls a remote LM (retries, threads and a cost apply).
         lm_name: the LM's name, for messages and prices.
-        threshold: rows also list the kept labels at or above it (``above_threshold``).
+        threshold: rows also list the kept labels at or above it (``above_threshold``): one
+            number, or per-label thresholds ``(K,)``.
+        min_above: ``above_threshold`` keeps at least this many labels (the best ones).
         top_scores: how many of the best labels' scores a row keeps (None: the default of
             :func:`zsl.rows.default_top_scores`).
         warnings: what to log once before labelling.
@@ -122,7 +126,8 @@ class Labeller:
 
     def __init__(self, scorer: Any, *, k: int, kind: str, input_field: str = "text", concurrency: int = 1,
                  timeout: float | None = None, retries: int = 0, remote: bool = False, lm_name: str | None = None,
-                 threshold: float | None = None, top_scores: int | None = None, warnings: Sequence[str] = ()):
+                 threshold: float | np.ndarray | None = None, min_above: int = 0, top_scores: int | None = None,
+                 warnings: Sequence[str] = ()):
         self.scorer = scorer
         self.vocab: LabelVocab = scorer.vocab
         self.k, self.kind, self.input_field = k, kind, input_field
@@ -130,7 +135,7 @@ class Labeller:
         self.uses_lm = bool(getattr(scorer, "uses_lm", False))
         self.concurrency = max(1, concurrency)
         self.timeout, self.retries, self.retry_delay = timeout, retries, retry_base_delay()
-        self.remote, self.lm_name, self.threshold = remote, lm_name, threshold
+        self.remote, self.lm_name, self.threshold, self.min_above = remote, lm_name, threshold, min_above
         self.warnings: list[str] = list(warnings)
 
     def config(self) -> dict[str, Any]:
@@ -147,7 +152,7 @@ class Labeller:
     def _row(self, item: Item, got: ItemScores) -> dict[str, Any]:
         vals, idx = top_k(got.scores, self.top_scores)
         return make_row(item, self.vocab, idx[0], vals[0], k=self.k, input_field=self.input_field, fields=got.fields,
-                        threshold=self.threshold)
+                        threshold=self.threshold, min_above=self.min_above)
 
     def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> Outputs:
         """One output per item, in order: a row, or the reason it was skipped; plus LM usage per step.
@@ -193,7 +198,7 @@ class Labeller:
         batch = self.scorer.score_batch([it.text for it in items])
         tick(len(items))
         rows = build_rows([items[i] for i in batch.ok], batch.scores, self.vocab, k=self.k, top_scores=self.top_scores,
-                          input_field=self.input_field, threshold=self.threshold)
+                          input_field=self.input_field, threshold=self.threshold, min_above=self.min_above)
         out: list[dict[str, Any] | str] = [batch.failed.get(i, f"{items[i].text}: could not be scored")
                                            for i in range(len(items))]
         for i, row in zip(batch.ok, rows, strict=True):
@@ -228,8 +233,11 @@ class TextLabeller(Labeller):
             warnings.append(f"concurrency {concurrency} ignored: the local LLM labels one item at a time "
                             "(it already uses every core)")
             concurrency = 1
+        rule = tagger.thresholds_  # a program fitted on examples brings per-label thresholds
         super().__init__(tagger, k=k, kind="text", concurrency=concurrency, timeout=timeout, retries=retries,
-                         remote=remote, lm_name=lm_name, top_scores=top_scores, warnings=warnings)
+                         remote=remote, lm_name=lm_name, top_scores=top_scores, warnings=warnings,
+                         threshold=None if rule is None else np.asarray(rule.thresholds_, dtype=np.float64),
+                         min_above=0 if rule is None else int(rule.min_labels))
         self.tagger = tagger
         if self.remote:
             self._prepare_remote()

@@ -111,7 +111,8 @@ def default_top_scores(k: int, n_labels: int, top_scores: int | None = None) -> 
 
 
 def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *, k: int, input_field: str = "text",
-             fields: Mapping[str, Any] | None = None, threshold: float | None = None) -> dict[str, Any]:
+             fields: Mapping[str, Any] | None = None, threshold: float | np.ndarray | None = None,
+             min_above: int = 0) -> dict[str, Any]:
     """One row from an item and its ``R`` best label columns ``idx`` (best first) with their scores ``vals``.
 
     Args:
@@ -123,7 +124,9 @@ def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *
         input_field: ``"text"`` or ``"image"``.
         fields: more fields, in row order; a :class:`~zsl.base.Ranked` value becomes its top-``k``
             labels.
-        threshold: add ``above_threshold``, the kept labels scoring at least this.
+        threshold: add ``above_threshold``, the kept labels scoring at least this: one number,
+            or a ``(K,)`` array of per-label thresholds in vocabulary order.
+        min_above: ``above_threshold`` holds at least this many labels (the best kept ones).
     """
     names = [vocab[int(j)] for j in idx]
     rounded = [round(float(v), SCORE_DIGITS) for v in vals]
@@ -136,7 +139,9 @@ def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *
             value = [vocab[int(j)] for j in ranked[0]]
         row[name] = value
     if threshold is not None:
-        row["above_threshold"] = [lab for lab, v in zip(labels, kept, strict=True) if v >= threshold]
+        thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(vocab),)) if np.ndim(threshold) else None
+        row["above_threshold"] = [lab for n, (lab, v) in enumerate(zip(labels, kept, strict=True))
+                                  if v >= (threshold if thr is None else thr[int(idx[n])]) or n < min_above]
     if vocab.parents is not None:
         row["ancestors"] = [vocab.ancestors(lab) for lab in labels]
     if item.gold is not None:
@@ -148,18 +153,19 @@ def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *
 
 def build_rows(items: Sequence[Item], scores: np.ndarray, vocab: LabelVocab, *, k: int, top_scores: int | None = None,
                input_field: str = "text", fields: Sequence[Mapping[str, Any]] | None = None,
-               threshold: float | None = None) -> list[dict[str, Any]]:
+               threshold: float | np.ndarray | None = None, min_above: int = 0) -> list[dict[str, Any]]:
     """The rows of a batch: ``scores`` is ``(N, K)`` for the N items; the top ``R`` is taken once for the batch.
 
     Args:
         top_scores: ``R`` (see :func:`default_top_scores`; None: the default).
-        k, input_field, threshold: see :func:`make_row`; ``fields``: one mapping per item.
+        k, input_field, threshold, min_above: see :func:`make_row`; ``fields``: one mapping per item.
     """
     if len(items) == 0:
         return []
     vals, idx = top_k(np.asarray(scores), default_top_scores(k, len(vocab), top_scores))
     return [make_row(it, vocab, idx[i], vals[i], k=k, input_field=input_field,
-                     fields=None if fields is None else fields[i], threshold=threshold) for i, it in enumerate(items)]
+                     fields=None if fields is None else fields[i], threshold=threshold, min_above=min_above)
+            for i, it in enumerate(items)]
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -239,3 +239,22 @@ def test_llm_steps_see_the_nearest_examples_never_the_item_itself(tmp_path):
     lm.yesno_calls.clear()
     plain.score(["the striker scored a goal in the match"])
     assert plain.examples_ is None and "Examples of texts" not in lm.yesno_calls[0][0]
+
+
+def test_a_run_with_a_fitted_program_lists_the_labels_above_their_thresholds(tmp_path):
+    import json
+
+    from zsl import label_run
+
+    tagger = _tagger().fit(TRAIN)
+    program = tagger.save(tmp_path / "fitted.json")
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEST), encoding="utf-8")
+    vocab = tmp_path / "labels.txt"
+    vocab.write_text("\n".join(LABELS) + "\n", encoding="utf-8")
+    label_run(items, vocab, out=tmp_path / "run", encoder=HashingEncoder(512), infer=False, rank=False,
+              program=program, k=3)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "labels.jsonl").read_text().splitlines()]
+    expected = [[LABELS[j] for j in np.flatnonzero(r)] for r in tagger.predict(TEST)]
+    assert [r["above_threshold"] for r in rows] == expected
+    assert all(len(r["labels"]) == 3 for r in rows)  # -k still decides the kept labels

