@@ -291,7 +291,7 @@ def report(args: argparse.Namespace) -> None:
     table = header + "\n" + "\n".join(lines)
     print(table)
     if args.write:
-        _write_benchmarks(table, tuned)
+        _write_benchmarks(table, variant)
 
 
 def parse_weights(spec: str) -> dict[str, float]:
@@ -346,10 +346,12 @@ def _row(split: str, label: str, m: dict[str, float], recs: list[dict], variant:
             f"{ct:.0f} | {rt} |")
 
 
-def _write_benchmarks(table: str, tuned: dict | None) -> None:
+def _write_benchmarks(table: str, variant: str) -> None:
+    """Into BENCHMARKS.md, between the markers of this record set (``irera-VARIANT``; appended at the end
+    when the file has none yet)."""
     from zsl.bench import write_section
 
-    print(f"updated {write_section('irera', table)}")
+    print(f"updated {write_section(f'irera-{variant}', table, heading=f'Infer-Retrieve-Rank, records {variant}')}")
 
 
 def fusion_items(records: list[dict[str, Any]], texts: list[str], program, cache: dict) -> list:
