@@ -1,0 +1,33 @@
+"""Helpers of the benchmark scripts that decide what is compared: example sampling, fixed weights."""
+
+from __future__ import annotations
+
+import pytest
+
+from zsl.bench.fewshot import sample_examples
+from zsl.bench.irera import parse_weights
+
+POOL = [{"text": f"t{i}", "labels": labels} for i, labels in enumerate(
+    [["a"], ["a", "b"], ["b"], ["a"], ["c"], ["b", "zz"], ["a"], ["b"]])]
+
+
+def test_sample_examples_takes_k_per_label_seeded_and_keeps_what_exists():
+    ex = sample_examples(POOL, ["a", "b", "c"], 2, seed=0)
+    texts = [t for t, _ in ex]
+    assert len(texts) == len(set(texts))  # a row drawn for two labels is kept once
+    counts = {lab: sum(lab in ls for _, ls in ex) for lab in "abc"}
+    assert counts["a"] >= 2 and counts["b"] >= 2 and counts["c"] == 1  # 'c' has one row: it takes what exists
+    assert all("zz" not in ls for _, ls in ex)  # labels outside the vocabulary are dropped
+    assert sample_examples(POOL, ["a", "b", "c"], 2, seed=0) == ex  # seeded
+    assert sample_examples(POOL, ["a", "b", "c"], 0, seed=0) == []
+    big = sample_examples(POOL, ["a", "b", "c"], 100, seed=3)
+    assert sorted(t for t, _ in big) == sorted(r["text"] for r in POOL)  # k beyond what exists: all of it
+
+
+def test_parse_weights():
+    assert parse_weights("text_weight=0.5,rank_weight=0.3,prior_weight=0,rank_top=30") == {
+        "text_weight": 0.5, "rank_weight": 0.3, "prior_weight": 0.0, "rank_top": 30}
+    with pytest.raises(SystemExit, match="missing rank_top"):
+        parse_weights("text_weight=0.5,rank_weight=0.3,prior_weight=0")
+    with pytest.raises(SystemExit, match="expected"):
+        parse_weights("tw=0.5")
