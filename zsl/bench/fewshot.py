@@ -350,8 +350,8 @@ def report(args: argparse.Namespace) -> None:
         groups.setdefault((r["dataset"], r["k"], r["method"]), []).append(r)
     lines = [(f"`python -m zsl.bench.fewshot run` then `report` (records: `{p}`). Mean over seeds (± std; "
               "n = seeds); each method's own label sets for F1, its scores for mAP."), "",
-             "| dataset | k/label | method | seeds | micro-F1 | macro-F1 | mAP | fit s | predict items/s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| dataset | k/label | method | seeds | eval items | micro-F1 | macro-F1 | mAP | fit s | predict items/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     order = {m: i for i, m in enumerate(METHODS)}
 
     def cell(rs: list[dict], key: str) -> str:
@@ -361,8 +361,10 @@ def report(args: argparse.Namespace) -> None:
     for (ds, k, method), rs in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1], order.get(g[0][2], 99))):
         fit = np.median([r["fit_s"] for r in rs])
         ips = np.median([r["items_per_s"] for r in rs])
-        lines.append(f"| {ds} | {k} | {method} | {len(rs)} | {cell(rs, 'micro_f1')} | {cell(rs, 'macro_f1')} | "
-                     f"{cell(rs, 'map')} | {fit:.1f} | {ips:,.0f} |")
+        ips_cell = f"{ips:,.0f}" if ips >= 10 else f"{ips:.2f}"
+        lines.append(f"| {ds} | {k} | {method} | {len(rs)} | {rs[0]['eval_items']} | {cell(rs, 'micro_f1')} | "
+                     f"{cell(rs, 'macro_f1')} | "
+                     f"{cell(rs, 'map')} | {fit:.1f} | {ips_cell} |")
     esco_md = out / "esco.md"
     if esco_md.exists():
         lines += ["", ("The 14k-label regime, retrieval only (`python -m zsl.bench.fewshot esco`): ESCO skills, "
