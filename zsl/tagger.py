@@ -319,7 +319,9 @@ class Tagger(ScorerMixin):
         return self.score(texts, show_progress=show_progress)
 
     def predict_proba(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        """Scores clipped to [0, 1], ``(N, K)`` in vocabulary order. Not calibrated probabilities."""
+        """Scores clipped to [0, 1], ``(N, K)`` in vocabulary order. Zero-shot they are similarities, not
+        probabilities; after :meth:`fit` with the default ``evidence="head"`` they are the head's
+        probabilities, calibrated on the examples."""
         return np.clip(self.score(texts, show_progress=show_progress), 0.0, 1.0)
 
     def config(self) -> dict[str, Any]:
@@ -359,7 +361,7 @@ class Tagger(ScorerMixin):
             fusion: bool = True, unknown_labels: str = "error", show_progress: bool = False) -> Tagger:
         """Learn from a few labelled examples per label.
 
-        Four things happen, each optional:
+        Five things happen, each optional:
 
         1. ``optimizer``: a DSPy optimiser tunes the LLM steps' prompts/demonstrations
            (off by default: on the embedded 1.5B model bootstrapped demos did not help on
@@ -368,14 +370,16 @@ class Tagger(ScorerMixin):
            Rank are refitted by RP@``metric_k`` (:func:`zsl.fusion.fit_fusion`; the current
            weights stay unless another setting is clearly better).
         3. The examples' embeddings become evidence for their labels (``evidence`` in the
-           constructor, :class:`zsl.fewshot.ExampleEvidence`): its weight grows with a label's
-           number of examples and is chosen by cross-validation on the examples; labels with no
-           example keep their zero-shot scores.
+           constructor; by default :class:`zsl.fewshot.AnchoredHead`, a logistic head anchored on
+           the zero-shot score): its weight grows with a label's number of examples and is chosen
+           by cross-validation on the examples; labels with no example keep their zero-shot ranking.
         4. Per-label thresholds are calibrated on the examples' out-of-fold scores, so
            :meth:`predict` returns label sets instead of a fixed top-k.
+        5. With an LLM step and ``n_demos > 0``, the examples are kept: Infer and Rank see the
+           ``n_demos`` nearest to each item as worked examples (``examples_``).
 
-        With an LLM step, each example runs through the program once (Infer and Rank); steps
-        2-4 share that pass.
+        With an LLM step, each example runs through the program once (Infer and Rank, with the
+        other examples nearest to it as demos); steps 2-4 share that pass.
 
         Args:
             examples: ``(text, labels)`` pairs or ``{"text", "labels"}`` mappings. An example may
