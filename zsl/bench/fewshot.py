@@ -151,7 +151,7 @@ def run_zsl(vocab, kind: str, examples, eval_texts: list[str], evidence: str, en
     pred_s = time.perf_counter() - t
     extra = {}
     if tagger.evidence_ is not None:
-        extra = (tagger.config()["examples"] or {}).get("evidence") or {}
+        extra = {"evidence": (tagger.config()["examples"] or {}).get("evidence")}
     return {"scores": scores, "pred": pred, "fit_s": fit_s, "predict_s": pred_s, **extra}
 
 
