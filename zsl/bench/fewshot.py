@@ -66,7 +66,8 @@ def load_dataset(name: str, data: Path = DATA, eval_items: int = EVAL_ITEMS, see
     def read(path: Path) -> list[dict[str, Any]]:
         if not path.is_file():
             raise SystemExit(f"missing {path}: pass --data pointing at the shared data folder")
-        return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        return [r for r in rows if str(r.get("text") or "").strip()]  # a few Reuters articles have no text
 
     rng = random.Random(seed)
     if name == "goemotions":
