@@ -234,6 +234,19 @@ class Tagger(ScorerMixin):
                 break
         return out or None
 
+    def score_embedded(self, emb: np.ndarray) -> np.ndarray:
+        """Scores ``(N, K)`` of texts already encoded (``(N, d)``, with this tagger's encoder), as
+        :meth:`score` gives without an LLM step: for callers that keep embeddings around.
+
+        Raises:
+            InputError: the tagger runs an LLM step (it needs the texts themselves).
+        """
+        if self.uses_lm:
+            raise InputError("score_embedded needs a tagger without LLM steps (infer=False, rank=False); with "
+                             "them, use score(texts).")
+        emb = np.asarray(emb, dtype=np.float32)
+        return self._with_evidence(self.program_.retrieve_embedded(emb), emb)
+
     def _with_evidence(self, scores: np.ndarray, emb: np.ndarray) -> np.ndarray:
         """Zero-shot scores plus the fitted examples' evidence (unchanged before :meth:`fit`)."""
         if self.evidence_ is None:

@@ -258,3 +258,14 @@ def test_a_run_with_a_fitted_program_lists_the_labels_above_their_thresholds(tmp
     expected = [[LABELS[j] for j in np.flatnonzero(r)] for r in tagger.predict(TEST)]
     assert [r["above_threshold"] for r in rows] == expected
     assert all(len(r["labels"]) == 3 for r in rows)  # -k still decides the kept labels
+
+
+def test_score_embedded_equals_score_and_needs_no_llm_step():
+    tagger = _tagger().fit(TRAIN)
+    emb = tagger.index_.encoder.encode(TEST)
+    np.testing.assert_array_equal(tagger.score_embedded(emb), tagger.score(TEST))
+    from tests.fakes import ScriptedLM
+
+    with_llm = Tagger(LabelVocab(LABELS), lm=ScriptedLM([]), encoder=HashingEncoder(512), rank=False)
+    with pytest.raises(InputError, match="without LLM steps"):
+        with_llm.score_embedded(emb)
