@@ -107,6 +107,19 @@ def _map_over_items(y: np.ndarray, s: np.ndarray) -> float:
     return mean_average_precision(y[keep], s[keep], average="item") if keep.any() else 0.0
 
 
+def _check_fit_input(emb: Any, y: Any, zero_shot: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit-length embeddings ``(n, d)``, 0/1 labels ``(n, K)`` and zero-shot scores ``(n, K)``, checked."""
+    emb = unit_rows(np.asarray(emb, dtype=np.float32))
+    y = (np.asarray(y) > 0).astype(np.float32)
+    z = np.asarray(zero_shot, dtype=np.float32)
+    if emb.ndim != 2 or y.ndim != 2 or len(emb) != len(y) or z.shape != y.shape:
+        raise InputError(f"fit expects emb (n, d), y (n, K) and zero_shot (n, K); got {emb.shape}, {y.shape}, "
+                         f"{z.shape}")
+    if not len(y):
+        raise InputError("fit needs at least one labelled example")
+    return emb, y, z
+
+
 def _folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray | None:
     """A fold id per example (round-robin within each example's rarest label), or None with < 2 examples."""
     n = len(y)
@@ -200,14 +213,7 @@ class ExampleEvidence(ParamsMixin):
             raise InputError(f"method must be 'knn' or 'prototype', got {self.method!r}")
         if self.tau <= 0:
             raise InputError(f"tau must be > 0, got {self.tau}")
-        emb = unit_rows(np.asarray(emb, dtype=np.float32))
-        y = (np.asarray(y) > 0).astype(np.float32)
-        z = np.asarray(zero_shot, dtype=np.float32)
-        if emb.ndim != 2 or y.ndim != 2 or len(emb) != len(y) or z.shape != y.shape:
-            raise InputError(f"fit expects emb (n, d), y (n, K) and zero_shot (n, K); got {emb.shape}, {y.shape}, "
-                             f"{z.shape}")
-        if not len(y):
-            raise InputError("fit needs at least one labelled example")
+        emb, y, z = _check_fit_input(emb, y, zero_shot)
         self.counts_ = y.sum(axis=0).astype(np.int64)
         self.n_examples_ = len(y)
         self.state_ = self._state(emb, y)
@@ -389,14 +395,7 @@ class AnchoredHead(ParamsMixin):
 
     def fit(self, emb: Any, y: Any, zero_shot: Any) -> AnchoredHead:
         """Learn from examples: embeddings ``(n, d)``, labels ``(n, K)`` 0/1, zero-shot scores ``(n, K)``."""
-        emb = unit_rows(np.asarray(emb, dtype=np.float32))
-        y = (np.asarray(y) > 0).astype(np.float32)
-        z = np.asarray(zero_shot, dtype=np.float32)
-        if emb.ndim != 2 or y.ndim != 2 or len(emb) != len(y) or z.shape != y.shape:
-            raise InputError(f"fit expects emb (n, d), y (n, K) and zero_shot (n, K); got {emb.shape}, {y.shape}, "
-                             f"{z.shape}")
-        if not len(y):
-            raise InputError("fit needs at least one labelled example")
+        emb, y, z = _check_fit_input(emb, y, zero_shot)
         if self.lam is not None and not self.lam > 0:
             raise InputError(f"lam must be > 0, got {self.lam}")
         self.counts_ = y.sum(axis=0).astype(np.int64)
