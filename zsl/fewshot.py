@@ -401,7 +401,7 @@ class AnchoredHead(ParamsMixin):
         self.counts_ = y.sum(axis=0).astype(np.int64)
         self.n_examples_ = len(y)
         lams = LAMBDAS if self.lam is None else (float(self.lam),)
-        folds = _folds(y, self.n_folds, self.random_state) if len(lams) > 1 or self.lam is None else None
+        folds = _folds(y, self.n_folds, self.random_state) if self.lam is None else None
         self.cv_table_: list[dict[str, float]] = []
         self.oof_scores_ = None
         best_lam = lams[len(lams) // 2] if self.lam is None else float(self.lam)

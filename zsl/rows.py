@@ -139,7 +139,7 @@ def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *
             value = [vocab[int(j)] for j in ranked[0]]
         row[name] = value
     if threshold is not None:
-        thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(vocab),)) if np.ndim(threshold) else None
+        thr = np.asarray(threshold, dtype=np.float64) if np.ndim(threshold) else None  # per label, vocabulary order
         row["above_threshold"] = [lab for n, (lab, v) in enumerate(zip(labels, kept, strict=True))
                                   if v >= (threshold if thr is None else thr[int(idx[n])]) or n < min_above]
     if vocab.parents is not None:

@@ -204,8 +204,8 @@ class Tagger(ScorerMixin):
         if not self.uses_lm:
             starts = range(0, len(items), max(1, int(batch_size)))
             for start in progress(starts, desc="tagging", disable=not show_progress, unit="batch"):
-                emb = program.index.encoder.encode(items[start:start + batch_size])
-                out[start:start + batch_size] = self._with_evidence(program.retrieve_embedded(emb), emb)
+                out[start:start + batch_size] = self.score_embedded(program.index.encoder.encode(
+                    items[start:start + batch_size]))
             return out
         emb = None
         if self.evidence_ is not None or self.examples_ is not None:
@@ -224,10 +224,10 @@ class Tagger(ScorerMixin):
         from zsl.programs.irr import Demo
 
         sim = ex["emb"] @ np.asarray(emb, dtype=np.float32)
+        key = _sha(text)  # an example is never its own demo, whatever its position
         out = []
         for j in np.argsort(-sim, kind="stable"):
-            full = ex["full"][j]
-            if j == skip or (full == text if full is not None else ex["full_sha256"][j] == _sha(text)):
+            if j == skip or ex["sha256"][j] == key:
                 continue
             out.append(Demo(ex["texts"][j], tuple(ex["labels"][j])))
             if len(out) >= self.n_demos:
@@ -425,7 +425,7 @@ class Tagger(ScorerMixin):
         if self.uses_lm and self.n_demos > 0:
             from zsl.fewshot import unit_rows
 
-            self.examples_ = {"texts": [t[: self.demo_chars] for t in texts], "full": texts,
+            self.examples_ = {"texts": [t[: self.demo_chars] for t in texts], "sha256": [_sha(t) for t in texts],
                               "labels": [list(ls) for _, ls in pairs], "emb": unit_rows(emb)}
         items = self._components(texts, emb=emb, own=True, show_progress=show_progress)
         self.fusion_ = None
@@ -467,6 +467,7 @@ class Tagger(ScorerMixin):
         notes: list[str] = []
         unknown: dict[str, int] = {}
         merged: dict[str, list[str]] = {}
+        kept = 0
         for i, (text, labels) in enumerate(pairs):
             bad = [lab for lab in labels if lab not in self.vocab]
             for lab in bad:
@@ -476,6 +477,7 @@ class Tagger(ScorerMixin):
                 continue
             if not keep:
                 continue
+            kept += 1
             have = merged.setdefault(text, [])
             have += [lab for lab in keep if lab not in have]
         if unknown and unknown_labels == "error":
@@ -485,8 +487,7 @@ class Tagger(ScorerMixin):
                              "them, add them to the vocabulary, or pass unknown_labels='skip' to drop them.")
         if unknown:
             notes.append(f"dropped {len(unknown)} label(s) not in the vocabulary: {', '.join(list(unknown)[:10])}")
-        n_dupes = sum(1 for _ in pairs) - len(merged) - sum(1 for _, ls in pairs
-                                                           if not any(lab in self.vocab for lab in ls))
+        n_dupes = kept - len(merged)
         if n_dupes > 0:
             notes.append(f"merged {n_dupes} repeated example text(s) (their labels are united)")
         out = list(merged.items())
@@ -580,7 +581,7 @@ class Tagger(ScorerMixin):
                    "program": state,
                    "evidence": None if self.evidence_ is None else self.evidence_.to_dict(),
                    "examples": None if self.examples_ is None else {
-                       "texts": self.examples_["texts"], "full_sha256": [_sha(t) for t in self.examples_["full"]],
+                       "texts": self.examples_["texts"], "full_sha256": self.examples_["sha256"],
                        "labels": self.examples_["labels"], "emb": encode_array(self.examples_["emb"])},
                    "thresholds": None if self.thresholds_ is None else thresholds_to_dict(self.thresholds_)}
         return write_text_atomic(p, json.dumps(payload, indent=1, ensure_ascii=False, default=str))
@@ -649,8 +650,7 @@ class Tagger(ScorerMixin):
             self.examples_ = None
             if isinstance(ex, dict):
                 self.examples_ = {"texts": list(ex["texts"]), "labels": [list(x) for x in ex["labels"]],
-                                  "emb": decode_array(ex["emb"]), "full": [None] * len(ex["texts"]),
-                                  "full_sha256": list(ex["full_sha256"])}
+                                  "emb": decode_array(ex["emb"]), "sha256": list(ex["full_sha256"])}
         except (KeyError, TypeError) as exc:
             raise InputError(f"{p}: the saved examples are incomplete ({type(exc).__name__}: {exc}). {fix}") from None
         except InputError as exc:

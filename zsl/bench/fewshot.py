@@ -275,21 +275,13 @@ def run(args: argparse.Namespace) -> None:
                     if k == 0 and method in ("zsl-knn", "zsl-prototype"):
                         continue  # identical to zsl at k = 0
                     print(f"{name} k={k} seed={seed} {method}: {len(examples)} examples ...", flush=True)
+                    items, extra = texts, {}
                     if method == "zsl-llm":
-                        sub = texts[: args.llm_items]
-                        res = run_zsl_llm(vocab, kind, examples, sub, encoder, args.lm)
-                        same = run_zsl(vocab, kind, examples, sub, "head", encoder)  # retrieval only, same items
-                        ys = y[: len(sub)]
-                        res["retrieval_on_same_items"] = _metrics(ys, same["pred"], same["scores"])
-                        m = _metrics(ys, res.pop("pred"), res.pop("scores"))
-                        rec = {"dataset": name, "method": method, "k": k, "seed": seed, "examples": len(examples),
-                               "eval_items": len(sub), **m, "fit_s": round(res.pop("fit_s"), 2),
-                               "items_per_s": round(len(sub) / max(res.pop("predict_s"), 1e-9), 3), **res}
-                        print(f"  {rec}", flush=True)
-                        with _records_path(out).open("a", encoding="utf-8") as fh:
-                            fh.write(json.dumps(rec) + "\n")
-                        continue
-                    if method.startswith("zsl"):
+                        items = texts[: args.llm_items]
+                        res = run_zsl_llm(vocab, kind, examples, items, encoder, args.lm)
+                        same = run_zsl(vocab, kind, examples, items, "head", encoder)  # retrieval only, same items
+                        extra["retrieval_on_same_items"] = _metrics(y[: len(items)], same["pred"], same["scores"])
+                    elif method.startswith("zsl"):
                         evidence = {"zsl": "head", "zsl-knn": "knn", "zsl-prototype": "prototype"}[method]
                         # the first seed times the whole prediction (encoding included); the others reuse
                         # the evaluation embeddings (same numbers, minutes less on long articles)
@@ -301,12 +293,12 @@ def run(args: argparse.Namespace) -> None:
                         res = run_setfit(vocab, examples, texts, seed)
                     else:
                         raise SystemExit(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-                    m = _metrics(y, res.pop("pred"), res.pop("scores"))
+                    m = _metrics(y[: len(items)], res.pop("pred"), res.pop("scores"))
                     pred_s = res.pop("predict_s")
                     rec = {"dataset": name, "method": method, "k": k, "seed": seed, "examples": len(examples),
-                           "eval_items": len(texts), **m, "fit_s": round(res.pop("fit_s"), 2),
-                           "items_per_s": None if pred_s is None else round(len(texts) / max(pred_s, 1e-9), 1),
-                           **res}
+                           "eval_items": len(items), **m, "fit_s": round(res.pop("fit_s"), 2),
+                           "items_per_s": None if pred_s is None else round(len(items) / max(pred_s, 1e-9), 3),
+                           **res, **extra}
                     print(f"  {rec}", flush=True)
                     with _records_path(out).open("a", encoding="utf-8") as fh:
                         fh.write(json.dumps(rec) + "\n")
