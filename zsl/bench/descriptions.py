@@ -93,6 +93,9 @@ def run(args: argparse.Namespace) -> None:
     done = _read(path)
     todo = [i for i in range(len(items)) if not all(s in done.get(i, {}) for s in SETTINGS)]
     print(f"{args.dataset}: {len(items) - len(todo)} done, {len(todo)} to go", flush=True)
+    if args.limit is not None and args.limit < len(todo):
+        todo = todo[: args.limit]
+        print(f"  this call labels {len(todo)} (--limit); rerun to continue", flush=True)
     with path.open("a", encoding="utf-8") as fh:
         for n, i in enumerate(todo, 1):
             text = items[i]["text"]
@@ -185,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--dataset", choices=DATASETS, required=True)
     r.add_argument("--lm", default=None)
     r.add_argument("--no-llm", action="store_true")
+    r.add_argument("--limit", type=int, default=None,
+                   help="label at most this many more items in this call (rerun to continue; report counts what is done)")
     r.set_defaults(func=run)
     rep = sub.add_parser("report")
     rep.add_argument("--dataset", action="append", choices=DATASETS)
