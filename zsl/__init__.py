@@ -40,6 +40,7 @@ _LAZY = {
     "Scorer": "zsl.base",
     "LabelSettings": "zsl.labeller",
     "label_run": "zsl.run",
+    "budget_run": "zsl.budget",
     "get_lm": "zsl.lm",
     "get_encoder": "zsl.encoders",
     "VocabIndex": "zsl.index",
@@ -63,6 +64,7 @@ __all__ = [
     "VocabularyError",
     "ZslError",
     "__version__",
+    "budget_run",
     "get_encoder",
     "get_lm",
     "label_run",
@@ -73,6 +75,7 @@ __all__ = [
 if TYPE_CHECKING:
     from zsl import metrics
     from zsl.base import Scorer
+    from zsl.budget import budget_run
     from zsl.distill import StudentClassifier
     from zsl.encoders import get_encoder
     from zsl.image import ImageTagger

@@ -74,6 +74,11 @@ def _cmd_label(args: argparse.Namespace) -> int:
     from zsl.labeller import LabelSettings
     from zsl.run import estimate_run, label_run
 
+    if args.budget is not None and (args.model or args.dry_run is not None):
+        from zsl.errors import InputError
+
+        raise InputError("--budget decides which items the LLM labels; it does not combine with "
+                         f"{'--model' if args.model else '--dry-run'}. Fix: drop one of them.")
     common = {"k": args.k, "text_field": args.text_field, "id_field": args.id_field, "chunk_size": args.chunk_size,
               "top_scores": args.top_scores}
     if args.model:
@@ -96,9 +101,28 @@ def _cmd_label(args: argparse.Namespace) -> int:
         est = estimate_run(args.input, args.labels, sample=args.dry_run, settings=settings)
         _print_estimate(est)
         return 0
+    if args.budget is not None:
+        return _budget_label(args, settings)
     summary = label_run(args.input, args.labels, out=args.out, settings=settings, fresh=args.fresh, show_progress=True)
     _report_run(summary, args.k)
     return 3 if summary.skipped else 0
+
+
+def _budget_label(args: argparse.Namespace, settings) -> int:
+    from zsl.budget import budget_run
+
+    s = budget_run(args.input, args.labels, budget=args.budget, out=args.out, settings=settings, rounds=args.rounds,
+                   selection=args.selection, fresh=args.fresh, show_progress=True)
+    for w in s.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    src = ", ".join(f"{n} {name}" for name, n in sorted(s.by_source.items()))
+    if s.already_complete:
+        print(f"already complete: {s.run_dir} (same budget); --fresh to redo")
+    print(f"labelled {s.labelled} items ({src}) in {s.seconds:.1f}s, {s.seconds_llm:.1f}s of it in the LLM "
+          f"({s.llm_items} of a budget of {s.budget} item(s), {len(s.rounds)} round(s); {s.reused_llm} LLM result(s) "
+          f"reused), skipped {s.skipped}")
+    print(f"silver data: {s.labels}  (run directory: {s.run_dir}; LLM results: {s.run_dir}/teacher.jsonl)")
+    return 3 if s.skipped else 0
 
 
 def _remote_lm(name: str | None, api_base: str | None):
@@ -345,6 +369,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--descriptions", action="store_true", help="images: let the LLM write visual label descriptions")
     p.add_argument("--no-label-descriptions", action="store_true",
                    help="texts: ignore the vocabulary's 'description' column (used by default for retrieval and Rank)")
+    p.add_argument("--budget", metavar="N|P%",
+                   help="texts: let the LLM label at most N items (or P%% of them), chosen where they teach most, "
+                        "and a student trained on its answers label the rest (rows say their 'source')")
+    p.add_argument("--rounds", type=int, default=4, help="with --budget: rounds of LLM labelling + student "
+                                                          "retraining (default 4)")
+    p.add_argument("--selection", default="active", choices=["active", "random"],
+                   help="with --budget: how items are chosen for the LLM (default active: typical items first, "
+                        "then those the student is least sure of)")
     p.set_defaults(func=_cmd_label)
 
     p = sub.add_parser("optimize", aliases=["fit"],

@@ -1,0 +1,547 @@
+"""Budgeted labelling: the LLM labels the items where it pays, a student labels the rest.
+
+The full Infer-Retrieve-Rank program costs seconds per item on a laptop CPU; retrieval alone
+costs milliseconds. With a budget of N LLM items (or a percentage), a run goes:
+
+1. **Cheap pass**: every item is embedded and scored by retrieval (batched).
+2. **Rounds** (``rounds``, default 4, of equal size): choose items for the LLM, label them
+   with the full program (the *teacher*), train the *student* on what the teacher said, and
+   let the student score every item.
+
+   * ``selection="active"`` (the default): the first round takes *typical* items (k-means on
+     the item embeddings, the item nearest each centre), so the student sees the whole space;
+     later rounds take the items the student is least sure of (the smallest gap between its
+     k-th and (k+1)-th label) and spread them out (k-means over ``pool_factor`` times as many
+     uncertain items, the least sure of each cluster).
+   * ``selection="random"``: a seeded random choice of the same size (the baseline).
+3. **Rows**: an item the LLM labelled keeps the teacher's row; every other item gets the
+   student's scores. Each row says where it came from: ``"source": "llm" | "student" |
+   "retrieval"`` (retrieval when no student could be trained, e.g. a budget of 0).
+
+The student is an :class:`~zsl.fewshot.AnchoredHead`: a logistic head on the embeddings,
+anchored on the retrieval score, trained on the teacher's label sets (its ``k`` best labels,
+or the labels above its thresholds for a program fitted with ``zsl fit``). Labels the teacher
+never chose keep their retrieval ranking.
+
+LLM results are the expensive part and are never lost: each one is appended to
+``teacher.jsonl`` in the run directory and flushed to disk before the next item starts. After
+Ctrl-C, a crash or ``kill -9``, the same command reads them back, makes the same choices (they
+are seeded and depend only on the teacher's answers) and goes on where it stopped. Raising the
+budget and rerunning labels only the extra items. ``--fresh`` recomputes everything else but
+keeps ``teacher.jsonl`` (delete it to pay for the LLM again).
+
+Example (retrieval-only "teacher" to keep it quick; a real run uses the LLM):
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> emb = rng.normal(size=(40, 8)).astype(np.float32)
+    >>> cheap = rng.normal(size=(40, 3)).astype(np.float32)
+    >>> gold = np.abs(emb[:, :3]).argmax(axis=1)
+    >>> teach = lambda idx: {i: [int(gold[i])] for i in idx}
+    >>> res = budget_loop(emb, cheap, teach, n_llm=8, k=1, rounds=2)
+    >>> len(res.llm_items), sorted(set(res.source))
+    (8, ['llm', 'student'])
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zsl.errors import InputError
+
+__all__ = ["SELECTIONS", "TEACHER", "BudgetResult", "BudgetSummary", "budget_loop", "budget_run", "parse_budget",
+           "round_sizes", "select_random", "select_typical", "select_uncertain", "student_margin"]
+
+SELECTIONS = ("active", "random")
+TEACHER = "teacher.jsonl"
+_PERCENT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*%\s*")
+
+
+def parse_budget(budget: int | str, n_items: int) -> int:
+    """The number of LLM items a budget means for ``n_items`` items.
+
+    ``budget`` is a count (``250``, ``"250"``) or a percentage of the items (``"10%"``,
+    rounded up). A budget above the number of items means all of them.
+
+    Example:
+        >>> parse_budget("10%", 1000), parse_budget(25, 1000), parse_budget("0", 7), parse_budget(50, 7)
+        (100, 25, 0, 7)
+    """
+    fix = "Fix: give a number of items (--budget 200) or a percentage of the input (--budget 10%)."
+    if isinstance(budget, bool):
+        raise InputError(f"budget must be a number of items or a percentage, got {budget!r}. {fix}")
+    if isinstance(budget, str):
+        m = _PERCENT.fullmatch(budget)
+        if m:
+            pct = float(m.group(1))
+            if pct > 100:
+                raise InputError(f"budget {budget!r} is more than 100% of the input. {fix}")
+            return min(n_items, math.ceil(pct / 100 * n_items - 1e-9))
+        try:
+            budget = int(budget.strip())
+        except ValueError:
+            raise InputError(f"budget {budget!r} is neither a number of items nor a percentage. {fix}") from None
+    if isinstance(budget, float):
+        if not budget.is_integer():
+            raise InputError(f"budget {budget!r} is not a whole number of items; write a percentage as '10%'. {fix}")
+        budget = int(budget)
+    if not isinstance(budget, int | np.integer):
+        raise InputError(f"budget must be a number of items or a percentage, got {type(budget).__name__}. {fix}")
+    if budget < 0:
+        raise InputError(f"budget must be 0 or more items, got {budget}. {fix}")
+    return min(int(budget), n_items)
+
+
+def round_sizes(n_llm: int, rounds: int) -> list[int]:
+    """``n_llm`` items split into at most ``rounds`` rounds of (nearly) equal size, none empty.
+
+    Example:
+        >>> round_sizes(10, 4), round_sizes(2, 4), round_sizes(0, 4)
+        ([3, 3, 2, 2], [1, 1], [])
+    """
+    if rounds < 1:
+        raise InputError(f"rounds must be >= 1, got {rounds}")
+    base, extra = divmod(n_llm, rounds)
+    return [s for s in (base + (1 if r < extra else 0) for r in range(rounds)) if s > 0]
+
+
+def _free(n: int, taken: Sequence[int]) -> np.ndarray:
+    mask = np.ones(n, dtype=bool)
+    mask[np.asarray(list(taken), dtype=np.int64)] = False
+    return np.flatnonzero(mask)
+
+
+def _kmeans_nearest(x: np.ndarray, m: int, seed: int, order: np.ndarray | None = None) -> np.ndarray:
+    """Positions (into ``x``) of one item per k-means cluster: the one nearest its centre, or with
+    ``order`` (a rank per row, lower first), the first of each cluster by that order."""
+    from sklearn.cluster import KMeans
+
+    if m >= len(x):
+        return np.arange(len(x))
+    km = KMeans(n_clusters=m, n_init=1, max_iter=50, random_state=seed).fit(x)
+    out = []
+    for c in range(m):
+        members = np.flatnonzero(km.labels_ == c)
+        if not len(members):
+            continue
+        if order is None:
+            d = ((x[members] - km.cluster_centers_[c]) ** 2).sum(axis=1)
+            out.append(members[np.argmin(d)])
+        else:
+            out.append(members[np.argmin(order[members])])
+    got = np.asarray(sorted({int(i) for i in out}), dtype=np.int64)
+    if len(got) < m:  # empty clusters (duplicates in x): fill in order
+        rest = np.setdiff1d(np.arange(len(x)), got)
+        rest = rest if order is None else rest[np.argsort(order[rest], kind="stable")]
+        got = np.concatenate([got, rest[: m - len(got)]])
+    return got
+
+
+def select_typical(emb: np.ndarray, m: int, taken: Sequence[int] = (), *, seed: int = 0) -> list[int]:
+    """``m`` typical items not yet taken: k-means with ``m`` clusters on their embeddings, the
+    item nearest each centre. Spreads a first round over the whole space."""
+    free = _free(len(emb), taken)
+    return [int(free[p]) for p in _kmeans_nearest(np.asarray(emb[free], dtype=np.float32), m, seed)]
+
+
+def student_margin(probs: np.ndarray, k: int = 1) -> np.ndarray:
+    """How sure a scorer is of its label set: the gap between each item's k-th and (k+1)-th
+    best score (small: unsure which labels make the set).
+
+    Example:
+        >>> student_margin(np.array([[0.9, 0.1, 0.0], [0.5, 0.45, 0.0]])).round(2).tolist()
+        [0.8, 0.05]
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape[1] <= k:
+        return np.zeros(len(probs))
+    part = -np.sort(-probs, axis=1)
+    return part[:, k - 1] - part[:, k]
+
+
+def select_uncertain(emb: np.ndarray, probs: np.ndarray, m: int, taken: Sequence[int] = (), *, k: int = 1,
+                     pool_factor: int = 3, seed: int = 0) -> list[int]:
+    """``m`` items the student is least sure of, spread out: the ``pool_factor * m`` untaken
+    items with the smallest :func:`student_margin`, clustered into ``m`` groups by k-means on
+    their embeddings, the least sure item of each group."""
+    free = _free(len(emb), taken)
+    margin = student_margin(probs[free], k)
+    pool = np.argsort(margin, kind="stable")[: max(m, pool_factor * m)]
+    rank = np.empty(len(pool), dtype=np.int64)
+    rank[np.argsort(margin[pool], kind="stable")] = np.arange(len(pool))
+    picks = _kmeans_nearest(np.asarray(emb[free[pool]], dtype=np.float32), m, seed, order=rank)
+    return [int(free[pool[p]]) for p in picks]
+
+
+def select_random(n: int, m: int, taken: Sequence[int] = (), *, seed: int = 0) -> list[int]:
+    """``m`` untaken items at random (seeded): the baseline the active selection must beat."""
+    free = _free(n, taken)
+    return sorted(int(i) for i in np.random.default_rng(seed).choice(free, size=min(m, len(free)), replace=False))
+
+
+@dataclass
+class BudgetResult:
+    """What :func:`budget_loop` did.
+
+    Attributes:
+        student_scores: ``(N, K)`` the last student's probabilities for every item (the cheap
+            scores when no student was trained).
+        source: per item, ``"llm"`` (the teacher labelled it), ``"student"`` or ``"retrieval"``.
+        student: the last fitted :class:`~zsl.fewshot.AnchoredHead`, or None.
+        llm_items: the items sent to the teacher, in the order they were chosen.
+        teacher_labels: item -> the teacher's label indices (None: the teacher failed on it).
+        rounds: one dict per round: ``round``, ``selected``, ``trained_on``, ``seconds_teacher``,
+            ``seconds_student`` (fit and scoring), ``seconds_select``, ``note``.
+    """
+
+    student_scores: np.ndarray
+    source: list[str]
+    student: Any
+    llm_items: list[int]
+    teacher_labels: dict[int, list[int] | None]
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _fit_student(emb: np.ndarray, cheap: np.ndarray, teacher: dict[int, list[int] | None], seed: int,
+                 ) -> tuple[Any, str | None]:
+    from zsl.fewshot import AnchoredHead
+
+    idx = sorted(i for i, labs in teacher.items() if labs)
+    if len(idx) < 2:
+        return None, f"{len(idx)} item(s) with teacher labels: too few to train a student (retrieval scores kept)"
+    y = np.zeros((len(idx), cheap.shape[1]), dtype=np.float32)
+    for row, i in enumerate(idx):
+        y[row, teacher[i]] = 1.0
+    try:
+        return AnchoredHead(random_state=seed).fit(emb[idx], y, cheap[idx]), None
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        return None, f"the student could not be trained ({type(exc).__name__}: {exc}); kept the previous scores"
+
+
+def budget_loop(emb: Any, cheap: Any, teach: Callable[[list[int]], dict[int, list[int] | None]], *, n_llm: int,
+                k: int = 1, rounds: int = 4, selection: str = "active", pool_factor: int = 3, seed: int = 0,
+                initial: Sequence[int] = (), log: Callable[[str], None] | None = None) -> BudgetResult:
+    """Spend ``n_llm`` teacher calls in ``rounds`` rounds; see the module docstring.
+
+    Args:
+        emb: ``(N, d)`` item embeddings; cheap: ``(N, K)`` retrieval scores of the same items.
+        teach: labels the given items with the teacher; returns item -> label indices (its label
+            set), or None for an item it failed on (the item stays with the student).
+        n_llm: teacher calls in all (at most N).
+        k: labels per item the student's sureness is judged on (see :func:`student_margin`).
+        rounds, selection, pool_factor, seed: see the module docstring.
+        initial: items the teacher labelled already (paid for): they go first, as round 0, and
+            count against ``n_llm``; the rest of the budget is spent in ``rounds`` rounds.
+        log: called with one line per round.
+    """
+    emb = np.asarray(emb, dtype=np.float32)
+    cheap = np.asarray(cheap, dtype=np.float32)
+    if emb.ndim != 2 or cheap.ndim != 2 or len(emb) != len(cheap):
+        raise InputError(f"budget_loop expects emb (N, d) and cheap scores (N, K) for the same N items; got "
+                         f"{emb.shape} and {cheap.shape}")
+    if selection not in SELECTIONS:
+        raise InputError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    n = len(emb)
+    n_llm = min(int(n_llm), n)
+    taken: list[int] = []
+    teacher: dict[int, list[int] | None] = {}
+    student, probs = None, None
+    info: list[dict[str, Any]] = []
+    initial = sorted({int(i) for i in initial})
+    plan = ([initial] if initial else []) + round_sizes(max(0, n_llm - len(initial)), rounds)
+    for r, size in enumerate(plan):
+        t = time.perf_counter()
+        rseed = seed + 1000 * r
+        if isinstance(size, list):
+            pick, size = size, len(size)
+        elif selection == "random":
+            pick = select_random(n, size, taken, seed=rseed)
+        elif probs is None:
+            pick = select_typical(emb, size, taken, seed=rseed)
+        else:
+            pick = select_uncertain(emb, probs, size, taken, k=k, pool_factor=pool_factor, seed=rseed)
+        t_sel = time.perf_counter() - t
+        t = time.perf_counter()
+        got = teach(pick)
+        t_teach = time.perf_counter() - t
+        for i in pick:
+            teacher[i] = got.get(i)
+        taken += pick
+        t = time.perf_counter()
+        fitted, note = _fit_student(emb, cheap, teacher, seed)
+        if fitted is not None:
+            student, probs = fitted, fitted.fuse(cheap, emb)
+        t_student = time.perf_counter() - t
+        rec = {"round": r + (0 if initial else 1), "selected": len(pick), "trained_on": sum(1 for v in teacher.values() if v),
+               "seconds_select": round(t_sel, 3), "seconds_teacher": round(t_teach, 3),
+               "seconds_student": round(t_student, 3)}
+        if note:
+            rec["note"] = note
+        info.append(rec)
+        if log is not None:
+            log(f"round {rec['round']}: {len(pick)} item(s) to the LLM ({len(taken)}/{n_llm}), student trained on "
+                f"{rec['trained_on']}" + (f"; {note}" if note else ""))
+    source = ["student" if student is not None else "retrieval"] * n
+    for i, labs in teacher.items():
+        if labs is not None:
+            source[i] = "llm"
+    return BudgetResult(student_scores=cheap if probs is None else probs, source=source, student=student,
+                        llm_items=taken, teacher_labels=teacher, rounds=info)
+
+
+# -- the run directory ------------------------------------------------------------------------------
+@dataclass
+class BudgetSummary:
+    """What :func:`budget_run` did. ``by_source`` counts rows per source; ``seconds_llm`` is the time
+    spent in the teacher during this call (LLM results read back from an earlier call cost nothing)."""
+
+    run_dir: str
+    labels: str
+    errors: str
+    total: int
+    labelled: int
+    skipped: int
+    budget: int
+    llm_items: int
+    by_source: dict[str, int]
+    rounds: list[dict[str, Any]]
+    seconds: float
+    seconds_llm: float
+    reused_llm: int = 0
+    tokens: dict[str, dict[str, int]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    already_complete: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _teacher_key(settings: dict[str, Any], vocab_hash: str, fingerprint: str) -> str:
+    """What makes an LLM result valid: the program's settings, the vocabulary and the input."""
+    import hashlib
+
+    blob = json.dumps({"settings": settings, "vocab": vocab_hash, "input": fingerprint}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _read_teacher(path: Path) -> dict[str, dict[str, Any]]:
+    """Teacher records by item id. A torn last line (a kill mid-write) is cut off so appends stay whole."""
+    out: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return out
+    data = path.read_bytes()
+    good = 0
+    for line in data.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            break
+        out[str(rec["id"])] = rec
+        good += len(line)
+    if good < len(data):
+        with path.open("r+b") as fh:
+            fh.truncate(good)
+    return out
+
+
+def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str, out: str | os.PathLike[str] | None = None,
+               settings: Any = None, rounds: int = 4, selection: str = "active", pool_factor: int = 3, seed: int = 0,
+               fresh: bool = False, show_progress: bool = False, **overrides: Any) -> BudgetSummary:
+    """Label a text dataset with at most ``budget`` LLM items; a student labels the rest.
+
+    Writes a run directory like :func:`zsl.run.label_run` (``labels.jsonl`` in input order,
+    ``errors.jsonl``, ``manifest.json``, ``summary.json``, ``log.txt``, the vocabulary beside
+    the labels) plus ``teacher.jsonl``, every LLM result as it arrives. Rows carry ``source``.
+
+    Args:
+        input, labels, out, settings, fresh, show_progress, **overrides: as for
+            :func:`zsl.run.label_run` (``k`` labels per row; the LLM program's settings).
+        budget: LLM items: a count or a percentage (``"10%"``); see :func:`parse_budget`.
+        rounds, selection, pool_factor, seed: see the module docstring.
+
+    Raises:
+        InputError: a malformed or negative budget, an unknown selection, an image input, a
+            program without an LLM step, or the errors of :func:`zsl.run.label_run`.
+    """
+    from zsl.data import BadRow, check_regular_input, fingerprint_and_count, input_format, iter_records
+    from zsl.labeller import LabelSettings, make_labeller
+    from zsl.progress import progress_bar
+    from zsl.rows import build_rows, run_meta
+    from zsl.rundir import ERRORS, LABELS, META, SUMMARY, RunDir, make_manifest, write_json, write_lines
+    from zsl.vocab import LabelVocab
+
+    opts = (settings or LabelSettings()).updated(**overrides)
+    opts.check()
+    if selection not in SELECTIONS:
+        raise InputError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+    round_sizes(0, rounds)  # checks rounds
+    if pool_factor < 1:
+        raise InputError(f"pool_factor must be >= 1, got {pool_factor}")
+    input_path = Path(input)
+    check_regular_input(input_path)
+    fmt = input_format(input_path)
+    if fmt == "images":
+        raise InputError("--budget labels texts; images have no LLM teacher to budget yet. Fix: label images "
+                         "without --budget.")
+    if opts.model is not None:
+        raise InputError("--budget spends an LLM program; --model labels with a student only. Fix: drop one of them.")
+    if not (opts.infer or opts.rank):
+        raise InputError("--budget decides where the LLM steps run, but --no-infer and --no-rank turn both off. "
+                         "Fix: keep at least one LLM step, or drop --budget (retrieval alone labels everything).")
+    if labels is None:
+        raise InputError("A label vocabulary is required.")
+    vocab = labels if isinstance(labels, LabelVocab) else (
+        LabelVocab(list(labels)) if isinstance(labels, list | tuple) else LabelVocab.from_file(labels))
+    vocab_path = None if isinstance(labels, LabelVocab | list | tuple) else str(labels)
+    teacher_lab = make_labeller(fmt, vocab, opts)
+    fp, _ = fingerprint_and_count(input_path, fmt)
+    records = list(iter_records(input_path, text_field=opts.text_field, id_field=opts.id_field))
+    items, errors, seen = [], [], set()
+    for rec in records:
+        if isinstance(rec, BadRow):
+            errors.append({"file": rec.path, "line": rec.line, "reason": rec.reason})
+        elif rec.id in seen:
+            errors.append({"id": rec.id, "reason": f"duplicate id {rec.id!r}: only its first record is labelled"})
+        else:
+            seen.add(rec.id)
+            items.append(rec)
+    if not items:
+        raise InputError(f"{input_path} has no usable records (see --text-field, {opts.text_field!r}).")
+    n_llm = parse_budget(budget, len(items))
+    plan = {"budget": budget if isinstance(budget, str) else int(budget), "llm_items": n_llm, "rounds": rounds,
+            "selection": selection, "pool_factor": pool_factor, "seed": seed}
+    settings_record = {**teacher_lab.config(), "mode": "budget"}
+    runtime = {"concurrency": 1, "timeout": opts.timeout, "retries": opts.retries}
+    manifest = make_manifest(input_path, fmt, opts.text_field, opts.id_field, vocab, vocab_path, settings_record,
+                             runtime, fp)
+    manifest["budget"] = plan  # not compared on resume: a new budget reuses every LLM result
+    run_path = Path(out) if out is not None else input_path.with_name(input_path.name.rstrip("/") + ".zsl")
+    rd = RunDir(run_path)
+    state = rd.prepare(manifest, fresh)
+    try:
+        old = json.loads((run_path / "manifest.json").read_text(encoding="utf-8")).get("budget")
+        if state == "complete" and old == plan:
+            summary = BudgetSummary(**json.loads((run_path / SUMMARY).read_text(encoding="utf-8")))
+            summary.already_complete = True
+            return summary
+        if state != "new":
+            write_json(run_path / "manifest.json", manifest)
+        rd.log(f"budget {state}: {input_path} -> {run_path}, {n_llm} of {len(items)} item(s) to the LLM, "
+               f"{len(round_sizes(n_llm, rounds))} round(s), selection {selection}")
+        t0 = time.perf_counter()
+        tpath = run_path / TEACHER
+        teacher_key = _teacher_key(settings_record, vocab.hash, fp)
+        done = {i: r for i, r in _read_teacher(tpath).items() if r.get("teacher") == teacher_key}
+        tagger = teacher_lab.tagger
+        program = tagger.program_
+        encoder = program.index.encoder
+        texts = [it.text for it in items]
+        with progress_bar(total=len(texts), desc="retrieval (cheap pass)", unit="item",
+                          disable=not show_progress) as bar:
+            parts = []
+            for s in range(0, len(texts), 256):
+                parts.append(np.asarray(encoder.encode(texts[s:s + 256]), dtype=np.float32))
+                bar.update(len(texts[s:s + 256]))
+        emb = np.concatenate(parts)
+        cheap = np.asarray(program.retrieve_embedded(emb), dtype=np.float32)
+        label_pos = {lab: j for j, lab in enumerate(vocab.labels)}
+        stats = {"seconds_llm": 0.0, "reused": 0}
+        usage: dict[str, dict[str, int]] = {}
+        bars: list[Any] = []
+
+        def teacher_labels(rec: dict[str, Any]) -> list[int] | None:
+            row = rec.get("row")
+            if row is None:
+                return None
+            chosen = row.get("above_threshold", row["labels"])
+            return [label_pos[lab] for lab in chosen if lab in label_pos]
+
+        def teach(idx: list[int]) -> dict[int, list[int] | None]:
+            got: dict[int, list[int] | None] = {}
+            with tpath.open("a", encoding="utf-8") as fh:
+                for i in idx:
+                    item = items[i]
+                    rec = done.get(item.id)
+                    if rec is None:
+                        t = time.perf_counter()
+                        outputs, use = teacher_lab.label([item], lambda _n: None)
+                        secs = time.perf_counter() - t
+                        stats["seconds_llm"] += secs
+                        out0 = outputs[0]
+                        rec = {"id": item.id, "teacher": teacher_key, "seconds": round(secs, 3)}
+                        if isinstance(out0, str):
+                            rec["error"] = out0
+                        else:
+                            rec["row"] = out0
+                        rec["usage"] = use
+                        fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                        done[item.id] = rec
+                        for step, u in use.items():
+                            acc = usage.setdefault(step, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
+                            for key in acc:
+                                acc[key] += int(u.get(key, 0))
+                    else:
+                        stats["reused"] += 1
+                    got[i] = teacher_labels(rec)
+                    bars[0].update(1)
+            return got
+
+        try:
+            with progress_bar(total=n_llm, desc="LLM teacher", unit="item", disable=not show_progress) as bar:
+                bars.append(bar)
+                    # The same plan replays its choices (they depend only on the teacher's answers, read
+                # back for free), so a resumed run ends exactly as an uninterrupted one. A new plan
+                # (another budget) starts from every LLM result already paid for.
+                initial = [] if old == plan else [i for i, it in enumerate(items) if it.id in done]
+                if initial:
+                    rd.log(f"budget changed from {old} to {plan}: {len(initial)} LLM result(s) reused first")
+                res = budget_loop(emb, cheap, teach, n_llm=max(n_llm, len(initial)), k=opts.k, rounds=rounds,
+                                  selection=selection, pool_factor=pool_factor, seed=seed, initial=initial,
+                                  log=rd.log)
+        except KeyboardInterrupt:
+            rd.log("interrupted: every LLM result so far is in teacher.jsonl; run the same command to continue")
+            raise
+        student_rows = build_rows(items, res.student_scores, vocab, k=opts.k, top_scores=opts.top_scores)
+        by_source: dict[str, int] = {}
+        lines = []
+        for i, item in enumerate(items):
+            rec = done.get(item.id) if res.source[i] == "llm" else None
+            row = dict(rec["row"]) if rec is not None else student_rows[i]
+            row["source"] = res.source[i]
+            by_source[row["source"]] = by_source.get(row["source"], 0) + 1
+            lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+        for i in res.llm_items:
+            rec = done.get(items[i].id)
+            if rec is not None and "error" in rec:
+                errors.append({"id": items[i].id, "reason": f"LLM teacher failed ({rec['error']}); the student "
+                               "labelled it", "labelled_by": "student"})
+        write_lines(run_path / LABELS, lines)
+        write_lines(run_path / ERRORS, (json.dumps(e, ensure_ascii=False) + "\n" for e in errors))
+        prov = {"zsl_version": manifest["zsl_version"], **settings_record, "budget": plan}
+        write_json(run_path / META, run_meta(vocab, k=opts.k, top_scores=teacher_lab.top_scores, provenance=prov,
+                                             n_items=len(items)))
+        summary = BudgetSummary(
+            run_dir=str(run_path), labels=str(run_path / LABELS), errors=str(run_path / ERRORS),
+            total=len(records), labelled=len(items), skipped=len(records) - len(items), budget=n_llm,
+            llm_items=len(res.llm_items), by_source=by_source, rounds=res.rounds,
+            seconds=round(time.perf_counter() - t0, 3), seconds_llm=round(stats["seconds_llm"], 3),
+            reused_llm=stats["reused"], tokens=usage, warnings=list(teacher_lab.warnings))
+        write_json(run_path / SUMMARY, summary.to_dict())
+        rd.log(f"done: {by_source}, {summary.seconds:.1f}s ({summary.seconds_llm:.1f}s in the LLM, "
+               f"{summary.reused_llm} LLM result(s) reused)")
+        return summary
+    finally:
+        rd.unlock()
