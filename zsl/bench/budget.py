@@ -1,0 +1,313 @@
+"""Budgeted labelling: how much of the 100%-LLM quality does a 5-25% LLM budget keep, and at what time?
+
+    python -m zsl.bench.budget run [--dataset goemotions reuters] [--n 300]   # resumable
+    python -m zsl.bench.budget report [--write]                                # table + docs/budget.png
+
+Data: a seeded slice of ``--n`` items of each shared train file (GoEmotions, Reuters-21578
+ModApte) is labelled with LLM budgets of 0, 5, 10, 25 and 100%, by the active selection of
+:mod:`zsl.budget` and by random selection (the baseline), each with 3 seeds. Quality of the
+slice's final labels against its gold labels: micro- and macro-F1 of each row's ``k`` = 1 label
+(the rows' own label sets) and mAP over items; and of the student each budget produces, on
+``--heldout`` further seeded items of the same file (retrieval only at 0%).
+
+The teacher (the full Infer-Retrieve-Rank program on the embedded LLM, ``zsl label``'s
+defaults) labels each slice item at most once, when some configuration first asks for it; its
+answer and its measured seconds are kept in ``$ZSL_HOME/bench/budget/<dataset>.teacher.jsonl``
+(by position in the seeded order, so a larger ``--n`` reuses them).
+A configuration's LLM seconds are the sum of the recorded seconds of the items it sent to the
+LLM; its total adds the cheap pass (embedding + retrieval of the slice, measured once) and its
+own selection and student time. The 100% row is the LLM alone on every item.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data"
+DATASETS = ("goemotions", "reuters")
+BUDGETS = (0, 5, 10, 25, 100)
+SELECTIONS = ("active", "random")
+PLOT = ROOT / "docs" / "budget.png"
+
+
+def load(name: str, n: int, heldout: int, seed: int = 0) -> tuple[Any, str, list[dict], list[dict]]:
+    """``(vocab, label_kind, slice rows, held-out rows)`` from the shared train file, seeded."""
+    from zsl import LabelVocab
+
+    if name == "goemotions":
+        folder, vocab_file, train, kind = DATA / "goemotions", "goemotions_labels.txt", "goemotions_train.jsonl", "emotions"
+    elif name == "reuters":
+        folder, vocab_file, train, kind = (DATA / "reuters21578", "reuters21578_labels.tsv",
+                                           "reuters21578_modapte_train.jsonl", "topics")
+    else:
+        raise SystemExit(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    if not (folder / train).is_file():
+        raise SystemExit(f"missing {folder / train}: the shared data folder must sit beside the repository")
+    vocab = LabelVocab.from_file(folder / vocab_file)
+    rows = [json.loads(x) for x in (folder / train).read_text(encoding="utf-8").splitlines() if x.strip()]
+    rows = [r for r in rows if str(r.get("text") or "").strip() and r.get("labels")]
+    random.Random(seed).shuffle(rows)
+    return vocab, kind, rows[:n], rows[n:n + heldout]
+
+
+def _metrics(y: np.ndarray, pred: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    from zsl.metrics import f1_scores, mean_average_precision
+
+    f1 = f1_scores(y, pred)
+    keep = y.any(axis=1)
+    return {"micro_f1": round(100 * f1["micro_f1"], 2), "macro_f1": round(100 * f1["macro_f1"], 2),
+            "map": round(100 * mean_average_precision(y[keep], scores[keep], average="item"), 2)}
+
+
+def _top1(scores: np.ndarray) -> np.ndarray:
+    out = np.zeros(scores.shape, dtype=np.uint8)
+    out[np.arange(len(scores)), scores.argmax(axis=1)] = 1
+    return out
+
+
+class Teacher:
+    """The LLM program over the slice, each item labelled once and kept on disk with its seconds."""
+
+    def __init__(self, vocab, kind: str, texts: list[str], path: Path, lm: str | None):
+        self.vocab, self.kind, self.texts, self.path, self.lm = vocab, kind, texts, path, lm
+        self.records: dict[int, dict[str, Any]] = {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    r = json.loads(line)
+                    self.records[int(r["i"])] = r
+        self._labeller = None
+        self.pos = {lab: j for j, lab in enumerate(vocab.labels)}
+
+    def _get(self):
+        if self._labeller is None:
+            from zsl.labeller import LabelSettings, make_labeller
+
+            self._labeller = make_labeller("jsonl", self.vocab, LabelSettings(k=1, label_kind=self.kind, lm=self.lm))
+        return self._labeller
+
+    def __call__(self, idx: list[int]) -> dict[int, list[int] | None]:
+        from zsl.data import Item
+
+        todo = [i for i in idx if i not in self.records]
+        if todo:
+            print(f"    LLM: {len(todo)} new item(s)", flush=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            for i in todo:
+                t = time.perf_counter()
+                out, _ = self._get().label([Item(id=str(i), text=self.texts[i])], lambda _n: None)
+                rec = {"i": i, "seconds": round(time.perf_counter() - t, 3)}
+                rec.update({"error": out[0]} if isinstance(out[0], str) else
+                           {"labels": out[0]["labels"], "top_scores": out[0]["top_scores"]})
+                fh.write(json.dumps(rec) + "\n")
+                fh.flush()
+                self.records[i] = rec
+        return {i: ([self.pos[lab] for lab in self.records[i]["labels"]] if "labels" in self.records[i] else None)
+                for i in idx}
+
+    def scores(self, i: int) -> np.ndarray:
+        """The teacher's scores of item ``i`` over the vocabulary (labels it did not keep: below all)."""
+        rec = self.records[i]
+        s = np.full(len(self.vocab), -1e6, dtype=np.float32)
+        for lab, v in rec["top_scores"].items():
+            s[self.pos[lab]] = v
+        return s
+
+
+def _records(out: Path) -> dict[tuple, dict[str, Any]]:
+    p = out / "results.jsonl"
+    if not p.exists():
+        return {}
+    recs = {}
+    for line in p.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            r = json.loads(line)
+            recs[(r["dataset"], r["budget"], r["selection"], r["seed"])] = r
+    return recs
+
+
+def run(args: argparse.Namespace) -> None:
+    from zsl.budget import budget_loop, parse_budget
+    from zsl.tagger import Tagger
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = _records(out)
+    for name in args.dataset:
+        vocab, kind, rows, held = load(name, args.n, args.heldout)
+        texts = [r["text"] for r in rows]
+        y = vocab.to_multi_hot([r["labels"] for r in rows], strict=False)
+        yh = vocab.to_multi_hot([r["labels"] for r in held], strict=False)
+        cheap_tagger = Tagger(vocab, label_kind=kind, infer=False, rank=False)
+        encoder = cheap_tagger.program_.index.encoder
+        t = time.perf_counter()
+        emb = np.asarray(encoder.encode(texts, batch_size=64), dtype=np.float32)
+        cheap = cheap_tagger.score_embedded(emb)
+        cheap_s = time.perf_counter() - t
+        emb_h = np.asarray(encoder.encode([r["text"] for r in held], batch_size=64), dtype=np.float32)
+        cheap_h = cheap_tagger.score_embedded(emb_h)
+        teacher = Teacher(vocab, kind, texts, out / f"{name}.teacher.jsonl", args.lm)
+        print(f"{name}: {len(rows)} items in the slice, {len(held)} held out; cheap pass {cheap_s:.1f}s", flush=True)
+        for budget in args.budgets:
+            for selection in SELECTIONS:
+                for seed in args.seeds:
+                    key = (name, budget, selection, seed)
+                    if key in done or (budget in (0, 100) and (selection != "active" or seed != args.seeds[0])):
+                        continue  # 0% and 100% choose nothing: one run
+                    print(f"  {name} budget {budget}% {selection} seed {seed}", flush=True)
+                    n_llm = parse_budget(f"{budget}%", len(rows))
+                    t = time.perf_counter()
+                    res = budget_loop(emb, cheap, teacher, n_llm=n_llm, k=1, selection=selection, seed=seed)
+                    loop_s = time.perf_counter() - t - sum(r["seconds_teacher"] for r in res.rounds)
+                    final = res.student_scores.copy()
+                    pred = _top1(final)
+                    for i in res.llm_items:
+                        if res.source[i] == "llm":
+                            final[i] = teacher.scores(i)
+                            pred[i] = 0
+                            pred[i, res.teacher_labels[i]] = 1
+                    llm_s = sum(teacher.records[i]["seconds"] for i in res.llm_items)
+                    total_s = llm_s if budget == 100 else llm_s + cheap_s + loop_s
+                    if res.student is not None:
+                        sh = res.student.fuse(cheap_h, emb_h)
+                    else:
+                        sh = cheap_h
+                    rec = {"dataset": name, "budget": budget, "selection": selection, "seed": seed, "items": len(rows),
+                           "llm_items": len(res.llm_items), "slice": _metrics(y, pred, final),
+                           "heldout_student": _metrics(yh, _top1(sh), sh), "heldout_items": len(held),
+                           "llm_s": round(llm_s, 1), "other_s": round(0.0 if budget == 100 else cheap_s + loop_s, 2),
+                           "total_s": round(total_s, 1), "rounds": res.rounds}
+                    print(f"    slice {rec['slice']}  held-out student {rec['heldout_student']}  "
+                          f"LLM {llm_s:.0f}s total {total_s:.0f}s", flush=True)
+                    with (out / "results.jsonl").open("a", encoding="utf-8") as fh:
+                        fh.write(json.dumps(rec) + "\n")
+                    done[key] = rec
+
+
+def _median(recs: list[dict], *path: str) -> float:
+    vals = []
+    for r in recs:
+        v: Any = r
+        for p in path:
+            v = v[p]
+        vals.append(v)
+    return float(np.median(vals))
+
+
+def report(args: argparse.Namespace) -> None:
+    recs = list(_records(Path(args.out)).values())
+    if not recs:
+        raise SystemExit("no results yet: run `python -m zsl.bench.budget run` first")
+    lines = []
+    groups: dict[tuple, list[dict]] = {}
+    for r in recs:
+        groups.setdefault((r["dataset"], r["budget"], r["selection"]), []).append(r)
+    for name in DATASETS:
+        full = groups.get((name, 100, "active"))
+        if not any(k[0] == name for k in groups):
+            continue
+        n = next(r["items"] for r in recs if r["dataset"] == name)
+        nh = next(r["heldout_items"] for r in recs if r["dataset"] == name)
+        lines += [f"**{name}** ({n}-item slice, {nh} held-out items; medians over seeds):", "",
+                  ("| LLM budget | selection | seeds | LLM items | LLM s | total s | slice micro-F1 / macro-F1 / mAP "
+                  "| vs 100%: micro-F1, time | held-out student micro-F1 / mAP |"), "|---|---|---|---|---|---|---|---|---|"]
+        for budget in sorted({k[1] for k in groups if k[0] == name}):
+            for sel in SELECTIONS:
+                g = groups.get((name, budget, sel))
+                if not g:
+                    continue
+                mi, ma, mp = (_median(g, "slice", m) for m in ("micro_f1", "macro_f1", "map"))
+                tot = _median(g, "total_s")
+                vs = "-"
+                if full:
+                    vs = (f"{100 * mi / max(full[0]['slice']['micro_f1'], 1e-9):.0f}%, "
+                          f"{100 * tot / max(full[0]['total_s'], 1e-9):.1f}%")
+                label = {0: "0% (retrieval only)", 100: "100% (LLM on every item)"}.get(budget, f"{budget}%")
+                sel_cell = "-" if budget in (0, 100) else sel
+                lines.append(f"| {label} | {sel_cell} | {len(g)} | {g[0]['llm_items']} | {_median(g, 'llm_s'):.0f} "
+                             f"| {tot:.0f} | {mi:.1f} / {ma:.1f} / {mp:.1f} | {vs} | "
+                             f"{_median(g, 'heldout_student', 'micro_f1'):.1f} / "
+                             f"{_median(g, 'heldout_student', 'map'):.1f} |")
+        lines.append("")
+    table = "\n".join(lines).rstrip()
+    print(table)
+    _plot(groups)
+    if args.write:
+        from zsl.bench import write_section
+
+        cmd = ("`python -m zsl.bench.budget run --n " + str(next(r["items"] for r in recs)) +
+               "` then `python -m zsl.bench.budget report --write`")
+        block = f"{cmd}\n\n{table}\n\n![micro-F1 against LLM seconds](docs/budget.png)"
+        print(f"updated {write_section('budget', block, heading='Budgeted labelling (issue #15)')}")
+
+
+def _plot(groups: dict[tuple, list[dict]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [d for d in DATASETS if any(k[0] == d for k in groups)]
+    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        for sel, style in (("active", "o-"), ("random", "s--")):
+            pts = []
+            for budget in sorted({k[1] for k in groups if k[0] == name}):
+                g = groups.get((name, budget, sel)) or (groups.get((name, budget, "active"))
+                                                         if budget in (0, 100) else None)
+                if g:
+                    pts.append((_median(g, "llm_s"), _median(g, "slice", "micro_f1"), budget))
+            if pts:
+                xs, ys, _bs = zip(*pts, strict=True)
+                ax.plot(xs, ys, style, label=f"{sel} selection")
+                if sel == "active":
+                    for x, yv, b in pts:
+                        ax.annotate(f"{b}%", (x, yv), textcoords="offset points", xytext=(4, -10), fontsize=8)
+        ax.set_title(f"{name}: final labels of the slice")
+        ax.set_xlabel("LLM seconds (2 CPU cores)")
+        ax.set_ylabel("micro-F1 (%)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    PLOT.parent.mkdir(exist_ok=True)
+    fig.savefig(PLOT, dpi=110)
+    print(f"wrote {PLOT}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m zsl.bench.budget", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=None, help="records folder (default: $ZSL_HOME/bench/budget)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--dataset", nargs="+", default=list(DATASETS), choices=DATASETS)
+    r.add_argument("--n", type=int, default=1000, help="items in the slice (default 1000)")
+    r.add_argument("--heldout", type=int, default=1000, help="held-out items the students are scored on")
+    r.add_argument("--budgets", nargs="+", type=int, default=list(BUDGETS), help="percentages of the slice")
+    r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    r.add_argument("--lm", default=None, help="the teacher's LLM (default: the embedded one)")
+    r.set_defaults(func=run)
+    rep = sub.add_parser("report")
+    rep.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    rep.set_defaults(func=report)
+    args = p.parse_args(argv)
+    if args.out is None:
+        from zsl.paths import subdir
+
+        args.out = str(subdir("bench") / "budget")
+    os.environ.setdefault("ZSL_PROGRESS", "1" if sys.stderr.isatty() else "0")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
