@@ -16,7 +16,8 @@ costs milliseconds. With a budget of N LLM items (or a percentage), a run goes:
    * ``selection="random"``: a seeded random choice of the same size (the baseline).
 3. **Rows**: an item the LLM labelled keeps the teacher's row; every other item gets the
    student's scores. Each row says where it came from: ``"source": "llm" | "student" |
-   "retrieval"`` (retrieval when no student could be trained, e.g. a budget of 0).
+   "retrieval"`` (retrieval when no student could be trained: a budget of 0 or 1 item, or a
+   teacher that has chosen a single label so far, which gives the student nothing to contrast).
 
 The student is an :class:`~zsl.fewshot.AnchoredHead`: a logistic head on the embeddings,
 anchored on the retrieval score, trained on the teacher's label sets (its ``k`` best labels,
@@ -221,6 +222,10 @@ def _fit_student(emb: np.ndarray, cheap: np.ndarray, teacher: dict[int, list[int
     y = np.zeros((len(idx), cheap.shape[1]), dtype=np.float32)
     for row, i in enumerate(idx):
         y[row, teacher[i]] = 1.0
+    seen = np.flatnonzero(y.any(axis=0))
+    if len(seen) < 2:  # nothing to contrast: the head would push every label up alike
+        return None, (f"the teacher chose only one label ({seen.tolist()}) so far: a student cannot tell labels "
+                      "apart yet (retrieval scores kept)")
     try:
         return AnchoredHead(random_state=seed).fit(emb[idx], y, cheap[idx]), None
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:

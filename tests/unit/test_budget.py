@@ -236,3 +236,12 @@ def test_cli_budget_refuses_model_and_malformed_budget(data, tmp_path, capsys):
     assert main(["label", str(items), "--labels", str(vocab), "--budget", "lots", "--encoder", "hashing",
                  "--out", str(tmp_path / "r")]) != 0
     assert "neither a number of items nor a percentage" in capsys.readouterr().err
+
+
+def test_a_teacher_that_always_says_the_same_label_leaves_retrieval_in_place_and_says_why():
+    emb, _ = _blobs()
+    cheap = np.random.default_rng(2).normal(size=(len(emb), 4)).astype(np.float32)
+    res = budget_loop(emb, cheap, lambda idx: {i: [2] for i in idx}, n_llm=10, rounds=2)
+    assert res.student is None and np.array_equal(res.student_scores, cheap)
+    assert "only one label" in res.rounds[-1]["note"]
+    assert res.source.count("llm") == 10 and res.source.count("retrieval") == len(emb) - 10
