@@ -29,3 +29,17 @@ def write_section(name: str, block: str, *, heading: str | None = None, path: Pa
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def run_parsed(args, name: str) -> None:
+    """Finish a benchmark's parsed arguments and run its subcommand: ``--out`` defaults to
+    ``$ZSL_HOME/bench/<name>``; progress bars show only on a terminal unless ``ZSL_PROGRESS`` says."""
+    import os
+    import sys
+
+    if args.out is None:
+        from zsl.paths import subdir
+
+        args.out = str(subdir("bench") / name)
+    os.environ.setdefault("ZSL_PROGRESS", "1" if sys.stderr.isatty() else "0")
+    args.func(args)

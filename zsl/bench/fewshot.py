@@ -43,9 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -402,13 +400,9 @@ def main(argv: list[str] | None = None) -> None:
     rep = sub.add_parser("report")
     rep.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     rep.set_defaults(func=report)
-    args = p.parse_args(argv)
-    if args.out is None:
-        from zsl.paths import subdir
+    from zsl.bench import run_parsed
 
-        args.out = str(subdir("bench") / "fewshot")
-    os.environ.setdefault("ZSL_PROGRESS", "1" if sys.stderr.isatty() else "0")
-    args.func(args)
+    run_parsed(p.parse_args(argv), "fewshot")
 
 
 if __name__ == "__main__":
