@@ -366,6 +366,11 @@ def report(args: argparse.Namespace) -> None:
         lines.append(f"| {ds} | {k} | {method} | {len(rs)} | {rs[0]['eval_items']} | {cell(rs, 'micro_f1')} | "
                      f"{cell(rs, 'macro_f1')} | "
                      f"{cell(rs, 'map')} | {fit:.1f} | {ips_cell} |")
+        if method == "zsl-llm" and all("retrieval_on_same_items" in r for r in rs):
+            same = [r["retrieval_on_same_items"] for r in rs]
+            lines.append(f"| {ds} | {k} | zsl on the same {rs[0]['eval_items']} items | {len(rs)} | "
+                         f"{rs[0]['eval_items']} | {cell(same, 'micro_f1')} | {cell(same, 'macro_f1')} | "
+                         f"{cell(same, 'map')} | - | - |")
     esco_md = out / "esco.md"
     if esco_md.exists():
         lines += ["", ("The 14k-label regime, retrieval only (`python -m zsl.bench.fewshot esco`): ESCO skills, "
