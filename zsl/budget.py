@@ -22,7 +22,9 @@ costs milliseconds. With a budget of N LLM items (or a percentage), a run goes:
 The student is an :class:`~zsl.fewshot.AnchoredHead`: a logistic head on the embeddings,
 anchored on the retrieval score, trained on the teacher's label sets (its ``k`` best labels,
 or the labels above its thresholds for a program fitted with ``zsl fit``). Labels the teacher
-never chose keep their retrieval ranking.
+never chose keep their retrieval ranking. A student is used only if it predicts the teacher
+better than retrieval does, out of fold on the teacher's items (mAP over items); otherwise the
+rest keeps its retrieval scores (``source: "retrieval"``) and the round's note says why.
 
 LLM results are the expensive part and are never lost: each one is appended to
 ``teacher.jsonl`` in the run directory and flushed to disk before the next item starts. After
@@ -227,9 +229,20 @@ def _fit_student(emb: np.ndarray, cheap: np.ndarray, teacher: dict[int, list[int
         return None, (f"the teacher chose only one label ({seen.tolist()}) so far: a student cannot tell labels "
                       "apart yet (retrieval scores kept)")
     try:
-        return AnchoredHead(random_state=seed).fit(emb[idx], y, cheap[idx]), None
+        head = AnchoredHead(random_state=seed).fit(emb[idx], y, cheap[idx])
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
-        return None, f"the student could not be trained ({type(exc).__name__}: {exc}); kept the previous scores"
+        return None, f"the student could not be trained ({type(exc).__name__}: {exc}); retrieval scores kept"
+    if head.oof_scores_ is not None:
+        # A student must predict the teacher better than retrieval does, judged out of fold on the
+        # teacher's own items; a noisy teacher and few items can make it worse (measured on GoEmotions).
+        from zsl.metrics import mean_average_precision
+
+        own = mean_average_precision(y, head.oof_scores_, average="item")
+        base = mean_average_precision(y, cheap[idx], average="item")
+        if own <= base:
+            return None, (f"the student predicts the teacher no better than retrieval does (out-of-fold mAP "
+                          f"{own:.3f} vs {base:.3f} on {len(idx)} items): retrieval scores kept")
+    return head, None
 
 
 def budget_loop(emb: Any, cheap: Any, teach: Callable[[list[int]], dict[int, list[int] | None]], *, n_llm: int,

@@ -245,3 +245,11 @@ def test_a_teacher_that_always_says_the_same_label_leaves_retrieval_in_place_and
     assert res.student is None and np.array_equal(res.student_scores, cheap)
     assert "only one label" in res.rounds[-1]["note"]
     assert res.source.count("llm") == 10 and res.source.count("retrieval") == len(emb) - 10
+
+
+def test_a_student_that_predicts_the_teacher_worse_than_retrieval_is_not_used():
+    emb, gold = _blobs(n_per=30)
+    cheap = np.eye(4, dtype=np.float32)[gold]  # retrieval already says what the teacher says
+    res = budget_loop(emb, cheap, lambda idx: {i: [int(gold[i])] for i in idx}, n_llm=40, rounds=1)
+    assert res.student is None and "no better than retrieval" in res.rounds[0]["note"]
+    assert np.array_equal(res.student_scores, cheap) and res.source.count("retrieval") == len(emb) - 40
