@@ -4,7 +4,8 @@ The full Infer-Retrieve-Rank program costs seconds per item on a laptop CPU; ret
 costs milliseconds. With a budget of N LLM items (or a percentage), a run goes:
 
 1. **Cheap pass**: every item is embedded and scored by retrieval (batched).
-2. **Rounds** (``rounds``, default 4, of equal size): choose items for the LLM, label them
+2. **Rounds** (``rounds``, default 4, of equal size and at least ``min_round`` = 5 items;
+   fewer rounds on a small budget): choose items for the LLM, label them
    with the full program (the *teacher*), train the *student* on what the teacher said, and
    let the student score every item.
 
@@ -104,15 +105,21 @@ def parse_budget(budget: int | str, n_items: int) -> int:
     return min(int(budget), n_items)
 
 
-def round_sizes(n_llm: int, rounds: int) -> list[int]:
-    """``n_llm`` items split into at most ``rounds`` rounds of (nearly) equal size, none empty.
+def round_sizes(n_llm: int, rounds: int, min_round: int = 5) -> list[int]:
+    """``n_llm`` items split into at most ``rounds`` rounds of (nearly) equal size and at least
+    ``min_round`` items each (fewer rounds when the budget is small; one round below that).
 
     Example:
-        >>> round_sizes(10, 4), round_sizes(2, 4), round_sizes(0, 4)
-        ([3, 3, 2, 2], [1, 1], [])
+        >>> round_sizes(100, 4), round_sizes(12, 4), round_sizes(3, 4), round_sizes(0, 4)
+        ([25, 25, 25, 25], [6, 6], [3], [])
+        >>> round_sizes(10, 4, min_round=1)
+        [3, 3, 2, 2]
     """
     if rounds < 1:
         raise InputError(f"rounds must be >= 1, got {rounds}")
+    if min_round < 1:
+        raise InputError(f"min_round must be >= 1, got {min_round}")
+    rounds = max(1, min(rounds, n_llm // min_round))
     base, extra = divmod(n_llm, rounds)
     return [s for s in (base + (1 if r < extra else 0) for r in range(rounds)) if s > 0]
 
@@ -247,7 +254,8 @@ def _fit_student(emb: np.ndarray, cheap: np.ndarray, teacher: dict[int, list[int
 
 def budget_loop(emb: Any, cheap: Any, teach: Callable[[list[int]], dict[int, list[int] | None]], *, n_llm: int,
                 k: int = 1, rounds: int = 4, selection: str = "active", pool_factor: int = 3, seed: int = 0,
-                initial: Sequence[int] = (), log: Callable[[str], None] | None = None) -> BudgetResult:
+                initial: Sequence[int] = (), min_round: int = 5,
+                log: Callable[[str], None] | None = None) -> BudgetResult:
     """Spend ``n_llm`` teacher calls in ``rounds`` rounds; see the module docstring.
 
     Args:
@@ -259,6 +267,8 @@ def budget_loop(emb: Any, cheap: Any, teach: Callable[[list[int]], dict[int, lis
         rounds, selection, pool_factor, seed: see the module docstring.
         initial: items the teacher labelled already (paid for): they go first, as round 0, and
             count against ``n_llm``; the rest of the budget is spent in ``rounds`` rounds.
+        min_round: the smallest round (see :func:`round_sizes`): a student retrained after one
+            or two new items costs time and changes little.
         log: called with one line per round.
     """
     emb = np.asarray(emb, dtype=np.float32)
@@ -275,7 +285,7 @@ def budget_loop(emb: Any, cheap: Any, teach: Callable[[list[int]], dict[int, lis
     student, probs = None, None
     info: list[dict[str, Any]] = []
     initial = sorted({int(i) for i in initial})
-    plan = ([initial] if initial else []) + round_sizes(max(0, n_llm - len(initial)), rounds)
+    plan = ([initial] if initial else []) + round_sizes(max(0, n_llm - len(initial)), rounds, min_round)
     for r, size in enumerate(plan):
         t = time.perf_counter()
         rseed = seed + 1000 * r
@@ -375,7 +385,8 @@ def _read_teacher(path: Path) -> dict[str, dict[str, Any]]:
 
 def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str, out: str | os.PathLike[str] | None = None,
                settings: Any = None, rounds: int = 4, selection: str = "active", pool_factor: int = 3, seed: int = 0,
-               fresh: bool = False, show_progress: bool = False, **overrides: Any) -> BudgetSummary:
+               min_round: int = 5, fresh: bool = False, show_progress: bool = False,
+               **overrides: Any) -> BudgetSummary:
     """Label a text dataset with at most ``budget`` LLM items; a student labels the rest.
 
     Writes a run directory like :func:`zsl.run.label_run` (``labels.jsonl`` in input order,
@@ -386,7 +397,8 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
         input, labels, out, settings, fresh, show_progress, **overrides: as for
             :func:`zsl.run.label_run` (``k`` labels per row; the LLM program's settings).
         budget: LLM items: a count or a percentage (``"10%"``); see :func:`parse_budget`.
-        rounds, selection, pool_factor, seed: see the module docstring.
+        rounds, selection, pool_factor, seed, min_round: see the module docstring and
+            :func:`round_sizes`.
 
     Raises:
         InputError: a malformed or negative budget, an unknown selection, an image input, a
@@ -403,7 +415,7 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
     opts.check()
     if selection not in SELECTIONS:
         raise InputError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
-    round_sizes(0, rounds)  # checks rounds
+    round_sizes(0, rounds, min_round)  # checks rounds and min_round
     if pool_factor < 1:
         raise InputError(f"pool_factor must be >= 1, got {pool_factor}")
     input_path = Path(input)
@@ -438,7 +450,7 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
         raise InputError(f"{input_path} has no usable records (see --text-field, {opts.text_field!r}).")
     n_llm = parse_budget(budget, len(items))
     plan = {"budget": budget if isinstance(budget, str) else int(budget), "llm_items": n_llm, "rounds": rounds,
-            "selection": selection, "pool_factor": pool_factor, "seed": seed}
+            "selection": selection, "pool_factor": pool_factor, "seed": seed, "min_round": min_round}
     settings_record = {**teacher_lab.config(), "mode": "budget"}
     runtime = {"concurrency": 1, "timeout": opts.timeout, "retries": opts.retries}
     manifest = make_manifest(input_path, fmt, opts.text_field, opts.id_field, vocab, vocab_path, settings_record,
@@ -456,7 +468,7 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
         if state != "new":
             write_json(run_path / "manifest.json", manifest)
         rd.log(f"budget {state}: {input_path} -> {run_path}, {n_llm} of {len(items)} item(s) to the LLM, "
-               f"{len(round_sizes(n_llm, rounds))} round(s), selection {selection}")
+               f"{len(round_sizes(n_llm, rounds, min_round))} round(s), selection {selection}")
         t0 = time.perf_counter()
         tpath = run_path / TEACHER
         teacher_key = _teacher_key(settings_record, vocab.hash, fp)
@@ -528,7 +540,7 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
                     rd.log(f"budget changed from {old} to {plan}: {len(initial)} LLM result(s) reused first")
                 res = budget_loop(emb, cheap, teach, n_llm=max(n_llm, len(initial)), k=opts.k, rounds=rounds,
                                   selection=selection, pool_factor=pool_factor, seed=seed, initial=initial,
-                                  log=rd.log)
+                                  min_round=min_round, log=rd.log)
         except KeyboardInterrupt:
             rd.log("interrupted: every LLM result so far is in teacher.jsonl; run the same command to continue")
             raise

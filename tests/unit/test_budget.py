@@ -40,9 +40,12 @@ def test_parse_budget_refuses_bad_values_with_a_fix(bad):
 
 
 def test_round_sizes_split_evenly_and_refuse_zero_rounds():
-    assert round_sizes(7, 3) == [3, 2, 2] and sum(round_sizes(101, 4)) == 101
+    assert round_sizes(7, 3, min_round=1) == [3, 2, 2] and sum(round_sizes(101, 4)) == 101
+    assert round_sizes(7, 3) == [7] and round_sizes(12, 4) == [6, 6]  # rounds of at least 5 by default
     with pytest.raises(InputError, match="rounds must be >= 1"):
         round_sizes(5, 0)
+    with pytest.raises(InputError, match="min_round must be >= 1"):
+        round_sizes(5, 2, min_round=0)
 
 
 def _blobs(n_per: int = 20, seed: int = 0):
@@ -87,7 +90,7 @@ def test_loop_spends_the_budget_once_and_the_student_learns(selection):
         calls.extend(idx)
         return {i: [int(gold[i])] for i in idx}
 
-    res = budget_loop(emb, cheap, teach, n_llm=12, k=1, rounds=3, selection=selection, seed=0)
+    res = budget_loop(emb, cheap, teach, n_llm=12, k=1, rounds=3, selection=selection, seed=0, min_round=1)
     assert len(calls) == len(set(calls)) == 12 and res.llm_items == calls
     assert [r["selected"] for r in res.rounds] == [4, 4, 4]
     assert res.source.count("llm") == 12 and res.source.count("student") == len(emb) - 12
