@@ -372,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", metavar="N|P%",
                    help="texts: let the LLM label at most N items (or P%% of them), chosen where they teach most, "
                         "and a student trained on its answers labels the rest (rows say their 'source')")
-    p.add_argument("--rounds", type=int, default=4, help="with --budget: rounds of LLM labelling + student "
+    p.add_argument("--rounds", type=int, default=4, help="with --budget: rounds (of at least 5 items) of LLM labelling + student "
                                                           "retraining (default 4)")
     p.add_argument("--selection", default="active", choices=["active", "random"],
                    help="with --budget: how items are chosen for the LLM (default active: typical items first, "
