@@ -408,8 +408,8 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
     from zsl.labeller import LabelSettings, make_labeller
     from zsl.progress import progress_bar
     from zsl.rows import build_rows, run_meta
+    from zsl.run import add_usage, load_vocab
     from zsl.rundir import ERRORS, LABELS, META, SUMMARY, RunDir, make_manifest, write_json, write_lines
-    from zsl.vocab import LabelVocab
 
     opts = (settings or LabelSettings()).updated(**overrides)
     opts.check()
@@ -431,10 +431,10 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
                          "Fix: keep at least one LLM step, or drop --budget (retrieval alone labels everything).")
     if labels is None:
         raise InputError("A label vocabulary is required.")
-    vocab = labels if isinstance(labels, LabelVocab) else (
-        LabelVocab(list(labels)) if isinstance(labels, list | tuple) else LabelVocab.from_file(labels))
-    vocab_path = None if isinstance(labels, LabelVocab | list | tuple) else str(labels)
+    warnings: list[str] = []
+    vocab, vocab_path = load_vocab(labels, warnings)
     teacher_lab = make_labeller(fmt, vocab, opts)
+    warnings += teacher_lab.warnings
     fp, _ = fingerprint_and_count(input_path, fmt)
     records = list(iter_records(input_path, text_field=opts.text_field, id_field=opts.id_field))
     items, errors, seen = [], [], set()
@@ -467,6 +467,8 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
             return summary
         if state != "new":
             write_json(run_path / "manifest.json", manifest)
+        for w in warnings:
+            rd.log(f"warning: {w}")
         rd.log(f"budget {state}: {input_path} -> {run_path}, {n_llm} of {len(items)} item(s) to the LLM, "
                f"{len(round_sizes(n_llm, rounds, min_round))} round(s), selection {selection}")
         t0 = time.perf_counter()
@@ -488,7 +490,6 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
         label_pos = {lab: j for j, lab in enumerate(vocab.labels)}
         stats = {"seconds_llm": 0.0, "reused": 0}
         usage: dict[str, dict[str, int]] = {}
-        bars: list[Any] = []
 
         def teacher_labels(rec: dict[str, Any]) -> list[int] | None:
             row = rec.get("row")
@@ -519,20 +520,16 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
                         fh.flush()
                         os.fsync(fh.fileno())
                         done[item.id] = rec
-                        for step, u in use.items():
-                            acc = usage.setdefault(step, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
-                            for key in acc:
-                                acc[key] += int(u.get(key, 0))
+                        add_usage(usage, use)
                     else:
                         stats["reused"] += 1
                     got[i] = teacher_labels(rec)
-                    bars[0].update(1)
+                    llm_bar.update(1)
             return got
 
         try:
-            with progress_bar(total=n_llm, desc="LLM teacher", unit="item", disable=not show_progress) as bar:
-                bars.append(bar)
-                    # The same plan replays its choices (they depend only on the teacher's answers, read
+            with progress_bar(total=n_llm, desc="LLM teacher", unit="item", disable=not show_progress) as llm_bar:
+                # The same plan replays its choices (they depend only on the teacher's answers, read
                 # back for free), so a resumed run ends exactly as an uninterrupted one. A new plan
                 # (another budget) starts from every LLM result already paid for.
                 initial = [] if old == plan else [i for i, it in enumerate(items) if it.id in done]
@@ -568,7 +565,7 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
             total=len(records), labelled=len(items), skipped=len(records) - len(items), budget=n_llm,
             llm_items=len(res.llm_items), by_source=by_source, rounds=res.rounds,
             seconds=round(time.perf_counter() - t0, 3), seconds_llm=round(stats["seconds_llm"], 3),
-            reused_llm=stats["reused"], tokens=usage, warnings=list(teacher_lab.warnings))
+            reused_llm=stats["reused"], tokens=usage, warnings=warnings)
         write_json(run_path / SUMMARY, summary.to_dict())
         rd.log(f"done: {by_source}, {summary.seconds:.1f}s ({summary.seconds_llm:.1f}s in the LLM, "
                f"{summary.reused_llm} LLM result(s) reused)")

@@ -90,7 +90,7 @@ from zsl.rundir import (
 from zsl.vocab import LabelVocab
 
 __all__ = ["ERRORS", "LABELS", "LOCK", "LOG", "MANIFEST", "META", "RUN_FORMAT", "SUMMARY", "LabelSettings", "RunSummary",
-           "estimate_run", "is_transient", "label_run", "retry_base_delay", "retry_call"]
+           "add_usage", "estimate_run", "is_transient", "label_run", "load_vocab", "retry_base_delay", "retry_call"]
 
 _TextLabeller = TextLabeller  # the name tests and older callers use
 
@@ -120,7 +120,9 @@ class RunSummary:
         return asdict(self)
 
 
-def _load_vocab(labels: str | os.PathLike[str] | LabelVocab | Sequence[str], warnings: list[str]) -> tuple[LabelVocab, str | None]:
+def load_vocab(labels: str | os.PathLike[str] | LabelVocab | Sequence[str], warnings: list[str]) -> tuple[LabelVocab, str | None]:
+    """A run's vocabulary and the resolved path of its file (None when given in memory); blank
+    lines and repeated labels in a file are dropped and reported in ``warnings``."""
     if isinstance(labels, LabelVocab):
         return labels, None
     if isinstance(labels, (str, os.PathLike)):
@@ -164,7 +166,8 @@ def _price(model: str | None, usage: dict[str, dict[str, int]]) -> float | None:
         return None
 
 
-def _add_usage(total: dict[str, dict[str, int]], part: dict[str, dict[str, int]]) -> None:
+def add_usage(total: dict[str, dict[str, int]], part: dict[str, dict[str, int]]) -> None:
+    """Add one call's LM usage per step (``{"infer": {"calls", "prompt_tokens", ...}}``) into ``total``."""
     for step, u in part.items():
         acc = total.setdefault(step, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
         for key, value in u.items():
@@ -214,7 +217,7 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     warnings: list[str] = []
     if labels is None and opts.model is None:
         raise InputError("A label vocabulary is required (or model=, a distilled student, which has its own).")
-    vocab, vocab_path = _load_vocab(labels, warnings) if labels is not None else (None, None)
+    vocab, vocab_path = load_vocab(labels, warnings) if labels is not None else (None, None)
     labeller = make_labeller(fmt, vocab, opts)
     vocab = labeller.vocab
     warnings += labeller.warnings
@@ -375,7 +378,7 @@ def _retry_chunk(rd: RunDir, ci: int, chunk: list[Item | BadRow], labeller: Any)
             stats["skipped"] -= 1
     stats["seconds"] = round(stats["seconds"] + time.perf_counter() - t0, 3)
     stats["usage"] = {**(stats.get("usage") or {})}
-    _add_usage(stats["usage"], usage)
+    add_usage(stats["usage"], usage)
     lines[-1] = json.dumps({"stats": stats}) + "\n"
     write_lines(rd.chunk_path(ci), lines)
 
@@ -411,7 +414,7 @@ def _merge(rd: RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, Any
                         st = json.loads(line)["stats"]
                         for key in totals:
                             totals[key] += st[key]
-                        _add_usage(usage, st.get("usage") or {})
+                        add_usage(usage, st.get("usage") or {})
 
     retryable = 0
 
@@ -469,7 +472,7 @@ def estimate_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] |
     input_path = Path(input)
     check_regular_input(input_path)
     fmt = input_format(input_path)
-    vocab, _ = _load_vocab(labels, [])
+    vocab, _ = load_vocab(labels, [])
     labeller = make_labeller(fmt, vocab, opts)
     records = _records(input_path, fmt, opts.text_field, opts.id_field)
     items: list[Item] = []

@@ -256,3 +256,11 @@ def test_a_student_that_predicts_the_teacher_worse_than_retrieval_is_not_used():
     res = budget_loop(emb, cheap, lambda idx: {i: [int(gold[i])] for i in idx}, n_llm=40, rounds=1)
     assert res.student is None and "no better than retrieval" in res.rounds[0]["note"]
     assert np.array_equal(res.student_scores, cheap) and res.source.count("retrieval") == len(emb) - 40
+
+
+def test_a_vocabulary_file_with_repeats_is_read_as_label_run_reads_it(data, tmp_path):
+    items, vocab, rows = data
+    vocab.write_text("\n".join(TOPICS + ["sports", ""]) + "\n", encoding="utf-8")
+    s = _run(data, tmp_path, CountingLM(rows))
+    assert s.labelled == 24 and any("sports" in w for w in s.warnings)
+    assert "warning:" in (tmp_path / "run" / "log.txt").read_text()
