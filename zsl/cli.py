@@ -79,11 +79,18 @@ def _cmd_label(args: argparse.Namespace) -> int:
 
         raise InputError("--budget decides which items the LLM labels; it does not combine with "
                          f"{'--model' if args.model else '--dry-run'}. Fix: drop one of them.")
+    if args.budget is not None and args.engine != "local":
+        from zsl.errors import InputError
+
+        raise InputError("--budget runs its rounds in this process; it does not combine with --engine ray yet. "
+                         "Fix: drop --engine ray (or --budget).")
+    engine = {"engine": args.engine, "address": args.address, "workers": args.workers,
+              "threads_per_worker": args.threads_per_worker}
     common = {"k": args.k, "text_field": args.text_field, "id_field": args.id_field, "chunk_size": args.chunk_size,
               "top_scores": args.top_scores}
     if args.model:
         summary = label_run(args.input, args.labels, out=args.out, settings=LabelSettings(model=args.model, **common),
-                            fresh=args.fresh, show_progress=True)
+                            fresh=args.fresh, show_progress=True, **engine)
         _report_run(summary, args.k)
         return 3 if summary.skipped else 0
     if not args.labels:
@@ -103,7 +110,8 @@ def _cmd_label(args: argparse.Namespace) -> int:
         return 0
     if args.budget is not None:
         return _budget_label(args, settings)
-    summary = label_run(args.input, args.labels, out=args.out, settings=settings, fresh=args.fresh, show_progress=True)
+    summary = label_run(args.input, args.labels, out=args.out, settings=settings, fresh=args.fresh, show_progress=True,
+                        **engine)
     _report_run(summary, args.k)
     return 3 if summary.skipped else 0
 
@@ -209,6 +217,10 @@ def _report_run(summary, k: int) -> None:
     print(f"labelled {summary.labelled} items in {summary.seconds:.1f}s "
           f"({summary.seconds / max(1, summary.labelled):.2f}s/item), skipped {summary.skipped}"
           + (f", {summary.resumed_chunks} chunk(s) resumed from an earlier run" if summary.resumed_chunks else ""))
+    if summary.engine != "local" and not summary.already_complete:
+        rate = summary.labelled / summary.wall_seconds if summary.wall_seconds > 0 else 0.0
+        print(f"engine {summary.engine}: {summary.workers} worker(s), {summary.wall_seconds:.1f}s on the clock "
+              f"({summary.startup_seconds:.1f}s of it starting them), {rate:.2f} items/s overall")
     if tokens:
         print(f"LM usage: {tokens}" + (f"; cost ${summary.cost_usd:,.4f}" if summary.cost_usd is not None else ""))
     print(f"silver data: {summary.labels}  (run directory: {summary.run_dir})")
@@ -377,6 +389,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--selection", default="active", choices=["active", "random"],
                    help="with --budget: how items are chosen for the LLM (default active: typical items first, "
                         "then those the student is least sure of)")
+    p.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="who labels the chunks: this process (local, default) or Ray workers on this machine or a "
+                        "cluster (ray; pip install 'zsl[ray]'). Same files either way; a run resumes under either.")
+    p.add_argument("--address", help="with --engine ray: a running Ray cluster, HOST:PORT as `ray start --head` "
+                                     "prints it (default: start Ray on this machine)")
+    p.add_argument("--workers", type=int, help="with --engine ray: workers, each loading the models once "
+                                               "(default: the cluster's CPUs / --threads-per-worker)")
+    p.add_argument("--threads-per-worker", type=int, help="with --engine ray: CPU threads per worker (default 1)")
     p.set_defaults(func=_cmd_label)
 
     p = sub.add_parser("optimize", aliases=["fit"],

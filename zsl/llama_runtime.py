@@ -30,9 +30,18 @@ from pathlib import Path
 
 from zsl.errors import InputError, MissingDependencyError
 
-__all__ = ["LlamaRuntime", "import_llama", "split_rendered"]
+__all__ = ["LlamaRuntime", "default_threads", "import_llama", "split_rendered"]
 
 _MARK = "\x00zsl-{}\x00"  # stands in for message contents while the chat template is rendered
+
+
+def default_threads() -> int:
+    """llama.cpp threads when none are given: ``$ZSL_THREADS`` if set (a Ray worker's share of a
+    machine, see :mod:`zsl.ray_engine`), else every core."""
+    env = os.environ.get("ZSL_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, os.cpu_count() or 1)
 
 
 def import_llama():
@@ -89,7 +98,7 @@ class LlamaRuntime:
     Args:
         path: the ``.gguf`` file.
         n_ctx: context window in tokens.
-        n_threads: CPU threads (default: all cores).
+        n_threads: CPU threads (default: ``$ZSL_THREADS``, else all cores).
         seed: sampling seed.
         chat: use the model's chat template (False: plain completion for base models).
         n_seq: sequences decoded together by :meth:`yes_no_logodds` (1 scores one
@@ -101,7 +110,7 @@ class LlamaRuntime:
         self.path = path
         self.chat = chat
         self.lock = threading.Lock()
-        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self.n_threads = n_threads or default_threads()
         self.llama = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=self.n_threads, n_batch=512,
                                      seed=seed, verbose=False)
         self.n_ctx = n_ctx

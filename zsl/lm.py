@@ -320,7 +320,7 @@ def _make_llamacpp_lm():
             name: a stable model id recorded in history, caches and provenance.
             chat: use the model's chat template (False for base models: plain completion).
             n_ctx: context window in tokens.
-            n_threads: CPU threads (default: all cores).
+            n_threads: CPU threads (default: ``$ZSL_THREADS``, else all cores).
             seed: llama.cpp sampling seed.
             temperature, max_tokens: request defaults.
 

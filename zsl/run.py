@@ -15,6 +15,7 @@ The run directory (created readable by its owner only, files 0600: it holds item
     labels.jsonl.meta.json  vocabulary + provenance, so `zsl distill` and `zsl eval` need no --labels
     errors.jsonl         every skipped record: file, line, id, reason
     summary.json         counts, seconds, LM calls and tokens per step, cost (remote LMs)
+    plan.json            how the input is cut into chunks: records, chunk size, chunk count
     log.txt              one line per start, resume, warning and finish
     .zsl-lock            held (flock) by the run using the folder; pid, host and start time
 
@@ -58,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from zsl.chunks import add_usage, label_chunk, retry_chunk
 from zsl.data import (
     BadRow,
     Item,
@@ -70,7 +72,7 @@ from zsl.data import (
 )
 from zsl.errors import InputError, ZslError
 from zsl.labeller import LabelSettings, TextLabeller, make_labeller
-from zsl.retry import Retryable, is_transient, retry_base_delay, retry_call
+from zsl.retry import is_transient, retry_base_delay, retry_call
 from zsl.rows import run_meta
 from zsl.rundir import (
     ERRORS,
@@ -86,6 +88,7 @@ from zsl.rundir import (
     make_manifest,
     write_json,
     write_lines,
+    write_plan,
 )
 from zsl.vocab import LabelVocab
 
@@ -98,7 +101,12 @@ _TextLabeller = TextLabeller  # the name tests and older callers use
 @dataclass
 class RunSummary:
     """What a run did. ``tokens`` is per LM step: ``{"infer": {"calls", "prompt_tokens",
-    "completion_tokens"}, "rank": {...}}``; ``cost_usd`` is set for remote models with a known price."""
+    "completion_tokens"}, "rank": {...}}``; ``cost_usd`` is set for remote models with a known price.
+
+    ``seconds`` adds up the time spent on each chunk (by any worker, in any session), so
+    ``items_per_second`` is the rate of one worker; ``wall_seconds`` is this session's labelling
+    time on the clock (with ``workers`` workers of ``engine``), ``startup_seconds`` the part of it
+    spent starting them (Ray start-up and worker checks; 0 locally)."""
 
     run_dir: str
     labels: str
@@ -115,6 +123,10 @@ class RunSummary:
     eval: dict[str, float] | None = None
     warnings: list[str] = field(default_factory=list)
     retryable: int = 0
+    engine: str = "local"
+    workers: int = 1
+    wall_seconds: float = 0.0
+    startup_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,17 +178,10 @@ def _price(model: str | None, usage: dict[str, dict[str, int]]) -> float | None:
         return None
 
 
-def add_usage(total: dict[str, dict[str, int]], part: dict[str, dict[str, int]]) -> None:
-    """Add one call's LM usage per step (``{"infer": {"calls", "prompt_tokens", ...}}``) into ``total``."""
-    for step, u in part.items():
-        acc = total.setdefault(step, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
-        for key, value in u.items():
-            acc[key] = acc.get(key, 0) + int(value)
-
-
 def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | LabelVocab | Sequence[str] | None, *,
               out: str | os.PathLike[str] | None = None, settings: LabelSettings | None = None, fresh: bool = False,
-              show_progress: bool = False, **overrides: Any) -> RunSummary:
+              show_progress: bool = False, engine: str = "local", address: str | None = None,
+              workers: int | None = None, threads_per_worker: int | None = None, **overrides: Any) -> RunSummary:
     """Label a dataset into a resumable run directory (see the module docstring).
 
     Args:
@@ -197,6 +202,14 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
             student (``model``) rows also list the labels ``above_threshold``.
         fresh: discard an earlier run's progress in ``out`` instead of resuming it.
         show_progress: a progress bar with items/s and ETA on stderr.
+        engine: ``"local"`` (this process labels every chunk) or ``"ray"`` (Ray workers label
+            them, see :mod:`zsl.ray_engine`; ``pip install 'zsl[ray]'``). Both write the same
+            files, and a run started under one resumes under the other.
+        address: with ``engine="ray"``: a running Ray cluster (``host:port`` from ``ray start
+            --head``, or ``auto``); None starts Ray on this machine.
+        workers: with ``engine="ray"``: workers, each loading the models once (default: the
+            cluster's CPUs // ``threads_per_worker``).
+        threads_per_worker: with ``engine="ray"``: CPU threads per worker (default 1).
         **overrides: any setting by name (``encoder="hashing", k=3``), over ``settings``.
 
     Returns:
@@ -210,6 +223,7 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
 
     opts = (settings or LabelSettings()).updated(**overrides)
     opts.check()
+    _check_engine(engine, address, workers, threads_per_worker)
     text_field, id_field = opts.text_field, opts.id_field
     input_path = Path(input)
     check_regular_input(input_path)  # before anything opens it: opening a FIFO blocks
@@ -247,10 +261,19 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
             summary.already_complete = True
             return summary
         done = rd.done_chunks()
+        write_plan(rd.path, manifest, total, chunk_size)
         rd.log(f"{'resume' if state == 'resume' else 'start'}: {input_path} -> {run_path} "
-               f"({len(done)} chunk(s) already done; concurrency {labeller.concurrency})")
+               f"({len(done)} chunk(s) already done; concurrency {labeller.concurrency}; engine {engine})")
         rd.chunks.mkdir(mode=0o700, exist_ok=True)
         t0 = time.perf_counter()
+        if engine == "ray":
+            from zsl.ray_engine import RayChunks, prepare_shared
+
+            runner: Any = RayChunks(rd, fmt, vocab, prepare_shared(fmt, vocab, opts), address=address,
+                                    workers=workers, threads=threads_per_worker, log=rd.log)
+            rd.log(f"ray start-up: {runner.startup_seconds:.1f}s")
+        else:
+            runner = _LocalChunks(rd, labeller)
         seen = _IdSet()
         try:
             with progress_bar(total=total, desc="labelling", unit="item", disable=not show_progress,
@@ -258,23 +281,61 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
                 for ci, chunk in enumerate(_chunks(itertools.chain([first], records), chunk_size)):
                     dup_reasons = _check_ids(chunk, seen)
                     if ci in done:
-                        _retry_chunk(rd, ci, chunk, labeller)
-                        continue
-                    _label_chunk(rd, ci, chunk, dup_reasons, labeller, bar.update)
+                        runner.retry(ci, chunk, bar.update)
+                    else:
+                        runner.label(ci, chunk, dup_reasons, bar.update)
+                runner.wait(bar.update)
         except KeyboardInterrupt:
             rd.log("interrupted: finished chunks are kept; run the same command to resume")
             raise
+        finally:
+            runner.close()
+        wall = time.perf_counter() - t0
         try:
             check_unchanged(input_path, manifest, size)
         except InputError as exc:
             rd.log(f"error: {exc}")
             raise
-        summary = _merge(rd, vocab, labeller, settings_record, manifest, time.perf_counter() - t0, len(done),
-                         warnings)
+        summary = _merge(rd, vocab, labeller, settings_record, manifest, len(done), warnings,
+                         {"engine": engine, "workers": getattr(runner, "workers", 1), "wall_seconds": round(wall, 3),
+                          "startup_seconds": round(getattr(runner, "startup_seconds", 0.0), 3)})
         rd.log(f"done: {summary.labelled} labelled, {summary.skipped} skipped, {summary.seconds:.1f}s")
         return summary
     finally:
         rd.unlock()
+
+
+def _check_engine(engine: str, address: str | None, workers: int | None, threads: int | None) -> None:
+    if engine not in ("local", "ray"):
+        raise InputError(f"Unknown engine {engine!r}. Expected 'local' (this process) or 'ray' (Ray workers).")
+    if engine == "local":
+        given = [name for name, v in (("address", address), ("workers", workers), ("threads_per_worker", threads))
+                 if v is not None]
+        if given:
+            raise InputError(f"{', '.join(given)} only apply to engine='ray' (--engine ray); the local engine labels "
+                             "in this process. Fix: add --engine ray, or leave them out.")
+
+
+class _LocalChunks:
+    """The local engine: this process labels each chunk as it is read (see :class:`zsl.ray_engine.RayChunks`)."""
+
+    workers = 1
+    startup_seconds = 0.0
+
+    def __init__(self, rd: RunDir, labeller: Any):
+        self.rd, self.labeller = rd, labeller
+
+    def label(self, ci: int, chunk: list[Item | BadRow], dup: dict[int, str], tick: Callable[[int], None]) -> None:
+        label_chunk(self.rd, ci, chunk, dup, self.labeller, tick)
+
+    def retry(self, ci: int, chunk: list[Item | BadRow], tick: Callable[[int], None]) -> None:
+        retry_chunk(self.rd, ci, chunk, self.labeller)
+
+    def wait(self, tick: Callable[[int], None]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class _IdSet:
@@ -319,72 +380,8 @@ def _check_ids(chunk: list[Item | BadRow], seen: _IdSet) -> dict[int, str]:
     return dup
 
 
-def _label_chunk(rd: RunDir, ci: int, chunk: list[Item | BadRow], dup: dict[int, str], labeller: Any,
-                 tick: Callable[[int], None]) -> None:
-    t0 = time.perf_counter()
-    items = [rec for pos, rec in enumerate(chunk) if isinstance(rec, Item) and pos not in dup]
-    outputs, usage = labeller.label(items, tick) if items else ([], {})
-    tick(len(chunk) - len(items))
-    by_item = dict(zip((id(it) for it in items), outputs, strict=True))
-    lines: list[str] = []
-    labelled = skipped = 0
-    for pos, rec in enumerate(chunk):
-        if isinstance(rec, BadRow):
-            err = {"file": rec.path, "line": rec.line, "reason": rec.reason}
-        elif pos in dup:
-            err = {"id": rec.id, "reason": dup[pos]}
-        elif isinstance(by_item[id(rec)], str):
-            err = _item_error(rec, by_item[id(rec)])
-        else:
-            lines.append(json.dumps(by_item[id(rec)], ensure_ascii=False) + "\n")  # rows start with {"id"
-            labelled += 1
-            continue
-        lines.append(json.dumps({"error": err}, ensure_ascii=False) + "\n")
-        skipped += 1
-    stats = {"chunk": ci, "records": len(chunk), "labelled": labelled, "skipped": skipped,
-             "seconds": round(time.perf_counter() - t0, 3), "usage": usage}
-    lines.append(json.dumps({"stats": stats}) + "\n")
-    write_lines(rd.chunk_path(ci), lines)
-
-
-def _item_error(item: Item, why: str) -> dict[str, Any]:
-    err: dict[str, Any] = {"id": item.id, "reason": str(why)}
-    if isinstance(why, Retryable):
-        err["retryable"] = True
-    return err
-
-
-def _retry_chunk(rd: RunDir, ci: int, chunk: list[Item | BadRow], labeller: Any) -> None:
-    """Label again the items of a finished chunk that failed on transient errors, if any, and
-    rewrite the chunk atomically."""
-    t0 = time.perf_counter()
-    lines = rd.chunk_path(ci).read_text(encoding="utf-8").splitlines(keepends=True)
-    positions = [pos for pos, line in enumerate(lines)
-                 if line.startswith('{"error"') and json.loads(line)["error"].get("retryable")]
-    if not positions:
-        return
-    rd.log(f"chunk {ci}: retrying {len(positions)} item(s) that failed on transient errors")
-    stats = json.loads(lines[-1])["stats"]
-    items = [chunk[pos] for pos in positions]
-    if not all(isinstance(it, Item) for it in items) or len(lines) != len(chunk) + 1:
-        raise ZslError(f"{rd.chunk_path(ci)} does not match the input any more. Fix: rerun with --fresh.")
-    outputs, usage = labeller.label(items, lambda n: None)
-    for pos, item, got in zip(positions, items, outputs, strict=True):
-        if isinstance(got, str):
-            lines[pos] = json.dumps({"error": _item_error(item, got)}, ensure_ascii=False) + "\n"
-        else:
-            lines[pos] = json.dumps(got, ensure_ascii=False) + "\n"
-            stats["labelled"] += 1
-            stats["skipped"] -= 1
-    stats["seconds"] = round(stats["seconds"] + time.perf_counter() - t0, 3)
-    stats["usage"] = {**(stats.get("usage") or {})}
-    add_usage(stats["usage"], usage)
-    lines[-1] = json.dumps({"stats": stats}) + "\n"
-    write_lines(rd.chunk_path(ci), lines)
-
-
 def _merge(rd: RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, Any], manifest: dict[str, Any],
-           seconds: float, resumed: int, warnings: list[str]) -> RunSummary:
+           resumed: int, warnings: list[str], engine: dict[str, Any]) -> RunSummary:
     chunk_ids = sorted(rd.done_chunks())
     if chunk_ids != list(range(len(chunk_ids))):
         missing = sorted(set(range(max(chunk_ids) + 1)) - set(chunk_ids)) if chunk_ids else []
@@ -440,7 +437,7 @@ def _merge(rd: RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, Any
         items_per_second=round(labelled / totals["seconds"], 3) if totals["seconds"] > 0 else 0.0,
         resumed_chunks=resumed, tokens=usage, cost_usd=_price(labeller.lm_name, usage) if labeller.remote else None,
         eval={"rp_at_k": hits["rp"] / hits["n"], "p_at_1": hits["p1"] / hits["n"], "n": hits["n"], "k": k}
-        if hits["n"] else None, warnings=warnings, retryable=retryable)
+        if hits["n"] else None, warnings=warnings, retryable=retryable, **engine)
     write_json(rd.path / SUMMARY, summary.to_dict())
     if retryable:
         rd.log(f"{retryable} item(s) failed on transient errors: chunks kept; rerun the same command to retry them")

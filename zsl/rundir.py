@@ -10,6 +10,7 @@ fsynced.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -28,14 +29,15 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: runs are not locked
     fcntl = None
 
-__all__ = ["ERRORS", "LABELS", "LOCK", "LOG", "MANIFEST", "META", "RUN_FORMAT", "SUMMARY", "RunDir", "check_unchanged",
-           "is_run_manifest", "make_manifest", "own_temp", "write_json", "write_lines"]
+__all__ = ["ERRORS", "LABELS", "LOCK", "LOG", "MANIFEST", "META", "PLAN", "RUN_FORMAT", "SUMMARY", "RunDir",
+           "check_unchanged", "is_run_manifest", "make_manifest", "own_temp", "write_json", "write_lines", "write_plan"]
 
 MANIFEST = "manifest.json"
 LABELS = "labels.jsonl"
 META = LABELS + ".meta.json"
 ERRORS = "errors.jsonl"
 SUMMARY = "summary.json"
+PLAN = "plan.json"
 LOG = "log.txt"
 LOCK = ".zsl-lock"
 RUN_FORMAT = 1  # the manifest's "zsl_run" marker
@@ -223,7 +225,7 @@ class RunDir:
         if old is not None and fresh:
             # Everything but the manifest first, then the manifest replaced atomically: the folder
             # never lacks a manifest, so an interrupted --fresh is still a recognisable run.
-            for name in (LABELS, META, ERRORS, SUMMARY):
+            for name in (LABELS, META, ERRORS, SUMMARY, PLAN):
                 (self.path / name).unlink(missing_ok=True)
             self.remove_chunks()
             write_json(mpath, manifest)
@@ -255,7 +257,7 @@ def own_temp(name: str, *, chunk: bool) -> bool:
     m = _TEMP_NAME.fullmatch(name)
     if m is None:
         return False
-    return bool(_CHUNK_NAME.fullmatch(m["name"])) if chunk else m["name"] in (MANIFEST, LABELS, META, ERRORS, SUMMARY)
+    return bool(_CHUNK_NAME.fullmatch(m["name"])) if chunk else m["name"] in (MANIFEST, LABELS, META, ERRORS, SUMMARY, PLAN)
 
 
 def check_unchanged(input_path: Path, manifest: dict[str, Any], size: int | None) -> None:
@@ -273,6 +275,22 @@ def check_unchanged(input_path: Path, manifest: dict[str, Any], size: int | None
     raise InputError(f"{input_path} changed while it was being labelled ({why}), so the labels may not match the "
                      "file and no labels.jsonl was written. Fix: let whatever writes the file finish (or label a copy "
                      "that nothing writes to), then rerun with --fresh.")
+
+
+def write_plan(path: Path, manifest: dict[str, Any], records: int | None, chunk_size: int) -> None:
+    """Write ``plan.json``: how the input is cut into chunks (shards) for whichever engine labels them.
+
+    Chunk ``k`` holds input records ``k * chunk_size`` up to ``(k + 1) * chunk_size`` (records
+    counted as the reader yields them, unreadable ones included), so a chunk means the same
+    records to every worker and every session; the input fingerprint, vocabulary hash and
+    settings say which input and program the plan is for (the manifest holds them in full).
+    """
+    n = None if records is None else -(-records // chunk_size)
+    settings = json.dumps(manifest["settings"], sort_keys=True, ensure_ascii=False)
+    write_json(path / PLAN, {
+        "input_fingerprint": manifest["input"]["fingerprint"], "vocab_hash": manifest["vocab"]["hash"],
+        "settings_hash": hashlib.sha256(settings.encode("utf-8")).hexdigest(), "records": records, "chunk_size": chunk_size, "chunks": n,
+        "chunk_files": "chunks/{k:06d}.jsonl holds records [k * chunk_size, (k + 1) * chunk_size)"})
 
 
 def make_manifest(input_path: Path, fmt: str, text_field: str, id_field: str, vocab: LabelVocab,

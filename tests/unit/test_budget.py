@@ -259,7 +259,7 @@ def test_a_student_that_predicts_the_teacher_worse_than_retrieval_is_not_used():
 
 
 def test_a_vocabulary_file_with_repeats_is_read_as_label_run_reads_it(data, tmp_path):
-    items, vocab, rows = data
+    _items, vocab, rows = data
     vocab.write_text("\n".join(TOPICS + ["sports", ""]) + "\n", encoding="utf-8")
     s = _run(data, tmp_path, CountingLM(rows))
     assert s.labelled == 24 and any("sports" in w for w in s.warnings)

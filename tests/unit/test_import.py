@@ -1,7 +1,8 @@
 import subprocess
 import sys
 
-HEAVY = ("torch", "transformers", "faiss", "open_clip", "llama_cpp", "litellm", "dspy", "sentence_transformers")
+HEAVY = ("torch", "transformers", "faiss", "open_clip", "llama_cpp", "litellm", "dspy", "sentence_transformers", "ray",
+         "cleanlab")
 
 
 def test_import_zsl_is_light():

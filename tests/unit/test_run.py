@@ -76,7 +76,7 @@ def test_interrupted_run_resumes_to_identical_output(tmp_path, vocab_file, monke
     items = tmp_path / "items.jsonl"
     _write_items(items, 60, bad_every=7)
     ref = label_run(items, vocab_file, out=tmp_path / "ref", encoder="hashing", infer=False, rank=False, chunk_size=7)
-    real = run_mod._label_chunk
+    real = run_mod.label_chunk
     calls = []
 
     def flaky(rd, ci, *args):
@@ -85,11 +85,11 @@ def test_interrupted_run_resumes_to_identical_output(tmp_path, vocab_file, monke
             raise KeyboardInterrupt
         return real(rd, ci, *args)
 
-    monkeypatch.setattr(run_mod, "_label_chunk", flaky)
+    monkeypatch.setattr(run_mod, "label_chunk", flaky)
     with pytest.raises(KeyboardInterrupt):
         label_run(items, vocab_file, out=tmp_path / "run", encoder="hashing", infer=False, rank=False, chunk_size=7)
     assert len(list((tmp_path / "run" / "chunks").glob("*.jsonl"))) == 3
-    monkeypatch.setattr(run_mod, "_label_chunk", real)
+    monkeypatch.setattr(run_mod, "label_chunk", real)
     s = label_run(items, vocab_file, out=tmp_path / "run", encoder="hashing", infer=False, rank=False, chunk_size=7)
     assert s.resumed_chunks == 3
     assert (tmp_path / "run" / "labels.jsonl").read_bytes() == (tmp_path / "ref" / "labels.jsonl").read_bytes()

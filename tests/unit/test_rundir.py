@@ -38,7 +38,7 @@ def items(tmp_path):
 
 def _interrupt_after(monkeypatch, n_chunks):
     """Make the next run stop with Ctrl-C after ``n_chunks`` chunks; returns a function that undoes it."""
-    real, calls = run_mod._label_chunk, []
+    real, calls = run_mod.label_chunk, []
 
     def stop(rd, ci, *args):
         if len(calls) == n_chunks:
@@ -46,8 +46,8 @@ def _interrupt_after(monkeypatch, n_chunks):
         calls.append(ci)
         return real(rd, ci, *args)
 
-    monkeypatch.setattr(run_mod, "_label_chunk", stop)
-    return lambda: monkeypatch.setattr(run_mod, "_label_chunk", real)
+    monkeypatch.setattr(run_mod, "label_chunk", stop)
+    return lambda: monkeypatch.setattr(run_mod, "label_chunk", real)
 
 
 # -- 2: a run directory identifies itself; --fresh deletes only zsl's files ---------------------------------------
@@ -93,7 +93,7 @@ def test_a_second_run_on_the_same_out_is_refused_naming_the_holder_and_the_first
         tmp_path, items, vocab_file, monkeypatch):
     ref = label_run(items, vocab_file, out=tmp_path / "ref", chunk_size=3, **KW)
     run = tmp_path / "run"
-    real = run_mod._label_chunk
+    real = run_mod.label_chunk
     inside, release = threading.Event(), threading.Event()
 
     def slow(rd, ci, *args):
@@ -102,7 +102,7 @@ def test_a_second_run_on_the_same_out_is_refused_naming_the_holder_and_the_first
             assert release.wait(30)
         return real(rd, ci, *args)
 
-    monkeypatch.setattr(run_mod, "_label_chunk", slow)
+    monkeypatch.setattr(run_mod, "label_chunk", slow)
     result = {}
     first = threading.Thread(target=lambda: result.setdefault("s", label_run(items, vocab_file, out=run,
                                                                              chunk_size=3, **KW)))
@@ -211,7 +211,7 @@ def test_a_fifo_input_is_refused_at_once_instead_of_hanging(tmp_path, vocab_file
 @pytest.mark.parametrize("change", ["append", "truncate"])
 def test_an_input_that_changes_during_the_run_ends_in_an_error_not_success(tmp_path, items, vocab_file,
                                                                              monkeypatch, change):
-    real = run_mod._label_chunk
+    real = run_mod.label_chunk
     original = items.read_bytes()
 
     def edit_after_first(rd, ci, *args):
@@ -223,7 +223,7 @@ def test_an_input_that_changes_during_the_run_ends_in_an_error_not_success(tmp_p
             else:
                 items.write_bytes(original[: len(original) // 2])
 
-    monkeypatch.setattr(run_mod, "_label_chunk", edit_after_first)
+    monkeypatch.setattr(run_mod, "label_chunk", edit_after_first)
     run = tmp_path / "run"
     with pytest.raises(InputError, match="changed while it was being labelled") as info:
         label_run(items, vocab_file, out=run, chunk_size=1, **KW)
@@ -231,7 +231,7 @@ def test_an_input_that_changes_during_the_run_ends_in_an_error_not_success(tmp_p
     assert not (run / "labels.jsonl").exists() and not (run / "summary.json").exists()
     assert len(list((run / "chunks").glob("*.jsonl"))) >= 1  # finished chunks are kept
     assert "changed while" in (run / "log.txt").read_text()
-    monkeypatch.setattr(run_mod, "_label_chunk", real)
+    monkeypatch.setattr(run_mod, "label_chunk", real)
     with pytest.raises(InputError, match="input.fingerprint"):
         label_run(items, vocab_file, out=run, chunk_size=1, **KW)
     assert label_run(items, vocab_file, out=run, chunk_size=1, fresh=True, **KW).labelled > 0
