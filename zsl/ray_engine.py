@@ -265,7 +265,12 @@ class RayChunks:
                "MKL_NUM_THREADS": str(self.threads), **{k: v for k, v in os.environ.items() if k.startswith("ZSL_")}}
         env["ZSL_THREADS"] = str(self.threads)
         name = f"zsl-coordinator-{secrets.token_hex(8)}"
-        self.progress = ray.remote(Coordinator).options(num_cpus=0, name=name).remote((fmt, vocab, settings))
+        try:
+            self.progress = ray.remote(Coordinator).options(num_cpus=0, name=name).remote((fmt, vocab, settings))
+        except (TypeError, ValueError, AttributeError) as exc:  # what pickling raises on a loaded model
+            raise InputError(f"The run's settings cannot be sent to Ray workers ({type(exc).__name__}: "
+                             f"{str(exc)[:200]}). Fix: pass models by name (lm='qwen2.5-coder-1.5b', a .gguf path "
+                             "or provider/model; a student folder), not as objects loaded in this process.") from None
         worker_cls = ray.remote(ShardWorker).options(num_cpus=self.threads, max_restarts=-1, max_task_retries=0,
                                                      runtime_env={"env_vars": env})
         self.actors = [worker_cls.remote(str(self.rd.path.resolve()), name) for _ in range(self.workers)]

@@ -216,3 +216,36 @@ def test_more_workers_than_the_cluster_has_cpus_is_refused(cluster, tmp_path, da
     items, vocab = data
     with pytest.raises(InputError, match=r"3 worker\(s\) x 2 thread\(s\) need 6 CPUs; the Ray cluster has 4"):
         label_run(items, vocab, out=tmp_path / "run", engine="ray", workers=3, threads_per_worker=2, **ARGS)
+
+
+def test_workers_call_a_remote_llm_server_and_a_rerun_retries_only_its_failures(cluster, tmp_path, monkeypatch, capsys):
+    """Light workers, the LLM behind an OpenAI-compatible server (here a fake one on loopback)."""
+    from tests.fake_openai import FakeOpenAI
+    from zsl.cli import main
+
+    monkeypatch.setenv("ZSL_LM_CACHE", "0")  # forwarded to the workers with every ZSL_* variable
+    monkeypatch.setenv("ZSL_RETRY_BASE_DELAY", "0.01")
+    texts = ["football match tonight", "storm warning for the coast", "election results are in",
+             "football transfer news", "storm damage on the roads", "cooking pasta at home"]
+    items = tmp_path / "items.txt"
+    items.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    vocab = tmp_path / "labels.txt"
+    vocab.write_text("football\nstorm\nelection\ncooking\n", encoding="utf-8")
+
+    def label(out, server, *extra):
+        return main(["label", str(items), "--labels", str(vocab), "--out", str(tmp_path / out), "--lm", "hosted_vllm/x",
+                     "--api-base", server.api_base, "--encoder", "hashing", "--no-rank", "-k", "1", "--chunk-size", "2",
+                     "--retries", "1", *extra])
+
+    with FakeOpenAI() as healthy:
+        assert label("local", healthy) == 0
+    with FakeOpenAI(fail_first=None, fail_status=503, fail_when=lambda text: "storm" in text) as server:
+        assert label("ray", server, "--engine", "ray", "--workers", "2") == 3
+        errors = [json.loads(x) for x in (tmp_path / "ray" / "errors.jsonl").read_text().splitlines()]
+        assert [e["id"] for e in errors] == ["2", "5"] and all(e["retryable"] for e in errors)
+        server.fail_first = 0
+        server.texts.clear()
+        assert label("ray", server, "--engine", "ray", "--workers", "2") == 0
+    assert sorted(t for t in server.texts if t) == sorted(t for t in texts if "storm" in t)  # only the failed items
+    _same(tmp_path / "local", tmp_path / "ray")
+    assert "engine ray: 2 worker(s)" in capsys.readouterr().out
