@@ -42,7 +42,7 @@ from zsl.errors import InputError, ZslError
 from zsl.rundir import RunDir
 from zsl.vocab import LabelVocab
 
-__all__ = ["INSTALL_HINT", "RayChunks", "ShardWorker", "check_address", "check_visible", "import_ray",
+__all__ = ["AUTH_HINT", "INSTALL_HINT", "RayChunks", "ShardWorker", "check_address", "check_visible", "import_ray",
            "prepare_shared"]
 
 INSTALL_HINT = "pip install 'zsl[ray]'"
@@ -52,6 +52,10 @@ _PROBE = ".zsl-probe"
 # this chunk for the first time; the driver SIGKILLs itself after this many chunks are committed.
 FAULT_WORKER = "ZSL_FAULT_KILL_WORKER_AT_CHUNK"
 FAULT_DRIVER = "ZSL_FAULT_KILL_DRIVER_AFTER"
+AUTH_HINT = ("If the cluster uses token authentication (`ray start` turns it on by default since Ray 2.59), "
+             "this machine needs the same: RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN or "
+             "~/.ray/auth_token (`ray get-auth-token` on the head node prints it); if it does not, leave "
+             "RAY_AUTH_MODE unset here.")
 
 
 def import_ray() -> Any:
@@ -239,7 +243,7 @@ class RayChunks:
                 ray.init(address=address, logging_level=logging.ERROR, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise InputError(f"Could not start or join Ray ({'at ' + address if address else 'locally'}): "
-                                 f"{str(exc).strip().splitlines()[0][:300]}") from None
+                                 f"{str(exc).strip().splitlines()[0][:300]}. {AUTH_HINT}") from None
             self.started_ray = True
         try:
             cpus = int(ray.cluster_resources().get("CPU", 0))
@@ -279,6 +283,10 @@ class RayChunks:
         probe.write_text(token, encoding="utf-8")
         try:
             who = self._get([a.ready.remote(token) for a in self.actors])
+        except ray.exceptions.RayError as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise ZslError(f"The Ray workers did not start ({type(exc).__name__}: {first}). Fix: check the cluster "
+                           f"with `ray status`. {AUTH_HINT}") from None
         finally:
             probe.unlink(missing_ok=True)
         hosts = sorted({w["host"] for w in who})
