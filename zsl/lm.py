@@ -33,7 +33,7 @@ from zsl.errors import ModelNotFoundError, RemoteModelError
 from zsl.llama_runtime import LlamaRuntime
 from zsl.models import DEFAULT_LM, MODELS, get_spec, model_path
 
-__all__ = ["REMOTE_TIMEOUT", "LlamaCppLM", "check_lm", "get_lm", "is_remote", "is_remote_lm",  # noqa: F822
+__all__ = ["REMOTE_TIMEOUT", "LlamaCppLM", "check_lm", "ensure_lm_cache", "get_lm", "is_remote", "is_remote_lm",  # noqa: F822
            "resolve_lm_name"]  # LlamaCppLM is built lazily
 
 # Seconds a remote call may wait for the server's answer (the reply's first byte, then each
@@ -88,7 +88,7 @@ def get_lm(name: str | None = None, *, temperature: float = 0.0, max_tokens: int
         ModelIntegrityError: a model file is not GGUF.
     """
     resolved = resolve_lm_name(name)
-    _ensure_lm_cache()
+    ensure_lm_cache()
     if resolved in MODELS:
         spec = get_spec(resolved)
         if spec.kind != "llm":
@@ -128,7 +128,7 @@ def _check_gguf_magic(path: Path) -> None:
 _CACHE_DIR: list[str] = []
 
 
-def _ensure_lm_cache() -> None:
+def ensure_lm_cache() -> None:
     """Point DSPy's LM cache at $ZSL_HOME/dspy (again if $ZSL_HOME changed); $ZSL_LM_CACHE=0 disables it."""
     from zsl.cache import configure_lm_cache
     from zsl.paths import subdir

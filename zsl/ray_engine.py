@@ -157,6 +157,10 @@ class ShardWorker:
         # its object store, actor handles included, for a restart).
         self.progress = ray.get_actor(coordinator)
         self.fmt, self.vocab, self.settings = ray.get(self.progress.spec.remote())
+        if self.fmt != "images" and self.settings.model is None:
+            from zsl.lm import ensure_lm_cache
+
+            ensure_lm_cache()  # an LM built by the driver arrives pickled: point DSPy's cache as get_lm would
         self.rd = RunDir(Path(run_dir))
         self.labeller: Any = None
 
