@@ -139,7 +139,7 @@ class ReviewStore:
         with self._write_lock:
             decisions = dict(self.decisions)
             decisions[rec["id"]] = rec  # a repeat keeps its first place: the order is "first decided"
-            write_lines(self.path, (json.dumps(d, ensure_ascii=False) for d in decisions.values()))
+            write_lines(self.path, (json.dumps(d, ensure_ascii=False) + "\n" for d in decisions.values()))
             self.decisions = decisions
         return rec
 
