@@ -13,8 +13,10 @@ decided (a later decision on the same item replaces its line)::
 Every decision rewrites the whole file atomically (temp file, fsync, rename), so a killed
 server or a closed browser loses at most the click in flight, never the file. The ``id`` and
 ``labels`` fields make the file a gold file for ``zsl eval RUN RUN/reviewed.jsonl``, and with
-``text`` a training file for ``zsl fit`` (``Tagger.fit`` examples); :func:`override_silver`
-puts the decisions over the silver labels for ``zsl distill --reviewed``.
+``text`` a training file for ``zsl fit`` (``Tagger.fit(read_reviewed(run).values())``: the
+decisions are ``{"text", "labels"}`` examples); :func:`override_silver` puts the decisions over
+the silver labels for ``zsl distill --reviewed``, and :func:`calibration_data` gives the
+reviewed items' scores and labels for the threshold rules of :mod:`zsl.scoring`.
 
 Example:
     >>> import tempfile, pathlib
@@ -39,7 +41,8 @@ import numpy as np
 
 from zsl.errors import InputError, VocabularyError, ZslError
 
-__all__ = ["REVIEWED", "ReviewStore", "check_not_running", "override_silver", "read_reviewed", "running_holder"]
+__all__ = ["REVIEWED", "ReviewStore", "calibration_data", "check_not_running", "override_silver", "read_reviewed",
+           "running_holder"]
 
 REVIEWED = "reviewed.jsonl"
 _RUN_LOCK = ".zsl-lock"  # zsl.rundir.LOCK: the lock `zsl label` holds while it writes the run
@@ -224,3 +227,42 @@ def override_silver(silver: Any, decisions: Mapping[str, Mapping[str, Any]]) -> 
         conf[i, idx] = 1.0
         n += 1
     return replace(silver, labels=labels.astype(np.uint8), confidence=conf), n
+
+
+def calibration_data(run: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The reviewed items' scores and their reviewed labels, to calibrate thresholds on.
+
+    ``scores`` holds each row's recorded scores (``top_scores``); a label a row did not score
+    gets the row's lowest recorded score minus 1 (below every threshold worth fitting).
+
+    Args:
+        run: the run directory (``labels.jsonl``, its sidecar and ``reviewed.jsonl``).
+
+    Returns:
+        ``(scores (n, K), y (n, K) 0/1, labels)`` over the run's vocabulary, for the n
+        reviewed items that have a row; e.g. ``PerLabelThreshold().fit(scores, y)``.
+
+    Raises:
+        InputError: nothing reviewed, or no reviewed item has a row in ``labels.jsonl``.
+        VocabularyError: ``reviewed.jsonl`` names labels outside the vocabulary.
+    """
+    from zsl.rows import read_meta, read_predictions, resolve_predictions
+
+    pred = resolve_predictions(run)
+    rows = read_predictions(pred)
+    meta = read_meta(pred) or {}
+    labels = (meta.get("vocab") or {}).get("labels") or list(dict.fromkeys(lab for r in rows for lab, _ in r.ranked))
+    decisions = read_reviewed(Path(pred).parent / REVIEWED, known_labels=labels)
+    col = {lab: j for j, lab in enumerate(labels)}
+    picked = [r for r in rows if r.id in decisions]
+    if not picked:
+        raise InputError(f"None of the {len(decisions)} reviewed items has a row in {pred}. Fix: review items of this run.")
+    scores = np.zeros((len(picked), len(labels)), dtype=np.float32)
+    y = np.zeros((len(picked), len(labels)), dtype=np.uint8)
+    for i, r in enumerate(picked):
+        known = [(col[lab], s) for lab, s in r.ranked if lab in col]
+        scores[i] = min((s for _, s in known), default=0.0) - 1.0
+        for j, s in known:
+            scores[i, j] = s
+        y[i, [col[lab] for lab in decisions[r.id]["labels"]]] = 1
+    return scores, y, list(labels)

@@ -196,6 +196,27 @@ def test_reviewed_jsonl_is_a_training_file_for_fit(run):
     assert all(i.text for i in items)
 
 
+def test_reviewed_rows_are_examples_for_tagger_fit_and_data_for_thresholds(run):
+    from zsl.encoders import HashingEncoder
+    from zsl.reviewed import calibration_data
+    from zsl.scoring import PerLabelThreshold
+    from zsl.tagger import Tagger
+    from zsl.vocab import LabelVocab
+
+    rows = _review_two(run)
+    ReviewStore(run / REVIEWED, known_labels=LABELS).decide(rows["s4"], ["sports"])
+    tagger = Tagger(LabelVocab(LABELS), encoder=HashingEncoder(64), infer=False, rank=False)
+    tagger.fit(read_reviewed(run).values())
+    assert tagger.evidence_ is not None and tagger.evidence_.counts_[LABELS.index("sports")] == 2
+    scores, y, labels = calibration_data(run)
+    assert labels == LABELS and scores.shape == y.shape == (3, len(LABELS))
+    assert y[:, LABELS.index("sports")].tolist() == [1, 1, 0]  # s3, s4 (file order), p5
+    assert scores[0, LABELS.index("politics")] == pytest.approx(0.61)
+    assert scores[0, LABELS.index("extra label 00001")] < scores[0].max() - 1  # not scored: below everything
+    rule = PerLabelThreshold().fit(scores, y)
+    assert rule.thresholds_.shape == (len(LABELS),)
+
+
 def _vocab(run):
     p = run.parent / "vocab.txt"
     p.write_text("\n".join(LABELS) + "\n")
