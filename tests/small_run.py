@@ -17,7 +17,7 @@ POLITICS = ["parliament passed the budget after a long vote", "the election camp
 WRONG = {"s3", "p5"}  # rows whose silver label is the other topic's
 
 
-def make_run(folder: Path, n_per_topic: int = 12, *, with_meta: bool = True) -> Path:
+def make_run(folder: Path, n_per_topic: int = 12, *, with_meta: bool = True, n_extra: int = 0) -> Path:
     """Write ``folder/labels.jsonl`` (+ sidecar and manifest) as `zsl label` would, and return the folder."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -33,7 +33,8 @@ def make_run(folder: Path, n_per_topic: int = 12, *, with_meta: bool = True) -> 
                          "top_scores": {label: 0.61, second: 0.2, other if label == topic else topic: 0.1}})
     (folder / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     if with_meta:
-        meta = run_meta(LabelVocab(LABELS), k=2, top_scores=3, provenance={"encoder": "hashing"}, n_items=len(rows))
+        vocab = LabelVocab(LABELS + [f"skill number {i:05d}" for i in range(n_extra)])
+        meta = run_meta(vocab, k=2, top_scores=3, provenance={"encoder": "hashing"}, n_items=len(rows))
         meta_path(folder / "labels.jsonl").write_text(json.dumps(meta), encoding="utf-8")
     (folder / "manifest.json").write_text(json.dumps({"zsl_run": 1}), encoding="utf-8")
     return folder

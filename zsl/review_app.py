@@ -239,7 +239,7 @@ PAGE = r"""<!doctype html>
   border:1px solid #9db4d6;background:#e8f0fc;cursor:pointer;user-select:none}
  .chip.removed{background:#fff;border-style:dashed;color:#8a939e;text-decoration:line-through}
  .chip.added{background:#e6f6ea;border-color:#7cc08e} .chip .k{font-size:.75em;color:#5b6673}
- .chip .s{font-size:.8em;color:#34495e} .doubt{color:#b4432d;font-size:.8em}
+ .chip .s{font-size:.8em;color:#34495e} .doubt,.chip .s.doubt{color:#b4432d;font-size:.8em}
  #search{width:100%;box-sizing:border-box;padding:.5em;font-size:1em;border:1px solid #b8c0ca;border-radius:6px}
  #matches div{padding:.25em .5em;cursor:pointer} #matches div.sel,#matches div:hover{background:#e8f0fc}
  .row{display:flex;gap:.6em;align-items:center;flex-wrap:wrap} button{font-size:.95em;padding:.4em .9em}

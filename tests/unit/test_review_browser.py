@@ -141,3 +141,26 @@ def test_html_in_a_text_is_shown_as_text_never_run(run, browser):
         assert page.locator("#text script, #text img").count() == 0
     finally:
         server.stop()
+
+
+def test_the_label_picker_stays_fast_with_14k_labels(tmp_path, monkeypatch, browser):
+    import time
+
+    from playwright.sync_api import expect
+
+    monkeypatch.setenv("ZSL_ENCODER", "hashing")
+    run = make_run(tmp_path / "run", n_extra=14_000)
+    server = Server(run, sort="confidence")
+    try:
+        page = browser.new_page()
+        _wait_ready(server, page)
+        t = time.perf_counter()
+        page.locator("#search").fill("number 1234")
+        expect(page.locator("#matches div").first).to_have_text("skill number 12340")
+        assert page.locator("#matches div").count() == 10  # 12340 .. 12349
+        seconds = time.perf_counter() - t
+        assert seconds < 2.0, f"filtering 14,044 labels took {seconds:.2f}s"
+        page.locator("#search").fill("skill")
+        expect(page.locator("#matches div")).to_have_count(30)  # at most 30 drawn
+    finally:
+        server.stop()
