@@ -266,8 +266,10 @@ def _item_texts(rows: Sequence[PredRow]) -> list[str]:
         t = r.row.get("text")
         if not isinstance(t, str):
             kind = "an image run" if "image" in r.row else "a row without 'text'"
-            raise InputError(f"Row {r.id!r} has no text ({kind}): label-quality scores embed the texts. Fix: pass "
-                             "features=... (an (N, d) array, e.g. image embeddings) to quality_of_rows.")
+            raise InputError(f"Row {r.id!r} has no text ({kind}): label-quality scores embed the texts. Fix: order "
+                             "it by confidence instead (zsl review RUN --sort confidence, zsl export --sort "
+                             "confidence), or in Python pass features=... (an (N, d) array, e.g. image embeddings) "
+                             "to zsl.quality.quality_of_rows.")
         texts.append(t)
     return texts
 

@@ -221,3 +221,26 @@ def _vocab(run):
     p = run.parent / "vocab.txt"
     p.write_text("\n".join(LABELS) + "\n")
     return str(p)
+
+
+def test_an_image_run_is_served_by_confidence_and_its_images_only(tmp_path):
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from zsl.review_app import ReviewSession, make_app
+
+    run = tmp_path / "imgrun"
+    run.mkdir()
+    rows = []
+    for i in range(3):
+        Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(run / f"p{i}.png")
+        rows.append({"id": f"p{i}.png", "image": str(run / f"p{i}.png"), "labels": ["cat"], "scores": [0.9 - i / 10]})
+    (run / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(InputError, match="--sort confidence"):
+        ReviewSession(run)
+    client = TestClient(make_app(run, sort="confidence"))
+    first = client.get("/api/item/0").json()
+    assert first["kind"] == "image" and first["text"] is None and first["id"] == "p2.png"  # least confident first
+    img = client.get("/api/image/0")
+    assert img.status_code == 200 and img.content[:4] == b"\x89PNG"
+    assert client.get("/api/image/7").status_code == 404
