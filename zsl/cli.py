@@ -348,7 +348,8 @@ def _cmd_issues(args: argparse.Namespace) -> int:
         return 0
     print(f"{int(report.issue.sum())} of {len(report.ids)} rows flagged by cleanlab (out-of-fold student over "
           f"{len(report.columns)} label columns; {time.perf_counter() - t0:.1f}s; scores in {cache_path(args.run)})")
-    print(f"\nthe {min(args.top, len(order))} rows whose labels are most likely wrong:")
+    print(f"\nthe {min(args.top, len(order))} rows whose labels are most likely wrong (label-quality score; "
+          "* flagged by cleanlab):")
     for i in order[:args.top]:
         r = rows.get(report.ids[i])
         text = "" if r is None else str(r.row.get("text", r.row.get("image", ""))).replace("\n", " ")
