@@ -168,16 +168,24 @@ def _label_lists(y: np.ndarray) -> list[list[int]]:
     return [np.flatnonzero(r).tolist() for r in y]
 
 
-def label_quality(y: Any, proba: Any) -> np.ndarray:
+def label_quality(y: Any, proba: Any, *, adjust: bool = False) -> np.ndarray:
     """cleanlab's multi-label label-quality score per row (0: surely wrong .. 1: surely right).
 
     ``cleanlab.multilabel_classification.rank.get_label_quality_scores`` with its defaults
     (self-confidence per label, exponential moving average over a row's labels, worst first).
+
+    Args:
+        y: ``(N, C)`` 0/1 silver labels.
+        proba: ``(N, C)`` out-of-sample probabilities.
+        adjust: cleanlab's ``adjust_pred_probs`` (subtract each label's average confidence
+            first). Without it, rows with rare labels (a student is rarely sure of those) fill
+            the top of the ranking; with it they do not, but on GoEmotions it ranked worse
+            (BENCHMARKS.md, "Label-quality ranking").
     """
     cl_rank, _ = _cleanlab()
     y = np.asarray(y)
-    return np.asarray(cl_rank.get_label_quality_scores(_label_lists(y), np.asarray(proba, dtype=np.float64)),
-                      dtype=np.float64)
+    return np.asarray(cl_rank.get_label_quality_scores(_label_lists(y), np.asarray(proba, dtype=np.float64),
+                                                       adjust_pred_probs=adjust), dtype=np.float64)
 
 
 def find_issues(y: Any, proba: Any) -> np.ndarray:
