@@ -335,7 +335,7 @@ def _cmd_issues(args: argparse.Namespace) -> int:
     from zsl.rows import read_predictions
 
     t0 = time.perf_counter()
-    report = run_quality(args.run, encoder=args.encoder, refresh=args.refresh)
+    report = run_quality(args.run, encoder=args.encoder, refresh=args.refresh, adjust=args.adjust)
     rows = {r.id: r for r in read_predictions(args.run)}
     order = report.order()
     if args.json:
@@ -369,7 +369,8 @@ def _cmd_issues(args: argparse.Namespace) -> int:
 def _cmd_review(args: argparse.Namespace) -> int:
     from zsl.review_app import serve
 
-    serve(args.run, host=args.host, port=args.port, sort=args.sort, encoder=args.encoder, open_browser=args.open)
+    serve(args.run, host=args.host, port=args.port, sort=args.sort, encoder=args.encoder, adjust=args.adjust,
+          open_browser=args.open)
     return 0
 
 
@@ -502,6 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=20, help="rows (and labels) to print (default 20)")
     p.add_argument("--encoder", help="encoder for the student's features (default: $ZSL_ENCODER or minilm-l6)")
     p.add_argument("--refresh", action="store_true", help="recompute the scores even if quality.json is up to date")
+    p.add_argument("--adjust", action="store_true",
+                   help="cleanlab's adjust_pred_probs: rows with rare labels do not fill the top (better on Reuters, "
+                        "worse on GoEmotions in BENCHMARKS.md)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_issues)
 
@@ -514,6 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="item order (default label-quality: labels most likely wrong first)")
     p.add_argument("--encoder", help="encoder for label-quality scores (default minilm-l6)")
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p.add_argument("--adjust", action="store_true",
+                   help="cleanlab's adjust_pred_probs: rows with rare labels do not fill the top (better on Reuters, "
+                        "worse on GoEmotions in BENCHMARKS.md)")
     p.set_defaults(func=_cmd_review)
 
     p = sub.add_parser("demo", help="label the shipped example texts with the embedded models")

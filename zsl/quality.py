@@ -283,7 +283,7 @@ def _item_texts(rows: Sequence[PredRow]) -> list[str]:
 
 
 def quality_of_rows(rows: Sequence[PredRow], *, features: Any = None, encoder: Any = None, n_folds: int = 5,
-                    lam: float = 1e-3, max_columns: int | None = DEFAULT_MAX_COLUMNS,
+                    lam: float = 1e-3, max_columns: int | None = DEFAULT_MAX_COLUMNS, adjust: bool = False,
                     random_state: int = 0) -> QualityReport:
     """Label-quality scores for prediction rows (see the module docstring).
 
@@ -293,6 +293,7 @@ def quality_of_rows(rows: Sequence[PredRow], *, features: Any = None, encoder: A
         encoder: an encoder name or object (default: ``$ZSL_ENCODER`` or minilm-l6).
         n_folds, lam, random_state: see :func:`cross_fit_proba`.
         max_columns: see :func:`choose_columns`.
+        adjust: see :func:`label_quality` (rare labels do not fill the top of the order).
 
     Raises:
         InputError: fewer than 2 rows, rows without texts and no ``features``, features of the wrong shape.
@@ -321,7 +322,7 @@ def quality_of_rows(rows: Sequence[PredRow], *, features: Any = None, encoder: A
     proba = cross_fit_proba(features, y, n_folds=n_folds, lam=lam, random_state=random_state)
     seconds["student"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    quality = label_quality(y, proba)
+    quality = label_quality(y, proba, adjust=adjust)
     issue = find_issues(y, proba)
     seconds["cleanlab"] = time.perf_counter() - t0
     doubted, suggested, student = [], [], []
@@ -337,7 +338,7 @@ def quality_of_rows(rows: Sequence[PredRow], *, features: Any = None, encoder: A
                          issue=issue, doubted=doubted, suggested=suggested, student=student, columns=columns,
                          seconds={k: round(v, 3) for k, v in seconds.items()},
                          settings={"encoder": enc_name, "n_folds": n_folds, "lam": lam, "max_columns": max_columns,
-                                   "random_state": random_state})
+                                   "adjust": adjust, "random_state": random_state})
 
 
 def run_quality(run: str | os.PathLike[str], *, encoder: Any = None, refresh: bool = False, save: bool = True,

@@ -47,6 +47,8 @@ class ReviewSession:
         sort: ``"label-quality"`` (default; computed and cached on first use), ``"confidence"``
             or ``"disagreement"``.
         encoder: the encoder for label-quality scores.
+        adjust: see :func:`zsl.quality.label_quality`.
+        quality: a precomputed :class:`zsl.quality.QualityReport` (tests).
 
     Raises:
         InputError: no run, no usable row, a run being written, or a bad ``reviewed.jsonl``
@@ -54,7 +56,7 @@ class ReviewSession:
     """
 
     def __init__(self, run_dir: str | os.PathLike[str], *, sort: str = "label-quality", encoder: Any = None,
-                 quality: Any = None):
+                 adjust: bool = False, quality: Any = None):
         from zsl.review import SORTS, quality_order, review_order
         from zsl.reviewed import REVIEWED, ReviewStore, check_not_running
         from zsl.rows import read_meta, read_predictions, resolve_predictions
@@ -79,7 +81,8 @@ class ReviewSession:
         if sort == "label-quality":
             from zsl.quality import run_quality
 
-            self.quality = quality if quality is not None else run_quality(self.run_dir, encoder=encoder)
+            self.quality = quality if quality is not None else run_quality(self.run_dir, encoder=encoder,
+                                                                               adjust=adjust)
             order = quality_order(self.rows, self.quality)
         else:
             order = review_order(self.rows, by=sort)
@@ -183,7 +186,7 @@ def make_app(session: ReviewSession | str | os.PathLike[str], **kwargs: Any) -> 
 
 
 def serve(run_dir: str | os.PathLike[str], *, host: str = DEFAULT_HOST, port: int = 8765, sort: str = "label-quality",
-          encoder: Any = None, open_browser: bool = False, sock: socket.socket | None = None,
+          encoder: Any = None, adjust: bool = False, open_browser: bool = False, sock: socket.socket | None = None,
           ready: Any = None) -> None:
     """Serve the review page of ``run_dir`` until interrupted.
 
@@ -191,7 +194,7 @@ def serve(run_dir: str | os.PathLike[str], *, host: str = DEFAULT_HOST, port: in
         host: the address to bind (default 127.0.0.1: this machine only). Any other address lets
             other machines read the run's texts and write its decisions; a warning says so.
         port: the port (0: a free one).
-        sort, encoder: see :class:`ReviewSession`.
+        sort, encoder, adjust: see :class:`ReviewSession`.
         open_browser: open the page in the default browser.
         sock: an already bound socket (tests); ``host``/``port`` are then ignored.
         ready: called with the page's URL once the server listens.
@@ -200,7 +203,7 @@ def serve(run_dir: str | os.PathLike[str], *, host: str = DEFAULT_HOST, port: in
         import uvicorn
     except ImportError:
         raise MissingDependencyError(f"zsl review needs FastAPI and uvicorn. Fix: {_INSTALL}.") from None
-    session = ReviewSession(run_dir, sort=sort, encoder=encoder)
+    session = ReviewSession(run_dir, sort=sort, encoder=encoder, adjust=adjust)
     app = make_app(session)
     if sock is None:
         if host not in ("127.0.0.1", "localhost", "::1"):

@@ -154,3 +154,12 @@ def _vocab_file(tmp_path):
     p = tmp_path / "vocab.txt"
     p.write_text("\n".join(LABELS) + "\n")
     return str(p)
+
+
+def test_adjusted_scores_are_cached_separately(run, capsys):
+    plain = run_quality(run)
+    adjusted = run_quality(run, adjust=True)
+    assert adjusted.settings["adjust"] is True and plain.settings["adjust"] is False
+    assert not np.allclose(plain.quality, adjusted.quality)
+    assert main(["issues", str(run), "--adjust", "--json", "--top", "2"]) == 0
+    assert {w["id"] for w in json.loads(capsys.readouterr().out)["worst"]} == WRONG
