@@ -213,6 +213,7 @@ def serve(run_dir: str | os.PathLike[str], *, host: str = DEFAULT_HOST, port: in
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+    sock.listen(128)  # connections made before uvicorn's loop runs wait in the backlog instead of being refused
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://{'[' + bound_host + ']' if ':' in bound_host else bound_host}:{bound_port}/"
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))

@@ -244,3 +244,34 @@ def test_an_image_run_is_served_by_confidence_and_its_images_only(tmp_path):
     img = client.get("/api/image/0")
     assert img.status_code == 200 and img.content[:4] == b"\x89PNG"
     assert client.get("/api/image/7").status_code == 404
+
+
+def test_kill_9_of_the_server_loses_no_decision(run):
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    from zsl.review_app import ReviewSession
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "ZSL_ENCODER": "hashing", "PYTHONPATH": str(root)}
+    proc = subprocess.Popen([sys.executable, "-m", "zsl.cli", "review", str(run), "--port", "0", "--sort", "confidence"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url = None
+        for line in proc.stderr:
+            if line.startswith("open http://127.0.0.1:"):
+                url = line.split()[1]
+                break
+        assert url, "the server did not say where it listens"
+        item = json.loads(urllib.request.urlopen(url + "api/item/0", timeout=30).read())
+        req = urllib.request.Request(url + "api/decide", json.dumps({"id": item["id"], "labels": ["weather"]}).encode(),
+                                     {"Content-Type": "application/json"})
+        assert json.loads(urllib.request.urlopen(req, timeout=30).read())["reviewed"] == 1
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert read_reviewed(run)[item["id"]]["labels"] == ["weather"]
+    assert ReviewSession(run, sort="confidence").first_open() == 1
