@@ -257,7 +257,8 @@ def report(args: argparse.Namespace) -> None:
         from zsl.bench import write_section
 
         cmd = ("`python -m zsl.bench.quality run` (GoEmotions 10,000-item slice and Reuters ModApte train, "
-               "10% of rows corrupted, 3 seeds), `python -m zsl.bench.quality timing`, then "
+               "10% of rows corrupted, 3 seeds), `python -m zsl.bench.quality timing` and "
+               "`python -m zsl.bench.quality timing --columns 13896` (every ESCO label, unrestricted), then "
                "`python -m zsl.bench.quality report --write`")
         print(f"updated {write_section('quality', cmd + chr(10) + chr(10) + table, heading='Label-quality ranking (issue #17)')}")
 
