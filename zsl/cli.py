@@ -336,7 +336,7 @@ def _cmd_issues(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     print("zsl issues: label-quality scores from quality.json, or computed now if it is missing or stale "
-          "(embedding the texts and training a student 5 times: about a minute per 10,000 items)", file=sys.stderr)
+          "(embedding the texts, then training a student 5 times: minutes for 10,000 items)", file=sys.stderr)
     report = run_quality(args.run, encoder=args.encoder, refresh=args.refresh, adjust=args.adjust)
     rows = {r.id: r for r in read_predictions(args.run)}
     order = report.order()

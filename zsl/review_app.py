@@ -205,7 +205,7 @@ def serve(run_dir: str | os.PathLike[str], *, host: str = DEFAULT_HOST, port: in
         raise MissingDependencyError(f"zsl review needs FastAPI and uvicorn. Fix: {_INSTALL}.") from None
     if sort == "label-quality":
         print("zsl review: label-quality scores from quality.json, or computed now if it is missing or stale "
-              "(embedding the texts and training a student 5 times: about a minute per 10,000 items)", file=sys.stderr)
+              "(embedding the texts, then training a student 5 times: minutes for 10,000 items)", file=sys.stderr)
     session = ReviewSession(run_dir, sort=sort, encoder=encoder, adjust=adjust)
     app = make_app(session)
     if sock is None:
