@@ -18,8 +18,9 @@ import pytest
 
 from tests.small_run import HOSTILE, WRONG, make_run
 
-pytest.importorskip("fastapi")
-pytest.importorskip("cleanlab")
+if os.environ.get("ZSL_REQUIRE_BROWSER") != "1":  # in CI a missing package fails the run, it does not skip
+    pytest.importorskip("fastapi")
+    pytest.importorskip("cleanlab")
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
