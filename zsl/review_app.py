@@ -206,6 +206,9 @@ def serve(run_dir: str | os.PathLike[str], *, host: str = DEFAULT_HOST, port: in
     if sort == "label-quality":
         print("zsl review: label-quality scores from quality.json, or computed now if it is missing or stale "
               "(embedding the texts, then training a student 5 times: minutes for 10,000 items)", file=sys.stderr)
+    from zsl.reviewed import lock_review
+
+    lock = lock_review(run_dir) if Path(run_dir).is_dir() else None  # a missing folder: ReviewSession says so
     session = ReviewSession(run_dir, sort=sort, encoder=encoder, adjust=adjust)
     app = make_app(session)
     if sock is None:
@@ -228,7 +231,11 @@ def serve(run_dir: str | os.PathLike[str], *, host: str = DEFAULT_HOST, port: in
         import webbrowser
 
         webbrowser.open(url)
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if lock is not None:
+            os.close(lock)
 
 
 PAGE = r"""<!doctype html>

@@ -275,3 +275,22 @@ def test_kill_9_of_the_server_loses_no_decision(run):
         proc.wait(10)
     assert read_reviewed(run)[item["id"]]["labels"] == ["weather"]
     assert ReviewSession(run, sort="confidence").first_open() == 1
+
+
+def test_a_second_server_on_the_same_run_is_refused_and_stale_temp_files_go(run, monkeypatch):
+    import uvicorn
+
+    from zsl.review_app import serve
+    from zsl.reviewed import lock_review
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    (run / ".reviewed.jsonl.99999.tmp").write_text("half a line")
+    fd = lock_review(run)  # the first server
+    assert not (run / ".reviewed.jsonl.99999.tmp").exists()
+    try:
+        with pytest.raises(ZslError, match=r"Another `zsl review` is serving .* \(pid \d+, since "):
+            serve(run, port=0, sort="confidence")
+    finally:
+        os.close(fd)
+    serve(run, port=0, sort="confidence")  # released: fine, and serve releases its own lock when it returns
+    serve(run, port=0, sort="confidence")
