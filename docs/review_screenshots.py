@@ -1,12 +1,10 @@
 """Take the README's screenshots of `zsl review` with Playwright and Debian's Chromium.
 
-    cd DIR && python docs/review_screenshots.py run [SEARCH]   # writes docs/review.png and docs/review-search.png
+    cd DIR && python $REPO/docs/review_screenshots.py run [SEARCH]   # writes $REPO/docs/review*.png
 
 The README's pictures: DIR/run is a copy of a retrieval-only run of 300 GoEmotions dev comments
-(`zsl label ... --no-infer --no-rank -k 3`), SEARCH is "ness".
-
-RUN_DIR is a copy you can spare: the script removes the first item's first label and adds one,
-which `zsl review` writes to RUN_DIR/reviewed.jsonl.
+(`zsl label ... --no-infer --no-rank -k 3`), SEARCH is "ness". Use a copy you can spare: the
+script removes the first item's first label, which `zsl review` writes to run/reviewed.jsonl.
 """
 
 from __future__ import annotations
