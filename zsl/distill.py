@@ -825,7 +825,7 @@ def folder_size(path: str | os.PathLike[str]) -> int:
 # -- file-level entry points for the CLI -----------------------------------------------------
 def distill_file(silver_path: str | os.PathLike[str], out: str | os.PathLike[str], *,
                  vocab: LabelVocab | Sequence[str] | None = None, targets: str = "soft",
-                 **params: Any) -> dict[str, Any]:
+                 reviewed: str | os.PathLike[str] | None = None, **params: Any) -> dict[str, Any]:
     """Train a student on a silver-data file and save it (``zsl distill SILVER --out DIR``).
 
     Args:
@@ -833,17 +833,29 @@ def distill_file(silver_path: str | os.PathLike[str], out: str | os.PathLike[str
         out: the student folder to write.
         vocab: only needed when the silver file cannot tell its label order.
         targets: ``"soft"`` or ``"hard"`` (see :meth:`StudentClassifier.fit_silver`).
+        reviewed: a ``reviewed.jsonl`` from ``zsl review`` (or the run directory holding it):
+            its decisions replace the silver labels of the items they name, with targets of
+            exactly 1 and 0 (see :func:`zsl.reviewed.override_silver`).
         **params: :class:`StudentClassifier` parameters (``loss="asl"``, ``refine=True``, ...).
 
     Returns:
         a summary: ``out``, ``n_items``, ``n_labels``, ``seconds``, ``size_bytes``,
         ``agreement`` (micro-F1 of the student's labels vs. the silver labels, on the
-        training items).
+        training items), ``reviewed`` (items whose labels a person's decision replaced).
     """
     from zsl.metrics import f1_scores
     from zsl.pseudo import read_silver
 
     silver = read_silver(silver_path, vocab=vocab)
+    n_reviewed = 0
+    if reviewed is not None:
+        from zsl.reviewed import override_silver, read_reviewed
+
+        decisions = read_reviewed(reviewed, known_labels=silver.vocab.labels)
+        silver, n_reviewed = override_silver(silver, decisions)
+        if n_reviewed == 0:
+            raise InputError(f"None of the {len(decisions)} decisions in {reviewed} names an item of {silver_path}. "
+                             "Fix: pass the reviewed.jsonl of the run these silver labels come from.")
     if silver.texts is None:
         raise InputError(f"{silver_path} has no texts, so a text student cannot be trained on it. Export the silver "
                          "data with texts (make_silver(..., texts=...)).")
@@ -858,4 +870,4 @@ def distill_file(silver_path: str | os.PathLike[str], out: str | os.PathLike[str
     return {"out": str(path), "n_items": len(silver), "n_labels": len(silver.vocab),
             "seconds": round(student.fit_seconds_, 3), "size_bytes": folder_size(path),
             "agreement": f1_scores(silver.labels, pred)["micro_f1"], "final_loss": student.history_[-1],
-            "threshold": student.threshold_}
+            "threshold": student.threshold_, "reviewed": n_reviewed}

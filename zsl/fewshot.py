@@ -52,6 +52,7 @@ __all__ = [
     "LAMBDAS",
     "AnchoredHead",
     "ExampleEvidence",
+    "assign_folds",
     "decode_array",
     "encode_array",
     "evidence_from_dict",
@@ -120,7 +121,7 @@ def _check_fit_input(emb: Any, y: Any, zero_shot: Any) -> tuple[np.ndarray, np.n
     return emb, y, z
 
 
-def _folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray | None:
+def assign_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray | None:
     """A fold id per example (round-robin within each example's rarest label), or None with < 2 examples."""
     n = len(y)
     n_folds = min(n_folds, n)
@@ -250,7 +251,7 @@ class ExampleEvidence(ParamsMixin):
         return self
 
     def _folds(self, y: np.ndarray) -> np.ndarray | None:
-        return _folds(y, self.n_folds, self.random_state)
+        return assign_folds(y, self.n_folds, self.random_state)
 
     # -- use ---------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -401,7 +402,7 @@ class AnchoredHead(ParamsMixin):
         self.counts_ = y.sum(axis=0).astype(np.int64)
         self.n_examples_ = len(y)
         lams = LAMBDAS if self.lam is None else (float(self.lam),)
-        folds = _folds(y, self.n_folds, self.random_state) if self.lam is None else None
+        folds = assign_folds(y, self.n_folds, self.random_state) if self.lam is None else None
         self.cv_table_: list[dict[str, float]] = []
         self.oof_scores_ = None
         best_lam = lams[len(lams) // 2] if self.lam is None else float(self.lam)

@@ -14,7 +14,8 @@ Two targets, written with :mod:`json` only (no label_studio or argilla package n
 
 Order: :func:`review_order` puts the rows a reviewer should see first at the front --
 lowest confidence (top-1 score) or largest disagreement between the final labels and the
-retrieval-only labels.
+retrieval-only labels; :func:`quality_order` puts first the rows whose labels are most likely
+wrong by the label-quality scores of :mod:`zsl.quality` (``--sort label-quality``).
 
 Example:
     >>> rows = [{"id": "1", "text": "a", "labels": ["x"], "scores": [0.9]},
@@ -46,13 +47,14 @@ __all__ = [
     "export_review",
     "label_studio_config",
     "model_id",
+    "quality_order",
     "review_order",
     "to_argilla",
     "to_label_studio",
 ]
 
 FORMATS = ("labelstudio", "argilla")
-SORTS = ("confidence", "disagreement")
+SORTS = ("confidence", "disagreement", "label-quality")
 QUESTION = "labels"  # name of the Label Studio <Choices> control and of the Argilla question
 _FILTER_ABOVE = 20  # Label Studio gets a search box over the choices above this many labels
 _ARGILLA_MAX_OPTIONS = 500  # Argilla server default (ARGILLA_LABEL_SELECTION_OPTIONS_MAX_ITEMS)
@@ -145,6 +147,9 @@ def review_order(rows: Sequence[PredRow | Mapping[str, Any]], by: str = "confide
     """
     if by not in SORTS:
         raise InputError(f"by must be one of {', '.join(SORTS)}; got {by!r}")
+    if by == "label-quality":
+        raise InputError("by='label-quality' needs the run's label-quality scores: use quality_order(rows, "
+                         "zsl.quality.run_quality(run)) or export_review(run, ..., sort='label-quality').")
     parsed = _as_rows(rows)
     if by == "confidence":
         conf = [confidence(r) for r in parsed]
@@ -159,6 +164,28 @@ def review_order(rows: Sequence[PredRow | Mapping[str, Any]], by: str = "confide
             "with a zsl version that records the retrieval-only labels."
         )
     return sorted(range(len(parsed)), key=lambda i: -dis[i])  # type: ignore[operator]
+
+
+def quality_order(rows: Sequence[PredRow | Mapping[str, Any]], report: Any) -> list[int]:
+    """Indices of ``rows`` with the labels most likely wrong first (a :class:`zsl.quality.QualityReport`'s order).
+
+    Rows the report does not know (labelled after it was computed) come last, in input order.
+
+    Raises:
+        InputError: the report shares no id with the rows (it belongs to another run).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> rep = SimpleNamespace(ids=["a", "b"], order=lambda: [1, 0])
+        >>> quality_order([{"id": "a", "labels": [], "scores": []}, {"id": "b", "labels": [], "scores": []}], rep)
+        [1, 0]
+    """
+    parsed = _as_rows(rows)
+    rank = {report.ids[i]: n for n, i in enumerate(report.order())}
+    if parsed and not any(r.id in rank for r in parsed):
+        raise InputError("The label-quality scores share no item id with these rows: they belong to another run. "
+                         "Fix: recompute them (zsl issues RUN --refresh).")
+    return sorted(range(len(parsed)), key=lambda i: (rank.get(parsed[i].id, len(rank)), i))
 
 
 # -- shared helpers -------------------------------------------------------------------------
@@ -499,6 +526,7 @@ def export_review(
     sort: str = "confidence",
     limit: int | None = None,
     vocab_labels: Sequence[str] | None = None,
+    encoder: Any = None,
 ) -> dict[str, Any]:
     """Read predictions, order them for review, keep the first ``limit`` and export them.
 
@@ -506,9 +534,12 @@ def export_review(
         pred: predictions file, run folder with ``labels.jsonl``, or rows.
         out_path: the tasks/records file.
         format: ``"labelstudio"`` or ``"argilla"``.
-        sort: ``"confidence"`` or ``"disagreement"`` (see :func:`review_order`).
+        sort: ``"confidence"`` or ``"disagreement"`` (see :func:`review_order`), or
+            ``"label-quality"`` (labels most likely wrong first: :func:`zsl.quality.run_quality`,
+            computed once and cached in the run directory).
         limit: export only the first ``limit`` rows of the order.
         vocab_labels: every label a reviewer may choose.
+        encoder: the encoder label-quality scores embed the texts with (default minilm-l6).
 
     Returns:
         ``out``, ``companion`` (config or settings path), ``exported``, ``rows`` (usable
@@ -528,7 +559,14 @@ def export_review(
         raise InputError(f"limit must be a positive integer, got {limit!r}")
     bad: list[BadRow] = []
     rows = read_predictions(pred, bad=bad) if isinstance(pred, str | os.PathLike) else _as_rows(pred)
-    order = review_order(rows, by=sort)
+    if sort == "label-quality":
+        if not isinstance(pred, str | os.PathLike):
+            raise InputError("sort='label-quality' needs the run directory (or predictions file), not rows.")
+        from zsl.quality import run_quality
+
+        order = quality_order(rows, run_quality(pred, encoder=encoder))
+    else:
+        order = review_order(rows, by=sort)
     chosen = [rows[i] for i in order[:limit]]
     warnings: list[str] = []
     if format == "labelstudio":
