@@ -360,6 +360,14 @@ def _cmd_issues(args: argparse.Namespace) -> int:
                           "seconds": report.seconds, "worst": worst, "labels": report.label_issues()[:args.top]},
                          ensure_ascii=False, indent=1))
         return 0
+    from collections import Counter
+
+    per_label = Counter(lab for r in rows.values() for lab in r.chosen)
+    thin = sum(1 for n in per_label.values() if n < 10)
+    if per_label and thin > len(per_label) / 2:
+        print(f"warning: {thin} of the {len(per_label)} labels in use have fewer than 10 rows: the student learns each "
+              "label from the other folds' rows, so on a run this small its doubts are weak evidence (most rows "
+              "will look doubtful). The scores mean more on hundreds of rows per label.", file=sys.stderr)
     print(f"{int(report.issue.sum())} of {len(report.ids)} rows flagged by cleanlab (out-of-fold student over "
           f"{len(report.columns)} label columns; {time.perf_counter() - t0:.1f}s; scores in {cache_path(args.run)})")
     print(f"\nthe {min(args.top, len(order))} rows whose labels are most likely wrong (label-quality score; "

@@ -130,8 +130,14 @@ class ReviewSession:
         return p if p.is_absolute() else (self.run_dir / p if (self.run_dir / p).is_file() else p)
 
 
-def make_app(session: ReviewSession | str | os.PathLike[str], **kwargs: Any) -> Any:
-    """The FastAPI app serving the page and its JSON API for a :class:`ReviewSession` (or a run directory)."""
+def make_app(session: ReviewSession | str | os.PathLike[str], *, allowed_hosts: list[str] | None = None,
+             **kwargs: Any) -> Any:
+    """The FastAPI app serving the page and its JSON API for a :class:`ReviewSession` (or a run directory).
+
+    ``allowed_hosts``: answer only requests whose ``Host`` header names one of them (any port);
+    :func:`serve` passes ``["127.0.0.1", "localhost"]`` on a loopback address, so a web page that
+    points its own domain at 127.0.0.1 (DNS rebinding) cannot read the run or write decisions.
+    """
     try:
         from fastapi import Body, FastAPI, HTTPException
         from fastapi.responses import FileResponse, HTMLResponse
@@ -139,6 +145,10 @@ def make_app(session: ReviewSession | str | os.PathLike[str], **kwargs: Any) -> 
         raise MissingDependencyError(f"zsl review needs FastAPI and uvicorn. Fix: {_INSTALL}.") from None
     s = session if isinstance(session, ReviewSession) else ReviewSession(session, **kwargs)
     app = FastAPI(title="zsl review", docs_url=None, redoc_url=None, openapi_url=None)
+    if allowed_hosts:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     headers = {"Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
                                           "img-src 'self'", "X-Content-Type-Options": "nosniff",
                "Cache-Control": "no-store"}
@@ -210,7 +220,7 @@ def serve(run_dir: str | os.PathLike[str], *, host: str = DEFAULT_HOST, port: in
 
     lock = lock_review(run_dir) if Path(run_dir).is_dir() else None  # a missing folder: ReviewSession says so
     session = ReviewSession(run_dir, sort=sort, encoder=encoder, adjust=adjust)
-    app = make_app(session)
+    loopback = sock is not None and sock.getsockname()[0] in ("127.0.0.1", "::1")
     if sock is None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             print(f"warning: serving on {host}: anyone who can reach this address can read the run's items and "
@@ -219,6 +229,8 @@ def serve(run_dir: str | os.PathLike[str], *, host: str = DEFAULT_HOST, port: in
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        loopback = sock.getsockname()[0] in ("127.0.0.1", "::1")
+    app = make_app(session, allowed_hosts=["127.0.0.1", "localhost", "[::1]"] if loopback else None)
     sock.listen(128)  # connections made before uvicorn's loop runs wait in the backlog instead of being refused
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://{'[' + bound_host + ']' if ':' in bound_host else bound_host}:{bound_port}/"

@@ -116,7 +116,8 @@ def test_a_run_being_written_is_refused_with_the_holder(run):
 
 def test_zsl_issues_prints_the_worst_rows_and_labels(run, capsys):
     assert main(["issues", str(run), "--top", "3"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "warning" not in err  # 12 rows or more for every label in use
     lines = [ln for ln in out.splitlines() if ln.startswith(("*", " ")) and "labels:" not in ln]
     assert {lines[0].split()[2], lines[1].split()[2]} == WRONG
     assert "labels most often doubted on flagged rows: " in out and f"zsl review {run}" in out
@@ -163,3 +164,11 @@ def test_adjusted_scores_are_cached_separately(run, capsys):
     assert not np.allclose(plain.quality, adjusted.quality)
     assert main(["issues", str(run), "--adjust", "--json", "--top", "2"]) == 0
     assert {w["id"] for w in json.loads(capsys.readouterr().out)["worst"]} == WRONG
+
+
+def test_zsl_issues_warns_when_the_run_is_too_small_for_the_student(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ZSL_ENCODER", "hashing")
+    small = make_run(tmp_path / "small", n_per_topic=6)  # sports and politics on 6 rows each
+    assert main(["issues", str(small), "--top", "3"]) == 0
+    err = capsys.readouterr().err
+    assert "labels in use have fewer than 10 rows" in err and "weak evidence" in err

@@ -294,3 +294,32 @@ def test_a_second_server_on_the_same_run_is_refused_and_stale_temp_files_go(run,
         os.close(fd)
     serve(run, port=0, sort="confidence")  # released: fine, and serve releases its own lock when it returns
     serve(run, port=0, sort="confidence")
+
+
+def test_a_loopback_server_answers_only_requests_for_its_own_host_name(run):
+    """DNS rebinding: a page on evil.example whose name now points at 127.0.0.1 must not read the run."""
+    import signal
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "ZSL_ENCODER": "hashing", "PYTHONPATH": str(root)}
+    proc = subprocess.Popen([sys.executable, "-m", "zsl.cli", "review", str(run), "--port", "0", "--sort", "confidence"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url = next((line.split()[1] for line in proc.stderr if line.startswith("open http://127.0.0.1:")), None)
+        assert url, "the server did not say where it listens"
+        assert json.loads(urllib.request.urlopen(url + "api/state", timeout=30).read())["total"] == 24
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        ok = urllib.request.Request(url + "api/state", headers={"Host": f"localhost:{port}"})
+        assert urllib.request.urlopen(ok, timeout=30).status == 200
+        evil = urllib.request.Request(url + "api/item/0", headers={"Host": f"evil.example:{port}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(evil, timeout=30)
+        assert refused.value.code == 400
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
