@@ -395,7 +395,19 @@ class AnchoredHead(ParamsMixin):
         return expit(logit).astype(np.float32)
 
     def fit(self, emb: Any, y: Any, zero_shot: Any) -> AnchoredHead:
-        """Learn from examples: embeddings ``(n, d)``, labels ``(n, K)`` 0/1, zero-shot scores ``(n, K)``."""
+        """Learn from examples: embeddings ``(n, d)``, labels ``(n, K)`` 0/1, zero-shot scores ``(n, K)``.
+
+        Runs with one BLAS thread: the matrices are small, and on a busy 2-core machine OpenBLAS's
+        spinning threads made this fit about 20 times slower (1,000 items x 384 dimensions x 28
+        labels with the lambda search, timed by hand beside an LLM job; issue #16's notes).
+        """
+        import scipy.optimize  # noqa: F401 - loaded before the limit, so that its BLAS is limited too
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            return self._fit(emb, y, zero_shot)
+
+    def _fit(self, emb: Any, y: Any, zero_shot: Any) -> AnchoredHead:
         emb, y, z = _check_fit_input(emb, y, zero_shot)
         if self.lam is not None and not self.lam > 0:
             raise InputError(f"lam must be > 0, got {self.lam}")
