@@ -47,11 +47,14 @@ __all__ = ["AUTH_HINT", "INSTALL_HINT", "RayChunks", "ShardWorker", "check_addre
 
 INSTALL_HINT = "pip install 'zsl[ray]'"
 TRIES = 3  # a chunk whose worker dies this many times fails the run (the other chunks are kept)
+RESTART_WAIT = 120.0  # seconds to wait for a worker Ray is restarting before its chunk counts as a try
 _PROBE = ".zsl-probe"
-# Fault injection for the tests (tests/integration/test_ray.py): a worker SIGKILLs itself when it starts
-# this chunk for the first time; the driver SIGKILLs itself after this many chunks are committed.
+# Fault injection for the tests (tests/unit/test_ray_engine.py): a worker SIGKILLs itself when it starts
+# this chunk for the first time; the driver SIGKILLs itself after this many chunks are committed; a
+# restarted worker sleeps this long in its constructor.
 FAULT_WORKER = "ZSL_FAULT_KILL_WORKER_AT_CHUNK"
 FAULT_DRIVER = "ZSL_FAULT_KILL_DRIVER_AFTER"
+FAULT_SLOW_RESTART = "ZSL_FAULT_SLOW_RESTART"  # seconds a restarted worker takes to come back
 AUTH_HINT = ("If the cluster uses token authentication (`ray start` turns it on by default since Ray 2.59), "
              "this machine needs the same: RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN or "
              "~/.ray/auth_token (`ray get-auth-token` on the head node prints it); if it does not, leave "
@@ -163,6 +166,8 @@ class ShardWorker:
             ensure_lm_cache()  # an LM built by the driver arrives pickled: point DSPy's cache as get_lm would
         self.rd = RunDir(Path(run_dir))
         self.labeller: Any = None
+        if os.environ.get(FAULT_SLOW_RESTART) and ray.get_runtime_context().was_current_actor_reconstructed:
+            time.sleep(float(os.environ[FAULT_SLOW_RESTART]))  # a restart as slow as on a busy machine
 
     def ready(self, token: str) -> dict[str, Any]:
         """Check the run directory is visible here; say who this worker is."""
@@ -355,7 +360,12 @@ class RayChunks:
             except ray.exceptions.RayActorError as exc:
                 why = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
                 self.log(f"chunk {ci}: the worker died while labelling it (try {attempt} of {TRIES}): {why}")
-                self.idle.append(actor)  # Ray restarts it
+                # Ray restarts it; hand it work only once it answers again: a task sent to a worker that is
+                # still restarting is refused at once (ActorUnavailableError), and on a busy machine three
+                # quick resubmits all were, failing the chunk without it ever running again (seen in CI)
+                if not self._await_restart(actor):
+                    self.log(f"chunk {ci}: the worker did not come back within {RESTART_WAIT:.0f} s")
+                self.idle.append(actor)
                 if attempt < TRIES:
                     self._submit(kind, ci, chunk, dup, attempt + 1, tick)
                 else:
@@ -371,6 +381,20 @@ class RayChunks:
                 self.committed += 1
                 if os.environ.get(FAULT_DRIVER) == str(self.committed):
                     os.kill(os.getpid(), signal.SIGKILL)
+
+    def _await_restart(self, actor: Any, timeout: float = RESTART_WAIT) -> bool:
+        """Wait until a restarting worker answers again; False if it does not within ``timeout`` seconds."""
+        ray = self.ray
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                ray.get(actor.__ray_ready__.remote(), timeout=max(0.1, deadline - time.monotonic()))
+                return True
+            except ray.exceptions.ActorUnavailableError:
+                time.sleep(0.5)
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                return False
+        return False
 
     def close(self) -> None:
         """Stop the workers (and Ray, if this run started it)."""

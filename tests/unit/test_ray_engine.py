@@ -94,10 +94,15 @@ def test_ray_and_local_engines_write_identical_files(cluster, tmp_path, data):
     assert "engine ray: 2 worker(s) x 1 thread(s)" in log
 
 
-def test_a_killed_worker_is_replaced_and_its_chunk_redone(cluster, tmp_path, data, monkeypatch):
+@pytest.mark.parametrize("restart_s", [0, 4])
+def test_a_killed_worker_is_replaced_and_its_chunk_redone(cluster, tmp_path, data, monkeypatch, restart_s):
+    """restart_s = 4: the restarted worker takes seconds to come back, as on a busy machine (CI once failed the
+    run: the chunk was handed three times to the restarting worker, each refused at once as unavailable)."""
     items, vocab = data
     ref = _reference(tmp_path, items, vocab)
     monkeypatch.setenv("ZSL_FAULT_KILL_WORKER_AT_CHUNK", "3")  # SIGKILL, the first time a worker starts chunk 3
+    if restart_s:
+        monkeypatch.setenv("ZSL_FAULT_SLOW_RESTART", str(restart_s))
     s = label_run(items, vocab, out=tmp_path / "ray", engine="ray", workers=2, **ARGS)
     log = (tmp_path / "ray" / "log.txt").read_text()
     assert "chunk 3: the worker died while labelling it (try 1 of 3)" in log
