@@ -27,6 +27,7 @@ import numpy as np
 from dspy.utils.usage_tracker import track_usage
 
 from zsl.errors import InputError
+from zsl.fusion import DEFAULT_PRIOR_WEIGHT, DEFAULT_RANK_TOP, DEFAULT_RANK_WEIGHT, DEFAULT_TEXT_WEIGHT
 from zsl.index import VocabIndex, apply_prior, max_over_phrases
 from zsl.prompting import LabelKind, Prompt, load_prompt
 from zsl.vocab import DESCRIPTION_CHARS, DESCRIPTION_WORDS, clean_description
@@ -301,7 +302,8 @@ class InferRetrieveRank(dspy.Module):
     """
 
     def __init__(self, index: VocabIndex, *, label_kind: str = "labels", infer: bool = True, rank: bool = True,
-                 rank_top: int = 30, text_weight: float = 0.5, prior_weight: float = 0.0, rank_weight: float = 0.2,
+                 rank_top: int = DEFAULT_RANK_TOP, text_weight: float = DEFAULT_TEXT_WEIGHT,
+                 prior_weight: float = DEFAULT_PRIOR_WEIGHT, rank_weight: float = DEFAULT_RANK_WEIGHT,
                  max_phrases: int = 8, rank_mode: str = "auto", rank_prompt: str = "rank_yesno"):
         super().__init__()
         if not 0.0 <= text_weight <= 1.0:

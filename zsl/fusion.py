@@ -32,9 +32,19 @@ import numpy as np
 from zsl.errors import InputError
 from zsl.index import apply_prior
 
-__all__ = ["DEFAULTS", "FusionFit", "FusionItem", "fit_fusion", "fused_rp_at_k", "fused_scores"]
+__all__ = ["DEFAULTS", "DEFAULT_PRIOR_WEIGHT", "DEFAULT_RANK_TOP", "DEFAULT_RANK_WEIGHT", "DEFAULT_TEXT_WEIGHT",
+           "FusionFit", "FusionItem", "fit_fusion", "fused_rp_at_k", "fused_scores"]
 
-DEFAULTS: dict[str, float] = {"text_weight": 0.5, "prior_weight": 0.0, "rank_weight": 0.2, "rank_top": 20}
+# The zero-shot program's settings: the one place `zsl label`, `zsl optimize`, LabelSettings, Tagger and
+# InferRetrieveRank take their defaults from. Rank top 20, not 30: on the ESCO validation sets top 30 gained
+# 1.1 / 3.4 RP@10 (TECH / HOUSE) for 18% more time per item (BENCHMARKS.md, issue #13); a vocabulary of
+# thousands of labels should pass rank_top=30, or let `zsl fit` / `Tagger.fit` choose it on examples.
+DEFAULT_TEXT_WEIGHT = 0.5
+DEFAULT_PRIOR_WEIGHT = 0.0
+DEFAULT_RANK_WEIGHT = 0.2
+DEFAULT_RANK_TOP = 20
+DEFAULTS: dict[str, float] = {"text_weight": DEFAULT_TEXT_WEIGHT, "prior_weight": DEFAULT_PRIOR_WEIGHT,
+                              "rank_weight": DEFAULT_RANK_WEIGHT, "rank_top": DEFAULT_RANK_TOP}
 GRID: dict[str, Sequence[float]] = {
     "text_weight": (0.3, 0.4, 0.5, 0.6, 0.7),
     "prior_weight": (0.0, 0.01, 0.02),

@@ -24,6 +24,7 @@ import numpy as np
 from zsl.base import ItemScores, top_k
 from zsl.data import Item
 from zsl.errors import InputError, VocabularyError
+from zsl.fusion import DEFAULT_RANK_TOP
 from zsl.retry import Retryable, http_status, is_transient, retry_base_delay, retry_call
 from zsl.rows import build_rows, default_top_scores, make_row
 from zsl.vocab import LabelVocab
@@ -59,7 +60,7 @@ class LabelSettings:
     label_kind: str = "labels"
     infer: bool = True
     rank: bool = True
-    rank_top: int = 20
+    rank_top: int = DEFAULT_RANK_TOP
     program: str | os.PathLike[str] | None = None
     label_descriptions: bool | None = None
     concurrency: int = 1

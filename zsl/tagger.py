@@ -23,9 +23,10 @@ import numpy as np
 from zsl.base import ItemScores, Ranked, ScorerMixin
 from zsl.data.files import write_text_atomic
 from zsl.errors import InputError
+from zsl.fusion import DEFAULT_PRIOR_WEIGHT, DEFAULT_RANK_TOP, DEFAULT_RANK_WEIGHT, DEFAULT_TEXT_WEIGHT
 from zsl.vocab import LabelVocab
 
-__all__ = ["Tagger", "as_examples"]
+__all__ = ["Tagger", "as_examples", "clean_examples"]
 
 
 def _sha(text: str) -> str:
@@ -53,6 +54,55 @@ def as_examples(examples: Iterable[Any]) -> list[tuple[str, list[str]]]:
             raise InputError(f"Example {i}: labels must be a list of label strings, got {labels!r:.60}")
         out.append((text, list(labels)))
     return out
+
+
+def clean_examples(vocab: LabelVocab, examples: Iterable[Any] | None, unknown_labels: str = "error"
+                   ) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """Validated ``(text, labels)`` pairs and notes: labels in ``vocab``, one pair per distinct text.
+
+    ``unknown_labels``: ``"error"`` (an example label outside the vocabulary is an error listing
+    them) or ``"skip"`` (dropped, with a note). Repeated texts are merged, their labels united.
+
+    Example:
+        >>> clean_examples(LabelVocab(["a", "b"]), [("x", ["a"]), ("x", ["b"]), ("y", ["c"])], "skip")[0]
+        [('x', ['a', 'b'])]
+    """
+    if unknown_labels not in ("error", "skip"):
+        raise InputError(f"unknown_labels must be 'error' or 'skip', got {unknown_labels!r}")
+    pairs = as_examples(examples or [])
+    if not pairs:
+        raise InputError("fit() needs at least one labelled example: (text, [labels]) pairs.")
+    notes: list[str] = []
+    unknown: dict[str, int] = {}
+    merged: dict[str, list[str]] = {}
+    kept = 0
+    for i, (text, labels) in enumerate(pairs):
+        bad = [lab for lab in labels if lab not in vocab]
+        for lab in bad:
+            unknown.setdefault(lab, i)
+        keep = [lab for lab in labels if lab in vocab]
+        if bad and unknown_labels == "error":
+            continue
+        if not keep:
+            continue
+        kept += 1
+        have = merged.setdefault(text, [])
+        have += [lab for lab in keep if lab not in have]
+    if unknown and unknown_labels == "error":
+        shown = ", ".join(f"{lab!r} (example {i})" for lab, i in list(unknown.items())[:10])
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        raise InputError(f"{len(unknown)} example label(s) are not in the vocabulary: {shown}{more}. Fix: correct "
+                         "them, add them to the vocabulary, or pass unknown_labels='skip' to drop them.")
+    if unknown:
+        notes.append(f"dropped {len(unknown)} label(s) not in the vocabulary: {', '.join(list(unknown)[:10])}")
+    n_dupes = kept - len(merged)
+    if n_dupes > 0:
+        notes.append(f"merged {n_dupes} repeated example text(s) (their labels are united)")
+    out = list(merged.items())
+    if not out:
+        raise InputError("No example has a label in the vocabulary; nothing to learn from. Fix: check that the "
+                         "examples' labels are spelled as in the vocabulary.")
+    return out, notes
 
 
 class Tagger(ScorerMixin):
@@ -104,7 +154,8 @@ class Tagger(ScorerMixin):
 
     def __init__(self, vocab: LabelVocab | Sequence[str], *, lm: Any = None, infer_lm: Any = None, rank_lm: Any = None,
                  encoder: Any = None, label_kind: str = "labels", infer: bool = True, rank: bool = True,
-                 rank_top: int = 30, text_weight: float = 0.5, prior_weight: float = 0.0, rank_weight: float = 0.2,
+                 rank_top: int = DEFAULT_RANK_TOP, text_weight: float = DEFAULT_TEXT_WEIGHT,
+                 prior_weight: float = DEFAULT_PRIOR_WEIGHT, rank_weight: float = DEFAULT_RANK_WEIGHT,
                  max_phrases: int = 8, use_descriptions: bool | None = None, evidence: str | None = "head",
                  n_demos: int = 2, demo_chars: int = 200, random_state: int = 0):
         self.vocab = vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab)
@@ -458,43 +509,7 @@ class Tagger(ScorerMixin):
         return self
 
     def _clean_examples(self, examples: Iterable[Any] | None, unknown_labels: str) -> tuple[list, list[str]]:
-        """Validated ``(text, labels)`` pairs: labels in the vocabulary, one pair per distinct text."""
-        if unknown_labels not in ("error", "skip"):
-            raise InputError(f"unknown_labels must be 'error' or 'skip', got {unknown_labels!r}")
-        pairs = as_examples(examples or [])
-        if not pairs:
-            raise InputError("fit() needs at least one labelled example: (text, [labels]) pairs.")
-        notes: list[str] = []
-        unknown: dict[str, int] = {}
-        merged: dict[str, list[str]] = {}
-        kept = 0
-        for i, (text, labels) in enumerate(pairs):
-            bad = [lab for lab in labels if lab not in self.vocab]
-            for lab in bad:
-                unknown.setdefault(lab, i)
-            keep = [lab for lab in labels if lab in self.vocab]
-            if bad and unknown_labels == "error":
-                continue
-            if not keep:
-                continue
-            kept += 1
-            have = merged.setdefault(text, [])
-            have += [lab for lab in keep if lab not in have]
-        if unknown and unknown_labels == "error":
-            shown = ", ".join(f"{lab!r} (example {i})" for lab, i in list(unknown.items())[:10])
-            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
-            raise InputError(f"{len(unknown)} example label(s) are not in the vocabulary: {shown}{more}. Fix: correct "
-                             "them, add them to the vocabulary, or pass unknown_labels='skip' to drop them.")
-        if unknown:
-            notes.append(f"dropped {len(unknown)} label(s) not in the vocabulary: {', '.join(list(unknown)[:10])}")
-        n_dupes = kept - len(merged)
-        if n_dupes > 0:
-            notes.append(f"merged {n_dupes} repeated example text(s) (their labels are united)")
-        out = list(merged.items())
-        if not out:
-            raise InputError("No example has a label in the vocabulary; nothing to learn from. Fix: check that the "
-                             "examples' labels are spelled as in the vocabulary.")
-        return out, notes
+        return clean_examples(self.vocab, examples, unknown_labels)
 
     def _components(self, texts: list[str], *, emb: np.ndarray, own: bool = False, show_progress: bool = False) -> list:
         """What the program computes for each text (:class:`zsl.fusion.FusionItem` without gold): one LLM

@@ -94,3 +94,24 @@ def test_tagger_fit_refits_the_fusion_and_save_load_keeps_it(tmp_path):
     np.testing.assert_allclose(again.predict_proba([text]), tagger.predict_proba([text]))
     kept = _deep_gold_tagger(lm).fit(_examples(), optimizer="none", fusion=False)
     assert kept.fusion_ is None and kept.program_.rank_top == 30
+
+
+def test_every_entry_point_defaults_to_the_same_zero_shot_program():
+    """`zsl label`, `zsl optimize`, label_run's settings, Tagger and InferRetrieveRank once disagreed
+    (Rank top 20 on the command line, 30 in Python): the same input gave different labels."""
+    import inspect
+
+    from zsl.programs.irr import InferRetrieveRank
+
+    from zsl.cli import build_parser
+    from zsl.labeller import LabelSettings
+    from zsl.tagger import Tagger
+
+    parser = build_parser()
+    for argv in (["label", "in.jsonl", "--labels", "v.txt"], ["optimize", "ex.jsonl", "--labels", "v.txt", "--out", "p.json"]):
+        assert parser.parse_args(argv).rank_top == DEFAULTS["rank_top"], argv
+    assert LabelSettings().rank_top == DEFAULTS["rank_top"]
+    for cls in (Tagger, InferRetrieveRank):
+        params = inspect.signature(cls.__init__).parameters
+        for key, value in DEFAULTS.items():
+            assert params[key].default == value, (cls.__name__, key)
