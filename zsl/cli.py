@@ -281,13 +281,21 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     rng.shuffle(items)
     if args.max_examples:
         items = items[: args.max_examples]
-    tagger = Tagger(vocab, lm=args.lm, encoder=args.encoder, label_kind=args.label_kind, rank_top=args.rank_top,
+    examples = [(i.text, i.gold) for i in items]
+    unknown = "skip" if args.skip_unknown_labels else "error"
+    t0 = time.perf_counter()
+    encoder = args.encoder
+    if args.fine_tune_encoder:
+        from zsl.finetune import fine_tune_encoder
+
+        encoder = str(fine_tune_encoder(examples, vocab, args.fine_tune_encoder, encoder=args.encoder,
+                                        unknown_labels=unknown, seed=args.seed))
+        print(f"fine-tuned the encoder on the examples in {time.perf_counter() - t0:.0f}s; saved {encoder}")
+    tagger = Tagger(vocab, lm=args.lm, encoder=encoder, label_kind=args.label_kind, rank_top=args.rank_top,
                     infer=not args.no_infer, rank=not args.no_rank,
                     evidence=None if args.evidence == "none" else args.evidence, random_state=args.seed)
-    t0 = time.perf_counter()
-    tagger.fit([(i.text, i.gold) for i in items], optimizer=args.optimizer, max_demos=args.max_demos,
-               fusion=not args.no_fusion, unknown_labels="skip" if args.skip_unknown_labels else "error",
-               show_progress=True)
+    tagger.fit(examples, optimizer=args.optimizer, max_demos=args.max_demos, fusion=not args.no_fusion,
+               unknown_labels=unknown, show_progress=True)
     path = tagger.save(args.out)
     for note in tagger.fit_notes_:
         print(f"note: {note}", file=sys.stderr)
@@ -300,12 +308,15 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         best = max(table, key=lambda r: r["map"], default=None)
         setting = f"lam {ev.lam_}" if ev.method == "head" else f"alpha {ev.alpha_}, kappa {ev.kappa_}"
         cv = f"; cross-validated mAP over the examples' labels {best['map']:.3f}" if best else ""
+        if best and args.fine_tune_encoder:
+            cv += " (optimistic: the encoder was trained on these very examples)"
         print(f"example evidence ({ev.method}): {setting}{cv}")
     fit = tagger.fusion_
     if fit is not None:
         print(f"fusion weights {fit.weights}: RP@10 {fit.score:.1f} on the examples (starting weights "
               f"{fit.default_score:.1f}; they are kept unless beaten by 0.5 points)")
     print(f"label with it: zsl label INPUT --labels {args.labels} --program {path}"
+          f"{f' --encoder {encoder}' if args.fine_tune_encoder else ''}"
           f"{' --no-infer' if args.no_infer else ''}{' --no-rank' if args.no_rank else ''}")
     return 0
 
@@ -482,6 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-demos", type=int, default=3, help="demonstrations per predictor (default 3)")
     p.add_argument("--lm", help="LLM (default: $ZSL_LM or qwen2.5-coder-1.5b)")
     p.add_argument("--encoder", help="sentence encoder (default: minilm-l6)")
+    p.add_argument("--fine-tune-encoder", metavar="DIR",
+                   help="first fine-tune the encoder on the examples (each text pulled towards its labels) and "
+                        "save it in DIR, a new folder; then fit with it. Label with --encoder DIR")
     p.add_argument("--label-kind", default="labels")
     p.add_argument("--rank-top", type=int, default=DEFAULT_RANK_TOP,
                    help=f"candidates the Rank step re-scores (default {DEFAULT_RANK_TOP})")
@@ -592,6 +606,17 @@ def main(argv: list[str] | None = None) -> int:
     line on stderr and exit code 2, never a traceback.
     """
     args = build_parser().parse_args(argv)
+    import warnings
+
+    show = warnings.showwarning
+
+    def one_line(message, category, filename, lineno, file=None, line=None):  # zsl's own warnings: no source line
+        if category is UserWarning and "/zsl/" in str(filename).replace("\\", "/"):
+            print(f"zsl: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = one_line
     try:
         return int(args.func(args) or 0)
     except ZslError as exc:
@@ -603,6 +628,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("zsl: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = show
 
 
 if __name__ == "__main__":

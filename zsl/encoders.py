@@ -159,6 +159,16 @@ class SentenceTransformerEncoder:
         return self._model
 
     @property
+    def model_path(self) -> str:
+        """Where the model loads from: a local folder, or a hub name when downloads are allowed."""
+        return self._path
+
+    @property
+    def is_local(self) -> bool:
+        """True when :attr:`model_path` is a local folder (no hub access)."""
+        return self._local
+
+    @property
     def dim(self) -> int:
         return int(self.model.get_sentence_embedding_dimension())
 

@@ -592,7 +592,8 @@ class Tagger(ScorerMixin):
                  for name, pred in self.program_.dump_state().items()}
         from zsl.fewshot import encode_array, thresholds_to_dict
 
-        payload = {"zsl_tagger": 1, "vocab_hash": self.vocab.hash, "settings": self.program_.config(),
+        payload = {"zsl_tagger": 1, "vocab_hash": self.vocab.hash, "encoder": self.program_.index.encoder.model_id,
+                   "settings": self.program_.config(),
                    "program": state,
                    "evidence": None if self.evidence_ is None else self.evidence_.to_dict(),
                    "examples": None if self.examples_ is None else {
@@ -670,6 +671,14 @@ class Tagger(ScorerMixin):
             raise InputError(f"{p}: the saved examples are incomplete ({type(exc).__name__}: {exc}). {fix}") from None
         except InputError as exc:
             raise InputError(f"{p}: {exc} {fix}") from None
+        saved_encoder, encoder = data.get("encoder"), self.program_.index.encoder.model_id
+        if (self.evidence_ is not None or self.examples_ is not None) and saved_encoder not in (None, encoder):
+            import warnings
+
+            # a warning, not an error: a model folder that was copied or moved has a new id but the same weights
+            warnings.warn(f"{p} was fitted with the encoder {saved_encoder}; this tagger uses {encoder}. Its "
+                          "examples' evidence lives in the first one's embedding space: unless both are the same "
+                          "weights, pass that encoder (encoder=..., --encoder ...).", UserWarning, stacklevel=3)
         if self.evidence_ is not None and len(self.evidence_.counts_) != len(self.vocab):
             raise InputError(f"{p} holds examples over {len(self.evidence_.counts_)} labels; this vocabulary "
                              f"has {len(self.vocab)}. {fix}")

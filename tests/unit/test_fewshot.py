@@ -161,6 +161,23 @@ def test_fit_learns_from_examples_and_predicts_label_sets(tmp_path):
         other.load(path)
 
 
+def test_loading_examples_fitted_with_another_encoder_warns_and_names_it(tmp_path, recwarn):
+    """A fine-tuned encoder has the base model's dimension: evidence from one read in the other's space
+    would be silently wrong, so the saved file names its encoder."""
+
+    class Renamed(HashingEncoder):
+        def __init__(self, dim: int):
+            super().__init__(dim)
+            self.model_id = "st:/models/fine-tuned:abc:norm=True"
+
+    path = _tagger().fit(TRAIN).save(tmp_path / "t.json")
+    _tagger().load(path)
+    assert not [w for w in recwarn if "fitted with the encoder" in str(w.message)]
+    other = Tagger(LabelVocab(LABELS), encoder=Renamed(512), infer=False, rank=False)
+    with pytest.warns(UserWarning, match=r"fitted with the encoder hash.*uses st:/models/fine-tuned"):
+        other.load(path)
+
+
 def test_fit_without_evidence_keeps_zero_shot_scores_but_calibrates_thresholds():
     tagger = _tagger(evidence=None).fit(TRAIN)
     np.testing.assert_array_equal(tagger.score(TEST), _tagger().score(TEST))
