@@ -471,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads-per-worker", type=int, help="with --engine ray: CPU threads per worker (default 1)")
     p.set_defaults(func=_cmd_label)
 
-    p = sub.add_parser("optimize", aliases=["fit"],
+    p = sub.add_parser("fit", aliases=["optimize"],
                        help="learn from labelled examples (evidence, thresholds, fusion weights, optionally prompts) "
                             "and save the program")
     p.add_argument("train", help="labelled examples (.jsonl with 'text' and 'labels')")

@@ -221,3 +221,12 @@ def test_cli_routes_image_inputs(tmp_path):
     assert _is_image_input(str(tmp_path / "photo.JPG"))
     assert _is_image_input(str(tmp_path / "a.jsonl"))
     assert not _is_image_input(str(tmp_path / "t.jsonl"))
+
+
+@pytest.mark.parametrize("name", ["fit", "optimize"])
+def test_fit_help_names_the_command_the_readme_uses(name, capsys):
+    # `zsl fit` is what the README teaches; its help once said "usage: zsl optimize"
+    with pytest.raises(SystemExit) as exc:
+        main([name, "--help"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: zsl fit ")
