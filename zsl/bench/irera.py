@@ -290,7 +290,8 @@ def report(args: argparse.Namespace) -> None:
             w = dict(tuned["weights"])
             top = int(w.pop("rank_top"))
             m = evaluate(recs, texts, program, variant="d", phrase_cache=cache, rank_top=top, **w)
-            lines.append(_row(split, f"(d) fusion fitted on {tuned['examples']} validation items: "
+            source = args.weights_note or f"fusion fitted on {tuned['examples']} validation items"
+            lines.append(_row(split, f"(d) {source}: "
                                      f"rank top {top}, tw {w['text_weight']}, rw {w['rank_weight']}, "
                                      f"pw {w['prior_weight']}", m, recs, "d", len(rows), top))
     header = (f"Records `{variant}`.\n\n| split | variant | items | RP@5 | RP@10 | s/item | LLM calls/item | "
@@ -625,6 +626,8 @@ def main(argv: list[str] | None = None) -> None:
                      "text_weight=0.5,rank_weight=0.3,prior_weight=0,rank_top=30")
     rep.add_argument("--weights-examples", type=int, default=136,
                      help="how many validation items chose --weights (for the row's label)")
+    rep.add_argument("--weights-note", default=None,
+                     help="what row (d)'s weights are, instead of 'fusion fitted on N validation items'")
     rep.set_defaults(func=report)
     args = p.parse_args(argv)
     if args.out == DEFAULT_OUT:
