@@ -162,26 +162,21 @@ def run_zsl(vocab, kind: str, examples, eval_texts: list[str], evidence: str, en
 
 
 def run_zsl_ft(vocab, kind: str, examples, eval_texts: list[str], seed: int) -> dict[str, Any]:
-    """MiniLM fine-tuned on ``examples`` (label-text contrastive), then retrieval-only zsl fitted on the same
-    examples with the fine-tuned encoder; fit time counts both, prediction encodes the texts."""
+    """MiniLM fine-tuned on ``examples`` (label-text contrastive), then :func:`run_zsl` (the head) with the
+    fine-tuned encoder; fit time counts both, prediction encodes the texts."""
     import tempfile
 
-    from zsl import Tagger
     from zsl.encoders import SentenceTransformerEncoder
     from zsl.finetune import MANIFEST, fine_tune_encoder
 
     with tempfile.TemporaryDirectory(prefix="zsl-ft-") as tmp:  # the fine-tuned model, not in the work tree
         t = time.perf_counter()
         folder = fine_tune_encoder(examples, vocab, Path(tmp) / "encoder", seed=seed, show_progress=True)
-        tagger = Tagger(vocab, encoder=SentenceTransformerEncoder(folder), infer=False, rank=False, label_kind=kind)
-        tagger.fit(examples)
-        fit_s = time.perf_counter() - t
-        loss = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["loss_per_epoch"]
-        t = time.perf_counter()
-        scores = tagger.score(eval_texts)
-        pred = tagger.thresholds_.predict(scores) if tagger.thresholds_ is not None else _top1(scores)
-        pred_s = time.perf_counter() - t
-    return {"scores": scores, "pred": pred, "fit_s": fit_s, "predict_s": pred_s, "loss_per_epoch": loss}
+        ft_s = time.perf_counter() - t
+        res = run_zsl(vocab, kind, examples, eval_texts, "head", SentenceTransformerEncoder(folder))
+        res["fit_s"] += ft_s
+        res["loss_per_epoch"] = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["loss_per_epoch"]
+    return res
 
 
 def run_zsl_llm(vocab, kind: str, examples, eval_texts: list[str], encoder, lm: str | None) -> dict[str, Any]:
