@@ -463,8 +463,8 @@ class Tagger(ScorerMixin):
         Returns:
             self, with ``evidence_``, ``thresholds_``, ``fusion_`` and ``fit_notes_`` set.
         """
-        pairs, notes = self._clean_examples(examples, unknown_labels)
-        val_pairs = self._clean_examples(valset, unknown_labels)[0] if valset is not None else None
+        pairs, notes = clean_examples(self.vocab, examples, unknown_labels)
+        val_pairs = clean_examples(self.vocab, valset, unknown_labels)[0] if valset is not None else None
         if optimizer != "none":
             self._optimise(pairs, val_pairs, optimizer, metric_k, max_demos, num_candidates)
         from zsl.fusion import fused_scores
@@ -507,9 +507,6 @@ class Tagger(ScorerMixin):
         self.thresholds_ = fit_thresholds(scores, y)
         self.fit_notes_ = notes
         return self
-
-    def _clean_examples(self, examples: Iterable[Any] | None, unknown_labels: str) -> tuple[list, list[str]]:
-        return clean_examples(self.vocab, examples, unknown_labels)
 
     def _components(self, texts: list[str], *, emb: np.ndarray, own: bool = False, show_progress: bool = False) -> list:
         """What the program computes for each text (:class:`zsl.fusion.FusionItem` without gold): one LLM
