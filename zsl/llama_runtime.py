@@ -182,14 +182,16 @@ class LlamaRuntime:
 
     # -- completion --------------------------------------------------------------------------
     def complete(self, messages: Sequence[dict[str, str]], *, max_tokens: int, temperature: float,
-                 stop: Sequence[str] = ()) -> tuple[str, str, int, int]:
+                 stop: Sequence[str] = (), prefill: str = "") -> tuple[str, str, int, int]:
         """Run one completion; returns (text, finish_reason, prompt_tokens, completion_tokens).
 
         The prompt's leading tokens shared with the previous call (the fixed instructions and
         demos of a DSPy program) come from the KV cache; ``prompt_tokens_evaluated`` counts
-        only the rest.
+        only the rest. ``prefill`` is text the answer is known to start with: it is evaluated
+        as prompt (about six times cheaper per token here than generating it) and is not part
+        of the returned text.
         """
-        tokens = self.chat_tokens(messages)
+        tokens = self.chat_tokens(messages) + self.tokenize(prefill)
         budget = self.n_ctx - max_tokens
         if len(tokens) > budget:
             raise InputError(f"The prompt has {len(tokens)} tokens; the context holds {self.n_ctx} with "

@@ -116,3 +116,31 @@ def test_demo_command_end_to_end(tmp_path):
     p1 = np.mean([r["labels"][0] in r["gold"] for r in rows])
     assert p1 >= 0.6, proc.stdout
     assert "RP@3" in proc.stdout
+
+
+def test_infer_answer_is_the_same_with_the_field_markers_prefilled(qwen):
+    # The local engine writes "[[ ## phrases ## ]]" into the prompt and stops at the next marker
+    # instead of generating both (~11 of ~16-24 generated tokens); greedy decoding must give
+    # the same phrases as letting the model write the markers itself, for fewer tokens.
+    import dspy
+    from zsl.programs.irr import Infer
+
+    from zsl.lm import LlamaCppEngine
+
+    texts = ["We need a Python developer who writes SQL and deploys services on AWS.",
+             "Nurses must monitor patients' vital signs and give medication on time."]
+    infer = Infer("skills")
+    phrases, tokens = {}, {}
+    for prefill in (False, True):
+        LlamaCppEngine.prefill = prefill
+        try:
+            for text in texts:
+                lm = qwen.copy(cache=False)  # computed now, not read from an earlier run's cache
+                with dspy.context(lm=lm):
+                    phrases[prefill, text] = infer(text=text).phrases
+                tokens[prefill, text] = lm.history[-1]["usage"]["completion_tokens"]
+        finally:
+            LlamaCppEngine.prefill = True
+    for text in texts:
+        assert phrases[True, text] and phrases[True, text] == phrases[False, text], text
+        assert tokens[True, text] <= tokens[False, text] - 9, (text, tokens)

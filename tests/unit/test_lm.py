@@ -60,7 +60,7 @@ def test_local_engine_counts_answers_cut_at_max_tokens_instead_of_warning():
     class FakeRuntime:  # what the llama.cpp runtime returns: text, finish reason, token counts
         finish = "length"
 
-        def complete(self, messages, *, max_tokens, temperature, stop):
+        def complete(self, messages, *, max_tokens, temperature, stop, prefill=""):
             return "phrase one\nphrase tw", self.finish, 12, max_tokens
 
     seen: list[str] = []
@@ -85,3 +85,54 @@ def test_local_engine_counts_answers_cut_at_max_tokens_instead_of_warning():
         assert any("truncated" in m for m in seen)  # only the local engine's own answers are silenced
     finally:
         logger.removeHandler(handler)
+
+
+def _infer_messages(extra: str = "") -> list[dict[str, str]]:
+    return [{"role": "system", "content": "Your input fields are: ..."},
+            {"role": "user", "content": "[[ ## text ## ]]\nI love it\n\nRespond with the corresponding output fields, "
+                                        f"starting with the field `[[ ## phrases ## ]]`{extra}, and then ending with "
+                                        "the marker for `[[ ## completed ## ]]`."}]
+
+
+def test_answer_field_recognises_only_one_field_chat_adapter_requests():
+    from zsl.lm import answer_field
+
+    assert answer_field(_infer_messages()) == "phrases"
+    assert answer_field(_infer_messages(" (must be formatted as a valid Python list[str])")) == "phrases"
+    two = _infer_messages(", then `[[ ## score ## ]]`")  # two output fields: left alone
+    assert answer_field(two) is None
+    assert answer_field([{"role": "user", "content": "Name one fruit."}]) is None
+    assert answer_field([*_infer_messages(), {"role": "assistant", "content": "x"}]) is None
+    assert answer_field([]) is None
+
+
+def test_local_engine_prefills_the_field_marker_and_stops_at_the_next_one():
+    import dspy
+
+    from zsl.lm import FIELD_END, LlamaCppEngine
+
+    seen: dict = {}
+
+    class FakeRuntime:
+        finish = "stop"
+
+        def complete(self, messages, *, max_tokens, temperature, stop, prefill=""):
+            seen.update(prefill=prefill, stop=tuple(stop))
+            return "joy\ngratitude\n\n", self.finish, 30, 5
+
+    class Sig(dspy.Signature):
+        """Write the emotions."""
+
+        text: str = dspy.InputField()
+        phrases: str = dspy.OutputField()
+
+    runtime = FakeRuntime()
+    lm = dspy.LM("local/fake", model_type="chat", cache=False, num_retries=0, engine=LlamaCppEngine(runtime, "local/fake"))
+    with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
+        got = dspy.Predict(Sig)(text="Thanks, I love it")
+    assert got.phrases == "joy\ngratitude"  # parsed as if the model had written both markers
+    assert seen["prefill"] == "[[ ## phrases ## ]]\n" and set(FIELD_END) <= set(seen["stop"])
+    assert lm.history[-1]["outputs"][0] == "[[ ## phrases ## ]]\njoy\ngratitude\n\n[[ ## completed ## ]]"
+    seen.clear()
+    assert lm("Name one fruit.") == ["joy\ngratitude\n\n"]  # a plain prompt: no prefill, no extra stops
+    assert seen == {"prefill": "", "stop": ()}
