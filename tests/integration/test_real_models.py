@@ -120,8 +120,10 @@ def test_demo_command_end_to_end(tmp_path):
 
 def test_infer_answer_is_the_same_with_the_field_markers_prefilled(qwen):
     # The local engine writes "[[ ## phrases ## ]]" into the prompt and stops at the next marker
-    # instead of generating both (~11 of ~16-24 generated tokens); greedy decoding must give
-    # the same phrases as letting the model write the markers itself, for fewer tokens.
+    # instead of generating both (~11 of ~16-24 generated tokens). The model writes exactly those
+    # header tokens itself, so from the same starting state greedy decoding gives the same phrases
+    # for fewer tokens. (Answers also depend on llama.cpp's KV-cache state: a prompt evaluated in
+    # other chunks, after another item's prompt, can flip a near tie; so each call starts empty.)
     import dspy
     from zsl.programs.irr import Infer
 
@@ -136,6 +138,7 @@ def test_infer_answer_is_the_same_with_the_field_markers_prefilled(qwen):
         try:
             for text in texts:
                 lm = qwen.copy(cache=False)  # computed now, not read from an earlier run's cache
+                lm.runtime.llama.reset()  # nothing reused from the previous prompt
                 with dspy.context(lm=lm):
                     phrases[prefill, text] = infer(text=text).phrases
                 tokens[prefill, text] = lm.history[-1]["usage"]["completion_tokens"]
@@ -143,4 +146,4 @@ def test_infer_answer_is_the_same_with_the_field_markers_prefilled(qwen):
             LlamaCppEngine.prefill = True
     for text in texts:
         assert phrases[True, text] and phrases[True, text] == phrases[False, text], text
-        assert tokens[True, text] <= tokens[False, text] - 9, (text, tokens)
+        assert tokens[True, text] <= tokens[False, text] - 8, (text, tokens)  # 5 header + >= 3 closing tokens
