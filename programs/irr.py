@@ -29,7 +29,7 @@ from dspy.utils.usage_tracker import track_usage
 from zsl.errors import InputError
 from zsl.fusion import DEFAULT_PRIOR_WEIGHT, DEFAULT_RANK_TOP, DEFAULT_RANK_WEIGHT, DEFAULT_TEXT_WEIGHT
 from zsl.index import VocabIndex, apply_prior, max_over_phrases
-from zsl.prompting import LabelKind, Prompt, load_prompt
+from zsl.prompting import DEFAULT_RANK_PROMPT, RANK_DESCRIPTIONS, LabelKind, Prompt, load_prompt
 from zsl.vocab import DESCRIPTION_CHARS, DESCRIPTION_WORDS, clean_description
 
 __all__ = ["Demo", "Infer", "InferRetrieveRank", "Rank", "parse_numbers", "parse_phrases"]
@@ -149,18 +149,31 @@ class Rank(dspy.Module):
     and a gloss of a dozen words is enough to tell a code like ``acq`` apart. A candidate
     without one is shown as its bare label.
 
+    Which candidates show their description is ``descriptions``: ``"auto"`` (the default)
+    shows it for one-word labels only (no space in the name: a code such as ``acq`` or
+    ``money-fx``, a name such as ``Haskell``), where the name alone may not say what the label
+    means; a label of several words (``manage budgets``) is shown bare. A description costs
+    ~17 more prompt tokens per candidate than a bare ESCO label (~4), and on ESCO's descriptive
+    names showing them all was a wash (BENCHMARKS.md, "Label descriptions"), while on
+    Reuters' codes it raised P@1 from 34 to 56. ``"all"`` and ``"none"`` override the rule.
+
     Args:
         label_kind: how the prompt names labels.
         mode: ``"yesno"`` (needs an LM with ``yes_no_logodds``, i.e. a local llama.cpp
             model), ``"list"`` (any LM), or ``"auto"`` (yesno when available).
         max_chars: longer texts are cut to this many characters.
+        yesno_prompt: the yes/no prompt's name (``prompts/``).
+        descriptions: ``"auto"``, ``"all"`` or ``"none"`` (see above).
     """
 
     def __init__(self, label_kind: str = "labels", mode: str = "auto", max_chars: int = 3000,
-                 yesno_prompt: str = "rank_yesno"):
+                 yesno_prompt: str = DEFAULT_RANK_PROMPT, descriptions: str = "auto"):
         super().__init__()
         if mode not in ("auto", "yesno", "list"):
             raise InputError(f"Rank mode must be 'auto', 'yesno' or 'list', got {mode!r}")
+        if descriptions not in RANK_DESCRIPTIONS:
+            raise InputError(f"Rank descriptions must be one of {', '.join(RANK_DESCRIPTIONS)}, got {descriptions!r}")
+        self.descriptions = descriptions
         self.kind = LabelKind.parse(label_kind)
         self.mode = mode
         self.max_chars = max_chars
@@ -191,16 +204,22 @@ class Rank(dspy.Module):
 
     def shown(self, candidates: Sequence[str], descriptions: Sequence[str | None] | None = None,
               mode: str | None = None) -> list[str]:
-        """The candidate strings the LM sees: the label (newlines as spaces), with its description if any.
+        """The candidate strings the LM sees: the label (newlines as spaces), with its description
+        if it has one and ``self.descriptions`` shows it (see the class docstring).
 
         Example:
-            >>> Rank("topics", mode="yesno").shown(["acq", "earn"], ["Mergers/Acquisitions", None])
-            ['acq (Mergers/Acquisitions)', 'earn']
+            >>> Rank("topics", mode="yesno").shown(["acq", "earn", "manage budgets"],
+            ...                                    ["Mergers/Acquisitions", None, "Plan and monitor a budget."])
+            ['acq (Mergers/Acquisitions)', 'earn', 'manage budgets']
         """
         mode = mode or self.resolved_mode()
         descs = list(descriptions) if descriptions is not None else [None] * len(candidates)
         if len(descs) != len(candidates):
             raise InputError(f"Got {len(descs)} descriptions for {len(candidates)} candidates; they must match 1:1.")
+        if self.descriptions == "none":
+            descs = [None] * len(candidates)
+        elif self.descriptions == "auto":
+            descs = [d if len(str(c).split()) <= 1 else None for c, d in zip(candidates, descs, strict=True)]
         prompt, key = self._prompt(mode)
         words, chars = self.description_budget(mode)
         out = []
@@ -304,7 +323,8 @@ class InferRetrieveRank(dspy.Module):
     def __init__(self, index: VocabIndex, *, label_kind: str = "labels", infer: bool = True, rank: bool = True,
                  rank_top: int = DEFAULT_RANK_TOP, text_weight: float = DEFAULT_TEXT_WEIGHT,
                  prior_weight: float = DEFAULT_PRIOR_WEIGHT, rank_weight: float = DEFAULT_RANK_WEIGHT,
-                 max_phrases: int = 8, rank_mode: str = "auto", rank_prompt: str = "rank_yesno"):
+                 max_phrases: int = 8, rank_mode: str = "auto", rank_prompt: str = DEFAULT_RANK_PROMPT,
+                 rank_descriptions: str = "auto"):
         super().__init__()
         if not 0.0 <= text_weight <= 1.0:
             raise InputError(f"text_weight must be in [0, 1], got {text_weight}")
@@ -319,7 +339,7 @@ class InferRetrieveRank(dspy.Module):
         self.prior_weight = prior_weight
         self.rank_weight = rank_weight
         self.infer = Infer(label_kind, max_phrases=max_phrases)
-        self.rank = Rank(label_kind, mode=rank_mode, yesno_prompt=rank_prompt)
+        self.rank = Rank(label_kind, mode=rank_mode, yesno_prompt=rank_prompt, descriptions=rank_descriptions)
 
     def config(self) -> dict[str, Any]:
         """Settings that change outputs; recorded in provenance and cache keys."""
@@ -327,7 +347,7 @@ class InferRetrieveRank(dspy.Module):
             "label_kind": self.label_kind, "infer": self.use_infer, "rank": self.use_rank,
             "rank_top": self.rank_top, "text_weight": self.text_weight, "prior_weight": self.prior_weight,
             "rank_weight": self.rank_weight, "max_phrases": self.infer.max_phrases, "rank_mode": self.rank.mode,
-            "label_descriptions": self.index.use_descriptions,
+            "label_descriptions": self.index.use_descriptions, "rank_descriptions": self.rank.descriptions,
             "prompts": [self.infer.prompt_id, self.rank.yesno_prompt.id, self.rank.list_prompt_id],
         }
 

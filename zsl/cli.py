@@ -22,6 +22,7 @@ from pathlib import Path
 
 from zsl.errors import ZslError
 from zsl.fusion import DEFAULT_RANK_TOP
+from zsl.prompting import RANK_DESCRIPTIONS
 
 __all__ = ["main"]
 
@@ -106,7 +107,8 @@ def _cmd_label(args: argparse.Namespace) -> int:
         rank_top=args.rank_top, program=args.program, concurrency=args.concurrency, timeout=args.timeout,
         retries=args.retries, image_backend=args.image_model,
         image_kwargs={"descriptions": "lm", "lm": lm} if args.descriptions else None,
-        label_descriptions=False if args.no_label_descriptions else None, **common)
+        label_descriptions=False if args.no_label_descriptions else None, rank_descriptions=args.rank_descriptions,
+        **common)
     if args.dry_run is not None:
         est = estimate_run(args.input, args.labels, sample=args.dry_run, settings=settings)
         _print_estimate(est)
@@ -453,6 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--descriptions", action="store_true", help="images: let the LLM write visual label descriptions")
     p.add_argument("--no-label-descriptions", action="store_true",
                    help="texts: ignore the vocabulary's 'description' column (used by default for retrieval and Rank)")
+    p.add_argument("--rank-descriptions", choices=RANK_DESCRIPTIONS, default="auto",
+                   help="texts: which candidates the Rank step shows with their description: auto (default: one-word "
+                        "labels such as codes, e.g. 'acq'; a label of several words is shown bare), all, none")
     p.add_argument("--budget", metavar="N|P%",
                    help="texts: let the LLM label at most N items (or P%% of them), chosen where they teach most, "
                         "and a student trained on its answers labels the rest (rows say their 'source')")

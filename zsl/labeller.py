@@ -25,6 +25,7 @@ from zsl.base import ItemScores, top_k
 from zsl.data import Item
 from zsl.errors import InputError, VocabularyError
 from zsl.fusion import DEFAULT_RANK_TOP
+from zsl.prompting import RANK_DESCRIPTIONS
 from zsl.retry import Retryable, http_status, is_transient, retry_base_delay, retry_call
 from zsl.rows import build_rows, default_top_scores, make_row
 from zsl.vocab import LabelVocab
@@ -40,9 +41,9 @@ class LabelSettings:
 
     Attributes:
         k: labels kept per item.
-        lm, encoder, label_kind, infer, rank, rank_top, program, label_descriptions: the text
-            program (see :class:`zsl.tagger.Tagger`; ``program`` is a file from ``zsl optimize``,
-            ``label_descriptions`` is ``Tagger(use_descriptions=...)``).
+        lm, encoder, label_kind, infer, rank, rank_top, program, label_descriptions,
+            rank_descriptions: the text program (see :class:`zsl.tagger.Tagger`; ``program`` is
+            a file from ``zsl fit``, ``label_descriptions`` is ``Tagger(use_descriptions=...)``).
         concurrency, timeout, retries: remote LMs: items labelled at once (threads), seconds per
             call, retries per item on transient errors.
         image_backend, image_kwargs: images (see :class:`zsl.image.ImageTagger`).
@@ -63,6 +64,7 @@ class LabelSettings:
     rank_top: int = DEFAULT_RANK_TOP
     program: str | os.PathLike[str] | None = None
     label_descriptions: bool | None = None
+    rank_descriptions: str = "auto"
     concurrency: int = 1
     timeout: float | None = None
     retries: int = 3
@@ -92,6 +94,9 @@ class LabelSettings:
             raise InputError(f"k must be >= 1, got {self.k}")
         if self.concurrency < 1 or self.retries < 0 or (self.timeout is not None and self.timeout <= 0):
             raise InputError("concurrency must be >= 1, retries >= 0 and timeout > 0 seconds.")
+        if self.rank_descriptions not in RANK_DESCRIPTIONS:
+            raise InputError(f"rank_descriptions must be one of {', '.join(RANK_DESCRIPTIONS)}, got "
+                             f"{self.rank_descriptions!r}")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise InputError(f"chunk_size must be >= 1, got {self.chunk_size}")
         if self.top_scores is not None and self.top_scores < self.k:
@@ -218,12 +223,12 @@ class TextLabeller(Labeller):
     def __init__(self, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool,
                  rank: bool, rank_top: int, program: str | os.PathLike[str] | None, concurrency: int,
                  timeout: float | None, retries: int, label_descriptions: bool | None = None,
-                 top_scores: int | None = None):
+                 rank_descriptions: str = "auto", top_scores: int | None = None):
         from zsl.lm import is_remote_lm, resolve_lm_name
         from zsl.tagger import Tagger
 
         tagger = Tagger(vocab, lm=lm, encoder=encoder, label_kind=label_kind, infer=infer, rank=rank,
-                        rank_top=rank_top, use_descriptions=label_descriptions)
+                        rank_top=rank_top, use_descriptions=label_descriptions, rank_descriptions=rank_descriptions)
         if program is not None:
             tagger.load(program)
         uses_lm = infer or rank
@@ -308,4 +313,5 @@ def make_labeller(fmt: str, vocab: LabelVocab | None, settings: LabelSettings) -
                         input_field="image", top_scores=s.top_scores)
     return TextLabeller(vocab, lm=s.lm, encoder=s.encoder, k=s.k, label_kind=s.label_kind, infer=s.infer, rank=s.rank,
                         rank_top=s.rank_top, program=s.program, concurrency=s.concurrency, timeout=s.timeout,
-                        retries=s.retries, label_descriptions=s.label_descriptions, top_scores=s.top_scores)
+                        retries=s.retries, label_descriptions=s.label_descriptions,
+                        rank_descriptions=s.rank_descriptions, top_scores=s.top_scores)

@@ -21,7 +21,15 @@ from typing import Any
 
 from zsl.errors import InputError
 
-__all__ = ["LabelKind", "Prompt", "list_prompts", "load_prompt"]
+__all__ = ["DEFAULT_RANK_PROMPT", "RANK_DESCRIPTIONS", "LabelKind", "Prompt", "list_prompts", "load_prompt"]
+
+# The Rank step's yes/no prompt, and which candidates it shows with their descriptions
+# ("auto": one-word labels only; see programs.irr.Rank). rank_yesno_short is rank_yesno without
+# the "Answer:" cue after each candidate (3 of ~12 tokens per bare ESCO candidate); on the 136
+# ESCO validation items its RP@10 was 77.6 / 71.6 (TECH / HOUSE) against 75.8 / 71.6 at the
+# default weights (BENCHMARKS.md, issue #13).
+DEFAULT_RANK_PROMPT = "rank_yesno_short"
+RANK_DESCRIPTIONS = ("auto", "all", "none")
 
 
 @dataclass(frozen=True)

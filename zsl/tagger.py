@@ -130,6 +130,10 @@ class Tagger(ScorerMixin):
             one that repeats the label) are used alone, exactly as without descriptions.
             ``None`` (the default): on when the vocabulary has any description; ``True`` /
             ``False`` force it. See :func:`zsl.vocab.clean_description`.
+        rank_descriptions: which Rank candidates are shown with their description when
+            descriptions are on: ``"auto"`` (the default: one-word labels only, such as the
+            code ``acq``; a label of several words already says what it means, and every
+            shown description costs each candidate ~17 prompt tokens), ``"all"`` or ``"none"``.
         evidence: how :meth:`fit` learns from labelled examples' embeddings: ``"head"`` (the
             default: a logistic head anchored on the zero-shot score,
             :class:`~zsl.fewshot.AnchoredHead`), ``"knn"`` or ``"prototype"``
@@ -156,8 +160,8 @@ class Tagger(ScorerMixin):
                  encoder: Any = None, label_kind: str = "labels", infer: bool = True, rank: bool = True,
                  rank_top: int = DEFAULT_RANK_TOP, text_weight: float = DEFAULT_TEXT_WEIGHT,
                  prior_weight: float = DEFAULT_PRIOR_WEIGHT, rank_weight: float = DEFAULT_RANK_WEIGHT,
-                 max_phrases: int = 8, use_descriptions: bool | None = None, evidence: str | None = "head",
-                 n_demos: int = 2, demo_chars: int = 200, random_state: int = 0):
+                 max_phrases: int = 8, use_descriptions: bool | None = None, rank_descriptions: str = "auto",
+                 evidence: str | None = "head", n_demos: int = 2, demo_chars: int = 200, random_state: int = 0):
         self.vocab = vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab)
         self.lm = lm
         self.infer_lm = infer_lm
@@ -172,6 +176,7 @@ class Tagger(ScorerMixin):
         self.rank_weight = rank_weight
         self.max_phrases = max_phrases
         self.use_descriptions = use_descriptions
+        self.rank_descriptions = rank_descriptions
         self.evidence = evidence
         self.n_demos = n_demos
         self.demo_chars = demo_chars
@@ -214,7 +219,7 @@ class Tagger(ScorerMixin):
         program = InferRetrieveRank(index, label_kind=self.label_kind, infer=self.infer, rank=self.rank,
                                     rank_top=self.rank_top, text_weight=self.text_weight,
                                     prior_weight=self.prior_weight, rank_weight=self.rank_weight,
-                                    max_phrases=self.max_phrases)
+                                    max_phrases=self.max_phrases, rank_descriptions=self.rank_descriptions)
         if self.infer or self.rank:
             # one shared LM object for the steps that have no LM of their own
             base = self._resolve_lm(self.lm) if self.infer_lm is None or self.rank_lm is None else None

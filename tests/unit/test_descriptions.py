@@ -156,6 +156,44 @@ def test_list_rank_shows_descriptions_in_the_options():
     assert sorted(o.split(". ", 1)[1] for o in seen["options"]) == sorted(CODES)
 
 
+def test_rank_shows_descriptions_of_one_word_labels_only_by_default():
+    from zsl.programs.irr import Rank
+
+    labels = ["acq", "money-fx", "manage budgets", "Haskell"]
+    descs = ["Mergers/Acquisitions", "Money/Foreign Exchange", "Plan and monitor a budget.", "A functional language."]
+    assert Rank(mode="yesno").shown(labels, descs) == [
+        "acq (Mergers/Acquisitions)", "money-fx (Money/Foreign Exchange)", "manage budgets",
+        "Haskell (A functional language.)"]
+    assert Rank(mode="yesno", descriptions="all").shown(labels, descs)[2] == "manage budgets (Plan and monitor a budget.)"
+    assert Rank(mode="yesno", descriptions="none").shown(labels, descs) == labels
+    with pytest.raises(InputError, match="auto, all, none"):
+        Rank(mode="yesno", descriptions="some")
+
+
+def test_tagger_and_cli_pass_the_rank_description_rule_and_record_it(tmp_path, monkeypatch):
+    import zsl.lm
+
+    vocab = LabelVocab(["acq", "manage budgets"], descriptions=["Mergers/Acquisitions", "Plan and monitor a budget."])
+    lm = ScriptedLM([], judge=lambda c: 0.0)
+    tagger = Tagger(vocab, lm=lm, encoder=HashingEncoder(64), infer=False, rank_top=2, rank_descriptions="all")
+    tagger.predict(["a takeover bid"])
+    assert sorted(lm.yesno_calls[0][1]) == ["acq (Mergers/Acquisitions)", "manage budgets (Plan and monitor a budget.)"]
+    assert tagger.program_.config()["rank_descriptions"] == "all"
+    lms = []
+    monkeypatch.setattr(zsl.lm, "get_lm", lambda name=None, **kw: lms.append(ScriptedLM([], judge=lambda c: 0.0))
+                        or lms[-1])
+    labels = _write_tsv(tmp_path / "labels.tsv", zip(vocab.labels, vocab.descriptions, strict=True))
+    items = tmp_path / "items.txt"
+    items.write_text("a takeover bid\n", encoding="utf-8")
+    base = ["label", str(items), "--labels", str(labels), "--encoder", "hashing", "--no-infer", "-k", "1"]
+    assert main([*base, "--out", str(tmp_path / "auto")]) == 0
+    assert sorted(lms[-1].yesno_calls[0][1]) == ["acq (Mergers/Acquisitions)", "manage budgets"]
+    assert main([*base, "--out", str(tmp_path / "none"), "--rank-descriptions", "none"]) == 0
+    assert sorted(lms[-1].yesno_calls[0][1]) == ["acq", "manage budgets"]
+    manifest = json.loads((tmp_path / "none" / "manifest.json").read_text())
+    assert manifest["settings"]["settings"]["rank_descriptions"] == "none"
+
+
 def test_rank_refuses_descriptions_that_do_not_match_the_candidates():
     from zsl.programs.irr import Rank
 

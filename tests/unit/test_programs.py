@@ -48,6 +48,17 @@ def test_rank_yesno_uses_log_odds_and_label_text_verbatim():
     assert conts == ["baking bread", "SQL, databases and queries"]
 
 
+def test_default_rank_prompt_ends_each_candidate_at_the_label():
+    # rank_yesno_short: the assistant's turn is the answer cue, no "Answer:" after each candidate
+    lm = ScriptedLM([], judge=lambda label: 0.0)
+    dspy.configure(lm=lm)
+    Rank("skills")(text="SQL work", candidates=["SQL"])
+    Rank("skills", yesno_prompt="rank_yesno")(text="SQL work", candidates=["SQL"])
+    (_, _, short), (_, _, long) = lm.yesno_calls
+    assert short == "" and long == "\nAnswer:"
+    assert Rank("skills").prompt_id.startswith("rank_yesno_short@")
+
+
 def test_rank_prompt_with_a_lead_puts_candidates_in_the_answer_turn():
     lm = ScriptedLM([], judge=lambda label: 5.0 if "SQL" in label else -5.0)
     dspy.configure(lm=lm)

@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from zsl.prompting import DEFAULT_RANK_PROMPT, RANK_DESCRIPTIONS
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "esco"
 # Records live in $ZSL_HOME (not the work tree) so a long run survives a fresh checkout.
@@ -100,7 +102,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"index over {len(vocab)} labels ready in {time.perf_counter() - t0:.1f}s ({index.backend})", flush=True)
     lm = get_lm(args.lm, max_tokens=96)
     program = InferRetrieveRank(index, label_kind="skills", rank_top=args.rank_top, text_weight=0.5,
-                                max_phrases=args.max_phrases, rank=not args.no_rank, rank_prompt=args.rank_prompt)
+                                max_phrases=args.max_phrases, rank=not args.no_rank, rank_prompt=args.rank_prompt,
+                                rank_descriptions=args.rank_descriptions)
     program.set_lm(lm)
     if args.program:
         from zsl.tagger import Tagger
@@ -124,7 +127,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"{split}/{variant}: {len(done)} done, {len(todo)} to go", flush=True)
         with path.open("a", encoding="utf-8") as fh:
             for n, (i, row) in enumerate(todo, 1):
-                rec = one_item(program, lm, row["text"], rank_descriptions=not args.no_rank_descriptions)
+                rec = one_item(program, lm, row["text"])
                 rec.update(i=i, gold=row["labels"])
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 fh.flush()
@@ -134,7 +137,7 @@ def run(args: argparse.Namespace) -> None:
     dspy.configure(lm=None)
 
 
-def one_item(program, lm, text: str, rank_descriptions: bool = True) -> dict[str, Any]:
+def one_item(program, lm, text: str) -> dict[str, Any]:
     """Run Infer and Rank once for a text, recording everything needed to score all variants.
 
     With ``program.use_rank`` False only the phrases and candidates are recorded (no log-odds)."""
@@ -158,7 +161,8 @@ def one_item(program, lm, text: str, rank_descriptions: bool = True) -> dict[str
     t = time.perf_counter()
     before = rt.tokens_evaluated
     vocab = program.index.vocab
-    descs = ([vocab.descriptions[j] for j in cand] if rank_descriptions and program.index.use_descriptions
+    # which of them the Rank step shows is its own setting (program.rank.descriptions)
+    descs = ([vocab.descriptions[j] for j in cand] if program.index.use_descriptions
              and vocab.descriptions is not None else None)
     if program.use_rank:
         ranked = program.rank(text=text, candidates=[vocab[j] for j in cand], descriptions=descs)
@@ -470,21 +474,30 @@ def speed(args: argparse.Namespace) -> None:
 
     For every item: the Infer step (uncached; prompt tokens sent, and evaluated, i.e. not
     served from llama.cpp's KV cache of the previous prompt), retrieval, and the Rank step at
-    each ``--tops`` size with batched scoring, plus top 20 scored one candidate at a time for
-    comparison. Raw llama.cpp prompt and generation speeds are measured in the same process.
+    each ``--tops`` size with batched scoring, for the default Rank layout (the program's
+    prompt and description rule, descriptions included as the program shows them) and each
+    of ``--layouts`` (``PROMPT:DESCRIPTIONS``), plus top 20 of the default layout scored one
+    candidate at a time. Infer is also timed with the local engine's field-marker prefill
+    turned off (a second pass over the items, so no item follows its own prompt in the KV
+    cache). Raw llama.cpp prompt and generation speeds are measured in the same process.
     """
-    from zsl.encoders import get_encoder
-    from zsl.index import VocabIndex
-    from zsl.lm import get_lm
-    from zsl.programs.irr import InferRetrieveRank
+    from zsl.lm import LlamaCppEngine, get_lm
+    from zsl.programs.irr import InferRetrieveRank, Rank
 
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    vocab = load_vocab(data)
-    index = VocabIndex(vocab, get_encoder(args.encoder))
+    index = make_index(args)
+    vocab = index.vocab
     lm = get_lm(args.lm, max_tokens=96, cache=False)
     program = InferRetrieveRank(index, label_kind="skills", rank_top=max(args.tops), max_phrases=8)
     program.set_lm(lm)
+    default = f"{program.rank.yesno_prompt.name}:{program.rank.descriptions}"
+    layouts = [default, *[x for x in args.layouts if x != default]]
+    ranks = {}
+    for lay in layouts:
+        name, _, rule = lay.partition(":")
+        ranks[lay] = Rank("skills", mode="yesno", yesno_prompt=name, descriptions=rule or "auto")
+        ranks[lay].set_lm(lm)
     rows = load_split(data, args.split)[: args.items]
     program.rank(text="warm up", candidates=["a", "b"])
     raw = raw_llama_speed(lm.runtime)
@@ -494,54 +507,79 @@ def speed(args: argparse.Namespace) -> None:
     def add(key: str, value: float) -> None:
         m.setdefault(key, []).append(value)
 
-    for n, row in enumerate(rows, 1):
-        text = row["text"]
+    def infer(text: str, tag: str) -> list[str]:
         n_hist, ev0 = len(lm.history), gen_rt.prompt_tokens_evaluated
         t = time.perf_counter()
         phrases = program.infer(text=text).phrases
-        add("infer_s", time.perf_counter() - t)
+        add(f"infer{tag}_s", time.perf_counter() - t)
         usage = [h.get("usage") or {} for h in lm.history[n_hist:]]
-        add("infer_prompt_sent", sum(int(u.get("prompt_tokens", u.get("input_tokens", 0)) or 0) for u in usage))
-        add("infer_prompt_evaluated", gen_rt.prompt_tokens_evaluated - ev0)
-        add("infer_completion", sum(int(u.get("completion_tokens", u.get("output_tokens", 0)) or 0) for u in usage))
+        add(f"infer{tag}_prompt_sent", sum(int(u.get("prompt_tokens", u.get("input_tokens", 0)) or 0) for u in usage))
+        add(f"infer{tag}_prompt_evaluated", gen_rt.prompt_tokens_evaluated - ev0)
+        add(f"infer{tag}_completion", sum(int(u.get("completion_tokens", u.get("output_tokens", 0)) or 0) for u in usage))
+        return phrases
+
+    LlamaCppEngine.prefill = False  # first pass: Infer as DSPy's adapter asks for it, markers generated
+    try:
+        unprefilled = [infer(row["text"], "_noprefill") for row in rows]
+    finally:
+        LlamaCppEngine.prefill = True
+    same = 0
+    for n, row in enumerate(rows, 1):
+        text = row["text"]
+        phrases = infer(text, "")
+        same += phrases == unprefilled[n - 1]
         t = time.perf_counter()
         scores = program.retrieve(text, phrases)
         add("retrieve_s", time.perf_counter() - t)
-        cand = [vocab[j] for j in np.argsort(-scores, kind="stable")[: max(args.tops)]]
+        top_idx = np.argsort(-scores, kind="stable")[: max(args.tops)]
+        cand = [vocab[j] for j in top_idx]
+        descs = [vocab.descriptions[j] for j in top_idx] if vocab.descriptions is not None else None
         values = {**program.rank.kind.fields(), "text": text[: program.rank.max_chars]}
-        prompt = program.rank.yesno_prompt
-        prefix, suffix, system = prompt.text("prefix", **values), prompt.text("suffix", **values), prompt.text("system")
-        for top in args.tops:
-            before = score_rt.tokens_evaluated
-            t = time.perf_counter()
-            score_rt.yes_no_logodds(prefix, cand[:top], suffix, system, batched=True)
-            add(f"rank{top}_s", time.perf_counter() - t)
-            add(f"rank{top}_tokens", score_rt.tokens_evaluated - before)
-        t = time.perf_counter()
-        score_rt.yes_no_logodds(prefix, cand[:20], suffix, system, batched=False)
-        add("rank20_seq_s", time.perf_counter() - t)
-        print(f"  {n}/{len(rows)} infer {m['infer_s'][-1]:.2f}s, rank top {max(args.tops)} "
-              f"{m[f'rank{max(args.tops)}_s'][-1]:.2f}s", flush=True)
+        for lay, rank in ranks.items():
+            prompt = rank.yesno_prompt
+            prefix, suffix, system = prompt.text("prefix", **values), prompt.text("suffix", **values), prompt.text("system")
+            shown = rank.shown(cand, descs, "yesno")
+            for top in args.tops:
+                before = score_rt.tokens_evaluated
+                t = time.perf_counter()
+                score_rt.yes_no_logodds(prefix, shown[:top], suffix, system, batched=True)
+                add(f"{lay}/rank{top}_s", time.perf_counter() - t)
+                add(f"{lay}/rank{top}_tokens", score_rt.tokens_evaluated - before)
+            if lay == default:
+                t = time.perf_counter()
+                score_rt.yes_no_logodds(prefix, shown[:20], suffix, system, batched=False)
+                add("rank20_seq_s", time.perf_counter() - t)
+        print(f"  {n}/{len(rows)} infer {m['infer_s'][-1]:.2f}s (without prefill {m['infer_noprefill_s'][n - 1]:.2f}s), "
+              f"rank top {max(args.tops)} {m[f'{default}/rank{max(args.tops)}_s'][-1]:.2f}s", flush=True)
     med = {k: float(np.median(v)) for k, v in m.items()}
     base = med["infer_s"] + med["retrieve_s"]
-    cmd = f"python -m zsl.bench.irera speed --split {args.split} --items {args.items} --tops {' '.join(map(str, args.tops))}"
+    cmd = (f"python -m zsl.bench.irera speed --split {args.split} --items {args.items} --tops "
+           f"{' '.join(map(str, args.tops))}" + (f" --layouts {' '.join(args.layouts)}" if args.layouts else ""))
     lines = [f"Medians over the first {len(rows)} {args.split} items, one process, nothing cached (`{cmd}`).", "",
              (f"- raw llama.cpp in the same process: {raw['prompt_tok_s']:.0f} prompt tok/s (one 512-token batch), "
-             f"{raw['gen_tok_s']:.1f} generation tok/s"),
+              f"{raw['gen_tok_s']:.1f} generation tok/s"),
              (f"- Infer: {med['infer_s']:.2f} s; prompt tokens sent {med['infer_prompt_sent']:.0f}, evaluated "
-             f"{med['infer_prompt_evaluated']:.0f} (the rest comes from the KV cache of the previous item's prompt), "
-             f"completion {med['infer_completion']:.0f}"),
+              f"{med['infer_prompt_evaluated']:.0f} (the rest comes from the KV cache of the previous item's prompt), "
+              f"completion {med['infer_completion']:.0f}"),
+             (f"- Infer with the field markers generated instead of prefilled (the engine before 2026-12-05 evening): "
+              f"{med['infer_noprefill_s']:.2f} s, evaluated {med['infer_noprefill_prompt_evaluated']:.0f}, completion "
+              f"{med['infer_noprefill_completion']:.0f}; same phrases on {same} of {len(rows)} items"),
              f"- retrieval (encode text + phrases, search {len(vocab):,} labels): {1000 * med['retrieve_s']:.0f} ms",
-             f"- Rank top 20 one candidate at a time: {med['rank20_seq_s']:.2f} s", "",
-             "| rank top | Rank tokens evaluated | Rank s (batched) | infer + retrieve + rank s |", "|---|---|---|---|",
-             f"| 0 (no rank) | 0 | 0 | {base:.2f} |"]
-    for top in args.tops:
-        lines.append(f"| {top} | {med[f'rank{top}_tokens']:.0f} | {med[f'rank{top}_s']:.2f} | "
-                     f"{base + med[f'rank{top}_s']:.2f} |")
+             f"- Rank top 20 one candidate at a time ({default}): {med['rank20_seq_s']:.2f} s", "",
+             ("| Rank layout (prompt:descriptions) | rank top | Rank tokens evaluated | Rank s (batched) | "
+             "infer + retrieve + rank s |"), "|---|---|---|---|---|",
+             f"| - | 0 (no rank) | 0 | 0 | {base:.2f} |"]
+    for lay in layouts:
+        for top in args.tops:
+            mark = "**" if lay == default else ""
+            lines.append(f"| {mark}{lay}{mark}{' (default)' if lay == default else ''} | {top} | "
+                         f"{med[f'{lay}/rank{top}_tokens']:.0f} | {med[f'{lay}/rank{top}_s']:.2f} | "
+                         f"{base + med[f'{lay}/rank{top}_s']:.2f} |")
     table = "\n".join(lines)
     print(table)
     (out / "speed.md").write_text(table + "\n", encoding="utf-8")
-    (out / "speed.json").write_text(json.dumps({"raw": raw, "median": med, "items": len(rows)}, indent=1))
+    (out / "speed.json").write_text(json.dumps({"raw": raw, "median": med, "items": len(rows), "layouts": layouts,
+                                                "same_phrases": same}, indent=1))
 
 
 def finetune(args: argparse.Namespace) -> None:
@@ -574,9 +612,13 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--lm", default=None)
     r.add_argument("--rank-top", type=int, default=50)
     r.add_argument("--no-rank", action="store_true", help="record phrases and candidates only (no Rank step)")
-    r.add_argument("--rank-prompt", default="rank_yesno", help="the yes/no Rank prompt (rank_yesno, rank_yesno_lead)")
-    r.add_argument("--no-rank-descriptions", action="store_true",
-                   help="show the Rank step bare labels even when retrieval embeds descriptions")
+    r.add_argument("--rank-prompt", default=DEFAULT_RANK_PROMPT,
+                   help="the yes/no Rank prompt (rank_yesno, rank_yesno_short, rank_yesno_lead)")
+    r.add_argument("--rank-descriptions", choices=RANK_DESCRIPTIONS, default="auto",
+                   help="which candidates the Rank step shows with their descriptions when retrieval embeds them: "
+                        "auto (the program's default: one-word labels only), all, none")
+    r.add_argument("--no-rank-descriptions", action="store_const", dest="rank_descriptions", const="none",
+                   help="the same as --rank-descriptions none (the records of 2026-12-05 were made with it)")
     r.add_argument("--max-phrases", type=int, default=8)
     r.add_argument("--limit", type=int, default=0)
     r.add_argument("--variant", default=None,
@@ -598,6 +640,8 @@ def main(argv: list[str] | None = None) -> None:
     sp.add_argument("--split", default="tech_validation", choices=SPLITS)
     sp.add_argument("--items", type=int, default=10)
     sp.add_argument("--tops", type=int, nargs="+", default=[10, 20, 30, 50])
+    sp.add_argument("--layouts", nargs="*", default=[], metavar="PROMPT:DESCRIPTIONS",
+                    help="Rank layouts timed beside the default, e.g. rank_yesno:none rank_yesno_short:auto")
     sp.add_argument("--lm", default=None)
     sp.set_defaults(func=speed)
     rv = sub.add_parser("retrievers")
