@@ -257,10 +257,15 @@ class LlamaCppEngine:
 
 # DSPy's ChatAdapter ends its last user message with this sentence; for a signature with one
 # output field the answer is then "[[ ## field ## ]]\n<value>\n\n[[ ## completed ## ]]".
+# Only a plain-text field (no "(must be formatted as ...)" type note): a typed value such as a
+# nested list may itself start a line with "[[".
 _ONE_FIELD = re.compile(r"Respond with the corresponding output fields, starting with the field "
-                        r"`\[\[ ## (\w+) ## \]\]`(?: \([^`]*\))?, and then ending with the marker for "
+                        r"`\[\[ ## (\w+) ## \]\]`, and then ending with the marker for "
                         r"`\[\[ ## completed ## \]\]`\.\s*$")
-FIELD_END = ("\n\n[[", "[[ ##")  # where a one-field answer's value ends: the next marker
+# Where a one-field answer's value ends: a line that starts the next marker. One stop string, so
+# "\n\n[[" and "\n[[" end at the same token (with two, the answer's token count depended on a
+# near tie between them, and differed between 1 and 2 llama.cpp threads).
+FIELD_END = ("\n[[",)
 
 
 def answer_field(messages: Sequence[Mapping[str, str]]) -> str | None:

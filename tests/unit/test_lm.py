@@ -98,7 +98,7 @@ def test_answer_field_recognises_only_one_field_chat_adapter_requests():
     from zsl.lm import answer_field
 
     assert answer_field(_infer_messages()) == "phrases"
-    assert answer_field(_infer_messages(" (must be formatted as a valid Python list[str])")) == "phrases"
+    assert answer_field(_infer_messages(" (must be formatted as a valid Python list[str])")) is None  # typed
     two = _infer_messages(", then `[[ ## score ## ]]`")  # two output fields: left alone
     assert answer_field(two) is None
     assert answer_field([{"role": "user", "content": "Name one fruit."}]) is None
