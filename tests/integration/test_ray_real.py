@@ -53,5 +53,10 @@ def test_the_llm_program_on_two_workers_matches_the_local_engine(cluster, tmp_pa
     local = label_run(items, vocab, out=tmp_path / "local", **kw)
     got = label_run(items, vocab, out=tmp_path / "ray", engine="ray", workers=2, threads_per_worker=1, **kw)
     _same(tmp_path / "local", tmp_path / "ray")
-    assert got.tokens == local.tokens and got.tokens["infer"]["calls"] == got.tokens["rank"]["calls"] == 4
+    # Same LLM work: the same calls and prompt tokens. Generated tokens may differ by the few after an
+    # answer's last phrase (end of turn vs the start of the closing marker is a near tie, and 1 vs 2
+    # llama.cpp threads round differently); the labels above are byte-identical either way.
+    assert got.tokens["rank"] == local.tokens["rank"] and got.tokens["infer"]["calls"] == got.tokens["rank"]["calls"] == 4
+    assert got.tokens["infer"]["prompt_tokens"] == local.tokens["infer"]["prompt_tokens"]
+    assert abs(got.tokens["infer"]["completion_tokens"] - local.tokens["infer"]["completion_tokens"]) <= 2 * 4
     assert got.eval["p_at_1"] == local.eval["p_at_1"] >= 0.75
