@@ -134,9 +134,23 @@ def _records(out: Path) -> dict[tuple, dict[str, Any]]:
     return recs
 
 
+def _cheap_pass(vocab, kind: str, texts: list[str], held_texts: list[str]):
+    """Retrieval over the slice and the held-out items: ``(emb, scores, seconds of the slice's
+    pass, held-out emb, held-out scores)``, with the default encoder."""
+    from zsl.tagger import Tagger
+
+    tagger = Tagger(vocab, label_kind=kind, infer=False, rank=False)
+    encoder = tagger.program_.index.encoder
+    t = time.perf_counter()
+    emb = np.asarray(encoder.encode(texts, batch_size=64), dtype=np.float32)
+    cheap = tagger.score_embedded(emb)
+    seconds = time.perf_counter() - t
+    emb_h = np.asarray(encoder.encode(held_texts, batch_size=64), dtype=np.float32)
+    return emb, cheap, seconds, emb_h, tagger.score_embedded(emb_h)
+
+
 def run(args: argparse.Namespace) -> None:
     from zsl.budget import budget_loop, parse_budget
-    from zsl.tagger import Tagger
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -146,14 +160,7 @@ def run(args: argparse.Namespace) -> None:
         texts = [r["text"] for r in rows]
         y = vocab.to_multi_hot([r["labels"] for r in rows], strict=False)
         yh = vocab.to_multi_hot([r["labels"] for r in held], strict=False)
-        cheap_tagger = Tagger(vocab, label_kind=kind, infer=False, rank=False)
-        encoder = cheap_tagger.program_.index.encoder
-        t = time.perf_counter()
-        emb = np.asarray(encoder.encode(texts, batch_size=64), dtype=np.float32)
-        cheap = cheap_tagger.score_embedded(emb)
-        cheap_s = time.perf_counter() - t
-        emb_h = np.asarray(encoder.encode([r["text"] for r in held], batch_size=64), dtype=np.float32)
-        cheap_h = cheap_tagger.score_embedded(emb_h)
+        emb, cheap, cheap_s, emb_h, cheap_h = _cheap_pass(vocab, kind, texts, [r["text"] for r in held])
         teacher = Teacher(vocab, kind, texts, out / f"{name}.teacher.jsonl", args.lm)
         print(f"{name}: {len(rows)} items in the slice, {len(held)} held out; cheap pass {cheap_s:.1f}s", flush=True)
         for budget in args.budgets:
@@ -221,13 +228,8 @@ def students(args: argparse.Namespace) -> None:
         have = sorted(i for i, r in teacher.records.items() if "labels" in r)
         if not have:
             raise SystemExit(f"no teacher answers for {name}: run `python -m zsl.bench.budget run --dataset {name}` first")
-        base = Tagger(vocab, label_kind=kind, infer=False, rank=False)
-        enc = base.program_.index.encoder
-        emb = np.asarray(enc.encode([r["text"] for r in rows], batch_size=64), dtype=np.float32)
-        cheap = base.score_embedded(emb)
         held_texts = [r["text"] for r in held]
-        emb_h = np.asarray(enc.encode(held_texts, batch_size=64), dtype=np.float32)
-        cheap_h = base.score_embedded(emb_h)
+        emb, cheap, _, emb_h, cheap_h = _cheap_pass(vocab, kind, [r["text"] for r in rows], held_texts)
         yh = vocab.to_multi_hot([r["labels"] for r in held], strict=False)
         rec0 = {"dataset": name, "n": 0, "labels": "-", "student": "retrieval", "seed": 0,
                 "heldout": _metrics(yh, _top1(cheap_h), cheap_h)}

@@ -478,8 +478,8 @@ def speed(args: argparse.Namespace) -> None:
     prompt and description rule, descriptions included as the program shows them) and each
     of ``--layouts`` (``PROMPT:DESCRIPTIONS``), plus top 20 of the default layout scored one
     candidate at a time. Infer is also timed with the local engine's field-marker prefill
-    turned off (a second pass over the items, so no item follows its own prompt in the KV
-    cache). Raw llama.cpp prompt and generation speeds are measured in the same process.
+    turned off (a separate pass over the items, run first, so no item follows its own prompt
+    in the KV cache). Raw llama.cpp prompt and generation speeds are measured in the same process.
     """
     from zsl.lm import LlamaCppEngine, get_lm
     from zsl.programs.irr import InferRetrieveRank, Rank
