@@ -27,6 +27,14 @@ never chose keep their retrieval ranking. A student is used only if it predicts 
 better than retrieval does, out of fold on the teacher's items (mAP over items); otherwise the
 rest keeps its retrieval scores (``source: "retrieval"``) and the round's note says why.
 
+**Self-training** (``self_train``, default 0.5): a student that passed that check labels the
+items the LLM has not seen; the surest ``self_train`` share of them (largest
+:func:`student_margin`, at most :data:`MAX_PSEUDO` items) join the teacher's items with the
+student's own ``k`` best labels, and the head is fitted again on both, with the penalty
+cross-validated on the teacher's items alone. On a Reuters-21578 slice this lifted the final
+labels of a 10% budget from 91% to about 100% of the all-LLM labels' micro-F1; on GoEmotions,
+whose teacher is weak, it changed little (``python -m zsl.bench.budget``). ``0`` turns it off.
+
 LLM results are the expensive part and are never lost: each one is appended to
 ``teacher.jsonl`` in the run directory and flushed to disk before the next item starts. After
 Ctrl-C, a crash or ``kill -9``, the same command reads them back, makes the same choices (they
@@ -62,10 +70,12 @@ import numpy as np
 
 from zsl.errors import InputError
 
-__all__ = ["SELECTIONS", "TEACHER", "BudgetResult", "BudgetSummary", "budget_loop", "budget_run", "parse_budget",
-           "round_sizes", "select_random", "select_typical", "select_uncertain", "student_margin"]
+__all__ = ["MAX_PSEUDO", "SELECTIONS", "SELF_TRAIN", "TEACHER", "BudgetResult", "BudgetSummary", "budget_loop",
+           "budget_run", "parse_budget", "round_sizes", "select_random", "select_typical", "select_uncertain", "student_margin"]
 
 SELECTIONS = ("active", "random")
+SELF_TRAIN = 0.5  # share of the items the LLM did not see that the student labels for its own refit
+MAX_PSEUDO = 5000  # at most this many of them (one more fit of the head, at a fixed penalty)
 TEACHER = "teacher.jsonl"
 _PERCENT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*%\s*")
 
@@ -209,8 +219,9 @@ class BudgetResult:
         student: the last fitted :class:`~zsl.fewshot.AnchoredHead`, or None.
         llm_items: the items sent to the teacher, in the order they were chosen.
         teacher_labels: item -> the teacher's label indices (None: the teacher failed on it).
-        rounds: one dict per round: ``round``, ``selected``, ``trained_on``, ``seconds_teacher``,
-            ``seconds_student`` (fit and scoring), ``seconds_select``, ``note``.
+        rounds: one dict per round: ``round``, ``selected``, ``trained_on``, ``pseudo`` (items
+            the student labelled for its own refit), ``seconds_teacher``, ``seconds_student``
+            (fits and scoring), ``seconds_select``, ``note``.
     """
 
     student_scores: np.ndarray
@@ -221,24 +232,60 @@ class BudgetResult:
     rounds: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _check_self_train(self_train: float) -> float:
+    """``self_train`` as a float in [0, 1], or a clear error."""
+    try:
+        value = float(self_train)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(self_train, bool) or not 0.0 <= value <= 1.0:
+        raise InputError(f"self_train must be a share between 0 and 1 of the items the LLM does not label, got "
+                         f"{self_train!r}. Fix: 0.5 (the default), or 0 to train the student on the LLM's labels only.")
+    return value
+
+
+def _self_train(head: Any, emb: np.ndarray, cheap: np.ndarray, idx: list[int], y: np.ndarray, rest: np.ndarray,
+                share: float, k: int, seed: int) -> tuple[Any, int]:
+    """The head fitted again on the teacher's items plus the surest ``share`` of ``rest``, labelled
+    with its own ``k`` best labels, at the penalty it chose on the teacher's items."""
+    from zsl.fewshot import AnchoredHead
+
+    n = min(MAX_PSEUDO, int(share * len(rest)))
+    if n < 1:
+        return head, 0
+    probs = head.fuse(cheap[rest], emb[rest])
+    order = np.argsort(-student_margin(probs, k), kind="stable")[:n]
+    sure = rest[order]
+    pseudo = np.zeros((n, y.shape[1]), dtype=np.float32)
+    top = np.argsort(-probs[order], axis=1, kind="stable")[:, :k]
+    np.put_along_axis(pseudo, top, 1.0, axis=1)
+    rows = np.concatenate([np.asarray(idx, dtype=np.int64), sure])
+    try:
+        again = AnchoredHead(lam=head.lam_, random_state=seed).fit(emb[rows], np.concatenate([y, pseudo]),
+                                                                    cheap[rows])
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+        return head, 0
+    return again, n
+
+
 def _fit_student(emb: np.ndarray, cheap: np.ndarray, teacher: dict[int, list[int] | None], seed: int,
-                 ) -> tuple[Any, str | None]:
+                 k: int = 1, self_train: float = 0.0) -> tuple[Any, str | None, int]:
     from zsl.fewshot import AnchoredHead
 
     idx = sorted(i for i, labs in teacher.items() if labs)
     if len(idx) < 2:
-        return None, f"{len(idx)} item(s) with teacher labels: too few to train a student (retrieval scores kept)"
+        return None, f"{len(idx)} item(s) with teacher labels: too few to train a student (retrieval scores kept)", 0
     y = np.zeros((len(idx), cheap.shape[1]), dtype=np.float32)
     for row, i in enumerate(idx):
         y[row, teacher[i]] = 1.0
     seen = np.flatnonzero(y.any(axis=0))
     if len(seen) < 2:  # nothing to contrast: the head would push every label up alike
         return None, (f"the teacher chose only one label ({seen.tolist()}) so far: a student cannot tell labels "
-                      "apart yet (retrieval scores kept)")
+                      "apart yet (retrieval scores kept)"), 0
     try:
         head = AnchoredHead(random_state=seed).fit(emb[idx], y, cheap[idx])
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
-        return None, f"the student could not be trained ({type(exc).__name__}: {exc}); retrieval scores kept"
+        return None, f"the student could not be trained ({type(exc).__name__}: {exc}); retrieval scores kept", 0
     if head.oof_scores_ is not None:
         # A student must predict the teacher better than retrieval does, judged out of fold on the
         # teacher's own items; a noisy teacher and few items can make it worse (measured on GoEmotions).
@@ -248,13 +295,17 @@ def _fit_student(emb: np.ndarray, cheap: np.ndarray, teacher: dict[int, list[int
         base = mean_average_precision(y, cheap[idx], average="item")
         if own <= base:
             return None, (f"the student predicts the teacher no better than retrieval does (out-of-fold mAP "
-                          f"{own:.3f} vs {base:.3f} on {len(idx)} items): retrieval scores kept")
-    return head, None
+                          f"{own:.3f} vs {base:.3f} on {len(idx)} items): retrieval scores kept"), 0
+    if self_train > 0:
+        rest = _free(len(emb), list(teacher))
+        head, n = _self_train(head, emb, cheap, idx, y, rest, self_train, k, seed)
+        return head, None, n
+    return head, None, 0
 
 
 def budget_loop(emb: Any, cheap: Any, teach: Callable[[list[int]], dict[int, list[int] | None]], *, n_llm: int,
                 k: int = 1, rounds: int = 4, selection: str = "active", pool_factor: int = 3, seed: int = 0,
-                initial: Sequence[int] = (), min_round: int = 5,
+                initial: Sequence[int] = (), min_round: int = 5, self_train: float = SELF_TRAIN,
                 log: Callable[[str], None] | None = None) -> BudgetResult:
     """Spend ``n_llm`` teacher calls in ``rounds`` rounds; see the module docstring.
 
@@ -269,6 +320,8 @@ def budget_loop(emb: Any, cheap: Any, teach: Callable[[list[int]], dict[int, lis
             count against ``n_llm``; the rest of the budget is spent in ``rounds`` rounds.
         min_round: the smallest round (see :func:`round_sizes`): a student retrained after one
             or two new items costs time and changes little.
+        self_train: the share of the other items the student labels for its own refit (see the
+            module docstring; 0: the teacher's items only).
         log: called with one line per round.
     """
     emb = np.asarray(emb, dtype=np.float32)
@@ -278,6 +331,7 @@ def budget_loop(emb: Any, cheap: Any, teach: Callable[[list[int]], dict[int, lis
                          f"{emb.shape} and {cheap.shape}")
     if selection not in SELECTIONS:
         raise InputError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    self_train = _check_self_train(self_train)
     n = len(emb)
     n_llm = min(int(n_llm), n)
     taken: list[int] = []
@@ -305,19 +359,20 @@ def budget_loop(emb: Any, cheap: Any, teach: Callable[[list[int]], dict[int, lis
             teacher[i] = got.get(i)
         taken += pick
         t = time.perf_counter()
-        fitted, note = _fit_student(emb, cheap, teacher, seed)
+        fitted, note, n_pseudo = _fit_student(emb, cheap, teacher, seed, k=k, self_train=self_train)
         if fitted is not None:
             student, probs = fitted, fitted.fuse(cheap, emb)
         t_student = time.perf_counter() - t
-        rec = {"round": r + (0 if initial else 1), "selected": len(pick), "trained_on": sum(1 for v in teacher.values() if v),
-               "seconds_select": round(t_sel, 3), "seconds_teacher": round(t_teach, 3),
+        rec = {"round": r + (0 if initial else 1), "selected": len(pick),
+               "trained_on": sum(1 for v in teacher.values() if v), "pseudo": n_pseudo, "seconds_select": round(t_sel, 3), "seconds_teacher": round(t_teach, 3),
                "seconds_student": round(t_student, 3)}
         if note:
             rec["note"] = note
         info.append(rec)
         if log is not None:
             log(f"round {rec['round']}: {len(pick)} item(s) to the LLM ({len(taken)}/{n_llm}), student trained on "
-                f"{rec['trained_on']}" + (f"; {note}" if note else ""))
+                f"{rec['trained_on']}" + (f" + {n_pseudo} it labelled itself" if n_pseudo else "")
+                + (f"; {note}" if note else ""))
     source = ["student" if student is not None else "retrieval"] * n
     for i, labs in teacher.items():
         if labs is not None:
@@ -385,7 +440,7 @@ def _read_teacher(path: Path) -> dict[str, dict[str, Any]]:
 
 def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str, out: str | os.PathLike[str] | None = None,
                settings: Any = None, rounds: int = 4, selection: str = "active", pool_factor: int = 3, seed: int = 0,
-               min_round: int = 5, fresh: bool = False, show_progress: bool = False,
+               min_round: int = 5, self_train: float = SELF_TRAIN, fresh: bool = False, show_progress: bool = False,
                **overrides: Any) -> BudgetSummary:
     """Label a text dataset with at most ``budget`` LLM items; a student labels the rest.
 
@@ -397,8 +452,8 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
         input, labels, out, settings, fresh, show_progress, **overrides: as for
             :func:`zsl.run.label_run` (``k`` labels per row; the LLM program's settings).
         budget: LLM items: a count or a percentage (``"10%"``); see :func:`parse_budget`.
-        rounds, selection, pool_factor, seed, min_round: see the module docstring and
-            :func:`round_sizes`.
+        rounds, selection, pool_factor, seed, min_round, self_train: see the module docstring
+            and :func:`round_sizes`.
 
     Raises:
         InputError: a malformed or negative budget, an unknown selection, an image input, a
@@ -418,6 +473,7 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
     round_sizes(0, rounds, min_round)  # checks rounds and min_round
     if pool_factor < 1:
         raise InputError(f"pool_factor must be >= 1, got {pool_factor}")
+    self_train = _check_self_train(self_train)
     input_path = Path(input)
     check_regular_input(input_path)
     fmt = input_format(input_path)
@@ -450,7 +506,8 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
         raise InputError(f"{input_path} has no usable records (see --text-field, {opts.text_field!r}).")
     n_llm = parse_budget(budget, len(items))
     plan = {"budget": budget if isinstance(budget, str) else int(budget), "llm_items": n_llm, "rounds": rounds,
-            "selection": selection, "pool_factor": pool_factor, "seed": seed, "min_round": min_round}
+            "selection": selection, "pool_factor": pool_factor, "seed": seed, "min_round": min_round,
+            "self_train": self_train}
     settings_record = {**teacher_lab.config(), "mode": "budget"}
     runtime = {"concurrency": 1, "timeout": opts.timeout, "retries": opts.retries}
     manifest = make_manifest(input_path, fmt, opts.text_field, opts.id_field, vocab, vocab_path, settings_record,
@@ -537,7 +594,7 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
                     rd.log(f"budget changed from {old} to {plan}: {len(initial)} LLM result(s) reused first")
                 res = budget_loop(emb, cheap, teach, n_llm=max(n_llm, len(initial)), k=opts.k, rounds=rounds,
                                   selection=selection, pool_factor=pool_factor, seed=seed, initial=initial,
-                                  min_round=min_round, log=rd.log)
+                                  min_round=min_round, self_train=self_train, log=rd.log)
         except KeyboardInterrupt:
             rd.log("interrupted: every LLM result so far is in teacher.jsonl; run the same command to continue")
             raise

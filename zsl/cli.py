@@ -83,6 +83,13 @@ def _cmd_label(args: argparse.Namespace) -> int:
 
         raise InputError("--budget decides which items the LLM labels; it does not combine with "
                          f"{'--model' if args.model else '--dry-run'}. Fix: drop one of them.")
+    loop = [f for f, v in (("--rounds", args.rounds), ("--selection", args.selection), ("--self-train", args.self_train))
+            if v is not None]
+    if args.budget is None and loop:
+        from zsl.errors import InputError
+
+        raise InputError(f"{', '.join(loop)} only apply with --budget (they shape its rounds). Fix: add --budget N "
+                         "(or P%), or drop them.")
     if args.budget is not None and args.engine != "local":
         from zsl.errors import InputError
 
@@ -122,10 +129,12 @@ def _cmd_label(args: argparse.Namespace) -> int:
 
 
 def _budget_label(args: argparse.Namespace, settings) -> int:
-    from zsl.budget import budget_run
+    from zsl.budget import SELF_TRAIN, budget_run
 
-    s = budget_run(args.input, args.labels, budget=args.budget, out=args.out, settings=settings, rounds=args.rounds,
-                   selection=args.selection, fresh=args.fresh, show_progress=True)
+    loop = {"rounds": 4 if args.rounds is None else args.rounds, "selection": args.selection or "active",
+            "self_train": SELF_TRAIN if args.self_train is None else args.self_train}
+    s = budget_run(args.input, args.labels, budget=args.budget, out=args.out, settings=settings, fresh=args.fresh,
+                   show_progress=True, **loop)
     for w in s.warnings:
         print(f"warning: {w}", file=sys.stderr)
     src = ", ".join(f"{n} {name}" for name, n in sorted(s.by_source.items()))
@@ -461,11 +470,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", metavar="N|P%",
                    help="texts: let the LLM label at most N items (or P%% of them), chosen where they teach most, "
                         "and a student trained on its answers labels the rest (rows say their 'source')")
-    p.add_argument("--rounds", type=int, default=4, help="with --budget: rounds (of at least 5 items) of LLM labelling + student "
+    p.add_argument("--rounds", type=int, default=None, help="with --budget: rounds (of at least 5 items) of LLM labelling + student "
                                                           "retraining (default 4)")
-    p.add_argument("--selection", default="active", choices=["active", "random"],
+    p.add_argument("--selection", default=None, choices=["active", "random"],
                    help="with --budget: how items are chosen for the LLM (default active: typical items first, "
                         "then those the student is least sure of)")
+    p.add_argument("--self-train", type=float, default=None, metavar="SHARE",
+                   help="with --budget: the student also learns from its own labels of the surest SHARE of the "
+                        "items the LLM did not see (default 0.5; 0: from the LLM's labels only)")
     p.add_argument("--engine", default="local", choices=["local", "ray"],
                    help="who labels the chunks: this process (local, default) or Ray workers on this machine or a "
                         "cluster (ray; pip install 'zsl[ray]'). Same files either way; a run resumes under either.")

@@ -113,6 +113,34 @@ def test_loop_with_no_budget_keeps_retrieval_and_a_failed_item_stays_with_the_st
     assert res.source.count("llm") == 7
 
 
+def test_self_training_adds_the_students_surest_labels_and_zero_turns_it_off():
+    from zsl.fewshot import AnchoredHead
+
+    emb, gold = _blobs(n_per=30)
+    cheap = np.zeros((len(emb), 4), dtype=np.float32)
+
+    def teach(idx):
+        return {i: [int(gold[i])] for i in idx}
+
+    plain = budget_loop(emb, cheap, teach, n_llm=12, rounds=1, selection="random", self_train=0)
+    assert plain.rounds[0]["pseudo"] == 0
+    y = np.eye(4, dtype=np.float32)[gold[plain.llm_items]]
+    direct = AnchoredHead(random_state=0).fit(emb[plain.llm_items], y, cheap[plain.llm_items])
+    assert np.allclose(plain.student_scores, direct.fuse(cheap, emb))  # 0: the teacher's items only
+    own = budget_loop(emb, cheap, teach, n_llm=12, rounds=1, selection="random", self_train=0.5)
+    assert own.llm_items == plain.llm_items and own.rounds[0]["pseudo"] == (len(emb) - 12) // 2
+    assert own.student.n_examples_ == 12 + (len(emb) - 12) // 2 and own.student.lam_ == plain.student.lam_
+    rest = [i for i in range(len(emb)) if i not in own.llm_items]
+    assert (own.student_scores[rest].argmax(axis=1) == gold[rest]).mean() > 0.9
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "half", True, None])
+def test_loop_refuses_a_self_train_share_outside_0_to_1(bad):
+    emb, _ = _blobs()
+    with pytest.raises(InputError, match="self_train must be a share between 0 and 1"):
+        budget_loop(emb, np.zeros((len(emb), 4)), lambda idx: {}, n_llm=1, self_train=bad)
+
+
 def test_loop_refuses_mismatched_shapes_and_unknown_selection():
     emb, _ = _blobs()
     with pytest.raises(InputError, match="same N items"):
@@ -178,6 +206,7 @@ def test_run_labels_budget_items_with_the_llm_and_the_rest_with_the_student(data
     assert len((tmp_path / "run" / TEACHER).read_text().splitlines()) == 8
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["budget"]["llm_items"] == 8 and manifest["settings"]["mode"] == "budget"
+    assert manifest["budget"]["self_train"] == 0.5 and s.rounds[-1]["pseudo"] == 8  # half of the 16 the LLM did not see
     assert (tmp_path / "run" / "labels.jsonl.meta.json").is_file()
     again = _run(data, tmp_path, CountingLM(data[2]))
     assert again.already_complete
@@ -223,7 +252,8 @@ def test_changed_teacher_settings_are_refused_and_fresh_does_not_reuse_their_llm
                                        ({"selection": "best"}, "selection must be one of"),
                                        ({"budget": "-3"}, "0 or more items"),
                                        ({"rounds": 0}, "rounds must be >= 1"),
-                                       ({"pool_factor": 0}, "pool_factor must be >= 1")])
+                                       ({"pool_factor": 0}, "pool_factor must be >= 1"),
+                                       ({"self_train": 2}, "self_train must be a share")])
 def test_run_refuses_bad_settings_before_writing_anything(data, tmp_path, kw, match):
     with pytest.raises(InputError, match=match):
         _run(data, tmp_path, CountingLM(data[2]), **kw)
@@ -239,6 +269,8 @@ def test_cli_budget_refuses_model_and_malformed_budget(data, tmp_path, capsys):
     assert main(["label", str(items), "--labels", str(vocab), "--budget", "lots", "--encoder", "hashing",
                  "--out", str(tmp_path / "r")]) != 0
     assert "neither a number of items nor a percentage" in capsys.readouterr().err
+    assert main(["label", str(items), "--labels", str(vocab), "--rounds", "3", "--self-train", "0"]) != 0
+    assert "--rounds, --self-train only apply with --budget" in capsys.readouterr().err
 
 
 def test_a_teacher_that_always_says_the_same_label_leaves_retrieval_in_place_and_says_why():

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from zsl.budget import SELF_TRAIN
+
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 DATASETS = ("goemotions", "reuters")
@@ -130,7 +132,8 @@ def _records(out: Path) -> dict[tuple, dict[str, Any]]:
     for line in p.read_text(encoding="utf-8").splitlines():
         if line.strip():
             r = json.loads(line)
-            recs[(r["dataset"], r["budget"], r["selection"], r["seed"])] = r
+            r.setdefault("self_train", 0.0)  # records made before self-training existed
+            recs[(r["dataset"], r["budget"], r["selection"], r["seed"], r["self_train"])] = r
     return recs
 
 
@@ -166,13 +169,15 @@ def run(args: argparse.Namespace) -> None:
         for budget in args.budgets:
             for selection in SELECTIONS:
                 for seed in args.seeds:
-                    key = (name, budget, selection, seed)
-                    if key in done or (budget in (0, 100) and (selection != "active" or seed != args.seeds[0])):
-                        continue  # 0% and 100% choose nothing: one run
-                    print(f"  {name} budget {budget}% {selection} seed {seed}", flush=True)
+                    key = (name, budget, selection, seed, args.self_train)
+                    if key in done or (budget in (0, 100) and (
+                            selection != "active" or any(k[:2] == (name, budget) for k in done))):
+                        continue  # 0% and 100% choose nothing: one run (seeds added later do not repeat it)
+                    print(f"  {name} budget {budget}% {selection} seed {seed} self-train {args.self_train}", flush=True)
                     n_llm = parse_budget(f"{budget}%", len(rows))
                     t = time.perf_counter()
-                    res = budget_loop(emb, cheap, teacher, n_llm=n_llm, k=1, selection=selection, seed=seed)
+                    res = budget_loop(emb, cheap, teacher, n_llm=n_llm, k=1, selection=selection, seed=seed,
+                                      self_train=args.self_train)
                     loop_s = time.perf_counter() - t - sum(r["seconds_teacher"] for r in res.rounds)
                     final = res.student_scores.copy()
                     pred = _top1(final)
@@ -187,7 +192,8 @@ def run(args: argparse.Namespace) -> None:
                         sh = res.student.fuse(cheap_h, emb_h)
                     else:
                         sh = cheap_h
-                    rec = {"dataset": name, "budget": budget, "selection": selection, "seed": seed, "items": len(rows),
+                    rec = {"dataset": name, "budget": budget, "selection": selection, "seed": seed,
+                           "self_train": args.self_train, "items": len(rows),
                            "llm_items": len(res.llm_items), "slice": _metrics(y, pred, final),
                            "heldout_student": _metrics(yh, _top1(sh), sh), "heldout_items": len(held),
                            "llm_s": round(llm_s, 1), "other_s": round(0.0 if budget == 100 else cheap_s + loop_s, 2),
@@ -276,11 +282,12 @@ ESCO_WEIGHTS = {"text_weight": 0.5, "rank_weight": 0.3, "prior_weight": 0.0, "ra
 def esco(args: argparse.Namespace) -> None:
     """The 14k-label regime from the recorded LLM answers of the #13 test run (no LLM call here).
 
-    Items: ESCO TECH + HOUSE test (600 sentences; the validation records did not survive a
-    machine change). The teacher's scores are the recorded Infer phrases and Rank log-odds fused
-    with the weights fitted on validation; its seconds are the recorded ones. Students learn the
-    teacher's 3 best skills per item. RP@5 / RP@10 of the final scores, with the student or with
-    plain retrieval for the items the LLM did not see.
+    Items: ESCO TECH + HOUSE test (600 sentences), from the records ``--variant`` of
+    ``python -m zsl.bench.irera run`` (made with ``--rank-top 30`` or more). The teacher's scores are
+    the recorded Infer phrases and Rank log-odds fused with the weights fitted on validation; its
+    seconds are the recorded ones. Students learn the teacher's 3 best skills per item. RP@5 /
+    RP@10 of the final scores, with the student (self-training as zsl's default, and without) or
+    with plain retrieval for the items the LLM did not see.
     """
     from types import SimpleNamespace
 
@@ -296,9 +303,10 @@ def esco(args: argparse.Namespace) -> None:
     texts, gold, recs = [], [], []
     for split in ("tech_test", "house_test"):
         rows = irera.load_split(data, split)
-        path = store / f"{split}.minilm-l6-desc.jsonl"
+        path = store / f"{split}.{args.variant}.jsonl"
         if not path.exists():
-            raise SystemExit(f"missing {path}: run `python -m zsl.bench.irera run --split {split} --rank-top 30` first")
+            raise SystemExit(f"missing {path}: run `python -m zsl.bench.irera run --split {split} --rank-top 30 "
+                             f"--variant {args.variant}` first")
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 r = json.loads(line)
@@ -331,26 +339,29 @@ def esco(args: argparse.Namespace) -> None:
         rp5, rp10 = sorted(runs, key=lambda r: r[1])[len(runs) // 2]
         return f"{rp5:.1f} / {rp10:.1f}"
 
-    lines = [(f"ESCO TECH + HOUSE test ({len(texts)} sentences, {len(vocab):,} skills), teacher = the recorded #13 "
-             f"program (rank top {top}, fitted weights); students learn its {k} best skills. RP@5 / RP@10 of the "
-             "final scores, medians over 3 seeds:"), "",
-             "| LLM budget | selection | LLM s | rest by the student | rest by retrieval |", "|---|---|---|---|---|",
-             f"| 0% | - | 0 | - | {cell([rp(cheap)])} |"]
+    lines = [(f"ESCO TECH + HOUSE test ({len(texts)} sentences, {len(vocab):,} skills), teacher = the program of the "
+             f"irera records `{args.variant}` (rank top {top}, fitted weights); students learn its {k} best skills. "
+             "RP@5 / RP@10 of the final scores, medians over 3 seeds:"), "",
+             ("| LLM budget | selection | LLM s | rest by the student | the same, no self-training | rest by retrieval |"),
+             "|---|---|---|---|---|---|", f"| 0% | - | 0 | - | - | {cell([rp(cheap)])} |"]
     for budget in (5, 10, 25):
         n_llm = parse_budget(f"{budget}%", len(texts))
         for selection in SELECTIONS:
-            with_student, with_retrieval, llm_s = [], [], []
+            with_student, plain, with_retrieval, llm_s = [], [], [], []
             for seed in (0, 1, 2):
                 res = budget_loop(emb, cheap, teach, n_llm=n_llm, k=k, selection=selection, seed=seed)
-                a, b = res.student_scores.copy(), cheap.copy()
+                res0 = budget_loop(emb, cheap, teach, n_llm=n_llm, k=k, selection=selection, seed=seed, self_train=0)
+                a, a0, b = res.student_scores.copy(), res0.student_scores.copy(), cheap.copy()
                 a[res.llm_items] = b[res.llm_items] = full[res.llm_items]  # RP@K ranks each item on its own
+                a0[res0.llm_items] = full[res0.llm_items]
                 with_student.append(rp(a))
+                plain.append(rp(a0))
                 with_retrieval.append(rp(b))
                 llm_s.append(secs[res.llm_items].sum())
-            lines.append(f"| {budget}% | {selection} | {np.median(llm_s):.0f} | {cell(with_student)} | "
+            lines.append(f"| {budget}% | {selection} | {np.median(llm_s):.0f} | {cell(with_student)} | {cell(plain)} | "
                          f"{cell(with_retrieval)} |")
             print(lines[-1], flush=True)
-    lines.append(f"| 100% | - | {secs.sum():.0f} | - | {cell([rp(full)])} |")
+    lines.append(f"| 100% | - | {secs.sum():.0f} | - | - | {cell([rp(full)])} |")
     table = "\n".join(lines) + f"\n\n(cheap pass: {cheap_s:.0f} s for {len(texts)} sentences.)"
     print(table)
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -372,9 +383,14 @@ def report(args: argparse.Namespace) -> None:
     if not recs:
         raise SystemExit("no results yet: run `python -m zsl.bench.budget run` first")
     lines = []
-    groups: dict[tuple, list[dict]] = {}
+    groups: dict[tuple, list[dict]] = {}  # zsl's default self-training (0% and 100% have no rest to self-train on)
+    ablation: dict[tuple, list[dict]] = {}  # the budgets with the other self-training settings run
     for r in recs:
-        groups.setdefault((r["dataset"], r["budget"], r["selection"]), []).append(r)
+        key = (r["dataset"], r["budget"], r["selection"])
+        if r["budget"] in (0, 100) or r["self_train"] == SELF_TRAIN:
+            groups.setdefault(key, []).append(r)
+        else:
+            ablation.setdefault(key + (r["self_train"],), []).append(r)
     for name in DATASETS:
         full = groups.get((name, 100, "active"))
         if not any(k[0] == name for k in groups):
@@ -402,6 +418,7 @@ def report(args: argparse.Namespace) -> None:
                              f"{_median(g, 'heldout_student', 'micro_f1'):.1f} / "
                              f"{_median(g, 'heldout_student', 'map'):.1f} |")
         lines.append("")
+        lines += _ablation_table(name, groups, ablation)
     lines += _students_table(Path(args.out))
     esco_md = Path(args.out) / "esco.md"
     if esco_md.exists():
@@ -422,6 +439,27 @@ def report(args: argparse.Namespace) -> None:
                "` then `python -m zsl.bench.budget report --write`")
         block = f"{cmd}\n\n{table}\n\n![micro-F1 against LLM seconds](docs/budget.png)"
         print(f"updated {write_section('budget', block, heading='Budgeted labelling (issue #15)')}")
+
+
+def _ablation_table(name: str, groups: dict[tuple, list[dict]], ablation: dict[tuple, list[dict]]) -> list[str]:
+    """Slice and held-out micro-F1 with zsl's self-training share vs. the other shares that were run."""
+    others = sorted({k[3] for k in ablation if k[0] == name})
+    if not others:
+        return []
+    cols = [SELF_TRAIN, *others]
+    lines = [(f"Self-training ({name}; `run --self-train S`; slice micro-F1, then held-out student micro-F1, medians "
+              "over seeds; the table above uses " + f"{SELF_TRAIN}):"), "",
+             "| LLM budget | selection | " + " | ".join(f"self-train {c}" for c in cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    for budget in sorted({k[1] for k in ablation if k[0] == name}):
+        for sel in SELECTIONS:
+            cells = []
+            for c in cols:
+                g = groups.get((name, budget, sel)) if c == SELF_TRAIN else ablation.get((name, budget, sel, c))
+                cells.append(f"{_median(g, 'slice', 'micro_f1'):.1f}, {_median(g, 'heldout_student', 'micro_f1'):.1f}"
+                             if g else "-")
+            lines.append(f"| {budget}% | {sel} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _students_table(out: Path) -> list[str]:
@@ -510,6 +548,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--budgets", nargs="+", type=int, default=list(BUDGETS), help="percentages of the slice")
     r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     r.add_argument("--lm", default=None, help="the teacher's LLM (default: the embedded one)")
+    r.add_argument("--self-train", type=float, default=SELF_TRAIN,
+                   help=f"the student's self-training share (default {SELF_TRAIN}, zsl's; 0 for the ablation)")
     r.set_defaults(func=run)
     st = sub.add_parser("students", help="students from the teacher's vs. gold labels of the same items (no LLM call)")
     st.add_argument("--dataset", nargs="+", default=["goemotions"], choices=DATASETS)
@@ -521,6 +561,7 @@ def main(argv: list[str] | None = None) -> None:
     st.set_defaults(func=students)
     e = sub.add_parser("esco", help="the 14k-label regime, from the #13 test records (no LLM call)")
     e.add_argument("--irera-out", default=None, help="records of python -m zsl.bench.irera (default: beside --out)")
+    e.add_argument("--variant", default="minilm-l6-desc", help="which irera records (base MiniLM + descriptions)")
     e.set_defaults(func=esco)
     rep = sub.add_parser("report")
     rep.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
