@@ -71,7 +71,8 @@ import numpy as np
 from zsl.errors import InputError
 
 __all__ = ["MAX_PSEUDO", "SELECTIONS", "SELF_TRAIN", "TEACHER", "BudgetResult", "BudgetSummary", "budget_loop",
-           "budget_run", "parse_budget", "round_sizes", "select_random", "select_typical", "select_uncertain", "student_margin"]
+           "budget_run", "parse_budget", "round_sizes", "select_random", "select_typical", "select_uncertain",
+           "student_margin"]
 
 SELECTIONS = ("active", "random")
 SELF_TRAIN = 0.5  # share of the items the LLM did not see that the student labels for its own refit
@@ -248,6 +249,7 @@ def _self_train(head: Any, emb: np.ndarray, cheap: np.ndarray, idx: list[int], y
                 share: float, k: int, seed: int) -> tuple[Any, int]:
     """The head fitted again on the teacher's items plus the surest ``share`` of ``rest``, labelled
     with its own ``k`` best labels, at the penalty it chose on the teacher's items."""
+    from zsl.base import top_k_sets
     from zsl.fewshot import AnchoredHead
 
     n = min(MAX_PSEUDO, int(share * len(rest)))
@@ -256,9 +258,7 @@ def _self_train(head: Any, emb: np.ndarray, cheap: np.ndarray, idx: list[int], y
     probs = head.fuse(cheap[rest], emb[rest])
     order = np.argsort(-student_margin(probs, k), kind="stable")[:n]
     sure = rest[order]
-    pseudo = np.zeros((n, y.shape[1]), dtype=np.float32)
-    top = np.argsort(-probs[order], axis=1, kind="stable")[:, :k]
-    np.put_along_axis(pseudo, top, 1.0, axis=1)
+    pseudo = top_k_sets(probs[order], k).astype(np.float32)
     rows = np.concatenate([np.asarray(idx, dtype=np.int64), sure])
     try:
         again = AnchoredHead(lam=head.lam_, random_state=seed).fit(emb[rows], np.concatenate([y, pseudo]),
@@ -364,7 +364,8 @@ def budget_loop(emb: Any, cheap: Any, teach: Callable[[list[int]], dict[int, lis
             student, probs = fitted, fitted.fuse(cheap, emb)
         t_student = time.perf_counter() - t
         rec = {"round": r + (0 if initial else 1), "selected": len(pick),
-               "trained_on": sum(1 for v in teacher.values() if v), "pseudo": n_pseudo, "seconds_select": round(t_sel, 3), "seconds_teacher": round(t_teach, 3),
+               "trained_on": sum(1 for v in teacher.values() if v), "pseudo": n_pseudo,
+               "seconds_select": round(t_sel, 3), "seconds_teacher": round(t_teach, 3),
                "seconds_student": round(t_student, 3)}
         if note:
             rec["note"] = note

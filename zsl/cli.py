@@ -88,8 +88,9 @@ def _cmd_label(args: argparse.Namespace) -> int:
     if args.budget is None and loop:
         from zsl.errors import InputError
 
-        raise InputError(f"{', '.join(loop)} only apply with --budget (they shape its rounds). Fix: add --budget N "
-                         "(or P%), or drop them.")
+        one = len(loop) == 1
+        raise InputError(f"{', '.join(loop)} only {'applies' if one else 'apply'} with --budget ({'it shapes' if one else 'they shape'} "
+                         f"its rounds). Fix: add --budget N (or P%), or drop {'it' if one else 'them'}.")
     if args.budget is not None and args.engine != "local":
         from zsl.errors import InputError
 
@@ -129,10 +130,10 @@ def _cmd_label(args: argparse.Namespace) -> int:
 
 
 def _budget_label(args: argparse.Namespace, settings) -> int:
-    from zsl.budget import SELF_TRAIN, budget_run
+    from zsl.budget import budget_run
 
-    loop = {"rounds": 4 if args.rounds is None else args.rounds, "selection": args.selection or "active",
-            "self_train": SELF_TRAIN if args.self_train is None else args.self_train}
+    given = {"rounds": args.rounds, "selection": args.selection, "self_train": args.self_train}
+    loop = {name: value for name, value in given.items() if value is not None}  # the rest: budget_run's defaults
     s = budget_run(args.input, args.labels, budget=args.budget, out=args.out, settings=settings, fresh=args.fresh,
                    show_progress=True, **loop)
     for w in s.warnings:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from zsl.base import top_k_sets
 from zsl.budget import SELF_TRAIN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,12 +69,6 @@ def _metrics(y: np.ndarray, pred: np.ndarray, scores: np.ndarray) -> dict[str, f
     keep = y.any(axis=1)
     return {"micro_f1": round(100 * f1["micro_f1"], 2), "macro_f1": round(100 * f1["macro_f1"], 2),
             "map": round(100 * mean_average_precision(y[keep], scores[keep], average="item"), 2)}
-
-
-def _top1(scores: np.ndarray) -> np.ndarray:
-    out = np.zeros(scores.shape, dtype=np.uint8)
-    out[np.arange(len(scores)), scores.argmax(axis=1)] = 1
-    return out
 
 
 class Teacher:
@@ -181,7 +176,7 @@ def run(args: argparse.Namespace) -> None:
                                       self_train=args.self_train)
                     loop_s = time.perf_counter() - t - sum(r["seconds_teacher"] for r in res.rounds)
                     final = res.student_scores.copy()
-                    pred = _top1(final)
+                    pred = top_k_sets(final, 1)
                     for i in res.llm_items:
                         if res.source[i] == "llm":
                             final[i] = teacher.scores(i)
@@ -196,7 +191,7 @@ def run(args: argparse.Namespace) -> None:
                     rec = {"dataset": name, "budget": budget, "selection": selection, "seed": seed,
                            "self_train": args.self_train, "items": len(rows),
                            "llm_items": len(res.llm_items), "slice": _metrics(y, pred, final),
-                           "heldout_student": _metrics(yh, _top1(sh), sh), "heldout_items": len(held),
+                           "heldout_student": _metrics(yh, top_k_sets(sh, 1), sh), "heldout_items": len(held),
                            "llm_s": round(llm_s, 1), "other_s": round(0.0 if budget == 100 else cheap_s + loop_s, 2),
                            "total_s": round(total_s, 1), "rounds": res.rounds}
                     print(f"    slice {rec['slice']}  held-out student {rec['heldout_student']}  "
@@ -239,7 +234,7 @@ def students(args: argparse.Namespace) -> None:
         emb, cheap, _, emb_h, cheap_h = _cheap_pass(vocab, kind, [r["text"] for r in rows], held_texts)
         yh = vocab.to_multi_hot([r["labels"] for r in held], strict=False)
         rec0 = {"dataset": name, "n": 0, "labels": "-", "student": "retrieval", "seed": 0,
-                "heldout": _metrics(yh, _top1(cheap_h), cheap_h)}
+                "heldout": _metrics(yh, top_k_sets(cheap_h, 1), cheap_h)}
         print(f"{name}: retrieval on {len(held)} held-out items {rec0['heldout']}", flush=True)
         for n in args.n:
             for seed in args.seeds:
@@ -269,7 +264,7 @@ def students(args: argparse.Namespace) -> None:
                             finally:
                                 shutil.rmtree(tmp, ignore_errors=True)
                         rec = {"dataset": name, "n": n, "labels": source, "student": student, "seed": seed,
-                               "heldout": _metrics(yh, _top1(sh), sh), "seconds": round(time.perf_counter() - t, 1),
+                               "heldout": _metrics(yh, top_k_sets(sh, 1), sh), "seconds": round(time.perf_counter() - t, 1),
                                "retrieval": rec0["heldout"]}
                         print(f"  n {n} seed {seed} {source} labels, {student}: {rec['heldout']} "
                               f"({rec['seconds']:.0f}s)", flush=True)
