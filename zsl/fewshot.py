@@ -394,8 +394,13 @@ class AnchoredHead(ParamsMixin):
             logit[:, p["labels"]] += p["b"][None, :] + x.astype(np.float64) @ p["W"].T
         return expit(logit).astype(np.float32)
 
-    def fit(self, emb: Any, y: Any, zero_shot: Any) -> AnchoredHead:
+    def fit(self, emb: Any, y: Any, zero_shot: Any, *, soft: bool = False) -> AnchoredHead:
         """Learn from examples: embeddings ``(n, d)``, labels ``(n, K)`` 0/1, zero-shot scores ``(n, K)``.
+
+        With ``soft=True``, ``y`` holds targets in [0, 1] (a teacher's probabilities, say) and
+        the cross-entropy is taken against them as they are; every label with a target above 0
+        gets its own terms. The penalty must then be given (``lam``): the cross-validation
+        scores 0/1 labels. A way to choose it: fit the label sets first and reuse their ``lam_``.
 
         Runs with one BLAS thread: the matrices are small, and on a busy 2-core machine OpenBLAS's
         spinning threads made this fit about 20 times slower (1,000 items x 384 dimensions x 28
@@ -405,13 +410,22 @@ class AnchoredHead(ParamsMixin):
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1):
-            return self._fit(emb, y, zero_shot)
+            return self._fit(emb, y, zero_shot, soft)
 
-    def _fit(self, emb: Any, y: Any, zero_shot: Any) -> AnchoredHead:
+    def _fit(self, emb: Any, y: Any, zero_shot: Any, soft: bool = False) -> AnchoredHead:
+        targets = np.asarray(y, dtype=np.float32) if soft else None
         emb, y, z = _check_fit_input(emb, y, zero_shot)
         if self.lam is not None and not self.lam > 0:
             raise InputError(f"lam must be > 0, got {self.lam}")
-        self.counts_ = y.sum(axis=0).astype(np.int64)
+        if targets is not None:
+            if self.lam is None:
+                raise InputError("soft targets need a fixed penalty: the cross-validation scores 0/1 labels. Fix: "
+                                 "AnchoredHead(lam=...), e.g. the lam_ of a head fitted on the label sets.")
+            if not np.all(np.isfinite(targets)) or targets.min(initial=0.0) < 0 or targets.max(initial=0.0) > 1:
+                raise InputError("soft targets must lie in [0, 1] (probabilities). Fix: rescale the teacher's "
+                                 "scores, e.g. a softmax over each row.")
+            y = targets
+        self.counts_ = np.rint(y.sum(axis=0)).astype(np.int64)  # soft targets: their rounded sum
         self.n_examples_ = len(y)
         lams = LAMBDAS if self.lam is None else (float(self.lam),)
         folds = assign_folds(y, self.n_folds, self.random_state) if self.lam is None else None

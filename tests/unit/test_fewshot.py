@@ -92,6 +92,24 @@ def test_head_calibrates_labels_without_examples_and_keeps_their_ranking():
         make_evidence("svm")
 
 
+def test_head_learns_soft_targets_and_refuses_them_without_a_penalty():
+    emb, y, centres = _clusters(6, 3, seed=4)
+    zero = np.zeros_like(y)
+    hard = AnchoredHead(lam=1e-2).fit(emb, y, zero)
+    same = AnchoredHead(lam=1e-2).fit(emb, y.astype(np.float32), zero, soft=True)
+    np.testing.assert_allclose(same.fuse(zero[:3], centres), hard.fuse(zero[:3], centres), atol=1e-6)
+    soft = 0.6 * y + 0.4 * y[:, [1, 2, 0]]  # each cluster: 60% its own label, 40% the one before
+    head = AnchoredHead(lam=1e-2).fit(emb, soft, zero, soft=True)
+    p, q = head.fuse(zero[:3], centres), hard.fuse(zero[:3], centres)
+    assert (p.argmax(axis=1) == [0, 1, 2]).all()
+    assert all(p[j, (j + 2) % 3] > q[j, (j + 2) % 3] + 0.2 for j in range(3))  # the second label is learnt
+    assert head.counts_.tolist() == [6, 6, 6]
+    with pytest.raises(InputError, match="soft targets need a fixed penalty"):
+        AnchoredHead().fit(emb, soft, zero, soft=True)
+    with pytest.raises(InputError, match=r"must lie in \[0, 1\]"):
+        AnchoredHead(lam=1e-2).fit(emb, soft * 3, zero, soft=True)
+
+
 def test_weight_grows_with_the_number_of_examples():
     ev = ExampleEvidence("prototype", alpha=1.0, kappa=4.0)
     w = ev._weights(np.array([0, 1, 4, 16]), 1.0, 4.0)
