@@ -35,6 +35,9 @@ cross-validated on the teacher's items alone. On a Reuters-21578 slice this lift
 labels of a 10% budget from 91% to about 100% of the all-LLM labels' micro-F1; on GoEmotions,
 whose teacher is weak, it changed little (``python -m zsl.bench.budget``). ``0`` turns it off.
 
+Texts only: an image run's teacher is the image model, whose global-local scores (feature regions)
+cost about what a global-only cheap pass would, so :func:`budget_run` refuses image inputs.
+
 LLM results are the expensive part and are never lost: each one is appended to
 ``teacher.jsonl`` in the run directory and flushed to disk before the next item starts. After
 Ctrl-C, a crash or ``kill -9``, the same command reads them back, makes the same choices (they
@@ -479,8 +482,10 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
     check_regular_input(input_path)
     fmt = input_format(input_path)
     if fmt == "images":
-        raise InputError("--budget labels texts; images have no LLM teacher to budget yet. Fix: label images "
-                         "without --budget.")
+        raise InputError("--budget decides which texts the LLM labels; an image run has no LLM step to budget. Its "
+                         "teacher is the image model, whose global-local scores (feature regions, the default) cost "
+                         "about what a global-only cheap pass would (BENCHMARKS.md, Images), so a student would save "
+                         "nothing. Fix: label the images without --budget.")
     if opts.model is not None:
         raise InputError("--budget spends an LLM program; --model labels with a student only. Fix: drop one of them.")
     if not (opts.infer or opts.rank):

@@ -273,6 +273,15 @@ def test_cli_budget_refuses_model_and_malformed_budget(data, tmp_path, capsys):
     assert "--rounds, --self-train only apply with --budget" in capsys.readouterr().err
 
 
+def test_run_refuses_an_image_folder_and_says_why(data, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"not read: refused before any image is opened")
+    with pytest.raises(InputError, match="an image run has no LLM step to budget.*without --budget"):
+        budget_run(folder, data[1], budget="10%", out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_teacher_that_always_says_the_same_label_leaves_retrieval_in_place_and_says_why():
     emb, _ = _blobs()
     cheap = np.random.default_rng(2).normal(size=(len(emb), 4)).astype(np.float32)
