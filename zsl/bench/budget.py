@@ -8,7 +8,10 @@ ModApte) is labelled with LLM budgets of 0, 5, 10, 25 and 100%, by the active se
 :mod:`zsl.budget` and by random selection (the baseline), each with 5 seeds. Quality of the
 slice's final labels against its gold labels: micro- and macro-F1 of each row's ``k`` = 1 label
 (the rows' own label sets) and mAP over items; and of the student each budget produces, on
-``--heldout`` further seeded items of the same file (retrieval only at 0%).
+``--heldout`` further seeded items of the same file (retrieval only at 0%). Once the LLM has
+answered every slice item (the 100% run), each record also says how often the rows it did not
+label agree with its answer (and how often retrieval's would): whether the student imitates the
+teacher at all. Records are kept per slice size, so ``--n 300`` and ``--n 1000`` sit side by side.
 
 The teacher (the full Infer-Retrieve-Rank program on the embedded LLM, ``zsl label``'s
 defaults) labels each slice item at most once, when some configuration first asks for it; its
@@ -18,6 +21,10 @@ A configuration's LLM seconds are the sum of the recorded seconds of the items i
 LLM; its total adds the cheap pass (embedding + retrieval of the slice, measured once) and its
 own selection and student time. The 100% row is the LLM alone on every item. Students
 self-train as zsl's default does (``--self-train``; the report adds the other shares run).
+
+``students`` asks whether the student or the teacher is the limit: heads trained on ``n`` items'
+teacher labels, on the teacher's scores as soft targets (:func:`soft_targets`), or on the same
+items' gold labels, and the encoder fine-tuned on the pairs, all scored on the held-out items.
 """
 
 from __future__ import annotations
@@ -111,6 +118,15 @@ class Teacher:
         return {i: ([self.pos[lab] for lab in self.records[i]["labels"]] if "labels" in self.records[i] else None)
                 for i in idx}
 
+    def agreement(self, pred: np.ndarray, items: list[int]) -> float | None:
+        """% of ``items`` (those the teacher has answered) whose predicted set ``pred[i]`` shares a
+        label with the teacher's answer: how well the rows the LLM did not label imitate it."""
+        known = [i for i in items if "labels" in self.records.get(i, {})]
+        if not known:
+            return None
+        hits = sum(bool(pred[i, [self.pos[lab] for lab in self.records[i]["labels"]]].any()) for i in known)
+        return round(100 * hits / len(known), 1)
+
     def scores(self, i: int) -> np.ndarray:
         """The teacher's scores of item ``i`` over the vocabulary (labels it did not keep: below all)."""
         rec = self.records[i]
@@ -129,7 +145,7 @@ def _records(out: Path) -> dict[tuple, dict[str, Any]]:
         if line.strip():
             r = json.loads(line)
             r.setdefault("self_train", 0.0)  # records made before self-training existed
-            recs[(r["dataset"], r["budget"], r["selection"], r["seed"], r["self_train"])] = r
+            recs[(r["dataset"], r["items"], r["budget"], r["selection"], r["seed"], r["self_train"])] = r
     return recs
 
 
@@ -165,9 +181,9 @@ def run(args: argparse.Namespace) -> None:
         for budget in args.budgets:
             for selection in SELECTIONS:
                 for seed in args.seeds:
-                    key = (name, budget, selection, seed, args.self_train)
+                    key = (name, len(rows), budget, selection, seed, args.self_train)
                     if key in done or (budget in (0, 100) and (
-                            selection != "active" or any(k[:2] == (name, budget) for k in done))):
+                            selection != "active" or any(k[:3] == key[:3] for k in done))):
                         continue  # 0% and 100% choose nothing: one run (seeds added later do not repeat it)
                     print(f"  {name} budget {budget}% {selection} seed {seed} self-train {args.self_train}", flush=True)
                     n_llm = parse_budget(f"{budget}%", len(rows))
@@ -188,8 +204,11 @@ def run(args: argparse.Namespace) -> None:
                         sh = res.student.fuse(cheap_h, emb_h)
                     else:
                         sh = cheap_h
+                    rest = [i for i in range(len(rows)) if res.source[i] != "llm"]
                     rec = {"dataset": name, "budget": budget, "selection": selection, "seed": seed,
                            "self_train": args.self_train, "items": len(rows),
+                           "rest_agrees": {"final": teacher.agreement(pred, rest),
+                                           "retrieval": teacher.agreement(top_k_sets(cheap, 1), rest)},
                            "llm_items": len(res.llm_items), "slice": _metrics(y, pred, final),
                            "heldout_student": _metrics(yh, top_k_sets(sh, 1), sh), "heldout_items": len(held),
                            "llm_s": round(llm_s, 1), "other_s": round(0.0 if budget == 100 else cheap_s + loop_s, 2),
@@ -227,7 +246,7 @@ def students(args: argparse.Namespace) -> None:
     for name in args.dataset:
         vocab, kind, rows, held = load(name, args.n_slice, args.heldout)
         teacher = Teacher(vocab, kind, [r["text"] for r in rows], out / f"{name}.teacher.jsonl", None)
-        have = sorted(i for i, r in teacher.records.items() if "labels" in r)
+        have = sorted(i for i, r in teacher.records.items() if "labels" in r and i < len(rows))  # this slice's
         if not have:
             raise SystemExit(f"no teacher answers for {name}: run `python -m zsl.bench.budget run --dataset {name}` first")
         held_texts = [r["text"] for r in held]
@@ -249,8 +268,14 @@ def students(args: argparse.Namespace) -> None:
                         if key in done:
                             continue
                         t = time.perf_counter()
-                        if student == "head":
+                        if student in ("head", "head-soft"):
                             head = AnchoredHead(random_state=seed).fit(emb[pick], y, cheap[pick])
+                            if student == "head-soft":  # the same penalty, the teacher's scores as targets
+                                if source == "gold":
+                                    continue  # gold labels have no scores
+                                soft = soft_targets(np.stack([teacher.scores(i) for i in pick]))
+                                head = AnchoredHead(lam=head.lam_, random_state=seed).fit(emb[pick], soft,
+                                                                                          cheap[pick], soft=True)
                             sh = head.fuse(cheap_h, emb_h)
                         else:
                             tmp = Path(tempfile.mkdtemp(prefix="zsl-student-"))
@@ -270,6 +295,23 @@ def students(args: argparse.Namespace) -> None:
                               f"({rec['seconds']:.0f}s)", flush=True)
                         with path.open("a", encoding="utf-8") as fh:
                             fh.write(json.dumps(rec) + "\n")
+
+
+SOFT_TEMPERATURE = 0.05  # the teacher's fused scores span about 0.5 per item
+
+
+def soft_targets(scores: np.ndarray, temperature: float = SOFT_TEMPERATURE) -> np.ndarray:
+    """A teacher's scores ``(n, K)`` as soft targets: a softmax over each row at ``temperature``
+    (labels the teacher did not score, at -1e6, get 0).
+
+    Example:
+        >>> soft_targets(np.array([[0.3, 0.25, -1e6]])).astype(float).round(2).tolist()
+        [[0.73, 0.27, 0.0]]
+    """
+    z = np.asarray(scores, dtype=np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 ESCO_WEIGHTS = {"text_weight": 0.5, "rank_weight": 0.3, "prior_weight": 0.0, "rank_top": 30}  # fitted on validation (#13)
@@ -381,21 +423,19 @@ def report(args: argparse.Namespace) -> None:
     lines = []
     groups: dict[tuple, list[dict]] = {}  # zsl's default self-training (0% and 100% have no rest to self-train on)
     ablation: dict[tuple, list[dict]] = {}  # the budgets with the other self-training settings run
-    for r in recs:
-        key = (r["dataset"], r["budget"], r["selection"])
+    for r in recs:  # a slice is a dataset and its size: (name, items)
+        key = ((r["dataset"], r["items"]), r["budget"], r["selection"])
         if r["budget"] in (0, 100) or r["self_train"] == SELF_TRAIN:
             groups.setdefault(key, []).append(r)
         else:
             ablation.setdefault(key + (r["self_train"],), []).append(r)
-    for name in DATASETS:
+    for name in _slices(groups):
         full = groups.get((name, 100, "active"))
-        if not any(k[0] == name for k in groups):
-            continue
-        n = next(r["items"] for r in recs if r["dataset"] == name)
-        nh = next(r["heldout_items"] for r in recs if r["dataset"] == name)
-        lines += [f"**{name}** ({n}-item slice, {nh} held-out items; medians over seeds):", "",
+        nh = next(r["heldout_items"] for r in recs if (r["dataset"], r["items"]) == name)
+        lines += [f"**{name[0]}** ({name[1]}-item slice, {nh} held-out items; medians over seeds):", "",
                   ("| LLM budget | selection | seeds | LLM items | LLM s | total s | slice micro-F1 / macro-F1 / mAP "
-                  "| vs 100%: micro-F1, time | held-out student micro-F1 / mAP |"), "|---|---|---|---|---|---|---|---|---|"]
+                   "| vs 100%: micro-F1, time | held-out student micro-F1 / mAP | rest = the LLM's label: final "
+                   "(retrieval) |"), "|---|---|---|---|---|---|---|---|---|---|"]
         for budget in sorted({k[1] for k in groups if k[0] == name}):
             for sel in SELECTIONS:
                 g = groups.get((name, budget, sel))
@@ -412,7 +452,7 @@ def report(args: argparse.Namespace) -> None:
                 lines.append(f"| {label} | {sel_cell} | {len(g)} | {g[0]['llm_items']} | {_median(g, 'llm_s'):.0f} "
                              f"| {tot:.0f} | {mi:.1f} / {ma:.1f} / {mp:.1f} | {vs} | "
                              f"{_median(g, 'heldout_student', 'micro_f1'):.1f} / "
-                             f"{_median(g, 'heldout_student', 'map'):.1f} |")
+                             f"{_median(g, 'heldout_student', 'map'):.1f} | {_agree(g)} |")
         lines.append("")
         lines += _ablation_table(name, groups, ablation)
     lines += _students_table(Path(args.out))
@@ -431,22 +471,38 @@ def report(args: argparse.Namespace) -> None:
     if args.write:
         from zsl.bench import write_section
 
-        n = next(r["items"] for r in recs)
-        cmd = (f"`python -m zsl.bench.budget run --n {n} --budgets 100` (the LLM part, alone), `python -m "
-               f"zsl.bench.budget run --n {n}` (every budget, from the recorded answers), for the ablation "
-               f"`python -m zsl.bench.budget run --n {n} --budgets 5 10 25 --self-train S` with S = 0, 0.25, 0.75, 1, "
-               "then `python -m zsl.bench.budget report --write`")
+        sizes = " or ".join(str(n) for n in sorted({r["items"] for r in recs}))
+        cmd = (f"`python -m zsl.bench.budget run --n N --budgets 100` (the LLM part, alone), `python -m "
+               f"zsl.bench.budget run --n N` (every budget, from the recorded answers), for the ablation "
+               f"`python -m zsl.bench.budget run --n N --budgets 5 10 25 --self-train S` with S = 0, 0.25, 0.75, 1, "
+               f"then `python -m zsl.bench.budget report --write`; N = {sizes} (the slice each table names)")
         block = f"{cmd}\n\n{table}\n\n![micro-F1 against LLM seconds](docs/budget.png)"
         print(f"updated {write_section('budget', block, heading='Budgeted labelling (issue #15)')}")
 
 
-def _ablation_table(name: str, groups: dict[tuple, list[dict]], ablation: dict[tuple, list[dict]]) -> list[str]:
+def _agree(g: list[dict]) -> str:
+    """Median % of the rows the LLM did not label that match its answer, final (retrieval)."""
+    got = [r["rest_agrees"] for r in g if r.get("rest_agrees", {}).get("final") is not None]
+    if not got:
+        return "-"
+    return (f"{np.median([a['final'] for a in got]):.0f}% "
+            f"({np.median([a['retrieval'] for a in got]):.0f}%)")
+
+
+def _slices(groups: dict[tuple, list[dict]]) -> list[tuple[str, int]]:
+    """The ``(dataset, items)`` slices with records, in :data:`DATASETS` order, smaller slices first."""
+    return sorted({k[0] for k in groups}, key=lambda s: (DATASETS.index(s[0]), s[1]))
+
+
+def _ablation_table(name: tuple[str, int], groups: dict[tuple, list[dict]],
+                    ablation: dict[tuple, list[dict]]) -> list[str]:
     """Slice and held-out micro-F1 with zsl's self-training share vs. the other shares that were run."""
     others = sorted({k[3] for k in ablation if k[0] == name})
     if not others:
         return []
     cols = [SELF_TRAIN, *others]
-    lines = [(f"Self-training ({name}; `run --self-train S`; slice micro-F1, then held-out student micro-F1, medians "
+    lines = [(f"Self-training ({name[0]}, {name[1]} items; `run --self-train S`; slice micro-F1, then held-out "
+              "student micro-F1, medians "
               "over seeds; the table above uses " + f"{SELF_TRAIN}):"), "",
              "| LLM budget | selection | " + " | ".join(f"self-train {c}" for c in cols) + " |",
              "|---|---|" + "---|" * len(cols)]
@@ -472,20 +528,21 @@ def _students_table(out: Path) -> list[str]:
         if not mine:
             continue
         base = mine[0]["retrieval"]
-        lines += [(f"Students from the teacher's labels vs. the same items' gold labels (**{name}**, `python -m "
-                  "zsl.bench.budget students`; held-out micro-F1 / mAP against gold; retrieval alone "
-                  f"{base['micro_f1']:.1f} / {base['map']:.1f}):"), "",
-                  ("| labelled items | seeds | head, teacher labels | head, gold labels | fine-tuned encoder, teacher "
-                  "labels | fine-tuned encoder, gold labels |"), "|---|---|---|---|---|---|"]
+        lines += [(f"Students from the teacher's labels, its scores (soft targets) and the same items' gold labels "
+                   f"(**{name}**, `python -m zsl.bench.budget students`; held-out micro-F1 / mAP against gold; "
+                   f"retrieval alone {base['micro_f1']:.1f} / {base['map']:.1f}):"), "",
+                  ("| labelled items | seeds | head, teacher labels | head, teacher scores (soft) | head, gold labels | "
+                   "fine-tuned encoder, teacher labels | fine-tuned encoder, gold labels |"), "|---|---|---|---|---|---|---|"]
         for n in sorted({r["n"] for r in mine}):
-            cells = []
-            for student in ("head", "finetune"):
-                for source in ("teacher", "gold"):
-                    g = [r for r in mine if r["n"] == n and r["student"] == student and r["labels"] == source]
-                    cells.append(f"{_median(g, 'heldout', 'micro_f1'):.1f} / {_median(g, 'heldout', 'map'):.1f}"
-                                 if g else "-")
             seeds = len({r["seed"] for r in mine if r["n"] == n})
-            lines.append(f"| {n} | {seeds} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} |")
+            cells = []
+            for student, source in (("head", "teacher"), ("head-soft", "teacher"), ("head", "gold"),
+                                    ("finetune", "teacher"), ("finetune", "gold")):
+                g = [r for r in mine if r["n"] == n and r["student"] == student and r["labels"] == source]
+                cells.append((f"{_median(g, 'heldout', 'micro_f1'):.1f} / {_median(g, 'heldout', 'map'):.1f}"
+                              + ("" if len(g) == seeds else f" ({len(g)} seed{'s' if len(g) > 1 else ''})"))
+                             if g else "-")
+            lines.append(f"| {n} | {seeds} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
 
@@ -508,7 +565,7 @@ def _plot(groups: dict[tuple, list[dict]]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [d for d in DATASETS if any(k[0] == d for k in groups)]
+    names = _slices(groups)
     fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         for sel, style in (("active", "o-"), ("random", "s--")):
@@ -524,7 +581,7 @@ def _plot(groups: dict[tuple, list[dict]]) -> None:
                 if sel == "active":
                     for x, yv, b in pts:
                         ax.annotate(f"{b}%", (x, yv), textcoords="offset points", xytext=(4, -10), fontsize=8)
-        ax.set_title(f"{name}: final labels of the slice")
+        ax.set_title(f"{name[0]}: final labels of the {name[1]}-item slice")
         ax.set_xlabel("LLM seconds (2 CPU cores)")
         ax.set_ylabel("micro-F1 (%)")
         ax.grid(alpha=0.3)
@@ -556,7 +613,9 @@ def main(argv: list[str] | None = None) -> None:
     st.add_argument("--heldout", type=int, default=1000)
     st.add_argument("--n", nargs="+", type=int, default=[15, 30, 75], help="labelled items per student")
     st.add_argument("--seeds", nargs="+", type=int, default=[0])
-    st.add_argument("--students", nargs="+", default=["head", "finetune"], choices=["head", "finetune"])
+    st.add_argument("--students", nargs="+", default=["head", "head-soft", "finetune"],
+                    choices=["head", "head-soft", "finetune"],
+                    help="head-soft: the head at the same penalty, trained on the teacher's scores (softmax) instead")
     st.set_defaults(func=students)
     e = sub.add_parser("esco", help="the 14k-label regime, from the #13 test records (no LLM call)")
     e.add_argument("--irera-out", default=None, help="records of python -m zsl.bench.irera (default: beside --out)")
