@@ -471,11 +471,12 @@ def report(args: argparse.Namespace) -> None:
     if args.write:
         from zsl.bench import write_section
 
-        sizes = " or ".join(str(n) for n in sorted({r["items"] for r in recs}))
+        sizes = "; ".join(f"N = {n} with `--dataset {' '.join(d for d in DATASETS if (d, n) in _slices(groups))}`"
+                          for n in sorted({r["items"] for r in recs}))
         cmd = (f"`python -m zsl.bench.budget run --n N --budgets 100` (the LLM part, alone), `python -m "
                f"zsl.bench.budget run --n N` (every budget, from the recorded answers), for the ablation "
                f"`python -m zsl.bench.budget run --n N --budgets 5 10 25 --self-train S` with S = 0, 0.25, 0.75, 1, "
-               f"then `python -m zsl.bench.budget report --write`; N = {sizes} (the slice each table names)")
+               f"then `python -m zsl.bench.budget report --write`; {sizes} (the ablations run are the columns shown)")
         block = f"{cmd}\n\n{table}\n\n![micro-F1 against LLM seconds](docs/budget.png)"
         print(f"updated {write_section('budget', block, heading='Budgeted labelling (issue #15)')}")
 
