@@ -88,6 +88,10 @@ class Teacher:
             for line in path.read_text(encoding="utf-8").splitlines():
                 if line.strip():
                     r = json.loads(line)
+                    if r.get("lm") != lm:  # records made before this field: the embedded LLM (None)
+                        raise SystemExit(f"{path} holds answers of the LLM {r.get('lm') or 'embedded'}, not "
+                                         f"{lm or 'embedded'}: give another teacher its own records folder "
+                                         "(python -m zsl.bench.budget --out DIR run ...)")
                     self.records[int(r["i"])] = r
         self._labeller = None
         self.pos = {lab: j for j, lab in enumerate(vocab.labels)}
@@ -109,7 +113,7 @@ class Teacher:
             for i in todo:
                 t = time.perf_counter()
                 out, _ = self._get().label([Item(id=str(i), text=self.texts[i])], lambda _n: None)
-                rec = {"i": i, "seconds": round(time.perf_counter() - t, 3)}
+                rec = {"i": i, "seconds": round(time.perf_counter() - t, 3), **({"lm": self.lm} if self.lm else {})}
                 rec.update({"error": out[0]} if isinstance(out[0], str) else
                            {"labels": out[0]["labels"], "top_scores": out[0]["top_scores"]})
                 fh.write(json.dumps(rec) + "\n")
@@ -604,7 +608,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--heldout", type=int, default=1000, help="held-out items the students are scored on")
     r.add_argument("--budgets", nargs="+", type=int, default=list(BUDGETS), help="percentages of the slice")
     r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    r.add_argument("--lm", default=None, help="the teacher's LLM (default: the embedded one)")
+    r.add_argument("--lm", default=None, help="the teacher's LLM (default: the embedded one; another LLM needs its own --out)")
     r.add_argument("--self-train", type=float, default=SELF_TRAIN,
                    help=f"the student's self-training share (default {SELF_TRAIN}, zsl's; 0 for the ablation)")
     r.set_defaults(func=run)
