@@ -272,11 +272,11 @@ def students(args: argparse.Namespace) -> None:
                         if key in done:
                             continue
                         t = time.perf_counter()
+                        if student == "head-soft" and source == "gold":
+                            continue  # gold labels have no scores
                         if student in ("head", "head-soft"):
                             head = AnchoredHead(random_state=seed).fit(emb[pick], y, cheap[pick])
                             if student == "head-soft":  # the same penalty, the teacher's scores as targets
-                                if source == "gold":
-                                    continue  # gold labels have no scores
                                 soft = soft_targets(np.stack([teacher.scores(i) for i in pick]))
                                 head = AnchoredHead(lam=head.lam_, random_state=seed).fit(emb[pick], soft,
                                                                                           cheap[pick], soft=True)
@@ -312,10 +312,9 @@ def soft_targets(scores: np.ndarray, temperature: float = SOFT_TEMPERATURE) -> n
         >>> soft_targets(np.array([[0.3, 0.25, -1e6]])).astype(float).round(2).tolist()
         [[0.73, 0.27, 0.0]]
     """
-    z = np.asarray(scores, dtype=np.float64) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+    from zsl.image_math import softmax
+
+    return softmax(np.asarray(scores, dtype=np.float64) / temperature, axis=1).astype(np.float32)
 
 
 ESCO_WEIGHTS = {"text_weight": 0.5, "rank_weight": 0.3, "prior_weight": 0.0, "rank_top": 30}  # fitted on validation (#13)
@@ -475,8 +474,9 @@ def report(args: argparse.Namespace) -> None:
     if args.write:
         from zsl.bench import write_section
 
-        sizes = "; ".join(f"N = {n} with `--dataset {' '.join(d for d in DATASETS if (d, n) in _slices(groups))}`"
-                          for n in sorted({r["items"] for r in recs}))
+        slices = _slices(groups)
+        sizes = "; ".join(f"N = {n} with `--dataset {' '.join(d for d, m in slices if m == n)}`"
+                          for n in sorted({m for _, m in slices}))
         cmd = (f"`python -m zsl.bench.budget run --n N --budgets 100` (the LLM part, alone), `python -m "
                f"zsl.bench.budget run --n N` (every budget, from the recorded answers), for the ablation "
                f"`python -m zsl.bench.budget run --n N --budgets 5 10 25 --self-train S` with S = 0, 0.25, 0.75, 1, "
@@ -507,8 +507,7 @@ def _ablation_table(name: tuple[str, int], groups: dict[tuple, list[dict]],
         return []
     cols = [SELF_TRAIN, *others]
     lines = [(f"Self-training ({name[0]}, {name[1]} items; `run --self-train S`; slice micro-F1, then held-out "
-              "student micro-F1, medians "
-              "over seeds; the table above uses " + f"{SELF_TRAIN}):"), "",
+              f"student micro-F1, medians over seeds; the table above uses {SELF_TRAIN}):"), "",
              "| LLM budget | selection | " + " | ".join(f"self-train {c}" for c in cols) + " |",
              "|---|---|" + "---|" * len(cols)]
     for budget in sorted({k[1] for k in ablation if k[0] == name}):
