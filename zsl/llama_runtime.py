@@ -313,9 +313,10 @@ class LlamaRuntime:
             free = self.n_ctx - n_pre
             i = 0
             while i < len(bodies):
-                # a group: as many continuations as there are sequence ids and free cells
+                # a group: as many continuations as there are free sequence ids (0 holds the prefix,
+                # so n_seq - 1 of them) and free cells
                 group, used = [], 0
-                while i < len(bodies) and len(group) < self.n_seq and (used + len(bodies[i]) <= free or not group):
+                while i < len(bodies) and len(group) < max(1, self.n_seq - 1) and (used + len(bodies[i]) <= free or not group):
                     group.append(i)
                     used += len(bodies[i])
                     i += 1

@@ -83,6 +83,11 @@ def test_batched_scoring_never_overflows_the_context():
     from zsl.llama_runtime import LlamaRuntime
     from zsl.models import model_path
 
+    # as many candidates as sequences: sequence 0 holds the prefix, so a group takes n_seq - 1 of them
+    # (a group of n_seq used an id past the context's last and llama_decode failed with -1)
+    roomy = LlamaRuntime(model_path("qwen2.5-coder-1.5b"), n_ctx=1024, n_threads=None, seed=0, chat=True, n_seq=4)
+    assert np.all(np.isfinite(roomy.yes_no_logodds(PREFIX, CANDS[:4], SUFFIX, SYSTEM)))
+    roomy.close()
     small = LlamaRuntime(model_path("qwen2.5-coder-1.5b"), n_ctx=256, n_threads=None, seed=0, chat=True, n_seq=16)
     many = [f"skill number {i} with a rather long descriptive name" for i in range(40)]
     s = small.yes_no_logodds(PREFIX, many, SUFFIX, SYSTEM)
