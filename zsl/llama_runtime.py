@@ -158,8 +158,16 @@ class LlamaRuntime:
     def chat_tokens(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """The prompt tokens of ``messages`` under the model's chat template (or the plain
         completion layout for base models), with every message content tokenised as text."""
+        return self._prompt_tokens(messages)[0]
+
+    def _prompt_tokens(self, messages: Sequence[dict[str, str]]) -> tuple[list[int], int]:
+        """The prompt tokens of ``messages`` and how many of them come before the last
+        message's content: the part a program repeats for every item (instructions, demos)."""
         if not self.chat or not (self.llama.metadata or {}).get("tokenizer.chat_template"):
-            return self._bos() + self.tokenize(_as_completion_prompt(messages))
+            tokens = self._bos() + self.tokenize(_as_completion_prompt(messages))
+            head = self._bos() + self.tokenize(_as_completion_prompt(messages[:-1])) if len(messages) > 1 else []
+            # a plain-text prompt is tokenised whole, so its head only counts where the tokens agree
+            return tokens, len(head) if tokens[:len(head)] == head else 0
         if self._formatter is None:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -178,20 +186,27 @@ class LlamaRuntime:
                              "keep user text apart from control tokens with it. Fix: use chat=False for this model "
                              "or another GGUF.") from None
         # As in llama-cpp-python's chat handler: no BOS is added; a template that wants one writes it.
-        return self._pieces_tokens(pieces)
+        last = max((i for i, (text, special) in enumerate(pieces) if not special), default=len(pieces))
+        head = self._pieces_tokens(pieces[:last])
+        return head + self._pieces_tokens(pieces[last:]), len(head)
 
     # -- completion --------------------------------------------------------------------------
     def complete(self, messages: Sequence[dict[str, str]], *, max_tokens: int, temperature: float,
                  stop: Sequence[str] = (), prefill: str = "") -> tuple[str, str, int, int]:
         """Run one completion; returns (text, finish_reason, prompt_tokens, completion_tokens).
 
-        The prompt's leading tokens shared with the previous call (the fixed instructions and
-        demos of a DSPy program) come from the KV cache; ``prompt_tokens_evaluated`` counts
-        only the rest. ``prefill`` is text the answer is known to start with: it is evaluated
-        as prompt (about six times cheaper per token here than generating it) and is not part
-        of the returned text.
+        The prompt's fixed part (everything before the last message's content: a DSPy
+        program's instructions and demos) comes from the KV cache when the previous call had
+        the same one, and is otherwise evaluated on its own from an empty cache; the rest is
+        evaluated after it. So the computation of an answer never depends on which prompt came
+        before it: an item gets the same answer whatever the chunk, worker, resume or order
+        (for one llama.cpp build, CPU and thread count). ``prompt_tokens_evaluated`` counts the
+        tokens actually evaluated. ``prefill`` is text the answer is known to start with: it
+        is evaluated as prompt (about six times cheaper per token here than generating it) and
+        is not part of the returned text.
         """
-        tokens = self.chat_tokens(messages) + self.tokenize(prefill)
+        tokens, n_fixed = self._prompt_tokens(messages)
+        tokens += self.tokenize(prefill)
         budget = self.n_ctx - max_tokens
         if len(tokens) > budget:
             raise InputError(f"The prompt has {len(tokens)} tokens; the context holds {self.n_ctx} with "
@@ -199,13 +214,8 @@ class LlamaRuntime:
                              "first) or a larger n_ctx.")
         with self.lock:
             llama = self.llama
-            cached = 0  # llama-cpp-python reuses the KV cache of the longest common prefix
-            for a, b in zip(llama._input_ids, tokens):  # the tokens now in the context
-                if a != b:
-                    break
-                cached += 1
-            # a fully cached prompt still replays its last token to refresh the logits
-            self.prompt_tokens_evaluated += len(tokens) - (cached - 1 if cached == len(tokens) else cached)
+            n_fixed = min(n_fixed, len(tokens) - 1)  # at least one token is evaluated, for the logits
+            self.prompt_tokens_evaluated += self._load_fixed(tokens[:n_fixed]) + len(tokens) - n_fixed
             eos_text = llama._model.token_get_text(llama.token_eos()) if self.chat and llama.token_eos() != -1 else ""
             stops = [s for s in (*stop, eos_text) if s]
             out = llama.create_completion(tokens, max_tokens=max_tokens, temperature=temperature,
@@ -214,6 +224,23 @@ class LlamaRuntime:
         usage = out.get("usage") or {}
         return (choice.get("text") or "", choice.get("finish_reason") or "stop", int(usage.get("prompt_tokens", 0)),
                 int(usage.get("completion_tokens", 0)))
+
+    def _load_fixed(self, fixed: list[int]) -> int:
+        """Leave exactly ``fixed`` in the generation context's KV cache; returns the tokens evaluated.
+
+        The cache is reused only up to the fixed part, never into the previous item's own tokens:
+        llama.cpp's float sums depend on how tokens are cut into batches, so a longer reuse would
+        make an answer depend on the item before it (seen: a near tie in Infer flipped).
+        """
+        llama = self.llama
+        n = len(fixed)
+        if llama.n_tokens >= n and llama._input_ids[:n].tolist() == fixed:
+            llama.n_tokens = n  # the next eval drops the cells past it
+            return 0
+        llama.reset()
+        if fixed:
+            llama.eval(fixed)
+        return n
 
     # -- yes/no scoring ----------------------------------------------------------------------
     def _open_score_context(self, n_ctx: int):

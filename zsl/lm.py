@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from zsl.errors import ModelNotFoundError, RemoteModelError
-from zsl.llama_runtime import LlamaRuntime
+from zsl.llama_runtime import LlamaRuntime, default_threads
 from zsl.models import DEFAULT_LM, MODELS, get_spec, model_path
 
 __all__ = ["REMOTE_TIMEOUT", "LlamaCppLM", "check_lm", "ensure_lm_cache", "get_lm", "is_remote", "is_remote_lm",  # noqa: F822
@@ -295,7 +295,7 @@ def _message_text(message: Any) -> str:
 
 
 SCORE_SEQUENCES = 64
-_RUNTIMES: dict[tuple[str, int, bool, str], LlamaRuntime] = {}
+_RUNTIMES: dict[tuple[str, int, bool, str, int], LlamaRuntime] = {}
 _RUNTIMES_LOCK = threading.Lock()
 
 
@@ -304,7 +304,10 @@ def _runtime(path: Path, *, n_ctx: int, n_threads: int | None, seed: int, chat: 
     # One llama.cpp context per (model, role): generation and yes/no scoring keep separate KV
     # caches, so the long, fixed Infer prompt prefix stays cached between items. The weights
     # are memory-mapped once by the OS, so a second context costs only its KV cache.
-    key = (str(path), n_ctx, chat, role)
+    # Threads are part of the key: llama.cpp's sums depend on the thread count, so a caller asking
+    # for 1 thread (a Ray worker's share, or $ZSL_THREADS=1) never gets a context opened with 2.
+    n_threads = n_threads or default_threads()
+    key = (str(path), n_ctx, chat, role, n_threads)
     with _RUNTIMES_LOCK:
         if not _RUNTIMES:
             import atexit

@@ -76,7 +76,7 @@ def test_batched_scores_follow_the_sequential_path(runtime):
     # up to ~0.15 log-odds on this model), far below the gaps that decide a ranking here.
     assert np.abs(bat - seq).max() < 0.5
     assert (bat[:3] > 0).all() and (bat[3:6] < 0).all()
-    assert np.argsort(-bat)[:3].tolist() == np.argsort(-seq)[:3].tolist()
+    _same_order_where_apart(bat, seq, gap=1.0)
 
 
 def test_batched_scoring_never_overflows_the_context():
@@ -109,3 +109,60 @@ def test_the_fixed_prompt_prefix_is_evaluated_once(runtime):
     warm = runtime.prompt_tokens_evaluated - before - cold
     assert cold == len(runtime.chat_tokens(first))
     assert warm <= len(runtime.chat_tokens(second)) - n_fixed + 2  # only the new user turn (and its markers)
+
+
+def _last_logits(runtime) -> np.ndarray:
+    import llama_cpp
+
+    ptr = llama_cpp.llama_get_logits_ith(runtime.llama._ctx.ctx, -1)
+    return np.ctypeslib.as_array(ptr, shape=(runtime.llama.n_vocab(),)).copy()
+
+
+def test_an_answer_does_not_depend_on_the_prompt_before_it(runtime):
+    """The KV cache is reused only for a prompt's fixed part, so the next item's tokens go through
+    the same llama.cpp batches whatever came before: bit-identical logits, not just close ones."""
+    system = "You tag job ads with skills. " * 20
+    ad = [{"role": "system", "content": system}, {"role": "user", "content": "Text: welder needed for a bakery"}]
+    # shares the fixed part and more (the start of the user turn): an older cache kept that too
+    before = [{"role": "system", "content": system}, {"role": "user", "content": "Text: welder needed at night"}]
+    other = [{"role": "system", "content": "Another program."}, {"role": "user", "content": "Text: hello"}]
+    n_fixed = runtime._prompt_tokens(ad)[1]
+    got = []
+    for history in ([], [before], [other], [other, before]):
+        runtime.llama.reset()
+        for msgs in history:
+            runtime.complete(msgs, max_tokens=1, temperature=0.0)
+        seen = runtime.prompt_tokens_evaluated
+        text = runtime.complete(ad, max_tokens=1, temperature=0.0)[0]
+        evaluated = runtime.prompt_tokens_evaluated - seen
+        got.append((text, _last_logits(runtime)))
+        fresh = not history or history[-1] is other
+        assert evaluated == len(runtime.chat_tokens(ad)) - (0 if fresh else n_fixed), history
+    for text, logits in got[1:]:
+        assert text == got[0][0] and np.array_equal(logits, got[0][1])
+
+
+def test_one_and_two_threads_agree_within_rounding():
+    """What is promised across thread counts: scores equal up to float rounding (not bit for bit),
+    and the same order of clearly different candidates."""
+    from zsl.llama_runtime import LlamaRuntime
+    from zsl.models import model_path
+
+    scores = []
+    for threads in (1, 2):
+        rt = LlamaRuntime(model_path("qwen2.5-coder-1.5b"), n_ctx=1024, n_threads=threads, seed=0, chat=True, n_seq=8)
+        try:
+            scores.append(np.array(rt.yes_no_logodds(PREFIX, CANDS, SUFFIX, SYSTEM)))
+        finally:
+            rt.close()
+    assert np.abs(scores[0] - scores[1]).max() < 0.05
+    _same_order_where_apart(*scores, gap=0.1)
+
+
+def _same_order_where_apart(a: np.ndarray, b: np.ndarray, *, gap: float) -> None:
+    """Two score vectors order every pair the same way where the first is at least ``gap`` apart
+    (closer pairs are near ties that rounding may swap: no test should depend on their order)."""
+    for i in range(len(a)):
+        for j in range(len(a)):
+            if a[i] - a[j] >= gap:
+                assert b[i] > b[j], (i, j, a, b)
