@@ -66,7 +66,7 @@ def test_the_fixed_prompt_part_is_evaluated_alone_and_reused_only_up_to_its_end(
 
 
 def test_a_runtime_is_opened_per_thread_count(monkeypatch, tmp_path):
-    import zsl.lm as lm
+    from zsl import lm
 
     made = []
 
