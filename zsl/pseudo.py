@@ -184,8 +184,8 @@ def make_silver(scores: Any, vocab: LabelVocab | Sequence[str], rule: Any = None
         >>> s.labels.tolist(), s.provenance["rule"]["name"]
         ([[0, 1]], 'top_k')
     """
-    import zsl
     from zsl.scoring import TopK, get_rule
+    from zsl.version import __version__
 
     vocab = vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab)
     s = check_scores(scores, n_labels=len(vocab))
@@ -207,7 +207,7 @@ def make_silver(scores: Any, vocab: LabelVocab | Sequence[str], rule: Any = None
     thr = np.broadcast_to(decision.thresholds, s.shape).astype(np.float32)
     thr = np.where(decision.labels.astype(bool), thr, np.nan)
     description = rule.describe()
-    prov = {"zsl_version": zsl.__version__, **(provenance or {}), "vocab_hash": vocab.hash, "vocab_size": len(vocab),
+    prov = {"zsl_version": __version__, **(provenance or {}), "vocab_hash": vocab.hash, "vocab_size": len(vocab),
             "rule": _rule_summary(description)}
     return SilverData(vocab=vocab, ids=ids, labels=decision.labels, confidence=decision.confidence, scores=s,
                       thresholds=thr, texts=None if texts is None else list(texts), provenance=prov, rule=description)
