@@ -463,11 +463,12 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
         InputError: a malformed or negative budget, an unknown selection, an image input, a
             program without an LLM step, or the errors of :func:`zsl.run.label_run`.
     """
+    from zsl.chunks import add_usage
     from zsl.data import BadRow, check_regular_input, fingerprint_and_count, input_format, iter_records
     from zsl.labeller import LabelSettings, make_labeller
     from zsl.progress import progress_bar
     from zsl.rows import build_rows, run_meta
-    from zsl.run import add_usage, load_vocab
+    from zsl.run import load_vocab
     from zsl.rundir import ERRORS, LABELS, META, SUMMARY, RunDir, make_manifest, write_json, write_lines
 
     opts = (settings or LabelSettings()).updated(**overrides)

@@ -367,7 +367,7 @@ class ConSEBackend:
         Args:
             images: RGB PIL images.
             grids: grid sizes over the feature map.
-            overlap: cells grow by this fraction on each side (see :func:`zsl.image.grid_boxes`).
+            overlap: cells grow by this fraction on each side (see :func:`zsl.image_math.grid_boxes`).
             size: input resolution; default ``image_size``.
 
         Returns:

@@ -57,7 +57,6 @@ import numpy as np
 from zsl.cache import content_hash
 from zsl.data import atomic_write, iter_jsonl, write_jsonl_atomic, write_text_atomic
 from zsl.errors import InputError, MissingDependencyError, VocabularyError
-from zsl.report import SilverReport, silver_report
 from zsl.rows import SILVER_FORMAT, meta_path, parse_pred_row, read_meta, vocab_from_meta, vocab_to_meta
 from zsl.scoring import check_scores
 from zsl.vocab import LabelVocab, vocab_difference
@@ -65,19 +64,15 @@ from zsl.vocab import LabelVocab, vocab_difference
 __all__ = [
     "FORMATS",
     "SilverData",
-    "SilverReport",
     "from_hf_dataset",
     "make_silver",
     "read_silver",
     "silver_from_tagger",
-    "silver_report",
     "silver_rows",
     "to_hf_dataset",
-    "vocab_difference",
     "write_silver",
 ]
 
-FORMAT_VERSION = SILVER_FORMAT  # the sidecar's "zsl_silver" marker (zsl.rows)
 FORMATS = ("jsonl", "csv", "parquet")
 _FULL_SCORES_UP_TO = 1000
 _DEFAULT_MAX_SCORES = 100

@@ -151,7 +151,8 @@ def _median_time(fn: Any, repeats: int = 5) -> float:
 def run_dataset(ds: dict[str, Any], args: argparse.Namespace, encoder: Any) -> dict[str, Any]:
     from zsl.distill import StudentClassifier, folder_size
     from zsl.encoders import encode_cached
-    from zsl.pseudo import make_silver, read_silver, silver_report, write_silver
+    from zsl.pseudo import make_silver, read_silver, write_silver
+    from zsl.report import silver_report
     from zsl.scoring import TopK
     from zsl.tagger import Tagger
 
@@ -433,9 +434,11 @@ def _folds(n: int, k: int, seed: int) -> list[np.ndarray]:
 def run_coco(args: argparse.Namespace) -> dict[str, Any]:
     """Cross-fitted distillation on the COCO subset (see the module docstring)."""
     from zsl.bench.images import load_coco
+    from zsl.data.images import load_images
     from zsl.distill import StudentClassifier, folder_size
-    from zsl.image import ImageTagger, global_local_scores, load_images
+    from zsl.image import ImageTagger
     from zsl.image_backends import conse_embeddings, get_image_backend, to_batch
+    from zsl.image_math import global_local_scores
     from zsl.metrics import mean_average_precision
     from zsl.scoring import TopK
 

@@ -99,8 +99,10 @@ def _timed_run(tagger, paths: list[str]) -> tuple[np.ndarray, float]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from zsl.image import ImageTagger, global_local_scores, load_images
+    from zsl.data.images import load_images
+    from zsl.image import ImageTagger
     from zsl.image_backends import ConSEBackend, OpenClipBackend
+    from zsl.image_math import global_local_scores
     from zsl.metrics import mean_average_precision
 
     if args.threads:
