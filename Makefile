@@ -44,7 +44,7 @@ test-unit: install
 	$(BIN)/python -m pytest -m "not integration"
 
 lint: install
-	$(BIN)/ruff check zsl programs prompts tests
+	$(BIN)/ruff check zsl programs prompts tests benchmarks
 
 clean:
 	rm -rf $(VENV) build *.egg-info out

@@ -27,11 +27,10 @@ from zsl.errors import (
     ZslError,
 )
 from zsl.offline import apply_network_defaults
+from zsl.version import __version__
 from zsl.vocab import LabelVocab
 
 apply_network_defaults()  # before any zsl module imports LiteLLM, DSPy or the hub libraries (see zsl.offline)
-
-__version__ = "0.1.0"
 
 _LAZY = {
     "Tagger": "zsl.tagger",

@@ -33,7 +33,7 @@ items the LLM has not seen; the surest ``self_train`` share of them (largest
 student's own ``k`` best labels, and the head is fitted again on both, with the penalty
 cross-validated on the teacher's items alone. On a Reuters-21578 slice this lifted the final
 labels of a 10% budget from 91% to about 100% of the all-LLM labels' micro-F1; on GoEmotions,
-whose teacher is weak, it changed little (``python -m zsl.bench.budget``). ``0`` turns it off.
+whose teacher is weak, it changed little (``python -m benchmarks.budget``). ``0`` turns it off.
 
 Texts only: an image run's teacher is the image model, whose global-local scores (feature regions)
 cost about what a global-only cheap pass would, so :func:`budget_run` refuses image inputs.
@@ -463,11 +463,12 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
         InputError: a malformed or negative budget, an unknown selection, an image input, a
             program without an LLM step, or the errors of :func:`zsl.run.label_run`.
     """
+    from zsl.chunks import add_usage
     from zsl.data import BadRow, check_regular_input, fingerprint_and_count, input_format, iter_records
     from zsl.labeller import LabelSettings, make_labeller
     from zsl.progress import progress_bar
     from zsl.rows import build_rows, run_meta
-    from zsl.run import add_usage, load_vocab
+    from zsl.run import load_vocab
     from zsl.rundir import ERRORS, LABELS, META, SUMMARY, RunDir, make_manifest, write_json, write_lines
 
     opts = (settings or LabelSettings()).updated(**overrides)

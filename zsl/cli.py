@@ -334,7 +334,9 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from zsl.evaluate import evaluate, resolve_predictions, write_report
+    from zsl.evaluate import evaluate
+    from zsl.report import write_report
+    from zsl.rows import resolve_predictions
 
     report = evaluate(args.pred, args.gold, k=args.k, threshold=args.threshold, vocab=_vocab_arg(args.labels))
     out = Path(args.out) if args.out else resolve_predictions(args.pred).parent / "eval"

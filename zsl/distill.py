@@ -590,10 +590,10 @@ class StudentClassifier(ParamsMixin, ScorerMixin):
         tensors["feature_mean"] = torch.from_numpy(self.feature_mean_)
         tensors["feature_scale"] = torch.from_numpy(self.feature_scale_)
         params = {k: v for k, v in self.get_params().items() if k != "encoder"}
-        import zsl
+        from zsl.version import __version__
 
         config: dict[str, Any] = {
-            "zsl_student": FORMAT_VERSION, "zsl_version": zsl.__version__,
+            "zsl_student": FORMAT_VERSION, "zsl_version": __version__,
             "labels": list(self.vocab_.labels),
             "descriptions": None if self.vocab_.descriptions is None else list(self.vocab_.descriptions),
             "priors": None if self.vocab_.priors is None else list(self.vocab_.priors),

@@ -55,7 +55,6 @@ from zsl.metrics import (
     r_at_k,
     rp_at_k,
 )
-from zsl.report import MAX_LISTED, write_report
 from zsl.rows import (
     PredRow,
     check_unique_ids,
@@ -71,17 +70,13 @@ from zsl.rows import (
 from zsl.vocab import LabelVocab
 
 __all__ = [
+    "MAX_LISTED",
     "EvalReport",
-    "PredRow",
     "evaluate",
-    "parse_pred_row",
-    "read_gold",
-    "read_predictions",
-    "resolve_predictions",
-    "write_report",
 ]
 
 REPORT_FORMAT_VERSION = 1
+MAX_LISTED = 20  # ids / bad rows listed in reports; the counts are always complete
 DEFAULT_K = (1, 3, 5, 10)
 
 
@@ -293,7 +288,7 @@ def evaluate(
         vocab: label order of the per-label results; predictions must use its labels.
 
     Returns:
-        an :class:`EvalReport` (``.text`` to print, ``.to_json()``, :func:`write_report`).
+        an :class:`EvalReport` (``.text`` to print, ``.to_json()``, :func:`zsl.report.write_report`).
 
     Raises:
         InputError: unreadable/empty inputs, repeated ids, no id in common, no gold label

@@ -2,7 +2,7 @@
 
 The maths live in :mod:`zsl.image_math` (global and snippet probabilities, CDUL's local and
 global-local aggregation, grid crops) and image files are read by :mod:`zsl.data.images`;
-both are re-exported here, so ``from zsl.image import global_local_scores, load_image`` works.
+import them from there.
 
 Label texts come from prompt templates (an ensemble averages them) and, optionally, from
 short visual descriptions written by an LLM ("Visual Classification via Description from
@@ -15,6 +15,7 @@ file of image paths) into a run directory, reporting unreadable images instead o
 
 Example:
     >>> import numpy as np
+    >>> from zsl.image_math import aggregate, local_scores
     >>> g = np.array([[0.6, 0.3, 0.1]])                  # whole image, 3 labels
     >>> snippets = np.array([[[0.9, 0.05, 0.05],         # 2 snippets
     ...                       [0.2, 0.1, 0.7]]])
@@ -36,52 +37,18 @@ import numpy as np
 
 from zsl.base import BatchScores, ScorerMixin
 from zsl.data.files import write_text_atomic
-from zsl.data.images import (
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_MAX_SIDE,
-    IMAGE_EXTENSIONS,
-    SkippedImage,
-    list_image_files,
-    load_image,
-    load_images,
-    read_image_inputs,
-    to_rgb,
-)
+from zsl.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, SkippedImage, load_image, load_images, to_rgb
 from zsl.errors import InputError
-from zsl.image_math import (
-    CropBatch,
-    aggregate,
-    class_probabilities,
-    global_local_scores,
-    grid_boxes,
-    local_scores,
-    make_crops,
-    softmax,
-)
+from zsl.image_math import class_probabilities, global_local_scores, grid_boxes, make_crops
 from zsl.vocab import LabelVocab
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
-    "CropBatch",
     "ImageScores",
     "ImageTagger",
     "ImageTextBackend",
-    "SkippedImage",
-    "aggregate",
-    "class_probabilities",
     "describe_labels",
-    "global_local_scores",
-    "grid_boxes",
     "label_texts",
-    "list_image_files",
-    "load_image",
-    "load_images",
-    "local_scores",
-    "make_crops",
     "parse_descriptions",
-    "read_image_inputs",
-    "softmax",
-    "to_rgb",
 ]
 
 

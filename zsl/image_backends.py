@@ -254,7 +254,7 @@ def to_batch(images: Sequence[Any], size: int, mean: Sequence[float], std: Seque
 class ConSEBackend:
     """EfficientNet-Lite ImageNet probabilities turned into zero-shot scores by ConSE.
 
-    Defaults were chosen on the COCO subset (``python -m zsl.bench.images``): WordNet
+    Defaults were chosen on the COCO subset (``python -m benchmarks.images``): WordNet
     definitions in the class texts, T=50, softmax scale 10, whole images at 384 px.
 
     Args:
@@ -367,7 +367,7 @@ class ConSEBackend:
         Args:
             images: RGB PIL images.
             grids: grid sizes over the feature map.
-            overlap: cells grow by this fraction on each side (see :func:`zsl.image.grid_boxes`).
+            overlap: cells grow by this fraction on each side (see :func:`zsl.image_math.grid_boxes`).
             size: input resolution; default ``image_size``.
 
         Returns:

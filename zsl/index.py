@@ -4,7 +4,7 @@ The index embeds every label once (cached on disk by content hash) and answers q
 with cosine similarities. Below ``faiss_threshold`` labels it is an exact numpy matrix
 product; above it a faiss ``IndexFlatIP`` (also exact, with faiss's blocked BLAS search).
 The stateless scoring maths (max over phrases, prior reweighting) are plain functions;
-``top_k`` is :func:`zsl.base.top_k`, re-exported here.
+the top-k selection is :func:`zsl.base.top_k`.
 
 Example:
     >>> from zsl.encoders import HashingEncoder
@@ -25,7 +25,7 @@ from zsl.encoders import Encoder, encode_cached
 from zsl.errors import InputError
 from zsl.vocab import LabelVocab
 
-__all__ = ["VocabIndex", "apply_prior", "max_over_phrases", "top_k"]
+__all__ = ["VocabIndex", "apply_prior", "max_over_phrases"]
 
 
 def max_over_phrases(sim: np.ndarray) -> np.ndarray:

@@ -153,7 +153,7 @@ def check_lm(lm: Any, name: str | None = None, *,
         lm: the LM to check.
         name: how messages name it (default: its ``model``).
         attempt: runs the call, e.g. with retries:
-            ``attempt=lambda call: zsl.run.retry_call(call, retries=3)``; default: one try.
+            ``attempt=lambda call: zsl.retry.retry_call(call, retries=3)``; default: one try.
 
     Raises:
         RemoteModelError: the call failed; the message names the model and the likely fix,

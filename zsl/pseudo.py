@@ -57,7 +57,6 @@ import numpy as np
 from zsl.cache import content_hash
 from zsl.data import atomic_write, iter_jsonl, write_jsonl_atomic, write_text_atomic
 from zsl.errors import InputError, MissingDependencyError, VocabularyError
-from zsl.report import SilverReport, silver_report
 from zsl.rows import SILVER_FORMAT, meta_path, parse_pred_row, read_meta, vocab_from_meta, vocab_to_meta
 from zsl.scoring import check_scores
 from zsl.vocab import LabelVocab, vocab_difference
@@ -65,19 +64,15 @@ from zsl.vocab import LabelVocab, vocab_difference
 __all__ = [
     "FORMATS",
     "SilverData",
-    "SilverReport",
     "from_hf_dataset",
     "make_silver",
     "read_silver",
     "silver_from_tagger",
-    "silver_report",
     "silver_rows",
     "to_hf_dataset",
-    "vocab_difference",
     "write_silver",
 ]
 
-FORMAT_VERSION = SILVER_FORMAT  # the sidecar's "zsl_silver" marker (zsl.rows)
 FORMATS = ("jsonl", "csv", "parquet")
 _FULL_SCORES_UP_TO = 1000
 _DEFAULT_MAX_SCORES = 100
@@ -184,8 +179,8 @@ def make_silver(scores: Any, vocab: LabelVocab | Sequence[str], rule: Any = None
         >>> s.labels.tolist(), s.provenance["rule"]["name"]
         ([[0, 1]], 'top_k')
     """
-    import zsl
     from zsl.scoring import TopK, get_rule
+    from zsl.version import __version__
 
     vocab = vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab)
     s = check_scores(scores, n_labels=len(vocab))
@@ -207,7 +202,7 @@ def make_silver(scores: Any, vocab: LabelVocab | Sequence[str], rule: Any = None
     thr = np.broadcast_to(decision.thresholds, s.shape).astype(np.float32)
     thr = np.where(decision.labels.astype(bool), thr, np.nan)
     description = rule.describe()
-    prov = {"zsl_version": zsl.__version__, **(provenance or {}), "vocab_hash": vocab.hash, "vocab_size": len(vocab),
+    prov = {"zsl_version": __version__, **(provenance or {}), "vocab_hash": vocab.hash, "vocab_size": len(vocab),
             "rule": _rule_summary(description)}
     return SilverData(vocab=vocab, ids=ids, labels=decision.labels, confidence=decision.confidence, scores=s,
                       thresholds=thr, texts=None if texts is None else list(texts), provenance=prov, rule=description)

@@ -7,7 +7,6 @@
 
 Plots use matplotlib's ``Figure`` with the Agg canvas directly: no pyplot, no global backend
 state; matplotlib is imported only when a plot is drawn. Every file is written atomically.
-``zsl.evaluate`` and ``zsl.pseudo`` re-export these names.
 """
 
 from __future__ import annotations
@@ -24,15 +23,14 @@ import numpy as np
 
 from zsl.data.files import atomic_write
 from zsl.errors import InputError, MissingDependencyError
+from zsl.evaluate import MAX_LISTED
 from zsl.metrics import metric_name, precision_recall_curve
 
 if TYPE_CHECKING:
     from zsl.evaluate import EvalReport
     from zsl.pseudo import SilverData
 
-__all__ = ["MAX_LISTED", "SilverReport", "silver_report", "write_report"]
-
-MAX_LISTED = 20  # ids / bad rows listed in reports; the counts are always complete
+__all__ = ["SilverReport", "silver_report", "write_report"]
 
 
 # -- the evaluation report -----------------------------------------------------------------------

@@ -68,7 +68,7 @@ def _as_rows(rows: Iterable[PredRow | Mapping[str, Any]]) -> list[PredRow]:
         if isinstance(parsed, str):
             raise InputError(
                 f"Row {i}: {parsed}. Fix: pass rows as `zsl label` writes them "
-                "(or read them with zsl.evaluate.read_predictions, which skips bad rows)."
+                "(or read them with zsl.rows.read_predictions, which skips bad rows)."
             )
         out.append(parsed)
     return out

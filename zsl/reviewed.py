@@ -166,7 +166,7 @@ class ReviewStore:
         Returns:
             the decision as written.
         """
-        from zsl.rundir import write_lines
+        from zsl.data.files import write_lines_atomic
 
         labels = self._check_labels(labels)
         proposed = [x for x in row.get("labels", []) if isinstance(x, str)]
@@ -180,7 +180,8 @@ class ReviewStore:
         with self._write_lock:
             decisions = dict(self.decisions)
             decisions[rec["id"]] = rec  # a repeat keeps its first place: the order is "first decided"
-            write_lines(self.path, (json.dumps(d, ensure_ascii=False) + "\n" for d in decisions.values()))
+            write_lines_atomic(self.path, (json.dumps(d, ensure_ascii=False) + "\n" for d in decisions.values()),
+                               private=True, sync=True)
             self.decisions = decisions
         return rec
 

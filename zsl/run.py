@@ -71,17 +71,12 @@ from zsl.data import (
     iter_records,
 )
 from zsl.errors import InputError, ZslError
-from zsl.labeller import LabelSettings, TextLabeller, make_labeller
-from zsl.retry import is_transient, retry_base_delay, retry_call
+from zsl.labeller import LabelSettings, make_labeller
 from zsl.rows import run_meta
 from zsl.rundir import (
     ERRORS,
     LABELS,
-    LOCK,
-    LOG,
-    MANIFEST,
     META,
-    RUN_FORMAT,
     SUMMARY,
     RunDir,
     check_unchanged,
@@ -92,10 +87,7 @@ from zsl.rundir import (
 )
 from zsl.vocab import LabelVocab
 
-__all__ = ["ERRORS", "LABELS", "LOCK", "LOG", "MANIFEST", "META", "RUN_FORMAT", "SUMMARY", "LabelSettings", "RunSummary",
-           "add_usage", "estimate_run", "is_transient", "label_run", "load_vocab", "retry_base_delay", "retry_call"]
-
-_TextLabeller = TextLabeller  # the name tests and older callers use
+__all__ = ["RunSummary", "estimate_run", "label_run", "load_vocab"]
 
 
 @dataclass

@@ -295,11 +295,11 @@ def write_plan(path: Path, manifest: dict[str, Any], records: int | None, chunk_
 
 def make_manifest(input_path: Path, fmt: str, text_field: str, id_field: str, vocab: LabelVocab,
               vocab_path: str | None, settings: dict[str, Any], runtime: dict[str, Any], fp: str) -> dict[str, Any]:
-    import zsl
+    from zsl.version import __version__
 
     return {
         "zsl_run": RUN_FORMAT,
-        "zsl_version": zsl.__version__,
+        "zsl_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "input": {"path": str(input_path.resolve()), "format": fmt, "fingerprint": fp,
                   "text_field": text_field, "id_field": id_field},

@@ -56,7 +56,6 @@ __all__ = [
     "Decision",
     "GlobalThreshold",
     "LabelZScore",
-    "ParamsMixin",
     "PerLabelThreshold",
     "RelativeToMax",
     "TopK",

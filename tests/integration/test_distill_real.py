@@ -26,7 +26,8 @@ def test_distil_goemotions_slice(shared_data, tmp_path):
     from zsl.distill import StudentClassifier, folder_size
     from zsl.encoders import get_encoder
     from zsl.metrics import f1_scores, mean_average_precision
-    from zsl.pseudo import read_silver, silver_from_tagger, silver_report, write_silver
+    from zsl.pseudo import read_silver, silver_from_tagger, write_silver
+    from zsl.report import silver_report
     from zsl.scoring import TopK
 
     folder = shared_data / "goemotions"

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.integration
 
 
 def _goemotions(shared_data, n_eval: int = 300, k: int = 8):
+    from benchmarks.fewshot import sample_examples
     from zsl import LabelVocab
-    from zsl.bench.fewshot import sample_examples
 
     folder = shared_data / "goemotions"
     vocab = LabelVocab.from_file(folder / "goemotions_labels.txt")

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_two_examples_per_label_make_a_better_zero_shot_encoder(shared_data, tmp_path):
+    from benchmarks.fewshot import sample_examples
     from zsl import LabelVocab, Tagger
-    from zsl.bench.fewshot import sample_examples
     from zsl.encoders import SentenceTransformerEncoder
     from zsl.finetune import MANIFEST, fine_tune_encoder
     from zsl.metrics import mean_average_precision
@@ -39,6 +39,6 @@ def test_two_examples_per_label_make_a_better_zero_shot_encoder(shared_data, tmp
 
     zero = Tagger(vocab, infer=False, rank=False, label_kind="emotions", encoder=base).score(texts)
     tuned = Tagger(vocab, infer=False, rank=False, label_kind="emotions", encoder=str(out)).score(texts)
-    # 1,000 GoEmotions dev items, seed 0: mAP 16.0 -> 23.7 (python -m zsl.bench.fewshot, BENCHMARKS.md, issue #14)
+    # 1,000 GoEmotions dev items, seed 0: mAP 16.0 -> 23.7 (python -m benchmarks.fewshot, BENCHMARKS.md, issue #14)
     assert mean_average_precision(y, tuned) > mean_average_precision(y, zero) + 0.03
     assert not list(tmp_path.glob(".ft.*"))  # no temporary folder left behind

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from zsl.bench.fewshot import sample_examples
-from zsl.bench.irera import parse_weights
+from benchmarks.fewshot import sample_examples
+from benchmarks.irera import parse_weights
 
 POOL = [{"text": f"t{i}", "labels": labels} for i, labels in enumerate(
     [["a"], ["a", "b"], ["b"], ["a"], ["c"], ["b", "zz"], ["a"], ["b"]])]
@@ -31,3 +33,18 @@ def test_parse_weights():
         parse_weights("text_weight=0.5,rank_weight=0.3,prior_weight=0")
     with pytest.raises(SystemExit, match="expected"):
         parse_weights("tw=0.5")
+
+
+def test_results_go_only_into_the_zsl_checkout_the_benchmarks_run_from(tmp_path, monkeypatch):
+    import benchmarks
+
+    checkout = Path(__file__).resolve().parents[2]
+    assert benchmarks.ROOT == checkout and benchmarks.checkout_file("BENCHMARKS.md") == checkout / "BENCHMARKS.md"
+    monkeypatch.setattr(benchmarks, "ROOT", tmp_path)  # a copied benchmarks/ folder: no zsl checkout around it
+    with pytest.raises(SystemExit, match=r"is not one.*Fix: run `python -m benchmarks.<name>` from a checkout"):
+        benchmarks.write_section("x", "a table")
+    assert list(tmp_path.iterdir()) == []
+    # an explicit file is written wherever it is
+    target = tmp_path / "B.md"
+    assert benchmarks.write_section("x", "a table", path=target) == target
+    assert "<!-- x:start -->\na table\n<!-- x:end -->" in target.read_text(encoding="utf-8")

@@ -8,8 +8,10 @@ import pytest
 from zsl import LabelVocab
 from zsl.cli import main
 from zsl.errors import InputError, VocabularyError
-from zsl.evaluate import evaluate, read_gold, read_predictions, write_report
+from zsl.evaluate import evaluate
 from zsl.metrics import per_label_prf, precision_recall_curve
+from zsl.report import write_report
+from zsl.rows import read_gold, read_predictions
 
 # Three predicted items, one gold item without a prediction ("4"), one prediction without
 # gold ("5"). Every expected value below is worked out by hand in the comments.

@@ -17,24 +17,19 @@ from PIL import Image
 from tests.fakes import ScriptedLM
 from zsl import LabelVocab
 from zsl.base import Scorer
+from zsl.data.images import list_image_files, load_image, load_images, to_rgb
 from zsl.errors import InputError, ModelNotFoundError
-from zsl.image import (
-    ImageTagger,
+from zsl.image import ImageTagger, describe_labels, label_texts
+from zsl.image_backends import conse_embeddings, get_image_backend
+from zsl.image_math import (
     aggregate,
     class_probabilities,
-    describe_labels,
     global_local_scores,
     grid_boxes,
-    label_texts,
-    list_image_files,
-    load_image,
-    load_images,
     local_scores,
     make_crops,
     softmax,
-    to_rgb,
 )
-from zsl.image_backends import conse_embeddings, get_image_backend
 
 # ----------------------------------------------------------------------------- maths
 

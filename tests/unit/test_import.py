@@ -32,3 +32,31 @@ def test_lazy_attributes_resolve():
         assert "does_not_exist" in str(exc)
     else:
         raise AssertionError("unknown attribute must raise AttributeError")
+
+
+# Every name a user imports from ``zsl``: removing one breaks their code, so the list is spelled out.
+PUBLIC_API = [
+    "ImageTagger", "InputError", "LabelSettings", "LabelVocab", "MissingDependencyError", "ModelIntegrityError",
+    "ModelNotFoundError", "RemoteModelError", "Scorer", "StudentClassifier", "Tagger", "VocabIndex",
+    "VocabularyError", "ZslError", "__version__", "budget_run", "get_encoder", "get_lm", "label_run", "list_models",
+    "metrics",
+]
+
+
+def test_the_public_api_is_the_listed_names_and_each_resolves():
+    import zsl
+
+    assert sorted(zsl.__all__) == sorted(PUBLIC_API)
+    for name in PUBLIC_API:
+        assert getattr(zsl, name) is not None, name
+
+
+def test_the_version_lives_in_zsl_version_and_matches_pyproject():
+    import tomllib
+    from pathlib import Path
+
+    import zsl
+    from zsl.version import __version__
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text(encoding="utf-8"))
+    assert zsl.__version__ == __version__ == pyproject["project"]["version"]

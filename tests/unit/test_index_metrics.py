@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 
 from zsl import LabelVocab
+from zsl.base import top_k
 from zsl.encoders import HashingEncoder
 from zsl.errors import InputError
-from zsl.index import VocabIndex, apply_prior, max_over_phrases, top_k
+from zsl.index import VocabIndex, apply_prior, max_over_phrases
 from zsl.metrics import f1_scores, mean_average_precision, p_at_k, r_at_k, rp_at_k
 
 

@@ -1,8 +1,19 @@
-"""The floor plan: zsl's modules import each other without cycles and without each other's private names.
+"""The floor plan of zsl (issue #27): wings stacked in one order, imports only pointing down it.
 
-Read from the source, so imports inside functions count as much as those at the top (an import
-in a function only hides a cycle until that function runs); ``if TYPE_CHECKING:`` blocks are
-left out (they never run).
+Every module under zsl/ (and the shipped programs/) belongs to a wing of the target layout in
+docs/architecture.md; the wings stand in :data:`ORDER`, bottom up. Read from the source with
+``ast``, so every import counts: at the top, inside functions (an import in a function only hides
+a cycle until that function runs) and under ``if TYPE_CHECKING:`` (a loop of types is still a loop
+a reader has to untangle). The checks:
+
+* no import points up the order (a module may import its own floor and the floors below);
+* no circle among modules;
+* no private name (``_x``, or a ``_private`` module) is imported from another wing;
+* only the package face (zsl/__init__.py) and the CLI import the package root (``import zsl``;
+  the version is in zsl/version.py);
+* no module re-exports a name it does not define (lists an imported name in ``__all__`` or binds
+  it to a module-level name), and no module imports a name from a module that only imported it;
+  the wing faces (``zsl.data``, ``zsl.examples``, ``zsl.programs``) and the root face are excepted.
 """
 
 from __future__ import annotations
@@ -12,36 +23,108 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# The wings, bottom up (docs/architecture.md, "target layout"). Each floor may import itself and
+# any floor below it. The root contracts (errors, version, vocab, base, rules, rows, retrieval,
+# prompting) are floors of their own, as are cli and the package face.
+ORDER: list[tuple[str, ...]] = [
+    ("errors", "version", "examples"),
+    ("data",),
+    ("util",),
+    ("vocab",),
+    ("base",),
+    ("rules", "rows"),
+    ("models",),
+    ("retrieval", "prompting"),
+    ("programs",),
+    ("image", "silver"),
+    ("evaluation",),
+    ("student",),
+    ("text",),
+    ("runs",),
+    ("review",),
+    ("cli", "face"),
+]
 
-def _modules() -> dict[str, Path]:
-    """Module name -> file, for the library, its benchmarks and the shipped programs."""
+# Today's module -> its wing in the target layout (the file moves come later; the order holds now).
+WING: dict[str, str] = {
+    "zsl": "face",
+    "zsl.cli": "cli",
+    "zsl.errors": "errors",
+    "zsl.version": "version",
+    "zsl.examples": "examples",
+    "zsl.vocab": "vocab",
+    "zsl.base": "base",
+    "zsl.scoring": "rules",
+    "zsl.rows": "rows",
+    "zsl.index": "retrieval",
+    "zsl.fusion": "retrieval",
+    "zsl.prompting": "prompting",
+    "zsl.data": "data",
+    "zsl.data.files": "data",
+    "zsl.data.records": "data",
+    "zsl.data.images": "data",
+    "zsl.paths": "util",
+    "zsl.progress": "util",
+    "zsl.offline": "util",
+    "zsl.cache": "util",
+    "zsl.retry": "util",
+    "zsl.models": "models",
+    "zsl.encoders": "models",
+    "zsl.lm": "models",
+    "zsl.llama_runtime": "models",
+    "zsl.programs": "programs",
+    "zsl.programs.irr": "programs",
+    "zsl.tagger": "text",
+    "zsl.finetune": "text",
+    "zsl.image": "image",
+    "zsl.image_backends": "image",
+    "zsl.image_math": "image",
+    "zsl.fewshot": "student",
+    "zsl.distill": "student",
+    "zsl.pseudo": "silver",
+    "zsl.reviewed": "silver",
+    "zsl.metrics": "evaluation",
+    "zsl.evaluate": "evaluation",
+    "zsl.report": "evaluation",
+    "zsl.labeller": "runs",
+    "zsl.chunks": "runs",
+    "zsl.rundir": "runs",
+    "zsl.run": "runs",
+    "zsl.ray_engine": "runs",
+    "zsl.budget": "runs",
+    "zsl.review": "review",
+    "zsl.quality": "review",
+    "zsl.review_app": "review",
+}
+
+FACES = {"zsl", "zsl.data", "zsl.examples", "zsl.programs"}  # imports plus __all__: re-exporting is their job
+ROOT_IMPORTERS = {"zsl", "zsl.cli"}
+FLOOR = {wing: i for i, floor in enumerate(ORDER) for wing in floor}
+
+
+def _modules(root: Path = ROOT) -> dict[str, Path]:
+    """Module name -> file, for the library and the shipped programs."""
     out: dict[str, Path] = {}
-    for f in sorted((ROOT / "zsl").rglob("*.py")):
-        rel = f.relative_to(ROOT / "zsl")
+    for f in sorted((root / "zsl").rglob("*.py")):
+        rel = f.relative_to(root / "zsl")
         if rel.parts[0] in ("prompts", "programs"):  # links to the top-level folders in a development checkout
             continue
         parts = ["zsl", *rel.with_suffix("").parts]
         out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
-    for f in sorted((ROOT / "programs").glob("*.py")):
+    for f in sorted((root / "programs").glob("*.py")):
         out["zsl.programs" if f.stem == "__init__" else f"zsl.programs.{f.stem}"] = f
     return out
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-
-
 def _imports(path: Path, name: str, modules: dict[str, Path]) -> list[tuple[str, str | None, int]]:
-    """``(module, imported name or None, line)`` for every zsl import in a file, at any depth."""
+    """``(module, imported name or None, line)`` for every zsl import in a file, at any depth.
+
+    ``import zsl`` gives ``("zsl", None, line)``; ``from zsl.a import b`` gives ``("zsl.a.b", None, line)``
+    when ``zsl.a.b`` is a module, else ``("zsl.a", "b", line)``.
+    """
     is_package = path.name == "__init__.py"
     found: list[tuple[str, str | None, int]] = []
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            for child in node.orelse:
-                visit(child)
-            return
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found.extend((a.name, None, node.lineno) for a in node.names if a.name.split(".")[0] == "zsl")
         elif isinstance(node, ast.ImportFrom):
@@ -55,30 +138,26 @@ def _imports(path: Path, name: str, modules: dict[str, Path]) -> list[tuple[str,
                 for a in node.names:
                     sub = f"{base}.{a.name}"
                     found.append((sub, None, node.lineno) if sub in modules else (base, a.name, node.lineno))
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(ast.parse(path.read_text(encoding="utf-8")))
     return found
 
 
-def _graph() -> dict[str, set[str]]:
-    modules = _modules()
-    graph: dict[str, set[str]] = {m: set() for m in modules}
+def _graph(modules: dict[str, Path]) -> dict[str, dict[str, int]]:
+    """Module -> {module it makes Python run: first line}. Importing a.b.c runs the package a.b
+    first, unless the importer is inside a.b (then a.b is already being initialised); the package
+    root ``zsl`` is always initialised first, so it is no edge here (see the root-import check)."""
+    graph: dict[str, dict[str, int]] = {m: {} for m in modules}
     for name, path in modules.items():
-        for target, _, _ in _imports(path, name, modules):
-            # importing a.b.c runs the package a.b first, unless the importer is inside a.b (then a.b
-            # is already being initialised); zsl itself is always initialised first
+        for target, _, line in _imports(path, name, modules):
             parts = target.split(".")
             for i in range(2, len(parts) + 1):
                 mod = ".".join(parts[:i])
                 inside = name.startswith(mod + ".") and i < len(parts)
                 if mod in modules and mod != name and not inside:
-                    graph[name].add(mod)
+                    graph[name].setdefault(mod, line)
     return graph
 
 
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+def _cycles(graph: dict[str, set[str]] | dict[str, dict[str, int]]) -> list[list[str]]:
     """The strongly connected components with more than one module (Tarjan)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -113,10 +192,114 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+def upward_imports(root: Path = ROOT) -> list[str]:
+    modules = _modules(root)
+    return [f"{modules[m].relative_to(root)}:{line}: {m} ({WING[m]}) imports {t} ({WING[t]}), a higher floor"
+            for m, targets in sorted(_graph(modules).items()) for t, line in sorted(targets.items())
+            if m in WING and t in WING and FLOOR[WING[t]] > FLOOR[WING[m]]]  # a module without a wing fails above
+
+
+def private_imports(root: Path = ROOT) -> list[str]:
+    modules = _modules(root)
+    out = []
+    for name, path in modules.items():
+        for target, attr, line in _imports(path, name, modules):
+            owner = next((".".join(target.split(".")[:i]) for i in range(target.count(".") + 1, 0, -1)
+                          if ".".join(target.split(".")[:i]) in modules), target)
+            private = (attr is not None and attr.startswith("_") and not attr.startswith("__")) or any(
+                p.startswith("_") and not p.startswith("__") for p in target.split("."))
+            if private and WING.get(owner) != WING.get(name):
+                out.append(f"{path.relative_to(root)}:{line}: {target}{'.' + attr if attr else ''} from wing "
+                           f"{WING.get(owner)} into {WING.get(name)}")
+    return out
+
+
+def root_imports(root: Path = ROOT) -> list[str]:
+    """``import zsl`` or ``from zsl import NAME`` (NAME not a module) outside the face and the CLI."""
+    modules = _modules(root)
+    return [f"{path.relative_to(root)}:{line}: {name} imports the package root"
+            f"{' for ' + attr if attr else ''}"
+            for name, path in modules.items() if name not in ROOT_IMPORTERS
+            for target, attr, line in _imports(path, name, modules) if target == "zsl"]
+
+
+def _bindings(path: Path) -> tuple[dict[str, int], set[str], list[str], list[tuple[str, str, int]]]:
+    """A module's top-level names bound by an import (name -> line), the names it defines, its
+    ``__all__``, and ``(alias, imported name, line)`` for module-level ``alias = imported_name``."""
+    imported: dict[str, int] = {}
+    defined: set[str] = set()
+    exported: list[str] = []
+    aliases: list[tuple[str, str, int]] = []
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for a in node.names:
+                    imported.setdefault((a.asname or a.name).split(".")[0], node.lineno)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+                if names == ["__all__"] and isinstance(node.value, (ast.List, ast.Tuple)):
+                    exported.extend(e.value for e in node.value.elts if isinstance(e, ast.Constant))
+                    continue
+                defined.update(names)
+                value = node.value
+                while isinstance(value, ast.Attribute):
+                    value = value.value
+                if isinstance(value, ast.Name):
+                    aliases.extend((n, value.id, node.lineno) for n in names)
+            elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For)):
+                for field in ("body", "orelse", "finalbody"):
+                    visit(getattr(node, field, []))
+                for handler in getattr(node, "handlers", []):
+                    visit(handler.body)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    aliases = [(n, v, line) for n, v, line in aliases if v in imported and v not in defined]
+    return imported, defined, exported, aliases
+
+
+def reexports(root: Path = ROOT) -> list[str]:
+    """Names a module hands on without defining them, and imports that take a name from such a module."""
+    modules = _modules(root)
+    bindings = {name: _bindings(path) for name, path in modules.items()}
+    out = []
+    for name, path in modules.items():
+        if name in FACES:
+            continue
+        imported, defined, exported, aliases = bindings[name]
+        rel = path.relative_to(root)
+        out += [f"{rel}:{imported[n]}: {name} lists {n} in __all__ but imports it" for n in exported
+                if n in imported and n not in defined]
+        out += [f"{rel}:{line}: {name} re-binds the imported {v} as {n}" for n, v, line in aliases]
+    for name, path in modules.items():
+        for target, attr, line in _imports(path, name, modules):
+            if attr is None or target in FACES or target not in bindings:
+                continue
+            imported, defined, _, _ = bindings[target]
+            if attr in imported and attr not in defined:
+                out.append(f"{path.relative_to(root)}:{line}: {name} imports {attr} from {target}, which does not "
+                           "define it")
+    return out
+
+
+def test_every_module_has_a_wing_and_every_wing_a_floor():
+    assert sorted(_modules()) == sorted(WING), "place a new module in WING (its wing of the target layout)"
+    assert set(WING.values()) <= set(FLOOR)
+
+
+def test_no_import_points_up_the_wing_order():
+    assert upward_imports() == []
+
+
 def test_the_module_graph_has_no_cycle():
-    graph = _graph()
+    graph = _graph(_modules())
     assert _cycles(graph) == []
-    assert "zsl.image_backends" in graph["zsl.image"] and "zsl.tagger" in graph["zsl.labeller"]  # it sees lazy imports
+    # it sees imports inside functions and under TYPE_CHECKING
+    assert "zsl.image_backends" in graph["zsl.image"] and "zsl.tagger" in graph["zsl.labeller"]
+    assert "zsl.evaluate" in graph["zsl.report"] and "zsl.pseudo" in graph["zsl.report"]
 
 
 def test_the_cycle_check_finds_one_hidden_in_a_function():
@@ -125,11 +308,47 @@ def test_the_cycle_check_finds_one_hidden_in_a_function():
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
-def test_no_module_imports_another_modules_private_names():
-    modules = _modules()
-    private = [f"{path.relative_to(ROOT)}:{line}: {target}.{attr}"
-               for name, path in modules.items()
-               for target, attr, line in _imports(path, name, modules)
-               if (attr is not None and attr.startswith("_") and not attr.startswith("__"))
-               or any(p.startswith("_") and not p.startswith("__") for p in target.split("."))]
-    assert private == []
+def test_no_private_name_is_imported_from_another_wing():
+    assert private_imports() == []
+
+
+def test_only_the_face_and_the_cli_import_the_package_root():
+    assert root_imports() == []
+
+
+def test_no_module_re_exports_a_name_it_does_not_define():
+    assert reexports() == []
+
+
+def test_the_checks_catch_what_they_are_for(tmp_path):
+    """Each check fails on a small tree that breaks it (the real tree is clean, so this shows they can fail)."""
+    zsl = tmp_path / "zsl"
+    (tmp_path / "programs").mkdir()
+    zsl.mkdir()
+    files = {
+        "__init__.py": "from zsl.errors import ZslError\n__all__ = ['ZslError']\n",
+        "errors.py": "class ZslError(Exception):\n    pass\n",
+        "vocab.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from zsl.base import Scorer\n",
+        "base.py": "from zsl.vocab import LabelVocab\n\ndef f():\n    import zsl\n    from zsl.run import _merge\n",
+        "run.py": "from zsl.errors import ZslError\n__all__ = ['ZslError']\n_Err = ZslError\n",
+        "rows.py": "from zsl.run import ZslError\n",
+    }
+    for name, text in files.items():
+        (zsl / name).write_text(text, encoding="utf-8")
+    saved = dict(WING)
+    WING.update({"zsl.run": "runs", "zsl.rows": "rows"})
+    try:
+        assert _cycles(_graph(_modules(tmp_path))) == [["zsl.base", "zsl.vocab"]]
+        assert [u.split(": ", 1)[1] for u in upward_imports(tmp_path)] == [
+            "zsl.base (base) imports zsl.run (runs), a higher floor",
+            "zsl.rows (rows) imports zsl.run (runs), a higher floor",
+            "zsl.vocab (vocab) imports zsl.base (base), a higher floor"]
+        assert private_imports(tmp_path) == ["zsl/base.py:5: zsl.run._merge from wing runs into base"]
+        assert root_imports(tmp_path) == ["zsl/base.py:4: zsl.base imports the package root"]
+        assert reexports(tmp_path) == [
+            "zsl/run.py:1: zsl.run lists ZslError in __all__ but imports it",
+            "zsl/run.py:3: zsl.run re-binds the imported ZslError as _Err",
+            "zsl/rows.py:1: zsl.rows imports ZslError from zsl.run, which does not define it"]
+    finally:
+        WING.clear()
+        WING.update(saved)

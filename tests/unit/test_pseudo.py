@@ -15,13 +15,12 @@ from zsl.pseudo import (
     from_hf_dataset,
     make_silver,
     read_silver,
-    silver_report,
     to_hf_dataset,
-    vocab_difference,
     write_silver,
 )
+from zsl.report import silver_report
 from zsl.scoring import GlobalThreshold, PerLabelThreshold, TopK
-from zsl.vocab import LabelVocab
+from zsl.vocab import LabelVocab, vocab_difference
 
 LABELS = ["sports", "politics, national", 'say "hi"', "émotion", "never"]
 

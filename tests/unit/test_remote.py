@@ -51,7 +51,7 @@ def _rows(path: Path) -> list[dict]:
 def test_dspy_lm_errors_are_transient_and_a_servers_retry_after_is_honoured():
     import dspy
 
-    from zsl.run import is_transient, retry_call
+    from zsl.retry import is_transient, retry_call
 
     assert is_transient(dspy.LMRateLimitError("slow down", status=429))
     assert is_transient(dspy.LMServerError("oops", status=503))
@@ -138,14 +138,14 @@ def test_a_server_that_never_answers_fails_within_the_timeout_not_hours(tmp_path
 def test_remote_calls_have_a_default_time_limit_and_leave_retries_to_zsl():
     import dspy
 
+    from zsl.labeller import TextLabeller
     from zsl.lm import REMOTE_TIMEOUT, get_lm
-    from zsl.run import _TextLabeller
     from zsl.vocab import LabelVocab
 
     assert get_lm("hosted_vllm/x", api_base="http://127.0.0.1:9/v1").kwargs["timeout"] == REMOTE_TIMEOUT == 120
     with FakeOpenAI() as server:
         mine = dspy.LM("hosted_vllm/x", api_base=server.api_base, cache=False)  # no timeout of its own
-        lab = _TextLabeller(LabelVocab(LABELS), lm=mine, encoder="hashing", k=1, label_kind="topics", infer=True,
+        lab = TextLabeller(LabelVocab(LABELS), lm=mine, encoder="hashing", k=1, label_kind="topics", infer=True,
                             rank=False, rank_top=5, program=None, concurrency=2, timeout=None, retries=1)
     used = lab.program.infer.predict.lm
     assert lab.remote and lab.concurrency == 2 and server.requests == 1  # the start-up check
@@ -154,14 +154,14 @@ def test_remote_calls_have_a_default_time_limit_and_leave_retries_to_zsl():
 
 
 def test_the_start_up_check_reaches_the_server_even_when_answers_are_cached(monkeypatch):
+    from zsl.labeller import TextLabeller
     from zsl.lm import get_lm
-    from zsl.run import _TextLabeller
     from zsl.vocab import LabelVocab
 
     monkeypatch.setenv("ZSL_LM_CACHE", "1")
     with FakeOpenAI() as server:
         for _ in range(2):
-            _TextLabeller(LabelVocab(LABELS), lm=get_lm("hosted_vllm/x", api_base=server.api_base), encoder="hashing",
+            TextLabeller(LabelVocab(LABELS), lm=get_lm("hosted_vllm/x", api_base=server.api_base), encoder="hashing",
                           k=1, label_kind="topics", infer=True, rank=False, rank_top=5, program=None, concurrency=1,
                           timeout=None, retries=0)
     assert server.requests == 2  # a cached "ok" would not show that the server is up

@@ -15,7 +15,8 @@ import pytest
 from tests.fakes import ScriptedLM
 from zsl.cli import main
 from zsl.errors import InputError
-from zsl.run import _IdSet, estimate_run, is_transient, label_run, retry_call
+from zsl.retry import is_transient, retry_call
+from zsl.run import _IdSet, estimate_run, label_run
 
 TOPICS = ["sports", "weather, storms", "cooking", "politics", "music"]
 WORDS = {"sports": "football match goal team", "weather, storms": "rain storm wind forecast",
@@ -176,9 +177,9 @@ def test_run_with_scripted_lm_counts_tokens_and_warns_about_local_concurrency(tm
 
 
 def test_remote_style_concurrency_keeps_input_order_and_reports_failures(tmp_path, vocab_file):
-    from zsl.run import _TextLabeller
+    from zsl.labeller import TextLabeller
 
-    lab = _TextLabeller(_vocab(), lm=None, encoder="hashing", k=1, label_kind="topics", infer=False, rank=False,
+    lab = TextLabeller(_vocab(), lm=None, encoder="hashing", k=1, label_kind="topics", infer=False, rank=False,
                         rank_top=5, program=None, concurrency=1, timeout=None, retries=2)
     lab.uses_lm, lab.remote, lab.concurrency = True, True, 4
     rng = random.Random(1)
@@ -218,11 +219,11 @@ def _vocab():
 
 
 def test_items_failing_on_transient_errors_are_retried_by_rerunning_the_command(tmp_path, vocab_file, monkeypatch):
-    from zsl.run import _TextLabeller
+    from zsl.labeller import TextLabeller
 
     items = tmp_path / "items.jsonl"
     _write_items(items, 23)
-    init, one = _TextLabeller.__init__, _TextLabeller._one
+    init, one = TextLabeller.__init__, TextLabeller._one
     failing, calls = set(), []
 
     def per_item_init(self, *a, **kw):  # retrieval through the per-item (LM) path, as with a remote LM
@@ -237,8 +238,8 @@ def test_items_failing_on_transient_errors_are_retried_by_rerunning_the_command(
             raise TimeoutError("rate limited")
         return one(self, item)
 
-    monkeypatch.setattr(_TextLabeller, "__init__", per_item_init)
-    monkeypatch.setattr(_TextLabeller, "_one", flaky_one)
+    monkeypatch.setattr(TextLabeller, "__init__", per_item_init)
+    monkeypatch.setattr(TextLabeller, "_one", flaky_one)
     kw = {"encoder": "hashing", "infer": False, "rank": False, "k": 2, "chunk_size": 5}
     clean = label_run(items, vocab_file, out=tmp_path / "clean", **kw)
     assert clean.skipped == 1 and clean.retryable == 0 and not (tmp_path / "clean" / "chunks").exists()

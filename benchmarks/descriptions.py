@@ -6,9 +6,9 @@ benchmark records the Infer step's phrases once, then the Rank step's yes/no log
 the top candidates of each setting (descriptions embedded with the labels and shown to Rank,
 or bare labels), so both settings are scored from the same Infer answers:
 
-    python -m zsl.bench.descriptions run --dataset reuters            # the LLM steps (resumable)
-    python -m zsl.bench.descriptions run --dataset reuters --no-llm   # retrieval only: nothing to run
-    python -m zsl.bench.descriptions report [--write]
+    python -m benchmarks.descriptions run --dataset reuters            # the LLM steps (resumable)
+    python -m benchmarks.descriptions run --dataset reuters --no-llm   # retrieval only: nothing to run
+    python -m benchmarks.descriptions report [--write]
 
 Data: a seeded 200-article slice of the shared Reuters ModApte train file that nothing is
 tuned on (``--n``, ``--seed``), and the ESCO TECH + HOUSE validation sets. Metrics: P@1,
@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarks import ROOT
+
 DATA = ROOT.parent / "shared" / "data"
 DATASETS = ("reuters", "esco")
 SETTINGS = ("bare", "desc")
@@ -52,9 +53,10 @@ def load(dataset: str, n: int, seed: int) -> tuple[Any, list[dict[str, Any]], st
 
 
 def _program(vocab, kind: str, descriptions: bool, encoder: str | None, *, infer: bool = False, rank: bool = False):
+    from zsl.programs.irr import InferRetrieveRank
+
     from zsl.encoders import get_encoder
     from zsl.index import VocabIndex
-    from zsl.programs.irr import InferRetrieveRank
 
     index = VocabIndex(vocab, get_encoder(encoder), use_descriptions=descriptions, show_progress=True)
     return InferRetrieveRank(index, label_kind=kind, infer=infer, rank=rank, rank_top=20)
@@ -169,15 +171,15 @@ def report(args: argparse.Namespace) -> None:
 
 
 def _write(table: str, args: argparse.Namespace) -> None:
-    from zsl.bench import write_section
+    from benchmarks import write_section
 
-    cmd = f"`python -m zsl.bench.descriptions report --n {args.n} --seed {args.seed}`"
+    cmd = f"`python -m benchmarks.descriptions report --n {args.n} --seed {args.seed}`"
     path = write_section("descriptions", f"{cmd}\n\n{table}", heading="Label descriptions (Reuters-21578, ESCO)")
     print(f"updated {path}")
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m zsl.bench.descriptions", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks.descriptions", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=None, help="records folder (default $ZSL_HOME/bench/descriptions)")
     p.add_argument("--encoder", default=None)

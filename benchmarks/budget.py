@@ -1,7 +1,7 @@
 """Budgeted labelling: how much of the 100%-LLM quality does a 5-25% LLM budget keep, and at what time?
 
-    python -m zsl.bench.budget run [--dataset goemotions reuters] [--n 300]   # resumable
-    python -m zsl.bench.budget report [--write]                                # table + docs/budget.png
+    python -m benchmarks.budget run [--dataset goemotions reuters] [--n 300]   # resumable
+    python -m benchmarks.budget report [--write]                                # table + docs/budget.png
 
 Data: a seeded slice of ``--n`` items of each shared train file (GoEmotions, Reuters-21578
 ModApte) is labelled with LLM budgets of 0, 5, 10, 25 and 100%, by the active selection of
@@ -38,10 +38,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import ROOT, checkout_file
 from zsl.base import top_k_sets
 from zsl.budget import SELF_TRAIN
 
-ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 DATASETS = ("goemotions", "reuters")
 BUDGETS = (0, 5, 10, 25, 100)
@@ -91,7 +91,7 @@ class Teacher:
                     if r.get("lm") != lm:  # records made before this field: the embedded LLM (None)
                         raise SystemExit(f"{path} holds answers of the LLM {r.get('lm') or 'embedded'}, not "
                                          f"{lm or 'embedded'}: give another teacher its own records folder "
-                                         "(python -m zsl.bench.budget --out DIR run ...)")
+                                         "(python -m benchmarks.budget --out DIR run ...)")
                     self.records[int(r["i"])] = r
         self._labeller = None
         self.pos = {lab: j for j, lab in enumerate(vocab.labels)}
@@ -252,7 +252,7 @@ def students(args: argparse.Namespace) -> None:
         teacher = Teacher(vocab, kind, [r["text"] for r in rows], out / f"{name}.teacher.jsonl", None)
         have = sorted(i for i, r in teacher.records.items() if "labels" in r and i < len(rows))  # this slice's
         if not have:
-            raise SystemExit(f"no teacher answers for {name}: run `python -m zsl.bench.budget run --dataset {name}` first")
+            raise SystemExit(f"no teacher answers for {name}: run `python -m benchmarks.budget run --dataset {name}` first")
         held_texts = [r["text"] for r in held]
         emb, cheap, _, emb_h, cheap_h = _cheap_pass(vocab, kind, [r["text"] for r in rows], held_texts)
         yh = vocab.to_multi_hot([r["labels"] for r in held], strict=False)
@@ -324,7 +324,7 @@ def esco(args: argparse.Namespace) -> None:
     """The 14k-label regime from the recorded LLM answers of the #13 test run (no LLM call here).
 
     Items: ESCO TECH + HOUSE test (600 sentences), from the records ``--variant`` of
-    ``python -m zsl.bench.irera run`` (made with ``--rank-top 30`` or more). The teacher's scores are
+    ``python -m benchmarks.irera run`` (made with ``--rank-top 30`` or more). The teacher's scores are
     the recorded Infer phrases and Rank log-odds fused with the weights fitted on validation; its
     seconds are the recorded ones. Students learn the teacher's 3 best skills per item. RP@5 /
     RP@10 of the final scores, with the student (self-training as zsl's default, and without) or
@@ -332,7 +332,7 @@ def esco(args: argparse.Namespace) -> None:
     """
     from types import SimpleNamespace
 
-    from zsl.bench import irera
+    from benchmarks import irera
     from zsl.budget import budget_loop, parse_budget
     from zsl.metrics import rp_at_k
 
@@ -346,7 +346,7 @@ def esco(args: argparse.Namespace) -> None:
         rows = irera.load_split(data, split)
         path = store / f"{split}.{args.variant}.jsonl"
         if not path.exists():
-            raise SystemExit(f"missing {path}: run `python -m zsl.bench.irera run --split {split} --rank-top 30 "
+            raise SystemExit(f"missing {path}: run `python -m benchmarks.irera run --split {split} --rank-top 30 "
                              f"--variant {args.variant}` first")
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
@@ -422,7 +422,7 @@ def _median(recs: list[dict], *path: str) -> float:
 def report(args: argparse.Namespace) -> None:
     recs = list(_records(Path(args.out)).values())
     if not recs:
-        raise SystemExit("no results yet: run `python -m zsl.bench.budget run` first")
+        raise SystemExit("no results yet: run `python -m benchmarks.budget run` first")
     lines = []
     groups: dict[tuple, list[dict]] = {}  # zsl's default self-training (0% and 100% have no rest to self-train on)
     ablation: dict[tuple, list[dict]] = {}  # the budgets with the other self-training settings run
@@ -461,26 +461,26 @@ def report(args: argparse.Namespace) -> None:
     lines += _students_table(Path(args.out))
     esco_md = Path(args.out) / "esco.md"
     if esco_md.exists():
-        lines += ["The 14k-label regime (`python -m zsl.bench.budget esco`):", "",
+        lines += ["The 14k-label regime (`python -m benchmarks.budget esco`):", "",
                   *esco_md.read_text(encoding="utf-8").splitlines()]
     else:  # records made on another machine: keep the published table rather than drop it
         old = _published_esco()
         if old:
-            lines += [("The 14k-label regime (`python -m zsl.bench.budget esco`; the table of an earlier run, whose "
+            lines += [("The 14k-label regime (`python -m benchmarks.budget esco`; the table of an earlier run, whose "
                       "records are not on this machine):"), "", *old]
     table = "\n".join(lines).rstrip()
     print(table)
     _plot(groups)
     if args.write:
-        from zsl.bench import write_section
+        from benchmarks import write_section
 
         slices = _slices(groups)
         sizes = "; ".join(f"N = {n} with `--dataset {' '.join(d for d, m in slices if m == n)}`"
                           for n in sorted({m for _, m in slices}))
-        cmd = (f"`python -m zsl.bench.budget run --n N --budgets 100` (the LLM part, alone), `python -m "
-               f"zsl.bench.budget run --n N` (every budget, from the recorded answers), for the ablation "
-               f"`python -m zsl.bench.budget run --n N --budgets 5 10 25 --self-train S` with S = 0, 0.25, 0.75, 1, "
-               f"then `python -m zsl.bench.budget report --write`; {sizes} (the ablations run are the columns shown)")
+        cmd = (f"`python -m benchmarks.budget run --n N --budgets 100` (the LLM part, alone), `python -m "
+               f"benchmarks.budget run --n N` (every budget, from the recorded answers), for the ablation "
+               f"`python -m benchmarks.budget run --n N --budgets 5 10 25 --self-train S` with S = 0, 0.25, 0.75, 1, "
+               f"then `python -m benchmarks.budget report --write`; {sizes} (the ablations run are the columns shown)")
         block = f"{cmd}\n\n{table}\n\n![micro-F1 against LLM seconds](docs/budget.png)"
         print(f"updated {write_section('budget', block, heading='Budgeted labelling (issue #15)')}")
 
@@ -533,7 +533,7 @@ def _students_table(out: Path) -> list[str]:
             continue
         base = mine[0]["retrieval"]
         lines += [(f"Students from the teacher's labels, its scores (soft targets) and the same items' gold labels "
-                   f"(**{name}**, `python -m zsl.bench.budget students`; held-out micro-F1 / mAP against gold; "
+                   f"(**{name}**, `python -m benchmarks.budget students`; held-out micro-F1 / mAP against gold; "
                    f"retrieval alone {base['micro_f1']:.1f} / {base['map']:.1f}):"), "",
                   ("| labelled items | seeds | head, teacher labels | head, teacher scores (soft) | head, gold labels | "
                    "fine-tuned encoder, teacher labels | fine-tuned encoder, gold labels |"), "|---|---|---|---|---|---|---|"]
@@ -556,7 +556,7 @@ def _published_esco() -> list[str]:
     if not path.exists():
         return []
     text = path.read_text(encoding="utf-8")
-    start = text.find("The 14k-label regime (`python -m zsl.bench.budget esco`")
+    start = text.find("The 14k-label regime (`python -m benchmarks.budget esco`")
     end = text.find("![micro-F1 against LLM seconds]", start)
     if start < 0 or end < 0:
         return []
@@ -591,13 +591,14 @@ def _plot(groups: dict[tuple, list[dict]]) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    PLOT.parent.mkdir(exist_ok=True)
-    fig.savefig(PLOT, dpi=110)
-    print(f"wrote {PLOT}")
+    plot = checkout_file(PLOT.relative_to(ROOT).as_posix())
+    plot.parent.mkdir(exist_ok=True)
+    fig.savefig(plot, dpi=110)
+    print(f"wrote {plot}")
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m zsl.bench.budget", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks.budget", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=None, help="records folder (default: $ZSL_HOME/bench/budget)")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -622,13 +623,13 @@ def main(argv: list[str] | None = None) -> None:
                     help="head-soft: the head at the same penalty, trained on the teacher's scores (softmax) instead")
     st.set_defaults(func=students)
     e = sub.add_parser("esco", help="the 14k-label regime, from the #13 test records (no LLM call)")
-    e.add_argument("--irera-out", default=None, help="records of python -m zsl.bench.irera (default: beside --out)")
+    e.add_argument("--irera-out", default=None, help="records of python -m benchmarks.irera (default: beside --out)")
     e.add_argument("--variant", default="minilm-l6-desc", help="which irera records (base MiniLM + descriptions)")
     e.set_defaults(func=esco)
     rep = sub.add_parser("report")
     rep.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     rep.set_defaults(func=report)
-    from zsl.bench import run_parsed
+    from benchmarks import run_parsed
 
     run_parsed(p.parse_args(argv), "budget")
 

@@ -1,8 +1,8 @@
 """Label-quality ranking on silver data with known errors (issue #17): does it find the wrong rows?
 
-    python -m zsl.bench.quality run [--dataset goemotions reuters] [--n 10000] [--seeds 0 1 2]
-    python -m zsl.bench.quality timing          # cleanlab / student time against rows x label columns
-    python -m zsl.bench.quality report [--write]
+    python -m benchmarks.quality run [--dataset goemotions reuters] [--n 10000] [--seeds 0 1 2]
+    python -m benchmarks.quality timing          # cleanlab / student time against rows x label columns
+    python -m benchmarks.quality report [--write]
 
 Data: gold-labelled items of the shared train files (GoEmotions: a seeded slice of ``--n``
 items, 28 labels; Reuters-21578 ModApte train: every item with a label, 7,770, 90 labels).
@@ -56,7 +56,7 @@ METHODS = ("cleanlab", "cleanlab adjusted", "student disagreement", "teacher con
 
 def load(name: str, n: int, seed: int = 0) -> tuple[Any, list[dict[str, Any]]]:
     """``(vocab, rows)``: up to ``n`` seeded gold-labelled rows of the shared train file."""
-    from zsl.bench.budget import load as budget_load
+    from benchmarks.budget import load as budget_load
 
     vocab, _kind, rows, _ = budget_load(name, n, 0, seed)
     return vocab, rows
@@ -260,17 +260,17 @@ def report(args: argparse.Namespace) -> None:
         table += "\n\nTime (2 CPU cores, shared with other jobs; the load varied):\n\n" + "\n".join(rows)
     print(table)
     if args.write:
-        from zsl.bench import write_section
+        from benchmarks import write_section
 
-        cmd = ("`python -m zsl.bench.quality run` (GoEmotions 10,000-item slice and Reuters ModApte train, "
-               "10% of rows corrupted, 3 seeds), `python -m zsl.bench.quality timing` and "
-               "`python -m zsl.bench.quality timing --columns 13896` (every ESCO label, unrestricted), then "
-               "`python -m zsl.bench.quality report --write`")
+        cmd = ("`python -m benchmarks.quality run` (GoEmotions 10,000-item slice and Reuters ModApte train, "
+               "10% of rows corrupted, 3 seeds), `python -m benchmarks.quality timing` and "
+               "`python -m benchmarks.quality timing --columns 13896` (every ESCO label, unrestricted), then "
+               "`python -m benchmarks.quality report --write`")
         print(f"updated {write_section('quality', cmd + chr(10) + chr(10) + table, heading='Label-quality ranking (issue #17)')}")
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m zsl.bench.quality", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=None, help="records folder (default: $ZSL_HOME/bench/quality)")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     rep = sub.add_parser("report")
     rep.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     rep.set_defaults(func=report)
-    from zsl.bench import run_parsed
+    from benchmarks import run_parsed
 
     random.seed(0)
     run_parsed(p.parse_args(argv), "quality")

@@ -28,7 +28,7 @@ For GoEmotions (28 labels) and Reuters-21578 (90 topics):
 Run (about 1-2 minutes once the embeddings are cached under ``$ZSL_HOME/embeddings``;
 the first run encodes ~11k texts with MiniLM)::
 
-    .venv/bin/python -m zsl.bench.distill
+    .venv/bin/python -m benchmarks.distill
 
 It prints the table and writes it into BENCHMARKS.md between
 ``<!-- distill:start -->`` and ``<!-- distill:end -->`` (``--no-write`` to skip).
@@ -47,12 +47,13 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarks import ROOT, checkout_file
+
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 DEFAULT_OUT = ROOT / "out" / "bench" / "distill"
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 START, END = "<!-- distill:start -->", "<!-- distill:end -->"
-COMMAND = ".venv/bin/python -m zsl.bench.distill"
+COMMAND = ".venv/bin/python -m benchmarks.distill"
 
 STUDENTS: dict[str, dict[str, Any]] = {
     "linear, BCE": {"loss": "bce"},
@@ -151,7 +152,8 @@ def _median_time(fn: Any, repeats: int = 5) -> float:
 def run_dataset(ds: dict[str, Any], args: argparse.Namespace, encoder: Any) -> dict[str, Any]:
     from zsl.distill import StudentClassifier, folder_size
     from zsl.encoders import encode_cached
-    from zsl.pseudo import make_silver, read_silver, silver_report, write_silver
+    from zsl.pseudo import make_silver, read_silver, write_silver
+    from zsl.report import silver_report
     from zsl.scoring import TopK
     from zsl.tagger import Tagger
 
@@ -350,7 +352,7 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, seconds: flo
 
 
 # -- COCO: the offline image scorer as teacher, a head on the same backbone's features as student --
-COCO_COMMAND = ".venv/bin/python -m zsl.bench.distill --coco"
+COCO_COMMAND = ".venv/bin/python -m benchmarks.distill --coco"
 COCO_START, COCO_END = "<!-- distill-coco:start -->", "<!-- distill-coco:end -->"
 COCO_RULE_K = 3  # TopK(k=3): a label-free rule; 3 is a round guess near COCO's usual few objects per photo
 COCO_STUDENTS: dict[str, dict[str, Any]] = {
@@ -432,10 +434,12 @@ def _folds(n: int, k: int, seed: int) -> list[np.ndarray]:
 
 def run_coco(args: argparse.Namespace) -> dict[str, Any]:
     """Cross-fitted distillation on the COCO subset (see the module docstring)."""
-    from zsl.bench.images import load_coco
+    from benchmarks.images import load_coco
+    from zsl.data.images import load_images
     from zsl.distill import StudentClassifier, folder_size
-    from zsl.image import ImageTagger, global_local_scores, load_images
+    from zsl.image import ImageTagger
     from zsl.image_backends import conse_embeddings, get_image_backend, to_batch
+    from zsl.image_math import global_local_scores
     from zsl.metrics import mean_average_precision
     from zsl.scoring import TopK
 
@@ -654,10 +658,11 @@ def _split_block(block: str) -> tuple[str, str | None]:
     return block.strip("\n"), None
 
 
-def write_benchmarks(text: str | None, path: Path = BENCHMARKS, *, coco: str | None = None) -> None:
+def write_benchmarks(text: str | None, path: Path | None = None, *, coco: str | None = None) -> None:
     """Write the distill block. ``text``: the GoEmotions/Reuters part (None: keep the one in the
     file); ``coco``: the COCO part (None: keep the one in the file). Each run replaces only what it
     measured, so ``--coco`` leaves the text tables alone and a text run keeps the COCO table."""
+    path = checkout_file("BENCHMARKS.md") if path is None else path
     body = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
     has_block = START in body and END in body
     old_text, old_coco = _split_block(body.split(START, 1)[1].split(END, 1)[0]) if has_block else ("", None)
@@ -678,7 +683,7 @@ def write_benchmarks(text: str | None, path: Path = BENCHMARKS, *, coco: str | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zsl.bench.distill", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.distill", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="the shared data folder")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="where silver data, reports and students go")
     parser.add_argument("--dataset", action="append", choices=["goemotions", "reuters", "coco"],

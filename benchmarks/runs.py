@@ -1,8 +1,8 @@
 """Benchmarks of the labelling-run machinery (issue #6): overhead and memory.
 
-    python -m zsl.bench.runs overhead [--items 10000] [--repeats 3]   # needs ../shared/data/goemotions
-    python -m zsl.bench.runs memory [--lines 10000 100000 1000000]
-    python -m zsl.bench.runs all --write                              # both, table into BENCHMARKS.md
+    python -m benchmarks.runs overhead [--items 10000] [--repeats 3]   # needs ../shared/data/goemotions
+    python -m benchmarks.runs memory [--lines 10000 100000 1000000]
+    python -m benchmarks.runs all --write                              # both, table into BENCHMARKS.md
 
 *overhead*: a retrieve-only run (MiniLM, GoEmotions' 28 labels) over the first N GoEmotions
 training texts through :func:`zsl.run.label_run` (chunks, fsync, manifest, merge, progress
@@ -30,7 +30,9 @@ import time
 from contextlib import redirect_stderr
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from benchmarks import ROOT, checkout_file
+
+DATA = ROOT.parent / "shared" / "data"
 START, END = "<!-- runs:start -->", "<!-- runs:end -->"
 
 
@@ -123,8 +125,9 @@ def memory(sizes: list[int]) -> list[dict]:
         with path.open("w", encoding="utf-8") as fh:
             for i in range(n):
                 fh.write(json.dumps({"id": f"x{i}", "text": " ".join(rng.choices(words, k=12))}) + "\n")
-        proc = subprocess.run([sys.executable, "-m", "zsl.bench.runs", "_child", str(path), str(vocab),
-                               str(tmp / f"run_{n}")], capture_output=True, text=True, check=True)
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.runs", "_child", str(path), str(vocab),
+                               str(tmp / f"run_{n}")], capture_output=True, text=True, check=True,
+                              cwd=ROOT)  # -m benchmarks.runs resolves from the checkout
         res = json.loads(proc.stdout.strip().splitlines()[-1])
         res.update(lines=n, input_mb=path.stat().st_size / 1e6)
         results.append(res)
@@ -140,7 +143,7 @@ def _table(ov: dict | None, mem: list[dict] | None) -> str:
         lines += [
             (f"Overhead of the run machinery, retrieve-only ({ov['encoder']} encoder) over {ov['items']:,} "
              f"GoEmotions texts (28 labels), medians of {len(ov['run_s'])} alternating repeats "
-             f"(`python -m zsl.bench.runs overhead --encoder {ov['encoder']} --repeats {len(ov['run_s'])}`):"), "",
+             f"(`python -m benchmarks.runs overhead --encoder {ov['encoder']} --repeats {len(ov['run_s'])}`):"), "",
             "| | median seconds | items/s |", "|---|---|---|",
             (f"| bare loop (same labelling work, one write at the end) | {ov['bare_median_s']:.1f} | "
             f"{ov['items'] / ov['bare_median_s']:.0f} |"),
@@ -149,7 +152,7 @@ def _table(ov: dict | None, mem: list[dict] | None) -> str:
             "", f"Overhead: **{ov['overhead_pct']:+.1f}%** (target < 5%).", ""]
     if mem:
         lines += [("Peak memory of `label_run` on generated JSON Lines inputs (retrieve-only, hashing encoder, "
-                  "each size in a fresh process; `python -m zsl.bench.runs memory`):"), "",
+                  "each size in a fresh process; `python -m benchmarks.runs memory`):"), "",
                   "| lines | input size | peak RSS | seconds |", "|---|---|---|---|"]
         lines += [f"| {m['lines']:,} | {m['input_mb']:.0f} MB | {m['peak_rss_mb']:.0f} MB | {m['seconds']:.0f} |"
                   for m in mem]
@@ -159,7 +162,7 @@ def _table(ov: dict | None, mem: list[dict] | None) -> str:
 
 
 def _write(table: str) -> None:
-    path = Path(__file__).resolve().parents[2] / "BENCHMARKS.md"
+    path = checkout_file("BENCHMARKS.md")
     text = path.read_text(encoding="utf-8")
     if START in text:
         text = text[: text.index(START)] + table + text[text.index(END) + len(END):]
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] == "_child":
         _child_memory(*argv[1:4])
         return
-    ap = argparse.ArgumentParser(prog="python -m zsl.bench.runs", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.runs", description=__doc__.split("\n\n")[0])
     ap.add_argument("what", choices=["overhead", "memory", "all"])
     ap.add_argument("--items", type=int, default=10_000)
     ap.add_argument("--repeats", type=int, default=3)

@@ -11,15 +11,15 @@ produced (phrases, candidates, yes/no log-odds, tokens, seconds), so the variant
 are all scored from the same records. Records are appended to a JSONL file per split as
 items finish, so an interrupted run continues where it stopped.
 
-    python -m zsl.bench.irera run --split tech_validation --split house_validation
-    python -m zsl.bench.irera run --split tech_test --split house_test
-    python -m zsl.bench.irera report            # prints the table, updates BENCHMARKS.md
+    python -m benchmarks.irera run --split tech_validation --split house_validation
+    python -m benchmarks.irera run --split tech_test --split house_test
+    python -m benchmarks.irera report            # prints the table, updates BENCHMARKS.md
 
 With an encoder fine-tuned on the validation items (``zsl.finetune``), the test run is the same
 program with that retriever:
 
-    python -m zsl.bench.irera finetune          # -> $ZSL_HOME/bench/irera/encoder-ft
-    python -m zsl.bench.irera --encoder $ZSL_HOME/bench/irera/encoder-ft run --variant ft-desc \
+    python -m benchmarks.irera finetune          # -> $ZSL_HOME/bench/irera/encoder-ft
+    python -m benchmarks.irera --encoder $ZSL_HOME/bench/irera/encoder-ft run --variant ft-desc \
         --split tech_test --split house_test --rank-top 30 --no-rank-descriptions
 
 The data folder defaults to ../shared/data/esco next to the repository (``--data``); records
@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import ROOT
 from zsl.prompting import DEFAULT_RANK_PROMPT, RANK_DESCRIPTIONS
 
-ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "esco"
 # Records live in $ZSL_HOME (not the work tree) so a long run survives a fresh checkout.
 DEFAULT_OUT = "$ZSL_HOME/bench/irera"
@@ -90,9 +90,9 @@ def _records_path(out: Path, split: str, variant: str) -> Path:
 
 def run(args: argparse.Namespace) -> None:
     import dspy
+    from zsl.programs.irr import InferRetrieveRank
 
     from zsl.lm import get_lm
-    from zsl.programs.irr import InferRetrieveRank
 
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -227,7 +227,7 @@ def retrievers(args: argparse.Namespace) -> None:
     data, out = Path(args.data), Path(args.out)
     splits = ("tech_validation", "house_validation")
     lines = [(f"Retrievers on the validation sets, from the `{args.variant}` phrase records "
-             f"(`python -m zsl.bench.irera retrievers --encoders {' '.join(args.encoders)}`):"), "",
+             f"(`python -m benchmarks.irera retrievers --encoders {' '.join(args.encoders)}`):"), "",
              ("| encoder | descriptions | split | items | (a) RP@5 / RP@10 | (b) RP@5 / RP@10 | gold in top 10 / 20 / 30 / 50 "
              "| label encoding s |"), "|---|---|---|---|---|---|---|---|"]
     for enc in args.encoders:
@@ -361,7 +361,7 @@ def _row(split: str, label: str, m: dict[str, float], recs: list[dict], variant:
 def _write_benchmarks(table: str, variant: str) -> None:
     """Into BENCHMARKS.md, between the markers of this record set (``irera-VARIANT``; appended at the end
     when the file has none yet)."""
-    from zsl.bench import write_section
+    from benchmarks import write_section
 
     print(f"updated {write_section(f'irera-{variant}', table, heading=f'Infer-Retrieve-Rank, records {variant}')}")
 
@@ -391,8 +391,9 @@ def tune(args: argparse.Namespace) -> None:
     The zero-shot defaults stay unless a setting beats them by at least ``--min-gain`` RP@10
     points on the validation items (:func:`zsl.fusion.fit_fusion`).
     """
-    from zsl.fusion import GRID, fit_fusion
     from zsl.programs.irr import InferRetrieveRank
+
+    from zsl.fusion import GRID, fit_fusion
 
     data, out = Path(args.data), Path(args.out)
     variant = args.variant or default_variant(args)
@@ -419,8 +420,9 @@ def tune(args: argparse.Namespace) -> None:
 
 def compare(args: argparse.Namespace) -> None:
     """RP@10 of several record sets on the validation items they all have, under the same weights."""
-    from zsl.fusion import fused_rp_at_k
     from zsl.programs.irr import InferRetrieveRank
+
+    from zsl.fusion import fused_rp_at_k
 
     data, out = Path(args.data), Path(args.out)
     program = InferRetrieveRank(make_index(args), infer=False, rank=False)
@@ -428,7 +430,7 @@ def compare(args: argparse.Namespace) -> None:
     w = {"text_weight": args.text_weight, "prior_weight": args.prior_weight, "rank_weight": args.rank_weight,
          "rank_top": args.rank_top}
     cache: dict = {}
-    lines = [(f"Record sets on their common items, weights {w} (`python -m zsl.bench.irera compare "
+    lines = [(f"Record sets on their common items, weights {w} (`python -m benchmarks.irera compare "
              f"{' '.join(args.variants)} --rank-top {args.rank_top} --rank-weight {args.rank_weight}`):"), "",
              "| split | items | " + " | ".join(args.variants) + " |", "|---|---|" + "---|" * len(args.variants)]
     for split in ("tech_validation", "house_validation"):
@@ -481,8 +483,9 @@ def speed(args: argparse.Namespace) -> None:
     turned off (a separate pass over the items, run first, so no item follows its own prompt
     in the KV cache). Raw llama.cpp prompt and generation speeds are measured in the same process.
     """
-    from zsl.lm import LlamaCppEngine, get_lm
     from zsl.programs.irr import InferRetrieveRank, Rank
+
+    from zsl.lm import LlamaCppEngine, get_lm
 
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -553,7 +556,7 @@ def speed(args: argparse.Namespace) -> None:
               f"rank top {max(args.tops)} {m[f'{default}/rank{max(args.tops)}_s'][-1]:.2f}s", flush=True)
     med = {k: float(np.median(v)) for k, v in m.items()}
     base = med["infer_s"] + med["retrieve_s"]
-    cmd = (f"python -m zsl.bench.irera speed --split {args.split} --items {args.items} --tops "
+    cmd = (f"python -m benchmarks.irera speed --split {args.split} --items {args.items} --tops "
            f"{' '.join(map(str, args.tops))}" + (f" --layouts {' '.join(args.layouts)}" if args.layouts else ""))
     lines = [f"Medians over the first {len(rows)} {args.split} items, one process, nothing cached (`{cmd}`).", "",
              (f"- raw llama.cpp in the same process: {raw['prompt_tok_s']:.0f} prompt tok/s (one 512-token batch), "
@@ -599,7 +602,7 @@ def finetune(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m zsl.bench.irera", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks.irera", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--out", default=DEFAULT_OUT, help="folder of per-item records (default: $ZSL_HOME/bench/irera)")

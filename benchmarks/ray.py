@@ -1,8 +1,8 @@
 """Benchmark of the Ray engine (issue #16) against the local engine, in the same run.
 
-    python -m zsl.bench.ray run                 # needs ../shared/data/goemotions and `pip install 'zsl[ray]'`
-    python -m zsl.bench.ray report [--write]    # table (and BENCHMARKS.md with --write)
-    python -m zsl.bench.ray threads             # the local engine: torch's default threads vs one
+    python -m benchmarks.ray run                 # needs ../shared/data/goemotions and `pip install 'zsl[ray]'`
+    python -m benchmarks.ray report [--write]    # table (and BENCHMARKS.md with --write)
+    python -m benchmarks.ray threads             # the local engine: torch's default threads vs one
 
 Two workloads, each labelled by ``zsl label`` in a fresh process per configuration, as a user
 would run it:
@@ -34,7 +34,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "goemotions"
+from benchmarks import ROOT, checkout_file
+
+DATA = ROOT.parent / "shared" / "data" / "goemotions"
 START, END = "<!-- ray:start -->", "<!-- ray:end -->"
 WORKLOADS = {
     "retrieval": {"items": 20_000, "args": ["--no-infer", "--no-rank", "--chunk-size", "1000"],
@@ -154,11 +156,11 @@ def _table(recs: dict[str, dict[str, Any]]) -> str:
 def report(args: argparse.Namespace) -> None:
     recs = _load(_records_dir(args.out) / "results.jsonl")
     if not recs:
-        raise SystemExit("no records yet: run `python -m zsl.bench.ray run` first")
+        raise SystemExit("no records yet: run `python -m benchmarks.ray run` first")
     table = _table(recs)
     print(table)
     if args.write:
-        path = Path(__file__).resolve().parents[2] / "BENCHMARKS.md"
+        path = checkout_file("BENCHMARKS.md")
         text = path.read_text(encoding="utf-8")
         if START not in text:
             raise SystemExit(f"BENCHMARKS.md has no {START} ... {END} markers")
@@ -192,7 +194,7 @@ def threads(args: argparse.Namespace) -> None:
             got.append((wall, cpu))
             print(f"{name}: {wall:.1f}s wall, {cpu:.1f} CPU-s", file=sys.stderr)
     print(f"`zsl label --no-infer --no-rank` on {args.items:,} GoEmotions texts (MiniLM), medians of "
-          f"{args.repeats} alternating repeats (`python -m zsl.bench.ray threads --items {args.items} "
+          f"{args.repeats} alternating repeats (`python -m benchmarks.ray threads --items {args.items} "
           f"--repeats {args.repeats}`):\n")
     print("| torch threads | wall s | CPU s |\n|---|---|---|")
     for name, got in rows.items():
@@ -200,7 +202,7 @@ def threads(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m zsl.bench.ray", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.ray", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", help="records folder (default: $ZSL_HOME/bench/ray)")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")

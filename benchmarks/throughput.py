@@ -13,7 +13,7 @@ On N GoEmotions training texts (28 labels), items/s of
 The target is >= 70% of the raw encoder rate for each. The raw rate is measured at the start
 and at the end and averaged, so a change in the machine's load during the run shows.
 
-    python -m zsl.bench.throughput [--items 3000] [--write]
+    python -m benchmarks.throughput [--items 3000] [--write]
 
 ``--write`` puts the table into BENCHMARKS.md between ``<!-- throughput:start -->`` and
 ``<!-- throughput:end -->``.
@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarks import ROOT, checkout_file
+
 DATA = ROOT.parent / "shared" / "data" / "goemotions"
 START, END = "<!-- throughput:start -->", "<!-- throughput:end -->"
 HEADING = "## Throughput of the labelling core (issue #12)"
@@ -157,7 +158,7 @@ def table(res: dict[str, Any], command: str) -> str:
 
 
 def _write(text: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
+    path = checkout_file("BENCHMARKS.md")
     body = path.read_text(encoding="utf-8")
     if START in body:
         body = body[: body.index(START)] + text + body[body.index(END) + len(END):]
@@ -167,14 +168,14 @@ def _write(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m zsl.bench.throughput", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.split("\n\n")[0])
     ap.add_argument("--items", type=int, default=3000)
     ap.add_argument("--data", type=Path, default=DATA, help="folder with goemotions_train.jsonl and _labels.txt")
     ap.add_argument("--encoder", default="minilm-l6", help="hashing: a quick check of the script itself")
     ap.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
     args = ap.parse_args(argv)
     res = measure(args.items, args.data, args.encoder)
-    command = "python -m zsl.bench.throughput" + (f" --items {args.items}" if args.items != 3000 else "")
+    command = "python -m benchmarks.throughput" + (f" --items {args.items}" if args.items != 3000 else "")
     command += f" --encoder {args.encoder}" if args.encoder != "minilm-l6" else ""
     text = table(res, command)
     print(text)

@@ -12,9 +12,9 @@ plus images per second (reading, decoding and scoring; models loaded beforehand)
 memory, and the speed of the open_clip backend with a randomly initialised ViT-B-32 (no
 CLIP weights can be had offline, so its quality cannot be measured here).
 
-    python -m zsl.bench.images                       # prints the table
-    python -m zsl.bench.images --descriptions --write  # + LLM descriptions, updates BENCHMARKS.md
-    python -m zsl.bench.images --report --write        # re-render the last saved results
+    python -m benchmarks.images                       # prints the table
+    python -m benchmarks.images --descriptions --write  # + LLM descriptions, updates BENCHMARKS.md
+    python -m benchmarks.images --report --write        # re-render the last saved results
 
 Settings were chosen on this same data (see the notes in the table), so a held-out split
 will score somewhat lower.
@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarks import ROOT
+
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "coco_subset"
 DEFAULT_OUT = ROOT / "out" / "bench" / "images.json"
 
@@ -99,8 +100,10 @@ def _timed_run(tagger, paths: list[str]) -> tuple[np.ndarray, float]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from zsl.image import ImageTagger, global_local_scores, load_images
+    from zsl.data.images import load_images
+    from zsl.image import ImageTagger
     from zsl.image_backends import ConSEBackend, OpenClipBackend
+    from zsl.image_math import global_local_scores
     from zsl.metrics import mean_average_precision
 
     if args.threads:
@@ -240,15 +243,15 @@ def render(results: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
-def write_benchmarks(block: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace the images section of BENCHMARKS.md, adding it at the end if absent."""
-    from zsl.bench import write_section
+def write_benchmarks(block: str, path: Path | None = None) -> None:
+    """Replace the images section of BENCHMARKS.md (default: the checkout's), adding it at the end if absent."""
+    from benchmarks import write_section
 
     write_section("images", block, heading="Images: zero-shot multi-label tagging on the COCO subset", path=path)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m zsl.bench.images", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.images", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="the coco_subset folder")
     parser.add_argument("--backbone", default="efficientnet-lite2", choices=["efficientnet-lite0", "efficientnet-lite2"])
     parser.add_argument("--descriptions", action="store_true", help="also score with LLM-written label descriptions")
@@ -272,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=1), encoding="utf-8")
     ran = results.get("args", {"descriptions": args.descriptions, "backbone": args.backbone})
-    command = ".venv/bin/python -m zsl.bench.images" + (" --descriptions" if ran["descriptions"] else "") + (
+    command = ".venv/bin/python -m benchmarks.images" + (" --descriptions" if ran["descriptions"] else "") + (
         f" --backbone {ran['backbone']}" if ran["backbone"] != "efficientnet-lite2" else "") + " --write"
     block = render(results, command)
     print(block)

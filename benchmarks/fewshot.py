@@ -36,10 +36,10 @@ scores; fit seconds and items/s at prediction (encoding the texts included; zsl'
 first seed, later seeds reuse the evaluation embeddings). One JSON record per (dataset, method, k, seed)
 is appended to ``$ZSL_HOME/bench/fewshot/records.jsonl`` as it finishes, so a rerun continues.
 
-    python -m zsl.bench.fewshot run                                  # everything not yet recorded
-    python -m zsl.bench.fewshot run --methods zsl lr --k 0 2 8       # a part
-    python -m zsl.bench.fewshot esco                                 # 14k labels: ESCO, fit on validation
-    python -m zsl.bench.fewshot report --write                       # the table, into BENCHMARKS.md
+    python -m benchmarks.fewshot run                                  # everything not yet recorded
+    python -m benchmarks.fewshot run --methods zsl lr --k 0 2 8       # a part
+    python -m benchmarks.fewshot esco                                 # 14k labels: ESCO, fit on validation
+    python -m benchmarks.fewshot report --write                       # the table, into BENCHMARKS.md
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarks import ROOT
+
 DATA = ROOT.parent / "shared" / "data"
 DATASETS = ("goemotions", "reuters")
 METHODS = ("zsl", "zsl-ft", "zsl-knn", "zsl-prototype", "lr", "setfit", "zsl-llm")
@@ -382,11 +383,11 @@ def report(args: argparse.Namespace) -> None:
     p = _records_path(out)
     recs = [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines() if x.strip()] if p.exists() else []
     if not recs:
-        raise SystemExit(f"no records in {p}: run `python -m zsl.bench.fewshot run` first")
+        raise SystemExit(f"no records in {p}: run `python -m benchmarks.fewshot run` first")
     groups: dict[tuple, list[dict]] = {}
     for r in recs:
         groups.setdefault((r["dataset"], r["k"], r["method"]), []).append(r)
-    lines = [(f"`python -m zsl.bench.fewshot run` then `report` (records: `{p}`). Mean over seeds (± std; "
+    lines = [(f"`python -m benchmarks.fewshot run` then `report` (records: `{p}`). Mean over seeds (± std; "
               "n = seeds); each method's own label sets for F1, its scores for mAP."), "",
              "| dataset | k/label | method | seeds | eval items | micro-F1 | macro-F1 | mAP | fit s | predict items/s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -411,19 +412,19 @@ def report(args: argparse.Namespace) -> None:
                          f"{cell(same, 'map')} | - | - |")
     esco_md = out / "esco.md"
     if esco_md.exists():
-        lines += ["", ("The 14k-label regime, retrieval only (`python -m zsl.bench.fewshot esco`): ESCO skills, "
+        lines += ["", ("The 14k-label regime, retrieval only (`python -m benchmarks.fewshot esco`): ESCO skills, "
                   "examples = the validation items, most labels without any:"), "",
                   *esco_md.read_text(encoding="utf-8").splitlines()]
     table = "\n".join(lines)
     print(table)
     if args.write:
-        from zsl.bench import write_section
+        from benchmarks import write_section
 
         print(f"updated {write_section('fewshot', table, heading='Few-shot tagging: zsl vs SetFit vs logistic regression (issue #14)')}")
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m zsl.bench.fewshot", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks.fewshot", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(DATA))
     p.add_argument("--out", default=None, help="records folder (default: $ZSL_HOME/bench/fewshot)")
@@ -443,7 +444,7 @@ def main(argv: list[str] | None = None) -> None:
     rep = sub.add_parser("report")
     rep.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     rep.set_defaults(func=report)
-    from zsl.bench import run_parsed
+    from benchmarks import run_parsed
 
     run_parsed(p.parse_args(argv), "fewshot")
 
