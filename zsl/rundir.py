@@ -190,6 +190,12 @@ class RunDir:
                 raise ZslError(f"{self.path} is in use by another zsl run ({holder}). Two runs writing one run "
                                "directory would spoil it. Fix: wait for that run to finish (or stop it), then run "
                                "the command again; or choose another --out.") from None
+        if os.path.lexists(self.path / LOG):  # a log planted as a link is refused now, before --fresh deletes anything
+            try:
+                os.close(open_private(self.path / LOG, append=True))
+            except InputError:
+                os.close(fd)
+                raise
         info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8"), 0)

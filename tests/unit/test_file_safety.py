@@ -114,6 +114,7 @@ def test_o5_a_log_planted_as_a_link_gets_nothing_appended(work, capsys):
     assert main(["label", "items.jsonl", "--labels", "labels.txt", *LABEL, "--out", "run1", "--fresh"]) == 2
     assert "log.txt is a symbolic link" in _one_error_line(capsys)
     assert victim.read_text() == "precious content\n"
+    assert (work / "run1" / "labels.jsonl").is_file()  # refused before --fresh deleted anything
 
 
 # -- O1-O3: an output that is (or holds) an input ------------------------------------------------------------------
@@ -250,11 +251,12 @@ def test_o6_a_copied_run_reports_its_own_rows(work, capfd):
 
 
 # -- E4: gold labels outside the vocabulary are said on the console --------------------------------------------------
-def test_e4_gold_labels_not_in_the_vocabulary_are_on_the_console(work, capsys):
+@pytest.mark.parametrize("vocab", [[], ["--labels", "labels.txt"]])  # without --labels: the run's own vocabulary
+def test_e4_gold_labels_not_in_the_vocabulary_are_on_the_console(work, capsys, vocab):
     gold = work / "gold_unknown.jsonl"
     gold.write_text("".join(json.dumps({"id": f"item-{i}", "labels": [TOPICS[i % 5]] + (["nonexistent label"]
                                                                                          if i < 3 else [])}) + "\n"
                             for i in range(40)))
-    assert main(["eval", "run1", str(gold), "--labels", "labels.txt"]) == 0
+    assert main(["eval", "run1", str(gold), *vocab]) == 0
     console = "".join(capsys.readouterr())
     assert "1 gold label" in console and "'nonexistent label'" in console and "not in the vocabulary" in console
