@@ -751,14 +751,15 @@ def _check_replaceable(p: Path) -> None:
     if not p.is_dir():
         what = "a file"
     elif _has_student_config(p):
-        what = f"an incomplete zsl student (no {WEIGHTS_NAME})"
+        what = f"a folder with a student's {CONFIG_NAME} but no {WEIGHTS_NAME}"
     elif (p / CONFIG_NAME).exists():
         what = f"a folder whose {CONFIG_NAME} zsl did not write"
     else:
-        what = "a folder that is not a zsl student"
-    raise InputError(f"--out {p} is {what}; saving the student would replace it and everything in it. A folder is "
-                     f"replaced only when it is empty or holds a zsl student ({CONFIG_NAME} with \"zsl_student\" and "
-                     f"{WEIGHTS_NAME}). Fix: choose a new or empty --out folder.")
+        what = "a folder"
+    raise InputError(f"--out {p} is {what}, not a zsl student folder; refusing to overwrite it (saving a student "
+                     f"replaces the whole folder and everything in it). A folder is replaced only when it is empty or "
+                     f"holds a zsl student ({CONFIG_NAME} with \"zsl_student\" and {WEIGHTS_NAME}). Fix: choose a new "
+                     "or empty --out folder.")
 
 
 def _read_config(cfg_path: Path) -> dict[str, Any]:
