@@ -71,6 +71,7 @@ from typing import Any
 
 import numpy as np
 
+from zsl.data.files import open_private
 from zsl.errors import InputError
 
 __all__ = ["MAX_PSEUDO", "SELECTIONS", "SELF_TRAIN", "TEACHER", "BudgetResult", "BudgetSummary", "budget_loop",
@@ -527,6 +528,8 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
         old = json.loads((run_path / "manifest.json").read_text(encoding="utf-8")).get("budget")
         if state == "complete" and old == plan:
             summary = BudgetSummary(**json.loads((run_path / SUMMARY).read_text(encoding="utf-8")))
+            # The paths in summary.json are where the run was written; a moved or copied run is here now.
+            summary.run_dir, summary.labels, summary.errors = str(run_path), str(run_path / LABELS), str(run_path / ERRORS)
             summary.already_complete = True
             return summary
         if state != "new":
@@ -564,7 +567,7 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
 
         def teach(idx: list[int]) -> dict[int, list[int] | None]:
             got: dict[int, list[int] | None] = {}
-            with tpath.open("a", encoding="utf-8") as fh:
+            with os.fdopen(open_private(tpath, append=True), "a", encoding="utf-8") as fh:  # never through a link
                 for i in idx:
                     item = items[i]
                     rec = done.get(item.id)

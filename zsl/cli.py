@@ -250,7 +250,10 @@ def _vocab_arg(path: str | None):
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
+    from zsl.data.files import refuse_overwrite
     from zsl.distill import distill_file
+
+    refuse_overwrite(args.out, [args.silver, args.labels, args.reviewed], folder=True)  # the student replaces --out
 
     res = distill_file(args.silver, args.out, vocab=_vocab_arg(args.labels), targets=args.targets,
                        reviewed=args.reviewed, encoder=args.encoder, loss=args.loss, refine=args.refine,
@@ -280,10 +283,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_optimize(args: argparse.Namespace) -> int:
     import random
 
-    from zsl.data import read_items
+    from zsl.data import read_items, refuse_overwrite
     from zsl.tagger import Tagger
     from zsl.vocab import LabelVocab
 
+    refuse_overwrite(args.out, [args.train, args.labels])
+    if args.fine_tune_encoder:
+        refuse_overwrite(args.fine_tune_encoder, [args.train, args.labels, args.out], flag="--fine-tune-encoder",
+                         folder=True)
     vocab = LabelVocab.from_file(args.labels)
     items = [i for i in read_items(args.train) if i.gold]
     if not items:
@@ -333,6 +340,14 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pred_inputs(pred: str) -> list[Path]:
+    """The files a command reading predictions reads: the rows file and its ``.meta.json``."""
+    from zsl.rows import meta_path, resolve_predictions
+
+    rows = resolve_predictions(pred)
+    return [rows, meta_path(rows)]
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from zsl.evaluate import evaluate
     from zsl.report import write_report
@@ -340,7 +355,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     report = evaluate(args.pred, args.gold, k=args.k, threshold=args.threshold, vocab=_vocab_arg(args.labels))
     out = Path(args.out) if args.out else resolve_predictions(args.pred).parent / "eval"
-    paths = write_report(report, out)
+    paths = write_report(report, out, inputs=[*_pred_inputs(args.pred), args.gold, args.labels])
     for b in report.bad_rows[:20]:
         print(f"skipped {b}", file=sys.stderr)
     print(report.text)
@@ -351,8 +366,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from zsl.data import refuse_overwrite
     from zsl.review import export_review
 
+    out = Path(args.out)  # and the companion file the export writes beside it (named as zsl.review names it)
+    companion = out.with_name(out.stem + (".config.xml" if args.format == "labelstudio" else ".settings.json"))
+    for path in (out, companion):
+        refuse_overwrite(path, [*_pred_inputs(args.pred), args.labels])
     vocab = _vocab_arg(args.labels)
     res = export_review(args.pred, args.out, format=args.format, sort=args.sort, limit=args.limit,
                         vocab_labels=None if vocab is None else vocab.labels, encoder=args.encoder)

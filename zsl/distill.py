@@ -573,17 +573,19 @@ class StudentClassifier(ParamsMixin, ScorerMixin):
         order, vocabulary hash, parameters, encoder, training summary, provenance).
 
         The folder appears complete or not at all (written beside it, then renamed). An
-        existing student folder at ``path`` is replaced; anything else there is refused.
+        existing student folder at ``path`` (``"zsl_student"`` in its ``config.json``, and
+        ``model.safetensors``) or an empty folder is replaced; anything else there is refused.
 
         Returns:
             the folder.
+
+        Raises:
+            InputError: ``path`` is the current folder, or holds something other than a student.
         """
         save_file = _safetensors().save_file
         self._check_fitted()
         p = Path(path)
-        if p.exists() and not (p.is_dir() and ((p / CONFIG_NAME).is_file() or not any(p.iterdir()))):
-            raise InputError(f"{p} exists and is not a zsl student folder; refusing to overwrite it. "
-                             "Choose another --out path or remove it.")
+        _check_replaceable(p)
         tensors = {f"head.{k}": v.detach().contiguous() for k, v in self.head_.state_dict().items()}
         import torch
 
@@ -725,6 +727,41 @@ class StudentClassifier(ParamsMixin, ScorerMixin):
 _RETRAIN = "Fix: restore the folder from a copy, or train the student again (zsl distill SILVER --out DIR)."
 
 
+def _has_student_config(p: Path) -> bool:
+    """Does ``p/config.json`` carry the ``"zsl_student"`` marker that :meth:`StudentClassifier.save` writes?"""
+    try:
+        cfg = json.loads((p / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    marker = cfg.get("zsl_student") if isinstance(cfg, dict) else None
+    return isinstance(marker, int) and not isinstance(marker, bool) and marker >= 1
+
+
+def _check_replaceable(p: Path) -> None:
+    """Refuse a save target that is not new, an empty folder or a student (marked ``config.json`` plus
+    ``model.safetensors``): saving replaces the whole folder. Loading does not need this test."""
+    here = Path.cwd().resolve()
+    if p.name in ("", ".", "..") or (p.exists() and (p.resolve() == here or p.resolve() in here.parents)):
+        raise InputError(f"--out {p} is the current folder (or holds it); a student is saved by replacing its whole "
+                         f"folder, which cannot be the one you are in. Fix: name a new folder, e.g. --out student/.")
+    if not p.exists():
+        return
+    if p.is_dir() and (not any(p.iterdir()) or (_has_student_config(p) and (p / WEIGHTS_NAME).is_file())):
+        return
+    if not p.is_dir():
+        what = "a file"
+    elif _has_student_config(p):
+        what = f"a folder with a student's {CONFIG_NAME} but no {WEIGHTS_NAME}"
+    elif (p / CONFIG_NAME).exists():
+        what = f"a folder whose {CONFIG_NAME} zsl did not write"
+    else:
+        what = "a folder"
+    raise InputError(f"--out {p} is {what}, not a zsl student folder; refusing to overwrite it (saving a student "
+                     f"replaces the whole folder and everything in it). A folder is replaced only when it is empty or "
+                     f"holds a zsl student ({CONFIG_NAME} with \"zsl_student\" and {WEIGHTS_NAME}). Fix: choose a new "
+                     "or empty --out folder.")
+
+
 def _read_config(cfg_path: Path) -> dict[str, Any]:
     """``config.json`` of a student, checked for the fields :meth:`StudentClassifier.load` needs."""
     try:
@@ -846,6 +883,7 @@ def distill_file(silver_path: str | os.PathLike[str], out: str | os.PathLike[str
     from zsl.metrics import f1_scores
     from zsl.pseudo import read_silver
 
+    _check_replaceable(Path(out))  # before the training, not after it
     silver = read_silver(silver_path, vocab=vocab)
     n_reviewed = 0
     if reviewed is not None:

@@ -241,6 +241,18 @@ def _gold_from(
     return dict(pairs), "<gold rows>"
 
 
+def _meta_labels(pred: Any) -> set[str] | None:
+    """The labels of the vocabulary the sidecar of a predictions file records, if there is a readable one."""
+    if not isinstance(pred, str | os.PathLike):
+        return None
+    try:
+        meta = read_meta(resolve_predictions(pred))
+    except InputError:
+        return None
+    labels = ((meta or {}).get("vocab") or {}).get("labels")
+    return set(labels) if isinstance(labels, list) and all(isinstance(lab, str) for lab in labels) else None
+
+
 def _vocab_size(pred: Any) -> int | None:
     """The vocabulary size the sidecar of a predictions file records, if there is a readable one."""
     if not isinstance(pred, str | os.PathLike):
@@ -343,6 +355,9 @@ def evaluate(
                     extra_gold.append(lab)
         names = list(vocab.labels) + extra_gold
     else:
+        known = _meta_labels(pred)  # the run's own vocabulary: gold labels outside it can never be predicted
+        if known is not None:
+            extra_gold = list(dict.fromkeys(lab for labs in gold_map.values() for lab in labs if lab not in known))
         names = sorted(
             {lab for labs in gold_map.values() for lab in labs}
             | {lab for p in rows if p for lab, _ in p.ranked}

@@ -15,13 +15,14 @@ import io
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zsl.data.files import atomic_write
+from zsl.data.files import atomic_write, refuse_overwrite
 from zsl.errors import InputError, MissingDependencyError
 from zsl.evaluate import MAX_LISTED
 from zsl.metrics import metric_name, precision_recall_curve
@@ -53,7 +54,8 @@ def _plain(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def write_report(report: EvalReport, out_dir: str | os.PathLike[str], *, top_n: int = 30) -> dict[str, Path]:
+def write_report(report: EvalReport, out_dir: str | os.PathLike[str], *, top_n: int = 30,
+                 inputs: Sequence[str | os.PathLike[str] | None] = ()) -> dict[str, Path]:
     """Write ``eval.json``, ``report.md`` and three plots into ``out_dir``.
 
     Plots: ``per_label_f1.png`` (F1 of the ``top_n`` most frequent gold labels),
@@ -65,18 +67,22 @@ def write_report(report: EvalReport, out_dir: str | os.PathLike[str], *, top_n: 
         report: from :func:`evaluate`.
         out_dir: the folder (created if needed).
         top_n: labels in the per-label plot.
+        inputs: the files the evaluation read; a report file that would overwrite one is refused
+            before anything is written.
 
     Returns:
         file kind -> path: ``json``, ``markdown``, ``per_label_f1``, ``pr_curve``, ``score_hist``.
 
     Raises:
-        InputError: the folder cannot be written.
+        InputError: the folder cannot be written, or a report file would be one of ``inputs``.
         MissingDependencyError: matplotlib is not installed.
 
     Example:
         >>> paths = write_report(evaluate("out/run", "gold.jsonl"), "out/run/eval")  # doctest: +SKIP
     """
     out = Path(out_dir)
+    for name in ("per_label_f1.png", "pr_curve.png", "score_hist.png", "eval.json", "report.md"):  # written below
+        refuse_overwrite(out / name, inputs)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -247,6 +247,8 @@ def _label_options(rows: Sequence[PredRow], vocab_labels: Sequence[str] | None) 
 
 
 def _write_json(path: Path, obj: Any, *, lines: bool = False) -> Path:
+    """Write an export file owner-only (0600), like the run it comes from: it holds the item texts."""
+
     def write(tmp: Path) -> None:
         with tmp.open("w", encoding="utf-8") as fh:
             if lines:
@@ -256,7 +258,7 @@ def _write_json(path: Path, obj: Any, *, lines: bool = False) -> Path:
                 json.dump(obj, fh, ensure_ascii=False, indent=1)
                 fh.write("\n")
 
-    return atomic_write(path, write)
+    return atomic_write(path, write, private=True)
 
 
 def _attr(value: str) -> str:
@@ -353,7 +355,7 @@ def to_label_studio(
     def write_config(tmp: Path) -> None:
         tmp.write_text(body, encoding="utf-8")
 
-    return _write_json(out, tasks), atomic_write(config, write_config)
+    return _write_json(out, tasks), atomic_write(config, write_config, private=True)
 
 
 # -- Argilla --------------------------------------------------------------------------------

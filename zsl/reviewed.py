@@ -103,13 +103,16 @@ def lock_review(run_dir: str | os.PathLike[str]) -> int | None:
 
     Raises:
         ZslError: another server holds the lock (its pid and start time are named).
+        InputError: ``.zsl-review-lock`` is a symbolic link or not a regular file (it is never written through).
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         return None
+    from zsl.data.files import open_private
+
     path = Path(run_dir) / REVIEW_LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_private(path)  # never through a link planted in the run: the file is truncated below
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -250,6 +250,8 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
             rd.log(f"warning: {w}")
         if state == "complete":
             summary = RunSummary(**json.loads((run_path / SUMMARY).read_text(encoding="utf-8")))
+            # The paths in summary.json are where the run was written; a moved or copied run is here now.
+            summary.run_dir, summary.labels, summary.errors = str(run_path), str(run_path / LABELS), str(run_path / ERRORS)
             summary.already_complete = True
             return summary
         done = rd.done_chunks()

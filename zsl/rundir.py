@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from zsl.data import fingerprint, write_lines_atomic, write_text_atomic
+from zsl.data import fingerprint, open_private, refuse_overwrite, write_lines_atomic, write_text_atomic
 from zsl.errors import InputError, ZslError
 from zsl.vocab import LabelVocab
 
@@ -98,7 +98,7 @@ class RunDir:
         self._lock_fd: int | None = None
 
     def log(self, message: str) -> None:
-        fd = os.open(self.path / LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = open_private(self.path / LOG, append=True)  # never through a link planted in the folder
         with os.fdopen(fd, "a", encoding="utf-8") as fh:
             fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
@@ -180,7 +180,7 @@ class RunDir:
         dead process never blocks; the pid, host and start time in the file are for the message.
         """
         path = self.path / LOCK
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_private(path)  # never through a link planted in the folder: it is truncated below
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -190,6 +190,12 @@ class RunDir:
                 raise ZslError(f"{self.path} is in use by another zsl run ({holder}). Two runs writing one run "
                                "directory would spoil it. Fix: wait for that run to finish (or stop it), then run "
                                "the command again; or choose another --out.") from None
+        if os.path.lexists(self.path / LOG):  # a log planted as a link is refused now, before --fresh deletes anything
+            try:
+                os.close(open_private(self.path / LOG, append=True))
+            except InputError:
+                os.close(fd)
+                raise
         info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8"), 0)
@@ -209,6 +215,8 @@ class RunDir:
         Returns "new", "resume" or "complete"."""
         if self.path.exists() and not self.path.is_dir():
             raise InputError(f"--out {self.path} is a file; a run writes a directory. Fix: --out {self.path}.run/")
+        # An input (or vocabulary) inside the run folder could be overwritten or, with --fresh, deleted.
+        refuse_overwrite(self.path, [(manifest.get(k) or {}).get("path") for k in ("input", "vocab")], folder=True)
         self._read_manifest()  # refuse a folder that is not zsl's before writing anything into it
         self._make()
         self._lock()

@@ -602,7 +602,8 @@ class Tagger(ScorerMixin):
                        "texts": self.examples_["texts"], "full_sha256": self.examples_["sha256"],
                        "labels": self.examples_["labels"], "emb": encode_array(self.examples_["emb"])},
                    "thresholds": None if self.thresholds_ is None else thresholds_to_dict(self.thresholds_)}
-        return write_text_atomic(p, json.dumps(payload, indent=1, ensure_ascii=False, default=str))
+        # owner-only (0600), like a run: the program keeps the example texts
+        return write_text_atomic(p, json.dumps(payload, indent=1, ensure_ascii=False, default=str), private=True)
 
     def load(self, path: str | os.PathLike[str]) -> Tagger:
         """Load a state saved by :meth:`save` into this tagger's program.

@@ -7,13 +7,18 @@
 * :func:`atomic_write` makes a file appear under its final name only once complete (temp file
   beside it, then a rename), optionally readable by the owner only and fsynced;
   :func:`write_text_atomic`, :func:`write_lines_atomic` and :func:`write_jsonl_atomic` are it
-  for text, lines and JSON rows.
+  for text, lines and JSON rows;
+* :func:`open_private` opens a lock or log file without following a symbolic link and refuses
+  anything that is not a regular file; :func:`refuse_overwrite` refuses an output path that is
+  (or, for a folder, holds) one of the command's inputs.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +27,7 @@ from typing import Any
 from zsl.errors import InputError
 
 __all__ = ["BadRow", "Item", "atomic_write", "decoded_lines", "fsync_dir", "iter_jsonl", "iter_jsonl_file",
-           "write_jsonl_atomic", "write_lines_atomic", "write_text_atomic"]
+           "open_private", "refuse_overwrite", "write_jsonl_atomic", "write_lines_atomic", "write_text_atomic"]
 
 
 @dataclass
@@ -122,6 +127,98 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def open_private(path: str | os.PathLike[str], *, append: bool = False) -> int:
+    """Open (creating it 0600) a lock or log file for reading and writing, never through a symbolic link.
+
+    A run folder may come from someone else (shared, downloaded, unpacked): a ``.zsl-lock`` or
+    ``log.txt`` planted there as a link to another file would otherwise make zsl truncate or
+    append to that file. So the last path component is opened with ``O_NOFOLLOW``, and a FIFO,
+    device or folder is refused too (opened without blocking, then checked with ``fstat``).
+
+    Args:
+        path: the file; it is created with mode 0600 when missing.
+        append: open in append mode (every write goes to the end).
+
+    Returns:
+        a file descriptor (the caller closes it), in blocking mode.
+
+    Raises:
+        InputError: ``path`` is a symbolic link or not a regular file (the message names it and the fix), or
+            cannot be opened.
+    """
+    p = Path(path)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    if append:
+        flags |= os.O_APPEND
+    try:
+        fd = os.open(p, flags, 0o600)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK) or p.is_symlink():
+            raise InputError(f"{p} is a symbolic link (to {os.readlink(p)!r}); zsl does not write its lock and log "
+                             f"files through links, since the link could point at any of your files. Fix: remove "
+                             f"the link (rm {p}), then run the command again.") from None
+        if exc.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO with no reader; a folder
+            raise _not_regular(p, stat.S_IFDIR if exc.errno == errno.EISDIR else stat.S_IFIFO) from None
+        raise InputError(f"Cannot open {p}: {exc.strerror or exc}. Fix: check the folder's permissions.") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(p, mode)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _not_regular(p: Path, mode: int | None = None) -> InputError:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+    kind = next((name for test, name in kinds if mode is not None and test(mode)), "not a regular file")
+    return InputError(f"{p} is {kind}, where zsl keeps a lock or log file; it writes those only as regular files. "
+                      f"Fix: move that {'folder' if kind == 'a folder' else 'file'} out of the way (it is not zsl's), "
+                      "then run the command again.")
+
+
+def refuse_overwrite(out: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None], *,
+                     flag: str = "--out", folder: bool = False) -> None:
+    """Refuse an output path that is one of the command's inputs or, for a ``folder`` output, holds one.
+
+    Paths are compared after resolving symbolic links (and ``..``), and an existing output is
+    also compared by inode, so a link or a hard link to an input is caught too.
+
+    Args:
+        out: the path the command writes (a file, or with ``folder`` a folder it fills or replaces).
+        inputs: the paths it reads (None entries are ignored).
+        flag: the option that named ``out``, for the message.
+        folder: ``out`` is a folder: an input anywhere below it is refused too.
+
+    Raises:
+        InputError: naming the input and the fix.
+
+    Example:
+        >>> refuse_overwrite("out.json", ["train.jsonl", None])
+    """
+    target = Path(os.path.realpath(out))
+    for given in inputs:
+        if given is None:
+            continue
+        inp = Path(os.path.realpath(given))
+        same = inp == target
+        if not same and target.exists() and inp.exists():
+            try:
+                same = os.path.samefile(target, inp)
+            except OSError:
+                same = False
+        if same:
+            raise InputError(f"{flag} {out} is the input {given}: writing it would destroy what this command reads. "
+                             f"Fix: choose another {flag} path.")
+        if folder and target in inp.parents:
+            raise InputError(f"{flag} {out} is a folder that holds the input {given}: writing (or replacing) it "
+                             f"could delete or overwrite that input. Fix: choose another {flag} folder, or move the "
+                             "input out of it first.")
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None], *, private: bool = False,
                  sync: bool = False) -> Path:
     """Call ``write(tmp)`` on a temp file beside ``path`` (``.NAME.PID.tmp``), then rename it onto ``path``.
@@ -142,8 +239,10 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None], *,
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        if private:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        # A stale temp file, or a link planted under its name, is removed, never written through:
+        # O_EXCL creates a new file (and fails on a link) before ``write`` opens it by name.
+        tmp.unlink(missing_ok=True)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666))
         write(tmp)
         if sync:
             fd = os.open(tmp, os.O_RDONLY)
