@@ -280,10 +280,32 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_examples(path: str, max_examples: int | None) -> list:
+    """The labelled items of ``zsl fit``'s input. A row that cannot be read (``labels`` not a list of
+    strings, say) is an error naming it; items without labels are skipped with a note, never silently."""
+    from zsl.data import read_items
+    from zsl.errors import InputError
+
+    if max_examples is not None and max_examples < 1:
+        raise InputError(f"--max-examples must be at least 1, got {max_examples}. Fix: omit it to use every example.")
+    bad: list = []
+    items = list(read_items(path, bad=bad))
+    if bad:
+        shown = "; ".join(str(b) for b in bad[:5]) + (f" (and {len(bad) - 5} more)" if len(bad) > 5 else "")
+        raise InputError(f"{len(bad)} example row(s) cannot be used: {shown}. Fix: correct them (\"labels\" is a list "
+                         'of label strings, e.g. {"text": "...", "labels": ["sports"]}) or remove them.')
+    unlabelled = [i.id for i in items if not i.gold]
+    if unlabelled and len(unlabelled) < len(items):
+        shown = ", ".join(repr(i) for i in unlabelled[:10]) + (" ..." if len(unlabelled) > 10 else "")
+        print(f"note: skipped {len(unlabelled)} example(s) of {path} without labels (no 'labels' field or an empty "
+              f"list): {shown}", file=sys.stderr)
+    return [i for i in items if i.gold]
+
+
 def _cmd_optimize(args: argparse.Namespace) -> int:
     import random
 
-    from zsl.data import read_items, refuse_overwrite
+    from zsl.data import refuse_overwrite
     from zsl.tagger import Tagger
     from zsl.vocab import LabelVocab
 
@@ -292,13 +314,13 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         refuse_overwrite(args.fine_tune_encoder, [args.train, args.labels, args.out], flag="--fine-tune-encoder",
                          folder=True)
     vocab = LabelVocab.from_file(args.labels)
-    items = [i for i in read_items(args.train) if i.gold]
+    items = _training_examples(args.train, args.max_examples)
     if not items:
         print(f"zsl: error: {args.train} has no item with gold 'labels'", file=sys.stderr)
         return 2
     rng = random.Random(args.seed)
     rng.shuffle(items)
-    if args.max_examples:
+    if args.max_examples is not None:
         items = items[: args.max_examples]
     examples = [(i.text, i.gold) for i in items]
     unknown = "skip" if args.skip_unknown_labels else "error"
@@ -529,7 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop example labels that are not in the vocabulary (default: an error listing them)")
     p.add_argument("--no-infer", action="store_true", help="no LLM Infer step (retrieval + examples)")
     p.add_argument("--no-rank", action="store_true", help="no LLM Rank step")
-    p.add_argument("--max-examples", type=int, default=0, help="use at most this many examples (default 0: all)")
+    p.add_argument("--max-examples", type=int, help="use at most this many examples, chosen at random with --seed "
+                                                     "(default: all)")
     p.add_argument("--max-demos", type=int, default=3, help="demonstrations per predictor (default 3)")
     p.add_argument("--lm", help="LLM (default: $ZSL_LM or qwen2.5-coder-1.5b)")
     p.add_argument("--encoder", help="sentence encoder (default: minilm-l6)")

@@ -653,10 +653,7 @@ class StudentClassifier(ParamsMixin, ScorerMixin):
                 labels in ``config.json`` do not match its recorded ``vocab_hash`` (the label
                 order was edited: the output columns would silently mean other labels).
         """
-        st_torch = _safetensors()
-        from safetensors import SafetensorError
-
-        load_file = st_torch.load_file
+        _safetensors()
         p = Path(path)
         cfg_path = p / CONFIG_NAME
         if not cfg_path.is_file():
@@ -679,10 +676,6 @@ class StudentClassifier(ParamsMixin, ScorerMixin):
         if cfg.get("weights_sha256") and _sha256(weights) != cfg["weights_sha256"]:
             raise ModelIntegrityError(f"{weights} does not match the sha256 recorded in {CONFIG_NAME}; the file was "
                                       "changed or truncated. Re-save or retrain the student.")
-        try:
-            tensors = load_file(str(weights))
-        except (SafetensorError, OSError) as exc:
-            raise InputError(f"Cannot read {weights} ({exc}).") from None
         known = set(cls._param_names())
         params = {k: v for k, v in cfg.get("params", {}).items() if k in known and k != "encoder"}
         spec = cfg.get("encoder")
@@ -691,6 +684,10 @@ class StudentClassifier(ParamsMixin, ScorerMixin):
 
             check_encoder_name(spec["name"], what=f"The student at {p} was trained with the encoder")
         student = cls(**params, encoder=encoder if encoder is not None else (spec or {}).get("name"))
+        try:
+            student._check_params()
+        except (InputError, TypeError) as exc:
+            raise InputError(f"{cfg_path}: the saved 'params' are invalid ({exc}). {_RETRAIN}") from None
         if encoder is not None:
             student._encoder = encoder if not isinstance(encoder, (str, os.PathLike)) else None
         student._encoder_kwargs = dict((spec or {}).get("kwargs") or {})
@@ -698,6 +695,8 @@ class StudentClassifier(ParamsMixin, ScorerMixin):
             raise InputError(f"The student at {p} was trained with an encoder object zsl cannot rebuild by name "
                              f"({spec.get('model_id')}). Fix: StudentClassifier.load(path, encoder=that_encoder).")
         d, k = int(cfg["n_features_in"]), len(labels)
+        # every size config.json claims is checked against the weights' header before anything of that size exists
+        tensors = _read_weights(weights, _tensor_shapes(student, d, k), cfg_path)
         head = student._build_head(d, k)
         state = {key[len("head."):]: t for key, t in tensors.items() if key.startswith("head.")}
         try:
@@ -785,8 +784,10 @@ def _read_config(cfg_path: Path) -> dict[str, Any]:
     if cfg["input_kind"] not in ("text", "features"):
         raise InputError(f"{cfg_path}: unknown 'input_kind' {cfg['input_kind']!r:.40}. {_RETRAIN}")
     thr = cfg.get("threshold", "auto")
-    if thr != "auto" and (isinstance(thr, bool) or not isinstance(thr, (int, float))):
-        raise InputError(f"{cfg_path}: 'threshold' must be a number, got {thr!r:.40}. {_RETRAIN}")
+    # JSON allows NaN and Infinity: a NaN threshold would silently choose no label for any item
+    if thr != "auto" and (isinstance(thr, bool) or not isinstance(thr, (int, float)) or not 0.0 < thr < 1.0):
+        raise InputError(f"{cfg_path}: 'threshold' must be a probability between 0 and 1 (exclusive), got "
+                         f"{thr!r:.40}. {_RETRAIN}")
     for key in ("params", "encoder", "training", "provenance"):
         if cfg.get(key) is not None and not isinstance(cfg[key], dict):
             raise InputError(f"{cfg_path}: {key!r} must be an object, got {type(cfg[key]).__name__}. {_RETRAIN}")
@@ -813,6 +814,59 @@ def _config_vocab(cfg: dict[str, Any], cfg_path: Path) -> LabelVocab:
             + ("" if "priors" in cfg else " (A student saved by an older zsl whose vocabulary had priors or a "
                                           "hierarchy is refused too: its config did not keep them.)"))
     return vocab
+
+
+def _tensor_shapes(student: StudentClassifier, d: int, k: int) -> dict[str, tuple[int, ...]]:
+    """The tensors a student of these sizes saves, with their shapes (see :meth:`StudentClassifier._build_head`)."""
+    shapes: dict[str, tuple[int, ...]] = {"feature_mean": (d,), "feature_scale": (d,)}
+    if student.head == "linear":
+        return {**shapes, "head.0.weight": (k, d), "head.0.bias": (k,)}
+    h = int(student.hidden_size)
+    return {**shapes, "head.0.weight": (h, d), "head.0.bias": (h,), "head.3.weight": (k, h), "head.3.bias": (k,)}
+
+
+def _read_weights(weights: Path, expected: dict[str, tuple[int, ...]], cfg_path: Path) -> dict[str, Any]:
+    """The student's tensors, after their names, shapes and dtype in the file's header match ``expected``.
+
+    The header is read alone first: sizes edited in ``config.json`` (or weights of another
+    student) are refused before any tensor or head is allocated, however large they claim to be.
+    Non-finite weights, or a ``feature_scale`` that is not positive, are refused too: every score
+    would be NaN or infinite.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    folder = weights.parent
+    try:
+        with safe_open(str(weights), framework="numpy") as fh:
+            slices = {name: fh.get_slice(name) for name in fh.keys()}  # noqa: SIM118 - no __iter__; header only
+            found = {name: (tuple(sl.get_shape()), sl.get_dtype()) for name, sl in slices.items()}
+        missing = [name for name in expected if name not in found]
+        if missing:
+            raise InputError(f"{weights} lacks the tensor(s) {', '.join(missing)} that the student in {folder} needs; "
+                             f"the weights are incomplete or were edited. {_RETRAIN}")
+        extra = sorted(set(found) - set(expected))
+        wrong = [f"{name} is {list(found[name][0])} in the weights but {list(shape)} by {cfg_path.name}"
+                 for name, shape in expected.items() if found[name][0] != shape]
+        if extra or wrong:
+            raise InputError(f"The weights in {weights} do not fit the student described by {cfg_path} "
+                             f"({'; '.join(wrong[:4]) or 'unexpected tensors ' + ', '.join(extra[:4])}): its sizes "
+                             f"(n_features_in, params.hidden_size, labels) or its weights were edited. {_RETRAIN}")
+        odd = [f"{name} ({dtype})" for name, (_, dtype) in found.items() if dtype != "F32"]
+        if odd:
+            raise InputError(f"{weights} holds tensors that are not float32: {', '.join(odd[:4])}. {_RETRAIN}")
+        tensors = _safetensors().load_file(str(weights))
+    except (SafetensorError, OSError) as exc:
+        raise InputError(f"Cannot read {weights} ({exc}). {_RETRAIN}") from None
+    import torch
+
+    bad = [name for name, t in tensors.items() if not bool(torch.isfinite(t).all())]
+    if bad:
+        raise InputError(f"{weights} holds NaN or infinite values in {', '.join(bad)}: every score of the student in "
+                         f"{folder} would be NaN. {_RETRAIN}")
+    if not bool((tensors["feature_scale"] > 0).all()):
+        raise InputError(f"{weights}: feature_scale has {int((tensors['feature_scale'] <= 0).sum())} value(s) that are "
+                         f"not positive (features are divided by it). {_RETRAIN}")
+    return tensors
 
 
 def _safetensors():

@@ -290,6 +290,12 @@ class ExampleEvidence(ParamsMixin):
         except (KeyError, TypeError) as exc:
             raise InputError(f"The saved example evidence is incomplete ({type(exc).__name__}: {exc}); save the "
                              "tagger again.") from None
+        if not (np.isfinite(emb).all() and np.isfinite(y).all() and np.isfinite([ev.alpha_, ev.kappa_]).all()):
+            raise InputError("The saved example evidence holds NaN or infinite values (embeddings, labels, alpha or "
+                             "kappa; the file was damaged or edited): every score would be NaN.")
+        if emb.ndim != 2 or y.ndim != 2 or len(emb) != len(y):
+            raise InputError(f"The saved example evidence has embeddings of shape {list(emb.shape)} for labels of "
+                             f"shape {list(y.shape)}: one row per example each (the file was damaged or edited).")
         ev.counts_ = y.sum(axis=0).astype(np.int64)
         ev.n_examples_ = len(y)
         ev.state_ = ev._state(emb, y)
@@ -488,12 +494,41 @@ class AnchoredHead(ParamsMixin):
             head.W_ = decode_array(d["W"]).astype(np.float64)
             head.counts_ = np.asarray(d["counts"], dtype=np.int64)
             head.n_examples_ = int(d["n_examples"])
+            labels = d["labels"]
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"The saved example head is incomplete ({type(exc).__name__}: {exc}); save the tagger "
                              "again.") from None
+        _check_saved_head(head, labels)
         head.cv_table_ = list(d.get("cv_table") or [])
         head.oof_scores_ = None
         return head
+
+
+def _check_saved_head(head: AnchoredHead, labels: Any) -> None:
+    """Refuse a saved head whose label indices or weights cannot be applied to its vocabulary.
+
+    ``labels`` (the file's list) must name each label with examples once, by its column
+    ``0 <= j < K`` (``K = len(counts)``), one bias and one weight row each; every number must be
+    finite, or each item would score NaN.
+    """
+    k, why = len(head.counts_), "(the file was damaged or edited)"
+    if not isinstance(labels, list) or not all(isinstance(j, int) and not isinstance(j, bool) for j in labels):
+        raise InputError(f"The saved example head's 'labels' must be a list of label indices, got {labels!r:.60} {why}.")
+    outside = [j for j in labels if not 0 <= j < k]
+    if outside:
+        raise InputError(f"The saved example head names label indices {outside[:5]} outside the vocabulary's columns "
+                         f"0..{k - 1} {why}.")
+    repeated = sorted({j for j in labels if labels.count(j) > 1})
+    if repeated:
+        raise InputError(f"The saved example head names label indices {repeated[:5]} more than once {why}.")
+    if head.b_.shape != (len(labels),) or head.W_.ndim != 2 or head.W_.shape[0] != len(labels):
+        raise InputError(f"The saved example head has {len(labels)} label indices but biases of shape "
+                         f"{list(head.b_.shape)} and weights of shape {list(head.W_.shape)} {why}.")
+    values = {"a": head.a_, "c": head.c_, "lam": head.lam_, "b": head.b_, "W": head.W_}
+    bad = [name for name, v in values.items() if not np.isfinite(v).all()]
+    if bad:
+        raise InputError(f"The saved example head holds NaN or infinite values in {', '.join(bad)} {why}: every "
+                         "score would be NaN.")
 
 
 def make_evidence(method: str, random_state: int = 0):
@@ -547,6 +582,14 @@ def thresholds_from_dict(d: dict[str, Any]):
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"The saved thresholds are incomplete ({type(exc).__name__}: {exc}); save the tagger "
                          "again.") from None
+    numbers = np.append(rule.thresholds_, [rule.global_threshold_, rule.temperature_])
+    if rule.thresholds_.ndim != 1 or not np.isfinite(numbers).all() or not rule.temperature_ > 0:
+        raise InputError("The saved thresholds must be finite numbers, one per label, with a positive temperature; "
+                         "they hold NaN, infinity or another shape (a NaN threshold chooses no label, silently; the "
+                         "file was damaged or edited).")
+    if isinstance(rule.min_labels, bool) or not isinstance(rule.min_labels, int) or rule.min_labels < 0:
+        raise InputError(f"The saved thresholds' min_labels must be an integer >= 0, got {rule.min_labels!r:.40} "
+                         "(the file was damaged or edited).")
     rule.raw_thresholds_ = np.full(len(rule.thresholds_), np.nan)
     rule.n_labels_ = len(rule.thresholds_)
     return rule

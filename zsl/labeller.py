@@ -27,7 +27,7 @@ from zsl.errors import InputError, VocabularyError
 from zsl.fusion import DEFAULT_RANK_TOP
 from zsl.prompting import RANK_DESCRIPTIONS
 from zsl.retry import Retryable, http_status, is_transient, retry_base_delay, retry_call
-from zsl.rows import build_rows, default_top_scores, make_row
+from zsl.rows import build_rows, default_top_scores, make_row, nonfinite_reason
 from zsl.vocab import LabelVocab
 
 __all__ = ["LabelSettings", "Labeller", "TextLabeller", "make_labeller"]
@@ -124,6 +124,7 @@ class Labeller:
         top_scores: how many of the best labels' scores a row keeps (None: the default of
             :func:`zsl.rows.default_top_scores`).
         warnings: what to log once before labelling.
+        source: what produced the scores, for messages (default: ``the <kind> scorer``).
 
     Attributes:
         uses_lm: score item by item with ``explain`` (a scorer with an LLM step) instead of a
@@ -133,7 +134,7 @@ class Labeller:
     def __init__(self, scorer: Any, *, k: int, kind: str, input_field: str = "text", concurrency: int = 1,
                  timeout: float | None = None, retries: int = 0, remote: bool = False, lm_name: str | None = None,
                  threshold: float | np.ndarray | None = None, min_above: int = 0, top_scores: int | None = None,
-                 warnings: Sequence[str] = ()):
+                 warnings: Sequence[str] = (), source: str | None = None):
         self.scorer = scorer
         self.vocab: LabelVocab = scorer.vocab
         self.k, self.kind, self.input_field = k, kind, input_field
@@ -143,6 +144,7 @@ class Labeller:
         self.timeout, self.retries, self.retry_delay = timeout, retries, retry_base_delay()
         self.remote, self.lm_name, self.threshold, self.min_above = remote, lm_name, threshold, min_above
         self.warnings: list[str] = list(warnings)
+        self.source = source or f"the {kind} scorer"
 
     def config(self) -> dict[str, Any]:
         """The run's settings from the scorer: ``kind``, ``k``, ``top_scores`` and the scorer's ``config()`` (a config
@@ -155,7 +157,16 @@ class Labeller:
         return retry_call(lambda: self.scorer.explain(item.text), retries=self.retries if self.remote else 0,
                           base_delay=self.retry_delay)
 
-    def _row(self, item: Item, got: ItemScores) -> dict[str, Any]:
+    def _unscorable(self, item: Item, scores: np.ndarray) -> str | None:
+        """Why an item's scores cannot make a row (NaN or infinity: a damaged model), or None."""
+        if np.isfinite(scores).all():
+            return None
+        return f"item {item.id}: {nonfinite_reason(scores, self.vocab.labels, self.source)}"
+
+    def _row(self, item: Item, got: ItemScores) -> dict[str, Any] | str:
+        why = self._unscorable(item, np.asarray(got.scores, dtype=np.float64))
+        if why is not None:
+            return why
         vals, idx = top_k(got.scores, self.top_scores)
         return make_row(item, self.vocab, idx[0], vals[0], k=self.k, input_field=self.input_field, fields=got.fields,
                         threshold=self.threshold, min_above=self.min_above)
@@ -203,11 +214,18 @@ class Labeller:
     def _label_batch(self, items: Sequence[Item], tick: Callable[[int], None]) -> list[dict[str, Any] | str]:
         batch = self.scorer.score_batch([it.text for it in items])
         tick(len(items))
-        rows = build_rows([items[i] for i in batch.ok], batch.scores, self.vocab, k=self.k, top_scores=self.top_scores,
-                          input_field=self.input_field, threshold=self.threshold, min_above=self.min_above)
-        out: list[dict[str, Any] | str] = [batch.failed.get(i, f"{items[i].text}: could not be scored")
+        failed = dict(batch.failed)
+        finite = np.isfinite(batch.scores).all(axis=1) if len(batch.ok) else np.zeros(0, dtype=bool)
+        for n in np.flatnonzero(~finite):  # a damaged model: these items are reported, the others labelled
+            i = batch.ok[n]
+            failed[i] = self._unscorable(items[i], batch.scores[n]) or ""
+        ok = [i for n, i in enumerate(batch.ok) if finite[n]]
+        rows = build_rows([items[i] for i in ok], batch.scores[finite], self.vocab, k=self.k,
+                          top_scores=self.top_scores, input_field=self.input_field, threshold=self.threshold,
+                          min_above=self.min_above)
+        out: list[dict[str, Any] | str] = [failed.get(i, f"{items[i].text}: could not be scored")
                                            for i in range(len(items))]
-        for i, row in zip(batch.ok, rows, strict=True):
+        for i, row in zip(ok, rows, strict=True):
             out[i] = row
         return out
 
@@ -242,6 +260,7 @@ class TextLabeller(Labeller):
         rule = tagger.thresholds_  # a program fitted on examples brings per-label thresholds
         super().__init__(tagger, k=k, kind="text", concurrency=concurrency, timeout=timeout, retries=retries,
                          remote=remote, lm_name=lm_name, top_scores=top_scores, warnings=warnings,
+                         source=f"the program {program}" if program is not None else None,
                          threshold=None if rule is None else np.asarray(rule.thresholds_, dtype=np.float64),
                          min_above=0 if rule is None else int(rule.min_labels))
         self.tagger = tagger
@@ -304,7 +323,8 @@ def make_labeller(fmt: str, vocab: LabelVocab | None, settings: LabelSettings) -
         if fmt == "images":
             raise InputError("--model labels texts with a distilled text student; images take --image-model.")
         student = _student(s.model, vocab)
-        return Labeller(student, k=s.k, kind="student", threshold=float(student.threshold_), top_scores=s.top_scores)
+        return Labeller(student, k=s.k, kind="student", threshold=float(student.threshold_), top_scores=s.top_scores,
+                        source=f"the student {getattr(student, 'path_', '(in memory)')}")
     assert vocab is not None
     if fmt == "images":
         from zsl.image import ImageTagger

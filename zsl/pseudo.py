@@ -57,7 +57,15 @@ import numpy as np
 from zsl.cache import content_hash
 from zsl.data import atomic_write, iter_jsonl, write_jsonl_atomic, write_text_atomic
 from zsl.errors import InputError, MissingDependencyError, VocabularyError
-from zsl.rows import SILVER_FORMAT, meta_path, parse_pred_row, read_meta, vocab_from_meta, vocab_to_meta
+from zsl.rows import (
+    SILVER_FORMAT,
+    check_unique_ids,
+    meta_path,
+    parse_pred_row,
+    read_meta,
+    vocab_from_meta,
+    vocab_to_meta,
+)
 from zsl.scoring import check_scores
 from zsl.vocab import LabelVocab, vocab_difference
 
@@ -123,7 +131,7 @@ class SilverData:
             if len(self.texts) != n:
                 raise InputError(f"SilverData has {len(self.texts)} texts for {n} ids; they must match 1:1.")
         if len(set(self.ids)) != n:
-            raise InputError("SilverData ids must be unique; found repeated ids.")
+            check_unique_ids(self.ids, "silver data")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -462,6 +470,7 @@ def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelV
         if isinstance(got, str):
             raise InputError(f"{path}:{ln}: {got}. {_VALID_SILVER}")
         parsed.append(got)
+    check_unique_ids([r.id for r in parsed], f"silver data {path}")
     recorded = vocab_from_meta(meta, str(path)) if meta is not None else None
     if given is not None:
         vocab = given

@@ -73,6 +73,7 @@ __all__ = [
     "label_list",
     "make_row",
     "meta_path",
+    "nonfinite_reason",
     "parse_pred_row",
     "read_gold",
     "read_meta",
@@ -127,7 +128,12 @@ def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *
         threshold: add ``above_threshold``, the kept labels scoring at least this: one number,
             or a ``(K,)`` array of per-label thresholds in vocabulary order.
         min_above: ``above_threshold`` holds at least this many labels (the best kept ones).
+
+    Raises:
+        InputError: a score is NaN or infinite (JSON has no such number: the row could not be read back).
     """
+    if not np.isfinite(np.asarray(vals, dtype=np.float64)).all():
+        raise InputError(f"item {item.id}: {nonfinite_reason(vals, [vocab[int(j)] for j in idx])}")
     names = [vocab[int(j)] for j in idx]
     rounded = [round(float(v), SCORE_DIGITS) for v in vals]
     labels, kept = names[:k], vals[:k]
@@ -149,6 +155,13 @@ def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *
     if item.meta:
         row["meta"] = item.meta
     return row
+
+
+def nonfinite_reason(scores: Any, labels: Sequence[str], source: str = "the model") -> str:
+    """Why a row of scores holding NaN or infinity is not written (``labels`` name its columns)."""
+    bad = [lab for lab, v in zip(labels, np.asarray(scores, dtype=np.float64), strict=True) if not math.isfinite(v)]
+    return (f"{source} gave {len(bad)} score(s) that are NaN or infinite (e.g. for {bad[0]!r}); the item is not "
+            "labelled. Fix: the model is damaged or was edited: retrain it or restore it from a copy")
 
 
 def build_rows(items: Sequence[Item], scores: np.ndarray, vocab: LabelVocab, *, k: int, top_scores: int | None = None,

@@ -652,6 +652,10 @@ class Tagger(ScorerMixin):
                                      if k in ("text_weight", "prior_weight", "rank_weight", "rank_top")})
             except (TypeError, ValueError) as exc:
                 raise InputError(f"The weights in {p} are not numbers ({exc}). {fix}") from None
+            weights = [program.text_weight, program.prior_weight, program.rank_weight]
+            if not np.isfinite(weights).all():
+                raise InputError(f"The fusion weights in {p} hold NaN or infinity ({weights}): every score would be "
+                                 f"NaN. {fix}")
         self._load_examples_state(data, p, fix)
         return self
 
@@ -685,3 +689,8 @@ class Tagger(ScorerMixin):
         if self.evidence_ is not None and len(self.evidence_.counts_) != len(self.vocab):
             raise InputError(f"{p} holds examples over {len(self.evidence_.counts_)} labels; this vocabulary "
                              f"has {len(self.vocab)}. {fix}")
+        if self.thresholds_ is not None and len(self.thresholds_.thresholds_) != len(self.vocab):
+            raise InputError(f"{p} holds thresholds for {len(self.thresholds_.thresholds_)} labels; this vocabulary "
+                             f"has {len(self.vocab)}. {fix}")
+        if self.examples_ is not None and not np.isfinite(self.examples_["emb"]).all():
+            raise InputError(f"{p}: the saved examples' embeddings hold NaN or infinity. {fix}")

@@ -320,3 +320,58 @@ def test_jsonl_items_keep_u2028_inside_a_text(tmp_path):
     items = tmp_path / "items.jsonl"
     items.write_text(json.dumps({"id": "a", "text": "one\u2028two"}, ensure_ascii=False) + "\n", encoding="utf-8")
     assert [i.text for i in read_items(items)] == ["one\u2028two"]
+
+
+# -- issue #26: zsl fit and zsl distill given hostile files ------------------------------------------------------
+def _fit(train: Path, vocab: Path, out: Path, *extra: str) -> list[str]:
+    return ["fit", str(train), "--labels", str(vocab), "--out", str(out), "--no-infer", "--no-rank",
+            "--encoder", "hashing", *extra]
+
+
+def _train_file(tmp_path: Path, *odd: dict) -> Path:
+    rows = [{"id": f"t{n}", "text": f"{t} {n}", "labels": [lab]} for n in range(4)
+            for t, lab in (("football match goal", "sports"), ("rain storm wind", "weather"), ("pasta oven", "cooking"))]
+    p = tmp_path / "train.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in [*rows, *odd]), encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize(("odd", "needle"), [
+    ({"id": "x", "text": "a cake", "labels": "cooking"}, "'labels' must be a list of strings"),
+    ({"id": "x", "text": "a cake", "labels": [1]}, "'labels' must be a list of strings"),
+    ({"id": "x", "text": "", "labels": ["cooking"]}, "empty 'text' field"),
+])
+def test_fit_refuses_an_example_it_cannot_read_instead_of_dropping_it(tmp_path, capsys, vocab_file, odd, needle):
+    train = _train_file(tmp_path, odd)
+    code = main(_fit(train, vocab_file, tmp_path / "prog.json"))
+    _one_error_line(capsys, code, f"{train}:13: {needle}", "Fix:")
+    assert not (tmp_path / "prog.json").exists()
+
+
+def test_fit_names_the_examples_it_skips_for_having_no_label(tmp_path, capsys, vocab_file):
+    train = _train_file(tmp_path, {"id": "empty", "text": "a cake", "labels": []}, {"id": "none", "text": "a pie"})
+    assert main(_fit(train, vocab_file, tmp_path / "prog.json")) == 0
+    err = capsys.readouterr().err
+    assert "skipped 2 example(s)" in err and "'empty', 'none'" in err
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_fit_refuses_max_examples_below_one(tmp_path, capsys, vocab_file, value):
+    code = main(_fit(_train_file(tmp_path), vocab_file, tmp_path / "prog.json", "--max-examples", value))
+    _one_error_line(capsys, code, f"--max-examples must be at least 1, got {value}", "Fix:")
+    assert main(_fit(_train_file(tmp_path), vocab_file, tmp_path / "prog.json", "--max-examples", "5")) == 0
+    assert "fitted on 5 examples" in capsys.readouterr().out
+
+
+def test_distill_names_the_repeated_ids_of_its_silver_data(tmp_path, capsys, items_file, vocab_file):
+    pytest.importorskip("torch")
+    assert main(_label(items_file, vocab_file, tmp_path / "run")) == 0
+    silver = tmp_path / "run" / "labels.jsonl"
+    lines = silver.read_text(encoding="utf-8").splitlines()
+    silver.write_text("\n".join([*lines, lines[0]]) + "\n", encoding="utf-8")
+    meta = json.loads((tmp_path / "run" / "labels.jsonl.meta.json").read_text(encoding="utf-8"))
+    meta["n_rows"] = len(lines) + 1
+    (tmp_path / "run" / "labels.jsonl.meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    capsys.readouterr()
+    code = main(["distill", str(silver), "--out", str(tmp_path / "student"), "--encoder", "hashing", "--epochs", "2"])
+    _one_error_line(capsys, code, str(silver), "1 repeated id(s): 'i0'", "remove the repeats")

@@ -219,3 +219,93 @@ def test_text_student_with_hashing_encoder_and_file_entry_points(tmp_path):
     assert json.loads((tmp_path / "labelled" / "manifest.json").read_text())["settings"]["student_sha256"]
     with pytest.raises(VocabularyError):
         label_run(items, ["red", "green"], model=tmp_path / "student", out=tmp_path / "other")
+
+
+# -- hostile student folders (issue #26, S4-S8): refused at load with the folder and the fix ----------------
+def _edit_student(path, *, config=None, tensors=None):
+    """Edit a saved student as an attacker would: weights rewritten with a fresh sha256, config.json by hand."""
+    from safetensors.torch import load_file, save_file
+
+    from zsl.distill import _sha256
+
+    cfg_path, weights = path / "config.json", path / "model.safetensors"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if tensors is not None:
+        t = load_file(str(weights))
+        tensors(t)
+        save_file(t, str(weights), metadata={"format": "pt"})
+        cfg["weights_sha256"] = _sha256(weights)
+    if config is not None:
+        config(cfg)
+    cfg_path.write_text(json.dumps(cfg), encoding="utf-8")  # json writes NaN / Infinity as Python reads them
+    return path
+
+
+def _saved(tmp_path, **params):
+    X, Y = toy()
+    return StudentClassifier(**FAST, **params).fit(X, Y, vocab=LABELS).save(tmp_path / "student")
+
+
+def test_a_student_missing_a_tensor_names_it_and_the_folder(tmp_path):
+    path = _edit_student(_saved(tmp_path), tensors=lambda t: t.pop("feature_mean"))
+    with pytest.raises(InputError, match=r"lacks the tensor\(s\) feature_mean .*student.*Fix: restore"):
+        StudentClassifier.load(path)
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    (lambda c: c["params"].update(head="mlp", hidden_size=-5), "hidden_size must be an integer >= 1, got -5"),
+    (lambda c: c["params"].update(hidden_size=0), "hidden_size must be an integer >= 1, got 0"),
+    (lambda c: c.update(n_features_in=-3), "'n_features_in' must be a positive integer"),
+    (lambda c: c.update(n_features_in=0), "'n_features_in' must be a positive integer"),
+    (lambda c: c.update(labels=[]), "'labels' must be a non-empty list"),
+    (lambda c: c["params"].update(head="xyz"), "head must be one of"),
+])
+def test_negative_or_zero_sizes_in_the_config_are_refused(tmp_path, edit, needle):
+    path = _edit_student(_saved(tmp_path), config=edit)
+    with pytest.raises(InputError, match=needle) as info:
+        StudentClassifier.load(path)
+    assert str(path / "config.json") in str(info.value)
+
+
+@pytest.mark.parametrize(("params", "edit", "needle"), [
+    ({}, lambda c: c.update(n_features_in=30_000_000), r"head.0.weight is \[3, 12\] in the weights but \[3, 30000000\]"),
+    ({"head": "mlp", "hidden_size": 8}, lambda c: c["params"].update(hidden_size=20_000_000),
+     r"head.0.weight is \[8, 12\] in the weights but \[20000000, 12\]"),
+])
+def test_sizes_claimed_by_the_config_are_checked_against_the_weights_before_any_allocation(
+        tmp_path, monkeypatch, params, edit, needle):
+    """A crafted folder claiming a 20 GB head is refused from the safetensors header alone (issue #26, S6)."""
+    import resource
+
+    path = _edit_student(_saved(tmp_path, **params), config=edit)
+
+    def no_head(self, d, k):  # guards the machine: the old code built the claimed head before looking at the weights
+        raise AssertionError(f"a ({d} x {k}) head was built before the sizes were checked")
+
+    monkeypatch.setattr(StudentClassifier, "_build_head", no_head)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(InputError, match=needle) as info:
+        StudentClassifier.load(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB: nothing of the claimed size
+    assert "were edited" in str(info.value) and "Fix:" in str(info.value)
+
+
+@pytest.mark.parametrize(("tensors", "needle"), [
+    (lambda t: t["head.0.weight"].__setitem__((0, 0), float("nan")), "NaN or infinite values in head.0.weight"),
+    (lambda t: t["feature_mean"].__setitem__(1, float("inf")), "NaN or infinite values in feature_mean"),
+    (lambda t: t["feature_scale"].__setitem__(2, 0.0), "feature_scale has 1 value"),
+])
+def test_a_student_with_non_finite_weights_is_refused_at_load(tmp_path, tensors, needle):
+    path = _edit_student(_saved(tmp_path), tensors=tensors)
+    with pytest.raises(InputError, match=needle):
+        StudentClassifier.load(path)
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), float("inf"), -0.5, 1.0, "0.5"])
+def test_a_threshold_that_is_not_a_probability_is_refused_at_load(tmp_path, threshold):
+    path = _edit_student(_saved(tmp_path), config=lambda c: c.update(threshold=threshold))
+    with pytest.raises(InputError, match="'threshold' must be a probability"):
+        StudentClassifier.load(path)
+    path = _edit_student(path, config=lambda c: c.update(threshold=0.3) or c["params"].update(threshold=threshold))
+    with pytest.raises(InputError, match="threshold must be 'auto' or a probability"):
+        StudentClassifier.load(path)

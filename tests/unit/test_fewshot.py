@@ -304,3 +304,59 @@ def test_score_embedded_equals_score_and_needs_no_llm_step():
     with_llm = Tagger(LabelVocab(LABELS), lm=ScriptedLM([]), encoder=HashingEncoder(512), rank=False)
     with pytest.raises(InputError, match="without LLM steps"):
         with_llm.score_embedded(emb)
+
+
+# -- hostile program files (issue #26, S7, S11): refused at load, before any item is scored ---------------------
+def _edited_program(tmp_path, edit, evidence="head"):
+    import json
+
+    path = _tagger(evidence=evidence).fit(TRAIN).save(tmp_path / "prog.json")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    edit(data)
+    path.write_text(json.dumps(data), encoding="utf-8")  # NaN is written as JSON's NaN, which Python reads back
+    return path
+
+
+def _nan_array(d):
+    from zsl.fewshot import decode_array, encode_array
+
+    a = decode_array(d)
+    a.flat[0] = np.nan
+    d.update(encode_array(a))
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    (lambda d: d["evidence"].update(labels=[0, 1, 99]), r"label indices \[99\] outside the vocabulary's columns 0..2"),
+    (lambda d: d["evidence"].update(labels=[0, -1, 2]), r"label indices \[-1\] outside"),
+    (lambda d: d["evidence"].update(labels=[0, 1, 1]), r"label indices \[1\] more than once"),
+    (lambda d: d["evidence"].update(labels=[0, 1]), r"2 label indices but biases of shape \[3\]"),
+    (lambda d: d["evidence"].update(labels=[0, 1.5, 2]), "must be a list of label indices"),
+    (lambda d: d["evidence"].update(a=float("nan")), "NaN or infinite values in a"),
+    (lambda d: d["evidence"].update(c=float("inf")), "NaN or infinite values in c"),
+    (lambda d: _nan_array(d["evidence"]["W"]), "NaN or infinite values in W"),
+    (lambda d: _nan_array(d["thresholds"]["thresholds"]), "thresholds must be finite numbers"),
+    (lambda d: d["thresholds"].update(temperature=0.0), "positive temperature"),
+    (lambda d: d["thresholds"]["params"].update(min_labels="1"), "min_labels must be an integer"),
+    (lambda d: d["settings"].update(text_weight=float("nan")), "fusion weights .* hold NaN"),
+])
+def test_a_damaged_program_is_refused_at_load_naming_the_file(tmp_path, edit, needle):
+    path = _edited_program(tmp_path, edit)
+    with pytest.raises(InputError, match=needle) as info:
+        _tagger().load(path)
+    assert str(path) in str(info.value)
+
+
+def test_program_thresholds_for_another_number_of_labels_are_refused(tmp_path):
+    from zsl.fewshot import decode_array, encode_array
+
+    def drop_one(d):
+        d["thresholds"]["thresholds"] = encode_array(decode_array(d["thresholds"]["thresholds"])[:2])
+
+    with pytest.raises(InputError, match="thresholds for 2 labels; this vocabulary has 3"):
+        _tagger().load(_edited_program(tmp_path, drop_one))
+
+
+def test_saved_knn_evidence_with_nan_embeddings_is_refused(tmp_path):
+    path = _edited_program(tmp_path, lambda d: _nan_array(d["evidence"]["emb"]), evidence="knn")
+    with pytest.raises(InputError, match="example evidence holds NaN"):
+        _tagger().load(path)

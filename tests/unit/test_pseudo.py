@@ -229,5 +229,5 @@ def test_silver_data_checks_shapes():
     z = np.zeros((1, 2))
     with pytest.raises(InputError, match="expected \\(1, 2\\)"):
         SilverData(v, ["x"], np.zeros((1, 3)), z, z, z)
-    with pytest.raises(InputError, match="unique"):
+    with pytest.raises(InputError, match=r"1 repeated id\(s\): 'x'"):
         SilverData(v, ["x", "x"], np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2)))

@@ -106,3 +106,49 @@ def test_old_rows_still_read_and_foreign_rows_name_the_missing_field(tmp_path):
         foreign.write_text(json.dumps({"id": "1", "text": "t", "labels": ["red"], "scores": [0.9],
                                        "top_scores": {"red": "high"}}) + "\n", encoding="utf-8")
         read_silver(foreign, vocab=LABELS)
+
+
+# -- non-finite scores never reach labels.jsonl (issue #26, S7) --------------------------------------------------
+def test_make_row_refuses_non_finite_scores_naming_the_item():
+    from zsl.data import Item
+    from zsl.rows import make_row
+
+    vocab = LabelVocab(LABELS)
+    row = make_row(Item("a", "x"), vocab, np.array([0, 1]), np.array([0.9, 0.2]), k=1)
+    assert row["labels"] == ["red"]
+    for bad in (np.nan, np.inf):
+        with pytest.raises(InputError, match=r"item b: the model gave 1 score\(s\) that are NaN or infinite .*'green'"):
+            make_row(Item("b", "x"), vocab, np.array([0, 1]), np.array([0.9, bad]), k=1)
+
+
+@pytest.mark.parametrize("per_item", [False, True])
+def test_an_item_a_damaged_model_scores_nan_is_reported_and_the_run_goes_on(tmp_path, per_item):
+    """A student loaded in memory (whose weights no load check saw) gives NaN for one item: that item goes
+    to errors.jsonl naming the student, every other item is labelled, and labels.jsonl stays valid JSON."""
+    from zsl.scoring import TopK
+
+    texts = [f"{w} {i}" for i in range(6) for w in TEXTS]
+    enc_scores = np.array([[t.count(lab) for lab in LABELS] for t in texts], dtype=np.float32) + 0.01
+    from zsl.pseudo import make_silver, write_silver
+
+    silver = write_silver(make_silver(enc_scores, LabelVocab(LABELS), TopK(k=1), texts=texts), tmp_path / "s.jsonl")
+    distill_file(silver, tmp_path / "student", encoder="hashing", epochs=5)
+    student = StudentClassifier.load(tmp_path / "student")
+    plain = student.score
+
+    def damaged(items):
+        out = plain(items)
+        out[[i for i, t in enumerate(items) if "cherries" in t]] = np.nan
+        return out
+
+    student.score = damaged
+    if per_item:  # the path of scorers with an LLM step: one item at a time through explain()
+        student.uses_lm = True
+    items = tmp_path / "items.txt"
+    items.write_text("".join(t + "\n" for t in TEXTS), encoding="utf-8")
+    summary = label_run(items, None, model=student, out=tmp_path / "run", k=1)
+    assert summary.labelled == 5 and summary.skipped == 1
+    rows = (tmp_path / "run" / "labels.jsonl").read_text(encoding="utf-8")
+    assert "NaN" not in rows and all(json.loads(x)["text"] != "red cherries" for x in rows.splitlines())
+    errors = [json.loads(x) for x in (tmp_path / "run" / "errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(errors) == 1 and "NaN or infinite" in errors[0]["reason"] and "the student" in errors[0]["reason"]
