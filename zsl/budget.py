@@ -677,6 +677,9 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
             if not summary.retryable:
                 summary.already_complete = True
                 return summary
+        # The summary of another plan (or of a run with items to ask again) no longer describes this
+        # run: without it, a stop before the end resumes this plan instead of reporting the old one.
+        (run_path / SUMMARY).unlink(missing_ok=True)
         for w in warnings:
             rd.log(f"warning: {w}")
         if new_input:

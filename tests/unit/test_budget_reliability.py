@@ -252,3 +252,18 @@ def test_label_run_and_budget_run_write_progress_lines_to_the_log(files, tmp_pat
     _run(files, tmp_path, CountingLM(rows))
     log = (tmp_path / "run" / "log.txt").read_text(encoding="utf-8")
     assert "LLM teacher: 1/8 item(s)" in log and "LLM teacher: 8/8 item(s)" in log
+
+
+def test_a_raised_budget_stopped_midway_resumes_instead_of_claiming_the_old_run_is_complete(files, tmp_path):
+    rows = files[2]
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    _run(files, whole, CountingLM(rows))
+    _run(files, whole, CountingLM(rows), budget=16)
+    _run(files, tmp_path, CountingLM(rows))
+    with pytest.raises(KeyboardInterrupt):
+        _run(files, tmp_path, CountingLM(rows, stop_after=3), budget=16)
+    lm = CountingLM(rows)
+    s = _run(files, tmp_path, lm, budget=16)
+    assert not s.already_complete and s.llm_items == 16 and lm.calls == 5  # 8 + 3 kept, 5 to go
+    assert (tmp_path / "run" / "labels.jsonl").read_bytes() == (whole / "run" / "labels.jsonl").read_bytes()
