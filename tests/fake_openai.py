@@ -66,19 +66,24 @@ class FakeOpenAI:
         fail_when: only requests about an item text for which this is true can fail
             (default: any request, the start-up check included).
         hang: accept every request and never answer (until the server stops).
+        delay: seconds to wait before answering each chat request (to see requests overlap).
 
     Attributes:
         requests: chat requests received (failed ones included).
         failures: requests answered with ``fail_status``.
         texts: the item text of each request ("" for the start-up check), in arrival order.
+        max_in_flight: the most chat requests that were being answered at the same time.
     """
 
     def __init__(self, *, fail_first: int | None = 0, fail_status: int = 429,
-                 fail_when: Callable[[str], bool] | None = None, hang: bool = False):
+                 fail_when: Callable[[str], bool] | None = None, hang: bool = False, delay: float = 0.0):
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.fail_when = fail_when
         self.hang = hang
+        self.delay = delay
+        self.max_in_flight = 0
+        self._in_flight = 0
         self.requests = 0
         self.failures = 0
         self.texts: list[str] = []
@@ -105,6 +110,17 @@ class FakeOpenAI:
                     fail = fail and (server.fail_when is None or server.fail_when(text))
                     if fail and not server.hang:
                         server.failures += 1
+                    server._in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server._in_flight)
+                try:
+                    if server.delay:
+                        server._stop.wait(server.delay)
+                    self._answer(body, messages, fail)
+                finally:
+                    with server._lock:
+                        server._in_flight -= 1
+
+            def _answer(self, body: dict, messages: list[dict], fail: bool) -> None:
                 if server.hang:
                     server._stop.wait()
                     return

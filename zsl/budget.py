@@ -33,17 +33,24 @@ items the LLM has not seen; the surest ``self_train`` share of them (largest
 student's own ``k`` best labels, and the head is fitted again on both, with the penalty
 cross-validated on the teacher's items alone. On a Reuters-21578 slice this lifted the final
 labels of a 10% budget from 91% to about 100% of the all-LLM labels' micro-F1; on GoEmotions,
-whose teacher is weak, it changed little (``python -m benchmarks.budget``). ``0`` turns it off.
+whose teacher is weak, it changed little (``python -m zsl.bench.budget``). ``0`` turns it off.
 
 Texts only: an image run's teacher is the image model, whose global-local scores (feature regions)
 cost about what a global-only cheap pass would, so :func:`budget_run` refuses image inputs.
 
-LLM results are the expensive part and are never lost: each one is appended to
-``teacher.jsonl`` in the run directory and flushed to disk before the next item starts. After
-Ctrl-C, a crash or ``kill -9``, the same command reads them back, makes the same choices (they
-are seeded and depend only on the teacher's answers) and goes on where it stopped. Raising the
-budget and rerunning labels only the extra items. ``--fresh`` recomputes everything else but
-keeps ``teacher.jsonl`` (delete it to pay for the LLM again).
+LLM results are the expensive part and are never lost nor paid twice: each one is appended to
+``teacher.jsonl`` in the run directory and flushed to disk before the next items are asked (one
+at a time, or ``concurrency`` at a time for a remote LLM). After Ctrl-C, a crash or ``kill -9``,
+the same command reads them back, makes the same choices (they are seeded and depend only on the
+teacher's answers) and goes on where it stopped. Raising the budget and rerunning labels only the
+extra items. Each record is keyed on what produced it: the item's id and text, the LLM and the
+program's settings, and the vocabulary. So an appended or edited item voids no other answer, and
+``--fresh`` recomputes everything else but reuses every answer still valid (delete
+``teacher.jsonl`` to pay for the LLM again). An item that failed on a transient error (rate limit,
+time-out, 5xx) after its retries is recorded as ``"retryable"``: the run exits 3 (like a plain run)
+and the same command, with or without ``--fresh``, asks the LLM again for just those items. A line
+of ``teacher.jsonl`` that cannot be used is skipped with a warning naming it; only a torn last line
+(a stop mid-write) is cut.
 
 Example (retrieval-only "teacher" to keep it quick; a real run uses the LLM):
     >>> import numpy as np
@@ -59,6 +66,7 @@ Example (retrieval-only "teacher" to keep it quick; a real run uses the LLM):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -73,6 +81,7 @@ import numpy as np
 
 from zsl.data.files import open_private
 from zsl.errors import InputError
+from zsl.retry import Retryable
 
 __all__ = ["MAX_PSEUDO", "SELECTIONS", "SELF_TRAIN", "TEACHER", "BudgetResult", "BudgetSummary", "budget_loop",
            "budget_run", "parse_budget", "round_sizes", "select_random", "select_typical", "select_uncertain",
@@ -390,7 +399,8 @@ def budget_loop(emb: Any, cheap: Any, teach: Callable[[list[int]], dict[int, lis
 @dataclass
 class BudgetSummary:
     """What :func:`budget_run` did. ``by_source`` counts rows per source; ``seconds_llm`` is the time
-    spent in the teacher during this call (LLM results read back from an earlier call cost nothing)."""
+    spent in the teacher during this call (LLM results read back from an earlier call cost nothing);
+    ``retryable`` counts LLM items that failed on transient errors (the same command asks them again)."""
 
     run_dir: str
     labels: str
@@ -408,39 +418,178 @@ class BudgetSummary:
     tokens: dict[str, dict[str, int]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     already_complete: bool = False
+    retryable: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _teacher_key(settings: dict[str, Any], vocab_hash: str, fingerprint: str) -> str:
-    """What makes an LLM result valid: the program's settings, the vocabulary and the input."""
-    import hashlib
-
+def _old_teacher_key(settings: dict[str, Any], vocab_hash: str, fingerprint: str) -> str:
+    """The key of a record in the previous format (``"teacher"``): the settings, the vocabulary and the
+    whole input's fingerprint. Such a record is valid only while the input is unchanged."""
     blob = json.dumps({"settings": settings, "vocab": vocab_hash, "input": fingerprint}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _read_teacher(path: Path) -> dict[str, dict[str, Any]]:
-    """Teacher records by item id. A torn last line (a kill mid-write) is cut off so appends stay whole."""
-    out: dict[str, dict[str, Any]] = {}
+def _teacher_base(settings: dict[str, Any], vocab_hash: str) -> str:
+    """What makes every LLM answer of a run what it is: the LLMs, the program's settings and prompts
+    (``settings`` names them) and the vocabulary."""
+    blob = json.dumps({"settings": settings, "vocab": vocab_hash}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _item_key(base: str, item_id: str, text: str) -> str:
+    """The key of one LLM answer: :func:`_teacher_base` plus the item's id and text. An edit to
+    another item, or an appended one, leaves it valid."""
+    return hashlib.sha256(f"{base}\0{item_id}\0{text}".encode()).hexdigest()[:16]
+
+
+def _str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _record_problem(rec: Any) -> str | None:
+    """Why a teacher record cannot be used (None: it can)."""
+    if not isinstance(rec, dict):
+        return f"a JSON {type(rec).__name__}, not a record"
+    if not isinstance(rec.get("id"), str):
+        return "no string 'id'"
+    if not isinstance(rec.get("key", rec.get("teacher")), str):
+        return "no string 'key'"
+    if "row" in rec:
+        row = rec["row"]
+        if not isinstance(row, dict) or not _str_list(row.get("labels")):
+            return "its 'row' has no list of 'labels'"
+        if "above_threshold" in row and not _str_list(row["above_threshold"]):
+            return "its 'row' has an 'above_threshold' that is not a list of labels"
+    elif not isinstance(rec.get("error"), str):
+        return "neither a 'row' nor an 'error'"
+    return None
+
+
+def _read_teacher(path: Path) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """The usable teacher records in file order, a warning per unusable line, and notes.
+
+    A line that is not a usable record is skipped and named in a warning; the records after it
+    are kept (nothing is cut). Only a torn last line, which a kill mid-write leaves without its
+    newline, is cut off so the next append starts a line of its own; a whole record that lost
+    only its newline gets it back.
+    """
     if not path.exists():
-        return out
+        return [], [], []
     data = path.read_bytes()
-    good = 0
-    for line in data.splitlines(keepends=True):
-        if not line.endswith(b"\n"):
-            break
+    records: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    notes: list[str] = []
+    lines = data.splitlines(keepends=True)
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
             rec = json.loads(line)
-        except ValueError:
-            break
-        out[str(rec["id"])] = rec
-        good += len(line)
-    if good < len(data):
-        with path.open("r+b") as fh:
-            fh.truncate(good)
-    return out
+            why = _record_problem(rec)
+        except ValueError as exc:  # UnicodeDecodeError included
+            rec, why = None, f"not JSON: {exc}"
+        if n == len(lines) and not line.endswith(b"\n"):
+            # never through a link: a teacher.jsonl planted as one must not cut or grow another file
+            fd = open_private(path, append=True)
+            try:
+                if why is None:
+                    os.write(fd, b"\n")
+                else:
+                    os.ftruncate(fd, len(data) - len(line))
+            finally:
+                os.close(fd)
+            if why is not None:
+                notes.append(f"{path}:{n}: cut a torn last line (a stop mid-write; {why})")
+                break
+        if why is not None:
+            warnings.append(f"{path}:{n}: skipped ({why}); the answers after it are kept, and its item is asked "
+                            "again if it is chosen. Fix: nothing needed; delete or repair that line to silence this.")
+            continue
+        records.append(rec)
+    return records, warnings, notes
+
+
+class _TeacherAnswers:
+    """The LLM answers that are valid for this run's items, read from ``teacher.jsonl`` and kept up to date.
+
+    ``done``: item id -> its final record (an answer, or a permanent failure such as a bad answer);
+    ``pending``: item id -> the record of a transient failure (rate limit, time-out, 5xx), asked again
+    when the item is chosen. Each record carries ``key`` (:func:`_item_key`); records of other
+    texts, settings or vocabularies stay in the file but are not used.
+    """
+
+    def __init__(self, path: Path, items: Sequence[Any], settings: dict[str, Any], vocab_hash: str,
+                 fingerprint: str, log: Callable[[str], None]):
+        self.path = path
+        base = _teacher_base(settings, vocab_hash)
+        self.keys = {it.id: _item_key(base, it.id, it.text) for it in items}
+        old_key = _old_teacher_key(settings, vocab_hash, fingerprint)
+        records, self.warnings, notes = _read_teacher(path)
+        for note in notes:
+            log(note)
+        self.done: dict[str, dict[str, Any]] = {}
+        self.pending: dict[str, dict[str, Any]] = {}
+        other = old_void = 0
+        for rec in records:
+            if "key" in rec:
+                if rec["key"] != self.keys.get(rec["id"]):
+                    other += 1
+                    continue
+            elif rec["teacher"] != old_key or rec["id"] not in self.keys:
+                old_void += 1
+                continue
+            elif "row" not in rec:  # an old failure: transient or not, it was not recorded; ask again
+                continue
+            self.add(rec)
+        if other:
+            log(f"{other} record(s) in {path.name} answer other texts, settings or vocabularies: kept, not used")
+        if old_void:
+            log(f"{old_void} record(s) in {path.name} use the previous format, whose key covers the whole input: "
+                "the input (or a setting) changed since, so they cannot be matched to their texts and are not "
+                "used (they stay in the file)")
+
+    def add(self, rec: dict[str, Any]) -> None:
+        """Take a record into ``done`` or ``pending`` (a final answer is never replaced by a later failure)."""
+        iid = rec["id"]
+        if rec.get("retryable"):
+            if iid not in self.done:
+                self.pending[iid] = rec
+        else:
+            self.done[iid] = rec
+            self.pending.pop(iid, None)
+
+    def write(self, fh: Any, item_id: str, out: dict[str, Any] | str, seconds: float,
+              usage: dict[str, Any]) -> dict[str, Any]:
+        """Append one LLM result (a row, or the reason it failed) and take it in."""
+        rec: dict[str, Any] = {"id": item_id, "key": self.keys[item_id], "seconds": round(seconds, 3)}
+        if isinstance(out, str):
+            rec["error"] = str(out)
+            if isinstance(out, Retryable):
+                rec["retryable"] = True
+        else:
+            rec["row"] = out
+        rec["usage"] = usage
+        fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        self.add(rec)
+        return rec
+
+
+def _input_changed_only(run_path: Path, manifest: dict[str, Any]) -> bool:
+    """Does ``run_path`` hold a run of the same vocabulary and settings on another input? A budget
+    run then starts again on the new input (its answers are keyed per item, so none is lost)."""
+    try:
+        old = json.loads((run_path / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(old, dict) or not isinstance(old.get("input"), dict) or not isinstance(old.get("vocab"), dict):
+        return False
+    new = json.loads(json.dumps(manifest, default=str))
+    if old.get("settings") != new["settings"] or old["vocab"].get("hash") != new["vocab"]["hash"]:
+        return False
+    keys = ("fingerprint", "format", "text_field", "id_field")
+    return any(old["input"].get(k) != new["input"][k] for k in keys)
 
 
 def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str, out: str | os.PathLike[str] | None = None,
@@ -464,10 +613,8 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
         InputError: a malformed or negative budget, an unknown selection, an image input, a
             program without an LLM step, or the errors of :func:`zsl.run.label_run`.
     """
-    from zsl.chunks import add_usage
     from zsl.data import BadRow, check_regular_input, fingerprint_and_count, input_format, iter_records
     from zsl.labeller import LabelSettings, make_labeller
-    from zsl.progress import progress_bar
     from zsl.rows import build_rows, run_meta
     from zsl.run import load_vocab
     from zsl.rundir import ERRORS, LABELS, META, SUMMARY, RunDir, make_manifest, write_json, write_lines
@@ -517,113 +664,72 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
             "selection": selection, "pool_factor": pool_factor, "seed": seed, "min_round": min_round,
             "self_train": self_train}
     settings_record = {**teacher_lab.config(), "mode": "budget"}
-    runtime = {"concurrency": 1, "timeout": opts.timeout, "retries": opts.retries}
+    # A remote teacher answers `concurrency` items at once (threads); a local LLM, one (make_labeller warns).
+    runtime = {"concurrency": teacher_lab.concurrency, "timeout": opts.timeout, "retries": opts.retries}
     manifest = make_manifest(input_path, fmt, opts.text_field, opts.id_field, vocab, vocab_path, settings_record,
                              runtime, fp)
     manifest["budget"] = plan  # not compared on resume: a new budget reuses every LLM result
     run_path = Path(out) if out is not None else input_path.with_name(input_path.name.rstrip("/") + ".zsl")
     rd = RunDir(run_path)
-    state = rd.prepare(manifest, fresh)
+    # The LLM answers are keyed per item (id and text), so another input only needs the rest redone.
+    new_input = not fresh and _input_changed_only(run_path, manifest)
+    state = rd.prepare(manifest, fresh or new_input)
     try:
-        old = json.loads((run_path / "manifest.json").read_text(encoding="utf-8")).get("budget")
+        old_manifest = json.loads((run_path / "manifest.json").read_text(encoding="utf-8"))
+        old = old_manifest.get("budget")
         if state == "complete" and old == plan:
             summary = BudgetSummary(**json.loads((run_path / SUMMARY).read_text(encoding="utf-8")))
-            # The paths in summary.json are where the run was written; a moved or copied run is here now.
-            summary.run_dir, summary.labels, summary.errors = str(run_path), str(run_path / LABELS), str(run_path / ERRORS)
-            summary.already_complete = True
-            return summary
-        if state != "new":
-            write_json(run_path / "manifest.json", manifest)
+            if not summary.retryable:
+                # The paths in summary.json are where the run was written; a moved or copied run is here now.
+                summary.run_dir, summary.labels = str(run_path), str(run_path / LABELS)
+                summary.errors = str(run_path / ERRORS)
+                summary.already_complete = True
+                return summary
+        # The summary of another plan (or of a run with items to ask again) no longer describes this
+        # run: without it, a stop before the end resumes this plan instead of reporting the old one.
+        (run_path / SUMMARY).unlink(missing_ok=True)
         for w in warnings:
             rd.log(f"warning: {w}")
+        if new_input:
+            rd.log(f"the input changed since the last run in {run_path}: LLM answers of unchanged items are reused")
         rd.log(f"budget {state}: {input_path} -> {run_path}, {n_llm} of {len(items)} item(s) to the LLM, "
-               f"{len(round_sizes(n_llm, rounds, min_round))} round(s), selection {selection}")
+               f"{len(round_sizes(n_llm, rounds, min_round))} round(s), selection {selection}, "
+               f"concurrency {teacher_lab.concurrency}")
         t0 = time.perf_counter()
-        tpath = run_path / TEACHER
-        teacher_key = _teacher_key(settings_record, vocab.hash, fp)
-        done = {i: r for i, r in _read_teacher(tpath).items() if r.get("teacher") == teacher_key}
-        tagger = teacher_lab.tagger
-        program = tagger.program_
-        encoder = program.index.encoder
-        texts = [it.text for it in items]
-        with progress_bar(total=len(texts), desc="retrieval (cheap pass)", unit="item",
-                          disable=not show_progress) as bar:
-            parts = []
-            for s in range(0, len(texts), 256):
-                parts.append(np.asarray(encoder.encode(texts[s:s + 256]), dtype=np.float32))
-                bar.update(len(texts[s:s + 256]))
-        emb = np.concatenate(parts)
-        cheap = np.asarray(program.retrieve_embedded(emb), dtype=np.float32)
-        label_pos = {lab: j for j, lab in enumerate(vocab.labels)}
-        stats = {"seconds_llm": 0.0, "reused": 0}
-        usage: dict[str, dict[str, int]] = {}
-
-        def teacher_labels(rec: dict[str, Any]) -> list[int] | None:
-            row = rec.get("row")
-            if row is None:
-                return None
-            chosen = row.get("above_threshold", row["labels"])
-            return [label_pos[lab] for lab in chosen if lab in label_pos]
-
-        def teach(idx: list[int]) -> dict[int, list[int] | None]:
-            got: dict[int, list[int] | None] = {}
-            with os.fdopen(open_private(tpath, append=True), "a", encoding="utf-8") as fh:  # never through a link
-                for i in idx:
-                    item = items[i]
-                    rec = done.get(item.id)
-                    if rec is None:
-                        t = time.perf_counter()
-                        outputs, use = teacher_lab.label([item], lambda _n: None)
-                        secs = time.perf_counter() - t
-                        stats["seconds_llm"] += secs
-                        out0 = outputs[0]
-                        rec = {"id": item.id, "teacher": teacher_key, "seconds": round(secs, 3)}
-                        if isinstance(out0, str):
-                            rec["error"] = out0
-                        else:
-                            rec["row"] = out0
-                        rec["usage"] = use
-                        fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                        fh.flush()
-                        os.fsync(fh.fileno())
-                        done[item.id] = rec
-                        add_usage(usage, use)
-                    else:
-                        stats["reused"] += 1
-                    got[i] = teacher_labels(rec)
-                    llm_bar.update(1)
-            return got
-
-        try:
-            with progress_bar(total=n_llm, desc="LLM teacher", unit="item", disable=not show_progress) as llm_bar:
-                # The same plan replays its choices (they depend only on the teacher's answers, read
-                # back for free), so a resumed run ends exactly as an uninterrupted one. A new plan
-                # (another budget) starts from every LLM result already paid for.
-                initial = [] if old == plan else [i for i, it in enumerate(items) if it.id in done]
-                if initial:
-                    rd.log(f"budget changed from {old} to {plan}: {len(initial)} LLM result(s) reused first")
-                res = budget_loop(emb, cheap, teach, n_llm=max(n_llm, len(initial)), k=opts.k, rounds=rounds,
-                                  selection=selection, pool_factor=pool_factor, seed=seed, initial=initial,
-                                  min_round=min_round, self_train=self_train, log=rd.log)
-        except KeyboardInterrupt:
-            rd.log("interrupted: every LLM result so far is in teacher.jsonl; run the same command to continue")
-            raise
+        answers = _TeacherAnswers(run_path / TEACHER, items, settings_record, vocab.hash, fp, rd.log)
+        for w in answers.warnings:
+            rd.log(f"warning: {w}")
+        warnings += answers.warnings
+        # The same plan replays its choices (they depend only on the teacher's answers, read back for
+        # free) from the same start, so a resumed run ends exactly as an uninterrupted one. Otherwise
+        # (another budget or input, --fresh, or items to ask again after a transient failure) every
+        # answer already paid for, and every item still owed one, goes first.
+        ids = {it.id: i for i, it in enumerate(items)}
+        if state == "resume" and old == plan and not answers.pending:
+            start = [ids[i] for i in old_manifest.get("budget_start", []) if i in ids]
+        else:
+            start = [i for i, it in enumerate(items) if it.id in answers.done or it.id in answers.pending]
+            if start:
+                rd.log(f"{len(start)} item(s) with LLM results first ({len(answers.pending)} of them to ask again)")
+        write_json(run_path / "manifest.json", {**manifest, "budget_start": [items[i].id for i in start]})
+        res, stats, usage = _spend(items, answers, teacher_lab, _emb_and_cheap(items, teacher_lab, show_progress),
+                                   n_llm=n_llm, start=start, rd=rd, show_progress=show_progress,
+                                   loop={"k": opts.k, "rounds": rounds, "selection": selection,
+                                         "pool_factor": pool_factor, "seed": seed, "min_round": min_round,
+                                         "self_train": self_train})
         student_rows = build_rows(items, res.student_scores, vocab, k=opts.k, top_scores=opts.top_scores)
         by_source: dict[str, int] = {}
         lines = []
         for i, item in enumerate(items):
-            rec = done.get(item.id) if res.source[i] == "llm" else None
+            rec = answers.done.get(item.id) if res.source[i] == "llm" else None
             row = dict(rec["row"]) if rec is not None else student_rows[i]
             row["source"] = res.source[i]
             by_source[row["source"]] = by_source.get(row["source"], 0) + 1
             lines.append(json.dumps(row, ensure_ascii=False) + "\n")
-        for i in res.llm_items:
-            rec = done.get(items[i].id)
-            if rec is not None and "error" in rec:
-                errors.append({"id": items[i].id, "reason": f"LLM teacher failed ({rec['error']}); the student "
-                               "labelled it", "labelled_by": "student"})
+        teacher_errors = _teacher_errors(items, res, answers)
+        retryable = sum(1 for e in teacher_errors if e.get("retryable"))
         write_lines(run_path / LABELS, lines)
-        write_lines(run_path / ERRORS, (json.dumps(e, ensure_ascii=False) + "\n" for e in errors))
+        write_lines(run_path / ERRORS, (json.dumps(e, ensure_ascii=False) + "\n" for e in errors + teacher_errors))
         prov = {"zsl_version": manifest["zsl_version"], **settings_record, "budget": plan}
         write_json(run_path / META, run_meta(vocab, k=opts.k, top_scores=teacher_lab.top_scores, provenance=prov,
                                              n_items=len(items)))
@@ -632,10 +738,110 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
             total=len(records), labelled=len(items), skipped=len(records) - len(items), budget=n_llm,
             llm_items=len(res.llm_items), by_source=by_source, rounds=res.rounds,
             seconds=round(time.perf_counter() - t0, 3), seconds_llm=round(stats["seconds_llm"], 3),
-            reused_llm=stats["reused"], tokens=usage, warnings=warnings)
+            reused_llm=stats["reused"], tokens=usage, warnings=warnings, retryable=retryable)
         write_json(run_path / SUMMARY, summary.to_dict())
+        if retryable:
+            rd.log(f"{retryable} LLM item(s) failed on transient errors (rate limit, time-out, server error): "
+                   "rerun the same command to ask the LLM again for just those")
         rd.log(f"done: {by_source}, {summary.seconds:.1f}s ({summary.seconds_llm:.1f}s in the LLM, "
                f"{summary.reused_llm} LLM result(s) reused)")
         return summary
     finally:
         rd.unlock()
+
+
+def _emb_and_cheap(items: Sequence[Any], teacher_lab: Any, show_progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The cheap pass: every item's embedding and retrieval scores (batched)."""
+    from zsl.progress import progress_bar
+
+    program = teacher_lab.tagger.program_
+    texts = [it.text for it in items]
+    with progress_bar(total=len(texts), desc="retrieval (cheap pass)", unit="item", disable=not show_progress) as bar:
+        parts = []
+        for s in range(0, len(texts), 256):
+            parts.append(np.asarray(program.index.encoder.encode(texts[s:s + 256]), dtype=np.float32))
+            bar.update(len(texts[s:s + 256]))
+    emb = np.concatenate(parts)
+    return emb, np.asarray(program.retrieve_embedded(emb), dtype=np.float32)
+
+
+def _spend(items: Sequence[Any], answers: _TeacherAnswers, teacher_lab: Any, emb_cheap: tuple[np.ndarray, np.ndarray],
+           *, n_llm: int, start: list[int], rd: Any, show_progress: bool,
+           loop: dict[str, Any]) -> tuple[BudgetResult, dict[str, Any], dict[str, dict[str, int]]]:
+    """Run :func:`budget_loop` with the LLM as teacher: every answer is appended to ``teacher.jsonl``
+    and fsynced before the next items are asked; answers already there are reused for free."""
+    from zsl.chunks import add_usage
+    from zsl.progress import Heartbeat, progress_bar
+
+    label_pos = {lab: j for j, lab in enumerate(teacher_lab.vocab.labels)}
+    stats: dict[str, Any] = {"seconds_llm": 0.0, "reused": 0}
+    usage: dict[str, dict[str, int]] = {}
+    total = max(n_llm, len(start))
+    beat = Heartbeat(rd.log, total=total, what="LLM teacher")  # log.txt is never silent for long
+
+    def labels_of(rec: dict[str, Any]) -> list[int] | None:
+        row = rec.get("row")
+        if row is None:
+            return None
+        return [label_pos[lab] for lab in row.get("above_threshold", row["labels"]) if lab in label_pos]
+
+    def teach(idx: list[int]) -> dict[int, list[int] | None]:
+        got: dict[int, list[int] | None] = {}
+        todo = []
+        for i in idx:
+            rec = answers.done.get(items[i].id)
+            if rec is None:
+                todo.append(i)
+                continue
+            stats["reused"] += 1
+            got[i] = labels_of(rec)
+            bar.update(1)
+            beat.update(1)
+        step = teacher_lab.concurrency
+        with os.fdopen(open_private(answers.path, append=True), "a", encoding="utf-8") as fh:  # never through a link
+            for s in range(0, len(todo), step):
+                part = todo[s:s + step]
+                t = time.perf_counter()
+                outputs, use = teacher_lab.label([items[i] for i in part], lambda _n: None)
+                secs = time.perf_counter() - t
+                stats["seconds_llm"] += secs
+                add_usage(usage, use)
+                for j, (i, out) in enumerate(zip(part, outputs, strict=True)):
+                    # The group's usage goes on its first record: calls cannot be told apart per item.
+                    rec = answers.write(fh, items[i].id, out, secs / len(part), use if j == 0 else {})
+                    got[i] = labels_of(rec)
+                fh.flush()
+                os.fsync(fh.fileno())
+                bar.update(len(part))
+                beat.update(len(part))
+                beat.beat()
+        return got
+
+    try:
+        with progress_bar(total=total, desc="LLM teacher", unit="item", disable=not show_progress) as bar:
+            res = budget_loop(*emb_cheap, teach, n_llm=total, initial=start, log=rd.log, **loop)
+    except KeyboardInterrupt:
+        rd.log("interrupted: every LLM result so far is in teacher.jsonl; run the same command to continue")
+        raise
+    beat.beat()
+    return res, stats, usage
+
+
+def _teacher_errors(items: Sequence[Any], res: BudgetResult, answers: _TeacherAnswers) -> list[dict[str, Any]]:
+    """The ``errors.jsonl`` entries of the items the LLM failed on, naming who labelled each row instead."""
+    out = []
+    for i in res.llm_items:
+        iid = items[i].id
+        rec = answers.pending.get(iid) or answers.done.get(iid)
+        if rec is None or "error" not in rec:
+            continue
+        src = res.source[i]
+        who = "the student" if src == "student" else "retrieval"
+        if rec.get("retryable"):
+            out.append({"id": iid, "reason": f"LLM teacher failed on a transient error ({rec['error']}); labelled by "
+                        f"{who} for now. Fix: rerun the same command to ask the LLM again for this item",
+                        "labelled_by": src, "retryable": True})
+        else:
+            out.append({"id": iid, "reason": f"LLM teacher failed ({rec['error']}); labelled by {who}",
+                        "labelled_by": src})
+    return out

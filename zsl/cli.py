@@ -145,7 +145,11 @@ def _budget_label(args: argparse.Namespace, settings) -> int:
           f"({s.llm_items} of a budget of {s.budget} item(s), {len(s.rounds)} round(s); {s.reused_llm} LLM result(s) "
           f"reused), skipped {s.skipped}")
     print(f"silver data: {s.labels}  (run directory: {s.run_dir}; LLM results: {s.run_dir}/teacher.jsonl)")
-    return 3 if s.skipped else 0
+    if s.retryable:
+        print(f"{s.retryable} LLM item(s) failed on rate limits, time-outs or server errors after their retries "
+              "(retrieval or the student labelled them for now): rerun the same command to ask the LLM again for "
+              "just those (every other LLM result is kept)", file=sys.stderr)
+    return 3 if s.skipped or s.retryable else 0
 
 
 def _remote_lm(name: str | None, api_base: str | None):

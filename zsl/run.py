@@ -211,7 +211,7 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
         InputError: bad arguments or an unknown setting, an input with no usable record, or an
             ``out`` holding a different run (the message lists what changed).
     """
-    from zsl.progress import progress_bar
+    from zsl.progress import Heartbeat, progress_bar
 
     opts = (settings or LabelSettings()).updated(**overrides)
     opts.check()
@@ -269,16 +269,24 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
         else:
             runner = _LocalChunks(rd, labeller)
         seen = _IdSet()
+        initial = min(total or 0, len(done) * chunk_size)
+        beat = Heartbeat(rd.log, total=total, what="labelling", initial=initial)  # log.txt is never silent for long
         try:
             with progress_bar(total=total, desc="labelling", unit="item", disable=not show_progress,
-                              initial=min(total or 0, len(done) * chunk_size)) as bar:
+                              initial=initial) as bar:
+
+                def tick(n: int) -> None:
+                    bar.update(n)
+                    beat.update(n)
+                    beat.beat()
+
                 for ci, chunk in enumerate(_chunks(itertools.chain([first], records), chunk_size)):
                     dup_reasons = _check_ids(chunk, seen)
                     if ci in done:
-                        runner.retry(ci, chunk, bar.update)
+                        runner.retry(ci, chunk, tick)
                     else:
-                        runner.label(ci, chunk, dup_reasons, bar.update)
-                runner.wait(bar.update)
+                        runner.label(ci, chunk, dup_reasons, tick)
+                runner.wait(tick)
         except KeyboardInterrupt:
             rd.log("interrupted: finished chunks are kept; run the same command to resume")
             raise
