@@ -359,7 +359,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     for w in res["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     first = {"confidence": "least confident", "disagreement": "most disagreement",
-             "label-quality": "labels most likely wrong"}[args.sort]
+             "label-quality": "labels most likely wrong"}[res.get("sort", args.sort)]
     companion = "labeling config" if args.format == "labelstudio" else "dataset settings"
     print(f"exported {res['exported']} of {res['rows']} rows ({first} first): {res['out']}; "
           f"{companion}: {res['companion']}")

@@ -543,7 +543,8 @@ def export_review(
 
     Returns:
         ``out``, ``companion`` (config or settings path), ``exported``, ``rows`` (usable
-        rows read), ``bad_rows`` (``file:line: reason``) and ``warnings``.
+        rows read), ``sort`` (the order used: ``"confidence"`` when label-quality scores cannot
+        be computed, with a warning), ``bad_rows`` (``file:line: reason``) and ``warnings``.
 
     Raises:
         InputError: unknown format/sort, bad limit, unreadable predictions.
@@ -569,7 +570,7 @@ def export_review(
             order = quality_order(rows, run_quality(pred, encoder=encoder))
         except QualityUnavailable as exc:  # a 1-label or tiny run: confidence order, and say so
             notes.append(f"{exc.reason} Exported in confidence order instead.")
-            order = review_order(rows, by="confidence")
+            sort, order = "confidence", review_order(rows, by="confidence")
     else:
         order = review_order(rows, by=sort)
     chosen = [rows[i] for i in order[:limit]]
@@ -584,6 +585,7 @@ def export_review(
         "companion": str(companion),
         "exported": len(chosen),
         "rows": len(rows),
+        "sort": sort,
         "bad_rows": [str(b) for b in bad],
         "warnings": warnings,
     }

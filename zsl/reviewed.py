@@ -212,6 +212,11 @@ def _append_line(path: Path, line: str) -> None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise InputError(f"{path} is not a regular file; decisions are not written into it. Fix: remove it.")
+        if st.st_mode & 0o077:  # decisions hold item texts: owner-only, as every file of a run
+            try:
+                os.fchmod(fd, 0o600)
+            except OSError:
+                pass  # not ours to change; the decision is still saved
         data = line.encode("utf-8")
         try:
             while data:

@@ -202,7 +202,7 @@ def test_runs_cleanlab_cannot_score_get_one_clear_line_or_confidence_order(tmp_p
     out, err = capsys.readouterr()
     assert len(json.loads(out_file.read_text())) == len(labels)
     if code == 2:
-        assert "confidence order instead" in err
+        assert "confidence order instead" in err and "(least confident first)" in out
 
 
 def test_zsl_issues_refuses_a_negative_top(run, capsys):

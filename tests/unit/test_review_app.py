@@ -551,7 +551,9 @@ def test_a_click_appends_one_line_and_a_torn_last_line_loses_no_confirmed_decisi
     s = ReviewSession(run, sort="confidence")
     rows = {r.id: r.row for r in s.rows}
     s.decide("s3", ["sports"])
+    os.chmod(run / REVIEWED, 0o644)  # e.g. copied in by hand: the next click makes it private again
     s.decide("p5", ["politics"])
+    assert (run / REVIEWED).stat().st_mode & 0o777 == 0o600
     confirmed = (run / REVIEWED).read_bytes()
     with open(run / REVIEWED, "ab") as fh:  # the server died in the middle of the third write
         fh.write(json.dumps({"id": "s4", "text": rows["s4"]["text"], "labels": ["sports"]}).encode()[:25])
