@@ -407,7 +407,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     for w in res["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     first = {"confidence": "least confident", "disagreement": "most disagreement",
-             "label-quality": "labels most likely wrong"}[args.sort]
+             "label-quality": "labels most likely wrong"}[res.get("sort", args.sort)]
     companion = "labeling config" if args.format == "labelstudio" else "dataset settings"
     print(f"exported {res['exported']} of {res['rows']} rows ({first} first): {res['out']}; "
           f"{companion}: {res['companion']}")
@@ -418,6 +418,11 @@ def _cmd_issues(args: argparse.Namespace) -> int:
     from zsl.quality import cache_path, run_quality
     from zsl.rows import read_predictions
 
+    if args.top < 0:
+        from zsl.errors import InputError
+
+        raise InputError(f"--top is how many rows to print; it must be 0 or more, got {args.top}. Fix: --top 20 "
+                         "prints the 20 rows most likely wrong.")
     t0 = time.perf_counter()
     print("zsl issues: label-quality scores from quality.json, or computed now if it is missing or stale "
           "(embedding the texts, then training a student 5 times: minutes for 10,000 items)", file=sys.stderr)

@@ -35,10 +35,13 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
+import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,12 +49,13 @@ from typing import Any
 import numpy as np
 
 from zsl.data import fingerprint
-from zsl.errors import InputError, MissingDependencyError
+from zsl.errors import InputError, MissingDependencyError, ZslError
 from zsl.rows import PredRow, read_predictions, resolve_predictions
 
 __all__ = [
     "QUALITY",
     "QualityReport",
+    "QualityUnavailable",
     "cache_path",
     "choose_columns",
     "cross_fit_proba",
@@ -66,6 +70,20 @@ __all__ = [
 QUALITY = "quality.json"  # the cache of a run's scores, in its run directory
 DEFAULT_MAX_COLUMNS = 2000
 _INSTALL = "pip install 'zsl[review]' (cleanlab==2.9.0)"
+
+
+class QualityUnavailable(InputError):
+    """The run cannot get label-quality scores (fewer than 2 rows, or fewer than 2 labels in use):
+    callers that only want an order fall back to confidence order.
+
+    Attributes:
+        reason: why, without the fix (the message adds it).
+    """
+
+    def __init__(self, reason: str):
+        super().__init__(f"{reason} Fix: order the rows by confidence instead (zsl review RUN --sort confidence, "
+                         "zsl export --sort confidence), or label more items.")
+        self.reason = reason
 
 
 def _cleanlab():
@@ -184,8 +202,20 @@ def label_quality(y: Any, proba: Any, *, adjust: bool = False) -> np.ndarray:
     """
     cl_rank, _ = _cleanlab()
     y = np.asarray(y)
-    return np.asarray(cl_rank.get_label_quality_scores(_label_lists(y), np.asarray(proba, dtype=np.float64),
-                                                       adjust_pred_probs=adjust), dtype=np.float64)
+    with _cleanlab_refusal():
+        return np.asarray(cl_rank.get_label_quality_scores(_label_lists(y), np.asarray(proba, dtype=np.float64),
+                                                           adjust_pred_probs=adjust), dtype=np.float64)
+
+
+@contextmanager
+def _cleanlab_refusal() -> Iterator[None]:
+    """cleanlab's ValueError about the labels' shape (a case the checks before it missed) as QualityUnavailable."""
+    try:
+        yield
+    except ZslError:
+        raise
+    except ValueError as exc:
+        raise QualityUnavailable(f"cleanlab cannot score these labels ({exc}).") from exc
 
 
 def find_issues(y: Any, proba: Any) -> np.ndarray:
@@ -196,8 +226,9 @@ def find_issues(y: Any, proba: Any) -> np.ndarray:
     """
     _, cl_filter = _cleanlab()
     y = np.asarray(y)
-    return np.asarray(cl_filter.find_label_issues(_label_lists(y), np.asarray(proba, dtype=np.float64), n_jobs=1),
-                      dtype=bool)
+    with _cleanlab_refusal():
+        return np.asarray(cl_filter.find_label_issues(_label_lists(y), np.asarray(proba, dtype=np.float64), n_jobs=1),
+                          dtype=bool)
 
 
 def student_disagreement(y: Any, proba: Any) -> np.ndarray:
@@ -301,21 +332,27 @@ def quality_of_rows(rows: Sequence[PredRow], *, features: Any = None, encoder: A
         adjust: see :func:`label_quality` (rare labels do not fill the top of the order).
 
     Raises:
-        InputError: fewer than 2 rows, rows without texts and no ``features``, features of the wrong shape.
+        QualityUnavailable: fewer than 2 rows, or fewer than 2 labels in use (nothing to compare).
+        InputError: rows without texts and no ``features``, features of the wrong shape.
         MissingDependencyError: cleanlab is not installed.
     """
+    texts = _item_texts(rows) if features is None else None  # an image run: say so first
     if len(rows) < 2:
-        raise InputError(f"Label-quality scores need at least 2 rows; got {len(rows)}.")
+        raise QualityUnavailable(f"Label-quality scores need at least 2 rows; got {len(rows)}.")
+    used = {lab for r in rows for lab in r.chosen}
+    if len(used) < 2:  # cleanlab's multi-label scores need two classes; one label cannot be told apart from itself
+        raise QualityUnavailable(f"Label-quality scores need at least 2 labels in use; the {len(rows)} rows use "
+                                 f"{len(used)} ({', '.join(map(repr, sorted(used))) or 'none'}).")
     _cleanlab()  # fail before the slow part
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     enc_name = None
-    if features is None:
+    if texts is not None:
         from zsl.encoders import get_encoder
 
         enc = encoder if encoder is not None and not isinstance(encoder, str | os.PathLike) else get_encoder(encoder)
         enc_name = getattr(enc, "model_id", type(enc).__name__)
-        features = enc.encode(_item_texts(rows))
+        features = enc.encode(texts)
     features = np.asarray(features, dtype=np.float32)
     if features.ndim != 2 or len(features) != len(rows):
         raise InputError(f"features must be ({len(rows)}, d), one row per prediction row; got {features.shape}.")
@@ -371,20 +408,51 @@ def run_quality(run: str | os.PathLike[str], *, encoder: Any = None, refresh: bo
     cache = cache_path(pred)
     source = fingerprint(pred)
     want = {"encoder": None if encoder is None or not isinstance(encoder, str) else encoder, **kwargs}
+    rows = read_predictions(pred)
     if cache.is_file() and not refresh:
         try:
             obj = json.loads(cache.read_text(encoding="utf-8"))
-            if obj.get("source") == source and obj.get("request") == want:
+            fresh = isinstance(obj, dict) and obj.get("source") == source and obj.get("request") == want
+        except (OSError, ValueError):
+            obj, fresh = None, False
+            warnings.warn(f"{cache} is not readable JSON: computing the label-quality scores again.", stacklevel=2)
+        if fresh:
+            why = _damaged(obj.get("report"), [r.id for r in rows])
+            if why is None:
                 return QualityReport.from_json(obj["report"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # a damaged cache is recomputed
-    rows = read_predictions(pred)
+            warnings.warn(f"{cache} is damaged ({why}): computing the label-quality scores again.", stacklevel=2)
     report = quality_of_rows(rows, encoder=encoder, **kwargs)
     if save:
         from zsl.rundir import write_json
 
         write_json(cache, {"source": source, "request": want, "report": report.to_json()})
     return report
+
+
+def _damaged(obj: Any, ids: list[str]) -> str | None:
+    """Why a cached report cannot be trusted for rows ``ids`` (None: it can)."""
+    if not isinstance(obj, dict):
+        return "its report is not an object"
+    if obj.get("ids") != ids:
+        return f"its ids do not match the {len(ids)} rows of the predictions"
+    n = len(ids)
+
+    def number(x: Any) -> bool:
+        return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+    def strings(x: Any) -> bool:
+        return isinstance(x, list) and all(isinstance(v, str) for v in x)
+
+    checks = {"quality": lambda v: number(v), "disagreement": lambda v: number(v), "issue": lambda v: isinstance(v, bool),
+              "doubted": strings, "suggested": strings,
+              "student": lambda v: isinstance(v, dict) and all(isinstance(k, str) and number(x) for k, x in v.items())}
+    for key, ok in checks.items():
+        values = obj.get(key)
+        if not isinstance(values, list) or len(values) != n or not all(ok(v) for v in values):
+            return f"{key!r} is not a list of {n} valid entries"
+    if not strings(obj.get("columns")):
+        return "'columns' is not a list of label names"
+    return None
 
 
 def cache_path(run: str | os.PathLike[str]) -> Path:

@@ -545,7 +545,8 @@ def export_review(
 
     Returns:
         ``out``, ``companion`` (config or settings path), ``exported``, ``rows`` (usable
-        rows read), ``bad_rows`` (``file:line: reason``) and ``warnings``.
+        rows read), ``sort`` (the order used: ``"confidence"`` when label-quality scores cannot
+        be computed, with a warning), ``bad_rows`` (``file:line: reason``) and ``warnings``.
 
     Raises:
         InputError: unknown format/sort, bad limit, unreadable predictions.
@@ -560,27 +561,33 @@ def export_review(
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InputError(f"limit must be a positive integer, got {limit!r}")
     bad: list[BadRow] = []
+    notes: list[str] = []
     rows = read_predictions(pred, bad=bad) if isinstance(pred, str | os.PathLike) else _as_rows(pred)
     if sort == "label-quality":
         if not isinstance(pred, str | os.PathLike):
             raise InputError("sort='label-quality' needs the run directory (or predictions file), not rows.")
-        from zsl.quality import run_quality
+        from zsl.quality import QualityUnavailable, run_quality
 
-        order = quality_order(rows, run_quality(pred, encoder=encoder))
+        try:
+            order = quality_order(rows, run_quality(pred, encoder=encoder))
+        except QualityUnavailable as exc:  # a 1-label or tiny run: confidence order, and say so
+            notes.append(f"{exc.reason} Exported in confidence order instead.")
+            sort, order = "confidence", review_order(rows, by="confidence")
     else:
         order = review_order(rows, by=sort)
     chosen = [rows[i] for i in order[:limit]]
-    warnings: list[str] = []
+    warnings: list[str] = list(notes)
     if format == "labelstudio":
         out, companion = to_label_studio(chosen, out_path, vocab_labels=vocab_labels)
     else:
         out, companion = to_argilla(chosen, out_path, vocab_labels=vocab_labels)
-        warnings = argilla_warnings(_label_options(chosen, vocab_labels))
+        warnings += argilla_warnings(_label_options(chosen, vocab_labels))
     return {
         "out": str(out),
         "companion": str(companion),
         "exported": len(chosen),
         "rows": len(rows),
+        "sort": sort,
         "bad_rows": [str(b) for b in bad],
         "warnings": warnings,
     }

@@ -10,9 +10,14 @@ Every change is written at once to ``reviewed.jsonl`` (see :mod:`zsl.reviewed`):
 adding a label records the item's new label set, and "next" records the item as shown (an
 unchanged item is *accepted*). Reopening the page starts at the first item not yet reviewed.
 
-Safety: the server binds to 127.0.0.1 unless told otherwise; texts and labels reach the page
-as JSON and are put into it with ``textContent``, never as HTML, so a text holding ``<script>``
-is shown, not run. Images are served only when a row names them.
+Safety: the server binds to 127.0.0.1 unless told otherwise, and answers only requests that
+carry its token (a random one per start, in the URL it prints, then in an HttpOnly SameSite=Strict
+cookie), so another user of the machine cannot read a private run through it; texts and labels
+reach the page as JSON and are put into it with ``textContent``, never as HTML, so a text holding
+``<script>`` is shown, not run; the page cannot be framed. Images are served only when a row
+names them, only image files (png, jpeg, gif, webp, bmp: checked by suffix and content) inside
+the run's input folder or the run directory once symlinks are resolved, and with a CSP that
+forbids any active content.
 
 Keys: ``Enter`` / ``→`` next (accept as shown), ``←`` previous, ``1``-``9`` remove/restore the
 n-th label, ``/`` search labels (``Enter`` adds the first match, ``Esc`` leaves the box),
@@ -25,18 +30,32 @@ Example:
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import json
 import os
+import secrets
 import socket
+import stat
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 from zsl.errors import InputError, MissingDependencyError
 
-__all__ = ["DEFAULT_HOST", "PAGE", "ReviewSession", "make_app", "serve"]
+__all__ = ["DEFAULT_HOST", "IMAGE_TYPES", "PAGE", "ReviewSession", "make_app", "serve"]
 
 DEFAULT_HOST = "127.0.0.1"
 _INSTALL = "pip install 'zsl[review]' (fastapi, uvicorn)"
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+               ".webp": "image/webp", ".bmp": "image/bmp"}  # no svg: an svg can hold scripts
+_MAGIC = {"image/png": (b"\x89PNG\r\n\x1a\n",), "image/jpeg": (b"\xff\xd8\xff",), "image/gif": (b"GIF87a", b"GIF89a"),
+          "image/bmp": (b"BM",), "image/webp": (b"RIFF",)}
+_MAX_IMAGE_BYTES = 64 << 20
+_PAGE_CSP = ("default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self'; "
+             "frame-ancestors 'none'")
+_IMAGE_CSP = "default-src 'none'; sandbox"
 
 
 class ReviewSession:
@@ -78,11 +97,17 @@ class ReviewSession:
         self.labels: list[str] = vocab
         self.sort = sort
         self.quality = None
+        self.image_roots = _image_roots(self.run_dir)
         if sort == "label-quality":
-            from zsl.quality import run_quality
+            from zsl.quality import QualityUnavailable, run_quality
 
-            self.quality = quality if quality is not None else run_quality(self.run_dir, encoder=encoder,
-                                                                               adjust=adjust)
+            try:
+                self.quality = quality if quality is not None else run_quality(self.run_dir, encoder=encoder,
+                                                                                   adjust=adjust)
+            except QualityUnavailable as exc:  # a 1-label or tiny run: cleanlab has nothing to compare
+                warnings.warn(f"{exc.reason} Showing the items in confidence order instead.", stacklevel=2)
+                self.sort = sort = "confidence"
+        if self.quality is not None:
             order = quality_order(self.rows, self.quality)
         else:
             order = review_order(self.rows, by=sort)
@@ -124,23 +149,78 @@ class ReviewSession:
         return {"decision": rec, "reviewed": len(self.store.decisions), "total": len(self.rows)}
 
     def image_path(self, pos: int) -> Path:
-        """The image file of the row at ``pos`` (only paths the rows name are ever served)."""
+        """The image file the row at ``pos`` names, symlinks resolved (relative: to the run directory,
+        the input folder, then the working folder; the first that exists)."""
         r = self.rows[pos]
         p = Path(str(r.row.get("image", "")))
-        return p if p.is_absolute() else (self.run_dir / p if (self.run_dir / p).is_file() else p)
+        if not p.is_absolute():  # an image run's id is the image's path relative to its input folder
+            tries = [self.run_dir / p, *(b / p for b in self.image_roots[1:]), Path.cwd() / p,
+                     *(b / r.id for b in self.image_roots[1:])]
+            p = next((t for t in tries if os.path.lexists(t)), tries[0])
+        return Path(os.path.realpath(p))
+
+    def read_image(self, pos: int) -> tuple[bytes, str, str]:
+        """``(content, media type, file name)`` of the row's image, or InputError saying why it is not served.
+
+        Served only: a regular file (opened without following a symlink, after resolving them)
+        inside the run directory or the run's input folder, with an image suffix and content.
+        """
+        p = self.image_path(pos)
+        if not any(p.is_relative_to(root) for root in self.image_roots):
+            raise InputError(f"image of item {pos} is outside the run's input folder and run directory; not served")
+        media = IMAGE_TYPES.get(p.suffix.lower())
+        if media is None:
+            raise InputError(f"image of item {pos} is not a {'/'.join(sorted(IMAGE_TYPES))} file; not served")
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            raise InputError(f"image file of item {pos} not found") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_IMAGE_BYTES:
+                raise InputError(f"image of item {pos} is not a regular file under {_MAX_IMAGE_BYTES >> 20} MB")
+            with os.fdopen(os.dup(fd), "rb") as fh:
+                data = fh.read(_MAX_IMAGE_BYTES + 1)
+        finally:
+            os.close(fd)
+        if not data.startswith(_MAGIC[media]) or (media == "image/webp" and data[8:12] != b"WEBP"):
+            raise InputError(f"image of item {pos} does not hold {media} content; not served")
+        return data, media, p.name
+
+
+def _image_roots(run_dir: Path) -> list[Path]:
+    """The folders images may be served from: the run directory, then the input folder its manifest names."""
+    roots = [Path(os.path.realpath(run_dir))]
+    try:
+        inp = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))["input"]["path"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return roots
+    if isinstance(inp, str) and inp:
+        p = Path(os.path.realpath(inp))
+        roots.append(p if p.is_dir() else p.parent)
+    return roots
+
+
+def _content_disposition(name: str) -> str:
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name) or "image"
+    return f'inline; filename="{safe}"'
 
 
 def make_app(session: ReviewSession | str | os.PathLike[str], *, allowed_hosts: list[str] | None = None,
-             **kwargs: Any) -> Any:
+             token: str | None = None, **kwargs: Any) -> Any:
     """The FastAPI app serving the page and its JSON API for a :class:`ReviewSession` (or a run directory).
 
     ``allowed_hosts``: answer only requests whose ``Host`` header names one of them (any port);
     :func:`serve` passes ``["127.0.0.1", "localhost"]`` on a loopback address, so a web page that
     points its own domain at 127.0.0.1 (DNS rebinding) cannot read the run or write decisions.
+
+    ``token``: answer only requests that carry it (``?token=`` in the URL, which also sets an
+    HttpOnly SameSite=Strict cookie for the page's own requests, or an ``X-Zsl-Token`` header);
+    others get 403. :func:`serve` always passes a fresh one; None (tests) checks nothing.
     """
     try:
         from fastapi import Body, FastAPI, HTTPException
-        from fastapi.responses import FileResponse, HTMLResponse
+        from fastapi.responses import HTMLResponse, Response
     except ImportError:
         raise MissingDependencyError(f"zsl review needs FastAPI and uvicorn. Fix: {_INSTALL}.") from None
     s = session if isinstance(session, ReviewSession) else ReviewSession(session, **kwargs)
@@ -149,9 +229,8 @@ def make_app(session: ReviewSession | str | os.PathLike[str], *, allowed_hosts: 
         from starlette.middleware.trustedhost import TrustedHostMiddleware
 
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
-    headers = {"Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                                          "img-src 'self'", "X-Content-Type-Options": "nosniff",
-               "Cache-Control": "no-store"}
+    _guard(app, token)
+    headers = {"Content-Security-Policy": _PAGE_CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> HTMLResponse:
@@ -160,7 +239,8 @@ def make_app(session: ReviewSession | str | os.PathLike[str], *, allowed_hosts: 
     @app.get("/api/state")
     def state() -> dict[str, Any]:
         return {"total": len(s.rows), "reviewed": len(s.store.decisions), "start": s.first_open(), "sort": s.sort,
-                "kind": s.kind, "run": str(s.run_dir), "skipped_rows": len(s.bad)}
+                "kind": s.kind, "run": str(s.run_dir), "skipped_rows": len(s.bad),
+                "skipped": [str(b) for b in s.bad[:5]]}
 
     @app.get("/api/labels")
     def labels() -> list[str]:
@@ -187,12 +267,94 @@ def make_app(session: ReviewSession | str | os.PathLike[str], *, allowed_hosts: 
     def image(pos: int) -> Any:
         if s.kind != "image" or not 0 <= pos < len(s.rows):
             raise HTTPException(404, "no image at this position")
-        p = s.image_path(pos)
-        if not p.is_file():
-            raise HTTPException(404, f"image file {p} not found")
-        return FileResponse(p, headers={"Cache-Control": "no-store"})
+        try:
+            data, media, name = s.read_image(pos)
+        except InputError as exc:
+            raise HTTPException(404, str(exc)) from None
+        return Response(data, media_type=media, headers={
+            "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Content-Security-Policy": _IMAGE_CSP,
+            "Content-Disposition": _content_disposition(name)})
 
     return app
+
+
+def _guard(app: Any, token: str | None) -> None:
+    """Every response: not framable, no sniffing; with a token, requests without it get 403."""
+    from starlette.responses import PlainTextResponse
+
+    cookie = "zsl_review_" + hashlib.sha256((token or "").encode()).hexdigest()[:12]  # one per server: ports share cookies
+
+    @app.middleware("http")
+    async def check(request: Any, call_next: Any) -> Any:
+        if token is not None:
+            given = (request.query_params.get("token") or request.headers.get("x-zsl-token")
+                     or request.cookies.get(cookie) or "")
+            if not secrets.compare_digest(given.encode(), token.encode()):
+                return PlainTextResponse(
+                    "403: this zsl review server answers only its own page. Fix: open the URL `zsl review` printed "
+                    "(it ends in ?token=...).", status_code=403,
+                    headers={"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff"})
+        response = await call_next(request)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if token is not None and request.query_params.get("token"):
+            response.set_cookie(cookie, token, httponly=True, samesite="strict", path="/")
+        return response
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, or one InputError line naming them and the fix."""
+    if not 0 <= port <= 65535:
+        raise InputError(f"--port {port} is outside 0-65535. Fix: choose a port such as 8765, or --port 0 for a "
+                         "free one.")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except socket.gaierror as exc:
+        sock.close()
+        raise InputError(f"--host {host}: no such address ({exc.strerror}). Fix: use the default 127.0.0.1, "
+                         "localhost, ::1 or an address of this machine.") from None
+    except OSError as exc:
+        sock.close()
+        fix = {errno.EADDRINUSE: f"port {port} on {host} is already in use (another `zsl review` or another "
+                                 "program). Fix: choose another --port, or --port 0 for a free one.",
+               errno.EACCES: f"port {port} on {host} needs administrator rights (ports below 1024). Fix: choose "
+                             "--port 8765, or --port 0 for a free one.",
+               errno.EADDRNOTAVAIL: f"--host {host} is not an address of this machine. Fix: use the default "
+                                    "127.0.0.1, or an address this machine has."}
+        raise InputError(fix.get(exc.errno, f"cannot listen on {host} port {port} ({exc.strerror}). Fix: choose "
+                                            "another --host or --port (--port 0: a free one).")) from None
+    return sock
+
+
+def _open_session(run_dir: str | os.PathLike[str], **kwargs: Any) -> tuple[ReviewSession, int | None]:
+    """The session and the run's review lock; a run that cannot be served leaves no lock file behind."""
+    from zsl.reviewed import REVIEW_LOCK, lock_review
+    from zsl.rows import resolve_predictions
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        return ReviewSession(run, **kwargs), None  # raises: not a folder
+    resolve_predictions(run)  # no labels.jsonl: refused before a lock file is made
+    made = not os.path.lexists(run / REVIEW_LOCK)
+    lock = lock_review(run)
+    try:
+        return ReviewSession(run, **kwargs), lock
+    except BaseException:
+        if lock is not None:
+            if made:
+                (run / REVIEW_LOCK).unlink(missing_ok=True)
+            os.close(lock)
+        raise
+
+
+def _report_skipped(session: ReviewSession) -> None:
+    if session.bad:
+        lines = ", ".join(str(b.line) for b in session.bad[:5]) + (", ..." if len(session.bad) > 5 else "")
+        print(f"warning: {len(session.bad)} row(s) of {session.bad[0].path} could not be read and are not shown "
+              f"(lines {lines}; first: {session.bad[0].reason}). Fix: repair those lines (or rerun `zsl label`) to "
+              "review those items.", file=sys.stderr)
 
 
 def serve(run_dir: str | os.PathLike[str], *, host: str = DEFAULT_HOST, port: int = 8765, sort: str = "label-quality",
@@ -207,33 +369,36 @@ def serve(run_dir: str | os.PathLike[str], *, host: str = DEFAULT_HOST, port: in
         sort, encoder, adjust: see :class:`ReviewSession`.
         open_browser: open the page in the default browser.
         sock: an already bound socket (tests); ``host``/``port`` are then ignored.
-        ready: called with the page's URL once the server listens.
+        ready: called with the page's URL (with its token) and the uvicorn server once it listens.
+
+    Raises:
+        InputError: a port outside 0-65535, a busy port, an unknown host (one line naming it and the fix).
     """
     try:
         import uvicorn
     except ImportError:
         raise MissingDependencyError(f"zsl review needs FastAPI and uvicorn. Fix: {_INSTALL}.") from None
+    if sock is None:
+        sock = _bind(host, port)  # first: a busy port is said at once, not after minutes of scoring
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"warning: serving on {host}: anyone who can reach this address and has the URL's token can "
+                  "read the run's items and change reviewed.jsonl. Use the default 127.0.0.1 unless you mean it.",
+                  file=sys.stderr)
     if sort == "label-quality":
         print("zsl review: label-quality scores from quality.json, or computed now if it is missing or stale "
               "(embedding the texts, then training a student 5 times: minutes for 10,000 items)", file=sys.stderr)
-    from zsl.reviewed import lock_review
-
-    lock = lock_review(run_dir) if Path(run_dir).is_dir() else None  # a missing folder: ReviewSession says so
-    session = ReviewSession(run_dir, sort=sort, encoder=encoder, adjust=adjust)
-    loopback = sock is not None and sock.getsockname()[0] in ("127.0.0.1", "::1")
-    if sock is None:
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            print(f"warning: serving on {host}: anyone who can reach this address can read the run's items and "
-                  "change reviewed.jsonl (there is no login). Use the default 127.0.0.1 unless you mean it.",
-                  file=sys.stderr)
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        loopback = sock.getsockname()[0] in ("127.0.0.1", "::1")
-    app = make_app(session, allowed_hosts=["127.0.0.1", "localhost", "[::1]"] if loopback else None)
+    try:
+        session, lock = _open_session(run_dir, sort=sort, encoder=encoder, adjust=adjust)
+    except BaseException:
+        sock.close()
+        raise
+    _report_skipped(session)
+    loopback = sock.getsockname()[0] in ("127.0.0.1", "::1")
+    token = secrets.token_urlsafe(32)
+    app = make_app(session, allowed_hosts=["127.0.0.1", "localhost", "[::1]"] if loopback else None, token=token)
     sock.listen(128)  # connections made before uvicorn's loop runs wait in the backlog instead of being refused
     bound_host, bound_port = sock.getsockname()[:2]
-    url = f"http://{'[' + bound_host + ']' if ':' in bound_host else bound_host}:{bound_port}/"
+    url = f"http://{'[' + bound_host + ']' if ':' in bound_host else bound_host}:{bound_port}/?token={token}"
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     print(f"zsl review: {len(session.rows)} items ({session.sort} order), {len(session.store.decisions)} reviewed; "
           f"decisions go to {session.store.path}\nopen {url}  (Ctrl-C to stop)", file=sys.stderr)
@@ -270,9 +435,11 @@ PAGE = r"""<!doctype html>
  #matches div{padding:.25em .5em;cursor:pointer} #matches div.sel,#matches div:hover{background:#e8f0fc}
  .row{display:flex;gap:.6em;align-items:center;flex-wrap:wrap} button{font-size:.95em;padding:.4em .9em}
  .keys{color:#5b6673;font-size:.85em} .done{color:#1f7a35;font-weight:600} #msg{color:#b4432d}
+ #notice{background:#fff4e5;border:1px solid #f0b35b;border-radius:8px;padding:.6em 1em;margin-bottom:1em}
 </style></head><body>
 <header><b>zsl review</b><span id="run"></span><span id="progress">…</span></header><div id="bar"></div>
 <main>
+ <div id="notice" hidden></div>
  <div class="card"><div id="meta"></div><div id="text"></div><img id="img" alt="" hidden></div>
  <div class="card"><div class="row"><b>Labels</b><span id="status"></span></div><div id="chips"></div>
   <div id="hint" class="doubt"></div></div>
@@ -380,8 +547,14 @@ document.addEventListener("keydown", e => {
 $("next").onclick = next; $("prev").onclick = () => { if(item.pos > 0) show(item.pos - 1); };
 $("skip").onclick = () => { if(item.pos + 1 < item.total) show(item.pos + 1); };
 (async () => {
+  history.replaceState(null, "", "/");  // the token now lives in the page's cookie, not in the address bar
   state = await api("/api/state");
   $("run").textContent = state.run + " · " + state.sort + " order";
+  if(state.skipped_rows){
+    $("notice").hidden = false;
+    $("notice").textContent = state.skipped_rows + " row(s) of labels.jsonl could not be read and are not shown here " +
+      "(first: " + state.skipped.join("; ") + "). Repair those lines to review those items.";
+  }
   labels = await api("/api/labels"); lower = labels.map(l => l.toLowerCase());
   await show(state.start);
 })();

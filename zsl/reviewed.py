@@ -1,7 +1,7 @@
 """A person's review decisions: ``reviewed.jsonl`` in a run directory, and how they flow back.
 
-``zsl review RUN_DIR`` writes one line per reviewed item, in the order the items were first
-decided (a later decision on the same item replaces its line)::
+``zsl review RUN_DIR`` writes one line per decision; a later decision on the same item wins
+and the item keeps the place of its first decision::
 
     {"id": "n17", "text": "...", "labels": ["joy", "love"], "proposed": ["joy", "anger"],
      "removed": ["anger"], "added": ["love"], "action": "edit", "at": "2026-12-05T13:02:11+0000"}
@@ -10,8 +10,11 @@ decided (a later decision on the same item replaces its line)::
 * ``proposed``: the run's labels the page showed; ``removed`` / ``added``: the difference;
 * ``action``: ``"accept"`` (kept as proposed) or ``"edit"``.
 
-Every decision rewrites the whole file atomically (temp file, fsync, rename), so a killed
-server or a closed browser loses at most the click in flight, never the file. The ``id`` and
+Every decision is appended as one line and fsynced before the page hears back (a click costs
+the same on the 5,000th item as on the first), so a killed server or a closed browser loses at
+most the click in flight, never the file. A line cut short by a crash mid-append (the last line,
+without its newline) was never acknowledged: readers skip it with a warning, and the next
+:class:`ReviewStore` rewrites the file once without it (and with one line per item). The ``id`` and
 ``labels`` fields make the file a gold file for ``zsl eval RUN RUN/reviewed.jsonl``, and with
 ``text`` a training file for ``zsl fit`` (``Tagger.fit(read_reviewed(run).values())``: the
 decisions are ``{"text", "labels"}`` examples); :func:`override_silver` puts the decisions over
@@ -150,7 +153,11 @@ class ReviewStore:
         self.path = Path(path)
         self.known = None if known_labels is None else set(known_labels)
         self._write_lock = threading.Lock()
-        self.decisions: dict[str, dict[str, Any]] = read_reviewed(self.path, known_labels) if self.path.is_file() else {}
+        self.decisions: dict[str, dict[str, Any]] = {}
+        if self.path.is_file():
+            self.decisions, lines, torn = _read_decisions(self.path, known_labels)
+            if torn or lines != len(self.decisions):  # appends since the last open: one line per item again
+                self._compact()
 
     def _check_labels(self, labels: Sequence[str]) -> list[str]:
         if isinstance(labels, str) or not all(isinstance(x, str) and x for x in labels):
@@ -164,13 +171,11 @@ class ReviewStore:
         return out
 
     def decide(self, row: Mapping[str, Any], labels: Sequence[str]) -> dict[str, Any]:
-        """Record that item ``row`` (a prediction row) gets ``labels``; the file is rewritten before this returns.
+        """Record that item ``row`` (a prediction row) gets ``labels``; the line is on disk (fsynced) before this returns.
 
         Returns:
             the decision as written.
         """
-        from zsl.data.files import write_lines_atomic
-
         labels = self._check_labels(labels)
         proposed = [x for x in row.get("labels", []) if isinstance(x, str)]
         rec: dict[str, Any] = {"id": str(row["id"])}
@@ -181,16 +186,58 @@ class ReviewStore:
                     "added": [x for x in labels if x not in proposed],
                     "action": "accept" if labels == proposed else "edit", "at": _now()})
         with self._write_lock:
-            decisions = dict(self.decisions)
-            decisions[rec["id"]] = rec  # a repeat keeps its first place: the order is "first decided"
-            write_lines_atomic(self.path, (json.dumps(d, ensure_ascii=False) + "\n" for d in decisions.values()),
-                               private=True, sync=True)
-            self.decisions = decisions
+            _append_line(self.path, json.dumps(rec, ensure_ascii=False) + "\n")
+            self.decisions[rec["id"]] = rec  # a repeat keeps its first place: the order is "first decided"
         return rec
+
+    def _compact(self) -> None:
+        """Rewrite the file with one line per item (atomically, 0600): drops a torn last line and older repeats."""
+        from zsl.data.files import write_lines_atomic
+
+        write_lines_atomic(self.path, (json.dumps(d, ensure_ascii=False) + "\n" for d in self.decisions.values()),
+                           private=True, sync=True)
+
+
+def _append_line(path: Path, line: str) -> None:
+    """Append one line and fsync it; never through a symlink, never into anything but a regular file.
+
+    A failed write is cut back off, so the next append does not glue onto half a line.
+    """
+    from zsl.data.files import open_private
+
+    fd = open_private(path, append=True)  # refuses a link, a FIFO, a folder, with the fix
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & 0o077:  # decisions hold item texts: owner-only, as every file of a run
+            try:
+                os.fchmod(fd, 0o600)
+            except OSError:
+                pass  # not ours to change; the decision is still saved
+        data = line.encode("utf-8")
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, st.st_size)
+            except OSError:
+                pass  # the reader skips a torn last line; the next store rewrites the file
+            raise InputError(f"Cannot save the decision to {path}: {exc.strerror or exc}. Fix: free disk space or "
+                             "fix the permissions, then click again.") from None
+    finally:
+        os.close(fd)
+    if st.st_size == 0:  # a new file: its name must survive a crash too
+        from zsl.data import fsync_dir
+
+        fsync_dir(path.parent)
 
 
 def read_reviewed(path: str | os.PathLike[str], known_labels: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     """The decisions of a ``reviewed.jsonl`` (a later line for the same id wins).
+
+    A last line without its newline that is not JSON is an append cut short by a crash (never
+    confirmed to the page): it is skipped with a warning. Any other bad line is an error.
 
     Args:
         path: the file, or the run directory holding it.
@@ -205,11 +252,31 @@ def read_reviewed(path: str | os.PathLike[str], known_labels: Sequence[str] | No
         p = p / REVIEWED
     if not p.is_file():
         raise InputError(f"{p} does not exist: nothing has been reviewed yet. Fix: run `zsl review RUN_DIR` first.")
-    out: dict[str, dict[str, Any]] = {}
-    for ln, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    return _read_decisions(p, known_labels)[0]
+
+
+def _read_decisions(p: Path, known_labels: Sequence[str] | None) -> tuple[dict[str, dict[str, Any]], int, bool]:
+    """``(decisions, decision lines, torn)``: see :func:`read_reviewed`; ``torn``: a cut last line was skipped."""
+    import warnings
+
+    chunks = p.read_bytes().split(b"\n")  # not splitlines(): U+2028 in a text is not a line break in JSON Lines
+    torn = False
+    if chunks[-1].strip():  # the last line has no newline: an append cut short by a crash, if it does not parse
         try:
+            json.loads(chunks[-1].decode("utf-8"))
+        except ValueError:
+            torn = True
+            warnings.warn(f"{p}:{len(chunks)}: a decision cut short (the server stopped while writing it; it was "
+                          "never confirmed to the page): skipped, that item will be shown again.", stacklevel=3)
+            chunks.pop()
+    out: dict[str, dict[str, Any]] = {}
+    lines = 0
+    for ln, raw in enumerate(chunks, 1):
+        if not raw.strip():
+            continue
+        lines += 1
+        try:
+            line = raw.decode("utf-8")
             obj = json.loads(line)
         except ValueError as exc:
             raise InputError(f"{p}:{ln}: not JSON ({exc}). Fix: repair or delete that line.") from None
@@ -221,15 +288,19 @@ def read_reviewed(path: str | os.PathLike[str], known_labels: Sequence[str] | No
         obj["id"] = str(obj["id"])
         out[obj["id"]] = obj  # a repeated id: the later line wins, the item keeps its first place
     if known_labels is not None:
-        known = set(known_labels)
-        unknown = sorted({lab for d in out.values() for lab in d["labels"] if lab not in known})
-        if unknown:
-            where = [i for i, d in out.items() if set(d["labels"]) - known][:5]
-            raise VocabularyError(
-                f"{p} names {len(unknown)} label(s) that are not in the run's vocabulary: "
-                f"{', '.join(repr(u) for u in unknown[:10])} (items {', '.join(where)}). Fix: correct those labels "
-                "in the file (or delete their lines and review the items again), or use the vocabulary they come from.")
-    return out
+        _check_known(p, out, known_labels)
+    return out, lines, torn
+
+
+def _check_known(p: Path, out: Mapping[str, Mapping[str, Any]], known_labels: Sequence[str]) -> None:
+    known = set(known_labels)
+    unknown = sorted({lab for d in out.values() for lab in d["labels"] if lab not in known})
+    if unknown:
+        where = [i for i, d in out.items() if set(d["labels"]) - known][:5]
+        raise VocabularyError(
+            f"{p} names {len(unknown)} label(s) that are not in the run's vocabulary: "
+            f"{', '.join(repr(u) for u in unknown[:10])} (items {', '.join(where)}). Fix: correct those labels "
+            "in the file (or delete their lines and review the items again), or use the vocabulary they come from.")
 
 
 def override_silver(silver: Any, decisions: Mapping[str, Mapping[str, Any]]) -> tuple[Any, int]:

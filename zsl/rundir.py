@@ -89,6 +89,23 @@ def _lock_holder(path: Path) -> str:
         return "a process that has not written its pid yet"
 
 
+def _review_holder(run: Path) -> str | None:
+    """Who serves ``run`` with ``zsl review`` (the text of its ``.zsl-review-lock``), or None when no server does."""
+    if fcntl is None:
+        return None
+    try:  # zsl.reviewed.REVIEW_LOCK; never through a symlink
+        fd = os.open(run / ".zsl-review-lock", os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "a process that has not written its pid yet"
+    finally:
+        os.close(fd)  # closing drops the shared lock taken when no server holds it
+    return None
+
+
 class RunDir:
     """The run directory: what zsl wrote there, the exclusive lock, and create / resume / refuse."""
 
@@ -221,6 +238,11 @@ class RunDir:
         self._make()
         self._lock()
         try:
+            server = _review_holder(self.path)
+            if server is not None:  # its reviewer's decisions refer to these rows and this vocabulary
+                raise ZslError(f"{self.path} is open in a `zsl review` server ({server}); labelling it again would "
+                               "change the items under the reviewer. Fix: stop that server (Ctrl-C), then run this "
+                               "command again; or choose another --out.")
             return self._prepare_locked(manifest, fresh)
         except BaseException:
             self.unlock()

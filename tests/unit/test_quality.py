@@ -172,3 +172,66 @@ def test_zsl_issues_warns_when_the_run_is_too_small_for_the_student(tmp_path, mo
     assert main(["issues", str(small), "--top", "3"]) == 0
     err = capsys.readouterr().err
     assert "labels in use have fewer than 10 rows" in err and "weak evidence" in err
+
+
+# -- hardening (issue #26) ------------------------------------------------------------------------------------
+def _tiny_run(folder, labels_per_row):
+    folder.mkdir()
+    rows = [{"id": f"n{i}", "text": f"the match and the vote number {i}", "labels": labs, "scores": [0.5 + i / 100] * len(labs)}
+            for i, labs in enumerate(labels_per_row)]
+    (folder / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+@pytest.mark.parametrize("shape", ["one-label", "three-rows", "one-row"])
+def test_runs_cleanlab_cannot_score_get_one_clear_line_or_confidence_order(tmp_path, monkeypatch, capsys, shape):
+    """R26, I1, I2: a 1-label run or a tiny run: `zsl issues` says why, `zsl export` falls back and says so."""
+    monkeypatch.setenv("ZSL_ENCODER", "hashing")
+    labels = {"one-label": [["only"]] * 30, "three-rows": [["sports"], ["politics"], ["sports"]],
+              "one-row": [["sports"]]}[shape]
+    run = _tiny_run(tmp_path / "r", labels)
+    code = main(["issues", str(run)])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    if code == 2:
+        assert err.count("zsl: error:") == 1 and "--sort confidence" in err
+    else:  # scored: every row is listed
+        assert code == 0 and f"of {len(labels)} rows" in out
+    out_file = tmp_path / "tasks.json"
+    assert main(["export", str(run), "--format", "labelstudio", "--out", str(out_file), "--sort", "label-quality"]) == 0
+    out, err = capsys.readouterr()
+    assert len(json.loads(out_file.read_text())) == len(labels)
+    if code == 2:
+        assert "confidence order instead" in err and "(least confident first)" in out
+
+
+def test_zsl_issues_refuses_a_negative_top(run, capsys):
+    """I3: --top -5 printed 'the -5 rows' and then all but 5 rows (a Python slice)."""
+    assert main(["issues", str(run), "--top", "-5"]) == 2
+    err = capsys.readouterr().err
+    assert "--top" in err and "-5" in err and "0 or more" in err
+
+
+@pytest.mark.parametrize("damage", ["ids cut", "doubted int", "quality strings", "student list", "report null"])
+def test_a_damaged_quality_cache_is_recomputed_with_a_note(run, capsys, damage):
+    """I4, I5: an edited quality.json (fingerprint intact) is never trusted and never crashes."""
+    assert main(["issues", str(run), "--json"]) == 0
+    fresh = json.loads(capsys.readouterr().out)
+    cache = json.loads((run / QUALITY).read_text())
+    rep = cache["report"]
+    if damage == "ids cut":
+        rep["ids"] = rep["ids"][:-5]
+    elif damage == "doubted int":
+        rep["doubted"] = 5
+    elif damage == "quality strings":
+        rep["quality"] = ["x"] * len(rep["quality"])
+    elif damage == "student list":
+        rep["student"] = [[1]] * len(rep["student"])
+    else:
+        cache["report"] = None
+    (run / QUALITY).write_text(json.dumps(cache))
+    assert main(["issues", str(run), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {**fresh, "seconds": json.loads(out)["seconds"]}  # all 24 rows, as computed afresh
+    assert "zsl: warning:" in err and "damaged" in err and "computing the label-quality scores again" in err
+    assert len(json.loads((run / QUALITY).read_text())["report"]["ids"]) == 24

@@ -7,7 +7,6 @@ install it. Playwright's own browser download is never used.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -58,7 +57,8 @@ class Server:
         assert self.started.wait(60), "the review server did not start"
 
     def _ready(self, url, server):
-        self.url, self.server = url, server
+        self.url, self.server = url, server  # the URL `zsl review` prints: http://127.0.0.1:P/?token=...
+        self.base = url.split("?")[0]
         self.started.set()
 
     def stop(self):
@@ -86,7 +86,8 @@ def browser():
 def _wait_ready(server: Server, page) -> None:
     import urllib.request
 
-    urllib.request.urlopen(server.url + "api/state", timeout=10).read()  # the server answers before the page loads
+    token = server.url.split("?token=")[1]
+    urllib.request.urlopen(server.base + "api/state?token=" + token, timeout=10).read()  # it answers before the page loads
     from playwright.sync_api import expect
 
     page.goto(server.url)
@@ -124,9 +125,11 @@ def test_review_a_worst_item_in_chromium_and_resume_after_reload(run, browser):
         page.close()
     finally:
         server.stop()
-    lines = (run / "reviewed.jsonl").read_text().splitlines()
-    assert len(lines) == 1
-    got = json.loads(lines[0])
+    from zsl.reviewed import read_reviewed
+
+    decisions = read_reviewed(run)  # one line per click; the last one of the item counts
+    assert list(decisions) == [first]
+    got = decisions[first]
     assert got["id"] == first and got["labels"] == [second, right]
     assert got["removed"] == [wrong] and got["added"] == [right] and got["action"] == "edit"
     assert got["proposed"] == [wrong, second]
@@ -163,5 +166,28 @@ def test_the_label_picker_stays_fast_with_14k_labels(tmp_path, monkeypatch, brow
         assert seconds < 2.0, f"filtering 14,044 labels took {seconds:.2f}s"
         page.locator("#search").fill("skill")
         expect(page.locator("#matches div")).to_have_count(30)  # at most 30 drawn
+    finally:
+        server.stop()
+
+
+def test_without_the_token_the_page_gets_nothing_and_skipped_rows_are_shown(run, browser):
+    """R5 and R16 in a real browser: the bare URL is refused; the token URL shows the notice of skipped rows."""
+    from playwright.sync_api import expect
+
+    lines = (run / "labels.jsonl").read_text().splitlines()
+    lines[3] = lines[3][:20]  # a torn row
+    (run / "labels.jsonl").write_text("\n".join(lines) + "\n")
+    server = Server(run, sort="confidence")
+    try:
+        page = browser.new_page()
+        answer = page.goto(server.base)
+        assert answer.status == 403 and "token" in page.content()
+        _wait_ready(server, page)
+        expect(page.locator("#notice")).to_be_visible()
+        expect(page.locator("#notice")).to_contain_text("1 row(s) of labels.jsonl could not be read")
+        assert "token" not in page.url  # the token left the address bar; the page works on its cookie
+        page.reload()
+        expect(page.locator("#meta")).to_contain_text("Item 1 of 23")
+        page.close()
     finally:
         server.stop()
