@@ -42,7 +42,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -55,6 +54,7 @@ import numpy as np
 
 from zsl.base import ParamsMixin, ScorerMixin
 from zsl.errors import InputError, MissingDependencyError, ModelIntegrityError, VocabularyError
+from zsl.models import sha256_file
 from zsl.pseudo import SilverData
 from zsl.vocab import LabelVocab, vocab_difference
 
@@ -614,7 +614,7 @@ class StudentClassifier(ParamsMixin, ScorerMixin):
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
             save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "zsl_student": str(FORMAT_VERSION)})
-            config["weights_sha256"] = _sha256(tmp / WEIGHTS_NAME)
+            config["weights_sha256"] = sha256_file(tmp / WEIGHTS_NAME)
             (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=1, ensure_ascii=False, default=str),
                                            encoding="utf-8")
             if p.exists():
@@ -673,7 +673,7 @@ class StudentClassifier(ParamsMixin, ScorerMixin):
         weights = p / WEIGHTS_NAME
         if not weights.is_file():
             raise InputError(f"{p} has no {WEIGHTS_NAME}; the student folder is incomplete. Re-save or retrain it.")
-        if cfg.get("weights_sha256") and _sha256(weights) != cfg["weights_sha256"]:
+        if cfg.get("weights_sha256") and sha256_file(weights) != cfg["weights_sha256"]:
             raise ModelIntegrityError(f"{weights} does not match the sha256 recorded in {CONFIG_NAME}; the file was "
                                       "changed or truncated. Re-save or retrain the student.")
         known = set(cls._param_names())
@@ -897,14 +897,6 @@ class _threads:
             import torch
 
             torch.set_num_threads(self.prev)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def folder_size(path: str | os.PathLike[str]) -> int:

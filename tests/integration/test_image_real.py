@@ -31,9 +31,9 @@ def backend():
 
 
 def test_packaged_weights_are_verified_and_classify_a_real_photo(backend, sample_photos):
-    from zsl.image_backends import CONSE_BACKBONES, lite_checkpoint
+    from zsl.models import model_path
 
-    assert lite_checkpoint(CONSE_BACKBONES["efficientnet-lite2"]).is_file()
+    assert model_path("efficientnet-lite2").is_file()
     probs = backend.imagenet_probs(sample_photos[:1], size=260)
     assert probs.shape == (1, 1000) and np.isclose(probs.sum(), 1.0, atol=1e-4)
     top5 = set(np.argsort(-probs[0])[:5].tolist())

