@@ -226,7 +226,7 @@ def _edit_student(path, *, config=None, tensors=None):
     """Edit a saved student as an attacker would: weights rewritten with a fresh sha256, config.json by hand."""
     from safetensors.torch import load_file, save_file
 
-    from zsl.distill import _sha256
+    from zsl.models import sha256_file
 
     cfg_path, weights = path / "config.json", path / "model.safetensors"
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
@@ -234,7 +234,7 @@ def _edit_student(path, *, config=None, tensors=None):
         t = load_file(str(weights))
         tensors(t)
         save_file(t, str(weights), metadata={"format": "pt"})
-        cfg["weights_sha256"] = _sha256(weights)
+        cfg["weights_sha256"] = sha256_file(weights)
     if config is not None:
         config(cfg)
     cfg_path.write_text(json.dumps(cfg), encoding="utf-8")  # json writes NaN / Infinity as Python reads them
