@@ -51,6 +51,46 @@ def write_section(name: str, block: str, *, heading: str | None = None, path: Pa
     return path
 
 
+def machine() -> dict[str, object]:
+    """The CPU a speed was measured on, so a reader can scale it to theirs: model name, cores,
+    the vector extensions llama.cpp and torch pick kernels by, and what llama.cpp was built with.
+
+    Example:
+        >>> sorted(machine())[:3]
+        ['cores', 'cpu', 'flags']
+    """
+    import os
+    import re
+
+    model, flags = "unknown", set()
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    if m := re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE):
+        model = m.group(1).strip()
+    if m := re.search(r"^flags\s*:\s*(.+)$", text, re.MULTILINE):
+        flags = set(m.group(1).split())
+    wanted = ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+    out: dict[str, object] = {"cpu": model, "cores": os.cpu_count(), "flags": [f for f in wanted if f in flags]}
+    try:
+        import llama_cpp
+
+        info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+        out["llama_cpp"] = " ".join(sorted({w for w in re.findall(r"([A-Z0-9_]+) = 1", info)}))
+    except Exception:  # noqa: BLE001, S110 - a description only: missing or odd builds just leave it out
+        pass
+    return out
+
+
+def machine_line(m: dict[str, object] | None = None) -> str:
+    """``machine()`` as one Markdown line."""
+    m = machine() if m is None else m
+    flags = ", ".join(m["flags"]) or "none of AVX2/AVX-512/AMX"  # type: ignore[arg-type]
+    built = f"; llama.cpp built with {m['llama_cpp']}" if m.get("llama_cpp") else ""
+    return f"{m['cpu']}, {m['cores']} cores ({flags}){built}"
+
+
 def run_parsed(args, name: str) -> None:
     """Finish a benchmark's parsed arguments and run its subcommand: ``--out`` defaults to
     ``$ZSL_HOME/bench/<name>``; progress bars show only on a terminal unless ``ZSL_PROGRESS`` says."""

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import ROOT
+from benchmarks import ROOT, machine, machine_line
 from zsl.prompting import DEFAULT_RANK_PROMPT, RANK_DESCRIPTIONS
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "esco"
@@ -556,13 +556,15 @@ def speed(args: argparse.Namespace) -> None:
               f"rank top {max(args.tops)} {m[f'{default}/rank{max(args.tops)}_s'][-1]:.2f}s", flush=True)
     med = {k: float(np.median(v)) for k, v in m.items()}
     base = med["infer_s"] + med["retrieve_s"]
+    cpu = machine()
     cmd = (f"python -m benchmarks.irera speed --split {args.split} --items {args.items} --tops "
            f"{' '.join(map(str, args.tops))}" + (f" --layouts {' '.join(args.layouts)}" if args.layouts else ""))
     lines = [f"Medians over the first {len(rows)} {args.split} items, one process, nothing cached (`{cmd}`).", "",
+             f"- machine: {machine_line(cpu)}",
              (f"- raw llama.cpp in the same process: {raw['prompt_tok_s']:.0f} prompt tok/s (one 512-token batch), "
               f"{raw['gen_tok_s']:.1f} generation tok/s"),
              (f"- Infer: {med['infer_s']:.2f} s; prompt tokens sent {med['infer_prompt_sent']:.0f}, evaluated "
-              f"{med['infer_prompt_evaluated']:.0f} (the rest comes from the KV cache of the previous item's prompt), "
+              f"{med['infer_prompt_evaluated']:.0f} (the rest, the program's fixed prompt part, comes from the KV cache), "
               f"completion {med['infer_completion']:.0f}"),
              (f"- Infer with the field markers generated instead of prefilled (the engine before 2026-12-05 evening): "
               f"{med['infer_noprefill_s']:.2f} s, evaluated {med['infer_noprefill_prompt_evaluated']:.0f}, completion "
@@ -581,7 +583,8 @@ def speed(args: argparse.Namespace) -> None:
     table = "\n".join(lines)
     print(table)
     (out / "speed.md").write_text(table + "\n", encoding="utf-8")
-    (out / "speed.json").write_text(json.dumps({"raw": raw, "median": med, "items": len(rows), "layouts": layouts,
+    (out / "speed.json").write_text(json.dumps({"machine": cpu, "raw": raw, "median": med, "items": len(rows),
+                                                "layouts": layouts,
                                                 "same_phrases": same}, indent=1))
 
 
