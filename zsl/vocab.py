@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zsl.cache import content_hash
 from zsl.errors import InputError, VocabularyError
+from zsl.util.cache import content_hash
 
 __all__ = ["DESCRIPTION_CHARS", "DESCRIPTION_WORDS", "LabelVocab", "clean_description", "vocab_difference"]
 

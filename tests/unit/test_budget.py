@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tests.fakes import ScriptedLM
-from zsl.budget import (
+from zsl.errors import InputError
+from zsl.runs.budget import (
     TEACHER,
     budget_loop,
     budget_run,
@@ -20,7 +21,6 @@ from zsl.budget import (
     select_uncertain,
     student_margin,
 )
-from zsl.errors import InputError
 
 TOPICS = ["sports", "weather", "politics", "cooking"]
 WORDS = {"sports": "football match goal", "weather": "rain storm forecast", "politics": "election vote parliament",
@@ -114,7 +114,7 @@ def test_loop_with_no_budget_keeps_retrieval_and_a_failed_item_stays_with_the_st
 
 
 def test_self_training_adds_the_students_surest_labels_and_zero_turns_it_off():
-    from zsl.fewshot import AnchoredHead
+    from zsl.student.heads import AnchoredHead
 
     emb, gold = _blobs(n_per=30)
     cheap = np.zeros((len(emb), 4), dtype=np.float32)

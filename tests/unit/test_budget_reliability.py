@@ -14,8 +14,8 @@ import pytest
 
 from tests.fake_openai import FakeOpenAI
 from tests.unit.test_budget import TOPICS, WORDS, CountingLM
-from zsl.budget import TEACHER, budget_run
 from zsl.cli import main
+from zsl.runs.budget import TEACHER, budget_run
 
 
 @pytest.fixture(autouse=True)
@@ -221,7 +221,7 @@ def test_b13_budget_honours_concurrency_for_a_remote_teacher(files, tmp_path):
 
 # -- heartbeat -----------------------------------------------------------------------------------------
 def test_heartbeat_logs_done_total_rate_and_time_left_at_most_once_per_interval():
-    from zsl.progress import Heartbeat
+    from zsl.util.progress import Heartbeat
 
     now = [0.0]
     lines: list[str] = []
@@ -242,7 +242,7 @@ def test_heartbeat_logs_done_total_rate_and_time_left_at_most_once_per_interval(
 
 
 def test_label_run_and_budget_run_write_progress_lines_to_the_log(files, tmp_path, monkeypatch):
-    from zsl.run import label_run
+    from zsl.runs.label import label_run
 
     monkeypatch.setenv("ZSL_LOG_EVERY", "0")  # a line after every chunk / LLM item
     items, vocab, rows = files

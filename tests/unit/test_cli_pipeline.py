@@ -8,7 +8,7 @@ from tests.fakes import ScriptedLM
 from zsl.cli import main
 from zsl.data import read_items, write_jsonl_atomic
 from zsl.errors import InputError
-from zsl.tagger import Tagger, as_examples
+from zsl.text.tagger import Tagger, as_examples
 
 
 @pytest.fixture

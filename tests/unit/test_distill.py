@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from zsl.distill import StudentClassifier, asymmetric_loss, distill_file, folder_size, soft_bce
-from zsl.encoders import HashingEncoder
 from zsl.errors import InputError, ModelIntegrityError, VocabularyError
-from zsl.pseudo import make_silver, write_silver
-from zsl.run import label_run
+from zsl.models.encoders import HashingEncoder
+from zsl.runs.label import label_run
 from zsl.scoring import TopK
+from zsl.silver.data import make_silver, write_silver
+from zsl.student.classifier import StudentClassifier, asymmetric_loss, distill_file, folder_size, soft_bce
 from zsl.vocab import LabelVocab
 
 torch = pytest.importorskip("torch")
@@ -226,7 +226,7 @@ def _edit_student(path, *, config=None, tensors=None):
     """Edit a saved student as an attacker would: weights rewritten with a fresh sha256, config.json by hand."""
     from safetensors.torch import load_file, save_file
 
-    from zsl.models import sha256_file
+    from zsl.models.registry import sha256_file
 
     cfg_path, weights = path / "config.json", path / "model.safetensors"
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zsl.distill import StudentClassifier, folder_size
+from zsl.student.classifier import StudentClassifier, folder_size
 
 pytest.importorskip("torch")
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from zsl.cache import EmbeddingCache, content_hash
-from zsl.encoders import HashingEncoder, encode_cached, get_encoder
 from zsl.errors import InputError
+from zsl.models.encoders import HashingEncoder, encode_cached, get_encoder
+from zsl.util.cache import EmbeddingCache, content_hash
 
 
 class CountingEncoder(HashingEncoder):

@@ -8,9 +8,9 @@ import pytest
 from zsl import LabelVocab
 from zsl.cli import main
 from zsl.errors import InputError, VocabularyError
-from zsl.evaluate import evaluate
-from zsl.metrics import per_label_prf, precision_recall_curve
-from zsl.report import write_report
+from zsl.evaluation.evaluate import evaluate
+from zsl.evaluation.metrics import per_label_prf, precision_recall_curve
+from zsl.evaluation.report import write_report
 from zsl.rows import read_gold, read_predictions
 
 # Three predicted items, one gold item without a prediction ("4"), one prediction without
@@ -297,7 +297,7 @@ def test_cli_eval(tmp_path, capsys):
 
 def test_new_modules_import_no_plotting_or_heavy_packages():
     code = (
-        "import sys, zsl.evaluate, zsl.review\n"
+        "import sys, zsl.evaluation.evaluate, zsl.review.export\n"
         "print(','.join(m for m in ('matplotlib', 'torch', 'dspy') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,4 +1,4 @@
-"""Examples as evidence (zsl.fewshot) and Tagger.fit learning from them: fake encoder, no LLM."""
+"""Examples as evidence (zsl.student.heads) and Tagger.fit learning from them: fake encoder, no LLM."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from zsl import LabelVocab, Tagger
-from zsl.encoders import HashingEncoder
 from zsl.errors import InputError
-from zsl.fewshot import (
+from zsl.models.encoders import HashingEncoder
+from zsl.student.heads import (
     LAMBDAS,
     AnchoredHead,
     ExampleEvidence,
@@ -318,7 +318,7 @@ def _edited_program(tmp_path, edit, evidence="head"):
 
 
 def _nan_array(d):
-    from zsl.fewshot import decode_array, encode_array
+    from zsl.student.heads import decode_array, encode_array
 
     a = decode_array(d)
     a.flat[0] = np.nan
@@ -347,7 +347,7 @@ def test_a_damaged_program_is_refused_at_load_naming_the_file(tmp_path, edit, ne
 
 
 def test_program_thresholds_for_another_number_of_labels_are_refused(tmp_path):
-    from zsl.fewshot import decode_array, encode_array
+    from zsl.student.heads import decode_array, encode_array
 
     def drop_one(d):
         d["thresholds"]["thresholds"] = encode_array(decode_array(d["thresholds"]["thresholds"])[:2])

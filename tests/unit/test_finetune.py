@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from zsl import LabelVocab
-from zsl.encoders import HashingEncoder
 from zsl.errors import InputError
-from zsl.finetune import fine_tune_encoder
+from zsl.models.encoders import HashingEncoder
+from zsl.text.finetune import fine_tune_encoder
 
 VOCAB = LabelVocab(["joy", "anger"])
 EXAMPLES = [("I love it", ["joy"]), ("This is outrageous", ["anger"])]

@@ -19,9 +19,8 @@ from zsl import LabelVocab
 from zsl.base import Scorer
 from zsl.data.images import list_image_files, load_image, load_images, to_rgb
 from zsl.errors import InputError, ModelNotFoundError
-from zsl.image import ImageTagger, describe_labels, label_texts
-from zsl.image_backends import conse_embeddings, get_image_backend
-from zsl.image_math import (
+from zsl.image.backends import conse_embeddings, get_image_backend
+from zsl.image.global_local import (
     aggregate,
     class_probabilities,
     global_local_scores,
@@ -30,6 +29,7 @@ from zsl.image_math import (
     make_crops,
     softmax,
 )
+from zsl.image.tagger import ImageTagger, describe_labels, label_texts
 
 # ----------------------------------------------------------------------------- maths
 
@@ -385,7 +385,7 @@ def test_tagger_averages_scores_over_llm_descriptions():
 
 
 def test_import_stays_light():
-    code = ("import sys, zsl.image, zsl.image_backends\n"
+    code = ("import sys, zsl.image.tagger, zsl.image.backends\n"
             "print(','.join(m for m in ('torch', 'open_clip', 'timm', 'PIL', 'dspy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
@@ -416,7 +416,7 @@ def tiny_clip_dir(tmp_path_factory) -> Path:
 
 
 def test_tiny_random_open_clip_shapes_and_batching(tiny_clip_dir):
-    from zsl.image_backends import OpenClipBackend
+    from zsl.image.backends import OpenClipBackend
 
     backend = OpenClipBackend(str(tiny_clip_dir))
     with pytest.warns(UserWarning, match="random weights"):
@@ -437,7 +437,7 @@ def test_tiny_random_open_clip_shapes_and_batching(tiny_clip_dir):
 def test_open_clip_checkpoint_in_folder_is_loaded(tiny_clip_dir, tmp_path):
     import torch
 
-    from zsl.image_backends import OpenClipBackend
+    from zsl.image.backends import OpenClipBackend
 
     first = OpenClipBackend(str(tiny_clip_dir))
     with pytest.warns(UserWarning):
@@ -453,7 +453,7 @@ def test_open_clip_checkpoint_in_folder_is_loaded(tiny_clip_dir, tmp_path):
 
 def test_missing_clip_weights_say_how_to_point_at_them():
     pytest.importorskip("open_clip")
-    from zsl.image_backends import OpenClipBackend
+    from zsl.image.backends import OpenClipBackend
 
     with pytest.raises(ModelNotFoundError, match="No CLIP checkpoint at .*pretrained="):
         OpenClipBackend("ViT-B-32", pretrained="/no/such/weights.pt").encode_texts(["x"])

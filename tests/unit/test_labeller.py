@@ -10,8 +10,8 @@ import pytest
 from zsl.base import BatchScores, ScorerMixin
 from zsl.data import Item
 from zsl.errors import InputError
-from zsl.labeller import Labeller, LabelSettings
-from zsl.run import label_run
+from zsl.runs.label import label_run
+from zsl.runs.labeller import Labeller, LabelSettings
 from zsl.vocab import LabelVocab
 
 

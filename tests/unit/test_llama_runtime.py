@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zsl.llama_runtime import _MARK, split_rendered
+from zsl.models.llama import _MARK, split_rendered
 
 
 def test_split_rendered_keeps_contents_apart_from_the_template():
@@ -45,7 +45,7 @@ class _FakeLlama:
 
 
 def _runtime_with(llama):
-    from zsl.llama_runtime import LlamaRuntime
+    from zsl.models.llama import LlamaRuntime
 
     rt = LlamaRuntime.__new__(LlamaRuntime)  # no model: only the cache bookkeeping is under test
     rt.llama = llama
@@ -66,7 +66,7 @@ def test_the_fixed_prompt_part_is_evaluated_alone_and_reused_only_up_to_its_end(
 
 
 def test_a_runtime_is_opened_per_thread_count(monkeypatch, tmp_path):
-    from zsl import lm
+    from zsl.models import lm
 
     made = []
 

@@ -1,7 +1,7 @@
 import pytest
 
 from zsl.errors import ModelNotFoundError, RemoteModelError
-from zsl.lm import check_lm, get_lm, is_remote, resolve_lm_name
+from zsl.models.lm import check_lm, get_lm, is_remote, resolve_lm_name
 
 
 def test_resolution_order():
@@ -55,7 +55,7 @@ def test_local_engine_counts_answers_cut_at_max_tokens_instead_of_warning():
 
     import dspy
 
-    from zsl.lm import LlamaCppEngine
+    from zsl.models.lm import LlamaCppEngine
 
     class FakeRuntime:  # what the llama.cpp runtime returns: text, finish reason, token counts
         finish = "length"
@@ -95,7 +95,7 @@ def _infer_messages(extra: str = "") -> list[dict[str, str]]:
 
 
 def test_answer_field_recognises_only_one_field_chat_adapter_requests():
-    from zsl.lm import answer_field
+    from zsl.models.lm import answer_field
 
     assert answer_field(_infer_messages()) == "phrases"
     assert answer_field(_infer_messages(" (must be formatted as a valid Python list[str])")) is None  # typed
@@ -109,7 +109,7 @@ def test_answer_field_recognises_only_one_field_chat_adapter_requests():
 def test_local_engine_prefills_the_field_marker_and_stops_at_the_next_one():
     import dspy
 
-    from zsl.lm import FIELD_END, LlamaCppEngine
+    from zsl.models.lm import FIELD_END, LlamaCppEngine
 
     seen: dict = {}
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from zsl import models
 from zsl.errors import ModelIntegrityError, ModelNotFoundError
+from zsl.models import registry as models
 
 
 def _parts(tmp_path, chunks):
@@ -128,7 +128,7 @@ def fake_mpnet(tmp_path, monkeypatch):
 
 
 def _models_dir():
-    from zsl.paths import subdir
+    from zsl.util.paths import subdir
 
     return subdir("models")
 
@@ -212,7 +212,7 @@ def test_mpnet_not_assembled_yet_without_assemble(fake_mpnet):
 
 
 def test_get_encoder_mpnet_is_a_cpu_sentence_transformer_on_the_folder(fake_mpnet):
-    from zsl.encoders import SentenceTransformerEncoder, get_encoder
+    from zsl.models.encoders import SentenceTransformerEncoder, get_encoder
 
     enc = get_encoder("mpnet")
     assert isinstance(enc, SentenceTransformerEncoder) and enc.device == "cpu"
@@ -234,7 +234,7 @@ def test_assemble_all_includes_the_mpnet_encoder(monkeypatch, capsys):
 
 def test_the_registry_lists_the_image_backbones_with_package_and_hash(capsys):
     from zsl.cli import main
-    from zsl.image_backends import CONSE_BACKBONES, list_image_backends
+    from zsl.image.backends import CONSE_BACKBONES, list_image_backends
 
     images = [m for m in models.list_models() if m.kind == "image"]
     assert [m.name for m in images] == ["efficientnet-lite0", "efficientnet-lite2"]
@@ -276,8 +276,8 @@ def test_an_image_backbone_is_verified_in_place_without_writing_into_its_package
 
 
 def test_an_image_backbone_is_not_an_encoder_or_an_llm():
-    from zsl.encoders import check_encoder_name
-    from zsl.lm import get_lm
+    from zsl.models.encoders import check_encoder_name
+    from zsl.models.lm import get_lm
 
     with pytest.raises(ModelNotFoundError, match="neither an embedded encoder"):
         check_encoder_name("efficientnet-lite2")

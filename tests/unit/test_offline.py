@@ -51,7 +51,7 @@ def no_sockets(monkeypatch):
 
 @pytest.mark.parametrize("name", ["sentence-transformers/all-MiniLM-L6-v3", "minilm-l7"])
 def test_an_encoder_name_that_is_not_local_fails_at_once_without_network(name, no_sockets):
-    from zsl.encoders import get_encoder
+    from zsl.models.encoders import get_encoder
 
     t0 = time.perf_counter()
     with pytest.raises(ModelNotFoundError) as err:
@@ -65,7 +65,7 @@ def test_an_encoder_name_that_is_not_local_fails_at_once_without_network(name, n
 
 
 def test_downloads_allowed_explicitly_lets_a_hub_name_through(monkeypatch, no_sockets):
-    from zsl.encoders import SentenceTransformerEncoder, get_encoder
+    from zsl.models.encoders import SentenceTransformerEncoder, get_encoder
 
     monkeypatch.setenv("ZSL_ALLOW_DOWNLOADS", "1")
     enc = get_encoder("sentence-transformers/all-MiniLM-L6-v3")  # loads (and downloads) on first use only
@@ -86,7 +86,7 @@ def test_a_student_whose_encoder_is_not_local_fails_at_load(tmp_path, no_sockets
     pytest.importorskip("torch")
     import numpy as np
 
-    from zsl.distill import StudentClassifier
+    from zsl.student.classifier import StudentClassifier
 
     texts = [f"{c} thing {i}" for i in range(10) for c in ("red", "blue")]
     y = np.array([[t.startswith("red"), t.startswith("blue")] for t in texts], dtype=np.float32)
@@ -114,8 +114,8 @@ def connect(self, address):
     return real_connect(self, address)
 socket.getaddrinfo, socket.socket.connect = getaddrinfo, connect
 os.environ.pop("LITELLM_LOCAL_MODEL_COST_MAP", None)
-import zsl.lm
-lm = zsl.lm.get_lm("hosted_vllm/x", api_base=sys.argv[1], cache=False, num_retries=0)
+import zsl.models.lm
+lm = zsl.models.lm.get_lm("hosted_vllm/x", api_base=sys.argv[1], cache=False, num_retries=0)
 answer = lm("hello")
 import litellm
 print(json.dumps({"answer": answer, "seen": seen, "cost_map": os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP"),

@@ -8,7 +8,7 @@ from tests.fake_openai import FakeOpenAI
 
 
 def test_zsl_home_and_its_folders_are_private_whatever_the_umask(tmp_path, monkeypatch):
-    from zsl.paths import subdir, zsl_home
+    from zsl.util.paths import subdir, zsl_home
 
     monkeypatch.setenv("ZSL_HOME", str(tmp_path / "new" / "zsl"))
     old = os.umask(0o022)
@@ -28,7 +28,7 @@ class Planted:
 def test_the_lm_cache_refuses_unknown_pickled_types_and_still_caches_answers(tmp_path):
     import dspy
 
-    from zsl.cache import configure_lm_cache
+    from zsl.util.cache import configure_lm_cache
 
     configure_lm_cache(True)
     request = {"model": "x", "messages": [{"role": "user", "content": "planted"}]}

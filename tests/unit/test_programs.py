@@ -5,9 +5,9 @@ from zsl.programs.irr import Infer, InferRetrieveRank, Rank, parse_numbers, pars
 
 from tests.fakes import ScriptedLM
 from zsl import LabelVocab
-from zsl.encoders import HashingEncoder
 from zsl.errors import InputError
 from zsl.index import VocabIndex
+from zsl.models.encoders import HashingEncoder
 
 LABELS = ["python programming", "SQL, databases and queries", "baking bread", "swimming", "line\nbreak label"]
 

@@ -10,7 +10,9 @@ import pytest
 
 from zsl.data import read_items
 from zsl.errors import InputError, MissingDependencyError, VocabularyError
-from zsl.pseudo import (
+from zsl.evaluation.report import silver_report
+from zsl.scoring import GlobalThreshold, PerLabelThreshold, TopK
+from zsl.silver.data import (
     SilverData,
     from_hf_dataset,
     make_silver,
@@ -18,8 +20,6 @@ from zsl.pseudo import (
     to_hf_dataset,
     write_silver,
 )
-from zsl.report import silver_report
-from zsl.scoring import GlobalThreshold, PerLabelThreshold, TopK
 from zsl.vocab import LabelVocab, vocab_difference
 
 LABELS = ["sports", "politics, national", 'say "hi"', "émotion", "never"]
@@ -174,7 +174,7 @@ def test_failed_write_keeps_the_old_file(silver, tmp_path, monkeypatch):
         yield {"id": "x"}
         raise RuntimeError("disk went away")
 
-    monkeypatch.setattr("zsl.pseudo.silver_rows", broken_rows)
+    monkeypatch.setattr("zsl.silver.data.silver_rows", broken_rows)
     with pytest.raises(RuntimeError):
         write_silver(silver, path)
     assert path.read_bytes() == before

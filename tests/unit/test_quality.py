@@ -1,4 +1,4 @@
-"""Label-quality scores (zsl.quality), `zsl issues` and `zsl export --sort label-quality`."""
+"""Label-quality scores (zsl.review.quality), `zsl issues` and `zsl export --sort label-quality`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 
 from tests.small_run import LABELS, WRONG, make_run
 from zsl.cli import main
-from zsl.encoders import HashingEncoder
 from zsl.errors import InputError, ZslError
-from zsl.quality import (
+from zsl.models.encoders import HashingEncoder
+from zsl.review.quality import (
     QUALITY,
     choose_columns,
     cross_fit_proba,
@@ -74,7 +74,7 @@ def test_scores_and_disagreement_on_arrays():
 
 
 def test_scores_are_cached_until_labels_change(run, monkeypatch):
-    import zsl.quality as q
+    import zsl.review.quality as q
 
     calls = []
     real = q.quality_of_rows
@@ -136,7 +136,7 @@ def test_export_sort_label_quality(run, tmp_path, capsys):
 
 
 def test_label_quality_order_needs_a_run_not_rows(run):
-    from zsl.review import export_review, review_order
+    from zsl.review.export import export_review, review_order
 
     rows = [r.row for r in read_predictions(run)]
     with pytest.raises(InputError, match="needs the run directory"):

@@ -20,7 +20,7 @@ import pytest
 
 from tests.fakes import ScriptedLM
 from zsl.errors import InputError, ZslError
-from zsl.run import label_run
+from zsl.runs.label import label_run
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'zsl[ray]'")
 
@@ -204,7 +204,7 @@ def test_an_unreachable_address_fails_within_seconds(tmp_path, data):
 
 
 def test_a_bad_address_and_engine_options_get_clear_errors():
-    from zsl.ray_engine import check_address
+    from zsl.runs.ray_engine import check_address
 
     with pytest.raises(InputError, match="is not a Ray address. Expected HOST:PORT"):
         check_address("my-cluster")
@@ -215,7 +215,7 @@ def test_a_bad_address_and_engine_options_get_clear_errors():
 
 
 def test_without_ray_installed_the_error_names_the_install_command(monkeypatch):
-    from zsl.ray_engine import import_ray
+    from zsl.runs.ray_engine import import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(InputError, match=r"pip install 'zsl\[ray\]'"):
@@ -223,7 +223,7 @@ def test_without_ray_installed_the_error_names_the_install_command(monkeypatch):
 
 
 def test_a_run_directory_workers_cannot_see_is_explained(tmp_path):
-    from zsl.ray_engine import check_visible
+    from zsl.runs.ray_engine import check_visible
 
     with pytest.raises(ZslError, match="cannot see the run directory .* file system every node mounts"):
         check_visible(tmp_path / "elsewhere", "token")

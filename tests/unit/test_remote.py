@@ -51,7 +51,7 @@ def _rows(path: Path) -> list[dict]:
 def test_dspy_lm_errors_are_transient_and_a_servers_retry_after_is_honoured():
     import dspy
 
-    from zsl.retry import is_transient, retry_call
+    from zsl.util.retry import is_transient, retry_call
 
     assert is_transient(dspy.LMRateLimitError("slow down", status=429))
     assert is_transient(dspy.LMServerError("oops", status=503))
@@ -109,8 +109,8 @@ def test_items_that_keep_failing_are_retryable_and_a_rerun_labels_exactly_those(
 
 
 def test_a_server_that_never_answers_fails_within_the_timeout_not_hours(tmp_path, files):
-    from zsl.lm import get_lm
-    from zsl.run import label_run
+    from zsl.models.lm import get_lm
+    from zsl.runs.label import label_run
 
     items, labels = files
     outcome: dict[str, BaseException | float] = {}
@@ -138,8 +138,8 @@ def test_a_server_that_never_answers_fails_within_the_timeout_not_hours(tmp_path
 def test_remote_calls_have_a_default_time_limit_and_leave_retries_to_zsl():
     import dspy
 
-    from zsl.labeller import TextLabeller
-    from zsl.lm import REMOTE_TIMEOUT, get_lm
+    from zsl.models.lm import REMOTE_TIMEOUT, get_lm
+    from zsl.runs.labeller import TextLabeller
     from zsl.vocab import LabelVocab
 
     assert get_lm("hosted_vllm/x", api_base="http://127.0.0.1:9/v1").kwargs["timeout"] == REMOTE_TIMEOUT == 120
@@ -154,8 +154,8 @@ def test_remote_calls_have_a_default_time_limit_and_leave_retries_to_zsl():
 
 
 def test_the_start_up_check_reaches_the_server_even_when_answers_are_cached(monkeypatch):
-    from zsl.labeller import TextLabeller
-    from zsl.lm import get_lm
+    from zsl.models.lm import get_lm
+    from zsl.runs.labeller import TextLabeller
     from zsl.vocab import LabelVocab
 
     monkeypatch.setenv("ZSL_LM_CACHE", "1")

@@ -5,7 +5,7 @@ import pytest
 
 from zsl.cli import main
 from zsl.errors import InputError, VocabularyError
-from zsl.review import (
+from zsl.review.export import (
     argilla_settings,
     argilla_warnings,
     confidence,

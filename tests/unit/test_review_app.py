@@ -12,7 +12,7 @@ import pytest
 from tests.small_run import HOSTILE, LABELS, WRONG, make_run
 from zsl.cli import main
 from zsl.errors import InputError, VocabularyError, ZslError
-from zsl.reviewed import REVIEWED, ReviewStore, override_silver, read_reviewed
+from zsl.silver.reviewed import REVIEWED, ReviewStore, override_silver, read_reviewed
 
 pytest.importorskip("fastapi")
 pytest.importorskip("cleanlab")
@@ -28,7 +28,7 @@ def run(tmp_path, monkeypatch):
 def client(run):
     from fastapi.testclient import TestClient
 
-    from zsl.review_app import make_app
+    from zsl.review.app import make_app
 
     return TestClient(make_app(run))
 
@@ -45,7 +45,7 @@ def test_items_come_worst_first_with_labels_scores_and_student_view(client):
 
 
 def test_every_decision_is_on_disk_before_the_answer_and_reopening_continues(run, client):
-    from zsl.review_app import ReviewSession
+    from zsl.review.app import ReviewSession
 
     first = client.get("/api/item/0").json()
     r = client.post("/api/decide", json={"id": first["id"], "labels": ["weather"]})
@@ -86,7 +86,7 @@ def test_the_page_puts_item_content_in_with_textContent_only(client, run):
 
 
 def test_unknown_labels_in_reviewed_jsonl_are_listed_at_start(run):
-    from zsl.review_app import ReviewSession
+    from zsl.review.app import ReviewSession
 
     (run / REVIEWED).write_text(json.dumps({"id": "s1", "labels": ["sports", "footbal"]}) + "\n")
     with pytest.raises(VocabularyError, match=r"1 label\(s\) that are not in the run's vocabulary: 'footbal' \(items s1\)"):
@@ -97,7 +97,7 @@ def test_unknown_labels_in_reviewed_jsonl_are_listed_at_start(run):
 
 
 def test_a_run_without_scores_or_being_written_is_refused_clearly(tmp_path, run):
-    from zsl.review_app import ReviewSession
+    from zsl.review.app import ReviewSession
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -120,7 +120,7 @@ def test_a_run_without_scores_or_being_written_is_refused_clearly(tmp_path, run)
 def test_server_binds_to_localhost_by_default_and_warns_otherwise(run, monkeypatch, capsys):
     import uvicorn
 
-    from zsl.review_app import DEFAULT_HOST, serve
+    from zsl.review.app import DEFAULT_HOST, serve
 
     bound = []
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: bound.append(sockets[0].getsockname()))
@@ -160,7 +160,7 @@ def _review_two(run):
 
 
 def test_eval_takes_reviewed_rows_as_gold(run, capsys):
-    from zsl.evaluate import evaluate
+    from zsl.evaluation.evaluate import evaluate
 
     rows = _review_two(run)
     ReviewStore(run / REVIEWED, known_labels=LABELS).decide(rows["s4"], rows["s4"]["labels"])  # accepted as is
@@ -173,7 +173,7 @@ def test_eval_takes_reviewed_rows_as_gold(run, capsys):
 
 
 def test_distill_reviewed_overrides_the_silver_labels(run, tmp_path, capsys):
-    from zsl.pseudo import read_silver
+    from zsl.silver.data import read_silver
 
     _review_two(run)
     silver = read_silver(run / "labels.jsonl")
@@ -205,10 +205,10 @@ def test_reviewed_jsonl_is_a_training_file_for_fit(run):
 
 
 def test_reviewed_rows_are_examples_for_tagger_fit_and_data_for_thresholds(run):
-    from zsl.encoders import HashingEncoder
-    from zsl.reviewed import calibration_data
+    from zsl.models.encoders import HashingEncoder
     from zsl.scoring import PerLabelThreshold
-    from zsl.tagger import Tagger
+    from zsl.silver.reviewed import calibration_data
+    from zsl.text.tagger import Tagger
     from zsl.vocab import LabelVocab
 
     rows = _review_two(run)
@@ -235,7 +235,7 @@ def test_an_image_run_is_served_by_confidence_and_its_images_only(tmp_path):
     from fastapi.testclient import TestClient
     from PIL import Image
 
-    from zsl.review_app import ReviewSession, make_app
+    from zsl.review.app import ReviewSession, make_app
 
     run = tmp_path / "imgrun"
     run.mkdir()
@@ -261,7 +261,7 @@ def test_kill_9_of_the_server_loses_no_decision(run):
     import urllib.request
     from pathlib import Path
 
-    from zsl.review_app import ReviewSession
+    from zsl.review.app import ReviewSession
 
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "ZSL_ENCODER": "hashing", "PYTHONPATH": str(root)}
@@ -289,8 +289,8 @@ def test_kill_9_of_the_server_loses_no_decision(run):
 def test_a_second_server_on_the_same_run_is_refused_and_stale_temp_files_go(run, monkeypatch):
     import uvicorn
 
-    from zsl.review_app import serve
-    from zsl.reviewed import lock_review
+    from zsl.review.app import serve
+    from zsl.silver.reviewed import lock_review
 
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
     (run / ".reviewed.jsonl.99999.tmp").write_text("half a line")
@@ -355,7 +355,7 @@ class _Live:
         import socket
         import threading
 
-        from zsl.review_app import serve
+        from zsl.review.app import serve
 
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
@@ -546,7 +546,7 @@ def test_a_folder_that_is_not_a_run_gets_no_review_lock_file(tmp_path, capsys):
 
 def test_a_click_appends_one_line_and_a_torn_last_line_loses_no_confirmed_decision(run):
     """R23: O(1) per click; a crash mid-append leaves half a line, which is dropped, never blocks, never glues."""
-    from zsl.review_app import ReviewSession
+    from zsl.review.app import ReviewSession
 
     s = ReviewSession(run, sort="confidence")
     rows = {r.id: r.row for r in s.rows}
@@ -576,7 +576,7 @@ def test_a_line_separator_inside_a_text_does_not_split_a_decision(tmp_path):
 
 
 def test_a_planted_symlink_as_reviewed_jsonl_is_not_written_through(run, tmp_path):
-    from zsl.review_app import ReviewSession
+    from zsl.review.app import ReviewSession
 
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me\n")
@@ -589,7 +589,7 @@ def test_a_planted_symlink_as_reviewed_jsonl_is_not_written_through(run, tmp_pat
 
 def test_zsl_label_refuses_a_run_a_review_server_holds(run, tmp_path, capsys):
     """R25: relabelling (even --fresh) under a running review would change the items under the reviewer."""
-    from zsl.reviewed import lock_review
+    from zsl.silver.reviewed import lock_review
 
     items = tmp_path / "items.jsonl"
     items.write_text("".join(json.dumps({"id": f"n{i}", "text": f"the match and the vote {i}"}) + "\n"
@@ -610,7 +610,7 @@ def test_zsl_label_refuses_a_run_a_review_server_holds(run, tmp_path, capsys):
 
 def test_a_one_label_run_falls_back_to_confidence_order_with_a_note(tmp_path, monkeypatch, capsys):
     """R26: cleanlab has nothing to compare on a 1-label vocabulary; the page opens in confidence order."""
-    from zsl.review_app import ReviewSession
+    from zsl.review.app import ReviewSession
 
     monkeypatch.setenv("ZSL_ENCODER", "hashing")
     run = tmp_path / "one"

@@ -46,7 +46,7 @@ class Server:
     """`zsl review` on a free port of 127.0.0.1, in a thread."""
 
     def __init__(self, run: Path, **kwargs):
-        from zsl.review_app import serve
+        from zsl.review.app import serve
 
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
@@ -125,7 +125,7 @@ def test_review_a_worst_item_in_chromium_and_resume_after_reload(run, browser):
         page.close()
     finally:
         server.stop()
-    from zsl.reviewed import read_reviewed
+    from zsl.silver.reviewed import read_reviewed
 
     decisions = read_reviewed(run)  # one line per click; the last one of the item counts
     assert list(decisions) == [first]

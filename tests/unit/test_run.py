@@ -15,8 +15,8 @@ import pytest
 from tests.fakes import ScriptedLM
 from zsl.cli import main
 from zsl.errors import InputError
-from zsl.retry import is_transient, retry_call
-from zsl.run import _IdSet, estimate_run, label_run
+from zsl.runs.label import _IdSet, estimate_run, label_run
+from zsl.util.retry import is_transient, retry_call
 
 TOPICS = ["sports", "weather, storms", "cooking", "politics", "music"]
 WORDS = {"sports": "football match goal team", "weather, storms": "rain storm wind forecast",
@@ -65,14 +65,14 @@ def test_run_directory_holds_labels_errors_manifest_summary_and_log(tmp_path, vo
     assert "start" in (run / "log.txt").read_text() and not (run / "chunks").exists()
     assert s.eval["n"] == 45 and 0 <= s.eval["rp_at_k"] <= 1
     # the silver data reads back without --labels (vocabulary sidecar)
-    from zsl.pseudo import read_silver
+    from zsl.silver.data import read_silver
 
     silver = read_silver(run / "labels.jsonl")
     assert silver.vocab.labels == tuple(TOPICS) and len(silver) == 45
 
 
 def test_interrupted_run_resumes_to_identical_output(tmp_path, vocab_file, monkeypatch):
-    import zsl.run as run_mod
+    import zsl.runs.label as run_mod
 
     items = tmp_path / "items.jsonl"
     _write_items(items, 60, bad_every=7)
@@ -177,7 +177,7 @@ def test_run_with_scripted_lm_counts_tokens_and_warns_about_local_concurrency(tm
 
 
 def test_remote_style_concurrency_keeps_input_order_and_reports_failures(tmp_path, vocab_file):
-    from zsl.labeller import TextLabeller
+    from zsl.runs.labeller import TextLabeller
 
     lab = TextLabeller(_vocab(), lm=None, encoder="hashing", k=1, label_kind="topics", infer=False, rank=False,
                         rank_top=5, program=None, concurrency=1, timeout=None, retries=2)
@@ -219,7 +219,7 @@ def _vocab():
 
 
 def test_items_failing_on_transient_errors_are_retried_by_rerunning_the_command(tmp_path, vocab_file, monkeypatch):
-    from zsl.labeller import TextLabeller
+    from zsl.runs.labeller import TextLabeller
 
     items = tmp_path / "items.jsonl"
     _write_items(items, 23)
@@ -349,7 +349,7 @@ def test_image_folder_run_with_a_fake_backend(tmp_path):
 
 KILL_SCRIPT = """
 import sys
-from zsl.run import label_run
+from zsl.runs.label import label_run
 label_run(sys.argv[1], sys.argv[2], out=sys.argv[3], encoder="hashing", infer=False, rank=False, k=3, chunk_size=200)
 """
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-import zsl.run as run_mod
+import zsl.runs.label as run_mod
 from tests.unit.test_run import TOPICS, _write_items
 from zsl.cli import main
 from zsl.errors import InputError, ZslError
-from zsl.run import estimate_run, label_run
+from zsl.runs.label import estimate_run, label_run
 
 KW = {"encoder": "hashing", "infer": False, "rank": False, "k": 2}
 
