@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.unit.test_image import ColourBackend
+from tests.helpers import ColourBackend
 from zsl.base import Scorer, top_k, top_k_pairs, top_k_sets
 from zsl.errors import InputError
 from zsl.image.tagger import ImageTagger

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_run import TOPICS, _write_items
+from tests.helpers import TOPICS, write_items
 from zsl.cli import main
 from zsl.data import write_text_atomic
 from zsl.errors import InputError
@@ -28,7 +28,7 @@ def _md5(p: Path) -> str:
 def work(tmp_path, monkeypatch):
     """The probe's folder: items.jsonl, labels.txt and a complete run ``run1``."""
     monkeypatch.chdir(tmp_path)
-    _write_items(tmp_path / "items.jsonl", 40)
+    write_items(tmp_path / "items.jsonl", 40)
     (tmp_path / "labels.txt").write_text("\n".join(TOPICS) + "\n", encoding="utf-8")
     assert main(["label", "items.jsonl", "--labels", "labels.txt", *LABEL, "--out", "run1"]) == 0
     return tmp_path

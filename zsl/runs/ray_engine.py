@@ -49,7 +49,7 @@ INSTALL_HINT = "pip install 'zsl[ray]'"
 TRIES = 3  # a chunk whose worker dies this many times fails the run (the other chunks are kept)
 RESTART_WAIT = 120.0  # seconds to wait for a worker Ray is restarting before its chunk counts as a try
 _PROBE = ".zsl-probe"
-# Fault injection for the tests (tests/unit/test_ray_engine.py): a worker SIGKILLs itself when it starts
+# Fault injection for the tests (tests/unit/runs/test_ray_engine.py): a worker SIGKILLs itself when it starts
 # this chunk for the first time; the driver SIGKILLs itself after this many chunks are committed; a
 # restarted worker sleeps this long in its constructor.
 FAULT_WORKER = "ZSL_FAULT_KILL_WORKER_AT_CHUNK"

@@ -24,7 +24,7 @@ from zsl.runs.label import label_run
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'zsl[ray]'")
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 OUTPUTS = ("labels.jsonl", "errors.jsonl", "labels.jsonl.meta.json", "plan.json")
 TOPICS = ["sports", "weather", "politics", "economy", "music", "science"]
 

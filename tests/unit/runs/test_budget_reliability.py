@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.fake_openai import FakeOpenAI
-from tests.unit.test_budget import TOPICS, WORDS, CountingLM
+from tests.helpers import BUDGET_TOPICS as TOPICS
+from tests.helpers import BUDGET_WORDS as WORDS
+from tests.helpers import CountingLM
 from zsl.cli import main
 from zsl.runs.budget import TEACHER, budget_run
 

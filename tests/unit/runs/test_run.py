@@ -13,26 +13,11 @@ import numpy as np
 import pytest
 
 from tests.fakes import ScriptedLM
+from tests.helpers import TOPICS, write_items
 from zsl.cli import main
 from zsl.errors import InputError
 from zsl.runs.label import _IdSet, estimate_run, label_run
 from zsl.util.retry import is_transient, retry_call
-
-TOPICS = ["sports", "weather, storms", "cooking", "politics", "music"]
-WORDS = {"sports": "football match goal team", "weather, storms": "rain storm wind forecast",
-         "cooking": "pasta recipe oven kitchen", "politics": "election vote parliament", "music": "guitar concert song"}
-
-
-def _write_items(path: Path, n: int, *, bad_every: int = 0) -> None:
-    rng = random.Random(0)
-    lines = []
-    for i in range(n):
-        if bad_every and i % bad_every == bad_every - 1:
-            lines.append("{not json")
-            continue
-        topic = TOPICS[rng.randrange(len(TOPICS))]
-        lines.append(json.dumps({"id": f"item-{i}", "text": f"{WORDS[topic]} {i}", "labels": [topic]}))
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 @pytest.fixture
@@ -48,7 +33,7 @@ def _read(path):
 
 def test_run_directory_holds_labels_errors_manifest_summary_and_log(tmp_path, vocab_file):
     items = tmp_path / "items.jsonl"
-    _write_items(items, 50, bad_every=10)
+    write_items(items, 50, bad_every=10)
     s = label_run(items, vocab_file, out=tmp_path / "run", encoder="hashing", infer=False, rank=False, k=2,
                   chunk_size=8)
     run = tmp_path / "run"
@@ -75,7 +60,7 @@ def test_interrupted_run_resumes_to_identical_output(tmp_path, vocab_file, monke
     import zsl.runs.label as run_mod
 
     items = tmp_path / "items.jsonl"
-    _write_items(items, 60, bad_every=7)
+    write_items(items, 60, bad_every=7)
     ref = label_run(items, vocab_file, out=tmp_path / "ref", encoder="hashing", infer=False, rank=False, chunk_size=7)
     real = run_mod.label_chunk
     calls = []
@@ -107,7 +92,7 @@ def test_interrupted_run_resumes_to_identical_output(tmp_path, vocab_file, monke
 ])
 def test_resume_refuses_changed_settings_and_says_what_changed(tmp_path, vocab_file, change, expect):
     items = tmp_path / "items.jsonl"
-    _write_items(items, 10)
+    write_items(items, 10)
     base = {"labels": vocab_file, "encoder": "hashing", "infer": False, "rank": False, "k": 5, "chunk_size": 4}
     label_run(items, out=tmp_path / "run", **base)
     with pytest.raises(InputError, match=expect) as info:
@@ -119,9 +104,9 @@ def test_resume_refuses_changed_settings_and_says_what_changed(tmp_path, vocab_f
 
 def test_resume_refuses_a_changed_input_and_a_foreign_directory(tmp_path, vocab_file):
     items = tmp_path / "items.jsonl"
-    _write_items(items, 10)
+    write_items(items, 10)
     label_run(items, vocab_file, out=tmp_path / "run", encoder="hashing", infer=False, rank=False)
-    _write_items(items, 11)
+    write_items(items, 11)
     with pytest.raises(InputError, match="input.fingerprint"):
         label_run(items, vocab_file, out=tmp_path / "run", encoder="hashing", infer=False, rank=False)
     (tmp_path / "other").mkdir()
@@ -222,7 +207,7 @@ def test_items_failing_on_transient_errors_are_retried_by_rerunning_the_command(
     from zsl.runs.labeller import TextLabeller
 
     items = tmp_path / "items.jsonl"
-    _write_items(items, 23)
+    write_items(items, 23)
     init, one = TextLabeller.__init__, TextLabeller._one
     failing, calls = set(), []
 
@@ -311,7 +296,7 @@ def test_estimate_extrapolates_tokens_and_time(tmp_path, vocab_file):
 
 def test_cli_label_run_dry_run_and_exit_codes(tmp_path, vocab_file, capsys):
     items = tmp_path / "items.jsonl"
-    _write_items(items, 12, bad_every=6)
+    write_items(items, 12, bad_every=6)
     code = main(["label", str(items), "--labels", str(vocab_file), "--encoder", "hashing", "--no-infer", "--no-rank",
                  "-k", "1"])
     out, err = capsys.readouterr()
@@ -333,7 +318,7 @@ def test_cli_label_run_dry_run_and_exit_codes(tmp_path, vocab_file, capsys):
 def test_image_folder_run_with_a_fake_backend(tmp_path):
     from PIL import Image
 
-    from tests.unit.test_image import ColourBackend
+    from tests.helpers import ColourBackend
 
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -357,10 +342,10 @@ label_run(sys.argv[1], sys.argv[2], out=sys.argv[3], encoder="hashing", infer=Fa
 def test_kill_9_at_several_points_then_resume_gives_identical_output(tmp_path, vocab_file):
     """A real subprocess is SIGKILLed mid-run (after 1, 4 and 9 chunks); resuming must match a clean run."""
     items = tmp_path / "items.jsonl"
-    _write_items(items, 6000, bad_every=97)
+    write_items(items, 6000, bad_every=97)
     script = tmp_path / "run_it.py"
     script.write_text(KILL_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
     subprocess.run([sys.executable, str(script), str(items), str(vocab_file), str(tmp_path / "ref")], check=True,
                    env=env, timeout=300)
     rng = random.Random(7)

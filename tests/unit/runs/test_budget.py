@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fakes import ScriptedLM
+from tests.helpers import BUDGET_TOPICS as TOPICS
+from tests.helpers import BUDGET_WORDS as WORDS
+from tests.helpers import CountingLM
 from zsl.errors import InputError
 from zsl.runs.budget import (
     TEACHER,
@@ -21,10 +23,6 @@ from zsl.runs.budget import (
     select_uncertain,
     student_margin,
 )
-
-TOPICS = ["sports", "weather", "politics", "cooking"]
-WORDS = {"sports": "football match goal", "weather": "rain storm forecast", "politics": "election vote parliament",
-         "cooking": "recipe oven flour"}
 
 
 @pytest.mark.parametrize("budget, n, want", [("10%", 1000, 100), ("10 %", 15, 2), (25, 1000, 25), ("25", 10, 10),
@@ -164,25 +162,6 @@ def data(tmp_path: Path):
     vocab = tmp_path / "labels.txt"
     vocab.write_text("\n".join(TOPICS) + "\n", encoding="utf-8")
     return items, vocab, rows
-
-
-class CountingLM(ScriptedLM):
-    """Infer answers the topic of the text; counts calls; can stop (Ctrl-C) or fail on given items."""
-
-    def __init__(self, rows, stop_after: int | None = None, fail: str | None = None):
-        answers = {r["text"]: {"phrases": r["labels"][0]} for r in rows}
-        super().__init__(answers, judge=lambda label: 0.0)
-        self.calls = 0
-        self.stop_after, self.fail = stop_after, fail
-
-    def forward(self, prompt=None, messages=None, **kwargs):
-        text = json.dumps(messages or prompt)
-        if self.fail and self.fail in text:
-            raise RuntimeError("the model broke on this one")
-        self.calls += 1
-        if self.stop_after is not None and self.calls > self.stop_after:
-            raise KeyboardInterrupt
-        return super().forward(prompt=prompt, messages=messages, **kwargs)
 
 
 def _run(data, tmp_path, lm, **kw):

@@ -16,7 +16,7 @@ from tests.fake_openai import FakeOpenAI
 from zsl.cli import main
 from zsl.errors import ModelNotFoundError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)

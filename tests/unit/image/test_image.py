@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.fakes import ScriptedLM
+from tests.helpers import ColourBackend
 from zsl import LabelVocab
 from zsl.base import Scorer
 from zsl.data.images import list_image_files, load_image, load_images, to_rgb
@@ -251,29 +252,6 @@ def test_list_image_files_by_extension(tmp_path):
 
 
 # ----------------------------------------------------------------------------- tagger over a fake backend
-
-COLOURS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
-
-
-class ColourBackend:
-    """Embeds an image as its mean colour; a label text embeds as the colour it names."""
-
-    model_id = "fake:colour"
-    logit_scale = 100.0
-    threshold = 0.5
-
-    def __init__(self):
-        self.image_calls: list[int] = []
-
-    def encode_images(self, images, *, size=None):
-        self.image_calls.append(len(images))
-        rows = [np.asarray(im.convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(0) / 255 + 1e-3 for im in images]
-        arr = np.array(rows).reshape(-1, 3)
-        return arr / np.linalg.norm(arr, axis=1, keepdims=True)
-
-    def encode_texts(self, texts):
-        return np.array([next(v for k, v in COLOURS.items() if k in t) for t in texts])
-
 
 def _red_with_blue_corner() -> Image.Image:
     img = Image.new("RGB", (90, 90), (255, 0, 0))

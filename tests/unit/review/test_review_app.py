@@ -263,7 +263,7 @@ def test_kill_9_of_the_server_loses_no_decision(run):
 
     from zsl.review.app import ReviewSession
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     env = {**os.environ, "ZSL_ENCODER": "hashing", "PYTHONPATH": str(root)}
     proc = subprocess.Popen([sys.executable, "-m", "zsl.cli", "review", str(run), "--port", "0", "--sort", "confidence"],
                             stderr=subprocess.PIPE, text=True, env=env)
@@ -314,7 +314,7 @@ def test_a_loopback_server_answers_only_requests_for_its_own_host_name(run):
     import urllib.request
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     env = {**os.environ, "ZSL_ENCODER": "hashing", "PYTHONPATH": str(root)}
     proc = subprocess.Popen([sys.executable, "-m", "zsl.cli", "review", str(run), "--port", "0", "--sort", "confidence"],
                             stderr=subprocess.PIPE, text=True, env=env)

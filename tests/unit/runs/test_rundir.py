@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import zsl.runs.label as run_mod
-from tests.unit.test_run import TOPICS, _write_items
+from tests.helpers import TOPICS, write_items
 from zsl.cli import main
 from zsl.errors import InputError, ZslError
 from zsl.runs.label import estimate_run, label_run
@@ -32,7 +32,7 @@ def vocab_file(tmp_path):
 @pytest.fixture
 def items(tmp_path):
     p = tmp_path / "items.jsonl"
-    _write_items(p, 12)
+    write_items(p, 12)
     return p
 
 
@@ -341,7 +341,7 @@ def test_moving_the_vocabulary_or_the_input_does_not_block_resume(tmp_path, item
 def test_an_empty_image_folder_leaves_no_run_directory_behind(tmp_path):
     from PIL import Image
 
-    from tests.unit.test_image import ColourBackend
+    from tests.helpers import ColourBackend
 
     folder, run = tmp_path / "imgs", tmp_path / "run"
     folder.mkdir()
