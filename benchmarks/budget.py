@@ -104,7 +104,7 @@ class Teacher:
         return self._labeller
 
     def __call__(self, idx: list[int]) -> dict[int, list[int] | None]:
-        from zsl.data import Item
+        from zsl.data.files import Item
 
         todo = [i for i in idx if i not in self.records]
         if todo:

@@ -39,7 +39,8 @@ START, END = "<!-- runs:start -->", "<!-- runs:end -->"
 def _bare_loop(items_path: Path, vocab, encoder, out: Path, k: int = 3, batch: int = 1000) -> int:
     """The same labelling work with no run machinery: the baseline."""
     from zsl.base import top_k
-    from zsl.data import Item, iter_records
+    from zsl.data.files import Item
+    from zsl.data.records import iter_records
     from zsl.text.tagger import Tagger
 
     program = Tagger(vocab, encoder=encoder, infer=False, rank=False).program_

@@ -190,7 +190,7 @@ def _duration(seconds: float) -> str:
 
 
 def _report_run(summary, k: int) -> None:
-    from zsl.data import iter_jsonl
+    from zsl.data.files import iter_jsonl
 
     shown = 0
     rows = []
@@ -287,7 +287,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _training_examples(path: str, max_examples: int | None) -> list:
     """The labelled items of ``zsl fit``'s input. A row that cannot be read (``labels`` not a list of
     strings, say) is an error naming it; items without labels are skipped with a note, never silently."""
-    from zsl.data import read_items
+    from zsl.data.records import read_items
     from zsl.errors import InputError
 
     if max_examples is not None and max_examples < 1:
@@ -309,7 +309,7 @@ def _training_examples(path: str, max_examples: int | None) -> list:
 def _cmd_optimize(args: argparse.Namespace) -> int:
     import random
 
-    from zsl.data import refuse_overwrite
+    from zsl.data.files import refuse_overwrite
     from zsl.text.tagger import Tagger
     from zsl.vocab import LabelVocab
 
@@ -392,7 +392,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from zsl.data import refuse_overwrite
+    from zsl.data.files import refuse_overwrite
     from zsl.review.export import export_review
 
     out = Path(args.out)  # and the companion file the export writes beside it (named as zsl.review.export names it)

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from zsl.base import Ranked, top_k
-from zsl.data import BadRow, Item, iter_jsonl
+from zsl.data.files import BadRow, Item, iter_jsonl
 from zsl.errors import InputError
 from zsl.vocab import LabelVocab
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from zsl.cli import main
-from zsl.data import BadRow, Item, input_format, iter_records, read_items
+from zsl.data.files import BadRow, Item
+from zsl.data.records import input_format, iter_records, read_items
 from zsl.errors import InputError, ModelIntegrityError, VocabularyError
 from zsl.vocab import LabelVocab
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import TOPICS, write_items
 from zsl.cli import main
-from zsl.data import write_text_atomic
+from zsl.data.files import write_text_atomic
 from zsl.errors import InputError
 
 LABEL = ["--encoder", "hashing", "--no-infer", "--no-rank", "-k", "2"]
@@ -48,7 +48,7 @@ def _one_error_line(capsys) -> str:
 
 # -- the helper -----------------------------------------------------------------------------------------------------
 def test_open_private_creates_0600_and_refuses_links_fifos_and_folders(tmp_path):
-    from zsl.data import open_private
+    from zsl.data.files import open_private
 
     fd = open_private(tmp_path / "new.lock")
     os.close(fd)
@@ -75,7 +75,7 @@ def test_an_atomic_write_never_writes_through_a_link_planted_under_its_temp_name
 
 
 def test_refuse_overwrite_sees_through_links_and_folders(tmp_path):
-    from zsl.data import refuse_overwrite
+    from zsl.data.files import refuse_overwrite
 
     inp = _victim(tmp_path, "train.jsonl")
     (tmp_path / "alias.jsonl").symlink_to(inp)

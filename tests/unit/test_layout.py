@@ -13,8 +13,10 @@ a reader has to untangle). The checks:
 * only the package face (zsl/__init__.py) and the CLI import the package root (``import zsl``;
   the version is in zsl/version.py);
 * no module re-exports a name it does not define (lists an imported name in ``__all__`` or binds
-  it to a module-level name), and no module imports a name from a module that only imported it;
-  the wing faces (``zsl.<wing>``, e.g. ``zsl.data``) and the root face are excepted.
+  it to a module-level name; the wing faces ``zsl.<wing>`` and the root face are excepted), and no
+  module imports a name from a module that only imported it, a wing face included;
+* a wing face is under 40 lines, and one that hands on names holds only a docstring, imports and
+  ``__all__``.
 """
 
 from __future__ import annotations
@@ -259,12 +261,31 @@ def reexports(root: Path = ROOT) -> list[str]:
         out += [f"{rel}:{line}: {name} re-binds the imported {v} as {n}" for n, v, line in aliases]
     for name, path in modules.items():
         for target, attr, line in _imports(path, name, modules):
-            if attr is None or target in FACES or target not in bindings:
+            if attr is None or target == "zsl" or target not in bindings:  # `from zsl import X`: root_imports
                 continue
             imported, defined, _, _ = bindings[target]
             if attr in imported and attr not in defined:
                 out.append(f"{path.relative_to(root)}:{line}: {name} imports {attr} from {target}, which does not "
                            "define it")
+    return out
+
+
+def face_problems(root: Path = ROOT) -> list[str]:
+    """Wing faces (zsl/<wing>/__init__.py) over 39 lines, or that hand on names and hold more than
+    a docstring, imports and ``__all__``."""
+    out = []
+    for name, path in _modules(root).items():
+        if name == "zsl" or path.name != "__init__.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        rel, body = path.relative_to(root), ast.parse(text).body
+        if len(text.splitlines()) >= 40:
+            out.append(f"{rel}: {len(text.splitlines())} lines; a wing face has under 40")
+        if any(isinstance(s, ast.ImportFrom) and (s.module or "").startswith("zsl.") for s in body):
+            out += [f"{rel}:{s.lineno}: a face holds only a docstring, imports and __all__" for s in body
+                    if not (isinstance(s, (ast.Import, ast.ImportFrom))
+                            or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+                            or (isinstance(s, ast.Assign) and [getattr(x, "id", "") for x in s.targets] == ["__all__"]))]
     return out
 
 
@@ -312,6 +333,26 @@ def test_only_the_face_and_the_cli_import_the_package_root():
 
 def test_no_module_re_exports_a_name_it_does_not_define():
     assert reexports() == []
+
+
+def test_wing_faces_are_short_and_nothing_in_zsl_imports_through_one():
+    assert face_problems() == []
+
+
+def test_the_face_checks_catch_a_long_face_and_an_import_through_one(tmp_path):
+    files = {
+        "zsl/__init__.py": "",
+        "zsl/errors.py": "from zsl.runs import Job\n",
+        "zsl/runs/__init__.py": "from zsl.runs.jobs import Job\n__all__ = ['Job']\n\ndef run():\n    pass\n" + "#\n" * 40,
+        "zsl/runs/jobs.py": "class Job:\n    pass\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text, encoding="utf-8")
+    (tmp_path / "programs").mkdir()
+    assert face_problems(tmp_path) == ["zsl/runs/__init__.py: 45 lines; a wing face has under 40",
+                                       "zsl/runs/__init__.py:4: a face holds only a docstring, imports and __all__"]
+    assert reexports(tmp_path) == ["zsl/errors.py:1: zsl.errors imports Job from zsl.runs, which does not define it"]
 
 
 def test_the_checks_catch_what_they_are_for(tmp_path):

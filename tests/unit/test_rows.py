@@ -110,7 +110,7 @@ def test_old_rows_still_read_and_foreign_rows_name_the_missing_field(tmp_path):
 
 # -- non-finite scores never reach labels.jsonl (issue #26, S7) --------------------------------------------------
 def test_make_row_refuses_non_finite_scores_naming_the_item():
-    from zsl.data import Item
+    from zsl.data.files import Item
     from zsl.rows import make_row
 
     vocab = LabelVocab(LABELS)

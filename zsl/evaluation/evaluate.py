@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from zsl.data import BadRow
+from zsl.data.files import BadRow
 from zsl.errors import InputError, VocabularyError
 from zsl.evaluation.metrics import (
     f1_scores,

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from zsl.data import BadRow, atomic_write
+from zsl.data.files import BadRow, atomic_write
 from zsl.errors import InputError, VocabularyError
 from zsl.rows import PredRow, parse_pred_row, read_predictions
 

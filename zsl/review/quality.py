@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from zsl.data import fingerprint
+from zsl.data.records import fingerprint
 from zsl.errors import InputError, MissingDependencyError, ZslError
 from zsl.rows import PredRow, read_predictions, resolve_predictions
 

@@ -613,7 +613,8 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
         InputError: a malformed or negative budget, an unknown selection, an image input, a
             program without an LLM step, or the errors of :func:`zsl.runs.label.label_run`.
     """
-    from zsl.data import BadRow, check_regular_input, fingerprint_and_count, input_format, iter_records
+    from zsl.data.files import BadRow
+    from zsl.data.records import check_regular_input, fingerprint_and_count, input_format, iter_records
     from zsl.rows import build_rows, run_meta
     from zsl.runs.label import load_vocab
     from zsl.runs.labeller import LabelSettings, make_labeller

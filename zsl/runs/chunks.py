@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from zsl.data import BadRow, Item
+from zsl.data.files import BadRow, Item
 from zsl.errors import ZslError
 from zsl.runs.rundir import RunDir, write_lines
 from zsl.util.retry import Retryable

@@ -59,16 +59,9 @@ from typing import Any
 
 import numpy as np
 
-from zsl.data import (
-    BadRow,
-    Item,
-    check_regular_input,
-    count_records,
-    fingerprint_and_count,
-    image_records,
-    input_format,
-    iter_records,
-)
+from zsl.data.files import BadRow, Item
+from zsl.data.images import image_records
+from zsl.data.records import check_regular_input, count_records, fingerprint_and_count, input_format, iter_records
 from zsl.errors import InputError, ZslError
 from zsl.rows import run_meta
 from zsl.runs.chunks import add_usage, label_chunk, retry_chunk

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from zsl.base import ItemScores, top_k
-from zsl.data import Item
+from zsl.data.files import Item
 from zsl.errors import InputError, VocabularyError
 from zsl.fusion import DEFAULT_RANK_TOP
 from zsl.prompting import RANK_DESCRIPTIONS

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zsl.data import BadRow, Item
+from zsl.data.files import BadRow, Item
 from zsl.errors import InputError, ZslError
 from zsl.runs.chunks import label_chunk, retry_chunk
 from zsl.runs.rundir import RunDir

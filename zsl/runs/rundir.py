@@ -20,7 +20,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from zsl.data import fingerprint, open_private, refuse_overwrite, write_lines_atomic, write_text_atomic
+from zsl.data.files import open_private, refuse_overwrite, write_lines_atomic, write_text_atomic
+from zsl.data.records import fingerprint
 from zsl.errors import InputError, ZslError
 from zsl.vocab import LabelVocab
 

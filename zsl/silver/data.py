@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from zsl.data import atomic_write, iter_jsonl, write_jsonl_atomic, write_text_atomic
+from zsl.data.files import atomic_write, iter_jsonl, write_jsonl_atomic, write_text_atomic
 from zsl.errors import InputError, MissingDependencyError, VocabularyError
 from zsl.rows import (
     SILVER_FORMAT,

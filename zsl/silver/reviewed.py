@@ -228,7 +228,7 @@ def _append_line(path: Path, line: str) -> None:
     finally:
         os.close(fd)
     if st.st_size == 0:  # a new file: its name must survive a crash too
-        from zsl.data import fsync_dir
+        from zsl.data.files import fsync_dir
 
         fsync_dir(path.parent)
 

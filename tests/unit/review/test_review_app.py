@@ -196,7 +196,7 @@ def test_distill_reviewed_overrides_the_silver_labels(run, tmp_path, capsys):
 
 
 def test_reviewed_jsonl_is_a_training_file_for_fit(run):
-    from zsl.data import read_items
+    from zsl.data.records import read_items
 
     _review_two(run)
     items = read_items(run / REVIEWED)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from zsl.base import BatchScores, ScorerMixin
-from zsl.data import Item
+from zsl.data.files import Item
 from zsl.errors import InputError
 from zsl.runs.label import label_run
 from zsl.runs.labeller import Labeller, LabelSettings

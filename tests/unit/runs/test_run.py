@@ -189,7 +189,7 @@ def test_remote_style_concurrency_keeps_input_order_and_reports_failures(tmp_pat
 
     lab.program = FakeProgram()
     lab._one.__func__  # noqa: B018 - the real retry path is used
-    from zsl.data import Item
+    from zsl.data.files import Item
 
     out, usage = lab.label([Item(f"id{i}", f"t{i}") for i in range(12)], lambda n: None)
     assert [o["id"] if isinstance(o, dict) else "ERR" for o in out] == [f"id{i}" if i != 5 else "ERR" for i in range(12)]

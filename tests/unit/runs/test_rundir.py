@@ -238,7 +238,7 @@ def test_an_input_that_changes_during_the_run_ends_in_an_error_not_success(tmp_p
 
 
 def test_the_input_is_hashed_and_counted_in_one_read(tmp_path, items, vocab_file, monkeypatch):
-    import zsl.data as data_mod
+    import zsl.data.records as data_mod
 
     tricky = tmp_path / "tricky.txt"
     tricky.write_bytes(b"\xef\xbb\xbf\n" + b"a\r\n\n   \n" + b"x" * (3 << 20) + b"\nlast line, no newline")

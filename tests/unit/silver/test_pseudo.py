@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from zsl.data import read_items
+from zsl.data.records import read_items
 from zsl.errors import InputError, MissingDependencyError, VocabularyError
 from zsl.evaluation.report import silver_report
 from zsl.scoring import GlobalThreshold, PerLabelThreshold, TopK
