@@ -33,7 +33,7 @@ items the LLM has not seen; the surest ``self_train`` share of them (largest
 student's own ``k`` best labels, and the head is fitted again on both, with the penalty
 cross-validated on the teacher's items alone. On a Reuters-21578 slice this lifted the final
 labels of a 10% budget from 91% to about 100% of the all-LLM labels' micro-F1; on GoEmotions,
-whose teacher is weak, it changed little (``python -m zsl.bench.budget``). ``0`` turns it off.
+whose teacher is weak, it changed little (``python -m benchmarks.budget``). ``0`` turns it off.
 
 Texts only: an image run's teacher is the image model, whose global-local scores (feature regions)
 cost about what a global-only cheap pass would, so :func:`budget_run` refuses image inputs.
