@@ -613,7 +613,9 @@ class StudentClassifier(ParamsMixin, ScorerMixin):
             if tmp.exists():
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
-            save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "zsl_student": str(FORMAT_VERSION)})
+            # one metadata key: safetensors orders the header's keys by a per-map random hash, so two keys
+            # gave one student two sha256s. The format marker lives in config.json ("zsl_student").
+            save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
             config["weights_sha256"] = sha256_file(tmp / WEIGHTS_NAME)
             (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=1, ensure_ascii=False, default=str),
                                            encoding="utf-8")
