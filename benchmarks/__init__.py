@@ -98,7 +98,7 @@ def run_parsed(args, name: str) -> None:
     import sys
 
     if args.out is None:
-        from zsl.paths import subdir
+        from zsl.util.paths import subdir
 
         args.out = str(subdir("bench") / name)
     os.environ.setdefault("ZSL_PROGRESS", "1" if sys.stderr.isatty() else "0")

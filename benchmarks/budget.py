@@ -5,7 +5,7 @@
 
 Data: a seeded slice of ``--n`` items of each shared train file (GoEmotions, Reuters-21578
 ModApte) is labelled with LLM budgets of 0, 5, 10, 25 and 100%, by the active selection of
-:mod:`zsl.budget` and by random selection (the baseline), each with 5 seeds. Quality of the
+:mod:`zsl.runs.budget` and by random selection (the baseline), each with 5 seeds. Quality of the
 slice's final labels against its gold labels: micro- and macro-F1 of each row's ``k`` = 1 label
 (the rows' own label sets) and mAP over items; and of the student each budget produces, on
 ``--heldout`` further seeded items of the same file (retrieval only at 0%). Once the LLM has
@@ -40,7 +40,7 @@ import numpy as np
 
 from benchmarks import ROOT, checkout_file
 from zsl.base import top_k_sets
-from zsl.budget import SELF_TRAIN
+from zsl.runs.budget import SELF_TRAIN
 
 DATA = ROOT.parent / "shared" / "data"
 DATASETS = ("goemotions", "reuters")
@@ -70,7 +70,7 @@ def load(name: str, n: int, heldout: int, seed: int = 0) -> tuple[Any, str, list
 
 
 def _metrics(y: np.ndarray, pred: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    from zsl.metrics import f1_scores, mean_average_precision
+    from zsl.evaluation.metrics import f1_scores, mean_average_precision
 
     f1 = f1_scores(y, pred)
     keep = y.any(axis=1)
@@ -98,13 +98,13 @@ class Teacher:
 
     def _get(self):
         if self._labeller is None:
-            from zsl.labeller import LabelSettings, make_labeller
+            from zsl.runs.labeller import LabelSettings, make_labeller
 
             self._labeller = make_labeller("jsonl", self.vocab, LabelSettings(k=1, label_kind=self.kind, lm=self.lm))
         return self._labeller
 
     def __call__(self, idx: list[int]) -> dict[int, list[int] | None]:
-        from zsl.data import Item
+        from zsl.data.files import Item
 
         todo = [i for i in idx if i not in self.records]
         if todo:
@@ -156,7 +156,7 @@ def _records(out: Path) -> dict[tuple, dict[str, Any]]:
 def _cheap_pass(vocab, kind: str, texts: list[str], held_texts: list[str]):
     """Retrieval over the slice and the held-out items: ``(emb, scores, seconds of the slice's
     pass, held-out emb, held-out scores)``, with the default encoder."""
-    from zsl.tagger import Tagger
+    from zsl.text.tagger import Tagger
 
     tagger = Tagger(vocab, label_kind=kind, infer=False, rank=False)
     encoder = tagger.program_.index.encoder
@@ -169,7 +169,7 @@ def _cheap_pass(vocab, kind: str, texts: list[str], held_texts: list[str]):
 
 
 def run(args: argparse.Namespace) -> None:
-    from zsl.budget import budget_loop, parse_budget
+    from zsl.runs.budget import budget_loop, parse_budget
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -229,17 +229,17 @@ def students(args: argparse.Namespace) -> None:
     vs. the same items' gold labels, scored on the held-out items against gold (no LLM call: the
     teacher's answers come from ``run``'s records).
 
-    Two students: the budget loop's own (an :class:`~zsl.fewshot.AnchoredHead` on the frozen
+    Two students: the budget loop's own (an :class:`~zsl.student.heads.AnchoredHead` on the frozen
     encoder, anchored on retrieval; no guard here) and the encoder fine-tuned on the pairs
-    (:func:`zsl.finetune.fine_tune_encoder`, then retrieval with it). The ``n`` items are a seeded
+    (:func:`zsl.text.finetune.fine_tune_encoder`, then retrieval with it). The ``n`` items are a seeded
     random choice of the teacher's items, as random selection would send them.
     """
     import shutil
     import tempfile
 
-    from zsl.fewshot import AnchoredHead
-    from zsl.finetune import fine_tune_encoder
-    from zsl.tagger import Tagger
+    from zsl.student.heads import AnchoredHead
+    from zsl.text.finetune import fine_tune_encoder
+    from zsl.text.tagger import Tagger
 
     out = Path(args.out)
     path = out / "students.jsonl"
@@ -312,7 +312,7 @@ def soft_targets(scores: np.ndarray, temperature: float = SOFT_TEMPERATURE) -> n
         >>> soft_targets(np.array([[0.3, 0.25, -1e6]])).astype(float).round(2).tolist()
         [[0.73, 0.27, 0.0]]
     """
-    from zsl.image_math import softmax
+    from zsl.image.global_local import softmax
 
     return softmax(np.asarray(scores, dtype=np.float64) / temperature, axis=1).astype(np.float32)
 
@@ -333,8 +333,8 @@ def esco(args: argparse.Namespace) -> None:
     from types import SimpleNamespace
 
     from benchmarks import irera
-    from zsl.budget import budget_loop, parse_budget
-    from zsl.metrics import rp_at_k
+    from zsl.evaluation.metrics import rp_at_k
+    from zsl.runs.budget import budget_loop, parse_budget
 
     data = DATA / "esco"
     ns = SimpleNamespace(data=str(data), descriptions=True, encoder=None)

@@ -55,8 +55,8 @@ def load(dataset: str, n: int, seed: int) -> tuple[Any, list[dict[str, Any]], st
 def _program(vocab, kind: str, descriptions: bool, encoder: str | None, *, infer: bool = False, rank: bool = False):
     from zsl.programs.irr import InferRetrieveRank
 
-    from zsl.encoders import get_encoder
     from zsl.index import VocabIndex
+    from zsl.models.encoders import get_encoder
 
     index = VocabIndex(vocab, get_encoder(encoder), use_descriptions=descriptions, show_progress=True)
     return InferRetrieveRank(index, label_kind=kind, infer=infer, rank=rank, rank_top=20)
@@ -77,7 +77,7 @@ def _read(path: Path) -> dict[int, dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> None:
-    from zsl.lm import get_lm
+    from zsl.models.lm import get_lm
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _metrics(y: np.ndarray, s: np.ndarray) -> dict[str, float]:
-    from zsl.metrics import mean_average_precision, p_at_k, rp_at_k
+    from zsl.evaluation.metrics import mean_average_precision, p_at_k, rp_at_k
 
     return {"p1": 100 * p_at_k(y, s, 1), "rp5": 100 * rp_at_k(y, s, 5),
             "map": 100 * mean_average_precision(y, s, average="item")}
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     rep.set_defaults(func=report)
     args = p.parse_args(argv)
     if args.out is None:
-        from zsl.paths import subdir
+        from zsl.util.paths import subdir
 
         args.out = str(subdir("bench") / "descriptions")
     args.func(args)

@@ -2,7 +2,7 @@
 
 For GoEmotions (28 labels) and Reuters-21578 (90 topics):
 
-1. Teacher: the retrieve-only zero-shot :class:`~zsl.tagger.Tagger` with MiniLM
+1. Teacher: the retrieve-only zero-shot :class:`~zsl.text.tagger.Tagger` with MiniLM
    (``Tagger(vocab, infer=False, rank=False)``). The full LLM Infer-Retrieve-Rank teacher
    costs ~1-3 s per item on the 2-core CPU (two LLM calls), i.e. hours for a 2,000-item
    slice, so it is not the teacher here; ``--llm-items N`` times it on N items.
@@ -116,7 +116,7 @@ def load_dataset(name: str, data: Path, n_train: int, n_test: int | None, seed: 
 
 def evaluate(y: np.ndarray, scores_train: np.ndarray, scores_test: np.ndarray) -> dict[str, float]:
     """Micro/macro-F1 of top-1 (rule fitted on the model's own training-slice scores) and mAP."""
-    from zsl.metrics import f1_scores, mean_average_precision
+    from zsl.evaluation.metrics import f1_scores, mean_average_precision
     from zsl.scoring import TopK
 
     rule = TopK(k=1).fit(scores_train)
@@ -150,12 +150,12 @@ def _median_time(fn: Any, repeats: int = 5) -> float:
 
 
 def run_dataset(ds: dict[str, Any], args: argparse.Namespace, encoder: Any) -> dict[str, Any]:
-    from zsl.distill import StudentClassifier, folder_size
-    from zsl.encoders import encode_cached
-    from zsl.pseudo import make_silver, read_silver, write_silver
-    from zsl.report import silver_report
+    from zsl.evaluation.report import silver_report
+    from zsl.models.encoders import encode_cached
     from zsl.scoring import TopK
-    from zsl.tagger import Tagger
+    from zsl.silver.data import make_silver, read_silver, write_silver
+    from zsl.student.classifier import StudentClassifier, folder_size
+    from zsl.text.tagger import Tagger
 
     name, vocab = ds["name"], ds["vocab"]
     out = Path(args.out) / name
@@ -222,7 +222,7 @@ def run_dataset(ds: dict[str, Any], args: argparse.Namespace, encoder: Any) -> d
         st = StudentClassifier(encoder=encoder, random_state=args.seed, **params)
         st.fit_silver(silver, features=emb_train)
         p_train, p_test = st.predict_proba(emb_train), st.predict_proba(emb_test)
-        from zsl.metrics import f1_scores
+        from zsl.evaluation.metrics import f1_scores
 
         own = f1_scores(ds["test_gold"], st.predict(emb_test))
         rows[f"student: {label}"] = {**evaluate(ds["test_gold"], p_train, p_test), "kind": "student",
@@ -436,12 +436,12 @@ def run_coco(args: argparse.Namespace) -> dict[str, Any]:
     """Cross-fitted distillation on the COCO subset (see the module docstring)."""
     from benchmarks.images import load_coco
     from zsl.data.images import load_images
-    from zsl.distill import StudentClassifier, folder_size
-    from zsl.image import ImageTagger
-    from zsl.image_backends import conse_embeddings, get_image_backend, to_batch
-    from zsl.image_math import global_local_scores
-    from zsl.metrics import mean_average_precision
+    from zsl.evaluation.metrics import mean_average_precision
+    from zsl.image.backends import conse_embeddings, get_image_backend, to_batch
+    from zsl.image.global_local import global_local_scores
+    from zsl.image.tagger import ImageTagger
     from zsl.scoring import TopK
+    from zsl.student.classifier import StudentClassifier, folder_size
 
     paths, gold_lists, vocab = load_coco(Path(args.coco_data))
     gold = vocab.to_multi_hot(gold_lists).astype(np.float32)
@@ -711,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
     text = coco_text = None
     text_names = [n for n in names if n != "coco"]
     if text_names:
-        from zsl.encoders import get_encoder
+        from zsl.models.encoders import get_encoder
 
         t0 = time.perf_counter()
         encoder = get_encoder(None)

@@ -17,7 +17,7 @@ seed in ``--seeds``, each method is fitted on the same examples and evaluated on
   label set (nothing to calibrate thresholds on).
   Its default evidence is a logistic head anchored on the zero-shot score (``evidence="head"``).
 * ``zsl-knn``, ``zsl-prototype``: the same with the k-nearest-examples or prototype evidence.
-* ``zsl-ft``: MiniLM fine-tuned on the examples first (:func:`zsl.finetune.fine_tune_encoder`:
+* ``zsl-ft``: MiniLM fine-tuned on the examples first (:func:`zsl.text.finetune.fine_tune_encoder`:
   each text pulled towards its labels' texts, its defaults), then ``zsl`` on the fine-tuned encoder.
   Fit time includes the fine-tuning.
 * ``lr``: scikit-learn one-vs-rest logistic regression on frozen MiniLM embeddings, its own
@@ -119,7 +119,7 @@ def sample_examples(pool: list[dict[str, Any]], labels: list[str], k: int, seed:
 
 
 def _metrics(y: np.ndarray, pred: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    from zsl.metrics import f1_scores, mean_average_precision
+    from zsl.evaluation.metrics import f1_scores, mean_average_precision
 
     f1 = f1_scores(y, pred)
     return {"micro_f1": round(100 * f1["micro_f1"], 2), "macro_f1": round(100 * f1["macro_f1"], 2),
@@ -167,8 +167,8 @@ def run_zsl_ft(vocab, kind: str, examples, eval_texts: list[str], seed: int) -> 
     fine-tuned encoder; fit time counts both, prediction encodes the texts."""
     import tempfile
 
-    from zsl.encoders import SentenceTransformerEncoder
-    from zsl.finetune import MANIFEST, fine_tune_encoder
+    from zsl.models.encoders import SentenceTransformerEncoder
+    from zsl.text.finetune import MANIFEST, fine_tune_encoder
 
     with tempfile.TemporaryDirectory(prefix="zsl-ft-") as tmp:  # the fine-tuned model, not in the work tree
         t = time.perf_counter()
@@ -272,7 +272,7 @@ def _done(out: Path) -> set[tuple]:
 
 
 def run(args: argparse.Namespace) -> None:
-    from zsl.encoders import get_encoder
+    from zsl.models.encoders import get_encoder
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -333,9 +333,9 @@ def esco(args: argparse.Namespace) -> None:
     import tempfile
 
     from zsl import LabelVocab, Tagger
-    from zsl.encoders import SentenceTransformerEncoder, get_encoder
-    from zsl.finetune import fine_tune_encoder
-    from zsl.metrics import rp_at_k
+    from zsl.evaluation.metrics import rp_at_k
+    from zsl.models.encoders import SentenceTransformerEncoder, get_encoder
+    from zsl.text.finetune import fine_tune_encoder
 
     folder = Path(args.data) / "esco"
     vocab = LabelVocab.from_file(folder / "esco_skills_vocab.jsonl", priors=folder / "esco_priors.json")

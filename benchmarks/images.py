@@ -1,7 +1,7 @@
 """Zero-shot multi-label image benchmark on the COCO subset (103 photos, 80 classes).
 
 Measures, for the offline EfficientNet-Lite + ConSE backend, label-averaged mAP
-(:func:`zsl.metrics.mean_average_precision`) of
+(:func:`zsl.evaluation.metrics.mean_average_precision`) of
 
 * a label-frequency prior (every image gets the classes' frequencies: the floor),
 * plain ConSE as in the paper (T=10, class names only, 260 px) for reference,
@@ -101,10 +101,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from zsl.data.images import load_images
-    from zsl.image import ImageTagger
-    from zsl.image_backends import ConSEBackend, OpenClipBackend
-    from zsl.image_math import global_local_scores
-    from zsl.metrics import mean_average_precision
+    from zsl.evaluation.metrics import mean_average_precision
+    from zsl.image.backends import ConSEBackend, OpenClipBackend
+    from zsl.image.global_local import global_local_scores
+    from zsl.image.tagger import ImageTagger
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -156,8 +156,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     add(f"{backbone} ConSE, global-local, single prompt", global_local_scores(g1, s1, threshold=0.1))
 
     if args.descriptions:
-        from zsl.image import describe_labels
-        from zsl.lm import get_lm
+        from zsl.image.tagger import describe_labels
+        from zsl.models.lm import get_lm
 
         lm = get_lm(args.lm, max_tokens=120)
         t0 = time.perf_counter()

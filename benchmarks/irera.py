@@ -15,7 +15,7 @@ items finish, so an interrupted run continues where it stopped.
     python -m benchmarks.irera run --split tech_test --split house_test
     python -m benchmarks.irera report            # prints the table, updates BENCHMARKS.md
 
-With an encoder fine-tuned on the validation items (``zsl.finetune``), the test run is the same
+With an encoder fine-tuned on the validation items (``zsl.text.finetune``), the test run is the same
 program with that retriever:
 
     python -m benchmarks.irera finetune          # -> $ZSL_HOME/bench/irera/encoder-ft
@@ -66,8 +66,8 @@ def load_vocab(data: Path, descriptions: bool = True):
 def make_index(args: argparse.Namespace, encoder: str | None = None, descriptions: bool | None = None,
                show_progress: bool = False):
     """The vocabulary index for ``--encoder`` / ``--no-descriptions`` (or the given overrides)."""
-    from zsl.encoders import get_encoder
     from zsl.index import VocabIndex
+    from zsl.models.encoders import get_encoder
 
     desc = args.descriptions if descriptions is None else descriptions
     vocab = load_vocab(Path(args.data), desc)
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> None:
     import dspy
     from zsl.programs.irr import InferRetrieveRank
 
-    from zsl.lm import get_lm
+    from zsl.models.lm import get_lm
 
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> None:
                                 rank_descriptions=args.rank_descriptions)
     program.set_lm(lm)
     if args.program:
-        from zsl.tagger import Tagger
+        from zsl.text.tagger import Tagger
 
         state = json.loads(Path(args.program).read_text(encoding="utf-8"))
         program.load_state(state["program"])
@@ -206,7 +206,7 @@ def scores_for(rec: dict[str, Any], text: str, program, *, variant: str, text_we
 
 
 def evaluate(records: list[dict[str, Any]], texts: list[str], program, **kw) -> dict[str, float]:
-    from zsl.metrics import rp_at_k
+    from zsl.evaluation.metrics import rp_at_k
 
     vocab = program.index.vocab
     y = vocab.to_multi_hot([r["gold"] for r in records], strict=False)
@@ -485,7 +485,7 @@ def speed(args: argparse.Namespace) -> None:
     """
     from zsl.programs.irr import InferRetrieveRank, Rank
 
-    from zsl.lm import LlamaCppEngine, get_lm
+    from zsl.models.lm import LlamaCppEngine, get_lm
 
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -591,7 +591,7 @@ def speed(args: argparse.Namespace) -> None:
 def finetune(args: argparse.Namespace) -> None:
     """Fine-tune the retriever (MiniLM by default, ``--encoder``) on the validation items only, so the
     test sets stay unseen; the folder is what ``--encoder`` takes for ``run``."""
-    from zsl.finetune import fine_tune_encoder
+    from zsl.text.finetune import fine_tune_encoder
 
     data, out = Path(args.data), Path(args.out) / args.name
     vocab = load_vocab(data, args.descriptions)
@@ -681,7 +681,7 @@ def main(argv: list[str] | None = None) -> None:
     rep.set_defaults(func=report)
     args = p.parse_args(argv)
     if args.out == DEFAULT_OUT:
-        from zsl.paths import subdir
+        from zsl.util.paths import subdir
 
         args.out = str(subdir("bench") / "irera")
     os.environ.setdefault("ZSL_PROGRESS", "1" if sys.stderr.isatty() else "0")

@@ -17,7 +17,7 @@ three documented ways, a third each:
 Scores compared, each ranking the rows most-likely-wrong first:
 
 * ``cleanlab``: 1 - cleanlab's multi-label label-quality score of the silver labels against a
-  student cross-fitted on them (:func:`zsl.quality.cross_fit_proba`, 5 folds, MiniLM embeddings);
+  student cross-fitted on them (:func:`zsl.review.quality.cross_fit_proba`, 5 folds, MiniLM embeddings);
 * ``cleanlab adjusted``: the same with cleanlab's ``adjust_pred_probs`` (each label's average
   confidence subtracted first, so rare labels do not fill the top);
 * ``student disagreement``: share of a row's labels outside the student's top ``len(labels)``;
@@ -34,7 +34,7 @@ rows carry the row's rarest label. ``timing`` measures, on 10,000 rows, the
 cross-fitted student and cleanlab (quality scores + ``find_label_issues``) at 90 label columns
 (Reuters rows, resampled to 10,000) and cleanlab alone at 1,000 and 2,000 columns (the Reuters
 probabilities padded with columns no row uses and small random probabilities: what a
-14k-label vocabulary costs after :func:`zsl.quality.choose_columns` keeps at most 2,000).
+14k-label vocabulary costs after :func:`zsl.review.quality.choose_columns` keeps at most 2,000).
 Embeddings are cached in ``$ZSL_HOME/bench/quality/``; records go to ``records.jsonl`` there.
 """
 
@@ -96,7 +96,7 @@ def corrupt(y: np.ndarray, teacher: np.ndarray, frac: float = 0.1, seed: int = 0
 
 def suspicion(y: np.ndarray, teacher: np.ndarray, proba: np.ndarray) -> dict[str, np.ndarray]:
     """Per method, a score per row: higher = more likely wrong."""
-    from zsl.quality import label_quality, student_disagreement
+    from zsl.review.quality import label_quality, student_disagreement
 
     m = np.maximum(y.sum(axis=1), 1)
     return {"cleanlab": 1.0 - label_quality(y, proba),
@@ -143,8 +143,8 @@ def _data(name: str, n: int, out: Path, encoder: Any) -> tuple[Any, np.ndarray, 
 def run(args: argparse.Namespace) -> None:
     from sklearn.metrics import roc_auc_score
 
-    from zsl.encoders import get_encoder
-    from zsl.quality import cross_fit_proba
+    from zsl.models.encoders import get_encoder
+    from zsl.review.quality import cross_fit_proba
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -179,8 +179,8 @@ def run(args: argparse.Namespace) -> None:
 
 
 def timing(args: argparse.Namespace) -> None:
-    from zsl.encoders import get_encoder
-    from zsl.quality import cross_fit_proba, find_issues, label_quality
+    from zsl.models.encoders import get_encoder
+    from zsl.review.quality import cross_fit_proba, find_issues, label_quality
 
     out = Path(args.out)
     encoder = get_encoder(None)

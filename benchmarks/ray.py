@@ -47,7 +47,7 @@ WORKLOADS = {
 
 
 def _records_dir(out: str | None) -> Path:
-    from zsl.paths import subdir
+    from zsl.util.paths import subdir
 
     return Path(out) if out else subdir("bench") / "ray"
 

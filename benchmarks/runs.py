@@ -5,7 +5,7 @@
     python -m benchmarks.runs all --write                              # both, table into BENCHMARKS.md
 
 *overhead*: a retrieve-only run (MiniLM, GoEmotions' 28 labels) over the first N GoEmotions
-training texts through :func:`zsl.run.label_run` (chunks, fsync, manifest, merge, progress
+training texts through :func:`zsl.runs.label.label_run` (chunks, fsync, manifest, merge, progress
 bar) against a bare loop doing the same labelling work (stream, batch-encode, score, top-k,
 one JSONL write at the end). The two alternate, and medians are compared in the same run.
 
@@ -39,8 +39,9 @@ START, END = "<!-- runs:start -->", "<!-- runs:end -->"
 def _bare_loop(items_path: Path, vocab, encoder, out: Path, k: int = 3, batch: int = 1000) -> int:
     """The same labelling work with no run machinery: the baseline."""
     from zsl.base import top_k
-    from zsl.data import Item, iter_records
-    from zsl.tagger import Tagger
+    from zsl.data.files import Item
+    from zsl.data.records import iter_records
+    from zsl.text.tagger import Tagger
 
     program = Tagger(vocab, encoder=encoder, infer=False, rank=False).program_
     rows = []
@@ -68,8 +69,8 @@ def _bare_loop(items_path: Path, vocab, encoder, out: Path, k: int = 3, batch: i
 
 
 def overhead(n_items: int = 10_000, repeats: int = 3, encoder_name: str = "minilm-l6") -> dict:
-    from zsl.encoders import get_encoder
-    from zsl.run import label_run
+    from zsl.models.encoders import get_encoder
+    from zsl.runs.label import label_run
     from zsl.vocab import LabelVocab
 
     src = DATA / "goemotions" / "goemotions_train.jsonl"
@@ -103,7 +104,7 @@ def overhead(n_items: int = 10_000, repeats: int = 3, encoder_name: str = "minil
 
 
 def _child_memory(path: str, vocab_path: str, out: str) -> None:
-    from zsl.run import label_run
+    from zsl.runs.label import label_run
 
     t = time.perf_counter()
     s = label_run(path, vocab_path, out=out, encoder="hashing", infer=False, rank=False, k=3)

@@ -64,7 +64,7 @@ def _run(cmd: list[str], env: dict[str, str]) -> float:
 
 
 def _raw_encoder_seconds(texts: list[str], encoder: str) -> float:
-    from zsl.encoders import get_encoder
+    from zsl.models.encoders import get_encoder
 
     enc = get_encoder(encoder)
     enc.encode(texts[:16])  # loads the model: not part of the raw rate
@@ -92,7 +92,7 @@ def measure(n_items: int, data: Path, encoder: str = "minilm-l6") -> dict[str, A
     log(f"  {len(texts) / raw_first:.0f} sentences/s")
 
     log("Tagger.predict_proba in this process ...")
-    from zsl.tagger import Tagger
+    from zsl.text.tagger import Tagger
     from zsl.vocab import LabelVocab
 
     t0 = time.perf_counter()

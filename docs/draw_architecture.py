@@ -1,8 +1,8 @@
 """Draw zsl's floor plan from its imports: docs/architecture.png.
 
-The wings and their order come from tests/unit/test_layout.py (``WING``: module -> wing,
-``ORDER``: the floors bottom up), loaded by path so the picture and the layering test
-read one map. The imports are read with ``ast`` by the same test's helpers (at the top of
+The wings and their order come from tests/unit/test_layout.py (``WING``: module -> wing, its
+folder or, for a root contract, ``ROOT_WING``; ``ORDER``: the floors bottom up), loaded by path
+so the picture and the layering test read one map. The imports are read with ``ast`` by the same test's helpers (at the top of
 a module, inside functions and under ``TYPE_CHECKING``). Each wing is a box on its floor;
 an arrow from wing A down to wing B means modules of A import modules of B, and its width
 and label give how many (importing module, imported module) pairs there are. Imports
@@ -90,8 +90,12 @@ def draw(out: Path, root: Path = ROOT) -> Path:
     layout = load_layout(root)
     between, inside = wing_imports(layout, root)
     members: dict[str, list[str]] = {}
-    for module, wing in sorted(layout.WING.items()):
-        members.setdefault(wing, []).append(module.removeprefix("zsl.") if module != "zsl" else "__init__")
+    for module, wing in sorted(layout.WING.items()):  # a wing folder's modules by their file names
+        name = "__init__" if module == "zsl" else module.removeprefix("zsl.").removeprefix(f"{wing}.")
+        members.setdefault(wing, []).append(name)
+    for wing, names in members.items():  # the folder's face (zsl/<wing>/__init__.py) goes without saying
+        if len(names) > 1 and wing in names:
+            names.remove(wing)
     ys = rows(layout.ORDER)
     floor = {w: i for i, f in enumerate(layout.ORDER) for w in f}
     top = max(ys.values()) + ROW

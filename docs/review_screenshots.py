@@ -16,7 +16,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-from zsl.review_app import serve
+from zsl.review.app import serve
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -26,25 +26,25 @@ from zsl.errors import (
     VocabularyError,
     ZslError,
 )
-from zsl.offline import apply_network_defaults
+from zsl.util.offline import apply_network_defaults
 from zsl.version import __version__
 from zsl.vocab import LabelVocab
 
-apply_network_defaults()  # before any zsl module imports LiteLLM, DSPy or the hub libraries (see zsl.offline)
+apply_network_defaults()  # before any zsl module imports LiteLLM, DSPy or the hub libraries (see zsl.util.offline)
 
 _LAZY = {
-    "Tagger": "zsl.tagger",
-    "ImageTagger": "zsl.image",
-    "StudentClassifier": "zsl.distill",
+    "Tagger": "zsl.text.tagger",
+    "ImageTagger": "zsl.image.tagger",
+    "StudentClassifier": "zsl.student.classifier",
     "Scorer": "zsl.base",
-    "LabelSettings": "zsl.labeller",
-    "label_run": "zsl.run",
-    "budget_run": "zsl.budget",
-    "get_lm": "zsl.lm",
-    "get_encoder": "zsl.encoders",
+    "LabelSettings": "zsl.runs.labeller",
+    "label_run": "zsl.runs.label",
+    "budget_run": "zsl.runs.budget",
+    "get_lm": "zsl.models.lm",
+    "get_encoder": "zsl.models.encoders",
     "VocabIndex": "zsl.index",
-    "list_models": "zsl.models",
-    "metrics": "zsl.metrics",
+    "list_models": "zsl.models.registry",
+    "metrics": "zsl.evaluation.metrics",
 }
 
 __all__ = [
@@ -72,18 +72,18 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from zsl import metrics
     from zsl.base import Scorer
-    from zsl.budget import budget_run
-    from zsl.distill import StudentClassifier
-    from zsl.encoders import get_encoder
-    from zsl.image import ImageTagger
+    from zsl.evaluation import metrics
+    from zsl.image.tagger import ImageTagger
     from zsl.index import VocabIndex
-    from zsl.labeller import LabelSettings
-    from zsl.lm import get_lm
-    from zsl.models import list_models
-    from zsl.run import label_run
-    from zsl.tagger import Tagger
+    from zsl.models.encoders import get_encoder
+    from zsl.models.lm import get_lm
+    from zsl.models.registry import list_models
+    from zsl.runs.budget import budget_run
+    from zsl.runs.label import label_run
+    from zsl.runs.labeller import LabelSettings
+    from zsl.student.classifier import StudentClassifier
+    from zsl.text.tagger import Tagger
 
 
 def __getattr__(name: str) -> Any:

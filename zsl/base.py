@@ -16,12 +16,12 @@ method                           returns
                                  manifests, provenance and cache keys
 ===============================  ===============================================================
 
-* :class:`zsl.tagger.Tagger`: texts, Infer-Retrieve-Rank (label sets: the top ``k``);
-* :class:`zsl.image.ImageTagger`: images, CDUL global-local scores (label sets: the top ``k``);
-* :class:`zsl.distill.StudentClassifier`: texts or feature rows, a distilled head (label sets:
+* :class:`zsl.text.tagger.Tagger`: texts, Infer-Retrieve-Rank (label sets: the top ``k``);
+* :class:`zsl.image.tagger.ImageTagger`: images, CDUL global-local scores (label sets: the top ``k``);
+* :class:`zsl.student.classifier.StudentClassifier`: texts or feature rows, a distilled head (label sets:
   probability at or above its threshold).
 
-The run machinery (:mod:`zsl.labeller`, :func:`zsl.run.label_run`) labels a dataset with any
+The run machinery (:mod:`zsl.runs.labeller`, :func:`zsl.runs.label.label_run`) labels a dataset with any
 of them through :class:`Scorer` alone, plus two methods :class:`ScorerMixin` gives every
 scorer and a scorer may refine: ``score_batch`` (score what can be scored, say why not for
 the rest: an unreadable image) and ``explain`` (one item, with what the row should show

@@ -28,7 +28,7 @@ __all__ = ["main"]
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from zsl.models import list_models, model_path, model_status
+    from zsl.models.registry import list_models, model_path, model_status
 
     if args.assemble:
         names = [m.name for m in list_models() if m.assembled] if args.assemble == "all" else [args.assemble]
@@ -75,8 +75,8 @@ def _cmd_label(args: argparse.Namespace) -> int:
 
         raise InputError(f"--dry-run N labels N items to estimate the run; N must be at least 1, got {args.dry_run}. "
                          "Fix: --dry-run (5 items) or --dry-run N with N >= 1.")
-    from zsl.labeller import LabelSettings
-    from zsl.run import estimate_run, label_run
+    from zsl.runs.label import estimate_run, label_run
+    from zsl.runs.labeller import LabelSettings
 
     if args.budget is not None and (args.model or args.dry_run is not None):
         from zsl.errors import InputError
@@ -130,7 +130,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
 
 
 def _budget_label(args: argparse.Namespace, settings) -> int:
-    from zsl.budget import budget_run
+    from zsl.runs.budget import budget_run
 
     given = {"rounds": args.rounds, "selection": args.selection, "self_train": args.self_train}
     loop = {name: value for name, value in given.items() if value is not None}  # the rest: budget_run's defaults
@@ -157,7 +157,7 @@ def _remote_lm(name: str | None, api_base: str | None):
     if not api_base:
         return name
     from zsl.errors import InputError
-    from zsl.lm import get_lm, is_remote, resolve_lm_name
+    from zsl.models.lm import get_lm, is_remote, resolve_lm_name
 
     resolved = resolve_lm_name(name)
     if not is_remote(resolved):
@@ -190,7 +190,7 @@ def _duration(seconds: float) -> str:
 
 
 def _report_run(summary, k: int) -> None:
-    from zsl.data import iter_jsonl
+    from zsl.data.files import iter_jsonl
 
     shown = 0
     rows = []
@@ -255,7 +255,7 @@ def _vocab_arg(path: str | None):
 
 def _cmd_distill(args: argparse.Namespace) -> int:
     from zsl.data.files import refuse_overwrite
-    from zsl.distill import distill_file
+    from zsl.student.classifier import distill_file
 
     refuse_overwrite(args.out, [args.silver, args.labels, args.reviewed], folder=True)  # the student replaces --out
 
@@ -273,7 +273,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from zsl.examples import example_path
-    from zsl.run import label_run
+    from zsl.runs.label import label_run
 
     out = args.out or "out/demo"
     print("zsl demo: labelling 16 example news texts with 22 topics using the embedded models "
@@ -287,7 +287,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _training_examples(path: str, max_examples: int | None) -> list:
     """The labelled items of ``zsl fit``'s input. A row that cannot be read (``labels`` not a list of
     strings, say) is an error naming it; items without labels are skipped with a note, never silently."""
-    from zsl.data import read_items
+    from zsl.data.records import read_items
     from zsl.errors import InputError
 
     if max_examples is not None and max_examples < 1:
@@ -309,8 +309,8 @@ def _training_examples(path: str, max_examples: int | None) -> list:
 def _cmd_optimize(args: argparse.Namespace) -> int:
     import random
 
-    from zsl.data import refuse_overwrite
-    from zsl.tagger import Tagger
+    from zsl.data.files import refuse_overwrite
+    from zsl.text.tagger import Tagger
     from zsl.vocab import LabelVocab
 
     refuse_overwrite(args.out, [args.train, args.labels])
@@ -331,7 +331,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     encoder = args.encoder
     if args.fine_tune_encoder:
-        from zsl.finetune import fine_tune_encoder
+        from zsl.text.finetune import fine_tune_encoder
 
         encoder = str(fine_tune_encoder(examples, vocab, args.fine_tune_encoder, encoder=args.encoder,
                                         unknown_labels=unknown, seed=args.seed))
@@ -375,8 +375,8 @@ def _pred_inputs(pred: str) -> list[Path]:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from zsl.evaluate import evaluate
-    from zsl.report import write_report
+    from zsl.evaluation.evaluate import evaluate
+    from zsl.evaluation.report import write_report
     from zsl.rows import resolve_predictions
 
     report = evaluate(args.pred, args.gold, k=args.k, threshold=args.threshold, vocab=_vocab_arg(args.labels))
@@ -392,10 +392,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from zsl.data import refuse_overwrite
-    from zsl.review import export_review
+    from zsl.data.files import refuse_overwrite
+    from zsl.review.export import export_review
 
-    out = Path(args.out)  # and the companion file the export writes beside it (named as zsl.review names it)
+    out = Path(args.out)  # and the companion file the export writes beside it (named as zsl.review.export names it)
     companion = out.with_name(out.stem + (".config.xml" if args.format == "labelstudio" else ".settings.json"))
     for path in (out, companion):
         refuse_overwrite(path, [*_pred_inputs(args.pred), args.labels])
@@ -415,7 +415,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_issues(args: argparse.Namespace) -> int:
-    from zsl.quality import cache_path, run_quality
+    from zsl.review.quality import cache_path, run_quality
     from zsl.rows import read_predictions
 
     if args.top < 0:
@@ -466,7 +466,7 @@ def _cmd_issues(args: argparse.Namespace) -> int:
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
-    from zsl.review_app import serve
+    from zsl.review.app import serve
 
     serve(args.run, host=args.host, port=args.port, sort=args.sort, encoder=args.encoder, adjust=args.adjust,
           open_browser=args.open)
@@ -575,7 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_optimize)
 
     p = sub.add_parser("distill", help="train a small fast student classifier on silver data")
-    p.add_argument("silver", help="silver data (.jsonl/.csv/.parquet) from `zsl label` or zsl.pseudo.write_silver")
+    p.add_argument("silver", help="silver data (.jsonl/.csv/.parquet) from `zsl label` or zsl.silver.data.write_silver")
     p.add_argument("--out", required=True, help="folder to save the student in")
     p.add_argument("--labels", help="vocabulary, when the silver file does not carry the full label order")
     p.add_argument("--encoder", help="sentence encoder for the student's features (default: minilm-l6)")

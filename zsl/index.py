@@ -7,7 +7,7 @@ The stateless scoring maths (max over phrases, prior reweighting) are plain func
 the top-k selection is :func:`zsl.base.top_k`.
 
 Example:
-    >>> from zsl.encoders import HashingEncoder
+    >>> from zsl.models.encoders import HashingEncoder
     >>> from zsl.vocab import LabelVocab
     >>> idx = VocabIndex(LabelVocab(["red fruit", "blue car"]), HashingEncoder(64))
     >>> idx.search_texts(["a red fruit"], k=1)[1].tolist()
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from zsl.base import top_k
-from zsl.encoders import Encoder, encode_cached
 from zsl.errors import InputError
+from zsl.models.encoders import Encoder, encode_cached
 from zsl.vocab import LabelVocab
 
 __all__ = ["VocabIndex", "apply_prior", "max_over_phrases"]

@@ -1,6 +1,6 @@
 """The rows of ``labels.jsonl`` and their sidecar: written and read here, for every scorer.
 
-One JSON object per labelled item (what :func:`zsl.run.label_run` writes)::
+One JSON object per labelled item (what :func:`zsl.runs.label.label_run` writes)::
 
     {"id": "n01", "text": "...", "labels": ["sports", "education"], "scores": [0.3525, 0.1991],
      "top_scores": {"sports": 0.3525, "education": 0.1991, "science": 0.1873, ...},
@@ -19,7 +19,7 @@ One JSON object per labelled item (what :func:`zsl.run.label_run` writes)::
 * ``ancestors`` of each label (a vocabulary with a hierarchy), the input's gold ``labels`` as
   ``gold``, and its other fields as ``meta``.
 
-Rows of :func:`zsl.pseudo.write_silver` (silver data) read the same way: there ``scores`` maps
+Rows of :func:`zsl.silver.data.write_silver` (silver data) read the same way: there ``scores`` maps
 every recorded label to its score, ``labels`` are the labels a rule chose, and ``confidence`` /
 ``thresholds`` map labels to the rule's confidences and thresholds. Rows written before
 ``top_scores`` existed (the ``k`` kept scores only) still read.
@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from zsl.base import Ranked, top_k
-from zsl.data import BadRow, Item, iter_jsonl
+from zsl.data.files import BadRow, Item, iter_jsonl
 from zsl.errors import InputError
 from zsl.vocab import LabelVocab
 
@@ -267,7 +267,7 @@ def parse_pred_row(obj: Any, line: int = 0) -> PredRow | str:
                 return f"'scores' must be finite numbers; entry {i} is {s!r:.40}"
         ranked = sorted(zip(labels, (float(s) for s in scores), strict=True), key=lambda t: -t[1])
     elif isinstance(scores, dict):
-        # silver rows (zsl.pseudo): scores keyed by label, 'labels' = the chosen subset
+        # silver rows (zsl.silver.data): scores keyed by label, 'labels' = the chosen subset
         for lab, s in scores.items():
             if not is_finite_number(s):
                 return f"'scores' must map labels to finite numbers; {lab!r:.40} -> {s!r:.40}"

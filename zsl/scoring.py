@@ -7,7 +7,7 @@ Every rule here turns scores (columns in vocabulary order, higher = more applica
   for the score ``s``, the threshold ``t`` that applies to that cell and a temperature
   ``T``. It is 0.5 exactly at the threshold, so ``labels == (confidence >= 0.5)`` unless
   ``min_labels`` / ``max_labels`` forced a change. These are the soft targets a student
-  is distilled on (:mod:`zsl.distill`).
+  is distilled on (:mod:`zsl.student.classifier`).
 
 Rules, all scikit-learn-style estimators (parameters only in ``__init__``, ``fit`` returns
 ``self``, fitted attributes end in ``_``); ``fit`` needs gold labels only where it says so:

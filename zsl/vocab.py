@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zsl.cache import content_hash
 from zsl.errors import InputError, VocabularyError
+from zsl.util.cache import content_hash
 
 __all__ = ["DESCRIPTION_CHARS", "DESCRIPTION_WORDS", "LabelVocab", "clean_description", "vocab_difference"]
 
@@ -329,7 +329,7 @@ class LabelVocab:
         suffix = p.suffix.lower()
         try:
             if suffix == ".jsonl":
-                from zsl.data import iter_jsonl
+                from zsl.data.files import iter_jsonl
 
                 for ln, obj, err in iter_jsonl(_split_lines(p.read_text(encoding="utf-8-sig"))):
                     if err:

@@ -23,12 +23,12 @@ def _read(path, n):
 
 def test_distil_goemotions_slice(shared_data, tmp_path):
     from zsl import LabelVocab, Tagger
-    from zsl.distill import StudentClassifier, folder_size
-    from zsl.encoders import get_encoder
-    from zsl.metrics import f1_scores, mean_average_precision
-    from zsl.pseudo import read_silver, silver_from_tagger, write_silver
-    from zsl.report import silver_report
+    from zsl.evaluation.metrics import f1_scores, mean_average_precision
+    from zsl.evaluation.report import silver_report
+    from zsl.models.encoders import get_encoder
     from zsl.scoring import TopK
+    from zsl.silver.data import read_silver, silver_from_tagger, write_silver
+    from zsl.student.classifier import StudentClassifier, folder_size
 
     folder = shared_data / "goemotions"
     vocab = LabelVocab.from_file(folder / "goemotions_labels.txt")
@@ -67,7 +67,7 @@ def test_distil_goemotions_slice(shared_data, tmp_path):
 
     items = tmp_path / "items.jsonl"
     items.write_text("".join(json.dumps(r) + "\n" for r in test[:50]), encoding="utf-8")
-    from zsl.run import label_run
+    from zsl.runs.label import label_run
 
     summary = label_run(items, None, model=saved, out=tmp_path / "labelled")
     assert summary.labelled == 50 and summary.eval is not None

@@ -17,7 +17,7 @@ SENTENCES = [
 
 def test_irr_on_esco_sentences(shared_data):
     from zsl import LabelVocab, Tagger
-    from zsl.metrics import rp_at_k
+    from zsl.evaluation.metrics import rp_at_k
 
     esco = shared_data / "esco"
     vocab = LabelVocab.from_file(esco / "esco_skills_vocab.txt")

@@ -26,7 +26,7 @@ def _goemotions(shared_data, n_eval: int = 300, k: int = 8):
 
 def test_eight_examples_per_label_beat_zero_shot_on_goemotions(shared_data, tmp_path):
     from zsl import Tagger
-    from zsl.metrics import f1_scores, mean_average_precision
+    from zsl.evaluation.metrics import f1_scores, mean_average_precision
 
     vocab, examples, dev = _goemotions(shared_data)
     texts = [r["text"] for r in dev]
@@ -47,7 +47,7 @@ def test_the_real_llm_sees_the_nearest_examples_as_demos():
     import dspy
 
     from zsl import LabelVocab, Tagger
-    from zsl.lm import get_lm
+    from zsl.models.lm import get_lm
 
     lm = get_lm("qwen2.5-coder-1.5b", cache=False)
     vocab = LabelVocab(["sports", "cooking", "weather"])

@@ -15,9 +15,9 @@ pytestmark = pytest.mark.integration
 def test_two_examples_per_label_make_a_better_zero_shot_encoder(shared_data, tmp_path):
     from benchmarks.fewshot import sample_examples
     from zsl import LabelVocab, Tagger
-    from zsl.encoders import SentenceTransformerEncoder
-    from zsl.finetune import MANIFEST, fine_tune_encoder
-    from zsl.metrics import mean_average_precision
+    from zsl.evaluation.metrics import mean_average_precision
+    from zsl.models.encoders import SentenceTransformerEncoder
+    from zsl.text.finetune import MANIFEST, fine_tune_encoder
 
     folder = shared_data / "goemotions"
     vocab = LabelVocab.from_file(folder / "goemotions_labels.txt")

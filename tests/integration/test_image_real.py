@@ -25,13 +25,13 @@ def sample_photos():
 
 @pytest.fixture(scope="module")
 def backend():
-    from zsl.image_backends import ConSEBackend
+    from zsl.image.backends import ConSEBackend
 
     return ConSEBackend("efficientnet-lite2")
 
 
 def test_packaged_weights_are_verified_and_classify_a_real_photo(backend, sample_photos):
-    from zsl.models import model_path
+    from zsl.models.registry import model_path
 
     assert model_path("efficientnet-lite2").is_file()
     probs = backend.imagenet_probs(sample_photos[:1], size=260)
@@ -42,7 +42,7 @@ def test_packaged_weights_are_verified_and_classify_a_real_photo(backend, sample
 
 
 def test_lite0_loads_onto_timm_too(sample_photos):
-    from zsl.image_backends import ConSEBackend
+    from zsl.image.backends import ConSEBackend
 
     probs = ConSEBackend("efficientnet-lite0").imagenet_probs(sample_photos[:1], size=224)
     assert int(np.argmax(probs[0])) in TEMPLE_CLASSES
@@ -56,7 +56,7 @@ def test_feature_regions_match_the_whole_image_pass(backend, sample_photos):
 
 
 def test_zero_shot_tags_on_sample_photos(backend, sample_photos):
-    from zsl.image import ImageTagger
+    from zsl.image.tagger import ImageTagger
 
     labels = ["temple", "flower", "car", "dog", "computer keyboard", "pizza"]
     scores = ImageTagger(labels, backend).predict_proba(sample_photos)
@@ -67,7 +67,7 @@ def test_zero_shot_tags_on_sample_photos(backend, sample_photos):
 
 def test_coco_photos_get_their_objects_near_the_top(backend, shared_data):
     from zsl import LabelVocab
-    from zsl.image import ImageTagger
+    from zsl.image.tagger import ImageTagger
 
     coco = shared_data / "coco_subset"
     vocab = LabelVocab.from_file(coco / "coco_classes.txt")

@@ -18,9 +18,9 @@ CANDS = ["Python (computer programming)", "SQL", "use cloud services", "bake bre
 
 @pytest.fixture(scope="module")
 def runtime():
-    from zsl.llama_runtime import LlamaRuntime
-    from zsl.lm import SCORE_SEQUENCES
-    from zsl.models import model_path
+    from zsl.models.llama import LlamaRuntime
+    from zsl.models.lm import SCORE_SEQUENCES
+    from zsl.models.registry import model_path
 
     return LlamaRuntime(model_path("qwen2.5-coder-1.5b"), n_ctx=4096, n_threads=None, seed=0, chat=True,
                         n_seq=SCORE_SEQUENCES)
@@ -80,8 +80,8 @@ def test_batched_scores_follow_the_sequential_path(runtime):
 
 
 def test_batched_scoring_never_overflows_the_context():
-    from zsl.llama_runtime import LlamaRuntime
-    from zsl.models import model_path
+    from zsl.models.llama import LlamaRuntime
+    from zsl.models.registry import model_path
 
     # as many candidates as sequences: sequence 0 holds the prefix, so a group takes n_seq - 1 of them
     # (a group of n_seq used an id past the context's last and llama_decode failed with -1)
@@ -145,8 +145,8 @@ def test_an_answer_does_not_depend_on_the_prompt_before_it(runtime):
 def test_one_and_two_threads_agree_within_rounding():
     """What is promised across thread counts: scores equal up to float rounding (not bit for bit),
     and the same order of clearly different candidates."""
-    from zsl.llama_runtime import LlamaRuntime
-    from zsl.models import model_path
+    from zsl.models.llama import LlamaRuntime
+    from zsl.models.registry import model_path
 
     scores = []
     for threads in (1, 2):

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_mpnet_encodes_768d_unit_vectors_and_ranks_a_paraphrase_first():
-    from zsl.encoders import SentenceTransformerEncoder, get_encoder
+    from zsl.models.encoders import SentenceTransformerEncoder, get_encoder
 
     enc = get_encoder("mpnet")
     assert isinstance(enc, SentenceTransformerEncoder) and enc.device == "cpu"

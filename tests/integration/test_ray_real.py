@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from zsl.run import label_run
+from zsl.runs.label import label_run
 
 pytestmark = pytest.mark.integration
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'zsl[ray]'")

@@ -18,14 +18,14 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def encoder():
-    from zsl.encoders import get_encoder
+    from zsl.models.encoders import get_encoder
 
     return get_encoder()
 
 
 @pytest.fixture(scope="module")
 def qwen():
-    from zsl.lm import get_lm
+    from zsl.models.lm import get_lm
 
     return get_lm("qwen2.5-coder-1.5b")
 
@@ -64,7 +64,7 @@ def test_qwen_answers_and_second_call_hits_the_cache(qwen, monkeypatch):
 def test_dspy_cache_lives_under_zsl_home(qwen):
     import dspy
 
-    from zsl.paths import zsl_home
+    from zsl.util.paths import zsl_home
 
     assert str(dspy.cache.disk_cache.directory).startswith(str(zsl_home()))
 
@@ -96,7 +96,7 @@ def test_tagger_names_a_correct_topic_for_obvious_texts(qwen):
 
 
 def test_gemma_base_model_completes_text():
-    from zsl.lm import get_lm
+    from zsl.models.lm import get_lm
 
     lm = get_lm("gemma3-270m", max_tokens=8)
     out = lm("The capital of France is")
@@ -127,7 +127,7 @@ def test_infer_answer_is_the_same_with_the_field_markers_prefilled(qwen):
     import dspy
     from zsl.programs.irr import Infer
 
-    from zsl.lm import LlamaCppEngine
+    from zsl.models.lm import LlamaCppEngine
 
     texts = ["We need a Python developer who writes SQL and deploys services on AWS.",
              "Nurses must monitor patients' vital signs and give medication on time."]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from zsl.cli import main
-from zsl.data import BadRow, Item, input_format, iter_records, read_items
+from zsl.data.files import BadRow, Item
+from zsl.data.records import input_format, iter_records, read_items
 from zsl.errors import InputError, ModelIntegrityError, VocabularyError
 from zsl.vocab import LabelVocab
 
@@ -61,7 +62,7 @@ def _swap_first_labels(student: Path) -> None:
 
 def test_student_with_swapped_labels_in_config_is_refused(tmp_path):
     pytest.importorskip("torch")
-    from zsl.distill import StudentClassifier
+    from zsl.student.classifier import StudentClassifier
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 6)).astype(np.float32)
@@ -75,7 +76,7 @@ def test_student_with_swapped_labels_in_config_is_refused(tmp_path):
 
 def test_student_vocabulary_with_priors_and_hierarchy_round_trips(tmp_path):
     pytest.importorskip("torch")
-    from zsl.distill import StudentClassifier
+    from zsl.student.classifier import StudentClassifier
 
     vocab = LabelVocab(["topics", "sports", "weather"], priors=[1, 2, 1], parents=[None, "topics", "topics"])
     rng = np.random.default_rng(0)
@@ -87,10 +88,10 @@ def test_student_vocabulary_with_priors_and_hierarchy_round_trips(tmp_path):
 
 def test_cli_refuses_a_text_student_whose_labels_were_reordered(tmp_path, capsys, items_file):
     pytest.importorskip("torch")
-    from zsl.distill import distill_file
-    from zsl.encoders import HashingEncoder
-    from zsl.pseudo import make_silver, write_silver
+    from zsl.models.encoders import HashingEncoder
     from zsl.scoring import TopK
+    from zsl.silver.data import make_silver, write_silver
+    from zsl.student.classifier import distill_file
 
     texts = [f"{w} {i}" for i in range(10) for w in ("football match", "rain storm", "pasta oven")]
     enc = HashingEncoder()
@@ -290,7 +291,7 @@ def test_id_rule_numbers_and_odd_types(tmp_path):
 
 
 def test_colliding_ids_are_reported_with_the_rule(tmp_path, vocab_file):
-    from zsl.run import label_run
+    from zsl.runs.label import label_run
 
     items = tmp_path / "items.jsonl"
     items.write_text('{"id": 1, "text": "football"}\n{"id": "1", "text": "rain"}\n{"text": "pasta"}\n'

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.unit.test_image import ColourBackend
+from tests.helpers import ColourBackend
 from zsl.base import Scorer, top_k, top_k_pairs, top_k_sets
-from zsl.distill import StudentClassifier
-from zsl.encoders import HashingEncoder
 from zsl.errors import InputError
-from zsl.image import ImageTagger
-from zsl.tagger import Tagger
+from zsl.image.tagger import ImageTagger
+from zsl.models.encoders import HashingEncoder
+from zsl.student.classifier import StudentClassifier
+from zsl.text.tagger import Tagger
 
 
 def _scorers():

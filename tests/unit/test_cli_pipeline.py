@@ -6,9 +6,10 @@ import pytest
 
 from tests.fakes import ScriptedLM
 from zsl.cli import main
-from zsl.data import read_items, write_jsonl_atomic
+from zsl.data.files import write_jsonl_atomic
+from zsl.data.records import read_items
 from zsl.errors import InputError
-from zsl.tagger import Tagger, as_examples
+from zsl.text.tagger import Tagger, as_examples
 
 
 @pytest.fixture
@@ -208,7 +209,7 @@ def test_cli_label_distill_then_label_with_the_student(tmp_path, capsys):
 
 
 def test_cli_routes_image_inputs(tmp_path):
-    from zsl.data import input_format
+    from zsl.data.records import input_format
 
     def _is_image_input(path):
         return input_format(path) == "images"

@@ -10,10 +10,10 @@ from zsl.programs.irr import InferRetrieveRank
 from tests.fakes import ScriptedLM
 from zsl import LabelVocab, Tagger
 from zsl.cli import main
-from zsl.encoders import HashingEncoder, encode_cached
 from zsl.errors import InputError
 from zsl.index import VocabIndex
-from zsl.run import label_run
+from zsl.models.encoders import HashingEncoder, encode_cached
+from zsl.runs.label import label_run
 from zsl.vocab import clean_description
 
 # Reuters-style codes: the label alone says nothing, the description does.
@@ -171,7 +171,7 @@ def test_rank_shows_descriptions_of_one_word_labels_only_by_default():
 
 
 def test_tagger_and_cli_pass_the_rank_description_rule_and_record_it(tmp_path, monkeypatch):
-    import zsl.lm
+    import zsl.models.lm
 
     vocab = LabelVocab(["acq", "manage budgets"], descriptions=["Mergers/Acquisitions", "Plan and monitor a budget."])
     lm = ScriptedLM([], judge=lambda c: 0.0)
@@ -180,7 +180,7 @@ def test_tagger_and_cli_pass_the_rank_description_rule_and_record_it(tmp_path, m
     assert sorted(lm.yesno_calls[0][1]) == ["acq (Mergers/Acquisitions)", "manage budgets (Plan and monitor a budget.)"]
     assert tagger.program_.config()["rank_descriptions"] == "all"
     lms = []
-    monkeypatch.setattr(zsl.lm, "get_lm", lambda name=None, **kw: lms.append(ScriptedLM([], judge=lambda c: 0.0))
+    monkeypatch.setattr(zsl.models.lm, "get_lm", lambda name=None, **kw: lms.append(ScriptedLM([], judge=lambda c: 0.0))
                         or lms[-1])
     labels = _write_tsv(tmp_path / "labels.tsv", zip(vocab.labels, vocab.descriptions, strict=True))
     items = tmp_path / "items.txt"
@@ -204,7 +204,7 @@ def test_rank_refuses_descriptions_that_do_not_match_the_candidates():
 # -- runs: switch, manifest, resume, one note -----------------------------------------------
 def test_cli_flag_turns_descriptions_off_is_recorded_and_a_resume_with_the_other_choice_is_refused(
         tmp_path, monkeypatch, capsys):
-    import zsl.lm
+    import zsl.models.lm
 
     lms = []
 
@@ -212,7 +212,7 @@ def test_cli_flag_turns_descriptions_off_is_recorded_and_a_resume_with_the_other
         lms.append(_yesno_lm())
         return lms[-1]
 
-    monkeypatch.setattr(zsl.lm, "get_lm", fake_get_lm)
+    monkeypatch.setattr(zsl.models.lm, "get_lm", fake_get_lm)
     vocab = _write_tsv(tmp_path / "labels.tsv", zip(CODES, GLOSSES, strict=True))
     items = tmp_path / "items.txt"
     items.write_text(MERGER + "\n", encoding="utf-8")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_run import TOPICS, _write_items
+from tests.helpers import TOPICS, write_items
 from zsl.cli import main
-from zsl.data import write_text_atomic
+from zsl.data.files import write_text_atomic
 from zsl.errors import InputError
 
 LABEL = ["--encoder", "hashing", "--no-infer", "--no-rank", "-k", "2"]
@@ -28,7 +28,7 @@ def _md5(p: Path) -> str:
 def work(tmp_path, monkeypatch):
     """The probe's folder: items.jsonl, labels.txt and a complete run ``run1``."""
     monkeypatch.chdir(tmp_path)
-    _write_items(tmp_path / "items.jsonl", 40)
+    write_items(tmp_path / "items.jsonl", 40)
     (tmp_path / "labels.txt").write_text("\n".join(TOPICS) + "\n", encoding="utf-8")
     assert main(["label", "items.jsonl", "--labels", "labels.txt", *LABEL, "--out", "run1"]) == 0
     return tmp_path
@@ -48,7 +48,7 @@ def _one_error_line(capsys) -> str:
 
 # -- the helper -----------------------------------------------------------------------------------------------------
 def test_open_private_creates_0600_and_refuses_links_fifos_and_folders(tmp_path):
-    from zsl.data import open_private
+    from zsl.data.files import open_private
 
     fd = open_private(tmp_path / "new.lock")
     os.close(fd)
@@ -75,7 +75,7 @@ def test_an_atomic_write_never_writes_through_a_link_planted_under_its_temp_name
 
 
 def test_refuse_overwrite_sees_through_links_and_folders(tmp_path):
-    from zsl.data import refuse_overwrite
+    from zsl.data.files import refuse_overwrite
 
     inp = _victim(tmp_path, "train.jsonl")
     (tmp_path / "alias.jsonl").symlink_to(inp)
@@ -89,7 +89,7 @@ def test_refuse_overwrite_sees_through_links_and_folders(tmp_path):
 
 # -- R24, O5: lock and log files planted as links ---------------------------------------------------------------------
 def test_r24_a_review_lock_planted_as_a_link_is_refused_and_its_target_untouched(work):
-    from zsl.reviewed import lock_review
+    from zsl.silver.reviewed import lock_review
 
     victim = _victim(work)
     (work / "run1" / ".zsl-review-lock").symlink_to(Path("..") / victim.name)

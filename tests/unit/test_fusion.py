@@ -60,7 +60,7 @@ def test_no_gold_anywhere_is_a_clear_error():
 # -- Tagger.fit refits the fusion on the examples, and the weights travel with the saved program ----
 def _deep_gold_tagger(lm):
     from zsl import Tagger
-    from zsl.encoders import HashingEncoder
+    from zsl.models.encoders import HashingEncoder
 
     # 60 one-word labels; every text holds w0..w44 equally, so retrieval order is w0, w1, ...:
     # the gold labels w40-w42 lie beyond the default Rank depth (30), and only Rank knows them.
@@ -104,8 +104,8 @@ def test_every_entry_point_defaults_to_the_same_zero_shot_program():
     from zsl.programs.irr import InferRetrieveRank
 
     from zsl.cli import build_parser
-    from zsl.labeller import LabelSettings
-    from zsl.tagger import Tagger
+    from zsl.runs.labeller import LabelSettings
+    from zsl.text.tagger import Tagger
 
     parser = build_parser()
     for argv in (["label", "in.jsonl", "--labels", "v.txt"], ["optimize", "ex.jsonl", "--labels", "v.txt", "--out", "p.json"]):

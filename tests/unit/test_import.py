@@ -21,9 +21,9 @@ def test_lazy_attributes_resolve():
 
     assert zsl.metrics.rp_at_k is not None
     assert callable(zsl.get_lm)
-    from zsl.distill import StudentClassifier
-    from zsl.image import ImageTagger
-    from zsl.run import label_run
+    from zsl.image.tagger import ImageTagger
+    from zsl.runs.label import label_run
+    from zsl.student.classifier import StudentClassifier
 
     assert zsl.ImageTagger is ImageTagger and zsl.StudentClassifier is StudentClassifier and zsl.label_run is label_run
     try:

@@ -3,10 +3,10 @@ import pytest
 
 from zsl import LabelVocab
 from zsl.base import top_k
-from zsl.encoders import HashingEncoder
 from zsl.errors import InputError
+from zsl.evaluation.metrics import f1_scores, mean_average_precision, p_at_k, r_at_k, rp_at_k
 from zsl.index import VocabIndex, apply_prior, max_over_phrases
-from zsl.metrics import f1_scores, mean_average_precision, p_at_k, r_at_k, rp_at_k
+from zsl.models.encoders import HashingEncoder
 
 
 def test_top_k_is_sorted_and_breaks_ties_by_column():

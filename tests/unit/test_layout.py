@@ -1,7 +1,8 @@
 """The floor plan of zsl (issue #27): wings stacked in one order, imports only pointing down it.
 
-Every module under zsl/ (and the shipped programs/) belongs to a wing of the target layout in
-docs/architecture.md; the wings stand in :data:`ORDER`, bottom up. Read from the source with
+Every module under zsl/ (and the shipped programs/) belongs to a wing of docs/architecture.md: a
+wing is a folder (zsl/<wing>/), and the root contracts at the top of zsl/ name theirs in
+:data:`ROOT_WING`; the wings stand in :data:`ORDER`, bottom up. Read from the source with
 ``ast``, so every import counts: at the top, inside functions (an import in a function only hides
 a cycle until that function runs) and under ``if TYPE_CHECKING:`` (a loop of types is still a loop
 a reader has to untangle). The checks:
@@ -12,8 +13,10 @@ a reader has to untangle). The checks:
 * only the package face (zsl/__init__.py) and the CLI import the package root (``import zsl``;
   the version is in zsl/version.py);
 * no module re-exports a name it does not define (lists an imported name in ``__all__`` or binds
-  it to a module-level name), and no module imports a name from a module that only imported it;
-  the wing faces (``zsl.data``, ``zsl.examples``, ``zsl.programs``) and the root face are excepted.
+  it to a module-level name; the wing faces ``zsl.<wing>`` and the root face are excepted), and no
+  module imports a name from a module that only imported it, a wing face included;
+* a wing face is under 40 lines, and one that hands on names holds only a docstring, imports and
+  ``__all__``.
 """
 
 from __future__ import annotations
@@ -45,13 +48,14 @@ ORDER: list[tuple[str, ...]] = [
     ("cli", "face"),
 ]
 
-# Today's module -> its wing in the target layout (the file moves come later; the order holds now).
-WING: dict[str, str] = {
+# The root contracts sit at the top of zsl/ and name their wing here; every other module's wing is
+# its folder (zsl/<wing>/...), which must be a wing of ORDER. A new module at the top of zsl/ that is
+# not listed here, or a new folder that is not in ORDER, has no wing and fails the first test.
+ROOT_WING: dict[str, str] = {
     "zsl": "face",
     "zsl.cli": "cli",
     "zsl.errors": "errors",
     "zsl.version": "version",
-    "zsl.examples": "examples",
     "zsl.vocab": "vocab",
     "zsl.base": "base",
     "zsl.scoring": "rules",
@@ -59,47 +63,25 @@ WING: dict[str, str] = {
     "zsl.index": "retrieval",
     "zsl.fusion": "retrieval",
     "zsl.prompting": "prompting",
-    "zsl.data": "data",
-    "zsl.data.files": "data",
-    "zsl.data.records": "data",
-    "zsl.data.images": "data",
-    "zsl.paths": "util",
-    "zsl.progress": "util",
-    "zsl.offline": "util",
-    "zsl.cache": "util",
-    "zsl.retry": "util",
-    "zsl.models": "models",
-    "zsl.encoders": "models",
-    "zsl.lm": "models",
-    "zsl.llama_runtime": "models",
-    "zsl.programs": "programs",
-    "zsl.programs.irr": "programs",
-    "zsl.tagger": "text",
-    "zsl.finetune": "text",
-    "zsl.image": "image",
-    "zsl.image_backends": "image",
-    "zsl.image_math": "image",
-    "zsl.fewshot": "student",
-    "zsl.distill": "student",
-    "zsl.pseudo": "silver",
-    "zsl.reviewed": "silver",
-    "zsl.metrics": "evaluation",
-    "zsl.evaluate": "evaluation",
-    "zsl.report": "evaluation",
-    "zsl.labeller": "runs",
-    "zsl.chunks": "runs",
-    "zsl.rundir": "runs",
-    "zsl.run": "runs",
-    "zsl.ray_engine": "runs",
-    "zsl.budget": "runs",
-    "zsl.review": "review",
-    "zsl.quality": "review",
-    "zsl.review_app": "review",
 }
 
-FACES = {"zsl", "zsl.data", "zsl.examples", "zsl.programs"}  # imports plus __all__: re-exporting is their job
+FACES = {"zsl", *(f"zsl.{wing}" for floor in ORDER for wing in floor)}  # imports plus __all__: re-exporting is their job
 ROOT_IMPORTERS = {"zsl", "zsl.cli"}
 FLOOR = {wing: i for i, floor in enumerate(ORDER) for wing in floor}
+
+
+def wing_of(name: str, path: Path) -> str | None:
+    """A root contract's wing from ROOT_WING; any other module's from its folder (None: no wing)."""
+    if name in ROOT_WING:
+        return ROOT_WING[name]
+    parts = name.split(".")
+    in_folder = len(parts) > 2 or (len(parts) == 2 and path.name == "__init__.py")
+    return parts[1] if in_folder and parts[1] in FLOOR else None
+
+
+def wings(root: Path = ROOT) -> dict[str, str | None]:
+    """Module -> its wing, for every module of the tree."""
+    return {name: wing_of(name, path) for name, path in _modules(root).items()}
 
 
 def _modules(root: Path = ROOT) -> dict[str, Path]:
@@ -114,6 +96,9 @@ def _modules(root: Path = ROOT) -> dict[str, Path]:
     for f in sorted((root / "programs").glob("*.py")):
         out["zsl.programs" if f.stem == "__init__" else f"zsl.programs.{f.stem}"] = f
     return out
+
+
+WING = wings()  # the real tree's map (docs/draw_architecture.py draws it)
 
 
 def _imports(path: Path, name: str, modules: dict[str, Path]) -> list[tuple[str, str | None, int]]:
@@ -193,14 +178,14 @@ def _cycles(graph: dict[str, set[str]] | dict[str, dict[str, int]]) -> list[list
 
 
 def upward_imports(root: Path = ROOT) -> list[str]:
-    modules = _modules(root)
-    return [f"{modules[m].relative_to(root)}:{line}: {m} ({WING[m]}) imports {t} ({WING[t]}), a higher floor"
+    modules, wing = _modules(root), wings(root)
+    return [f"{modules[m].relative_to(root)}:{line}: {m} ({wing[m]}) imports {t} ({wing[t]}), a higher floor"
             for m, targets in sorted(_graph(modules).items()) for t, line in sorted(targets.items())
-            if m in WING and t in WING and FLOOR[WING[t]] > FLOOR[WING[m]]]  # a module without a wing fails above
+            if wing[m] and wing[t] and FLOOR[wing[t]] > FLOOR[wing[m]]]  # a module without a wing fails above
 
 
 def private_imports(root: Path = ROOT) -> list[str]:
-    modules = _modules(root)
+    modules, wing = _modules(root), wings(root)
     out = []
     for name, path in modules.items():
         for target, attr, line in _imports(path, name, modules):
@@ -208,9 +193,9 @@ def private_imports(root: Path = ROOT) -> list[str]:
                           if ".".join(target.split(".")[:i]) in modules), target)
             private = (attr is not None and attr.startswith("_") and not attr.startswith("__")) or any(
                 p.startswith("_") and not p.startswith("__") for p in target.split("."))
-            if private and WING.get(owner) != WING.get(name):
+            if private and wing.get(owner) != wing.get(name):
                 out.append(f"{path.relative_to(root)}:{line}: {target}{'.' + attr if attr else ''} from wing "
-                           f"{WING.get(owner)} into {WING.get(name)}")
+                           f"{wing.get(owner)} into {wing.get(name)}")
     return out
 
 
@@ -276,7 +261,7 @@ def reexports(root: Path = ROOT) -> list[str]:
         out += [f"{rel}:{line}: {name} re-binds the imported {v} as {n}" for n, v, line in aliases]
     for name, path in modules.items():
         for target, attr, line in _imports(path, name, modules):
-            if attr is None or target in FACES or target not in bindings:
+            if attr is None or target == "zsl" or target not in bindings:  # `from zsl import X`: root_imports
                 continue
             imported, defined, _, _ = bindings[target]
             if attr in imported and attr not in defined:
@@ -285,9 +270,39 @@ def reexports(root: Path = ROOT) -> list[str]:
     return out
 
 
+def face_problems(root: Path = ROOT) -> list[str]:
+    """Wing faces (zsl/<wing>/__init__.py) over 39 lines, or that hand on names and hold more than
+    a docstring, imports and ``__all__``."""
+    out = []
+    for name, path in _modules(root).items():
+        if name == "zsl" or path.name != "__init__.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        rel, body = path.relative_to(root), ast.parse(text).body
+        if len(text.splitlines()) >= 40:
+            out.append(f"{rel}: {len(text.splitlines())} lines; a wing face has under 40")
+        if any(isinstance(s, ast.ImportFrom) and (s.module or "").startswith("zsl.") for s in body):
+            out += [f"{rel}:{s.lineno}: a face holds only a docstring, imports and __all__" for s in body
+                    if not (isinstance(s, (ast.Import, ast.ImportFrom))
+                            or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+                            or (isinstance(s, ast.Assign) and [getattr(x, "id", "") for x in s.targets] == ["__all__"]))]
+    return out
+
+
 def test_every_module_has_a_wing_and_every_wing_a_floor():
-    assert sorted(_modules()) == sorted(WING), "place a new module in WING (its wing of the target layout)"
-    assert set(WING.values()) <= set(FLOOR)
+    assert [m for m, w in wings().items() if w is None] == [], (
+        "put a new module in a wing folder of ORDER (zsl/<wing>/), or list a root contract in ROOT_WING")
+    assert set(ROOT_WING.values()) <= set(FLOOR)
+
+
+def test_a_module_outside_the_wings_has_no_wing(tmp_path):
+    for rel in ("zsl/__init__.py", "zsl/errors.py", "zsl/stray.py", "zsl/runs/__init__.py", "zsl/runs/label.py",
+                "zsl/attic/__init__.py", "zsl/attic/old.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("", encoding="utf-8")
+    (tmp_path / "programs").mkdir()
+    assert wings(tmp_path) == {"zsl": "face", "zsl.errors": "errors", "zsl.stray": None, "zsl.runs": "runs",
+                               "zsl.runs.label": "runs", "zsl.attic": None, "zsl.attic.old": None}
 
 
 def test_no_import_points_up_the_wing_order():
@@ -298,8 +313,8 @@ def test_the_module_graph_has_no_cycle():
     graph = _graph(_modules())
     assert _cycles(graph) == []
     # it sees imports inside functions and under TYPE_CHECKING
-    assert "zsl.image_backends" in graph["zsl.image"] and "zsl.tagger" in graph["zsl.labeller"]
-    assert "zsl.evaluate" in graph["zsl.report"] and "zsl.pseudo" in graph["zsl.report"]
+    assert "zsl.image.backends" in graph["zsl.image.tagger"] and "zsl.text.tagger" in graph["zsl.runs.labeller"]
+    assert "zsl.evaluation.evaluate" in graph["zsl.evaluation.report"] and "zsl.silver.data" in graph["zsl.evaluation.report"]
 
 
 def test_the_cycle_check_finds_one_hidden_in_a_function():
@@ -320,35 +335,52 @@ def test_no_module_re_exports_a_name_it_does_not_define():
     assert reexports() == []
 
 
+def test_wing_faces_are_short_and_nothing_in_zsl_imports_through_one():
+    assert face_problems() == []
+
+
+def test_the_face_checks_catch_a_long_face_and_an_import_through_one(tmp_path):
+    files = {
+        "zsl/__init__.py": "",
+        "zsl/errors.py": "from zsl.runs import Job\n",
+        "zsl/runs/__init__.py": "from zsl.runs.jobs import Job\n__all__ = ['Job']\n\ndef run():\n    pass\n" + "#\n" * 40,
+        "zsl/runs/jobs.py": "class Job:\n    pass\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text, encoding="utf-8")
+    (tmp_path / "programs").mkdir()
+    assert face_problems(tmp_path) == ["zsl/runs/__init__.py: 45 lines; a wing face has under 40",
+                                       "zsl/runs/__init__.py:4: a face holds only a docstring, imports and __all__"]
+    assert reexports(tmp_path) == ["zsl/errors.py:1: zsl.errors imports Job from zsl.runs, which does not define it"]
+
+
 def test_the_checks_catch_what_they_are_for(tmp_path):
     """Each check fails on a small tree that breaks it (the real tree is clean, so this shows they can fail)."""
     zsl = tmp_path / "zsl"
     (tmp_path / "programs").mkdir()
-    zsl.mkdir()
+    (zsl / "runs").mkdir(parents=True)
     files = {
         "__init__.py": "from zsl.errors import ZslError\n__all__ = ['ZslError']\n",
         "errors.py": "class ZslError(Exception):\n    pass\n",
         "vocab.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from zsl.base import Scorer\n",
-        "base.py": "from zsl.vocab import LabelVocab\n\ndef f():\n    import zsl\n    from zsl.run import _merge\n",
-        "run.py": "from zsl.errors import ZslError\n__all__ = ['ZslError']\n_Err = ZslError\n",
-        "rows.py": "from zsl.run import ZslError\n",
+        "base.py": "from zsl.vocab import LabelVocab\n\ndef f():\n    import zsl\n    from zsl.runs.jobs import _merge\n",
+        "runs/__init__.py": "",
+        "runs/jobs.py": "from zsl.errors import ZslError\n__all__ = ['ZslError']\n_Err = ZslError\n",
+        "rows.py": "from zsl.runs.jobs import ZslError\n",
     }
     for name, text in files.items():
         (zsl / name).write_text(text, encoding="utf-8")
-    saved = dict(WING)
-    WING.update({"zsl.run": "runs", "zsl.rows": "rows"})
-    try:
-        assert _cycles(_graph(_modules(tmp_path))) == [["zsl.base", "zsl.vocab"]]
-        assert [u.split(": ", 1)[1] for u in upward_imports(tmp_path)] == [
-            "zsl.base (base) imports zsl.run (runs), a higher floor",
-            "zsl.rows (rows) imports zsl.run (runs), a higher floor",
-            "zsl.vocab (vocab) imports zsl.base (base), a higher floor"]
-        assert private_imports(tmp_path) == ["zsl/base.py:5: zsl.run._merge from wing runs into base"]
-        assert root_imports(tmp_path) == ["zsl/base.py:4: zsl.base imports the package root"]
-        assert reexports(tmp_path) == [
-            "zsl/run.py:1: zsl.run lists ZslError in __all__ but imports it",
-            "zsl/run.py:3: zsl.run re-binds the imported ZslError as _Err",
-            "zsl/rows.py:1: zsl.rows imports ZslError from zsl.run, which does not define it"]
-    finally:
-        WING.clear()
-        WING.update(saved)
+    assert _cycles(_graph(_modules(tmp_path))) == [["zsl.base", "zsl.vocab"]]
+    assert [u.split(": ", 1)[1] for u in upward_imports(tmp_path)] == [
+        "zsl.base (base) imports zsl.runs (runs), a higher floor",
+        "zsl.base (base) imports zsl.runs.jobs (runs), a higher floor",
+        "zsl.rows (rows) imports zsl.runs (runs), a higher floor",
+        "zsl.rows (rows) imports zsl.runs.jobs (runs), a higher floor",
+        "zsl.vocab (vocab) imports zsl.base (base), a higher floor"]
+    assert private_imports(tmp_path) == ["zsl/base.py:5: zsl.runs.jobs._merge from wing runs into base"]
+    assert root_imports(tmp_path) == ["zsl/base.py:4: zsl.base imports the package root"]
+    assert reexports(tmp_path) == [
+        "zsl/runs/jobs.py:1: zsl.runs.jobs lists ZslError in __all__ but imports it",
+        "zsl/runs/jobs.py:3: zsl.runs.jobs re-binds the imported ZslError as _Err",
+        "zsl/rows.py:1: zsl.rows imports ZslError from zsl.runs.jobs, which does not define it"]

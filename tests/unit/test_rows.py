@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from zsl.distill import StudentClassifier, distill_file
 from zsl.errors import InputError
-from zsl.evaluate import evaluate
-from zsl.pseudo import read_silver
+from zsl.evaluation.evaluate import evaluate
 from zsl.rows import default_top_scores, meta_path, run_meta
-from zsl.run import label_run
+from zsl.runs.label import label_run
+from zsl.silver.data import read_silver
+from zsl.student.classifier import StudentClassifier, distill_file
 from zsl.vocab import LabelVocab
 
 LABELS = ["red", "green", "blue"]
@@ -110,7 +110,7 @@ def test_old_rows_still_read_and_foreign_rows_name_the_missing_field(tmp_path):
 
 # -- non-finite scores never reach labels.jsonl (issue #26, S7) --------------------------------------------------
 def test_make_row_refuses_non_finite_scores_naming_the_item():
-    from zsl.data import Item
+    from zsl.data.files import Item
     from zsl.rows import make_row
 
     vocab = LabelVocab(LABELS)
@@ -129,7 +129,7 @@ def test_an_item_a_damaged_model_scores_nan_is_reported_and_the_run_goes_on(tmp_
 
     texts = [f"{w} {i}" for i in range(6) for w in TEXTS]
     enc_scores = np.array([[t.count(lab) for lab in LABELS] for t in texts], dtype=np.float32) + 0.01
-    from zsl.pseudo import make_silver, write_silver
+    from zsl.silver.data import make_silver, write_silver
 
     silver = write_silver(make_silver(enc_scores, LabelVocab(LABELS), TopK(k=1), texts=texts), tmp_path / "s.jsonl")
     distill_file(silver, tmp_path / "student", encoder="hashing", epochs=5)

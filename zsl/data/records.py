@@ -111,11 +111,11 @@ def _obj_record(obj: Any, where: tuple[str, int], text_field: str, id_field: str
 
     * a string id is kept verbatim;
     * an integer id (``7``) becomes its decimal string (``"7"``), so ``7`` and ``"7"`` are the
-      *same* id: a file holding both has a duplicate, reported as such by ``zsl.run``;
+      *same* id: a file holding both has a duplicate, reported as such by ``zsl.runs.label``;
     * any other JSON value (``true``, ``1.5``, a list, an object) is refused as a bad row;
     * a row without an id (absent, ``null`` or ``""``) gets ``default_id``, its line or row
       number. That can equal a real id of another row (a row ``{"id": "3"}`` and the row on
-      line 3 without one); ``zsl.run`` then reports the later one as a duplicate id. Give
+      line 3 without one); ``zsl.runs.label`` then reports the later one as a duplicate id. Give
       every row an id, or none, to avoid it.
     """
     path, line = where
@@ -155,7 +155,7 @@ def iter_records(path: str | os.PathLike[str], *, text_field: str = "text", id_f
     like JSONL lines, or plain strings; the file is read whole), CSV row, Parquet row or row
     of a saved Hugging Face dataset. Bad records (malformed JSON, bytes that are not UTF-8, a CSV
     row with missing or extra fields, an empty text) come back as :class:`BadRow` in their
-    place, so record positions are stable: ``zsl.run`` uses them to resume. Nothing is
+    place, so record positions are stable: ``zsl.runs.label`` uses them to resume. Nothing is
     loaded whole.
 
     Args:
@@ -178,7 +178,7 @@ def iter_records(path: str | os.PathLike[str], *, text_field: str = "text", id_f
     p = Path(path)
     fmt = input_format(p)
     if fmt == "images":
-        raise InputError(f"{p} holds images; label it with `zsl label` (zsl.run.label_run) or zsl.image.ImageTagger.")
+        raise InputError(f"{p} holds images; label it with `zsl label` (zsl.runs.label.label_run) or zsl.image.tagger.ImageTagger.")
     if fmt == "hf":
         yield from _iter_arrow(p, text_field, id_field)
         return

@@ -1,0 +1,3 @@
+"""Students: few-shot heads and the distilled StudentClassifier.
+
+An empty face: import each name from the module that defines it."""
