@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Container
 from pathlib import Path
 
 from zsl.errors import ZslError
@@ -306,6 +307,18 @@ def _training_examples(path: str, max_examples: int | None) -> list:
     return [i for i in items if i.gold]
 
 
+def _refuse_unknown_labels(items: list, vocab: Container[str], path: str) -> None:
+    """Refuse example labels outside the vocabulary, named by the ids in the file."""
+    from zsl.errors import InputError
+
+    unknown = [(i.id, lab) for i in items for lab in i.gold if lab not in vocab]
+    if unknown:
+        shown = ", ".join(f"{lab!r} (id {item_id!r})" for item_id, lab in unknown[:5])
+        raise InputError(f"{len(unknown)} example label(s) in {path} are not in the vocabulary: {shown}"
+                         f"{' ...' if len(unknown) > 5 else ''}. Fix: correct them, add them to the vocabulary, or "
+                         "pass --skip-unknown-labels to drop them.")
+
+
 def _cmd_optimize(args: argparse.Namespace) -> int:
     import random
 
@@ -322,6 +335,8 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     if not items:
         print(f"zsl: error: {args.train} has no item with gold 'labels'", file=sys.stderr)
         return 2
+    if not args.skip_unknown_labels:  # named by the file's ids, before the shuffle reorders the examples
+        _refuse_unknown_labels(items, vocab, args.train)
     rng = random.Random(args.seed)
     rng.shuffle(items)
     if args.max_examples is not None:

@@ -300,6 +300,10 @@ def resolve_predictions(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     if p.is_dir():
         f = p / "labels.jsonl"
+        if f.is_symlink() or (f.exists() and not f.is_file()):
+            raise InputError(f"{f} is {'a symbolic link' if f.is_symlink() else 'not a regular file'}; a run's "
+                             "labels.jsonl is a regular file zsl wrote. Fix: replace it with the run's own file, or "
+                             "label again with `zsl label ... --out` into a new folder.")
         if not f.is_file():
             found = sorted(x.name for x in p.glob("*.jsonl"))[:5]
             hint = f" It holds: {', '.join(found)}." if found else ""

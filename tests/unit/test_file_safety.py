@@ -260,3 +260,73 @@ def test_e4_gold_labels_not_in_the_vocabulary_are_on_the_console(work, capsys, v
     assert main(["eval", "run1", str(gold), *vocab]) == 0
     console = "".join(capsys.readouterr())
     assert "1 gold label" in console and "'nonexistent label'" in console and "not in the vocabulary" in console
+
+
+# -- found by the rerun of the probe (issue #26): run files, FIFOs, devices and hard links ----------------------------
+@pytest.mark.parametrize("name", ["reviewed.jsonl", "teacher.jsonl", "manifest.json", "notes.json"])
+def test_an_output_file_inside_a_run_directory_is_refused(work, capsys, name):
+    target = work / "run1" / name
+    if not target.exists():
+        target.write_text('{"decisions": "a person made"}\n', encoding="utf-8")
+    before = _md5(target)
+    assert main(["export", "run1", "--format", "labelstudio", "--out", f"run1/{name}"]) == 2
+    assert "inside the zsl run directory" in _one_error_line(capsys)
+    assert main(["fit", "items.jsonl", "--labels", "labels.txt", "--out", f"run1/{name}", "--no-infer", "--no-rank",
+                 "--encoder", "hashing"]) == 2
+    assert "inside the zsl run directory" in _one_error_line(capsys)
+    assert _md5(target) == before
+
+
+def test_read_private_refuses_links_fifos_and_devices_without_reading_them(tmp_path):
+    from zsl.data.files import read_private
+
+    (tmp_path / "ok").write_bytes(b"a\nb\n")
+    assert read_private(tmp_path / "ok") == b"a\nb\n"
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    with pytest.raises(InputError, match="symbolic link"):
+        read_private(tmp_path / "zero")
+    os.mkfifo(tmp_path / "fifo")  # opening it for reading without O_NONBLOCK would wait for a writer forever
+    with pytest.raises(InputError, match="named pipe"):
+        read_private(tmp_path / "fifo")
+    with pytest.raises(InputError, match="a device"):
+        read_private("/dev/null")
+
+
+def test_a_hard_linked_run_lock_is_refused_and_its_other_name_untouched(work, capsys):
+    victim = _victim(work)
+    (work / "run1" / ".zsl-lock").unlink()
+    os.link(victim, work / "run1" / ".zsl-lock")
+    assert main(["label", "items.jsonl", "--labels", "labels.txt", *LABEL, "--out", "run1"]) == 2
+    assert "hard link" in _one_error_line(capsys)
+    assert victim.read_text() == "precious content\n"
+
+
+def test_a_planted_reviewed_jsonl_is_refused_when_the_review_opens_not_at_the_first_click(work):
+    from zsl.silver.reviewed import ReviewStore
+
+    _victim(work)
+    (work / "run1" / "reviewed.jsonl").symlink_to(Path("..") / "victim.txt")
+    with pytest.raises(InputError, match="symbolic link"):
+        ReviewStore(work / "run1" / "reviewed.jsonl")
+    (work / "run1" / "reviewed.jsonl").unlink()
+    os.mkfifo(work / "run1" / "reviewed.jsonl")
+    with pytest.raises(InputError, match="named pipe"):
+        ReviewStore(work / "run1" / "reviewed.jsonl")
+
+
+def test_labels_jsonl_that_is_a_device_gets_a_message_that_says_so(work, capsys):
+    (work / "run1" / "labels.jsonl").unlink()
+    (work / "run1" / "labels.jsonl").symlink_to("/dev/zero")
+    assert main(["eval", "run1"]) == 2
+    err = _one_error_line(capsys)
+    assert "labels.jsonl is a symbolic link" in err and "folder without" not in err
+
+
+def test_fit_names_an_unknown_label_by_its_id_and_the_cli_flag(work, capsys):
+    rows = [json.loads(x) for x in (work / "items.jsonl").read_text().splitlines()]
+    rows[6]["labels"] = ["nonexistent"]
+    (work / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert main(["fit", "train.jsonl", "--labels", "labels.txt", "--out", "p.json", "--no-infer", "--no-rank",
+                 "--encoder", "hashing"]) == 2
+    err = _one_error_line(capsys)
+    assert f"'nonexistent' (id {rows[6]['id']!r})" in err and "--skip-unknown-labels" in err

@@ -27,7 +27,7 @@ from typing import Any
 from zsl.errors import InputError
 
 __all__ = ["BadRow", "Item", "atomic_write", "decoded_lines", "fsync_dir", "iter_jsonl", "iter_jsonl_file",
-           "open_private", "refuse_overwrite", "write_jsonl_atomic", "write_lines_atomic", "write_text_atomic"]
+           "open_private", "read_private", "refuse_overwrite", "write_jsonl_atomic", "write_lines_atomic", "write_text_atomic"]
 
 
 @dataclass
@@ -154,16 +154,21 @@ def open_private(path: str | os.PathLike[str], *, append: bool = False) -> int:
         fd = os.open(p, flags, 0o600)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.EMLINK) or p.is_symlink():
-            raise InputError(f"{p} is a symbolic link (to {os.readlink(p)!r}); zsl does not write its lock and log "
-                             f"files through links, since the link could point at any of your files. Fix: remove "
+            raise InputError(f"{p} is a symbolic link (to {os.readlink(p)!r}); zsl does not write its own files (locks, "
+                             f"logs, decisions, LLM answers) through links, since the link could point at any of "
+                             f"your files. Fix: remove "
                              f"the link (rm {p}), then run the command again.") from None
         if exc.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO with no reader; a folder
             raise _not_regular(p, stat.S_IFDIR if exc.errno == errno.EISDIR else stat.S_IFIFO) from None
         raise InputError(f"Cannot open {p}: {exc.strerror or exc}. Fix: check the folder's permissions.") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise _not_regular(p, mode)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(p, st.st_mode)
+        if st.st_nlink > 1:  # a hard link: O_NOFOLLOW does not see it, and writing would change the other name too
+            raise InputError(f"{p} has {st.st_nlink - 1} other name(s) (a hard link), so writing or truncating it "
+                             "would change another file too. Fix: remove it (rm), or replace it with a copy "
+                             f"(cp --remove-destination {p} {p}.copy && mv {p}.copy {p}), then run the command again.")
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
@@ -171,11 +176,43 @@ def open_private(path: str | os.PathLike[str], *, append: bool = False) -> int:
     return fd
 
 
+def read_private(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a file a run keeps (``teacher.jsonl``, ``reviewed.jsonl``), never through a link.
+
+    A run folder may come from someone else: a ``teacher.jsonl`` planted as a link to
+    ``/dev/zero`` or as a FIFO would otherwise fill the memory or hang the command. So the
+    file is opened with ``O_NOFOLLOW`` and without blocking, and read only if it is a regular file.
+
+    Raises:
+        InputError: the path is a link, a FIFO, a device or a folder (the message names it and the fix).
+    """
+    p = Path(path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(p, flags)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK) or p.is_symlink():
+            raise InputError(f"{p} is a symbolic link (to {os.readlink(p)!r}); zsl reads and writes the files of "
+                             f"a run only as regular files. Fix: remove the link (rm {p}), or replace it with the "
+                             "file it points to, then run the command again.") from None
+        raise InputError(f"Cannot open {p}: {exc.strerror or exc}. Fix: check the folder's permissions.") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(p, mode)
+        os.set_blocking(fd, True)
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
 def _not_regular(p: Path, mode: int | None = None) -> InputError:
     kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a device"),
              (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
     kind = next((name for test, name in kinds if mode is not None and test(mode)), "not a regular file")
-    return InputError(f"{p} is {kind}, where zsl keeps a lock or log file; it writes those only as regular files. "
+    return InputError(f"{p} is {kind}, where zsl keeps a file of its own (a lock, log, decisions or LLM answers); "
+                      "it reads and writes those only as regular files. "
                       f"Fix: move that {'folder' if kind == 'a folder' else 'file'} out of the way (it is not zsl's), "
                       "then run the command again.")
 
@@ -217,6 +254,21 @@ def refuse_overwrite(out: str | os.PathLike[str], inputs: Iterable[str | os.Path
             raise InputError(f"{flag} {out} is a folder that holds the input {given}: writing (or replacing) it "
                              f"could delete or overwrite that input. Fix: choose another {flag} folder, or move the "
                              "input out of it first.")
+    if not folder and _is_run_dir(target.parent):
+        raise InputError(f"{flag} {out} is inside the zsl run directory {target.parent}, which holds that run's own "
+                         "files (labels, decisions, paid LLM answers, its manifest): writing there could replace one. "
+                         f"Fix: choose a {flag} path outside the run directory (or in a folder of its own).")
+
+
+def _is_run_dir(path: Path) -> bool:
+    """A folder ``zsl label`` made: its ``manifest.json`` says ``zsl_run`` (see zsl.runs.rundir)."""
+    manifest = path / "manifest.json"
+    try:
+        if not manifest.is_file() or manifest.stat().st_size > 1_000_000:
+            return False
+        return "zsl_run" in json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None], *, private: bool = False,

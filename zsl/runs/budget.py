@@ -79,7 +79,7 @@ from typing import Any
 
 import numpy as np
 
-from zsl.data.files import open_private
+from zsl.data.files import open_private, read_private
 from zsl.errors import InputError
 from zsl.util.retry import Retryable
 
@@ -475,9 +475,9 @@ def _read_teacher(path: Path) -> tuple[list[dict[str, Any]], list[str], list[str
     newline, is cut off so the next append starts a line of its own; a whole record that lost
     only its newline gets it back.
     """
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return [], [], []
-    data = path.read_bytes()
+    data = read_private(path)  # never through a link, never a FIFO or a device
     records: list[dict[str, Any]] = []
     warnings: list[str] = []
     notes: list[str] = []

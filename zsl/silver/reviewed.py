@@ -154,7 +154,7 @@ class ReviewStore:
         self.known = None if known_labels is None else set(known_labels)
         self._write_lock = threading.Lock()
         self.decisions: dict[str, dict[str, Any]] = {}
-        if self.path.is_file():
+        if self.path.exists() or self.path.is_symlink():  # a link, FIFO or device is refused at start, not at a click
             self.decisions, lines, torn = _read_decisions(self.path, known_labels)
             if torn or lines != len(self.decisions):  # appends since the last open: one line per item again
                 self._compact()
@@ -250,7 +250,7 @@ def read_reviewed(path: str | os.PathLike[str], known_labels: Sequence[str] | No
     p = Path(path)
     if p.is_dir():
         p = p / REVIEWED
-    if not p.is_file():
+    if not p.exists() and not p.is_symlink():
         raise InputError(f"{p} does not exist: nothing has been reviewed yet. Fix: run `zsl review RUN_DIR` first.")
     return _read_decisions(p, known_labels)[0]
 
@@ -259,7 +259,11 @@ def _read_decisions(p: Path, known_labels: Sequence[str] | None) -> tuple[dict[s
     """``(decisions, decision lines, torn)``: see :func:`read_reviewed`; ``torn``: a cut last line was skipped."""
     import warnings
 
-    chunks = p.read_bytes().split(b"\n")  # not splitlines(): U+2028 in a text is not a line break in JSON Lines
+    from zsl.data.files import read_private
+
+    # not through a link, not a FIFO (a planted one would hang the server at start); not splitlines():
+    # U+2028 in a text is not a line break in JSON Lines
+    chunks = read_private(p).split(b"\n")
     torn = False
     if chunks[-1].strip():  # the last line has no newline: an append cut short by a crash, if it does not parse
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,17 @@ def test_a_raised_budget_stopped_midway_resumes_instead_of_claiming_the_old_run_
     s = _run(files, tmp_path, lm, budget=16)
     assert not s.already_complete and s.llm_items == 16 and lm.calls == 5  # 8 + 3 kept, 5 to go
     assert (tmp_path / "run" / "labels.jsonl").read_bytes() == (whole / "run" / "labels.jsonl").read_bytes()
+
+
+def test_a_teacher_file_planted_as_a_fifo_or_a_link_to_a_device_is_refused_without_reading(tmp_path):
+    """Found by the rerun of the probe: read_bytes() on a FIFO hung, on a link to /dev/zero filled the memory."""
+    from zsl.errors import InputError
+    from zsl.runs.budget import _read_teacher
+
+    os.mkfifo(tmp_path / "fifo.jsonl")
+    with pytest.raises(InputError, match="named pipe"):
+        _read_teacher(tmp_path / "fifo.jsonl")
+    (tmp_path / "zero.jsonl").symlink_to("/dev/zero")
+    with pytest.raises(InputError, match="symbolic link"):
+        _read_teacher(tmp_path / "zero.jsonl")
+    assert _read_teacher(tmp_path / "missing.jsonl") == ([], [], [])
