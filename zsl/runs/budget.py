@@ -81,7 +81,7 @@ import numpy as np
 
 from zsl.data.files import open_private
 from zsl.errors import InputError
-from zsl.util.retry import Retryable
+from zsl.util.retry import Skipped
 
 __all__ = ["MAX_PSEUDO", "SELECTIONS", "SELF_TRAIN", "TEACHER", "BudgetResult", "BudgetSummary", "budget_loop",
            "budget_run", "parse_budget", "round_sizes", "select_random", "select_typical", "select_uncertain",
@@ -560,13 +560,13 @@ class _TeacherAnswers:
             self.done[iid] = rec
             self.pending.pop(iid, None)
 
-    def write(self, fh: Any, item_id: str, out: dict[str, Any] | str, seconds: float,
+    def write(self, fh: Any, item_id: str, out: dict[str, Any] | Skipped, seconds: float,
               usage: dict[str, Any]) -> dict[str, Any]:
         """Append one LLM result (a row, or the reason it failed) and take it in."""
         rec: dict[str, Any] = {"id": item_id, "key": self.keys[item_id], "seconds": round(seconds, 3)}
-        if isinstance(out, str):
-            rec["error"] = str(out)
-            if isinstance(out, Retryable):
+        if isinstance(out, Skipped):
+            rec["error"] = out.reason
+            if out.retryable:
                 rec["retryable"] = True
         else:
             rec["row"] = out

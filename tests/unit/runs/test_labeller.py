@@ -12,6 +12,7 @@ from zsl.data.files import Item
 from zsl.errors import InputError
 from zsl.runs.label import label_run
 from zsl.runs.labeller import Labeller, LabelSettings
+from zsl.util.retry import Skipped
 from zsl.vocab import LabelVocab
 
 
@@ -44,7 +45,7 @@ def test_one_labeller_labels_any_scorer_and_builds_its_rows():
     assert out[0] == {"id": "a", "text": "hello", "labels": ["one word", "two words"], "scores": [1.0, 0.5],
                       "top_scores": {"one word": 1.0, "two words": 0.5, "three words": 0.3333},
                       "above_threshold": ["one word"]}
-    assert out[1] == "an unreadable thing: cannot read it"
+    assert out[1] == Skipped("an unreadable thing: cannot read it", retryable=False)
     assert out[2]["labels"] == ["three words", "two words"] and out[2]["gold"] == ["three words"]
     assert lab.config() == {"kind": "custom", "k": 2, "top_scores": 3, "vocab_hash": lab.vocab.hash,
                             "settings": {"rule": "length"}}
