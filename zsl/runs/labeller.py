@@ -268,6 +268,19 @@ class TextLabeller(Labeller):
         """The tagger's Infer-Retrieve-Rank program."""
         return self.tagger.program_
 
+    def cheap_pass(self, texts: Sequence[str], done: Callable[[int], None] = lambda n: None,
+                   batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Every text's embedding and retrieval scores (float32), without any LLM step: what a budget run's
+        student learns from. Texts are encoded ``batch`` at a time; ``done(n)`` after each batch."""
+        program = self.program
+        encode = program.index.encoder.encode
+        parts = []
+        for s in range(0, len(texts), batch):
+            parts.append(np.asarray(encode(texts[s:s + batch]), dtype=np.float32))
+            done(len(texts[s:s + batch]))
+        emb = np.concatenate(parts)
+        return emb, np.asarray(program.retrieve_embedded(emb), dtype=np.float32)
+
     @program.setter
     def program(self, program: Any) -> None:
         self.tagger.program_ = program
