@@ -105,6 +105,7 @@ class Teacher:
 
     def __call__(self, idx: list[int]) -> dict[int, list[int] | None]:
         from zsl.data.files import Item
+        from zsl.util.retry import Skipped
 
         todo = [i for i in idx if i not in self.records]
         if todo:
@@ -114,7 +115,7 @@ class Teacher:
                 t = time.perf_counter()
                 out, _ = self._get().label([Item(id=str(i), text=self.texts[i])], lambda _n: None)
                 rec = {"i": i, "seconds": round(time.perf_counter() - t, 3), **({"lm": self.lm} if self.lm else {})}
-                rec.update({"error": out[0]} if isinstance(out[0], str) else
+                rec.update({"error": out[0].reason} if isinstance(out[0], Skipped) else
                            {"labels": out[0]["labels"], "top_scores": out[0]["top_scores"]})
                 fh.write(json.dumps(rec) + "\n")
                 fh.flush()

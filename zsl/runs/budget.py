@@ -81,7 +81,7 @@ import numpy as np
 
 from zsl.data.files import open_private, read_private
 from zsl.errors import InputError
-from zsl.util.retry import Retryable
+from zsl.util.retry import Skipped
 
 __all__ = ["MAX_PSEUDO", "SELECTIONS", "SELF_TRAIN", "TEACHER", "BudgetResult", "BudgetSummary", "budget_loop",
            "budget_run", "parse_budget", "round_sizes", "select_random", "select_typical", "select_uncertain",
@@ -560,13 +560,13 @@ class _TeacherAnswers:
             self.done[iid] = rec
             self.pending.pop(iid, None)
 
-    def write(self, fh: Any, item_id: str, out: dict[str, Any] | str, seconds: float,
+    def write(self, fh: Any, item_id: str, out: dict[str, Any] | Skipped, seconds: float,
               usage: dict[str, Any]) -> dict[str, Any]:
         """Append one LLM result (a row, or the reason it failed) and take it in."""
         rec: dict[str, Any] = {"id": item_id, "key": self.keys[item_id], "seconds": round(seconds, 3)}
-        if isinstance(out, str):
-            rec["error"] = str(out)
-            if isinstance(out, Retryable):
+        if isinstance(out, Skipped):
+            rec["error"] = out.reason
+            if out.retryable:
                 rec["retryable"] = True
         else:
             rec["row"] = out
@@ -579,8 +579,10 @@ class _TeacherAnswers:
 def _input_changed_only(run_path: Path, manifest: dict[str, Any]) -> bool:
     """Does ``run_path`` hold a run of the same vocabulary and settings on another input? A budget
     run then starts again on the new input (its answers are keyed per item, so none is lost)."""
+    from zsl.runs.rundir import MANIFEST
+
     try:
-        old = json.loads((run_path / "manifest.json").read_text(encoding="utf-8"))
+        old = json.loads((run_path / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     if not isinstance(old, dict) or not isinstance(old.get("input"), dict) or not isinstance(old.get("vocab"), dict):
@@ -613,24 +615,88 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
         InputError: a malformed or negative budget, an unknown selection, an image input, a
             program without an LLM step, or the errors of :func:`zsl.runs.label.label_run`.
     """
-    from zsl.data.files import BadRow
-    from zsl.data.records import check_regular_input, fingerprint_and_count, input_format, iter_records
-    from zsl.rows import build_rows, run_meta
-    from zsl.runs.label import load_vocab
-    from zsl.runs.labeller import LabelSettings, make_labeller
-    from zsl.runs.rundir import ERRORS, LABELS, META, SUMMARY, RunDir, make_manifest, write_json, write_lines
+    from zsl.data.records import fingerprint_and_count
+    from zsl.runs.driver import open_run, reopen_summary, run_settings
+    from zsl.runs.rundir import ERRORS, LABELS, MANIFEST, SUMMARY, write_json
 
-    opts = (settings or LabelSettings()).updated(**overrides)
-    opts.check()
+    opts = run_settings(settings, overrides)
+    _check_loop(selection, rounds, min_round, pool_factor)
+    self_train = _check_self_train(self_train)
+    run = open_run(input, labels, opts, check=lambda fmt: _check_budget_input(fmt, opts, labels))
+    fp, _ = fingerprint_and_count(run.input_path, run.fmt)
+    n_records, items, errors = _read_items(run.input_path, opts.text_field, opts.id_field)
+    n_llm = parse_budget(budget, len(items))
+    plan = {"budget": budget if isinstance(budget, str) else int(budget), "llm_items": n_llm, "rounds": rounds,
+            "selection": selection, "pool_factor": pool_factor, "seed": seed, "min_round": min_round,
+            "self_train": self_train}
+    settings_record = {**run.labeller.config(), "mode": "budget"}
+    # A remote teacher answers `concurrency` items at once (threads); a local LLM, one (make_labeller warns).
+    # The plan is not compared on resume: a new budget reuses every LLM result. The LLM answers are keyed
+    # per item (id and text), so another input only needs the rest redone.
+    rd = run.open_dir(settings_record, fp, out, fresh, extra={"budget": plan}, restart_if=_input_changed_only)
+    try:
+        old_manifest = json.loads((rd.path / MANIFEST).read_text(encoding="utf-8"))
+        old = old_manifest.get("budget")
+        if run.state == "complete" and old == plan:
+            summary = reopen_summary(BudgetSummary, rd.path)
+            if not summary.retryable:
+                return summary
+        # The summary of another plan (or of a run with items to ask again) no longer describes this
+        # run: without it, a stop before the end resumes this plan instead of reporting the old one.
+        (rd.path / SUMMARY).unlink(missing_ok=True)
+        _log_start(run, n_llm, len(items), plan)
+        t0 = time.perf_counter()
+        answers = _TeacherAnswers(rd.path / TEACHER, items, settings_record, run.vocab.hash, fp, rd.log)
+        for w in answers.warnings:
+            rd.log(f"warning: {w}")
+        run.warnings += answers.warnings
+        start = _start(items, answers, rd.log, replay=run.state == "resume" and old == plan,
+                       old_start=old_manifest.get("budget_start", []))
+        write_json(rd.path / MANIFEST, {**run.manifest, "budget_start": [items[i].id for i in start]})
+        res, stats, usage = _spend(items, answers, run.labeller, _emb_and_cheap(items, run.labeller, show_progress),
+                                   n_llm=n_llm, start=start, rd=rd, show_progress=show_progress,
+                                   loop={"k": opts.k, **{key: plan[key] for key in _LOOP}})
+        by_source, teacher_errors = _write_outputs(run, items, res, answers, errors, settings_record, plan)
+        summary = BudgetSummary(
+            run_dir=str(rd.path), labels=str(rd.path / LABELS), errors=str(rd.path / ERRORS),
+            total=n_records, labelled=len(items), skipped=n_records - len(items), budget=n_llm,
+            llm_items=len(res.llm_items), by_source=by_source, rounds=res.rounds,
+            seconds=round(time.perf_counter() - t0, 3), seconds_llm=round(stats["seconds_llm"], 3),
+            reused_llm=stats["reused"], tokens=usage, warnings=run.warnings,
+            retryable=sum(1 for e in teacher_errors if e.get("retryable")))
+        run.finish(summary, "{n} LLM item(s) failed on transient errors (rate limit, time-out, server error): "
+                            "rerun the same command to ask the LLM again for just those")
+        rd.log(f"done: {by_source}, {summary.seconds:.1f}s ({summary.seconds_llm:.1f}s in the LLM, "
+               f"{summary.reused_llm} LLM result(s) reused)")
+        return summary
+    finally:
+        rd.unlock()
+
+
+_LOOP = ("rounds", "selection", "pool_factor", "seed", "min_round", "self_train")  # the plan's settings of the loop
+
+
+def _log_start(run: Any, n_llm: int, n_items: int, plan: dict[str, Any]) -> None:
+    rd = run.rd
+    for w in run.warnings:
+        rd.log(f"warning: {w}")
+    if run.restarted:
+        rd.log(f"the input changed since the last run in {rd.path}: LLM answers of unchanged items are reused")
+    rd.log(f"budget {run.state}: {run.input_path} -> {rd.path}, {n_llm} of {n_items} item(s) to the LLM, "
+           f"{len(round_sizes(n_llm, plan['rounds'], plan['min_round']))} round(s), selection {plan['selection']}, "
+           f"concurrency {run.labeller.concurrency}")
+
+
+def _check_loop(selection: str, rounds: int, min_round: int, pool_factor: int) -> None:
     if selection not in SELECTIONS:
         raise InputError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
     round_sizes(0, rounds, min_round)  # checks rounds and min_round
     if pool_factor < 1:
         raise InputError(f"pool_factor must be >= 1, got {pool_factor}")
-    self_train = _check_self_train(self_train)
-    input_path = Path(input)
-    check_regular_input(input_path)
-    fmt = input_format(input_path)
+
+
+def _check_budget_input(fmt: str, opts: Any, labels: Any) -> None:
+    """Refuse what a budget cannot spend an LLM on (an image input, a student, no LLM step, no vocabulary)."""
     if fmt == "images":
         raise InputError("--budget decides which texts the LLM labels; an image run has no LLM step to budget. Its "
                          "teacher is the image model, whose global-local scores (feature regions, the default) cost "
@@ -643,12 +709,14 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
                          "Fix: keep at least one LLM step, or drop --budget (retrieval alone labels everything).")
     if labels is None:
         raise InputError("A label vocabulary is required.")
-    warnings: list[str] = []
-    vocab, vocab_path = load_vocab(labels, warnings)
-    teacher_lab = make_labeller(fmt, vocab, opts)
-    warnings += teacher_lab.warnings
-    fp, _ = fingerprint_and_count(input_path, fmt)
-    records = list(iter_records(input_path, text_field=opts.text_field, id_field=opts.id_field))
+
+
+def _read_items(input_path: Path, text_field: str, id_field: str) -> tuple[int, list[Any], list[dict[str, Any]]]:
+    """The number of records, the usable items (first of each id) and the ``errors.jsonl`` entries of the rest."""
+    from zsl.data.files import BadRow
+    from zsl.data.records import iter_records
+
+    records = list(iter_records(input_path, text_field=text_field, id_field=id_field))
     items, errors, seen = [], [], set()
     for rec in records:
         if isinstance(rec, BadRow):
@@ -659,111 +727,53 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
             seen.add(rec.id)
             items.append(rec)
     if not items:
-        raise InputError(f"{input_path} has no usable records (see --text-field, {opts.text_field!r}).")
-    n_llm = parse_budget(budget, len(items))
-    plan = {"budget": budget if isinstance(budget, str) else int(budget), "llm_items": n_llm, "rounds": rounds,
-            "selection": selection, "pool_factor": pool_factor, "seed": seed, "min_round": min_round,
-            "self_train": self_train}
-    settings_record = {**teacher_lab.config(), "mode": "budget"}
-    # A remote teacher answers `concurrency` items at once (threads); a local LLM, one (make_labeller warns).
-    runtime = {"concurrency": teacher_lab.concurrency, "timeout": opts.timeout, "retries": opts.retries}
-    manifest = make_manifest(input_path, fmt, opts.text_field, opts.id_field, vocab, vocab_path, settings_record,
-                             runtime, fp)
-    manifest["budget"] = plan  # not compared on resume: a new budget reuses every LLM result
-    run_path = Path(out) if out is not None else input_path.with_name(input_path.name.rstrip("/") + ".zsl")
-    rd = RunDir(run_path)
-    # The LLM answers are keyed per item (id and text), so another input only needs the rest redone.
-    new_input = not fresh and _input_changed_only(run_path, manifest)
-    state = rd.prepare(manifest, fresh or new_input)
-    try:
-        old_manifest = json.loads((run_path / "manifest.json").read_text(encoding="utf-8"))
-        old = old_manifest.get("budget")
-        if state == "complete" and old == plan:
-            summary = BudgetSummary(**json.loads((run_path / SUMMARY).read_text(encoding="utf-8")))
-            if not summary.retryable:
-                # The paths in summary.json are where the run was written; a moved or copied run is here now.
-                summary.run_dir, summary.labels = str(run_path), str(run_path / LABELS)
-                summary.errors = str(run_path / ERRORS)
-                summary.already_complete = True
-                return summary
-        # The summary of another plan (or of a run with items to ask again) no longer describes this
-        # run: without it, a stop before the end resumes this plan instead of reporting the old one.
-        (run_path / SUMMARY).unlink(missing_ok=True)
-        for w in warnings:
-            rd.log(f"warning: {w}")
-        if new_input:
-            rd.log(f"the input changed since the last run in {run_path}: LLM answers of unchanged items are reused")
-        rd.log(f"budget {state}: {input_path} -> {run_path}, {n_llm} of {len(items)} item(s) to the LLM, "
-               f"{len(round_sizes(n_llm, rounds, min_round))} round(s), selection {selection}, "
-               f"concurrency {teacher_lab.concurrency}")
-        t0 = time.perf_counter()
-        answers = _TeacherAnswers(run_path / TEACHER, items, settings_record, vocab.hash, fp, rd.log)
-        for w in answers.warnings:
-            rd.log(f"warning: {w}")
-        warnings += answers.warnings
-        # The same plan replays its choices (they depend only on the teacher's answers, read back for
-        # free) from the same start, so a resumed run ends exactly as an uninterrupted one. Otherwise
-        # (another budget or input, --fresh, or items to ask again after a transient failure) every
-        # answer already paid for, and every item still owed one, goes first.
-        ids = {it.id: i for i, it in enumerate(items)}
-        if state == "resume" and old == plan and not answers.pending:
-            start = [ids[i] for i in old_manifest.get("budget_start", []) if i in ids]
-        else:
-            start = [i for i, it in enumerate(items) if it.id in answers.done or it.id in answers.pending]
-            if start:
-                rd.log(f"{len(start)} item(s) with LLM results first ({len(answers.pending)} of them to ask again)")
-        write_json(run_path / "manifest.json", {**manifest, "budget_start": [items[i].id for i in start]})
-        res, stats, usage = _spend(items, answers, teacher_lab, _emb_and_cheap(items, teacher_lab, show_progress),
-                                   n_llm=n_llm, start=start, rd=rd, show_progress=show_progress,
-                                   loop={"k": opts.k, "rounds": rounds, "selection": selection,
-                                         "pool_factor": pool_factor, "seed": seed, "min_round": min_round,
-                                         "self_train": self_train})
-        student_rows = build_rows(items, res.student_scores, vocab, k=opts.k, top_scores=opts.top_scores)
-        by_source: dict[str, int] = {}
-        lines = []
-        for i, item in enumerate(items):
-            rec = answers.done.get(item.id) if res.source[i] == "llm" else None
-            row = dict(rec["row"]) if rec is not None else student_rows[i]
-            row["source"] = res.source[i]
-            by_source[row["source"]] = by_source.get(row["source"], 0) + 1
-            lines.append(json.dumps(row, ensure_ascii=False) + "\n")
-        teacher_errors = _teacher_errors(items, res, answers)
-        retryable = sum(1 for e in teacher_errors if e.get("retryable"))
-        write_lines(run_path / LABELS, lines)
-        write_lines(run_path / ERRORS, (json.dumps(e, ensure_ascii=False) + "\n" for e in errors + teacher_errors))
-        prov = {"zsl_version": manifest["zsl_version"], **settings_record, "budget": plan}
-        write_json(run_path / META, run_meta(vocab, k=opts.k, top_scores=teacher_lab.top_scores, provenance=prov,
-                                             n_items=len(items)))
-        summary = BudgetSummary(
-            run_dir=str(run_path), labels=str(run_path / LABELS), errors=str(run_path / ERRORS),
-            total=len(records), labelled=len(items), skipped=len(records) - len(items), budget=n_llm,
-            llm_items=len(res.llm_items), by_source=by_source, rounds=res.rounds,
-            seconds=round(time.perf_counter() - t0, 3), seconds_llm=round(stats["seconds_llm"], 3),
-            reused_llm=stats["reused"], tokens=usage, warnings=warnings, retryable=retryable)
-        write_json(run_path / SUMMARY, summary.to_dict())
-        if retryable:
-            rd.log(f"{retryable} LLM item(s) failed on transient errors (rate limit, time-out, server error): "
-                   "rerun the same command to ask the LLM again for just those")
-        rd.log(f"done: {by_source}, {summary.seconds:.1f}s ({summary.seconds_llm:.1f}s in the LLM, "
-               f"{summary.reused_llm} LLM result(s) reused)")
-        return summary
-    finally:
-        rd.unlock()
+        raise InputError(f"{input_path} has no usable records (see --text-field, {text_field!r}).")
+    return len(records), items, errors
+
+
+def _start(items: Sequence[Any], answers: _TeacherAnswers, log: Callable[[str], None], *, replay: bool,
+           old_start: list[str]) -> list[int]:
+    """The items the loop starts from. The same plan replays its choices (they depend only on the teacher's
+    answers, read back for free) from the same start, so a resumed run ends exactly as an uninterrupted one.
+    Otherwise (another budget or input, --fresh, or items to ask again after a transient failure) every
+    answer already paid for, and every item still owed one, goes first."""
+    ids = {it.id: i for i, it in enumerate(items)}
+    if replay and not answers.pending:
+        return [ids[i] for i in old_start if i in ids]
+    start = [i for i, it in enumerate(items) if it.id in answers.done or it.id in answers.pending]
+    if start:
+        log(f"{len(start)} item(s) with LLM results first ({len(answers.pending)} of them to ask again)")
+    return start
+
+
+def _write_outputs(run: Any, items: Sequence[Any], res: BudgetResult, answers: _TeacherAnswers,
+                   errors: list[dict[str, Any]], settings_record: dict[str, Any],
+                   plan: dict[str, Any]) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Write the rows (the LLM's where it answered, else the student's), the errors and the vocabulary;
+    returns the rows per source and the teacher's errors."""
+    from zsl.rows import build_rows
+
+    student_rows = build_rows(items, res.student_scores, run.vocab, k=run.opts.k, top_scores=run.opts.top_scores)
+    by_source: dict[str, int] = {}
+    lines = []
+    for i, item in enumerate(items):
+        rec = answers.done.get(item.id) if res.source[i] == "llm" else None
+        row = dict(rec["row"]) if rec is not None else student_rows[i]
+        row["source"] = res.source[i]
+        by_source[row["source"]] = by_source.get(row["source"], 0) + 1
+        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+    teacher_errors = _teacher_errors(items, res, answers)
+    run.write_outputs(lines, (json.dumps(e, ensure_ascii=False) + "\n" for e in errors + teacher_errors),
+                      settings_record, lambda: len(items), provenance={"budget": plan})
+    return by_source, teacher_errors
 
 
 def _emb_and_cheap(items: Sequence[Any], teacher_lab: Any, show_progress: bool) -> tuple[np.ndarray, np.ndarray]:
     """The cheap pass: every item's embedding and retrieval scores (batched)."""
     from zsl.util.progress import progress_bar
 
-    program = teacher_lab.tagger.program_
-    texts = [it.text for it in items]
-    with progress_bar(total=len(texts), desc="retrieval (cheap pass)", unit="item", disable=not show_progress) as bar:
-        parts = []
-        for s in range(0, len(texts), 256):
-            parts.append(np.asarray(program.index.encoder.encode(texts[s:s + 256]), dtype=np.float32))
-            bar.update(len(texts[s:s + 256]))
-    emb = np.concatenate(parts)
-    return emb, np.asarray(program.retrieve_embedded(emb), dtype=np.float32)
+    with progress_bar(total=len(items), desc="retrieval (cheap pass)", unit="item", disable=not show_progress) as bar:
+        return teacher_lab.cheap_pass([it.text for it in items], bar.update)
 
 
 def _spend(items: Sequence[Any], answers: _TeacherAnswers, teacher_lab: Any, emb_cheap: tuple[np.ndarray, np.ndarray],

@@ -18,7 +18,7 @@ from typing import Any
 from zsl.data.files import BadRow, Item
 from zsl.errors import ZslError
 from zsl.runs.rundir import RunDir, write_lines
-from zsl.util.retry import Retryable
+from zsl.util.retry import Skipped
 
 __all__ = ["add_usage", "item_error", "label_chunk", "retry_chunk"]
 
@@ -55,7 +55,7 @@ def label_chunk(rd: RunDir, ci: int, chunk: list[Item | BadRow], dup: dict[int, 
             err = {"file": rec.path, "line": rec.line, "reason": rec.reason}
         elif pos in dup:
             err = {"id": rec.id, "reason": dup[pos]}
-        elif isinstance(by_item[id(rec)], str):
+        elif isinstance(by_item[id(rec)], Skipped):
             err = item_error(rec, by_item[id(rec)])
         else:
             lines.append(json.dumps(by_item[id(rec)], ensure_ascii=False) + "\n")  # rows start with {"id"
@@ -70,10 +70,10 @@ def label_chunk(rd: RunDir, ci: int, chunk: list[Item | BadRow], dup: dict[int, 
     return stats
 
 
-def item_error(item: Item, why: str) -> dict[str, Any]:
+def item_error(item: Item, why: Skipped) -> dict[str, Any]:
     """The ``errors.jsonl`` entry of an item that could not be labelled (``retryable`` for a transient failure)."""
-    err: dict[str, Any] = {"id": item.id, "reason": str(why)}
-    if isinstance(why, Retryable):
+    err: dict[str, Any] = {"id": item.id, "reason": why.reason}
+    if why.retryable:
         err["retryable"] = True
     return err
 
@@ -94,7 +94,7 @@ def retry_chunk(rd: RunDir, ci: int, chunk: list[Item | BadRow], labeller: Any) 
         raise ZslError(f"{rd.chunk_path(ci)} does not match the input any more. Fix: rerun with --fresh.")
     outputs, usage = labeller.label(items, lambda n: None)
     for pos, item, got in zip(positions, items, outputs, strict=True):
-        if isinstance(got, str):
+        if isinstance(got, Skipped):
             lines[pos] = json.dumps({"error": item_error(item, got)}, ensure_ascii=False) + "\n"
         else:
             lines[pos] = json.dumps(got, ensure_ascii=False) + "\n"

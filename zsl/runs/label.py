@@ -61,26 +61,15 @@ import numpy as np
 
 from zsl.data.files import BadRow, Item
 from zsl.data.images import image_records
-from zsl.data.records import check_regular_input, count_records, fingerprint_and_count, input_format, iter_records
+from zsl.data.records import count_records, fingerprint_and_count, iter_records
 from zsl.errors import InputError, ZslError
-from zsl.rows import run_meta
 from zsl.runs.chunks import add_usage, label_chunk, retry_chunk
-from zsl.runs.labeller import LabelSettings, make_labeller
-from zsl.runs.rundir import (
-    ERRORS,
-    LABELS,
-    META,
-    SUMMARY,
-    RunDir,
-    check_unchanged,
-    make_manifest,
-    write_json,
-    write_lines,
-    write_plan,
-)
+from zsl.runs.driver import Run, open_run, reopen_summary, run_settings
+from zsl.runs.labeller import LabelSettings
+from zsl.runs.rundir import ERRORS, LABELS, RunDir, check_unchanged, write_plan
 from zsl.vocab import LabelVocab
 
-__all__ = ["RunSummary", "estimate_run", "label_run", "load_vocab"]
+__all__ = ["RunSummary", "estimate_run", "label_run"]
 
 
 @dataclass
@@ -117,23 +106,21 @@ class RunSummary:
         return asdict(self)
 
 
-def load_vocab(labels: str | os.PathLike[str] | LabelVocab | Sequence[str], warnings: list[str]) -> tuple[LabelVocab, str | None]:
-    """A run's vocabulary and the resolved path of its file (None when given in memory); blank
-    lines and repeated labels in a file are dropped and reported in ``warnings``."""
-    if isinstance(labels, LabelVocab):
-        return labels, None
-    if isinstance(labels, (str, os.PathLike)):
-        problems: list[str] = []
-        vocab = LabelVocab.from_file(labels, dedupe=True, problems=problems)
-        warnings.extend(problems)
-        return vocab, str(Path(labels).resolve())
-    return LabelVocab(labels), None
-
-
 def _records(input_path: Path, fmt: str, text_field: str, id_field: str) -> Iterator[Item | BadRow]:
     if fmt == "images":
         return image_records(input_path)
     return iter_records(input_path, text_field=text_field, id_field=id_field)
+
+
+def _nonempty_records(run: Run, total: int | None) -> Iterator[Item | BadRow]:
+    """The input's records, read once; an input with none is refused before any directory is made."""
+    opts = run.opts
+    records = _records(run.input_path, run.fmt, opts.text_field, opts.id_field)
+    first = None if total == 0 else next(records, None)  # peeked here, it goes back in front of the rest
+    if first is None:
+        raise InputError(f"{run.input_path} has no records: it is empty or holds only blank lines or a header. Fix: "
+                         f"check the file and --text-field ({opts.text_field!r}).")
+    return itertools.chain([first], records)
 
 
 def _chunks(records: Iterator[Item | BadRow], size: int) -> Iterator[list[Item | BadRow]]:
@@ -204,100 +191,87 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
         InputError: bad arguments or an unknown setting, an input with no usable record, or an
             ``out`` holding a different run (the message lists what changed).
     """
-    from zsl.util.progress import Heartbeat, progress_bar
-
-    opts = (settings or LabelSettings()).updated(**overrides)
-    opts.check()
+    opts = run_settings(settings, overrides)
     _check_engine(engine, address, workers, threads_per_worker)
-    text_field, id_field = opts.text_field, opts.id_field
-    input_path = Path(input)
-    check_regular_input(input_path)  # before anything opens it: opening a FIFO blocks
-    fmt = input_format(input_path)
-    warnings: list[str] = []
-    if labels is None and opts.model is None:
-        raise InputError("A label vocabulary is required (or model=, a distilled student, which has its own).")
-    vocab, vocab_path = load_vocab(labels, warnings) if labels is not None else (None, None)
-    labeller = make_labeller(fmt, vocab, opts)
-    vocab = labeller.vocab
-    warnings += labeller.warnings
+    run = open_run(input, labels, opts)
     chunk_size = opts.chunk_size
     if chunk_size is None:
-        chunk_size = 64 if fmt == "images" else (25 if labeller.uses_lm else 1000)
-    settings_record = {**labeller.config(), "chunk_size": chunk_size}
-    runtime = {"concurrency": labeller.concurrency, "timeout": opts.timeout, "retries": opts.retries}
-    run_path = Path(out) if out is not None else input_path.with_name(input_path.name.rstrip("/") + ".zsl")
+        chunk_size = 64 if run.fmt == "images" else (25 if run.labeller.uses_lm else 1000)
+    settings_record = {**run.labeller.config(), "chunk_size": chunk_size}
+    input_path = run.input_path
     size = input_path.stat().st_size if input_path.is_file() else None
-    fp, total = fingerprint_and_count(input_path, fmt)  # one read for both; the count feeds the progress bar
-    manifest = make_manifest(input_path, fmt, text_field, id_field, vocab, vocab_path, settings_record, runtime, fp)
-    # Refuse an input with no records before any directory is made. The records are read once:
-    # the first one, peeked here, goes back in front of the rest.
-    records = _records(input_path, fmt, text_field, id_field)
-    first = None if total == 0 else next(records, None)
-    if first is None:
-        raise InputError(f"{input_path} has no records: it is empty or holds only blank lines or a header. Fix: "
-                         f"check the file and --text-field ({text_field!r}).")
-    rd = RunDir(run_path)
-    state = rd.prepare(manifest, fresh)
+    fp, total = fingerprint_and_count(input_path, run.fmt)  # one read for both; the count feeds the progress bar
+    records = _nonempty_records(run, total)
+    rd = run.open_dir(settings_record, fp, out, fresh)
     try:
-        for w in warnings:
+        for w in run.warnings:
             rd.log(f"warning: {w}")
-        if state == "complete":
-            summary = RunSummary(**json.loads((run_path / SUMMARY).read_text(encoding="utf-8")))
-            # The paths in summary.json are where the run was written; a moved or copied run is here now.
-            summary.run_dir, summary.labels, summary.errors = str(run_path), str(run_path / LABELS), str(run_path / ERRORS)
-            summary.already_complete = True
-            return summary
+        if run.state == "complete":
+            return reopen_summary(RunSummary, rd.path)
         done = rd.done_chunks()
-        write_plan(rd.path, manifest, total, chunk_size)
-        rd.log(f"{'resume' if state == 'resume' else 'start'}: {input_path} -> {run_path} "
-               f"({len(done)} chunk(s) already done; concurrency {labeller.concurrency}; engine {engine})")
+        write_plan(rd.path, run.manifest, total, chunk_size)
+        rd.log(f"{'resume' if run.state == 'resume' else 'start'}: {input_path} -> {rd.path} "
+               f"({len(done)} chunk(s) already done; concurrency {run.labeller.concurrency}; engine {engine})")
         rd.chunks.mkdir(mode=0o700, exist_ok=True)
-        t0 = time.perf_counter()
-        if engine == "ray":
-            from zsl.runs.ray_engine import RayChunks, prepare_shared
-
-            runner: Any = RayChunks(rd, fmt, vocab, prepare_shared(fmt, vocab, opts), address=address,
-                                    workers=workers, threads=threads_per_worker, log=rd.log)
-            rd.log(f"ray start-up: {runner.startup_seconds:.1f}s")
-        else:
-            runner = _LocalChunks(rd, labeller)
-        seen = _IdSet()
-        initial = min(total or 0, len(done) * chunk_size)
-        beat = Heartbeat(rd.log, total=total, what="labelling", initial=initial)  # log.txt is never silent for long
+        engine_info = _label_chunks(run, records, done, total, chunk_size, show_progress,
+                                    {"engine": engine, "address": address, "workers": workers,
+                                     "threads": threads_per_worker})
         try:
-            with progress_bar(total=total, desc="labelling", unit="item", disable=not show_progress,
-                              initial=initial) as bar:
-
-                def tick(n: int) -> None:
-                    bar.update(n)
-                    beat.update(n)
-                    beat.beat()
-
-                for ci, chunk in enumerate(_chunks(itertools.chain([first], records), chunk_size)):
-                    dup_reasons = _check_ids(chunk, seen)
-                    if ci in done:
-                        runner.retry(ci, chunk, tick)
-                    else:
-                        runner.label(ci, chunk, dup_reasons, tick)
-                runner.wait(tick)
-        except KeyboardInterrupt:
-            rd.log("interrupted: finished chunks are kept; run the same command to resume")
-            raise
-        finally:
-            runner.close()
-        wall = time.perf_counter() - t0
-        try:
-            check_unchanged(input_path, manifest, size)
+            check_unchanged(input_path, run.manifest, size)
         except InputError as exc:
             rd.log(f"error: {exc}")
             raise
-        summary = _merge(rd, vocab, labeller, settings_record, manifest, len(done), warnings,
-                         {"engine": engine, "workers": getattr(runner, "workers", 1), "wall_seconds": round(wall, 3),
-                          "startup_seconds": round(getattr(runner, "startup_seconds", 0.0), 3)})
+        summary = _merge(run, settings_record, len(done), engine_info)
         rd.log(f"done: {summary.labelled} labelled, {summary.skipped} skipped, {summary.seconds:.1f}s")
         return summary
     finally:
         rd.unlock()
+
+
+def _label_chunks(run: Run, records: Iterator[Item | BadRow], done: set[int], total: int | None, chunk_size: int,
+                  show_progress: bool, eng: dict[str, Any]) -> dict[str, Any]:
+    """Label every chunk not on disk yet (and retry the failed items of those that are) with the local or
+    the Ray engine; returns the engine's part of the summary."""
+    from zsl.util.progress import Heartbeat, progress_bar
+
+    rd = run.rd
+    assert rd is not None
+    t0 = time.perf_counter()
+    if eng["engine"] == "ray":
+        from zsl.runs.ray_engine import RayChunks, prepare_shared
+
+        runner: Any = RayChunks(rd, run.fmt, run.vocab, prepare_shared(run.fmt, run.vocab, run.opts),
+                                address=eng["address"], workers=eng["workers"], threads=eng["threads"], log=rd.log)
+        rd.log(f"ray start-up: {runner.startup_seconds:.1f}s")
+    else:
+        runner = _LocalChunks(rd, run.labeller)
+    seen = _IdSet()
+    initial = min(total or 0, len(done) * chunk_size)
+    beat = Heartbeat(rd.log, total=total, what="labelling", initial=initial)  # log.txt is never silent for long
+    try:
+        with progress_bar(total=total, desc="labelling", unit="item", disable=not show_progress,
+                          initial=initial) as bar:
+
+            def tick(n: int) -> None:
+                bar.update(n)
+                beat.update(n)
+                beat.beat()
+
+            for ci, chunk in enumerate(_chunks(records, chunk_size)):
+                dup_reasons = _check_ids(chunk, seen)
+                if ci in done:
+                    runner.retry(ci, chunk, tick)
+                else:
+                    runner.label(ci, chunk, dup_reasons, tick)
+            runner.wait(tick)
+    except KeyboardInterrupt:
+        rd.log("interrupted: finished chunks are kept; run the same command to resume")
+        raise
+    finally:
+        runner.close()
+    wall = time.perf_counter() - t0
+    return {"engine": eng["engine"], "workers": getattr(runner, "workers", 1), "wall_seconds": round(wall, 3),
+            "startup_seconds": round(getattr(runner, "startup_seconds", 0.0), 3)}
 
 
 def _check_engine(engine: str, address: str | None, workers: int | None, threads: int | None) -> None:
@@ -375,8 +349,9 @@ def _check_ids(chunk: list[Item | BadRow], seen: _IdSet) -> dict[int, str]:
     return dup
 
 
-def _merge(rd: RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, Any], manifest: dict[str, Any],
-           resumed: int, warnings: list[str], engine: dict[str, Any]) -> RunSummary:
+def _merge(run: Run, settings: dict[str, Any], resumed: int, engine: dict[str, Any]) -> RunSummary:
+    rd, vocab, labeller = run.rd, run.vocab, run.labeller
+    assert rd is not None
     chunk_ids = sorted(rd.done_chunks())
     if chunk_ids != list(range(len(chunk_ids))):
         missing = sorted(set(range(max(chunk_ids) + 1)) - set(chunk_ids)) if chunk_ids else []
@@ -394,13 +369,7 @@ def _merge(rd: RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, Any
                 for line in fh:
                     if line.startswith('{"id"'):
                         if '"gold"' in line:
-                            row = json.loads(line)
-                            gold = row.get("gold")
-                            if gold and all(g in vocab for g in gold):
-                                got = set(row["labels"][:k])
-                                hits["rp"] += len(got & set(gold)) / min(k, len(gold))
-                                hits["p1"] += float(bool(row["labels"]) and row["labels"][0] in gold)
-                                hits["n"] += 1
+                            _score(json.loads(line), vocab, k, hits)
                         yield line
                     elif line.startswith('{"stats"'):
                         st = json.loads(line)["stats"]
@@ -420,11 +389,7 @@ def _merge(rd: RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, Any
                         retryable += bool(err.get("retryable"))
                         yield json.dumps(err, ensure_ascii=False) + "\n"
 
-    write_lines(rd.path / LABELS, rows())
-    write_lines(rd.path / ERRORS, errors())
-    prov = {"zsl_version": manifest["zsl_version"], **settings}
-    write_json(rd.path / META, run_meta(vocab, k=k, top_scores=settings["top_scores"], provenance=prov,
-                                         n_items=totals["labelled"]))
+    run.write_outputs(rows(), errors(), settings, lambda: totals["labelled"])
     labelled = int(totals["labelled"])
     summary = RunSummary(
         run_dir=str(rd.path), labels=str(rd.path / LABELS), errors=str(rd.path / ERRORS), total=int(totals["records"]),
@@ -432,13 +397,23 @@ def _merge(rd: RunDir, vocab: LabelVocab, labeller: Any, settings: dict[str, Any
         items_per_second=round(labelled / totals["seconds"], 3) if totals["seconds"] > 0 else 0.0,
         resumed_chunks=resumed, tokens=usage, cost_usd=_price(labeller.lm_name, usage) if labeller.remote else None,
         eval={"rp_at_k": hits["rp"] / hits["n"], "p_at_1": hits["p1"] / hits["n"], "n": hits["n"], "k": k}
-        if hits["n"] else None, warnings=warnings, retryable=retryable, **engine)
-    write_json(rd.path / SUMMARY, summary.to_dict())
-    if retryable:
-        rd.log(f"{retryable} item(s) failed on transient errors: chunks kept; rerun the same command to retry them")
-    else:
+        if hits["n"] else None, warnings=run.warnings, retryable=retryable, **engine)
+    run.finish(summary, "{n} item(s) failed on transient errors: chunks kept; rerun the same command to retry them")
+    if not retryable:
         rd.remove_chunks()
     return summary
+
+
+def _score(row: dict[str, Any], vocab: LabelVocab, k: int, hits: dict[str, Any]) -> None:
+    """Add a row's RP@k and P@1 against its gold labels to ``hits`` (rows whose gold lies outside the vocabulary
+    are not scored). Counted here, row by row, because the merge streams: zsl.evaluation.metrics wants
+    whole (items, labels) matrices."""
+    gold = row.get("gold")
+    if gold and all(g in vocab for g in gold):
+        got = set(row["labels"][:k])
+        hits["rp"] += len(got & set(gold)) / min(k, len(gold))
+        hits["p1"] += float(bool(row["labels"]) and row["labels"][0] in gold)
+        hits["n"] += 1
 
 
 def estimate_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | LabelVocab | Sequence[str], *,
@@ -459,14 +434,9 @@ def estimate_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] |
         raise InputError(f"sample must be >= 1, got {sample}")
     for ignored in ("out", "fresh", "show_progress", "chunk_size"):
         overrides.pop(ignored, None)
-    opts = (settings or LabelSettings()).updated(**overrides)
-    opts.check()
-    input_path = Path(input)
-    check_regular_input(input_path)
-    fmt = input_format(input_path)
-    vocab, _ = load_vocab(labels, [])
-    labeller = make_labeller(fmt, vocab, opts)
-    records = _records(input_path, fmt, opts.text_field, opts.id_field)
+    run = open_run(input, labels, run_settings(settings, overrides))
+    input_path, fmt, labeller = run.input_path, run.fmt, run.labeller
+    records = _records(input_path, fmt, run.opts.text_field, run.opts.id_field)
     items: list[Item] = []
     for rec in records:
         if isinstance(rec, Item):

@@ -27,12 +27,14 @@ from zsl.errors import InputError, VocabularyError
 from zsl.fusion import DEFAULT_RANK_TOP
 from zsl.prompting import RANK_DESCRIPTIONS
 from zsl.rows import build_rows, default_top_scores, make_row, nonfinite_reason
-from zsl.util.retry import Retryable, http_status, is_transient, retry_base_delay, retry_call
+from zsl.runs.chunks import add_usage
+from zsl.util.retry import Skipped, http_status, is_transient, retry_base_delay, retry_call
 from zsl.vocab import LabelVocab
 
 __all__ = ["LabelSettings", "Labeller", "TextLabeller", "make_labeller"]
 
-Outputs = tuple[list[dict[str, Any] | str], dict[str, dict[str, int]]]
+
+Outputs = tuple[list[dict[str, Any] | Skipped], dict[str, dict[str, int]]]
 
 
 @dataclass(frozen=True)
@@ -163,40 +165,34 @@ class Labeller:
             return None
         return f"item {item.id}: {nonfinite_reason(scores, self.vocab.labels, self.source)}"
 
-    def _row(self, item: Item, got: ItemScores) -> dict[str, Any] | str:
+    def _row(self, item: Item, got: ItemScores) -> dict[str, Any] | Skipped:
         why = self._unscorable(item, np.asarray(got.scores, dtype=np.float64))
         if why is not None:
-            return why
+            return Skipped(why)
         vals, idx = top_k(got.scores, self.top_scores)
         return make_row(item, self.vocab, idx[0], vals[0], k=self.k, input_field=self.input_field, fields=got.fields,
                         threshold=self.threshold, min_above=self.min_above)
 
     def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> Outputs:
-        """One output per item, in order: a row, or the reason it was skipped; plus LM usage per step.
-
-        A reason is a :class:`~zsl.util.retry.Retryable` when the item failed on a transient error
-        after its retries.
-        """
+        """One output per item, in order: a row, or why it was skipped (:class:`~zsl.util.retry.Skipped`, ``retryable``
+        when the item failed on a transient error after its retries); plus LM usage per step."""
         if not self.uses_lm:
             return self._label_batch(items, tick), {}
         usage: dict[str, dict[str, int]] = {}
-        out: list[dict[str, Any] | str] = []
+        out: list[dict[str, Any] | Skipped] = []
 
         def collect(item: Item, get: Callable[[], ItemScores]) -> None:
             try:
                 got = get()
             except FutureTimeout:
-                out.append(Retryable(f"item {item.id}: no answer within the time limit ({self.timeout}s per "
-                                     f"call, {self.retries} retries)"))
+                out.append(Skipped(f"item {item.id}: no answer within the time limit ({self.timeout}s per "
+                                   f"call, {self.retries} retries)", retryable=True))
             except Exception as exc:  # noqa: BLE001 - one failing item is reported and skipped, the run goes on
                 first = (str(exc).strip().splitlines() or [""])[0]  # DSPy appends a multi-line "To fix" list
                 why = f"item {item.id}: {type(exc).__name__}: {first[:300]}"
-                out.append(Retryable(why) if is_transient(exc) else why)
+                out.append(Skipped(why, retryable=is_transient(exc)))
             else:
-                for step, u in got.usage.items():
-                    acc = usage.setdefault(step, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
-                    for key in acc:
-                        acc[key] += int(u.get(key, 0))
+                add_usage(usage, got.usage)
                 out.append(self._row(item, got))
             tick(1)
 
@@ -211,7 +207,7 @@ class Labeller:
                     collect(item, lambda fut=fut: fut.result(timeout=guard))
         return out, usage
 
-    def _label_batch(self, items: Sequence[Item], tick: Callable[[int], None]) -> list[dict[str, Any] | str]:
+    def _label_batch(self, items: Sequence[Item], tick: Callable[[int], None]) -> list[dict[str, Any] | Skipped]:
         batch = self.scorer.score_batch([it.text for it in items])
         tick(len(items))
         failed = dict(batch.failed)
@@ -223,8 +219,8 @@ class Labeller:
         rows = build_rows([items[i] for i in ok], batch.scores[finite], self.vocab, k=self.k,
                           top_scores=self.top_scores, input_field=self.input_field, threshold=self.threshold,
                           min_above=self.min_above)
-        out: list[dict[str, Any] | str] = [failed.get(i, f"{items[i].text}: could not be scored")
-                                           for i in range(len(items))]
+        out: list[dict[str, Any] | Skipped] = [Skipped(failed.get(i, f"{items[i].text}: could not be scored"))
+                                               for i in range(len(items))]
         for i, row in zip(ok, rows, strict=True):
             out[i] = row
         return out
@@ -271,6 +267,19 @@ class TextLabeller(Labeller):
     def program(self) -> Any:
         """The tagger's Infer-Retrieve-Rank program."""
         return self.tagger.program_
+
+    def cheap_pass(self, texts: Sequence[str], done: Callable[[int], None] = lambda n: None,
+                   batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Every text's embedding and retrieval scores (float32), without any LLM step: what a budget run's
+        student learns from. Texts are encoded ``batch`` at a time; ``done(n)`` after each batch."""
+        program = self.program
+        encode = program.index.encoder.encode
+        parts = []
+        for s in range(0, len(texts), batch):
+            parts.append(np.asarray(encode(texts[s:s + batch]), dtype=np.float32))
+            done(len(texts[s:s + batch]))
+        emb = np.concatenate(parts)
+        return emb, np.asarray(program.retrieve_embedded(emb), dtype=np.float32)
 
     @program.setter
     def program(self, program: Any) -> None:

@@ -3,8 +3,8 @@
 A rate limit, a time-out, a dropped connection or a 5xx answer is *transient*: worth trying
 again after a pause. :func:`retry_call` waits exponentially longer between tries (with
 jitter, and at least as long as a server asked), and lets every other error through at once.
-An item whose last try still failed on a transient error is reported as :class:`Retryable`,
-so a run can label it again later (:mod:`zsl.runs.label`).
+An item whose last try still failed on a transient error is reported as a retryable
+:class:`Skipped`, so a run can label it again later (:mod:`zsl.runs.label`).
 """
 
 from __future__ import annotations
@@ -15,23 +15,25 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from zsl.errors import InputError
 
-__all__ = ["Retryable", "http_status", "is_transient", "retry_after", "retry_base_delay", "retry_call"]
+__all__ = ["Skipped", "http_status", "is_transient", "retry_after", "retry_base_delay", "retry_call"]
 
 _TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
 _TRANSIENT_NAMES = {"RateLimitError", "APIConnectionError", "Timeout", "APITimeoutError", "ServiceUnavailableError",
                     "InternalServerError", "ReadTimeout", "ConnectTimeout"}
 
 
-class Retryable(str):
-    """The reason an item failed on a transient error (rate limit, time-out, 5xx) after its retries.
+@dataclass(frozen=True)
+class Skipped:
+    """Why an item got no row: ``reason`` (the text of its ``errors.jsonl`` entry), and ``retryable`` when it failed
+    on a transient error (rate limit, time-out, 5xx) after its retries, so that rerunning the same command labels it."""
 
-    Such items are written to the error file with ``"retryable": true`` and labelled again
-    when the same command is rerun.
-    """
+    reason: str
+    retryable: bool = False
 
 
 def http_status(exc: BaseException) -> int | None:

@@ -12,6 +12,7 @@ from zsl.data.files import Item
 from zsl.errors import InputError
 from zsl.runs.label import label_run
 from zsl.runs.labeller import Labeller, LabelSettings
+from zsl.util.retry import Skipped
 from zsl.vocab import LabelVocab
 
 
@@ -44,7 +45,7 @@ def test_one_labeller_labels_any_scorer_and_builds_its_rows():
     assert out[0] == {"id": "a", "text": "hello", "labels": ["one word", "two words"], "scores": [1.0, 0.5],
                       "top_scores": {"one word": 1.0, "two words": 0.5, "three words": 0.3333},
                       "above_threshold": ["one word"]}
-    assert out[1] == "an unreadable thing: cannot read it"
+    assert out[1] == Skipped("an unreadable thing: cannot read it", retryable=False)
     assert out[2]["labels"] == ["three words", "two words"] and out[2]["gold"] == ["three words"]
     assert lab.config() == {"kind": "custom", "k": 2, "top_scores": 3, "vocab_hash": lab.vocab.hash,
                             "settings": {"rule": "length"}}
@@ -70,3 +71,27 @@ def test_label_run_takes_grouped_settings_or_single_ones_and_refuses_unknown_one
     with pytest.raises(InputError, match="chunk_size must be >= 1"):
         label_run(items, labels, out=tmp_path / "c", settings=grouped.updated(chunk_size=0))
     assert not (tmp_path / "c").exists()
+
+
+def test_a_skipped_item_is_an_errors_line_with_the_same_keys_as_before():
+    from zsl.runs.chunks import item_error
+
+    item = Item("a", "some text")
+    assert json.dumps(item_error(item, Skipped("item a: RateLimitError: slow down", retryable=True))) == \
+        '{"id": "a", "reason": "item a: RateLimitError: slow down", "retryable": true}'
+    assert json.dumps(item_error(item, Skipped("item a: ValueError: nonsense"))) == \
+        '{"id": "a", "reason": "item a: ValueError: nonsense"}'
+    assert not isinstance(Skipped("x"), str)  # an outcome is a row (dict) or a Skipped, never a bare string
+
+
+def test_cheap_pass_gives_the_programs_embeddings_and_retrieval_scores_in_batches():
+    from zsl.runs.labeller import make_labeller
+
+    lab = make_labeller("jsonl", LabelVocab(["sports", "weather", "politics"]),
+                        LabelSettings(encoder="hashing", infer=False, rank=False, k=1))
+    texts = ["football final", "storm warning", "election night"]
+    done = []
+    emb, scores = lab.cheap_pass(texts, done.append, batch=2)
+    assert done == [2, 1] and emb.dtype == scores.dtype == np.float32 and scores.shape == (3, 3)
+    np.testing.assert_array_equal(emb, np.asarray(lab.program.index.encoder.encode(texts), dtype=np.float32))
+    np.testing.assert_array_equal(scores, np.asarray(lab.program.retrieve_embedded(emb), dtype=np.float32))

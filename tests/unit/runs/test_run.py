@@ -193,7 +193,7 @@ def test_remote_style_concurrency_keeps_input_order_and_reports_failures(tmp_pat
 
     out, usage = lab.label([Item(f"id{i}", f"t{i}") for i in range(12)], lambda n: None)
     assert [o["id"] if isinstance(o, dict) else "ERR" for o in out] == [f"id{i}" if i != 5 else "ERR" for i in range(12)]
-    assert "nonsense" in out[5] and attempts["t3"] == 2
+    assert "nonsense" in out[5].reason and not out[5].retryable and attempts["t3"] == 2
     assert usage["infer"] == {"calls": 11, "prompt_tokens": 110, "completion_tokens": 22}
 
 
