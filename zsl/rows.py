@@ -117,7 +117,7 @@ def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *
     """One row from an item and its ``R`` best label columns ``idx`` (best first) with their scores ``vals``.
 
     Args:
-        item: the item (its ``text`` is the text, or the image path).
+        item: the item (its ``value`` is the text, or the image path).
         vocab: the labels.
         idx, vals: the ``R >= k`` best columns, best first, and their scores: the first ``k``
             are the row's ``labels``, all ``R`` its ``top_scores``.
@@ -137,7 +137,7 @@ def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *
     names = [vocab[int(j)] for j in idx]
     rounded = [round(float(v), SCORE_DIGITS) for v in vals]
     labels, kept = names[:k], vals[:k]
-    row: dict[str, Any] = {"id": item.id, input_field: item.text, "labels": labels, "scores": rounded[:k],
+    row: dict[str, Any] = {"id": item.id, input_field: item.value, "labels": labels, "scores": rounded[:k],
                            "top_scores": dict(zip(names, rounded, strict=True))}
     for name, value in (fields or {}).items():
         if isinstance(value, Ranked):

@@ -267,7 +267,7 @@ def read_image_inputs(inputs: Any) -> tuple[list[str], list[list[str] | None], l
 def image_records(path: Path) -> Iterator[Item | BadRow]:
     """The records of an image input, as a run reads them: a :class:`~zsl.data.files.BadRow` per unusable
     listing line, then an :class:`~zsl.data.files.Item` per image (id: its path relative to the input's
-    folder; ``text``: the path itself)."""
+    folder; ``path``: the file, ``text`` None)."""
     paths, gold, bad = read_image_inputs(path)
     for b in bad:
         where, _, line = str(b.path).rpartition(":")
@@ -278,4 +278,4 @@ def image_records(path: Path) -> Iterator[Item | BadRow]:
             rel = str(Path(p).relative_to(base))
         except ValueError:
             rel = p
-        yield Item(rel, p, g)
+        yield Item(rel, None, g, path=p)
