@@ -58,6 +58,7 @@ from zsl.data.files import atomic_write, iter_jsonl, write_jsonl_atomic, write_t
 from zsl.errors import InputError, MissingDependencyError, VocabularyError
 from zsl.rows import (
     SILVER_FORMAT,
+    SILVER_ROWS,
     check_unique_ids,
     meta_path,
     parse_pred_row,
@@ -82,8 +83,6 @@ __all__ = [
 ]
 
 FORMATS = ("jsonl", "csv", "parquet")
-_FULL_SCORES_UP_TO = 1000
-_DEFAULT_MAX_SCORES = 100
 
 
 # -- the data -------------------------------------------------------------------------------
@@ -239,10 +238,6 @@ def silver_from_tagger(tagger: Any, texts: Sequence[str], *, ids: Sequence[Any] 
 
 
 # -- rows (JSONL / CSV) ---------------------------------------------------------------------
-def _r(x: float) -> float:
-    return round(float(x), 6)
-
-
 def silver_rows(silver: SilverData, *, max_scores: int | None = None) -> Iterator[dict[str, Any]]:
     """The JSONL/CSV rows of silver data, one per item (see the module docstring).
 
@@ -256,7 +251,7 @@ def silver_rows(silver: SilverData, *, max_scores: int | None = None) -> Iterato
         ``thresholds`` and ``provenance``.
     """
     k = len(silver.vocab)
-    keep_n = max_scores if max_scores is not None else (k if k <= _FULL_SCORES_UP_TO else _DEFAULT_MAX_SCORES)
+    keep_n = max_scores if max_scores is not None else SILVER_ROWS.kept(k)
     if keep_n < 0:
         raise InputError(f"max_scores must be >= 0, got {max_scores}")
     labels_all = silver.vocab.labels
@@ -272,9 +267,9 @@ def silver_rows(silver: SilverData, *, max_scores: int | None = None) -> Iterato
         if silver.texts is not None:
             row["text"] = silver.texts[i]
         row["labels"] = chosen_lists[i]
-        row["scores"] = {labels_all[j]: _r(silver.scores[i, j]) for j in keep if np.isfinite(silver.scores[i, j])}
-        row["confidence"] = {labels_all[j]: _r(silver.confidence[i, j]) for j in keep}
-        row["thresholds"] = {lab: _r(silver.thresholds[i, silver.vocab.index(lab)]) for lab in chosen_lists[i]
+        row["scores"] = {labels_all[j]: SILVER_ROWS.rounded(silver.scores[i, j]) for j in keep if np.isfinite(silver.scores[i, j])}
+        row["confidence"] = {labels_all[j]: SILVER_ROWS.rounded(silver.confidence[i, j]) for j in keep}
+        row["thresholds"] = {lab: SILVER_ROWS.rounded(silver.thresholds[i, silver.vocab.index(lab)]) for lab in chosen_lists[i]
                              if np.isfinite(silver.thresholds[i, silver.vocab.index(lab)])}
         row["provenance"] = silver.provenance
         yield row
