@@ -488,16 +488,17 @@ def _cmd_review(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zsl", description="Label data without annotations.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("models", help="list the embedded models, where they come from, and their status")
+def _add_models_parser(subparsers: argparse._SubParsersAction) -> None:
+    """The `zsl models` command: list or assemble the embedded models."""
+    p = subparsers.add_parser("models", help="list the embedded models, where they come from, and their status")
     p.add_argument("--assemble", metavar="NAME", help="assemble and verify a model now ('all': every LLM and the mpnet encoder)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_models)
 
-    p = sub.add_parser("label", help="label a file of texts with a label vocabulary")
+
+def _add_label_parser(subparsers: argparse._SubParsersAction) -> None:
+    """The `zsl label` command: its input, vocabulary, model and run options."""
+    p = subparsers.add_parser("label", help="label a file of texts with a label vocabulary")
     p.add_argument("input", help="items: .jsonl (a 'text' field), .csv/.tsv (a 'text' column), .txt (one per line); "
                                  "or images: a folder, an image file, or a .jsonl with an 'image' field")
     p.add_argument("--labels", help="vocabulary: .txt (one per line), .jsonl or .csv with 'label'")
@@ -536,6 +537,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rank-descriptions", choices=RANK_DESCRIPTIONS, default="auto",
                    help="texts: which candidates the Rank step shows with their description: auto (default: one-word "
                         "labels such as codes, e.g. 'acq'; a label of several words is shown bare), all, none")
+    _add_label_budget_engine_args(p)
+    p.set_defaults(func=_cmd_label)
+
+
+def _add_label_budget_engine_args(p: argparse.ArgumentParser) -> None:
+    """`zsl label`'s last options: `--budget` and its rounds, and `--engine ray` and its workers."""
     p.add_argument("--budget", metavar="N|P%",
                    help="texts: let the LLM label at most N items (or P%% of them), chosen where they teach most, "
                         "and a student trained on its answers labels the rest (rows say their 'source')")
@@ -555,9 +562,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="with --engine ray: workers, each loading the models once "
                                                "(default: the cluster's CPUs / --threads-per-worker)")
     p.add_argument("--threads-per-worker", type=int, help="with --engine ray: CPU threads per worker (default 1)")
-    p.set_defaults(func=_cmd_label)
 
-    p = sub.add_parser("fit", aliases=["optimize"],
+
+def _add_fit_parser(subparsers: argparse._SubParsersAction) -> None:
+    """The `zsl fit` command (alias `optimize`): learn from labelled examples."""
+    p = subparsers.add_parser("fit", aliases=["optimize"],
                        help="learn from labelled examples (evidence, thresholds, fusion weights, optionally prompts) "
                             "and save the program")
     p.add_argument("train", help="labelled examples (.jsonl with 'text' and 'labels')")
@@ -589,7 +598,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_optimize)
 
-    p = sub.add_parser("distill", help="train a small fast student classifier on silver data")
+
+def _add_distill_parser(subparsers: argparse._SubParsersAction) -> None:
+    """The `zsl distill` command: train a student on silver data."""
+    p = subparsers.add_parser("distill", help="train a small fast student classifier on silver data")
     p.add_argument("silver", help="silver data (.jsonl/.csv/.parquet) from `zsl label` or zsl.silver.data.write_silver")
     p.add_argument("--out", required=True, help="folder to save the student in")
     p.add_argument("--labels", help="vocabulary, when the silver file does not carry the full label order")
@@ -608,7 +620,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_distill)
 
-    p = sub.add_parser("eval", help="score predictions against gold labels; writes a report with plots")
+
+def _add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
+    """The `zsl eval` command: score predictions against gold labels."""
+    p = subparsers.add_parser("eval", help="score predictions against gold labels; writes a report with plots")
     p.add_argument("pred", help="predictions (.jsonl from `zsl label`) or the run directory holding labels.jsonl")
     p.add_argument("gold", nargs="?", help="gold labels: .jsonl (id, labels) or .csv/.tsv (id, labels joined by '|'); "
                                            "default: the 'gold' field of the prediction rows")
@@ -619,7 +634,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="report folder (default: <pred dir>/eval)")
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("export", help="export predictions for human review (Label Studio, Argilla), least sure first")
+
+def _add_export_parser(subparsers: argparse._SubParsersAction) -> None:
+    """The `zsl export` command: export predictions for human review."""
+    p = subparsers.add_parser("export", help="export predictions for human review (Label Studio, Argilla), least sure first")
     p.add_argument("pred", help="predictions (.jsonl from `zsl label`) or the run directory holding labels.jsonl")
     p.add_argument("--format", required=True, choices=["labelstudio", "argilla"])
     p.add_argument("--out", required=True, help="tasks/records file (.json; .jsonl gives Argilla JSON Lines); "
@@ -632,7 +650,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="vocabulary file: every label reviewers may choose (default: labels in the rows)")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("issues", help="find the rows whose labels are most likely wrong (label-quality scores)")
+
+def _add_issues_parser(subparsers: argparse._SubParsersAction) -> None:
+    """The `zsl issues` command: rows whose labels are most likely wrong."""
+    p = subparsers.add_parser("issues", help="find the rows whose labels are most likely wrong (label-quality scores)")
     p.add_argument("run", help="run directory (or predictions .jsonl)")
     p.add_argument("--top", type=int, default=20, help="rows (and labels) to print (default 20)")
     p.add_argument("--encoder", help="encoder for the student's features (default: $ZSL_ENCODER or minilm-l6)")
@@ -643,7 +664,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_issues)
 
-    p = sub.add_parser("review", help="check and fix a run's labels in a local web page (writes reviewed.jsonl)")
+
+def _add_review_parser(subparsers: argparse._SubParsersAction) -> None:
+    """The `zsl review` command: the local review page."""
+    p = subparsers.add_parser("review", help="check and fix a run's labels in a local web page (writes reviewed.jsonl)")
     p.add_argument("run", help="run directory from `zsl label`")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to serve on (default 127.0.0.1: this machine only; anything else warns)")
@@ -657,10 +681,28 @@ def build_parser() -> argparse.ArgumentParser:
                         "worse on GoEmotions in BENCHMARKS.md)")
     p.set_defaults(func=_cmd_review)
 
-    p = sub.add_parser("demo", help="label the shipped example texts with the embedded models")
+
+def _add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
+    """The `zsl demo` command: label the shipped examples."""
+    p = subparsers.add_parser("demo", help="label the shipped example texts with the embedded models")
     p.add_argument("--lm", help="LLM to use (default: the embedded Qwen2.5 1.5B)")
     p.add_argument("--out", help="run directory (default: out/demo)")
     p.set_defaults(func=_cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `zsl` argument parser: one subcommand per `_cmd_*` function, added in `--help` order."""
+    parser = argparse.ArgumentParser(prog="zsl", description="Label data without annotations.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_models_parser(sub)
+    _add_label_parser(sub)
+    _add_fit_parser(sub)
+    _add_distill_parser(sub)
+    _add_eval_parser(sub)
+    _add_export_parser(sub)
+    _add_issues_parser(sub)
+    _add_review_parser(sub)
+    _add_demo_parser(sub)
     return parser
 
 

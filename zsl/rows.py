@@ -62,9 +62,12 @@ from zsl.vocab import LabelVocab
 __all__ = [
     "FULL_SCORES_UP_TO",
     "ROW_FORMAT",
+    "RUN_ROWS",
     "SCORE_DIGITS",
     "SILVER_FORMAT",
+    "SILVER_ROWS",
     "PredRow",
+    "ScorePolicy",
     "build_rows",
     "check_unique_ids",
     "default_top_scores",
@@ -84,11 +87,36 @@ __all__ = [
     "vocab_to_meta",
 ]
 
-SCORE_DIGITS = 4  # scores in rows are rounded to this many decimals
+@dataclass(frozen=True)
+class ScorePolicy:
+    """How one kind of row writes its scores: rounded to ``digits`` decimals, and the scores of every label
+    of a vocabulary of up to ``full_up_to`` labels, else of the best ``default_kept`` (or more, when asked)."""
+
+    digits: int
+    full_up_to: int
+    default_kept: int
+
+    def rounded(self, x: float) -> float:
+        """A score as a row writes it."""
+        return round(float(x), self.digits)
+
+    def kept(self, n_labels: int, at_least: int = 0) -> int:
+        """How many labels' scores a row keeps by default, out of ``n_labels``."""
+        return n_labels if n_labels <= self.full_up_to else min(n_labels, max(at_least, self.default_kept))
+
+
+# One policy, two row kinds, both written through these (smell 5 of the December 7 review). Run rows
+# (labels.jsonl: a `scores` list for the k labels plus a `top_scores` dict) are read by people, zsl eval and
+# zsl distill; silver rows (write_silver: `scores` and `confidence` dicts) carry the soft targets a student
+# trains on, so they keep finer digits and more labels. The numbers are the files' formats: changing one
+# changes every file written after it.
+RUN_ROWS = ScorePolicy(digits=4, full_up_to=50, default_kept=50)
+SILVER_ROWS = ScorePolicy(digits=6, full_up_to=1000, default_kept=100)
+SCORE_DIGITS = RUN_ROWS.digits  # scores in run rows are rounded to this many decimals
 ROW_FORMAT = 2  # run rows with top_scores (1: the k kept scores only)
 SILVER_FORMAT = 1  # the sidecar's "zsl_silver" marker
-FULL_SCORES_UP_TO = 50  # vocabularies up to this size keep every label's score in top_scores
-DEFAULT_TOP_SCORES = 50
+FULL_SCORES_UP_TO = RUN_ROWS.full_up_to  # vocabularies up to this size keep every label's score in top_scores
+DEFAULT_TOP_SCORES = RUN_ROWS.default_kept
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -108,7 +136,7 @@ def default_top_scores(k: int, n_labels: int, top_scores: int | None = None) -> 
             raise InputError(f"top_scores must be >= k ({k}): a row keeps the scores of at least its k labels; got "
                              f"{top_scores}.")
         return min(int(top_scores), n_labels)
-    return n_labels if n_labels <= FULL_SCORES_UP_TO else min(n_labels, max(k, DEFAULT_TOP_SCORES))
+    return RUN_ROWS.kept(n_labels, k)
 
 
 def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *, k: int, input_field: str = "text",
@@ -117,7 +145,7 @@ def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *
     """One row from an item and its ``R`` best label columns ``idx`` (best first) with their scores ``vals``.
 
     Args:
-        item: the item (its ``text`` is the text, or the image path).
+        item: the item (its ``value`` is the text, or the image path).
         vocab: the labels.
         idx, vals: the ``R >= k`` best columns, best first, and their scores: the first ``k``
             are the row's ``labels``, all ``R`` its ``top_scores``.
@@ -135,9 +163,9 @@ def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *
     if not np.isfinite(np.asarray(vals, dtype=np.float64)).all():
         raise InputError(f"item {item.id}: {nonfinite_reason(vals, [vocab[int(j)] for j in idx])}")
     names = [vocab[int(j)] for j in idx]
-    rounded = [round(float(v), SCORE_DIGITS) for v in vals]
+    rounded = [RUN_ROWS.rounded(v) for v in vals]
     labels, kept = names[:k], vals[:k]
-    row: dict[str, Any] = {"id": item.id, input_field: item.text, "labels": labels, "scores": rounded[:k],
+    row: dict[str, Any] = {"id": item.id, input_field: item.value, "labels": labels, "scores": rounded[:k],
                            "top_scores": dict(zip(names, rounded, strict=True))}
     for name, value in (fields or {}).items():
         if isinstance(value, Ranked):

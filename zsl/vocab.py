@@ -319,80 +319,111 @@ class LabelVocab:
             raise VocabularyError(f"The vocabulary {p} is a folder; give a .txt, .jsonl, .csv or .tsv file.")
         if not p.is_file():
             raise VocabularyError(f"Vocabulary file {p} does not exist.")
-        labels: list[str] = []
-        descs: list[str | None] = []
-        pri: list[float] = []
-        par: list[str | None] = []
-        lines: list[int] = []
-        blank: list[int] = []
-        has_desc = has_prior = has_parent = False
+        cols = _VocabColumns()
         suffix = p.suffix.lower()
         try:
             if suffix == ".jsonl":
-                from zsl.data.files import iter_jsonl
-
-                for ln, obj, err in iter_jsonl(_split_lines(p.read_text(encoding="utf-8-sig"))):
-                    if err:
-                        raise VocabularyError(f"{p}:{ln}: {err}.")
-                    if not isinstance(obj, dict) or not isinstance(obj.get("label"), str):
-                        raise VocabularyError(f"{p}:{ln}: expected an object with a string 'label' field.")
-                    labels.append(obj["label"])
-                    lines.append(ln)
-                    par.append(obj.get("parent") or None)
-                    has_parent |= bool(obj.get("parent"))
-                    descs.append(obj.get("description") or None)
-                    has_desc |= bool(obj.get("description"))
-                    if "prior" in obj:
-                        has_prior = True
-                    pri.append(_prior(obj.get("prior"), p, ln))
+                _read_vocab_jsonl(p, cols)
             elif suffix in (".csv", ".tsv"):
-                with p.open(newline="", encoding="utf-8-sig") as fh:
-                    reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-                    if not reader.fieldnames or "label" not in reader.fieldnames:
-                        raise VocabularyError(f"{p}: needs a header with a 'label' column; found {reader.fieldnames}.")
-                    has_desc = "description" in reader.fieldnames
-                    has_prior = "prior" in reader.fieldnames
-                    has_parent = "parent" in reader.fieldnames
-                    for row in reader:
-                        if not (row.get("label") or "").strip():
-                            blank.append(reader.line_num)
-                            continue
-                        labels.append(row["label"])
-                        lines.append(reader.line_num)
-                        par.append(row.get("parent") or None)
-                        descs.append(row.get("description") or None)
-                        pri.append(_prior(row.get("prior"), p, reader.line_num))
+                _read_vocab_table(p, suffix, cols)
             else:
-                for ln, line in enumerate(_split_lines(p.read_text(encoding="utf-8-sig")), 1):
-                    if line.strip():
-                        labels.append(line)
-                        lines.append(ln)
-                    else:
-                        blank.append(ln)
+                _read_vocab_txt(p, cols)
         except UnicodeDecodeError as exc:
             raise VocabularyError(f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start}). Re-save it as UTF-8.") from None
-        if problems is not None and blank and suffix not in (".jsonl",):
-            problems.append(f"{p}: {len(blank)} blank line(s) skipped (line {', '.join(map(str, blank[:10]))}"
-                            f"{' ...' if len(blank) > 10 else ''})")
+        if problems is not None and cols.blank and suffix not in (".jsonl",):
+            problems.append(f"{p}: {len(cols.blank)} blank line(s) skipped (line {', '.join(map(str, cols.blank[:10]))}"
+                            f"{' ...' if len(cols.blank) > 10 else ''})")
         if dedupe:
-            first: dict[str, int] = {}
-            keep = []
-            for i, lab in enumerate(labels):
-                if lab in first:
-                    if problems is not None:
-                        problems.append(f"{p}:{lines[i]}: duplicate label {lab!r} dropped "
-                                        f"(first at line {lines[first[lab]]})")
-                    continue
-                first[lab] = i
-                keep.append(i)
-            labels = [labels[i] for i in keep]
-            descs = [descs[i] for i in keep] if descs else descs
-            pri = [pri[i] for i in keep] if pri else pri
-            par = [par[i] for i in keep] if par else par
-        prior_arg: Sequence[float] | Mapping[str, float] | None = pri if has_prior else None
+            _drop_repeats(cols, p, problems)
+        prior_arg: Sequence[float] | Mapping[str, float] | None = cols.pri if cols.has_prior else None
         if priors is not None:
             prior_arg = json.loads(Path(priors).read_text(encoding="utf-8"))
-        return cls(labels, descs if has_desc else None, prior_arg, name=p.stem, parents=par if has_parent else None)
+        return cls(cols.labels, cols.descs if cols.has_desc else None, prior_arg, name=p.stem,
+                   parents=cols.par if cols.has_parent else None)
+
+
+@dataclass
+class _VocabColumns:
+    """What `LabelVocab.from_file` reads, column by column, with each label's line number and the blank lines."""
+
+    labels: list[str] = field(default_factory=list)
+    descs: list[str | None] = field(default_factory=list)
+    pri: list[float] = field(default_factory=list)
+    par: list[str | None] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    blank: list[int] = field(default_factory=list)
+    has_desc: bool = False
+    has_prior: bool = False
+    has_parent: bool = False
+
+
+def _read_vocab_jsonl(p: Path, cols: _VocabColumns) -> None:
+    """Read a ``.jsonl`` vocabulary: objects with a string ``label`` and optional ``description``, ``prior``,
+    ``parent``."""
+    from zsl.data.files import iter_jsonl
+
+    for ln, obj, err in iter_jsonl(_split_lines(p.read_text(encoding="utf-8-sig"))):
+        if err:
+            raise VocabularyError(f"{p}:{ln}: {err}.")
+        if not isinstance(obj, dict) or not isinstance(obj.get("label"), str):
+            raise VocabularyError(f"{p}:{ln}: expected an object with a string 'label' field.")
+        cols.labels.append(obj["label"])
+        cols.lines.append(ln)
+        cols.par.append(obj.get("parent") or None)
+        cols.has_parent |= bool(obj.get("parent"))
+        cols.descs.append(obj.get("description") or None)
+        cols.has_desc |= bool(obj.get("description"))
+        if "prior" in obj:
+            cols.has_prior = True
+        cols.pri.append(_prior(obj.get("prior"), p, ln))
+
+
+def _read_vocab_table(p: Path, suffix: str, cols: _VocabColumns) -> None:
+    """Read a ``.csv`` / ``.tsv`` vocabulary: a header with a ``label`` column; rows without a label are blank."""
+    with p.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+        if not reader.fieldnames or "label" not in reader.fieldnames:
+            raise VocabularyError(f"{p}: needs a header with a 'label' column; found {reader.fieldnames}.")
+        cols.has_desc = "description" in reader.fieldnames
+        cols.has_prior = "prior" in reader.fieldnames
+        cols.has_parent = "parent" in reader.fieldnames
+        for row in reader:
+            if not (row.get("label") or "").strip():
+                cols.blank.append(reader.line_num)
+                continue
+            cols.labels.append(row["label"])
+            cols.lines.append(reader.line_num)
+            cols.par.append(row.get("parent") or None)
+            cols.descs.append(row.get("description") or None)
+            cols.pri.append(_prior(row.get("prior"), p, reader.line_num))
+
+
+def _read_vocab_txt(p: Path, cols: _VocabColumns) -> None:
+    """Read a ``.txt`` vocabulary: one label per line, blank lines skipped."""
+    for ln, line in enumerate(_split_lines(p.read_text(encoding="utf-8-sig")), 1):
+        if line.strip():
+            cols.labels.append(line)
+            cols.lines.append(ln)
+        else:
+            cols.blank.append(ln)
+
+
+def _drop_repeats(cols: _VocabColumns, p: Path, problems: list[str] | None) -> None:
+    """Keep the first of repeated labels (and their columns); note each dropped repeat in ``problems``."""
+    first: dict[str, int] = {}
+    keep = []
+    for i, lab in enumerate(cols.labels):
+        if lab in first:
+            if problems is not None:
+                problems.append(f"{p}:{cols.lines[i]}: duplicate label {lab!r} dropped "
+                                f"(first at line {cols.lines[first[lab]]})")
+            continue
+        first[lab] = i
+        keep.append(i)
+    cols.labels = [cols.labels[i] for i in keep]
+    cols.descs = [cols.descs[i] for i in keep] if cols.descs else cols.descs
+    cols.pri = [cols.pri[i] for i in keep] if cols.pri else cols.pri
+    cols.par = [cols.par[i] for i in keep] if cols.par else cols.par
 
 
 def _split_lines(text: str) -> list[str]:

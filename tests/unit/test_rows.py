@@ -152,3 +152,20 @@ def test_an_item_a_damaged_model_scores_nan_is_reported_and_the_run_goes_on(tmp_
     assert "NaN" not in rows and all(json.loads(x)["text"] != "red cherries" for x in rows.splitlines())
     errors = [json.loads(x) for x in (tmp_path / "run" / "errors.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(errors) == 1 and "NaN or infinite" in errors[0]["reason"] and "the student" in errors[0]["reason"]
+
+
+def test_run_rows_and_silver_rows_write_scores_through_the_one_policy_in_rows():
+    """Smell 5 of the December 7 review: two writers of one row concept, each with its own digits and cut-offs."""
+    from zsl.data.files import Item
+    from zsl.rows import RUN_ROWS, SILVER_ROWS, build_rows
+    from zsl.silver.data import make_silver, silver_rows
+
+    assert (RUN_ROWS.digits, RUN_ROWS.full_up_to, RUN_ROWS.default_kept) == (4, 50, 50)
+    assert (SILVER_ROWS.digits, SILVER_ROWS.full_up_to, SILVER_ROWS.default_kept) == (6, 1000, 100)
+    assert [RUN_ROWS.kept(n, 5) for n in (28, 500)] == [28, 50] and RUN_ROWS.kept(500, 60) == 60
+    assert [SILVER_ROWS.kept(n) for n in (28, 1000, 1001)] == [28, 1000, 100]
+    s = 0.123456789
+    (run_row,) = build_rows([Item("a", "t")], np.array([[s, 0.5]]), LabelVocab(["x", "y"]), k=1)
+    assert run_row["top_scores"]["x"] == RUN_ROWS.rounded(s) == 0.1235
+    (silver_row,) = silver_rows(make_silver(np.array([[s, 0.5]], dtype=np.float64), LabelVocab(["x", "y"]), ids=["a"]))
+    assert silver_row["scores"]["x"] == SILVER_ROWS.rounded(np.float32(s)) == round(float(np.float32(s)), 6)

@@ -32,12 +32,19 @@ __all__ = ["BadRow", "Item", "atomic_write", "decoded_lines", "fsync_dir", "iter
 
 @dataclass
 class Item:
-    """One thing to label: an id, its text, and gold labels when the file has them."""
+    """One thing to label: an id, its text (or, for an image, its file ``path``), and gold labels when the file
+    has them."""
 
     id: str
-    text: str
+    text: str | None
     gold: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None  # an image item's file; its text is None
+
+    @property
+    def value(self) -> str:
+        """What a scorer reads and a row writes as its input: the image path, else the text."""
+        return self.path if self.path is not None else self.text
 
 
 @dataclass(frozen=True)

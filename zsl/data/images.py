@@ -109,9 +109,22 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
         InputError: the file is missing, unreadable, empty, not an image, truncated, too
             large, or in a mode that cannot become RGB. The message is the reason.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    source = _open_image(Path(path))
+    try:
+        rgb = _decode_rgb(source, max_pixels=max_pixels, max_side=max_side)
+    except BaseException:
+        source.close()
+        raise
+    if rgb is not source:
+        source.close()  # the pixels live on in the converted copy; release the file
+    return rgb
 
-    p = Path(path)
+
+def _open_image(p: Path) -> Any:
+    """Open ``p`` lazily with PIL (header only), refusing a missing, empty or unreadable file, a non-image and a
+    decompression bomb."""
+    from PIL import Image, UnidentifiedImageError
+
     if not p.exists():
         raise InputError("file does not exist")
     if not p.is_file():
@@ -125,7 +138,7 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(p)
+            return Image.open(p)
     except PermissionError:
         raise InputError("permission denied") from None
     except UnidentifiedImageError:
@@ -134,38 +147,40 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
         raise InputError(f"too large to decode safely ({exc}); downscale it first") from None
     except OSError as exc:
         raise InputError(f"cannot open image ({exc})") from None
-    source = img
-    try:
+
+
+def _decode_rgb(source: Any, *, max_pixels: int, max_side: int) -> Any:
+    """Decode an opened image (JPEG draft mode when large; refused above ``max_pixels``), apply its EXIF
+    rotation, convert it to RGB and shrink it to ``max_side``; may return ``source`` itself. The caller closes
+    ``source`` on error."""
+    from PIL import Image, ImageOps
+
+    img = source
+    w, h = img.size
+    if img.format == "JPEG" and max(w, h) > max_side:
+        img.draft("RGB", (max_side, max_side))
         w, h = img.size
-        if img.format == "JPEG" and max(w, h) > max_side:
-            img.draft("RGB", (max_side, max_side))
-            w, h = img.size
-        if w * h > max_pixels:
-            raise InputError(
-                f"image is {w}x{h} = {w * h / 1e6:.0f} Mpx, above the limit of {max_pixels / 1e6:.0f} Mpx "
-                "(decoding it would need too much memory); downscale it or raise max_pixels"
-            )
-        try:
-            img.load()
-        except OSError as exc:
-            raise InputError(f"corrupt or truncated image data ({exc})") from None
-        except (ValueError, SyntaxError, EOFError) as exc:
-            raise InputError(f"corrupt image data ({exc})") from None
-        try:
-            img = ImageOps.exif_transpose(img)
-        except (OSError, ValueError, KeyError, TypeError, SyntaxError):
-            pass  # a broken EXIF block should not lose an otherwise good image
-        rgb = to_rgb(img)
-        if max(rgb.size) > max_side:
-            rgb = rgb.copy() if rgb is source else rgb
-            rgb.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
-        if min(rgb.size) < 1:
-            raise InputError(f"image has no pixels ({rgb.size[0]}x{rgb.size[1]})")
-    except BaseException:
-        source.close()
-        raise
-    if rgb is not source:
-        source.close()  # the pixels live on in the converted copy; release the file
+    if w * h > max_pixels:
+        raise InputError(
+            f"image is {w}x{h} = {w * h / 1e6:.0f} Mpx, above the limit of {max_pixels / 1e6:.0f} Mpx "
+            "(decoding it would need too much memory); downscale it or raise max_pixels"
+        )
+    try:
+        img.load()
+    except OSError as exc:
+        raise InputError(f"corrupt or truncated image data ({exc})") from None
+    except (ValueError, SyntaxError, EOFError) as exc:
+        raise InputError(f"corrupt image data ({exc})") from None
+    try:
+        img = ImageOps.exif_transpose(img)
+    except (OSError, ValueError, KeyError, TypeError, SyntaxError):
+        pass  # a broken EXIF block should not lose an otherwise good image
+    rgb = to_rgb(img)
+    if max(rgb.size) > max_side:
+        rgb = rgb.copy() if rgb is source else rgb
+        rgb.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+    if min(rgb.size) < 1:
+        raise InputError(f"image has no pixels ({rgb.size[0]}x{rgb.size[1]})")
     return rgb
 
 
@@ -252,7 +267,7 @@ def read_image_inputs(inputs: Any) -> tuple[list[str], list[list[str] | None], l
 def image_records(path: Path) -> Iterator[Item | BadRow]:
     """The records of an image input, as a run reads them: a :class:`~zsl.data.files.BadRow` per unusable
     listing line, then an :class:`~zsl.data.files.Item` per image (id: its path relative to the input's
-    folder; ``text``: the path itself)."""
+    folder; ``path``: the file, ``text`` None)."""
     paths, gold, bad = read_image_inputs(path)
     for b in bad:
         where, _, line = str(b.path).rpartition(":")
@@ -263,4 +278,4 @@ def image_records(path: Path) -> Iterator[Item | BadRow]:
             rel = str(Path(p).relative_to(base))
         except ValueError:
             rel = p
-        yield Item(rel, p, g)
+        yield Item(rel, None, g, path=p)

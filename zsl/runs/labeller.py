@@ -156,7 +156,7 @@ class Labeller:
         return {"kind": self.kind, "k": self.k, "top_scores": self.top_scores, **body}
 
     def _one(self, item: Item) -> ItemScores:
-        return retry_call(lambda: self.scorer.explain(item.text), retries=self.retries if self.remote else 0,
+        return retry_call(lambda: self.scorer.explain(item.value), retries=self.retries if self.remote else 0,
                           base_delay=self.retry_delay)
 
     def _unscorable(self, item: Item, scores: np.ndarray) -> str | None:
@@ -208,7 +208,7 @@ class Labeller:
         return out, usage
 
     def _label_batch(self, items: Sequence[Item], tick: Callable[[int], None]) -> list[dict[str, Any] | Skipped]:
-        batch = self.scorer.score_batch([it.text for it in items])
+        batch = self.scorer.score_batch([it.value for it in items])
         tick(len(items))
         failed = dict(batch.failed)
         finite = np.isfinite(batch.scores).all(axis=1) if len(batch.ok) else np.zeros(0, dtype=bool)
@@ -219,7 +219,7 @@ class Labeller:
         rows = build_rows([items[i] for i in ok], batch.scores[finite], self.vocab, k=self.k,
                           top_scores=self.top_scores, input_field=self.input_field, threshold=self.threshold,
                           min_above=self.min_above)
-        out: list[dict[str, Any] | Skipped] = [Skipped(failed.get(i, f"{items[i].text}: could not be scored"))
+        out: list[dict[str, Any] | Skipped] = [Skipped(failed.get(i, f"{items[i].value}: could not be scored"))
                                                for i in range(len(items))]
         for i, row in zip(ok, rows, strict=True):
             out[i] = row

@@ -58,6 +58,7 @@ from zsl.data.files import atomic_write, iter_jsonl, write_jsonl_atomic, write_t
 from zsl.errors import InputError, MissingDependencyError, VocabularyError
 from zsl.rows import (
     SILVER_FORMAT,
+    SILVER_ROWS,
     check_unique_ids,
     meta_path,
     parse_pred_row,
@@ -82,8 +83,6 @@ __all__ = [
 ]
 
 FORMATS = ("jsonl", "csv", "parquet")
-_FULL_SCORES_UP_TO = 1000
-_DEFAULT_MAX_SCORES = 100
 
 
 # -- the data -------------------------------------------------------------------------------
@@ -239,10 +238,6 @@ def silver_from_tagger(tagger: Any, texts: Sequence[str], *, ids: Sequence[Any] 
 
 
 # -- rows (JSONL / CSV) ---------------------------------------------------------------------
-def _r(x: float) -> float:
-    return round(float(x), 6)
-
-
 def silver_rows(silver: SilverData, *, max_scores: int | None = None) -> Iterator[dict[str, Any]]:
     """The JSONL/CSV rows of silver data, one per item (see the module docstring).
 
@@ -256,7 +251,7 @@ def silver_rows(silver: SilverData, *, max_scores: int | None = None) -> Iterato
         ``thresholds`` and ``provenance``.
     """
     k = len(silver.vocab)
-    keep_n = max_scores if max_scores is not None else (k if k <= _FULL_SCORES_UP_TO else _DEFAULT_MAX_SCORES)
+    keep_n = max_scores if max_scores is not None else SILVER_ROWS.kept(k)
     if keep_n < 0:
         raise InputError(f"max_scores must be >= 0, got {max_scores}")
     labels_all = silver.vocab.labels
@@ -272,9 +267,9 @@ def silver_rows(silver: SilverData, *, max_scores: int | None = None) -> Iterato
         if silver.texts is not None:
             row["text"] = silver.texts[i]
         row["labels"] = chosen_lists[i]
-        row["scores"] = {labels_all[j]: _r(silver.scores[i, j]) for j in keep if np.isfinite(silver.scores[i, j])}
-        row["confidence"] = {labels_all[j]: _r(silver.confidence[i, j]) for j in keep}
-        row["thresholds"] = {lab: _r(silver.thresholds[i, silver.vocab.index(lab)]) for lab in chosen_lists[i]
+        row["scores"] = {labels_all[j]: SILVER_ROWS.rounded(silver.scores[i, j]) for j in keep if np.isfinite(silver.scores[i, j])}
+        row["confidence"] = {labels_all[j]: SILVER_ROWS.rounded(silver.confidence[i, j]) for j in keep}
+        row["thresholds"] = {lab: SILVER_ROWS.rounded(silver.thresholds[i, silver.vocab.index(lab)]) for lab in chosen_lists[i]
                              if np.isfinite(silver.thresholds[i, silver.vocab.index(lab)])}
         row["provenance"] = silver.provenance
         yield row
@@ -464,6 +459,32 @@ _VALID_SILVER = ("Fix: make silver data with `zsl label INPUT --labels VOCAB --o
 
 def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelVocab | None,
                meta: dict[str, Any] | None) -> SilverData:
+    """Silver data from the ``(line, row)`` pairs of a JSONL or CSV file and its ``.meta.json`` (if any)."""
+    parsed = _parse_rows(rows, path)
+    vocab = _rows_vocab(rows, path, given, meta)
+    n = len(rows)
+    ids, texts, labels, conf, scores, thr, soft = _fill_columns(parsed, vocab, path)
+    have_text = [t is not None for t in texts]
+    if any(have_text) and not all(have_text):
+        ln = rows[have_text.index(False)][0]
+        raise InputError(f"{path}:{ln}: this row has no 'text' while others do.")
+    prov = (meta or {}).get("provenance") or rows[0][1].get("provenance") or {}
+    if meta is not None and meta.get("n_rows") not in (None, n):
+        raise InputError(f"{path} has {n} rows but {meta_path(path).name} says {meta['n_rows']}: they come from "
+                         "different writes. Re-export the silver data.")
+    rule = (meta or {}).get("rule")
+    if soft:
+        kept = ((meta or {}).get("rows") or {}).get("k") or max(len(parsed[i].chosen) for i in soft)
+        conf[soft], soft_thr, described = _top_k_confidence(scores[soft], labels[soft], int(kept))
+        thr[soft] = np.where(labels[soft].astype(bool), soft_thr, thr[soft])
+        rule = {**(rule or {}), "confidence": described}
+    return SilverData(vocab=vocab, ids=ids, labels=labels, confidence=conf, scores=scores, thresholds=thr,
+                      texts=[t for t in texts if t is not None] if all(have_text) else None,
+                      provenance=dict(prov), rule=rule)
+
+
+def _parse_rows(rows: list[tuple[int, dict[str, Any]]], path: Path) -> list[Any]:
+    """Each row through the one row reader (`parse_pred_row`); ids must not repeat."""
     parsed = []
     for ln, row in rows:
         got = parse_pred_row(row, ln)
@@ -471,20 +492,35 @@ def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelV
             raise InputError(f"{path}:{ln}: {got}. {_VALID_SILVER}")
         parsed.append(got)
     check_unique_ids([r.id for r in parsed], f"silver data {path}")
+    return parsed
+
+
+def _rows_vocab(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelVocab | None,
+                meta: dict[str, Any] | None) -> LabelVocab:
+    """The label order: the given vocabulary, else the one recorded in the sidecar, else the first row's
+    ``scores`` keys when they cover every label."""
     recorded = vocab_from_meta(meta, str(path)) if meta is not None else None
     if given is not None:
-        vocab = given
-    elif recorded is not None:
-        vocab = recorded
-    else:
-        first = rows[0][1]
-        size = (first.get("provenance") or {}).get("vocab_size")
-        keys = list(first["scores"]) if isinstance(first.get("scores"), dict) else []
-        if not keys or size != len(keys):
-            raise InputError(f"{path}: cannot tell the label order (no {meta_path(path).name} beside it and the rows "
-                             "do not score every label). Fix: pass vocab=... (or --labels FILE).")
-        vocab = LabelVocab(keys)
-    n, k = len(rows), len(vocab)
+        return given
+    if recorded is not None:
+        return recorded
+    first = rows[0][1]
+    size = (first.get("provenance") or {}).get("vocab_size")
+    keys = list(first["scores"]) if isinstance(first.get("scores"), dict) else []
+    if not keys or size != len(keys):
+        raise InputError(f"{path}: cannot tell the label order (no {meta_path(path).name} beside it and the rows "
+                         "do not score every label). Fix: pass vocab=... (or --labels FILE).")
+    return LabelVocab(keys)
+
+
+def _fill_columns(parsed: list[Any], vocab: LabelVocab, path: Path) -> tuple:
+    """The rows as columns in ``vocab`` order: ids, texts, labels, confidences, scores, thresholds, and the
+    rows (from ``zsl label``, with ``top_scores``) whose confidences are still to come from their scores.
+
+    Raises:
+        VocabularyError: a row names a label outside ``vocab``.
+    """
+    n, k = len(parsed), len(vocab)
     labels = np.zeros((n, k), dtype=np.uint8)
     conf = np.zeros((n, k), dtype=np.float32)
     scores = np.full((n, k), np.nan, dtype=np.float32)
@@ -530,23 +566,7 @@ def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelV
         shown = ", ".join(f"{lab!r} (line {ln})" for lab, ln in list(unknown.items())[:8])
         raise VocabularyError(f"{path}: {len(unknown)} label(s) are not in the vocabulary ({len(vocab)} labels): {shown}. "
                               "Fix: pass the vocabulary the silver data was made with.")
-    have_text = [t is not None for t in texts]
-    if any(have_text) and not all(have_text):
-        ln = rows[have_text.index(False)][0]
-        raise InputError(f"{path}:{ln}: this row has no 'text' while others do.")
-    prov = (meta or {}).get("provenance") or rows[0][1].get("provenance") or {}
-    if meta is not None and meta.get("n_rows") not in (None, n):
-        raise InputError(f"{path} has {n} rows but {meta_path(path).name} says {meta['n_rows']}: they come from "
-                         "different writes. Re-export the silver data.")
-    rule = (meta or {}).get("rule")
-    if soft:
-        kept = ((meta or {}).get("rows") or {}).get("k") or max(len(parsed[i].chosen) for i in soft)
-        conf[soft], soft_thr, described = _top_k_confidence(scores[soft], labels[soft], int(kept))
-        thr[soft] = np.where(labels[soft].astype(bool), soft_thr, thr[soft])
-        rule = {**(rule or {}), "confidence": described}
-    return SilverData(vocab=vocab, ids=ids, labels=labels, confidence=conf, scores=scores, thresholds=thr,
-                      texts=[t for t in texts if t is not None] if all(have_text) else None,
-                      provenance=dict(prov), rule=rule)
+    return ids, texts, labels, conf, scores, thr, soft
 
 
 def _top_k_confidence(scores: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, dict]:

@@ -320,25 +320,32 @@ class StudentClassifier(ParamsMixin, ScorerMixin):
 
         self._check_params()
         t0 = time.perf_counter()
-        Y = np.asarray(y, dtype=np.float32)
-        if Y.ndim != 2 or Y.shape[1] == 0:
-            raise InputError(f"y must be an (N, K) matrix of targets; got shape {Y.shape}.")
-        if not np.isfinite(Y).all() or Y.min() < 0 or Y.max() > 1:
-            raise InputError("y must hold finite targets in [0, 1] (confidences or 0/1 labels). Fix: use "
-                             "silver.confidence or silver.labels, or clip/normalise your scores first.")
-        if vocab is None:
-            vocab = LabelVocab([f"label_{j}" for j in range(Y.shape[1])])
-        elif not isinstance(vocab, LabelVocab):
-            vocab = LabelVocab(vocab)
-        if len(vocab) != Y.shape[1]:
-            raise InputError(f"y has {Y.shape[1]} columns but the vocabulary has {len(vocab)} labels.")
+        Y, vocab = _checked_targets(y, vocab)
         feats = self._features(X, fitting=True)
         if feats.shape[0] != Y.shape[0]:
             raise InputError(f"Got {feats.shape[0]} items but {Y.shape[0]} target rows; they must match 1:1.")
         if feats.shape[0] == 0:
             raise InputError("fit() needs at least one item.")
         n, d = feats.shape
-        k = Y.shape[1]
+        self._fit_standardizer(feats)
+        label_emb = self._label_embeddings(vocab, d, label_embeddings)
+        Xs = torch.from_numpy((feats - self.feature_mean_) / self.feature_scale_)
+        head, targets, history = self._train_head(feats, Xs, torch.from_numpy(Y.copy()), label_emb)
+        self.head_ = head
+        self.threshold_ = self._fit_threshold(Xs, Y)
+        self.vocab_ = vocab
+        self.classes_ = np.asarray(vocab.labels, dtype=object)
+        self.n_features_in_ = d
+        self.history_ = history
+        self.refined_targets_ = targets.numpy() if self.refine else None
+        self.provenance_ = dict(provenance or {})
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.n_train_ = n
+        return self
+
+    def _fit_standardizer(self, feats: np.ndarray) -> None:
+        """Set ``feature_mean_`` and ``feature_scale_`` (a zero mean and unit scale without ``standardize``)."""
+        d = feats.shape[1]
         if self.standardize:
             mean = feats.mean(axis=0)
             scale = feats.std(axis=0)
@@ -346,9 +353,18 @@ class StudentClassifier(ParamsMixin, ScorerMixin):
         else:
             mean, scale = np.zeros(d), np.ones(d)
         self.feature_mean_, self.feature_scale_ = mean.astype(np.float32), scale.astype(np.float32)
-        label_emb = self._label_embeddings(vocab, d, label_embeddings)
-        Xs = torch.from_numpy((feats - self.feature_mean_) / self.feature_scale_)
-        targets = torch.from_numpy(Y.copy())
+
+    def _train_head(self, feats: np.ndarray, Xs: Any, targets: Any, label_emb: np.ndarray | None
+                    ) -> tuple[Any, Any, list[float]]:
+        """Train a new head on the standardised features ``Xs`` (seeded, torch's global RNG left as it was).
+
+        Returns the head (in eval mode), the targets after refinement (``targets`` itself without
+        ``refine``) and the mean training loss per epoch.
+        """
+        import torch
+
+        n, d = feats.shape
+        k = targets.shape[1]
         teacher = targets.clone()
         loss_fn = self._loss_fn()
         lr = self.learning_rate or (1e-3 if self.head == "linear" else 3e-3)
@@ -380,17 +396,7 @@ class StudentClassifier(ParamsMixin, ScorerMixin):
                 if self.refine and epoch >= warm and epoch < self.epochs - 1:
                     targets = self._refine_step(head, Xs, targets, teacher, loss_fn)
         head.eval()
-        self.head_ = head
-        self.threshold_ = self._fit_threshold(Xs, Y)
-        self.vocab_ = vocab
-        self.classes_ = np.asarray(vocab.labels, dtype=object)
-        self.n_features_in_ = d
-        self.history_ = history
-        self.refined_targets_ = targets.numpy() if self.refine else None
-        self.provenance_ = dict(provenance or {})
-        self.fit_seconds_ = time.perf_counter() - t0
-        self.n_train_ = n
-        return self
+        return head, targets, history
 
     def _fit_threshold(self, Xs: Any, Y: np.ndarray) -> float:
         if self.threshold != "auto":
@@ -665,19 +671,17 @@ class StudentClassifier(ParamsMixin, ScorerMixin):
         labels = cfg["labels"]
         saved_vocab = _config_vocab(cfg, cfg_path)
         if vocab is not None:
-            given = list(vocab.labels if isinstance(vocab, LabelVocab) else vocab)
-            diff = vocab_difference(labels, given, expected_name="the student", got_name="your vocabulary")
-            if diff:
-                raise VocabularyError(
-                    f"The student at {p} was trained on a different vocabulary ({len(labels)} labels): {diff}. Its "
-                    "output columns would not mean your labels. Fix: use the student's own labels (omit --labels / "
-                    "vocab=) or train a student for this vocabulary (zsl distill).")
-        weights = p / WEIGHTS_NAME
-        if not weights.is_file():
-            raise InputError(f"{p} has no {WEIGHTS_NAME}; the student folder is incomplete. Re-save or retrain it.")
-        if cfg.get("weights_sha256") and sha256_file(weights) != cfg["weights_sha256"]:
-            raise ModelIntegrityError(f"{weights} does not match the sha256 recorded in {CONFIG_NAME}; the file was "
-                                      "changed or truncated. Re-save or retrain the student.")
+            _check_same_vocab(p, labels, vocab)
+        weights = _checked_weights(p, cfg)
+        student = cls._from_config(p, cfg_path, cfg, encoder)
+        d, k = int(cfg["n_features_in"]), len(labels)
+        student.head_, tensors = _load_head(student, weights, cfg_path, d, k)
+        _restore_fitted(student, p, cfg, tensors, saved_vocab)
+        return student
+
+    @classmethod
+    def _from_config(cls, p: Path, cfg_path: Path, cfg: dict[str, Any], encoder: Any) -> StudentClassifier:
+        """An unfitted student with the saved params and the saved (or given) encoder."""
         known = set(cls._param_names())
         params = {k: v for k, v in cfg.get("params", {}).items() if k in known and k != "encoder"}
         spec = cfg.get("encoder")
@@ -696,36 +700,83 @@ class StudentClassifier(ParamsMixin, ScorerMixin):
         if cfg["input_kind"] == "text" and spec is not None and spec.get("name") is None and encoder is None:
             raise InputError(f"The student at {p} was trained with an encoder object zsl cannot rebuild by name "
                              f"({spec.get('model_id')}). Fix: StudentClassifier.load(path, encoder=that_encoder).")
-        d, k = int(cfg["n_features_in"]), len(labels)
-        # every size config.json claims is checked against the weights' header before anything of that size exists
-        tensors = _read_weights(weights, _tensor_shapes(student, d, k), cfg_path)
-        head = student._build_head(d, k)
-        state = {key[len("head."):]: t for key, t in tensors.items() if key.startswith("head.")}
-        try:
-            head.load_state_dict(state)
-        except RuntimeError as exc:
-            raise InputError(f"{weights} does not fit the configured head ({exc}).") from None
-        head.eval()
-        student.head_ = head
-        student.feature_mean_ = tensors["feature_mean"].numpy()
-        student.feature_scale_ = tensors["feature_scale"].numpy()
-        student.vocab_ = saved_vocab
-        student.classes_ = np.asarray(labels, dtype=object)
-        student.n_features_in_ = d
-        student.input_kind_ = cfg["input_kind"]
-        thr = cfg.get("threshold", student.threshold)
-        student.threshold_ = float(thr) if thr != "auto" else 0.5
-        student.history_ = []
-        student.refined_targets_ = None
-        student.provenance_ = cfg.get("provenance") or {}
-        student.n_train_ = (cfg.get("training") or {}).get("n_items")
-        student.fit_seconds_ = (cfg.get("training") or {}).get("seconds") or 0.0
-        student.path_ = p
-        student.weights_sha256_ = cfg.get("weights_sha256")
         return student
 
 
 _RETRAIN = "Fix: restore the folder from a copy, or train the student again (zsl distill SILVER --out DIR)."
+
+
+def _checked_targets(y: Any, vocab: LabelVocab | Sequence[str] | None) -> tuple[np.ndarray, LabelVocab]:
+    """``y`` as a float32 ``(N, K)`` matrix of targets in [0, 1], and the vocabulary of its columns."""
+    Y = np.asarray(y, dtype=np.float32)
+    if Y.ndim != 2 or Y.shape[1] == 0:
+        raise InputError(f"y must be an (N, K) matrix of targets; got shape {Y.shape}.")
+    if not np.isfinite(Y).all() or Y.min() < 0 or Y.max() > 1:
+        raise InputError("y must hold finite targets in [0, 1] (confidences or 0/1 labels). Fix: use "
+                         "silver.confidence or silver.labels, or clip/normalise your scores first.")
+    if vocab is None:
+        vocab = LabelVocab([f"label_{j}" for j in range(Y.shape[1])])
+    elif not isinstance(vocab, LabelVocab):
+        vocab = LabelVocab(vocab)
+    if len(vocab) != Y.shape[1]:
+        raise InputError(f"y has {Y.shape[1]} columns but the vocabulary has {len(vocab)} labels.")
+    return Y, vocab
+
+
+def _check_same_vocab(p: Path, labels: list[str], vocab: LabelVocab | Sequence[str]) -> None:
+    """Refuse a vocabulary other than the student's labels in their order, spelling out the difference."""
+    given = list(vocab.labels if isinstance(vocab, LabelVocab) else vocab)
+    diff = vocab_difference(labels, given, expected_name="the student", got_name="your vocabulary")
+    if diff:
+        raise VocabularyError(
+            f"The student at {p} was trained on a different vocabulary ({len(labels)} labels): {diff}. Its "
+            "output columns would not mean your labels. Fix: use the student's own labels (omit --labels / "
+            "vocab=) or train a student for this vocabulary (zsl distill).")
+
+
+def _checked_weights(p: Path, cfg: dict[str, Any]) -> Path:
+    """The student's weights file, present and matching the sha256 recorded in its config."""
+    weights = p / WEIGHTS_NAME
+    if not weights.is_file():
+        raise InputError(f"{p} has no {WEIGHTS_NAME}; the student folder is incomplete. Re-save or retrain it.")
+    if cfg.get("weights_sha256") and sha256_file(weights) != cfg["weights_sha256"]:
+        raise ModelIntegrityError(f"{weights} does not match the sha256 recorded in {CONFIG_NAME}; the file was "
+                                  "changed or truncated. Re-save or retrain the student.")
+    return weights
+
+
+def _load_head(student: StudentClassifier, weights: Path, cfg_path: Path, d: int, k: int) -> tuple[Any, dict]:
+    """The saved head (in eval mode) and every tensor of the weights file."""
+    # every size config.json claims is checked against the weights' header before anything of that size exists
+    tensors = _read_weights(weights, _tensor_shapes(student, d, k), cfg_path)
+    head = student._build_head(d, k)
+    state = {key[len("head."):]: t for key, t in tensors.items() if key.startswith("head.")}
+    try:
+        head.load_state_dict(state)
+    except RuntimeError as exc:
+        raise InputError(f"{weights} does not fit the configured head ({exc}).") from None
+    head.eval()
+    return head, tensors
+
+
+def _restore_fitted(student: StudentClassifier, p: Path, cfg: dict[str, Any], tensors: dict,
+                    vocab: LabelVocab) -> None:
+    """Set a loaded student's fitted attributes (all but ``head_``) from its config and tensors."""
+    student.feature_mean_ = tensors["feature_mean"].numpy()
+    student.feature_scale_ = tensors["feature_scale"].numpy()
+    student.vocab_ = vocab
+    student.classes_ = np.asarray(cfg["labels"], dtype=object)
+    student.n_features_in_ = int(cfg["n_features_in"])
+    student.input_kind_ = cfg["input_kind"]
+    thr = cfg.get("threshold", student.threshold)
+    student.threshold_ = float(thr) if thr != "auto" else 0.5
+    student.history_ = []
+    student.refined_targets_ = None
+    student.provenance_ = cfg.get("provenance") or {}
+    student.n_train_ = (cfg.get("training") or {}).get("n_items")
+    student.fit_seconds_ = (cfg.get("training") or {}).get("seconds") or 0.0
+    student.path_ = p
+    student.weights_sha256_ = cfg.get("weights_sha256")
 
 
 def _has_student_config(p: Path) -> bool:

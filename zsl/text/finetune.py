@@ -102,6 +102,34 @@ def fine_tune_encoder(examples: Iterable[Any], vocab: LabelVocab | Iterable[str]
     """
     if not isinstance(vocab, LabelVocab):
         vocab = LabelVocab(list(vocab))
+    _check_settings(epochs=epochs, batch_size=batch_size, negatives=negatives, lr=lr, scale=scale)
+    pairs, notes = clean_examples(vocab, examples, unknown_labels)
+    out = Path(out).expanduser()
+    _check_out(out)
+    base = _base_encoder(encoder)
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = _trainable_copy(base)
+    label_texts = _label_texts(vocab, use_descriptions)
+    n_steps_epoch = (len(pairs) + batch_size - 1) // batch_size
+    if epochs is None:
+        epochs = max(3, -(-MIN_STEPS // n_steps_epoch))
+    t0 = time.perf_counter()
+    losses = _train(model, vocab, pairs, label_texts, rng, epochs=epochs, batch_size=batch_size, lr=lr,
+                    scale=scale, negatives=negatives, show_progress=show_progress)
+    manifest = {"zsl_fine_tune": 1, "base_encoder": base.model_id, "vocab_hash": vocab.hash,
+                "examples": len(pairs), "examples_sha256": _examples_hash(pairs), "notes": notes,
+                "label_texts": "label: description" if label_texts != list(vocab.labels) else "label",
+                "settings": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "scale": scale,
+                             "negatives": negatives, "seed": seed},
+                "loss_per_epoch": losses}
+    return _save_atomically(model, out, manifest, t0)
+
+
+def _check_settings(*, epochs: int | None, batch_size: int, negatives: int, lr: float, scale: float) -> None:
+    """Refuse a training setting of the wrong type or out of range (``epochs=None`` means automatic)."""
     for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1), ("negatives", negatives, 2)):
         if name == "epochs" and value is None:
             continue
@@ -110,23 +138,21 @@ def fine_tune_encoder(examples: Iterable[Any], vocab: LabelVocab | Iterable[str]
     for name, value in (("lr", lr), ("scale", scale)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise InputError(f"{name} must be a positive number, got {value!r}")
-    pairs, notes = clean_examples(vocab, examples, unknown_labels)
-    out = Path(out).expanduser()
-    _check_out(out)
 
+
+def _base_encoder(encoder: Any) -> Any:
+    """The sentence-transformers encoder to start from; the hashing encoder has no weights to train."""
     from zsl.models.encoders import HashingEncoder, SentenceTransformerEncoder
 
     if isinstance(encoder, HashingEncoder) or encoder == "hashing":
         raise InputError("fine_tune_encoder needs a sentence-transformers encoder (an embedded name such as "
                          "'minilm-l6' or a model folder); the hashing encoder has nothing to train.")
-    base = encoder if isinstance(encoder, SentenceTransformerEncoder) else SentenceTransformerEncoder(encoder)
-    import torch
+    return encoder if isinstance(encoder, SentenceTransformerEncoder) else SentenceTransformerEncoder(encoder)
 
-    from zsl.util.progress import progress_bar
 
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    # a private copy of the model: the base encoder (maybe shared, cached) is never trained in place
+def _trainable_copy(base: Any) -> Any:
+    """A private ``SentenceTransformer`` copy of ``base`` on the CPU, so the base (maybe shared, cached) is never
+    trained in place."""
     from sentence_transformers import SentenceTransformer
 
     try:  # transformers' own "Loading weights" / "Writing model shards" bars: ours is the one that counts
@@ -135,14 +161,33 @@ def fine_tune_encoder(examples: Iterable[Any], vocab: LabelVocab | Iterable[str]
         hf_logging.disable_progress_bar()
     except ImportError:
         pass
-    model = SentenceTransformer(base.model_path, device="cpu", local_files_only=base.is_local)
-    label_texts = _label_texts(vocab, use_descriptions)
+    return SentenceTransformer(base.model_path, device="cpu", local_files_only=base.is_local)
+
+
+def _step_candidates(rows: np.ndarray, gold: list[list[int]], n_labels: int, negatives: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """The label columns one step's softmax runs over: every label, or the batch's own plus sampled others."""
+    if n_labels <= negatives:
+        return np.arange(n_labels)
+    own = sorted({j for r in rows for j in gold[r]})
+    others = np.setdiff1d(np.arange(n_labels), own)
+    extra = rng.choice(others, size=max(0, min(len(others), negatives - len(own))), replace=False)
+    return np.concatenate([np.asarray(own, dtype=int), np.sort(extra)])
+
+
+def _train(model: Any, vocab: LabelVocab, pairs: list[tuple[str, list[str]]], label_texts: list[str],
+           rng: np.random.Generator, *, epochs: int, batch_size: int, lr: float, scale: float, negatives: int,
+           show_progress: bool) -> list[float]:
+    """Train ``model`` in place (softmax over label similarities, AdamW with a linear warm-up); the mean loss per
+    epoch, rounded to 4 digits."""
+    import torch
+
+    from zsl.util.progress import progress_bar
+
     index = {lab: i for i, lab in enumerate(vocab.labels)}
     texts = [t for t, _ in pairs]
     gold = [[index[lab] for lab in labels] for _, labels in pairs]
     n_steps_epoch = (len(pairs) + batch_size - 1) // batch_size
-    if epochs is None:
-        epochs = max(3, -(-MIN_STEPS // n_steps_epoch))
     total = epochs * n_steps_epoch
     warmup = max(1, total // 10)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
@@ -152,7 +197,6 @@ def fine_tune_encoder(examples: Iterable[Any], vocab: LabelVocab | Iterable[str]
         feats = model.preprocess(batch) if hasattr(model, "preprocess") else model.tokenize(batch)
         return torch.nn.functional.normalize(model(dict(feats))["sentence_embedding"], dim=-1)
 
-    t0 = time.perf_counter()
     losses: list[float] = []
     model.train()
     with progress_bar(total=total, desc="fine-tuning the encoder", unit="step", disable=not show_progress) as bar:
@@ -161,13 +205,7 @@ def fine_tune_encoder(examples: Iterable[Any], vocab: LabelVocab | Iterable[str]
             epoch_loss = 0.0
             for s in range(n_steps_epoch):
                 rows = order[s * batch_size:(s + 1) * batch_size]
-                if len(vocab) <= negatives:
-                    cand = np.arange(len(vocab))
-                else:
-                    own = sorted({j for r in rows for j in gold[r]})
-                    others = np.setdiff1d(np.arange(len(vocab)), own)
-                    extra = rng.choice(others, size=max(0, min(len(others), negatives - len(own))), replace=False)
-                    cand = np.concatenate([np.asarray(own, dtype=int), np.sort(extra)])
+                cand = _step_candidates(rows, gold, len(vocab), negatives, rng)
                 pos = {int(j): c for c, j in enumerate(cand)}
                 target = torch.zeros(len(rows), len(cand))
                 for i, r in enumerate(rows):
@@ -185,16 +223,17 @@ def fine_tune_encoder(examples: Iterable[Any], vocab: LabelVocab | Iterable[str]
                 bar.update(1)
             losses.append(round(epoch_loss / len(pairs), 4))
     model.eval()
+    return losses
+
+
+def _save_atomically(model: Any, out: Path, manifest: dict[str, Any], t0: float) -> Path:
+    """Save the model and its manifest (plus the seconds since ``t0``) in a temporary folder beside ``out``,
+    then move it into place: ``out`` is written completely or not at all."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         model.save(str(tmp))
-        manifest = {"zsl_fine_tune": 1, "base_encoder": base.model_id, "vocab_hash": vocab.hash,
-                    "examples": len(pairs), "examples_sha256": _examples_hash(pairs), "notes": notes,
-                    "label_texts": "label: description" if label_texts != list(vocab.labels) else "label",
-                    "settings": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "scale": scale,
-                                 "negatives": negatives, "seed": seed},
-                    "loss_per_epoch": losses, "seconds": round(time.perf_counter() - t0, 1)}
+        manifest = {**manifest, "seconds": round(time.perf_counter() - t0, 1)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
         if out.exists():
             out.rmdir()  # checked empty above

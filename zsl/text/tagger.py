@@ -477,28 +477,41 @@ class Tagger(ScorerMixin):
         program = self.program_
         texts = [t for t, _ in pairs]
         emb = program.index.encoder.encode(texts)
+        self._keep_examples(texts, pairs, emb)
+        items = self._components(texts, emb=emb, own=True, show_progress=show_progress)
+        self.fusion_ = None
+        if fusion:
+            self.fusion_ = self._refit_fusion(items, pairs, val_pairs, metric_k, show_progress)
+        weights = {"text_weight": program.text_weight, "prior_weight": program.prior_weight,
+                   "rank_weight": program.rank_weight, "rank_top": program.rank_top}
+        prior = self.vocab.prior_array()
+        zero = np.stack([fused_scores(it, prior, weights) for it in items]).astype(np.float32)
+        self._fit_evidence_and_thresholds(emb, self.vocab.to_multi_hot([labels for _, labels in pairs]), zero)
+        self.fit_notes_ = notes
+        return self
+
+    def _keep_examples(self, texts: list[str], pairs: list[tuple[str, list[str]]], emb: np.ndarray) -> None:
+        """Set ``examples_``: the examples the LLM steps see as demos (``None`` without an LLM step or demos)."""
         self.examples_ = None
         if self.uses_lm and self.n_demos > 0:
             from zsl.student.heads import unit_rows
 
             self.examples_ = {"texts": [t[: self.demo_chars] for t in texts], "sha256": [_sha(t) for t in texts],
                               "labels": [list(ls) for _, ls in pairs], "emb": unit_rows(emb)}
-        items = self._components(texts, emb=emb, own=True, show_progress=show_progress)
-        self.fusion_ = None
-        if fusion:
-            if val_pairs is None:
-                fit_items = items
-            else:
-                val_texts = [t for t, _ in val_pairs]
-                fit_items = self._components(val_texts, emb=program.index.encoder.encode(val_texts),
-                                             show_progress=show_progress)
-            fit_pairs = pairs if val_pairs is None else val_pairs
-            self.fusion_ = self._fit_fusion(fit_items, fit_pairs, metric_k)
-        weights = {"text_weight": program.text_weight, "prior_weight": program.prior_weight,
-                   "rank_weight": program.rank_weight, "rank_top": program.rank_top}
-        prior = self.vocab.prior_array()
-        zero = np.stack([fused_scores(it, prior, weights) for it in items]).astype(np.float32)
-        y = self.vocab.to_multi_hot([labels for _, labels in pairs])
+
+    def _refit_fusion(self, items: list, pairs: list[tuple[str, list[str]]],
+                      val_pairs: list[tuple[str, list[str]]] | None, metric_k: int, show_progress: bool) -> Any:
+        """Refit the fusion weights on the examples' components, or on ``val_pairs``' when given."""
+        if val_pairs is None:
+            return self._fit_fusion(items, pairs, metric_k)
+        val_texts = [t for t, _ in val_pairs]
+        val_items = self._components(val_texts, emb=self.program_.index.encoder.encode(val_texts),
+                                     show_progress=show_progress)
+        return self._fit_fusion(val_items, val_pairs, metric_k)
+
+    def _fit_evidence_and_thresholds(self, emb: np.ndarray, y: np.ndarray, zero: np.ndarray) -> None:
+        """Set ``evidence_`` (the examples' embeddings as evidence over the zero-shot scores ``zero``) and
+        ``thresholds_`` (per label, calibrated on the out-of-fold scores when there are any)."""
         scores = zero
         self.evidence_ = None
         if self.evidence is not None:
@@ -510,8 +523,6 @@ class Tagger(ScorerMixin):
         from zsl.student.heads import fit_thresholds
 
         self.thresholds_ = fit_thresholds(scores, y)
-        self.fit_notes_ = notes
-        return self
 
     def _components(self, texts: list[str], *, emb: np.ndarray, own: bool = False, show_progress: bool = False) -> list:
         """What the program computes for each text (:class:`zsl.fusion.FusionItem` without gold): one LLM

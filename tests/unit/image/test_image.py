@@ -439,3 +439,19 @@ def test_missing_clip_weights_say_how_to_point_at_them():
         OpenClipBackend("ViT-B-32", pretrained="openai").encode_texts(["x"])
     with pytest.raises(ModelNotFoundError, match="no architecture 'ViT-Nope'"):
         OpenClipBackend("ViT-Nope").encode_texts(["x"])
+
+
+def test_an_image_item_carries_its_path_in_its_own_field_and_its_row_writes_it_as_image(tmp_path):
+    """Smell 8 of the December 7 review: an image path travelled as ``Item.text``."""
+    from zsl.data.files import Item
+    from zsl.data.images import image_records
+    from zsl.rows import build_rows
+
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (4, 4), (255, 0, 0)).save(tmp_path / "images" / "x.png")
+    (item,) = [r for r in image_records(tmp_path) if isinstance(r, Item)]
+    assert item.id == "images/x.png" and item.path == str(tmp_path / "images" / "x.png")
+    assert item.text is None and item.value == item.path  # the scorer reads .value: the path
+    assert Item("t1", "some text").value == "some text" and Item("t1", "some text").path is None
+    (row,) = build_rows([item], np.array([[0.1, 0.7]]), LabelVocab(["cat", "dog"]), k=1, input_field="image")
+    assert list(row)[:2] == ["id", "image"] and row["image"] == item.path and "text" not in row
