@@ -89,7 +89,7 @@ def test_refuse_overwrite_sees_through_links_and_folders(tmp_path):
 
 # -- R24, O5: lock and log files planted as links ---------------------------------------------------------------------
 def test_r24_a_review_lock_planted_as_a_link_is_refused_and_its_target_untouched(work):
-    from zsl.silver.reviewed import lock_review
+    from zsl.runs.rundir import lock_review
 
     victim = _victim(work)
     (work / "run1" / ".zsl-review-lock").symlink_to(Path("..") / victim.name)

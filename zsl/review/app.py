@@ -78,7 +78,8 @@ class ReviewSession:
                  adjust: bool = False, quality: Any = None):
         from zsl.review.export import SORTS, quality_order, review_order
         from zsl.rows import read_meta, read_predictions, resolve_predictions
-        from zsl.silver.reviewed import REVIEWED, ReviewStore, check_not_running
+        from zsl.runs.rundir import check_not_running
+        from zsl.silver.reviewed import REVIEWED, ReviewStore
 
         if sort not in SORTS:
             raise InputError(f"sort must be one of {', '.join(SORTS)}; got {sort!r}")
@@ -331,7 +332,7 @@ def _bind(host: str, port: int) -> socket.socket:
 def _open_session(run_dir: str | os.PathLike[str], **kwargs: Any) -> tuple[ReviewSession, int | None]:
     """The session and the run's review lock; a run that cannot be served leaves no lock file behind."""
     from zsl.rows import resolve_predictions
-    from zsl.silver.reviewed import REVIEW_LOCK, lock_review
+    from zsl.runs.rundir import REVIEW_LOCK, lock_review
 
     run = Path(run_dir)
     if not run.is_dir():

@@ -401,7 +401,7 @@ def run_quality(run: str | os.PathLike[str], *, encoder: Any = None, refresh: bo
     Raises:
         InputError: no ``labels.jsonl``, no usable row, or the run is being written.
     """
-    from zsl.silver.reviewed import check_not_running
+    from zsl.runs.rundir import check_not_running
 
     pred = resolve_predictions(run)
     check_not_running(pred.parent)

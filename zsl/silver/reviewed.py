@@ -42,95 +42,11 @@ from typing import Any
 
 import numpy as np
 
-from zsl.errors import InputError, VocabularyError, ZslError
+from zsl.errors import InputError, VocabularyError
 
-__all__ = ["REVIEWED", "REVIEW_LOCK", "ReviewStore", "calibration_data", "check_not_running", "lock_review",
-           "override_silver", "read_reviewed", "running_holder"]
+__all__ = ["REVIEWED", "ReviewStore", "calibration_data", "override_silver", "read_reviewed"]
 
 REVIEWED = "reviewed.jsonl"
-REVIEW_LOCK = ".zsl-review-lock"  # held by a `zsl review` server for as long as it runs
-_RUN_LOCK = ".zsl-lock"  # zsl.runs.rundir.LOCK: the lock `zsl label` holds while it writes the run
-
-
-def running_holder(run_dir: str | os.PathLike[str]) -> str | None:
-    """Who holds the lock of a run directory (a ``zsl label`` writing it), or None when no one does.
-
-    Takes a shared lock without waiting and drops it at once: it fails only while the lock is held.
-    """
-    path = Path(run_dir) / _RUN_LOCK
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: runs are not locked
-        return None
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            try:
-                info = json.loads(Path(path).read_text(encoding="utf-8"))
-                return f"pid {info['pid']} on {info['host']}, since {info['since']}"
-            except (OSError, ValueError, KeyError, TypeError):
-                return "a process that has not written its pid yet"
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
-
-
-def check_not_running(run_dir: str | os.PathLike[str]) -> None:
-    """Refuse a run directory that a ``zsl label`` run is writing right now.
-
-    Raises:
-        ZslError: the directory's lock is held; the message names the holder and the fix.
-    """
-    holder = running_holder(run_dir)
-    if holder is not None:
-        raise ZslError(f"{run_dir} is being written by a running `zsl label` ({holder}); its labels.jsonl is not "
-                       "final yet. Fix: wait for that run to finish (or stop it), then run this command again.")
-
-
-def lock_review(run_dir: str | os.PathLike[str]) -> int | None:
-    """Take the run's review lock (one ``zsl review`` server per run) and remove temp files of
-    ``reviewed.jsonl`` writes that a killed server left behind.
-
-    Two servers would each rewrite the whole file from their own memory, and the last writer
-    would drop the other's decisions; so a second one is refused. The kernel drops the lock
-    when the server exits, however it exits.
-
-    Returns:
-        the lock's file descriptor (close it to release the lock), or None where ``flock`` does not exist.
-
-    Raises:
-        ZslError: another server holds the lock (its pid and start time are named).
-        InputError: ``.zsl-review-lock`` is a symbolic link or not a regular file (it is never written through).
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        return None
-    from zsl.data.files import open_private
-
-    path = Path(run_dir) / REVIEW_LOCK
-    fd = open_private(path)  # never through a link planted in the run: the file is truncated below
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        try:
-            holder = path.read_text(encoding="utf-8").strip() or "a process that has not written its pid yet"
-        except OSError:
-            holder = "another process"
-        raise ZslError(f"Another `zsl review` is serving {run_dir} ({holder}); two would overwrite each other's "
-                       "decisions. Fix: use the page it serves, or stop it (Ctrl-C) and run this again.") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()}, since {_now()}\n".encode(), 0)
-    for f in Path(run_dir).glob(f".{REVIEWED}.*.tmp"):  # left by a killed server: no writer can be running now
-        f.unlink(missing_ok=True)
-    return fd
 
 
 def _now() -> str:

@@ -290,7 +290,7 @@ def test_a_second_server_on_the_same_run_is_refused_and_stale_temp_files_go(run,
     import uvicorn
 
     from zsl.review.app import serve
-    from zsl.silver.reviewed import lock_review
+    from zsl.runs.rundir import lock_review
 
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
     (run / ".reviewed.jsonl.99999.tmp").write_text("half a line")
@@ -589,7 +589,7 @@ def test_a_planted_symlink_as_reviewed_jsonl_is_not_written_through(run, tmp_pat
 
 def test_zsl_label_refuses_a_run_a_review_server_holds(run, tmp_path, capsys):
     """R25: relabelling (even --fresh) under a running review would change the items under the reviewer."""
-    from zsl.silver.reviewed import lock_review
+    from zsl.runs.rundir import lock_review
 
     items = tmp_path / "items.jsonl"
     items.write_text("".join(json.dumps({"id": f"n{i}", "text": f"the match and the vote {i}"}) + "\n"
