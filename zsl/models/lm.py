@@ -93,7 +93,8 @@ def get_lm(name: str | None = None, *, temperature: float = 0.0, max_tokens: int
     if resolved in MODELS:
         spec = get_spec(resolved)
         if spec.kind != "llm":
-            raise ModelNotFoundError(f"'{resolved}' is a {spec.kind}, not an LLM. LLMs: {_llm_names()}")
+            raise ModelNotFoundError(f"'{resolved}' is {'an' if spec.kind[0] in 'aeiou' else 'a'} {spec.kind} model, "
+                                     f"not an LLM. LLMs: {_llm_names()}")
         return _llamacpp_cls()(model_path(resolved), name=resolved, chat=spec.chat, n_ctx=kwargs.pop("n_ctx", spec.context),
                           temperature=temperature, max_tokens=max_tokens, **kwargs)
     path = Path(resolved).expanduser()

@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from zsl.data.files import atomic_write, iter_jsonl, write_jsonl_atomic, write_text_atomic
+from zsl.data.files import atomic_write, iter_jsonl, write_lines_atomic, write_text_atomic
 from zsl.errors import InputError, MissingDependencyError, VocabularyError
 from zsl.rows import (
     SILVER_FORMAT,
@@ -317,8 +317,9 @@ def write_silver(silver: SilverData, path: str | os.PathLike[str], *, format: st
     if fmt == "parquet":
         return _write_parquet(silver, p)
     rows = silver_rows(silver, max_scores=max_scores)
+    # Silver data holds every item's text: owner-only, as the runs it comes from (issue #26, X4).
     if fmt == "jsonl":
-        out = write_jsonl_atomic(p, rows)
+        out = write_lines_atomic(p, (json.dumps(row, ensure_ascii=False) + "\n" for row in rows), private=True)
     else:
         delim = "\t" if p.suffix.lower() == ".tsv" else ","
 
@@ -330,7 +331,7 @@ def write_silver(silver: SilverData, path: str | os.PathLike[str], *, format: st
                     writer.writerow([row["id"], row.get("text", ""), *(
                         json.dumps(row[c], ensure_ascii=False) for c in _CSV_COLUMNS[2:])])
 
-        out = atomic_write(p, write, sync=True)
+        out = atomic_write(p, write, private=True, sync=True)
     _write_meta(p, silver.meta())
     return out
 
@@ -367,7 +368,7 @@ def _write_parquet(silver: SilverData, path: Path) -> Path:
         with tmp.open("wb") as fh:
             pq.write_table(table, fh, compression="zstd")
 
-    return atomic_write(path, write, sync=True)
+    return atomic_write(path, write, private=True, sync=True)
 
 
 # -- reading --------------------------------------------------------------------------------

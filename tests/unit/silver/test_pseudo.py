@@ -231,3 +231,21 @@ def test_silver_data_checks_shapes():
         SilverData(v, ["x"], np.zeros((1, 3)), z, z, z)
     with pytest.raises(InputError, match=r"1 repeated id\(s\): 'x'"):
         SilverData(v, ["x", "x"], np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("name", ["silver.jsonl", "silver.csv", "silver.parquet"])
+def test_silver_files_hold_texts_and_are_owner_only_whatever_the_umask(tmp_path, name):
+    """Issue #26 (X4): silver data carries every item's text, like the private run it comes from."""
+    import os
+    import stat
+
+    from zsl.silver.data import make_silver, write_silver
+
+    silver = make_silver(np.array([[0.9, 0.1], [0.2, 0.8]], dtype=np.float32), ["a", "b"], ids=["1", "2"],
+                         texts=["secret one", "secret two"])
+    old = os.umask(0o022)
+    try:
+        write_silver(silver, tmp_path / name)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
