@@ -241,14 +241,19 @@ def _gold_from(
     return dict(pairs), "<gold rows>"
 
 
-def _vocab_size(pred: Any) -> int | None:
-    """The vocabulary size the sidecar of a predictions file records, if there is a readable one."""
+def _sidecar(pred: Any) -> dict[str, Any] | None:
+    """The sidecar (``.meta.json``) of a predictions file, if ``pred`` is a path and it has a readable one."""
     if not isinstance(pred, str | os.PathLike):
         return None
     try:
-        meta = read_meta(resolve_predictions(pred))
+        return read_meta(resolve_predictions(pred))
     except InputError:
         return None
+
+
+def _vocab_size(pred: Any) -> int | None:
+    """The vocabulary size the sidecar of a predictions file records, if there is a readable one."""
+    meta = _sidecar(pred)
     if meta is None:
         return None
     size = (meta.get("rows") or {}).get("vocab_size")
@@ -287,13 +292,7 @@ def _align(
 
 def _meta_labels(pred: Any) -> set[str] | None:
     """The labels of the vocabulary the sidecar of a predictions file records, if there is a readable one."""
-    if not isinstance(pred, str | os.PathLike):
-        return None
-    try:
-        meta = read_meta(resolve_predictions(pred))
-    except InputError:
-        return None
-    labels = ((meta or {}).get("vocab") or {}).get("labels")
+    labels = ((_sidecar(pred) or {}).get("vocab") or {}).get("labels")
     return set(labels) if isinstance(labels, list) and all(isinstance(lab, str) for lab in labels) else None
 
 
