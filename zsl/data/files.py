@@ -153,29 +153,39 @@ def open_private(path: str | os.PathLike[str], *, append: bool = False) -> int:
         InputError: ``path`` is a symbolic link or not a regular file (the message names it and the fix), or
             cannot be opened.
     """
-    p = Path(path)
-    flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    if append:
-        flags |= os.O_APPEND
+    fd = _open_regular(Path(path), os.O_RDWR | os.O_CREAT | (os.O_APPEND if append else 0),
+                       "zsl does not write its own files (locks, logs, decisions, LLM answers) through links, since "
+                       "the link could point at any of your files. Fix: remove the link")
+    try:
+        st = os.fstat(fd)
+        if st.st_nlink > 1:  # a hard link: O_NOFOLLOW does not see it, and writing would change the other name too
+            p = Path(path)
+            raise InputError(f"{p} has {st.st_nlink - 1} other name(s) (a hard link), so writing or truncating it "
+                             "would change another file too. Fix: remove it (rm), or replace it with a copy "
+                             f"(cp --remove-destination {p} {p}.copy && mv {p}.copy {p}), then run the command again.")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_regular(p: Path, flags: int, link_fix: str) -> int:
+    """Open ``p`` (0600 when created) without following a link or blocking on a FIFO; a blocking fd of a
+    regular file, else an :class:`InputError` naming what ``p`` is (``link_fix`` says why links are refused)."""
+    flags |= os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(p, flags, 0o600)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.EMLINK) or p.is_symlink():
-            raise InputError(f"{p} is a symbolic link (to {os.readlink(p)!r}); zsl does not write its own files (locks, "
-                             f"logs, decisions, LLM answers) through links, since the link could point at any of "
-                             f"your files. Fix: remove "
-                             f"the link (rm {p}), then run the command again.") from None
+            raise InputError(f"{p} is a symbolic link (to {os.readlink(p)!r}); {link_fix} (rm {p}), then run the "
+                             "command again.") from None
         if exc.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO with no reader; a folder
             raise _not_regular(p, stat.S_IFDIR if exc.errno == errno.EISDIR else stat.S_IFIFO) from None
         raise InputError(f"Cannot open {p}: {exc.strerror or exc}. Fix: check the folder's permissions.") from None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _not_regular(p, st.st_mode)
-        if st.st_nlink > 1:  # a hard link: O_NOFOLLOW does not see it, and writing would change the other name too
-            raise InputError(f"{p} has {st.st_nlink - 1} other name(s) (a hard link), so writing or truncating it "
-                             "would change another file too. Fix: remove it (rm), or replace it with a copy "
-                             f"(cp --remove-destination {p} {p}.copy && mv {p}.copy {p}), then run the command again.")
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(p, mode)
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
@@ -193,25 +203,10 @@ def read_private(path: str | os.PathLike[str]) -> bytes:
     Raises:
         InputError: the path is a link, a FIFO, a device or a folder (the message names it and the fix).
     """
-    p = Path(path)
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(p, flags)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.EMLINK) or p.is_symlink():
-            raise InputError(f"{p} is a symbolic link (to {os.readlink(p)!r}); zsl reads and writes the files of "
-                             f"a run only as regular files. Fix: remove the link (rm {p}), or replace it with the "
-                             "file it points to, then run the command again.") from None
-        raise InputError(f"Cannot open {p}: {exc.strerror or exc}. Fix: check the folder's permissions.") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise _not_regular(p, mode)
-        os.set_blocking(fd, True)
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            return fh.read()
-    finally:
-        os.close(fd)
+    fd = _open_regular(Path(path), os.O_RDONLY, "zsl reads and writes the files of a run only as regular files. "
+                       "Fix: remove the link, or replace it with the file it points to")
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
 
 
 def _not_regular(p: Path, mode: int | None = None) -> InputError:
