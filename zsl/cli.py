@@ -416,7 +416,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         refuse_overwrite(path, [*_pred_inputs(args.pred), args.labels])
     vocab = _vocab_arg(args.labels)
     res = export_review(args.pred, args.out, format=args.format, sort=args.sort, limit=args.limit,
-                        vocab_labels=None if vocab is None else vocab.labels, encoder=args.encoder)
+                        vocab_labels=None if vocab is None else vocab.labels, encoder=args.encoder,
+                        parents=None if vocab is None else vocab.parents)
     for b in res["bad_rows"][:20]:
         print(f"skipped {b}", file=sys.stderr)
     for w in res["warnings"]:

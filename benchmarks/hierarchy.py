@@ -1,0 +1,456 @@
+"""Hierarchical labelling on HWV validation (issue #29): the tree ignored against the tree used.
+
+One table: per-level accuracy, hierarchical F1 (sets closed upward on both sides), leaf accuracy,
+the share of consistent predicted sets and seconds per document, for
+
+* retrieval only (no LLM), on all 1,602 documents and on the seeded 300-document slice:
+  ``flat`` (the tree ignored: bare label names, the top ``k`` labels), ``tree`` (labels seen with
+  their path, scores made consistent along the tree, the best path written) and ``top-down``
+  (the top level scored first, then the best few branches, one level at a time);
+* the full program (Infer, retrieval, Rank top 20) on the slice, read from finished run
+  directories (``zsl label`` writes them; the LLM is never started here): the flat run of
+  ``$ZSL_HOME/bench/llm/hwv-val-300.run`` and, when given and complete, the runs with the
+  tree used. For a missing run the exact ``zsl label`` command is printed instead;
+* few-shot, retrieval only: 2 and 8 examples per top-level branch (seeded, taken from the
+  validation file; the rest evaluated) against zero-shot on the same documents.
+
+Scores are cached under ``$ZSL_HOME/bench/hierarchy`` (``--out``), so a second run only decodes.
+
+    python -m benchmarks.hierarchy run                 # prints the table and the targets
+    python -m benchmarks.hierarchy run --write         # ... and updates BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import ROOT, machine_line, run_parsed, write_section
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hwv"
+K = 5  # zsl label's default: a flat run keeps the top 5 labels
+SLICE = 300  # the LLM slice: make_slices.py's seeded 300 of hwv_val, in file order
+SHOTS = (2, 8)
+BEAM = 3  # top-down: branches kept at each level
+SEP = " > "
+# How the tree-used LLM runs are asked for (the output mode flag of `zsl label`).
+TREE_RUNS = {"tree": ["--tree", "path"], "top-down": ["--tree", "top-down"]}
+
+
+# -- the tree (a private stand-in until zsl.taxonomy lands) ------------------------------------
+@dataclass
+class _Tree:
+    """Parents as indices, depths, children and the leaves of a vocabulary with ``parents``."""
+
+    labels: list[str]
+    parent: np.ndarray  # -1 for a root
+    depth: np.ndarray
+    children: list[list[int]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, vocab) -> _Tree:
+        index = {lab: i for i, lab in enumerate(vocab.labels)}
+        parent = np.array([-1 if p is None else index[p] for p in vocab.parents], dtype=int)
+        depth = np.zeros(len(parent), dtype=int)
+        kids: list[list[int]] = [[] for _ in parent]
+        for i, p in enumerate(parent):
+            j, d = p, 0
+            while j >= 0:
+                d, j = d + 1, parent[j]
+            depth[i] = d
+            if p >= 0:
+                kids[p].append(i)
+        return cls(list(vocab.labels), parent, depth, kids)
+
+    def path(self, i: int) -> list[int]:
+        out = [i]
+        while self.parent[out[-1]] >= 0:
+            out.append(int(self.parent[out[-1]]))
+        return out[::-1]
+
+    def roots(self) -> list[int]:
+        return [i for i, p in enumerate(self.parent) if p < 0]
+
+    def leaves(self) -> list[int]:
+        return [i for i, c in enumerate(self.children) if not c]
+
+    def close_upward(self, labels: Sequence[int]) -> set[int]:
+        return {j for i in labels for j in self.path(i)}
+
+
+def _path_mean(tree: _Tree, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every leaf's consistent score: the mean of its path's scores (root to leaf), ``(N, leaves)``."""
+    leaves = np.array(tree.leaves())
+    paths = [tree.path(int(i)) for i in leaves]
+    member = np.zeros((len(tree.labels), len(leaves)), dtype=np.float32)
+    for c, p in enumerate(paths):
+        member[p, c] = 1.0 / len(p)
+    return scores @ member, leaves
+
+
+def decode_flat(tree: _Tree, scores: np.ndarray) -> list[list[int]]:
+    """The tree ignored: the top ``K`` labels."""
+    return [list(np.argsort(-s, kind="stable")[:K]) for s in scores]
+
+
+def decode_tree(tree: _Tree, scores: np.ndarray) -> list[list[int]]:
+    """Path mode: the leaf whose path scores best on average, written with its ancestors."""
+    leaf_scores, leaves = _path_mean(tree, scores)
+    return [tree.path(int(leaves[j])) for j in leaf_scores.argmax(axis=1)]
+
+
+def decode_top_down(tree: _Tree, scores: np.ndarray, beam: int = BEAM) -> list[list[int]]:
+    """Top-down: score one level's siblings, keep the ``beam`` best partial paths (by their mean
+    score), descend into them until every kept path ends at a leaf; the best complete path wins."""
+    out = []
+    for s in scores:
+        frontier = [([r], float(s[r])) for r in tree.roots()]
+        frontier = sorted(frontier, key=lambda x: -x[1])[:beam]
+        done: list[tuple[list[int], float]] = []
+        while frontier:
+            grown = []
+            for path, total in frontier:
+                kids = tree.children[path[-1]]
+                if not kids:
+                    done.append((path, total / len(path)))
+                grown += [([*path, c], total + float(s[c])) for c in kids]
+            frontier = sorted(grown, key=lambda x: -x[1] / len(x[0]))[:beam]
+        out.append(max(done, key=lambda x: x[1])[0])
+    return out
+
+
+DECODERS: dict[str, Callable[[_Tree, np.ndarray], list[list[int]]]] = {
+    "flat": decode_flat, "tree": decode_tree, "top-down": decode_top_down}
+
+
+# -- metrics (stand-ins for zsl.evaluation's hierarchical metrics) -----------------------------
+def hier_metrics(tree: _Tree, pred: Sequence[Sequence[int]], gold: Sequence[Sequence[int]]) -> dict[str, Any]:
+    """Per-level accuracy, hierarchical P/R/F1, leaf accuracy and consistency of predicted sets.
+
+    * level d accuracy: over documents whose gold path reaches depth d, the predicted set's
+      labels at depth d are exactly the gold one;
+    * hierarchical P/R/F1: micro over documents, both sets closed upward;
+    * leaf accuracy: the gold path's deepest label is predicted;
+    * consistent: the predicted set is closed upward (every label's ancestors are in it).
+    """
+    n_levels = int(tree.depth.max()) + 1
+    hit, seen = np.zeros(n_levels), np.zeros(n_levels)
+    inter = n_pred = n_gold = leaf = consistent = 0
+    for p, g in zip(pred, gold, strict=True):
+        ps, gs = set(map(int, p)), set(map(int, g))
+        pc, gc = tree.close_upward(ps), tree.close_upward(gs)
+        inter, n_pred, n_gold = inter + len(pc & gc), n_pred + len(pc), n_gold + len(gc)
+        consistent += pc == ps
+        leaf += max(gs, key=lambda i: tree.depth[i]) in ps
+        for gi in gs:
+            d = tree.depth[gi]
+            seen[d] += 1
+            hit[d] += {i for i in ps if tree.depth[i] == d} == {gi}
+    hp, hr = inter / max(n_pred, 1), inter / max(n_gold, 1)
+    return {"levels": [100 * h / s if s else None for h, s in zip(hit, seen)],
+            "hp": 100 * hp, "hr": 100 * hr, "hf1": 100 * (2 * hp * hr / (hp + hr) if hp + hr else 0.0),
+            "leaf": 100 * leaf / max(len(gold), 1), "consistent": 100 * consistent / max(len(gold), 1)}
+
+
+# -- data ------------------------------------------------------------------------------------
+def load(data: Path):
+    """The HWV vocabulary (with its tree) and the validation documents."""
+    from zsl.vocab import LabelVocab
+
+    vocab = LabelVocab.from_file(data / "hwv_labels.jsonl")
+    path = data / "hwv_val.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"missing {path}: pass --data pointing at the hwv folder")
+    docs = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return vocab, docs
+
+
+def slice_positions(n: int, size: int = SLICE) -> list[int]:
+    """The seeded slice of the lead's LLM runs: ``default_rng(0).permutation(n)[:size]``, in file order."""
+    return sorted(int(i) for i in np.random.default_rng(0).permutation(n)[:size])
+
+
+def path_vocab(vocab):
+    """The vocabulary with each label seen with its context (its path), same order."""
+    from zsl.vocab import LabelVocab
+
+    return LabelVocab([SEP.join([*vocab.ancestors(lab), lab]) for lab in vocab.labels], name=f"{vocab.name}-paths")
+
+
+def few_shot_split(docs: list[dict], shots: int, seed: int = 0, pool: int = max(SHOTS)) -> tuple[list[int], list[int]]:
+    """``shots`` examples per top-level branch (the first of a seeded ``pool`` per branch, so 2 is a
+    subset of 8) and the evaluated rest (every document outside the largest pool, for every ``shots``)."""
+    rng = np.random.default_rng(seed)
+    by_branch: dict[str, list[int]] = {}
+    for i, d in enumerate(docs):
+        by_branch.setdefault(d["labels"][0], []).append(i)
+    chosen, held = [], set()
+    for branch in sorted(by_branch):
+        order = [by_branch[branch][j] for j in rng.permutation(len(by_branch[branch]))[:pool]]
+        chosen += order[:shots]
+        held |= set(order)
+    return chosen, [i for i in range(len(docs)) if i not in held]
+
+
+# -- scores ----------------------------------------------------------------------------------
+class Retrieval:
+    """Retrieval-only scores of the documents, cached under ``out``: the texts are encoded once
+    (timed), each label context and few-shot fit scores those embeddings."""
+
+    def __init__(self, args: argparse.Namespace, vocab, docs: list[dict]):
+        from zsl.models.encoders import get_encoder
+
+        self.out, self.vocab, self.docs = Path(args.out), vocab, docs
+        self.encoder = get_encoder(args.encoder)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.tag = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.encoder.name)
+        self._emb: np.ndarray | None = None
+        self.encode_s = 0.0
+
+    def embeddings(self) -> np.ndarray:
+        if self._emb is None:
+            path, meta = self.out / f"texts.{self.tag}.npy", self.out / f"texts.{self.tag}.json"
+            if path.is_file() and meta.is_file():
+                self._emb, self.encode_s = np.load(path), json.loads(meta.read_text())["seconds"]
+            else:
+                t = time.perf_counter()
+                self._emb = np.asarray(self.encoder.encode([d["text"] for d in self.docs]), dtype=np.float32)
+                self.encode_s = time.perf_counter() - t
+                np.save(path, self._emb)
+                meta.write_text(json.dumps({"seconds": self.encode_s, "n": len(self.docs)}))
+        return self._emb
+
+    def scores(self, context: str, shots: int = 0) -> tuple[np.ndarray, float]:
+        """``(scores of every document, seconds per document)`` with labels seen bare (``flat``) or
+        with their path (``path``), zero-shot or fitted on ``shots`` examples per top-level branch."""
+        from zsl.text.tagger import Tagger
+
+        path = self.out / f"scores.{self.tag}.{context}.{shots}shot.npy"
+        emb = self.embeddings()
+        per_doc = self.encode_s / len(self.docs)
+        if path.is_file():
+            meta = json.loads(path.with_suffix(".json").read_text())
+            return np.load(path), per_doc + meta["seconds"] / len(self.docs)
+        vocab = self.vocab if context == "flat" else path_vocab(self.vocab)
+        tagger = Tagger(vocab, encoder=self.encoder, infer=False, rank=False)
+        if shots:
+            examples, _ = few_shot_split(self.docs, shots)
+            names = vocab.labels
+            tagger.fit([(self.docs[i]["text"], [names[self.vocab.index(g)] for g in self.docs[i]["labels"]])
+                        for i in examples])
+        t = time.perf_counter()
+        s = np.asarray(tagger.score_embedded(emb), dtype=np.float32)
+        secs = time.perf_counter() - t
+        np.save(path, s)
+        path.with_suffix(".json").write_text(json.dumps({"seconds": secs, "n": len(self.docs)}))
+        return s, per_doc + secs / len(self.docs)
+
+
+def run_complete(run: Path) -> bool:
+    """A finished `zsl label` run directory: its summary and labels are written."""
+    return (run / "summary.json").is_file() and (run / "labels.jsonl").is_file() and (run / "manifest.json").is_file()
+
+
+def run_scores(run: Path, vocab, ids: list[str]) -> tuple[np.ndarray, list[list[int]], float]:
+    """``(scores, the run's own label sets, seconds per document)`` of a finished run, rows in ``ids`` order."""
+    from zsl.rows import read_predictions
+
+    rows = {r.id: r for r in read_predictions(run)}
+    missing = [i for i in ids if i not in rows]
+    if missing:
+        raise SystemExit(f"{run} has no row for {len(missing)} of the slice's documents (e.g. {missing[0]}); "
+                         "it was made on another slice. Fix: pass the run of hwv-val-300.jsonl.")
+    s = np.full((len(ids), len(vocab)), np.nan, dtype=np.float32)
+    chosen = []
+    for n, i in enumerate(ids):
+        for lab, score in rows[i].ranked:
+            s[n, vocab.index(lab)] = score
+        chosen.append([vocab.index(lab) for lab in rows[i].chosen])
+    s = np.where(np.isnan(s), np.nanmin(s) - 1.0, s)  # unscored labels rank below every scored one
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    return s, chosen, float(summary["seconds"]) / max(int(summary.get("labelled") or len(ids)), 1)
+
+
+def label_command(data: Path, slice_file: Path, run: Path, extra: list[str]) -> str:
+    """The `zsl label` command that makes a missing LLM run of the slice."""
+    cmd = ["zsl", "label", str(slice_file), "--labels", str(data / "hwv_labels.jsonl"), "--label-kind", "topics",
+           "--top-scores", "1186", *extra, "--out", str(run)]
+    return shlex.join(cmd)
+
+
+# -- the table -------------------------------------------------------------------------------
+@dataclass
+class Row:
+    """One line of the table."""
+
+    group: str
+    program: str
+    tree: str
+    docs: int
+    m: dict[str, Any]
+    seconds: float
+
+
+def _measure(tree: _Tree, scores: np.ndarray, mode: str, gold: list[list[int]]) -> tuple[dict[str, Any], float]:
+    t = time.perf_counter()
+    pred = DECODERS[mode](tree, scores)
+    return hier_metrics(tree, pred, gold), (time.perf_counter() - t) / max(len(gold), 1)
+
+
+def retrieval_rows(ret: Retrieval, tree: _Tree, gold: list[list[int]], positions: list[int], group: str,
+                   shots: int = 0) -> list[Row]:
+    """Retrieval only over ``positions``: flat, the tree decoded over bare names, tree and top-down."""
+    rows = []
+    for label, context, mode in (("flat", "flat", "flat"), ("tree, bare names", "flat", "tree"),
+                                 ("tree", "path", "tree"), ("top-down", "path", "top-down")):
+        if shots and label == "tree, bare names":
+            continue
+        s, per_doc = ret.scores(context, shots)
+        m, dec = _measure(tree, s[positions], mode, [gold[i] for i in positions])
+        program = "retrieval only" + (f", {shots} shots/branch" if shots else (", zero-shot" if group == "few" else ""))
+        rows.append(Row(group, program, label, len(positions), m, per_doc + dec))
+    return rows
+
+
+def llm_rows(args: argparse.Namespace, vocab, tree: _Tree, docs: list[dict], positions: list[int],
+             gold: list[list[int]]) -> tuple[list[Row], list[str]]:
+    """The full program on the slice from finished runs, and the commands of the missing ones."""
+    llm = Path(args.llm)
+    slice_file = llm / "hwv-val-300.jsonl"
+    ids = [docs[i]["id"] for i in positions]
+    g = [gold[i] for i in positions]
+    rows, todo = [], []
+    runs = {"flat": Path(args.llm_flat) if args.llm_flat else llm / "hwv-val-300.run",
+            "tree": Path(args.llm_tree) if args.llm_tree else llm / "hwv-val-300.tree.run",
+            "top-down": Path(args.llm_top_down) if args.llm_top_down else llm / "hwv-val-300.top-down.run"}
+    for mode, run in runs.items():
+        if not run_complete(run):
+            todo.append(label_command(Path(args.data), slice_file, run, TREE_RUNS.get(mode, [])))
+            continue
+        s, chosen, per_doc = run_scores(run, vocab, ids)
+        rows.append(Row("slice", "full program", mode, len(ids), hier_metrics(tree, chosen, g), per_doc))
+        if mode == "flat":  # what the tree adds to the same LLM scores, decoded afterwards
+            m, dec = _measure(tree, s, "tree", g)
+            rows.append(Row("slice", "full program", "flat run, tree decoding", len(ids), m, per_doc + dec))
+    return rows, todo
+
+
+def _cell(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def table(rows: list[Row], n_levels: int) -> str:
+    """The Markdown table of ``rows``."""
+    levels = " | ".join(f"L{d + 1} acc" for d in range(n_levels))
+    lines = [f"| program | tree | docs | {levels} | hP | hR | **hF1** | leaf acc | consistent % | s/doc |",
+             "|---|---|---|" + "---|" * (n_levels + 6)]
+    titles = {"all": "*all 1,602 validation documents*", "slice": "*the seeded 300-document slice*",
+              "few": "*few-shot: the documents outside the 8-per-branch pool*"}
+    group = None
+    for r in rows:
+        if r.group != group:
+            group = r.group
+            lines.append(f"| {titles[group]} |" + " |" * (n_levels + 8))
+        lv = " | ".join(_cell(x) for x in (r.m["levels"] + [None] * n_levels)[:n_levels])
+        lines.append(f"| {r.program} | {r.tree} | {r.docs} | {lv} | {r.m['hp']:.1f} | {r.m['hr']:.1f} | "
+                     f"**{r.m['hf1']:.1f}** | {r.m['leaf']:.1f} | {r.m['consistent']:.0f} | {r.seconds:.4f} |")
+    return "\n".join(lines)
+
+
+def targets(rows: list[Row]) -> list[str]:
+    """The issue's targets, each with a pass/fail mark (or what is missing to judge it)."""
+    def find(group: str, program: str, tree: str) -> Row | None:
+        return next((r for r in rows if (r.group, r.program, r.tree) == (group, program, tree)), None)
+
+    out = []
+
+    def check(name: str, ok: bool | None, detail: str) -> None:
+        mark = "n/a (run missing)" if ok is None else ("PASS" if ok else "FAIL")
+        out.append(f"- [{mark}] {name}: {detail}")
+
+    for group, program in (("all", "retrieval only"), ("slice", "retrieval only"), ("slice", "full program")):
+        flat, used = find(group, program, "flat"), find(group, program, "tree")
+        gain = None if flat is None or used is None else used.m["hf1"] - flat.m["hf1"]
+        check(f"{program} ({group}): tree used >= 5 hF1 points above flat", None if gain is None else gain >= 5,
+              "missing" if gain is None else f"{used.m['hf1']:.1f} vs {flat.m['hf1']:.1f} ({gain:+.1f})")
+    paths = [r for r in rows if r.tree in ("tree", "top-down")]
+    bad = [f"{r.program}/{r.tree} {r.m['consistent']:.1f}%" for r in paths if r.m["consistent"] < 100]
+    check("100% consistent sets in path mode", not bad, "all path-mode rows 100%" if not bad else "; ".join(bad))
+    for mode in ("flat", "tree", "top-down"):
+        full, ret = find("slice", "full program", mode), find("slice", "retrieval only", mode)
+        check(f"full program above retrieval only ({mode}, slice)", None if full is None else
+              full.m["hf1"] > ret.m["hf1"],
+              "missing" if full is None else f"hF1 {full.m['hf1']:.1f} vs {ret.m['hf1']:.1f}")
+    return out
+
+
+def run(args: argparse.Namespace) -> None:
+    vocab, docs = load(Path(args.data))
+    tree = _Tree.of(vocab)
+    gold = [[vocab.index(g) for g in d["labels"]] for d in docs]
+    ret = Retrieval(args, vocab, docs)
+    every = list(range(len(docs)))
+    positions = slice_positions(len(docs))
+    rows = retrieval_rows(ret, tree, gold, every, "all")
+    rows += retrieval_rows(ret, tree, gold, positions, "slice")
+    full, todo = llm_rows(args, vocab, tree, docs, positions, gold)
+    rows += full
+    if not args.no_few_shot:
+        _, rest = few_shot_split(docs, max(SHOTS))
+        for shots in (0, *SHOTS):
+            rows += retrieval_rows(ret, tree, gold, rest, "few", shots)
+    n_levels = int(tree.depth.max()) + 1
+    cmd = "python -m benchmarks.hierarchy run" + (f" --encoder {args.encoder}" if args.encoder else "")
+    notes = [(
+        f"`{cmd}` on {machine_line()}; encoder `{ret.encoder.name}`; flat = the top {K} labels "
+        f"(zsl label's default k); tree = labels embedded with their path (`A{SEP}B{SEP}C`) and the leaf whose path "
+        f"scores best on average written with its ancestors; top-down = the same scores, {BEAM} branches kept per "
+        "level; tree, bare names = the tree decoding over bare-name scores. Few-shot: examples from hwv_val "
+        "(seed 0), Tagger.fit; s/doc: text encoding (+ the LLM run's seconds) and decoding, the label index not "
+        "counted. Metrics: level d acc = the predicted labels at depth d are exactly the gold one; hP/hR/hF1 "
+        "micro over sets closed upward; leaf acc = the gold deepest label is predicted; consistent = the "
+        "predicted set is closed upward.")]
+    text = "\n\n".join([*notes, table(rows, n_levels), "Targets:\n\n" + "\n".join(targets(rows))])
+    if todo:
+        text += ("\n\nLLM runs still missing (the benchmark reads them when complete; run, then rerun this):\n\n"
+                 + "\n".join(f"    {c}" for c in todo))
+    print(text)
+    (Path(args.out) / "hierarchy.md").write_text(text + "\n", encoding="utf-8")
+    if args.write:
+        write_section("hierarchy", text, heading="Hierarchical labelling on HWV (issue #29)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.hierarchy", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="the hwv folder (hwv_labels.jsonl, hwv_val.jsonl)")
+    p.add_argument("--out", default=None, help="score cache and table (default: $ZSL_HOME/bench/hierarchy)")
+    p.add_argument("--encoder", default=None, help="sentence encoder (default: zsl's default)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="score, decode, print the table and the targets")
+    r.add_argument("--llm", default=None, help="folder of the lead's LLM runs (default: $ZSL_HOME/bench/llm)")
+    r.add_argument("--llm-flat", default=None, help="the full program's flat run of the slice (default: "
+                   "LLM/hwv-val-300.run)")
+    r.add_argument("--llm-tree", default=None, help="its run with the tree used (default: LLM/hwv-val-300.tree.run)")
+    r.add_argument("--llm-top-down", default=None, help="its top-down run (default: LLM/hwv-val-300.top-down.run)")
+    r.add_argument("--no-few-shot", action="store_true", help="leave out the few-shot rows")
+    r.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    r.set_defaults(func=run)
+    args = p.parse_args(argv)
+    if getattr(args, "llm", "") is None:
+        from zsl.util.paths import subdir
+
+        args.llm = str(subdir("bench") / "llm")
+    run_parsed(args, "hierarchy")
+
+
+if __name__ == "__main__":
+    main()
