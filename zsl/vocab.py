@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from zsl.errors import InputError, VocabularyError
+from zsl.taxonomy import Taxonomy
 from zsl.util.cache import content_hash
 
 __all__ = ["DESCRIPTION_CHARS", "DESCRIPTION_WORDS", "LabelVocab", "clean_description", "vocab_difference"]
@@ -211,6 +212,19 @@ class LabelVocab:
             chain.append(parent)
             parent = self.parents[self._index[parent]]
         return chain[::-1]
+
+    @cached_property
+    def tree(self) -> Taxonomy | None:
+        """The hierarchy as a :class:`~zsl.taxonomy.Taxonomy` (built once), or None for a flat vocabulary.
+
+        Example:
+            >>> v = LabelVocab(["science", "physics", "optics"], parents=[None, "science", "physics"])
+            >>> v.tree.path_names("optics"), LabelVocab(["a"]).tree is None
+            ('science > physics > optics', True)
+        """
+        if self.parents is None:
+            return None
+        return Taxonomy(self.labels, self.parents, index=self._index)
 
     def index(self, label: str) -> int:
         """Column of ``label``; raises a VocabularyError naming close matches if absent."""
