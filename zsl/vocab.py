@@ -154,13 +154,15 @@ class LabelVocab:
             if not np.all(np.isfinite(arr)) or np.any(arr < 0) or arr.sum() <= 0:
                 raise VocabularyError("Priors must be finite, non-negative and not all zero.")
             pri = tuple((arr / arr.sum()).tolist())
-        par = _check_parents(labs, parents) if parents is not None else None
+        par, tree = _check_parents(labs, parents) if parents is not None else (None, None)
         object.__setattr__(self, "labels", labs)
         object.__setattr__(self, "parents", par)
         object.__setattr__(self, "descriptions", descs)
         object.__setattr__(self, "priors", pri)
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "_index", {lab: i for i, lab in enumerate(labs)})
+        if tree is not None:
+            self.__dict__["tree"] = tree  # the cached `tree`: built once, while checking the parents
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -674,28 +676,16 @@ def _prior(value: object, path: Path, line: int) -> float:
 
 
 def _check_parents(labels: tuple[str, ...], parents: Sequence[str | None] | Mapping[str, str | None]
-                   ) -> tuple[str | None, ...]:
+                   ) -> tuple[tuple[str | None, ...], Taxonomy]:
+    """The parents aligned with ``labels`` and their tree; an unknown parent or a cycle is refused (by
+    :class:`~zsl.taxonomy.Taxonomy`, in linear time)."""
     if isinstance(parents, Mapping):
         par = tuple(parents.get(lab) or None for lab in labels)
     else:
         par = tuple(x or None for x in parents)
         if len(par) != len(labels):
             raise VocabularyError(f"Got {len(par)} parents for {len(labels)} labels; they must match 1:1.")
-    known = set(labels)
-    for lab, parent in zip(labels, par, strict=True):
-        if parent is not None and parent not in known:
-            raise VocabularyError(f"The parent {parent!r} of label {lab!r} is not a label of the vocabulary. "
-                                  "Fix: add the parent as a label of its own (a row with an empty parent for a root).")
-    of = dict(zip(labels, par, strict=True))
-    for lab in labels:
-        seen = {lab}
-        node = of[lab]
-        while node is not None:
-            if node in seen:
-                raise VocabularyError(f"The hierarchy has a cycle through {lab!r}; a label cannot be its own ancestor.")
-            seen.add(node)
-            node = of[node]
-    return par
+    return par, Taxonomy(labels, par)
 
 
 def vocab_difference(expected: Sequence[str], got: Sequence[str], *, expected_name: str = "expected",
