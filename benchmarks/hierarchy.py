@@ -27,13 +27,14 @@ import json
 import shlex
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks import ROOT, machine_line, run_parsed, write_section
+from zsl.taxonomy import Taxonomy
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hwv"
 K = 5  # zsl label's default: a flat run keeps the top 5 labels
@@ -45,50 +46,10 @@ SEP = " > "
 TREE_RUNS = {"tree": ["--tree", "path"], "top-down": ["--tree", "top-down"]}
 
 
-# -- the tree (a private stand-in until zsl.taxonomy lands) ------------------------------------
-@dataclass
-class _Tree:
-    """Parents as indices, depths, children and the leaves of a vocabulary with ``parents``."""
-
-    labels: list[str]
-    parent: np.ndarray  # -1 for a root
-    depth: np.ndarray
-    children: list[list[int]] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, vocab) -> _Tree:
-        index = {lab: i for i, lab in enumerate(vocab.labels)}
-        parent = np.array([-1 if p is None else index[p] for p in vocab.parents], dtype=int)
-        depth = np.zeros(len(parent), dtype=int)
-        kids: list[list[int]] = [[] for _ in parent]
-        for i, p in enumerate(parent):
-            j, d = p, 0
-            while j >= 0:
-                d, j = d + 1, parent[j]
-            depth[i] = d
-            if p >= 0:
-                kids[p].append(i)
-        return cls(list(vocab.labels), parent, depth, kids)
-
-    def path(self, i: int) -> list[int]:
-        out = [i]
-        while self.parent[out[-1]] >= 0:
-            out.append(int(self.parent[out[-1]]))
-        return out[::-1]
-
-    def roots(self) -> list[int]:
-        return [i for i, p in enumerate(self.parent) if p < 0]
-
-    def leaves(self) -> list[int]:
-        return [i for i, c in enumerate(self.children) if not c]
-
-    def close_upward(self, labels: Sequence[int]) -> set[int]:
-        return {j for i in labels for j in self.path(i)}
-
-
-def _path_mean(tree: _Tree, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+# -- decoding (private stand-ins until h/treelab's tree modes land) ----------------------------
+def _path_mean(tree: Taxonomy, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every leaf's consistent score: the mean of its path's scores (root to leaf), ``(N, leaves)``."""
-    leaves = np.array(tree.leaves())
+    leaves = np.flatnonzero(tree.leaves)
     paths = [tree.path(int(i)) for i in leaves]
     member = np.zeros((len(tree.labels), len(leaves)), dtype=np.float32)
     for c, p in enumerate(paths):
@@ -96,29 +57,29 @@ def _path_mean(tree: _Tree, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return scores @ member, leaves
 
 
-def decode_flat(tree: _Tree, scores: np.ndarray) -> list[list[int]]:
+def decode_flat(tree: Taxonomy, scores: np.ndarray) -> list[list[int]]:
     """The tree ignored: the top ``K`` labels."""
     return [list(np.argsort(-s, kind="stable")[:K]) for s in scores]
 
 
-def decode_tree(tree: _Tree, scores: np.ndarray) -> list[list[int]]:
+def decode_tree(tree: Taxonomy, scores: np.ndarray) -> list[list[int]]:
     """Path mode: the leaf whose path scores best on average, written with its ancestors."""
     leaf_scores, leaves = _path_mean(tree, scores)
-    return [tree.path(int(leaves[j])) for j in leaf_scores.argmax(axis=1)]
+    return [tree.path(int(leaves[j])).tolist() for j in leaf_scores.argmax(axis=1)]
 
 
-def decode_top_down(tree: _Tree, scores: np.ndarray, beam: int = BEAM) -> list[list[int]]:
+def decode_top_down(tree: Taxonomy, scores: np.ndarray, beam: int = BEAM) -> list[list[int]]:
     """Top-down: score one level's siblings, keep the ``beam`` best partial paths (by their mean
     score), descend into them until every kept path ends at a leaf; the best complete path wins."""
     out = []
     for s in scores:
-        frontier = [([r], float(s[r])) for r in tree.roots()]
+        frontier = [([int(r)], float(s[r])) for r in tree.roots]
         frontier = sorted(frontier, key=lambda x: -x[1])[:beam]
         done: list[tuple[list[int], float]] = []
         while frontier:
             grown = []
             for path, total in frontier:
-                kids = tree.children[path[-1]]
+                kids = tree.children(path[-1]).tolist()
                 if not kids:
                     done.append((path, total / len(path)))
                 grown += [([*path, c], total + float(s[c])) for c in kids]
@@ -127,37 +88,22 @@ def decode_top_down(tree: _Tree, scores: np.ndarray, beam: int = BEAM) -> list[l
     return out
 
 
-DECODERS: dict[str, Callable[[_Tree, np.ndarray], list[list[int]]]] = {
+DECODERS: dict[str, Callable[[Taxonomy, np.ndarray], list[list[int]]]] = {
     "flat": decode_flat, "tree": decode_tree, "top-down": decode_top_down}
 
 
-# -- metrics (stand-ins for zsl.evaluation's hierarchical metrics) -----------------------------
-def hier_metrics(tree: _Tree, pred: Sequence[Sequence[int]], gold: Sequence[Sequence[int]]) -> dict[str, Any]:
-    """Per-level accuracy, hierarchical P/R/F1, leaf accuracy and consistency of predicted sets.
+# -- metrics -------------------------------------------------------------------------------
+def hier_metrics(tree: Taxonomy, pred: Sequence[Sequence[int]], gold: Sequence[Sequence[int]]) -> dict[str, Any]:
+    """The table's metrics, in percent, from :func:`zsl.evaluation.metrics.hierarchical_metrics` (what
+    ``zsl eval`` reports on a tree): per-level accuracy, hierarchical P/R/F1, leaf accuracy, consistency."""
+    from zsl.evaluation.metrics import hierarchical_metrics
 
-    * level d accuracy: over documents whose gold path reaches depth d, the predicted set's
-      labels at depth d are exactly the gold one;
-    * hierarchical P/R/F1: micro over documents, both sets closed upward;
-    * leaf accuracy: the gold path's deepest label is predicted;
-    * consistent: the predicted set is closed upward (every label's ancestors are in it).
-    """
-    n_levels = int(tree.depth.max()) + 1
-    hit, seen = np.zeros(n_levels), np.zeros(n_levels)
-    inter = n_pred = n_gold = leaf = consistent = 0
-    for p, g in zip(pred, gold, strict=True):
-        ps, gs = set(map(int, p)), set(map(int, g))
-        pc, gc = tree.close_upward(ps), tree.close_upward(gs)
-        inter, n_pred, n_gold = inter + len(pc & gc), n_pred + len(pc), n_gold + len(gc)
-        consistent += pc == ps
-        leaf += max(gs, key=lambda i: tree.depth[i]) in ps
-        for gi in gs:
-            d = tree.depth[gi]
-            seen[d] += 1
-            hit[d] += {i for i in ps if tree.depth[i] == d} == {gi}
-    hp, hr = inter / max(n_pred, 1), inter / max(n_gold, 1)
-    return {"levels": [100 * h / s if s else None for h, s in zip(hit, seen)],
-            "hp": 100 * hp, "hr": 100 * hr, "hf1": 100 * (2 * hp * hr / (hp + hr) if hp + hr else 0.0),
-            "leaf": 100 * leaf / max(len(gold), 1), "consistent": 100 * consistent / max(len(gold), 1)}
+    m = hierarchical_metrics(tree, [np.asarray(g, dtype=np.int64) for g in gold],
+                             [np.unique(np.asarray(p, dtype=np.int64)) for p in pred])
+    return {"levels": [100 * lv["accuracy"] if lv["items"] else None for lv in m["levels"]],
+            "hp": 100 * m["hierarchical_precision"], "hr": 100 * m["hierarchical_recall"],
+            "hf1": 100 * m["hierarchical_f1"], "leaf": 100 * m["leaf_accuracy"],
+            "consistent": 100 * m["consistent_share"]}
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -299,13 +245,13 @@ class Row:
     seconds: float
 
 
-def _measure(tree: _Tree, scores: np.ndarray, mode: str, gold: list[list[int]]) -> tuple[dict[str, Any], float]:
+def _measure(tree: Taxonomy, scores: np.ndarray, mode: str, gold: list[list[int]]) -> tuple[dict[str, Any], float]:
     t = time.perf_counter()
     pred = DECODERS[mode](tree, scores)
     return hier_metrics(tree, pred, gold), (time.perf_counter() - t) / max(len(gold), 1)
 
 
-def retrieval_rows(ret: Retrieval, tree: _Tree, gold: list[list[int]], positions: list[int], group: str,
+def retrieval_rows(ret: Retrieval, tree: Taxonomy, gold: list[list[int]], positions: list[int], group: str,
                    shots: int = 0) -> list[Row]:
     """Retrieval only over ``positions``: flat, the tree decoded over bare names, tree and top-down."""
     rows = []
@@ -320,7 +266,7 @@ def retrieval_rows(ret: Retrieval, tree: _Tree, gold: list[list[int]], positions
     return rows
 
 
-def llm_rows(args: argparse.Namespace, vocab, tree: _Tree, docs: list[dict], positions: list[int],
+def llm_rows(args: argparse.Namespace, vocab, tree: Taxonomy, docs: list[dict], positions: list[int],
              gold: list[list[int]]) -> tuple[list[Row], list[str]]:
     """The full program on the slice from finished runs, and the commands of the missing ones."""
     llm = Path(args.llm)
@@ -394,7 +340,7 @@ def targets(rows: list[Row]) -> list[str]:
 
 def run(args: argparse.Namespace) -> None:
     vocab, docs = load(Path(args.data))
-    tree = _Tree.of(vocab)
+    tree = vocab.tree
     gold = [[vocab.index(g) for g in d["labels"]] for d in docs]
     ret = Retrieval(args, vocab, docs)
     every = list(range(len(docs)))
@@ -407,7 +353,7 @@ def run(args: argparse.Namespace) -> None:
         _, rest = few_shot_split(docs, max(SHOTS))
         for shots in (0, *SHOTS):
             rows += retrieval_rows(ret, tree, gold, rest, "few", shots)
-    n_levels = int(tree.depth.max()) + 1
+    n_levels = tree.n_levels
     cmd = "python -m benchmarks.hierarchy run" + (f" --encoder {args.encoder}" if args.encoder else "")
     notes = [(
         f"`{cmd}` on {machine_line()}; encoder `{ret.encoder.name}`; flat = the top {K} labels "
@@ -415,9 +361,10 @@ def run(args: argparse.Namespace) -> None:
         f"scores best on average written with its ancestors; top-down = the same scores, {BEAM} branches kept per "
         "level; tree, bare names = the tree decoding over bare-name scores. Few-shot: examples from hwv_val "
         "(seed 0), Tagger.fit; s/doc: text encoding (+ the LLM run's seconds) and decoding, the label index not "
-        "counted. Metrics: level d acc = the predicted labels at depth d are exactly the gold one; hP/hR/hF1 "
-        "micro over sets closed upward; leaf acc = the gold deepest label is predicted; consistent = the "
-        "predicted set is closed upward.")]
+        "counted. Metrics: zsl.evaluation.metrics.hierarchical_metrics (as `zsl eval` reports them on a tree): "
+        "level d acc = the predicted labels at depth d (sets closed upward) are exactly the gold one; hP/hR/hF1 "
+        "micro over sets closed upward; leaf acc = the gold deepest label is in the predicted set; consistent = "
+        "the predicted set is closed upward.")]
     text = "\n\n".join([*notes, table(rows, n_levels), "Targets:\n\n" + "\n".join(targets(rows))])
     if todo:
         text += ("\n\nLLM runs still missing (the benchmark reads them when complete; run, then rerun this):\n\n"

@@ -87,3 +87,36 @@ def test_cli_export_of_a_tree_vocabulary_writes_a_taxonomy(tmp_path, capsys):
     config = ET.fromstring((tmp_path / "tasks.config.xml").read_text())
     assert "Africa (Lakes)" in json.dumps(_tree(config.find("Taxonomy")))
     assert json.loads(out.read_text())[1]["predictions"][0]["result"][0]["type"] == "taxonomy"
+
+
+def tree_run(tmp_path, monkeypatch, **kwargs):
+    """A small run whose sidecar records a tree: the topics under 'News', 'Africa (Lakes)' under Geography > ... > Lakes."""
+    from tests.small_run import LABELS as RUN_LABELS
+    from tests.small_run import make_run
+    from zsl.rows import meta_path
+
+    monkeypatch.setenv("ZSL_ENCODER", "hashing")
+    run = make_run(tmp_path / "run", **kwargs)
+    labels = [*RUN_LABELS, "News", *LABELS]
+    parents = ["News", "News", None, None, *[None] * (len(RUN_LABELS) - 4), None, *PARENTS]
+    mp = meta_path(run / "labels.jsonl")
+    meta = json.loads(mp.read_text())
+    meta["vocab"].update(labels=labels, parents=parents)
+    mp.write_text(json.dumps(meta))
+    return run
+
+
+def test_review_api_gives_the_tree_and_a_flat_run_none(tmp_path, monkeypatch):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("cleanlab")
+    from fastapi.testclient import TestClient
+
+    from tests.small_run import make_run
+    from zsl.review.app import make_app
+
+    client = TestClient(make_app(tree_run(tmp_path, monkeypatch), sort="confidence"))
+    assert client.get("/api/state").json()["tree"] is True
+    labels, parents = client.get("/api/labels").json(), client.get("/api/parents").json()
+    assert dict(zip(labels, parents))["Africa (Lakes)"] == "Lakes" and dict(zip(labels, parents))["sports"] == "News"
+    flat = TestClient(make_app(make_run(tmp_path / "flat"), sort="confidence"))
+    assert flat.get("/api/state").json()["tree"] is False and flat.get("/api/parents").json() is None
