@@ -100,7 +100,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
     engine = {"engine": args.engine, "address": args.address, "workers": args.workers,
               "threads_per_worker": args.threads_per_worker}
     common = {"k": args.k, "text_field": args.text_field, "id_field": args.id_field, "chunk_size": args.chunk_size,
-              "top_scores": args.top_scores}
+              "top_scores": args.top_scores, "tree_output": args.tree_output}
     if args.model:
         summary = label_run(args.input, args.labels, out=args.out, settings=LabelSettings(model=args.model, **common),
                             fresh=args.fresh, show_progress=True, **engine)
@@ -117,6 +117,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
         retries=args.retries, image_backend=args.image_model,
         image_kwargs={"descriptions": "lm", "lm": lm} if args.descriptions else None,
         label_descriptions=False if args.no_label_descriptions else None, rank_descriptions=args.rank_descriptions,
+        label_context=args.label_context, tree_blend=args.tree_blend, tree_search=args.tree_search, beam=args.beam,
         **common)
     if args.dry_run is not None:
         est = estimate_run(args.input, _label_vocab(args), sample=args.dry_run, settings=settings)
@@ -555,8 +556,38 @@ def _add_label_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rank-descriptions", choices=RANK_DESCRIPTIONS, default="auto",
                    help="texts: which candidates the Rank step shows with their description: auto (default: one-word "
                         "labels such as codes, e.g. 'acq'; a label of several words is shown bare), all, none")
+    _add_tree_args(p)
     _add_label_budget_engine_args(p)
     p.set_defaults(func=_cmd_label)
+
+
+def _tree_blend(text: str) -> tuple[float, float]:
+    """``--tree-blend A,B``: two weights (descendants, parent)."""
+    try:
+        a, b = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two weights A,B in [0, 1] (e.g. 0.5,0.5), got {text!r}") from None
+    return a, b
+
+
+def _add_tree_args(p: argparse.ArgumentParser) -> None:
+    """`zsl label`'s options for a vocabulary with a hierarchy (a flat vocabulary ignores them)."""
+    from zsl.hierarchy import DEFAULT_BEAM, LABEL_CONTEXTS, TREE_OUTPUTS, TREE_SEARCHES
+
+    p.add_argument("--tree-output", choices=TREE_OUTPUTS,
+                   help="a vocabulary with a tree: the labels a row keeps: path (default: each chosen label with its "
+                        "ancestors, always a consistent set), leaf (the deepest chosen labels), flat (as chosen)")
+    p.add_argument("--label-context", choices=LABEL_CONTEXTS,
+                   help="a vocabulary with a tree: the context a label is embedded and shown to Rank with: ambiguous "
+                        "(default: 'Parent > name' for repeated, parenthesised or short names), parent, path, none")
+    p.add_argument("--tree-blend", type=_tree_blend, metavar="A,B",
+                   help="a vocabulary with a tree: a label's score takes A of its best descendant's and B of its "
+                        "parent's (default 0.5,0.5; 0,0: off)")
+    p.add_argument("--tree-search", choices=TREE_SEARCHES, default="flat",
+                   help="a vocabulary with a tree: flat (default: score every label) or top-down (score the top "
+                        "level, descend into the --beam best branches; Rank sees one group of siblings at a time)")
+    p.add_argument("--beam", type=int, default=DEFAULT_BEAM,
+                   help=f"branches kept per level of --tree-search top-down (default {DEFAULT_BEAM})")
 
 
 def _add_label_budget_engine_args(p: argparse.ArgumentParser) -> None:

@@ -57,6 +57,7 @@ import numpy as np
 from zsl.base import Ranked, top_k
 from zsl.data.files import BadRow, Item, iter_jsonl
 from zsl.errors import InputError
+from zsl.hierarchy import tree_row
 from zsl.vocab import LabelVocab
 
 __all__ = [
@@ -141,7 +142,7 @@ def default_top_scores(k: int, n_labels: int, top_scores: int | None = None) -> 
 
 def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *, k: int, input_field: str = "text",
              fields: Mapping[str, Any] | None = None, threshold: float | np.ndarray | None = None,
-             min_above: int = 0) -> dict[str, Any]:
+             min_above: int = 0, tree_output: str = "flat") -> dict[str, Any]:
     """One row from an item and its ``R`` best label columns ``idx`` (best first) with their scores ``vals``.
 
     Args:
@@ -156,6 +157,8 @@ def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *
         threshold: add ``above_threshold``, the kept labels scoring at least this: one number,
             or a ``(K,)`` array of per-label thresholds in vocabulary order.
         min_above: ``above_threshold`` holds at least this many labels (the best kept ones).
+        tree_output: for a vocabulary with a hierarchy, ``"path"``, ``"leaf"`` or ``"flat"``: which labels the
+            row keeps of the ``k`` chosen (:func:`zsl.hierarchy.tree_row`); a flat vocabulary's row is unchanged.
 
     Raises:
         InputError: a score is NaN or infinite (JSON has no such number: the row could not be read back).
@@ -164,8 +167,11 @@ def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *
         raise InputError(f"item {item.id}: {nonfinite_reason(vals, [vocab[int(j)] for j in idx])}")
     names = [vocab[int(j)] for j in idx]
     rounded = [RUN_ROWS.rounded(v) for v in vals]
-    labels, kept = names[:k], vals[:k]
-    row: dict[str, Any] = {"id": item.id, input_field: item.value, "labels": labels, "scores": rounded[:k],
+    labels, kept, cols, shown = names[:k], vals[:k], idx[:k], rounded[:k]
+    if tree_output != "flat" and vocab.parents is not None:
+        cols, kept = tree_row(vocab, idx, vals, k, tree_output)
+        labels, shown = [vocab[c] for c in cols], [RUN_ROWS.rounded(v) for v in kept]
+    row: dict[str, Any] = {"id": item.id, input_field: item.value, "labels": labels, "scores": shown,
                            "top_scores": dict(zip(names, rounded, strict=True))}
     for name, value in (fields or {}).items():
         if isinstance(value, Ranked):
@@ -175,7 +181,7 @@ def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *
     if threshold is not None:
         thr = np.asarray(threshold, dtype=np.float64) if np.ndim(threshold) else None  # per label, vocabulary order
         row["above_threshold"] = [lab for n, (lab, v) in enumerate(zip(labels, kept, strict=True))
-                                  if v >= (threshold if thr is None else thr[int(idx[n])]) or n < min_above]
+                                  if v >= (threshold if thr is None else thr[int(cols[n])]) or n < min_above]
     if vocab.parents is not None:
         row["ancestors"] = [vocab.ancestors(lab) for lab in labels]
     if item.gold is not None:
@@ -194,18 +200,20 @@ def nonfinite_reason(scores: Any, labels: Sequence[str], source: str = "the mode
 
 def build_rows(items: Sequence[Item], scores: np.ndarray, vocab: LabelVocab, *, k: int, top_scores: int | None = None,
                input_field: str = "text", fields: Sequence[Mapping[str, Any]] | None = None,
-               threshold: float | np.ndarray | None = None, min_above: int = 0) -> list[dict[str, Any]]:
+               threshold: float | np.ndarray | None = None, min_above: int = 0, tree_output: str = "flat"
+               ) -> list[dict[str, Any]]:
     """The rows of a batch: ``scores`` is ``(N, K)`` for the N items; the top ``R`` is taken once for the batch.
 
     Args:
         top_scores: ``R`` (see :func:`default_top_scores`; None: the default).
-        k, input_field, threshold, min_above: see :func:`make_row`; ``fields``: one mapping per item.
+        k, input_field, threshold, min_above, tree_output: see :func:`make_row`; ``fields``: one mapping per item.
     """
     if len(items) == 0:
         return []
     vals, idx = top_k(np.asarray(scores), default_top_scores(k, len(vocab), top_scores))
     return [make_row(it, vocab, idx[i], vals[i], k=k, input_field=input_field,
-                     fields=None if fields is None else fields[i], threshold=threshold, min_above=min_above)
+                     fields=None if fields is None else fields[i], threshold=threshold, min_above=min_above,
+                     tree_output=tree_output)
             for i, it in enumerate(items)]
 
 

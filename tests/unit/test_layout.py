@@ -58,6 +58,7 @@ ROOT_WING: dict[str, str] = {
     "zsl.version": "version",
     "zsl.vocab": "vocab",
     "zsl.taxonomy": "vocab",
+    "zsl.hierarchy": "vocab",
     "zsl.base": "base",
     "zsl.scoring": "rules",
     "zsl.rows": "rows",

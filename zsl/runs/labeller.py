@@ -25,6 +25,7 @@ from zsl.base import ItemScores, top_k
 from zsl.data.files import Item
 from zsl.errors import InputError, VocabularyError
 from zsl.fusion import DEFAULT_RANK_TOP
+from zsl.hierarchy import DEFAULT_BEAM, DEFAULT_TREE_OUTPUT, check_tree_settings
 from zsl.prompting import RANK_DESCRIPTIONS
 from zsl.rows import build_rows, default_top_scores, make_row, nonfinite_reason
 from zsl.runs.chunks import add_usage
@@ -55,6 +56,11 @@ class LabelSettings:
         chunk_size: records per durable chunk (None: 25 with an LLM, 64 for images, 1000 otherwise).
         top_scores: how many of the best labels' scores a row keeps (``R >= k``; None: every
             label of a vocabulary of up to 50, else ``max(k, 50)``; see :mod:`zsl.rows`).
+        tree_output: for a vocabulary with a hierarchy, which of the chosen labels a row keeps:
+            ``"path"`` (each with its ancestors), ``"leaf"`` (the deepest only) or ``"flat"`` (as
+            chosen); None: :data:`zsl.hierarchy.DEFAULT_TREE_OUTPUT`. Any scorer, a student too.
+        label_context, tree_blend, tree_search, beam: the text program's use of the tree (see
+            :class:`zsl.text.tagger.Tagger`; None: the measured defaults).
     """
 
     k: int = 5
@@ -77,6 +83,11 @@ class LabelSettings:
     id_field: str = "id"
     chunk_size: int | None = None
     top_scores: int | None = None
+    tree_output: str | None = None
+    label_context: str | None = None
+    tree_blend: tuple[float, float] | None = None
+    tree_search: str = "flat"
+    beam: int = DEFAULT_BEAM
 
     @classmethod
     def names(cls) -> list[str]:
@@ -104,6 +115,8 @@ class LabelSettings:
         if self.top_scores is not None and self.top_scores < self.k:
             raise InputError(f"top_scores must be >= k ({self.k}): a row keeps the scores of at least its k labels; "
                              f"got {self.top_scores}.")
+        check_tree_settings(tree_output=self.tree_output, tree_search=self.tree_search,
+                            label_context=self.label_context, tree_blend=self.tree_blend, beam=self.beam)
 
 
 class Labeller:
@@ -136,7 +149,7 @@ class Labeller:
     def __init__(self, scorer: Any, *, k: int, kind: str, input_field: str = "text", concurrency: int = 1,
                  timeout: float | None = None, retries: int = 0, remote: bool = False, lm_name: str | None = None,
                  threshold: float | np.ndarray | None = None, min_above: int = 0, top_scores: int | None = None,
-                 warnings: Sequence[str] = (), source: str | None = None):
+                 warnings: Sequence[str] = (), source: str | None = None, tree_output: str | None = None):
         self.scorer = scorer
         self.vocab: LabelVocab = scorer.vocab
         self.k, self.kind, self.input_field = k, kind, input_field
@@ -147,13 +160,16 @@ class Labeller:
         self.remote, self.lm_name, self.threshold, self.min_above = remote, lm_name, threshold, min_above
         self.warnings: list[str] = list(warnings)
         self.source = source or f"the {kind} scorer"
+        # a flat vocabulary's rows are as they always were; a tree's follow the output mode
+        self.tree_output = "flat" if self.vocab.parents is None else (tree_output or DEFAULT_TREE_OUTPUT)
 
     def config(self) -> dict[str, Any]:
         """The run's settings from the scorer: ``kind``, ``k``, ``top_scores`` and the scorer's ``config()`` (a config
         that does not name its vocabulary gets ``vocab_hash`` beside it, under ``settings``)."""
         cfg = self.scorer.config()
         body = cfg if "vocab_hash" in cfg else {"vocab_hash": self.vocab.hash, "settings": cfg}
-        return {"kind": self.kind, "k": self.k, "top_scores": self.top_scores, **body}
+        tree = {} if self.vocab.parents is None else {"tree_output": self.tree_output}
+        return {"kind": self.kind, "k": self.k, "top_scores": self.top_scores, **tree, **body}
 
     def _one(self, item: Item) -> ItemScores:
         return retry_call(lambda: self.scorer.explain(item.value), retries=self.retries if self.remote else 0,
@@ -171,7 +187,7 @@ class Labeller:
             return Skipped(why)
         vals, idx = top_k(got.scores, self.top_scores)
         return make_row(item, self.vocab, idx[0], vals[0], k=self.k, input_field=self.input_field, fields=got.fields,
-                        threshold=self.threshold, min_above=self.min_above)
+                        threshold=self.threshold, min_above=self.min_above, tree_output=self.tree_output)
 
     def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> Outputs:
         """One output per item, in order: a row, or why it was skipped (:class:`~zsl.util.retry.Skipped`, ``retryable``
@@ -218,7 +234,7 @@ class Labeller:
         ok = [i for n, i in enumerate(batch.ok) if finite[n]]
         rows = build_rows([items[i] for i in ok], batch.scores[finite], self.vocab, k=self.k,
                           top_scores=self.top_scores, input_field=self.input_field, threshold=self.threshold,
-                          min_above=self.min_above)
+                          min_above=self.min_above, tree_output=self.tree_output)
         out: list[dict[str, Any] | Skipped] = [Skipped(failed.get(i, f"{items[i].value}: could not be scored"))
                                                for i in range(len(items))]
         for i, row in zip(ok, rows, strict=True):
@@ -237,12 +253,16 @@ class TextLabeller(Labeller):
     def __init__(self, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool,
                  rank: bool, rank_top: int, program: str | os.PathLike[str] | None, concurrency: int,
                  timeout: float | None, retries: int, label_descriptions: bool | None = None,
-                 rank_descriptions: str = "auto", top_scores: int | None = None):
+                 rank_descriptions: str = "auto", top_scores: int | None = None,
+                 tree: dict[str, Any] | None = None):
         from zsl.models.lm import is_remote_lm, resolve_lm_name
         from zsl.text.tagger import Tagger
 
+        tree = dict(tree or {})
+        tree_output = tree.pop("tree_output", None)
         tagger = Tagger(vocab, lm=lm, encoder=encoder, label_kind=label_kind, infer=infer, rank=rank,
-                        rank_top=rank_top, use_descriptions=label_descriptions, rank_descriptions=rank_descriptions)
+                        rank_top=rank_top, use_descriptions=label_descriptions, rank_descriptions=rank_descriptions,
+                        **tree)
         if program is not None:
             tagger.load(program)
         uses_lm = infer or rank
@@ -258,7 +278,7 @@ class TextLabeller(Labeller):
                          remote=remote, lm_name=lm_name, top_scores=top_scores, warnings=warnings,
                          source=f"the program {program}" if program is not None else None,
                          threshold=None if rule is None else np.asarray(rule.thresholds_, dtype=np.float64),
-                         min_above=0 if rule is None else int(rule.min_labels))
+                         min_above=0 if rule is None else int(rule.min_labels), tree_output=tree_output)
         self.tagger = tagger
         if self.remote:
             self._prepare_remote()
@@ -333,14 +353,16 @@ def make_labeller(fmt: str, vocab: LabelVocab | None, settings: LabelSettings) -
             raise InputError("--model labels texts with a distilled text student; images take --image-model.")
         student = _student(s.model, vocab)
         return Labeller(student, k=s.k, kind="student", threshold=float(student.threshold_), top_scores=s.top_scores,
-                        source=f"the student {getattr(student, 'path_', '(in memory)')}")
+                        tree_output=s.tree_output, source=f"the student {getattr(student, 'path_', '(in memory)')}")
     assert vocab is not None
     if fmt == "images":
         from zsl.image.tagger import ImageTagger
 
         return Labeller(ImageTagger(vocab, s.image_backend, **dict(s.image_kwargs or {})), k=s.k, kind="images",
-                        input_field="image", top_scores=s.top_scores)
+                        input_field="image", top_scores=s.top_scores, tree_output=s.tree_output)
     return TextLabeller(vocab, lm=s.lm, encoder=s.encoder, k=s.k, label_kind=s.label_kind, infer=s.infer, rank=s.rank,
                         rank_top=s.rank_top, program=s.program, concurrency=s.concurrency, timeout=s.timeout,
                         retries=s.retries, label_descriptions=s.label_descriptions,
-                        rank_descriptions=s.rank_descriptions, top_scores=s.top_scores)
+                        rank_descriptions=s.rank_descriptions, top_scores=s.top_scores,
+                        tree={"tree_output": s.tree_output, "label_context": s.label_context,
+                              "tree_blend": s.tree_blend, "tree_search": s.tree_search, "beam": s.beam})

@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from zsl.base import ItemScores, Ranked, ScorerMixin
+from zsl.base import ItemScores, Ranked, ScorerMixin, top_k_sets
 from zsl.data.files import write_text_atomic
 from zsl.errors import InputError
 from zsl.fusion import DEFAULT_PRIOR_WEIGHT, DEFAULT_RANK_TOP, DEFAULT_RANK_WEIGHT, DEFAULT_TEXT_WEIGHT
+from zsl.hierarchy import DEFAULT_BEAM, DEFAULT_TREE_OUTPUT, Tree, check_tree_settings, tree_columns
 from zsl.vocab import LabelVocab
 
 __all__ = ["Tagger", "as_examples", "clean_examples"]
@@ -143,6 +144,14 @@ class Tagger(ScorerMixin):
             embedding) the LLM steps see as worked examples (dynamic few-shot; 0: none).
         demo_chars: each demo's text is cut to this many characters (the token budget).
         random_state: seed for optimisation and cross-validation folds.
+        label_context, tree_blend, tree_search, beam: for a vocabulary with a hierarchy, the context a
+            label is embedded and shown with (:func:`zsl.hierarchy.label_texts`), the blend of scores
+            along the tree, and a flat or top-down search (see
+            :class:`~zsl.programs.irr.InferRetrieveRank`); None: the measured defaults. A flat
+            vocabulary ignores them.
+        tree_output: ``"path"``, ``"leaf"`` or ``"flat"``: what :meth:`predict` returns for a vocabulary
+            with a hierarchy (:func:`zsl.hierarchy.tree_columns`: ``path`` closes each predicted set
+            upward); None: :data:`zsl.hierarchy.DEFAULT_TREE_OUTPUT`.
 
     Attributes:
         program_: the fitted (or zero-shot) ``InferRetrieveRank`` program.
@@ -161,7 +170,9 @@ class Tagger(ScorerMixin):
                  rank_top: int = DEFAULT_RANK_TOP, text_weight: float = DEFAULT_TEXT_WEIGHT,
                  prior_weight: float = DEFAULT_PRIOR_WEIGHT, rank_weight: float = DEFAULT_RANK_WEIGHT,
                  max_phrases: int = 8, use_descriptions: bool | None = None, rank_descriptions: str = "auto",
-                 evidence: str | None = "head", n_demos: int = 2, demo_chars: int = 200, random_state: int = 0):
+                 evidence: str | None = "head", n_demos: int = 2, demo_chars: int = 200, random_state: int = 0,
+                 label_context: str | None = None, tree_blend: Sequence[float] | None = None,
+                 tree_search: str = "flat", beam: int = DEFAULT_BEAM, tree_output: str | None = None):
         self.vocab = vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab)
         self.lm = lm
         self.infer_lm = infer_lm
@@ -181,6 +192,13 @@ class Tagger(ScorerMixin):
         self.n_demos = n_demos
         self.demo_chars = demo_chars
         self.random_state = random_state
+        self.label_context = label_context
+        self.tree_blend = tree_blend
+        self.tree_search = tree_search
+        self.beam = beam
+        self.tree_output = tree_output
+        check_tree_settings(tree_output=tree_output, tree_search=tree_search, label_context=label_context,
+                            tree_blend=tree_blend, beam=beam)
         self._program = None
         self.examples_ = None
         self.evidence_ = None
@@ -215,11 +233,12 @@ class Tagger(ScorerMixin):
         from zsl.programs.irr import InferRetrieveRank
 
         index = VocabIndex(self.vocab, get_encoder(self.encoder), use_descriptions=self.use_descriptions,
-                           show_progress=len(self.vocab) > 2000)
+                           show_progress=len(self.vocab) > 2000, label_context=self.label_context)
         program = InferRetrieveRank(index, label_kind=self.label_kind, infer=self.infer, rank=self.rank,
                                     rank_top=self.rank_top, text_weight=self.text_weight,
                                     prior_weight=self.prior_weight, rank_weight=self.rank_weight,
-                                    max_phrases=self.max_phrases, rank_descriptions=self.rank_descriptions)
+                                    max_phrases=self.max_phrases, rank_descriptions=self.rank_descriptions,
+                                    tree_blend=self.tree_blend, tree_search=self.tree_search, beam=self.beam)
         if self.infer or self.rank:
             # one shared LM object for the steps that have no LM of their own
             base = self._resolve_lm(self.lm) if self.infer_lm is None or self.rank_lm is None else None
@@ -317,8 +336,25 @@ class Tagger(ScorerMixin):
         pass ``k`` to get the ``k`` best labels instead. Before :meth:`fit`: the 5 best (or ``k``).
         """
         if k is None and self.thresholds_ is not None:
-            return self.thresholds_.predict(self.score(texts))
-        return super().predict(texts, 5 if k is None else k)
+            scores = self.score(texts)
+            return self._tree_sets(scores, self.thresholds_.predict(scores))
+        if self.vocab.parents is None:
+            return super().predict(texts, 5 if k is None else k)
+        scores = self.score(texts)
+        return self._tree_sets(scores, top_k_sets(scores, 5 if k is None else k))
+
+    def _tree_sets(self, scores: np.ndarray, sets: np.ndarray) -> np.ndarray:
+        """Label sets in the tree output mode (a flat vocabulary's sets unchanged)."""
+        if self.vocab.parents is None:
+            return sets
+        mode = self.tree_output or DEFAULT_TREE_OUTPUT
+        tree = Tree.of(self.vocab)
+        out = np.zeros_like(sets)
+        for n, row in enumerate(sets):
+            chosen = np.flatnonzero(row)
+            chosen = chosen[np.argsort(-scores[n, chosen], kind="stable")]
+            out[n, tree_columns(self.vocab, scores[n], chosen, mode, tree=tree)] = 1
+        return out
 
     def explain(self, text: str) -> ItemScores:
         """Score one text with the whole program, keeping what a labelled row shows besides its scores.
