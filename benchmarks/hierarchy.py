@@ -4,9 +4,10 @@ One table: per-level accuracy, hierarchical F1 (sets closed upward on both sides
 the share of consistent predicted sets and seconds per document, for
 
 * retrieval only (no LLM), on all 1,602 documents and on the seeded 300-document slice:
-  ``flat`` (the tree ignored: bare label names, the top ``k`` labels), ``tree`` (labels seen with
-  their path, scores made consistent along the tree, the best path written) and ``top-down``
-  (the top level scored first, then the best few branches, one level at a time);
+  ``flat`` (the tree ignored: bare label names, no score blending, the top ``k`` labels as chosen),
+  ``tree`` (zsl's defaults for a tree: labels with the context that disambiguates them, scores
+  consistent along the tree, ``path`` output) and ``top-down`` (``--tree-search top-down``), all
+  through :class:`zsl.text.tagger.Tagger` and :mod:`zsl.hierarchy` as ``zsl label`` runs them;
 * the full program (Infer, retrieval, Rank top 20) on the slice, read from finished run
   directories (``zsl label`` writes them; the LLM is never started here): the flat run of
   ``$ZSL_HOME/bench/llm/hwv-val-300.run`` and, when given and complete, the runs with the
@@ -26,7 +27,7 @@ import argparse
 import json
 import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,66 +35,46 @@ from typing import Any
 import numpy as np
 
 from benchmarks import ROOT, machine_line, run_parsed, write_section
-from zsl.taxonomy import Taxonomy
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hwv"
 K = 5  # zsl label's default: a flat run keeps the top 5 labels
 SLICE = 300  # the LLM slice: make_slices.py's seeded 300 of hwv_val, in file order
 SHOTS = (2, 8)
-BEAM = 3  # top-down: branches kept at each level
-SEP = " > "
 # How the tree-used LLM runs are asked for (the output mode flag of `zsl label`).
 TREE_RUNS = {"tree": ["--tree", "path"], "top-down": ["--tree", "top-down"]}
 
 
-# -- decoding (private stand-ins until h/treelab's tree modes land) ----------------------------
-def _path_mean(tree: Taxonomy, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every leaf's consistent score: the mean of its path's scores (root to leaf), ``(N, leaves)``."""
-    leaves = np.flatnonzero(tree.leaves)
-    paths = [tree.path(int(i)) for i in leaves]
-    member = np.zeros((len(tree.labels), len(leaves)), dtype=np.float32)
-    for c, p in enumerate(paths):
-        member[p, c] = 1.0 / len(p)
-    return scores @ member, leaves
+# -- the modes ---------------------------------------------------------------------------
+# Tagger settings of each row, as `zsl label` flags set them (the tree ignored, zsl's defaults, top-down).
+MODES: dict[str, dict[str, Any]] = {
+    "flat": {"label_context": "none", "tree_blend": (0.0, 0.0), "tree_output": "flat"},
+    "tree": {},
+    "top-down": {"tree_search": "top-down"},
+    "tree, bare names": {"label_context": "none"},  # a diagnostic: what score consistency alone does
+}
+FLAGS: dict[str, list[str]] = {
+    "flat": ["--tree-output", "flat", "--label-context", "none", "--tree-blend", "0,0"],
+    "tree": [],
+    "top-down": ["--tree-search", "top-down"],
+}
 
 
-def decode_flat(tree: Taxonomy, scores: np.ndarray) -> list[list[int]]:
-    """The tree ignored: the top ``K`` labels."""
-    return [list(np.argsort(-s, kind="stable")[:K]) for s in scores]
+def label_sets(vocab, scores: np.ndarray, sets: np.ndarray, mode: str) -> list[list[int]]:
+    """Each row's columns as the tagger writes them: its chosen labels (best first) in the mode's output."""
+    from zsl.hierarchy import DEFAULT_TREE_OUTPUT, tree_columns, tree_of
 
-
-def decode_tree(tree: Taxonomy, scores: np.ndarray) -> list[list[int]]:
-    """Path mode: the leaf whose path scores best on average, written with its ancestors."""
-    leaf_scores, leaves = _path_mean(tree, scores)
-    return [tree.path(int(leaves[j])).tolist() for j in leaf_scores.argmax(axis=1)]
-
-
-def decode_top_down(tree: Taxonomy, scores: np.ndarray, beam: int = BEAM) -> list[list[int]]:
-    """Top-down: score one level's siblings, keep the ``beam`` best partial paths (by their mean
-    score), descend into them until every kept path ends at a leaf; the best complete path wins."""
+    output = MODES[mode].get("tree_output", DEFAULT_TREE_OUTPUT)
+    tree = tree_of(vocab)
     out = []
-    for s in scores:
-        frontier = [([int(r)], float(s[r])) for r in tree.roots]
-        frontier = sorted(frontier, key=lambda x: -x[1])[:beam]
-        done: list[tuple[list[int], float]] = []
-        while frontier:
-            grown = []
-            for path, total in frontier:
-                kids = tree.children(path[-1]).tolist()
-                if not kids:
-                    done.append((path, total / len(path)))
-                grown += [([*path, c], total + float(s[c])) for c in kids]
-            frontier = sorted(grown, key=lambda x: -x[1] / len(x[0]))[:beam]
-        out.append(max(done, key=lambda x: x[1])[0])
+    for s, row in zip(scores, sets, strict=True):
+        chosen = np.flatnonzero(row)
+        chosen = chosen[np.argsort(-s[chosen], kind="stable")]
+        out.append(tree_columns(vocab, s, chosen, output, tree=tree))
     return out
 
 
-DECODERS: dict[str, Callable[[Taxonomy, np.ndarray], list[list[int]]]] = {
-    "flat": decode_flat, "tree": decode_tree, "top-down": decode_top_down}
-
-
 # -- metrics -------------------------------------------------------------------------------
-def hier_metrics(tree: Taxonomy, pred: Sequence[Sequence[int]], gold: Sequence[Sequence[int]]) -> dict[str, Any]:
+def hier_metrics(tree: Any, pred: Sequence[Sequence[int]], gold: Sequence[Sequence[int]]) -> dict[str, Any]:
     """The table's metrics, in percent, from :func:`zsl.evaluation.metrics.hierarchical_metrics` (what
     ``zsl eval`` reports on a tree): per-level accuracy, hierarchical P/R/F1, leaf accuracy, consistency."""
     from zsl.evaluation.metrics import hierarchical_metrics
@@ -124,13 +105,6 @@ def slice_positions(n: int, size: int = SLICE) -> list[int]:
     return sorted(int(i) for i in np.random.default_rng(0).permutation(n)[:size])
 
 
-def path_vocab(vocab):
-    """The vocabulary with each label seen with its context (its path), same order."""
-    from zsl.vocab import LabelVocab
-
-    return LabelVocab([SEP.join([*vocab.ancestors(lab), lab]) for lab in vocab.labels], name=f"{vocab.name}-paths")
-
-
 def few_shot_split(docs: list[dict], shots: int, seed: int = 0, pool: int = max(SHOTS)) -> tuple[list[int], list[int]]:
     """``shots`` examples per top-level branch (the first of a seeded ``pool`` per branch, so 2 is a
     subset of 8) and the evaluated rest (every document outside the largest pool, for every ``shots``)."""
@@ -157,7 +131,8 @@ class Retrieval:
         self.out, self.vocab, self.docs = Path(args.out), vocab, docs
         self.encoder = get_encoder(args.encoder)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.tag = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.encoder.name)
+        # the cache is keyed by what changes the embeddings: the encoder's model id
+        self.tag = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.encoder.model_id)
         self._emb: np.ndarray | None = None
         self.encode_s = 0.0
 
@@ -174,30 +149,29 @@ class Retrieval:
                 meta.write_text(json.dumps({"seconds": self.encode_s, "n": len(self.docs)}))
         return self._emb
 
-    def scores(self, context: str, shots: int = 0) -> tuple[np.ndarray, float]:
-        """``(scores of every document, seconds per document)`` with labels seen bare (``flat``) or
-        with their path (``path``), zero-shot or fitted on ``shots`` examples per top-level branch."""
+    def predict(self, mode: str, shots: int = 0) -> tuple[list[list[int]], float]:
+        """``(each document's label columns, seconds per document)`` in ``mode`` (:data:`MODES`),
+        zero-shot (the top ``K``) or fitted on ``shots`` examples per top-level branch (its thresholds)."""
+        from zsl.base import top_k_sets
         from zsl.text.tagger import Tagger
 
-        path = self.out / f"scores.{self.tag}.{context}.{shots}shot.npy"
+        path = self.out / f"sets.{self.tag}.{mode.replace(', ', '-').replace(' ', '-')}.{shots}shot.json"
         emb = self.embeddings()
         per_doc = self.encode_s / len(self.docs)
         if path.is_file():
-            meta = json.loads(path.with_suffix(".json").read_text())
-            return np.load(path), per_doc + meta["seconds"] / len(self.docs)
-        vocab = self.vocab if context == "flat" else path_vocab(self.vocab)
-        tagger = Tagger(vocab, encoder=self.encoder, infer=False, rank=False)
+            rec = json.loads(path.read_text())
+            return rec["sets"], per_doc + rec["seconds"] / len(self.docs)
+        tagger = Tagger(self.vocab, encoder=self.encoder, infer=False, rank=False, **MODES[mode])
         if shots:
             examples, _ = few_shot_split(self.docs, shots)
-            names = vocab.labels
-            tagger.fit([(self.docs[i]["text"], [names[self.vocab.index(g)] for g in self.docs[i]["labels"]])
-                        for i in examples])
+            tagger.fit([(self.docs[i]["text"], self.docs[i]["labels"]) for i in examples])
         t = time.perf_counter()
         s = np.asarray(tagger.score_embedded(emb), dtype=np.float32)
+        sets = top_k_sets(s, K) if tagger.thresholds_ is None else tagger.thresholds_.predict(s)
+        cols = [[int(c) for c in row] for row in label_sets(self.vocab, s, sets, mode)]
         secs = time.perf_counter() - t
-        np.save(path, s)
-        path.with_suffix(".json").write_text(json.dumps({"seconds": secs, "n": len(self.docs)}))
-        return s, per_doc + secs / len(self.docs)
+        path.write_text(json.dumps({"seconds": secs, "n": len(self.docs), "sets": cols}))
+        return cols, per_doc + secs / len(self.docs)
 
 
 def run_complete(run: Path) -> bool:
@@ -205,7 +179,7 @@ def run_complete(run: Path) -> bool:
     return (run / "summary.json").is_file() and (run / "labels.jsonl").is_file() and (run / "manifest.json").is_file()
 
 
-def run_scores(run: Path, vocab, ids: list[str]) -> tuple[np.ndarray, list[list[int]], float]:
+def run_sets(run: Path, vocab, ids: list[str]) -> tuple[np.ndarray, list[list[int]], float]:
     """``(scores, the run's own label sets, seconds per document)`` of a finished run, rows in ``ids`` order."""
     from zsl.rows import read_predictions
 
@@ -245,30 +219,25 @@ class Row:
     seconds: float
 
 
-def _measure(tree: Taxonomy, scores: np.ndarray, mode: str, gold: list[list[int]]) -> tuple[dict[str, Any], float]:
-    t = time.perf_counter()
-    pred = DECODERS[mode](tree, scores)
-    return hier_metrics(tree, pred, gold), (time.perf_counter() - t) / max(len(gold), 1)
-
-
-def retrieval_rows(ret: Retrieval, tree: Taxonomy, gold: list[list[int]], positions: list[int], group: str,
-                   shots: int = 0) -> list[Row]:
-    """Retrieval only over ``positions``: flat, the tree decoded over bare names, tree and top-down."""
+def retrieval_rows(ret: Retrieval, gold: list[list[int]], positions: list[int], group: str,
+                   shots: int = 0, modes: Sequence[str] = ("flat", "tree", "top-down")) -> list[Row]:
+    """Retrieval only over ``positions``, one row per mode."""
     rows = []
-    for label, context, mode in (("flat", "flat", "flat"), ("tree, bare names", "flat", "tree"),
-                                 ("tree", "path", "tree"), ("top-down", "path", "top-down")):
-        if shots and label == "tree, bare names":
-            continue
-        s, per_doc = ret.scores(context, shots)
-        m, dec = _measure(tree, s[positions], mode, [gold[i] for i in positions])
+    tree = ret.vocab.tree
+    for mode in modes:
+        sets, per_doc = ret.predict(mode, shots)
+        m = hier_metrics(tree, [sets[i] for i in positions], [gold[i] for i in positions])
         program = "retrieval only" + (f", {shots} shots/branch" if shots else (", zero-shot" if group == "few" else ""))
-        rows.append(Row(group, program, label, len(positions), m, per_doc + dec))
+        rows.append(Row(group, program, mode, len(positions), m, per_doc))
     return rows
 
 
-def llm_rows(args: argparse.Namespace, vocab, tree: Taxonomy, docs: list[dict], positions: list[int],
+def llm_rows(args: argparse.Namespace, vocab, docs: list[dict], positions: list[int],
              gold: list[list[int]]) -> tuple[list[Row], list[str]]:
     """The full program on the slice from finished runs, and the commands of the missing ones."""
+    from zsl.base import top_k_sets
+    from zsl.hierarchy import consistent_scores
+
     llm = Path(args.llm)
     slice_file = llm / "hwv-val-300.jsonl"
     ids = [docs[i]["id"] for i in positions]
@@ -279,13 +248,15 @@ def llm_rows(args: argparse.Namespace, vocab, tree: Taxonomy, docs: list[dict], 
             "top-down": Path(args.llm_top_down) if args.llm_top_down else llm / "hwv-val-300.top-down.run"}
     for mode, run in runs.items():
         if not run_complete(run):
-            todo.append(label_command(Path(args.data), slice_file, run, TREE_RUNS.get(mode, [])))
+            todo.append(label_command(Path(args.data), slice_file, run, FLAGS[mode]))
             continue
-        s, chosen, per_doc = run_scores(run, vocab, ids)
-        rows.append(Row("slice", "full program", mode, len(ids), hier_metrics(tree, chosen, g), per_doc))
-        if mode == "flat":  # what the tree adds to the same LLM scores, decoded afterwards
-            m, dec = _measure(tree, s, "tree", g)
-            rows.append(Row("slice", "full program", "flat run, tree decoding", len(ids), m, per_doc + dec))
+        s, chosen, per_doc = run_sets(run, vocab, ids)
+        rows.append(Row("slice", "full program", mode, len(ids), hier_metrics(vocab.tree, chosen, g), per_doc))
+        if mode == "flat":  # what consistent scores and path output add to the same LLM scores, afterwards
+            c = consistent_scores(s, vocab)
+            sets = label_sets(vocab, c, top_k_sets(c, K), "tree")
+            rows.append(Row("slice", "full program", "flat run, tree applied after", len(ids),
+                            hier_metrics(vocab.tree, sets, g), per_doc))
     return rows, todo
 
 
@@ -340,34 +311,34 @@ def targets(rows: list[Row]) -> list[str]:
 
 def run(args: argparse.Namespace) -> None:
     vocab, docs = load(Path(args.data))
-    tree = vocab.tree
     gold = [[vocab.index(g) for g in d["labels"]] for d in docs]
     ret = Retrieval(args, vocab, docs)
-    every = list(range(len(docs)))
     positions = slice_positions(len(docs))
-    rows = retrieval_rows(ret, tree, gold, every, "all")
-    rows += retrieval_rows(ret, tree, gold, positions, "slice")
-    full, todo = llm_rows(args, vocab, tree, docs, positions, gold)
+    rows = retrieval_rows(ret, gold, list(range(len(docs))), "all",
+                          modes=("flat", "tree", "top-down", "tree, bare names"))
+    rows += retrieval_rows(ret, gold, positions, "slice")
+    full, todo = llm_rows(args, vocab, docs, positions, gold)
     rows += full
     if not args.no_few_shot:
         _, rest = few_shot_split(docs, max(SHOTS))
         for shots in (0, *SHOTS):
-            rows += retrieval_rows(ret, tree, gold, rest, "few", shots)
-    n_levels = tree.n_levels
+            rows += retrieval_rows(ret, gold, rest, "few", shots, modes=("flat", "tree"))
     cmd = "python -m benchmarks.hierarchy run" + (f" --encoder {args.encoder}" if args.encoder else "")
     notes = [(
-        f"`{cmd}` on {machine_line()}; encoder `{ret.encoder.name}`; flat = the top {K} labels "
-        f"(zsl label's default k); tree = labels embedded with their path (`A{SEP}B{SEP}C`) and the leaf whose path "
-        f"scores best on average written with its ancestors; top-down = the same scores, {BEAM} branches kept per "
-        "level; tree, bare names = the tree decoding over bare-name scores. Few-shot: examples from hwv_val "
-        "(seed 0), Tagger.fit; s/doc: text encoding (+ the LLM run's seconds) and decoding, the label index not "
-        "counted. Metrics: zsl.evaluation.metrics.hierarchical_metrics (as `zsl eval` reports them on a tree): "
-        "level d acc = the predicted labels at depth d (sets closed upward) are exactly the gold one; hP/hR/hF1 "
-        "micro over sets closed upward; leaf acc = the gold deepest label is in the predicted set; consistent = "
+        f"`{cmd}` on {machine_line()}; encoder `{ret.encoder.model_id}`. flat = the tree ignored (`zsl label "
+        f"{' '.join(FLAGS['flat'])}`: bare names, no blending, the top {K} labels); tree = zsl's defaults for a "
+        "tree (labels with the context that disambiguates them, scores consistent along the tree, each chosen "
+        "label written with its ancestors); top-down = `--tree-search top-down`; tree, bare names = the defaults "
+        "with `--label-context none` (what score consistency alone does). Few-shot: examples taken from hwv_val "
+        "(seed 0), `Tagger.fit`, its calibrated thresholds choose the labels. s/doc: text encoding, scoring and "
+        "the output mode (the label index is built once and not counted; for the full program the run's "
+        "seconds). Metrics: `zsl.evaluation.metrics.hierarchical_metrics`, what `zsl eval` reports on a tree: "
+        "level d acc = the predicted labels at depth d (sets closed upward) are exactly the gold one; "
+        "hP/hR/hF1 micro over sets closed upward; leaf acc = the gold deepest label is predicted; consistent = "
         "the predicted set is closed upward.")]
-    text = "\n\n".join([*notes, table(rows, n_levels), "Targets:\n\n" + "\n".join(targets(rows))])
+    text = "\n\n".join([*notes, table(rows, vocab.tree.n_levels), "Targets:\n\n" + "\n".join(targets(rows))])
     if todo:
-        text += ("\n\nLLM runs still missing (the benchmark reads them when complete; run, then rerun this):\n\n"
+        text += ("\n\nLLM runs still missing (the benchmark reads them when complete; run each, then rerun this):\n\n"
                  + "\n".join(f"    {c}" for c in todo))
     print(text)
     (Path(args.out) / "hierarchy.md").write_text(text + "\n", encoding="utf-8")
