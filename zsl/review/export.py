@@ -293,6 +293,18 @@ def _deepest(chosen: Sequence[str], paths: Mapping[str, list[str]]) -> list[str]
     return [lab for lab in dict.fromkeys(chosen) if lab not in above]
 
 
+def _sidecar_tree(pred: str | os.PathLike[str]) -> tuple[list[str] | None, list[str | None] | None]:
+    """``(labels, parents)`` of the tree the predictions' sidecar records, else ``(None, None)``."""
+    from zsl.rows import read_meta, resolve_predictions
+
+    meta = read_meta(resolve_predictions(pred))
+    v = meta.get("vocab") if isinstance(meta, dict) else None
+    labels, parents = (v.get("labels"), v.get("parents")) if isinstance(v, dict) else (None, None)
+    if not isinstance(labels, list) or not isinstance(parents, list) or len(labels) != len(parents) or not any(parents):
+        return None, None
+    return labels, parents
+
+
 # -- Label Studio ---------------------------------------------------------------------------
 def label_studio_taxonomy(labels: Sequence[str], parents: Sequence[str | None] | Mapping[str, str | None],
                           kind: str = "text") -> str:
@@ -637,7 +649,8 @@ def export_review(
         vocab_labels: every label a reviewer may choose.
         encoder: the encoder label-quality scores embed the texts with (default minilm-l6).
         parents: for a tree vocabulary, each of ``vocab_labels``' parent: Label Studio gets a
-            ``<Taxonomy>``, Argilla options show their paths.
+            ``<Taxonomy>``, Argilla options show their paths. When neither is given and ``pred``'s
+            sidecar records a tree (runs of a tree vocabulary do), that tree is used.
 
     Returns:
         ``out``, ``companion`` (config or settings path), ``exported``, ``rows`` (usable
@@ -659,6 +672,8 @@ def export_review(
     bad: list[BadRow] = []
     notes: list[str] = []
     rows = read_predictions(pred, bad=bad) if isinstance(pred, str | os.PathLike) else _as_rows(pred)
+    if vocab_labels is None and parents is None and isinstance(pred, str | os.PathLike):
+        vocab_labels, parents = _sidecar_tree(pred)
     if sort == "label-quality":
         if not isinstance(pred, str | os.PathLike):
             raise InputError("sort='label-quality' needs the run directory (or predictions file), not rows.")

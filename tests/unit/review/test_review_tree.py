@@ -120,3 +120,14 @@ def test_review_api_gives_the_tree_and_a_flat_run_none(tmp_path, monkeypatch):
     assert dict(zip(labels, parents))["Africa (Lakes)"] == "Lakes" and dict(zip(labels, parents))["sports"] == "News"
     flat = TestClient(make_app(make_run(tmp_path / "flat"), sort="confidence"))
     assert flat.get("/api/state").json()["tree"] is False and flat.get("/api/parents").json() is None
+
+
+def test_export_of_a_tree_run_takes_the_tree_from_its_sidecar(tmp_path, monkeypatch):
+    from zsl.review.export import export_review
+
+    run = tree_run(tmp_path, monkeypatch)
+    res = export_review(run, tmp_path / "t.json", format="labelstudio")
+    tax = ET.fromstring((tmp_path / "t.config.xml").read_text()).find("Taxonomy")
+    assert res["exported"] == 24 and _tree(tax)["News"] == {"sports": {}, "politics": {}}
+    first = json.loads((tmp_path / "t.json").read_text())[0]["predictions"][0]["result"][0]
+    assert first["type"] == "taxonomy" and first["value"]["taxonomy"][0][0] == "News"
