@@ -120,13 +120,13 @@ def _cmd_label(args: argparse.Namespace) -> int:
         label_context=args.label_context, tree_blend=args.tree_blend, tree_search=args.tree_search, beam=args.beam,
         **common)
     if args.dry_run is not None:
-        est = estimate_run(args.input, args.labels, sample=args.dry_run, settings=settings)
+        est = estimate_run(args.input, _label_vocab(args), sample=args.dry_run, settings=settings)
         _print_estimate(est)
         return 0
     if args.budget is not None:
         return _budget_label(args, settings)
-    summary = label_run(args.input, args.labels, out=args.out, settings=settings, fresh=args.fresh, show_progress=True,
-                        **engine)
+    summary = label_run(args.input, _label_vocab(args), out=args.out, settings=settings, fresh=args.fresh,
+                        show_progress=True, **engine)
     _report_run(summary, args.k)
     return 3 if summary.skipped else 0
 
@@ -136,7 +136,7 @@ def _budget_label(args: argparse.Namespace, settings) -> int:
 
     given = {"rounds": args.rounds, "selection": args.selection, "self_train": args.self_train}
     loop = {name: value for name, value in given.items() if value is not None}  # the rest: budget_run's defaults
-    s = budget_run(args.input, args.labels, budget=args.budget, out=args.out, settings=settings, fresh=args.fresh,
+    s = budget_run(args.input, _label_vocab(args), budget=args.budget, out=args.out, settings=settings, fresh=args.fresh,
                    show_progress=True, **loop)
     for w in s.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -247,12 +247,26 @@ def _report_run(summary, k: int) -> None:
     print(f"silver data: {summary.labels}  (run directory: {summary.run_dir})")
 
 
-def _vocab_arg(path: str | None):
+def _vocab_arg(path: str | None, tree_sep: str | None = None):
     if not path:
         return None
-    from zsl.vocab import LabelVocab
+    from zsl.vocab import TREE_SEP, LabelVocab
 
-    return LabelVocab.from_file(path)
+    return LabelVocab.from_file(path, tree_sep=tree_sep or TREE_SEP)
+
+
+def _label_vocab(args: argparse.Namespace):
+    """``--labels`` as `zsl label` passes it on: the path, or with ``--tree-sep`` the vocabulary read with it
+    (repeats dropped and blank lines reported as a path would be)."""
+    from zsl.vocab import TREE_SEP, LabelVocab
+
+    if not args.labels or args.tree_sep in (None, TREE_SEP):
+        return args.labels
+    problems: list[str] = []
+    vocab = LabelVocab.from_file(args.labels, dedupe=True, problems=problems, tree_sep=args.tree_sep)
+    for w in problems:
+        print(f"warning: {w}", file=sys.stderr)
+    return vocab
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
@@ -395,7 +409,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from zsl.evaluation.report import write_report
     from zsl.rows import resolve_predictions
 
-    report = evaluate(args.pred, args.gold, k=args.k, threshold=args.threshold, vocab=_vocab_arg(args.labels))
+    report = evaluate(args.pred, args.gold, k=args.k, threshold=args.threshold,
+                      vocab=_vocab_arg(args.labels, args.tree_sep))
     out = Path(args.out) if args.out else resolve_predictions(args.pred).parent / "eval"
     paths = write_report(report, out, inputs=[*_pred_inputs(args.pred), args.gold, args.labels])
     for b in report.bad_rows[:20]:
@@ -502,7 +517,9 @@ def _add_label_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("label", help="label a file of texts with a label vocabulary")
     p.add_argument("input", help="items: .jsonl (a 'text' field), .csv/.tsv (a 'text' column), .txt (one per line); "
                                  "or images: a folder, an image file, or a .jsonl with an 'image' field")
-    p.add_argument("--labels", help="vocabulary: .txt (one per line), .jsonl or .csv with 'label'")
+    p.add_argument("--labels", help="vocabulary: .txt (one per line), .jsonl or .csv with 'label'; a tree as a "
+                                    "'parent' column, a path per line or 'parent<TAB>children' (README, Trees)")
+    p.add_argument("--tree-sep", help="separator of the names of a path in --labels (default: ' > ')")
     p.add_argument("--model", help="a student folder from `zsl distill` (labels with it instead of the LLM)")
     p.add_argument("--out", help="run directory (labels.jsonl, errors.jsonl, manifest, summary, log); default: "
                                  "<input>.zsl/. Rerunning the same command resumes an interrupted run.")
@@ -661,7 +678,9 @@ def _add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=int, nargs="+", default=[1, 3, 5, 10],
                    help="K of RP@K, P@K, R@K (default: 1 3 5 10; put PRED and GOLD before --k)")
     p.add_argument("--threshold", type=float, help="predicted set = labels with score >= T (default: all kept labels)")
-    p.add_argument("--labels", help="vocabulary file: per-label results in its order")
+    p.add_argument("--labels", help="vocabulary file: per-label results in its order (with a tree: per-level metrics; "
+                                    "default: the run's .meta.json)")
+    p.add_argument("--tree-sep", help="separator of the names of a path in --labels (default: ' > ')")
     p.add_argument("--out", help="report folder (default: <pred dir>/eval)")
     p.set_defaults(func=_cmd_eval)
 

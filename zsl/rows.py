@@ -489,16 +489,20 @@ def meta_path(path: str | os.PathLike[str]) -> Path:
 
 
 def vocab_to_meta(vocab: LabelVocab) -> dict[str, Any]:
-    """The vocabulary as the sidecar records it: labels in column order, descriptions, name, hash."""
-    return {"labels": list(vocab.labels), "descriptions": None if vocab.descriptions is None else list(vocab.descriptions),
+    """The vocabulary as the sidecar records it: labels in column order, descriptions, name, hash (and the
+    parents of a tree, so ``zsl eval`` can score levels)."""
+    meta = {"labels": list(vocab.labels), "descriptions": None if vocab.descriptions is None else list(vocab.descriptions),
             "name": vocab.name, "hash": vocab.hash}
+    if vocab.parents is not None:
+        meta["parents"] = list(vocab.parents)
+    return meta
 
 
 def vocab_from_meta(meta: dict[str, Any], where: str) -> LabelVocab:
     """The vocabulary recorded in a sidecar (``where`` names it in messages)."""
     try:
         v = meta["vocab"]
-        return LabelVocab(v["labels"], v.get("descriptions"), name=v.get("name", ""))
+        return LabelVocab(v["labels"], v.get("descriptions"), name=v.get("name", ""), parents=v.get("parents"))
     except (KeyError, TypeError) as exc:
         raise InputError(f"{where}: the silver metadata has no usable vocabulary ({exc}); pass vocab=...") from None
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from zsl.data.files import atomic_write, refuse_overwrite
 from zsl.errors import InputError, MissingDependencyError
-from zsl.evaluation.evaluate import MAX_LISTED
+from zsl.evaluation.evaluate import HIERARCHY_KEYS, MAX_LISTED
 from zsl.evaluation.metrics import metric_name, precision_recall_curve
 
 if TYPE_CHECKING:
@@ -70,8 +70,12 @@ def write_report(report: EvalReport, out_dir: str | os.PathLike[str], *, top_n: 
         inputs: the files the evaluation read; a report file that would overwrite one is refused
             before anything is written.
 
+    With a tree (``report.hierarchy``), ``report.md`` gets the tree's metrics and a per-level table, and a
+    fourth plot ``per_level.png`` (accuracy, micro-F1 and macro-F1 at each depth).
+
     Returns:
-        file kind -> path: ``json``, ``markdown``, ``per_label_f1``, ``pr_curve``, ``score_hist``.
+        file kind -> path: ``json``, ``markdown``, ``per_label_f1``, ``pr_curve``, ``score_hist``
+        (and ``per_level`` with a tree).
 
     Raises:
         InputError: the folder cannot be written, or a report file would be one of ``inputs``.
@@ -81,8 +85,9 @@ def write_report(report: EvalReport, out_dir: str | os.PathLike[str], *, top_n: 
         >>> paths = write_report(evaluate("out/run", "gold.jsonl"), "out/run/eval")  # doctest: +SKIP
     """
     out = Path(out_dir)
-    for name in ("per_label_f1.png", "pr_curve.png", "score_hist.png", "eval.json", "report.md"):  # written below
-        refuse_overwrite(out / name, inputs)
+    tree_plot = ("per_level.png",) if report.hierarchy is not None else ()
+    for name in ("per_label_f1.png", "pr_curve.png", "score_hist.png", *tree_plot, "eval.json", "report.md"):
+        refuse_overwrite(out / name, inputs)  # every file written below
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -92,6 +97,8 @@ def write_report(report: EvalReport, out_dir: str | os.PathLike[str], *, top_n: 
         "pr_curve": _save_png(_plot_pr_curve(report), out / "pr_curve.png"),
         "score_hist": _save_png(_plot_score_hist(report), out / "score_hist.png"),
     }
+    if report.hierarchy is not None:
+        paths["per_level"] = _save_png(_plot_per_level(report.hierarchy), out / "per_level.png")
     body = json.dumps(report.to_json(), indent=1, ensure_ascii=False) + "\n"
     paths["json"] = _write_text(out / "eval.json", body)
     paths["markdown"] = _write_text(out / "report.md", _markdown(report))
@@ -131,6 +138,8 @@ def _markdown(report: EvalReport) -> str:
         "|---|---:|",
     ]
     lines += [f"| {metric_name(name)} | {value:.4f} |" for name, value in report.metrics.items()]
+    if report.hierarchy is not None:
+        lines += _tree_markdown(report.hierarchy)
     active = [r for r in report.per_label if r["support"] or r["predicted"]]
     worst = sorted(active, key=lambda r: (r["f1"], -r["support"]))
     best = sorted(active, key=lambda r: (-r["f1"], -r["support"]))
@@ -161,7 +170,28 @@ def _markdown(report: EvalReport) -> str:
         "![Score distribution](score_hist.png)",
         "",
     ]
+    if report.hierarchy is not None:
+        lines += ["![Accuracy and F1 at each level of the tree](per_level.png)", ""]
     return "\n".join(lines)
+
+
+def _tree_markdown(h: dict[str, Any]) -> list[str]:
+    """The tree's section of ``report.md``: hierarchical metrics, the levels, gold labels outside the tree."""
+    lines = ["", f"## On the tree ({h['n_levels']} levels)", "",
+             ("Predicted and gold sets closed upward (a label counts for its ancestors), except example-F1 (the "
+             "sets as given), leaf accuracy (the deepest gold labels predicted themselves) and consistent sets "
+             "(the share of predicted sets that hold every predicted label's parent)."), "",
+             "| metric | value |", "|---|---:|"]
+    lines += [f"| {metric_name(name)} | {h[name]:.4f} |" for name in HIERARCHY_KEYS]
+    lines += ["", "| level | items | labels | accuracy | micro-F1 | macro-F1 |", "|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {lv['level']} | {lv['items']} | {lv['labels']} | {lv['accuracy']:.4f} | {lv['micro_f1']:.4f} "
+              f"| {lv['macro_f1']:.4f} |" for lv in h["levels"]]
+    out = h["gold_not_in_tree"]
+    if out["labels"]:
+        shown = ", ".join(_md_cell(repr(g)) for g in out["examples"][:10])
+        lines += ["", (f"{out['labels']} gold labels of {out['items']} items are not in the tree (counted as misses): "
+                      f"{shown}{' ...' if out['labels'] > 10 else ''}")]
+    return lines
 
 
 # -- plots (matplotlib's Figure + Agg canvas: no pyplot, no global backend state) -------------
@@ -221,6 +251,27 @@ def _plot_per_label(report: EvalReport, top_n: int) -> Any:
     n_sup = sum(1 for r in report.per_label if r["support"])
     ax.set_title(f"Per-label F1: the {len(rows)} most frequent of {n_sup} gold labels", fontsize=10)
     ax.legend(loc="lower right", fontsize=8, framealpha=0.95)
+    return fig
+
+
+def _plot_per_level(h: dict[str, Any]) -> Any:
+    levels = h["levels"]
+    fig = _figure(7.0, 4.4)
+    ax = fig.add_subplot()
+    x = np.arange(len(levels))
+    width = 0.27
+    for shift, key, colour in ((-width, "accuracy", "#4477aa"), (0.0, "micro_f1", "#228833"),
+                               (width, "macro_f1", "#ccbb44")):
+        ax.bar(x + shift, [lv[key] for lv in levels], width, color=colour, label=metric_name(key), zorder=2)
+    hf = h["hierarchical_f1"]
+    ax.axhline(hf, color="#333333", ls="--", lw=1, label=f"hierarchical F1 {hf:.2f}", zorder=1)
+    ax.set_xticks(x, [f"{lv['level']}\n{lv['items']} items" for lv in levels], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("level of the tree (0: the roots)")
+    ax.grid(axis="y", alpha=0.3, zorder=0)
+    ax.set_title(f"Per level (sets closed upward); leaf accuracy {h['leaf_accuracy']:.2f}, "
+                 f"consistent sets {h['consistent_share']:.0%}", fontsize=10)
+    ax.legend(fontsize=8, framealpha=0.95)
     return fig
 
 
