@@ -53,7 +53,8 @@ SHORT_NAME = 4
 
 @dataclass(frozen=True)
 class Tree:
-    """The parent array of a vocabulary with a hierarchy, and what is derived from it.
+    """The parent array of a vocabulary with a hierarchy, and what is derived from it (from its
+    :class:`~zsl.taxonomy.Taxonomy`, ``vocab.tree``, plus the levels the blends walk).
 
     Attributes:
         parent: ``(K,)`` int64, the parent's column (-1 for a root).
@@ -73,18 +74,10 @@ class Tree:
         if vocab.parents is None:
             raise InputError("This needs a vocabulary with a hierarchy (a parent per label); it has none. Fix: "
                              "give the vocabulary file a parent column, or use the flat settings.")
-        parent = np.array([-1 if p is None else vocab.index(p) for p in vocab.parents], dtype=np.int64)
-        depth = np.full(len(parent), -1, dtype=np.int64)
-        depth[parent < 0] = 0
-        level = np.flatnonzero(parent < 0)
-        levels = []
-        while level.size:  # breadth first: every node is reached once (the vocabulary refuses cycles)
-            levels.append(level)
-            nxt = np.flatnonzero(np.isin(parent, level))
-            depth[nxt] = len(levels)
-            level = nxt
-        n_children = np.bincount(parent[parent >= 0], minlength=len(parent)).astype(np.int64)
-        return cls(parent, depth, tuple(levels), n_children)
+        tax = vocab.tree  # the vocabulary's Taxonomy, built once
+        levels = tuple(tax.level(d) for d in range(tax.n_levels))
+        n_children = np.bincount(tax.parent[tax.parent >= 0], minlength=len(tax.parent)).astype(np.int64)
+        return cls(tax.parent, tax.depth, levels, n_children)
 
     def children(self, i: int) -> np.ndarray:
         """The columns whose parent is ``i`` (``-1``: the roots)."""
