@@ -184,21 +184,6 @@ def check_tree_settings(*, tree_output: str | None = None, tree_search: str | No
         raise InputError(f"The beam (branches kept per level of a top-down search) must be >= 1; got {beam}.")
 
 
-def _subtree_max(scores: np.ndarray, tree: Tree) -> np.ndarray:
-    """Each node's best score over itself and its descendants, deepest level first (one
-    ``maximum.reduceat`` per level: children sorted by parent, one reduction per parent)."""
-    sub = scores.copy()
-    for level in reversed(tree.levels[1:]):
-        par = tree.parent[level]
-        order = np.argsort(par, kind="stable")
-        nodes, par = level[order], par[order]
-        starts = np.flatnonzero(np.r_[True, par[1:] != par[:-1]])
-        best = np.maximum.reduceat(sub[:, nodes], starts, axis=1)
-        up = par[starts]
-        sub[:, up] = np.maximum(sub[:, up], best)
-    return sub
-
-
 def consistent_scores(scores: np.ndarray, vocab: LabelVocab, blend: Sequence[float] = DEFAULT_TREE_BLEND,
                       *, tree: Tree | None = None, block: int = 256) -> np.ndarray:
     """Scores made consistent along the tree: a node's evidence combined with its descendants' and its parent's.
@@ -231,7 +216,7 @@ def consistent_scores(scores: np.ndarray, vocab: LabelVocab, blend: Sequence[flo
     for start in range(0, s2.shape[0], block):
         x = s2[start:start + block]
         if a:
-            x = (1 - a) * x + a * _subtree_max(x, tree)
+            x = (1 - a) * x + a * vocab.tree.close_upward_matrix(x)  # the best score in each subtree
         y = x.copy()
         if b:
             for level in tree.levels[1:]:  # parents are final before their children read them
