@@ -385,7 +385,7 @@ class InferRetrieveRank(dspy.Module):
         return {"label_context": self.index.label_context, "tree_blend": list(self.tree_blend),
                 "tree_search": self.tree_search, "beam": self.beam}
 
-    def _consistent(self, scores: np.ndarray) -> np.ndarray:
+    def consistent(self, scores: np.ndarray) -> np.ndarray:
         """Scores made consistent along the tree (unchanged for a flat vocabulary or a top-down search)."""
         if self.tree is None or self.tree_search == "top-down":
             return scores
@@ -455,7 +455,7 @@ class InferRetrieveRank(dspy.Module):
         scores = apply_prior(sim.astype(np.float32), self.index.vocab.prior_array(), self.prior_weight)
         if self.tree is not None and self.tree_search == "top-down":
             return top_down_scores(scores, self.index.vocab, self.beam, tree=self.tree)
-        return self._consistent(scores)
+        return self.consistent(scores)
 
     def forward(self, text: str, demos: Sequence[Demo] | None = None) -> dspy.Prediction:
         if not isinstance(text, str):
@@ -496,7 +496,7 @@ class InferRetrieveRank(dspy.Module):
                 scores[cand] += self.rank_weight * np.asarray(ranked.scores, dtype=np.float32)
             except (dspy.utils.exceptions.AdapterParseError, ValueError) as exc:
                 notes.append(f"Rank failed ({type(exc).__name__}): kept retrieval order")
-        scores = self._consistent(scores)
+        scores = self.consistent(scores)
         order = np.argsort(-scores, kind="stable")
         return dspy.Prediction(ranking=[vocab[i] for i in order], scores=scores, retrieval_scores=retrieved,
                                phrases=phrases, notes=notes, usage=usage)

@@ -53,7 +53,8 @@ SHORT_NAME = 4
 
 @dataclass(frozen=True)
 class Tree:
-    """The parent array of a vocabulary with a hierarchy, and what is derived from it.
+    """The parent array of a vocabulary with a hierarchy, and what is derived from it (from its
+    :class:`~zsl.taxonomy.Taxonomy`, ``vocab.tree``, plus the levels the blends walk).
 
     Attributes:
         parent: ``(K,)`` int64, the parent's column (-1 for a root).
@@ -73,18 +74,10 @@ class Tree:
         if vocab.parents is None:
             raise InputError("This needs a vocabulary with a hierarchy (a parent per label); it has none. Fix: "
                              "give the vocabulary file a parent column, or use the flat settings.")
-        parent = np.array([-1 if p is None else vocab.index(p) for p in vocab.parents], dtype=np.int64)
-        depth = np.full(len(parent), -1, dtype=np.int64)
-        depth[parent < 0] = 0
-        level = np.flatnonzero(parent < 0)
-        levels = []
-        while level.size:  # breadth first: every node is reached once (the vocabulary refuses cycles)
-            levels.append(level)
-            nxt = np.flatnonzero(np.isin(parent, level))
-            depth[nxt] = len(levels)
-            level = nxt
-        n_children = np.bincount(parent[parent >= 0], minlength=len(parent)).astype(np.int64)
-        return cls(parent, depth, tuple(levels), n_children)
+        tax = vocab.tree  # the vocabulary's Taxonomy, built once
+        levels = tuple(tax.level(d) for d in range(tax.n_levels))
+        n_children = np.bincount(tax.parent[tax.parent >= 0], minlength=len(tax.parent)).astype(np.int64)
+        return cls(tax.parent, tax.depth, levels, n_children)
 
     def children(self, i: int) -> np.ndarray:
         """The columns whose parent is ``i`` (``-1``: the roots)."""
@@ -191,21 +184,6 @@ def check_tree_settings(*, tree_output: str | None = None, tree_search: str | No
         raise InputError(f"The beam (branches kept per level of a top-down search) must be >= 1; got {beam}.")
 
 
-def _subtree_max(scores: np.ndarray, tree: Tree) -> np.ndarray:
-    """Each node's best score over itself and its descendants, deepest level first (one
-    ``maximum.reduceat`` per level: children sorted by parent, one reduction per parent)."""
-    sub = scores.copy()
-    for level in reversed(tree.levels[1:]):
-        par = tree.parent[level]
-        order = np.argsort(par, kind="stable")
-        nodes, par = level[order], par[order]
-        starts = np.flatnonzero(np.r_[True, par[1:] != par[:-1]])
-        best = np.maximum.reduceat(sub[:, nodes], starts, axis=1)
-        up = par[starts]
-        sub[:, up] = np.maximum(sub[:, up], best)
-    return sub
-
-
 def consistent_scores(scores: np.ndarray, vocab: LabelVocab, blend: Sequence[float] = DEFAULT_TREE_BLEND,
                       *, tree: Tree | None = None, block: int = 256) -> np.ndarray:
     """Scores made consistent along the tree: a node's evidence combined with its descendants' and its parent's.
@@ -238,7 +216,7 @@ def consistent_scores(scores: np.ndarray, vocab: LabelVocab, blend: Sequence[flo
     for start in range(0, s2.shape[0], block):
         x = s2[start:start + block]
         if a:
-            x = (1 - a) * x + a * _subtree_max(x, tree)
+            x = (1 - a) * x + a * vocab.tree.close_upward_matrix(x)  # the best score in each subtree
         y = x.copy()
         if b:
             for level in tree.levels[1:]:  # parents are final before their children read them

@@ -63,6 +63,8 @@ def clean_examples(vocab: LabelVocab, examples: Iterable[Any] | None, unknown_la
 
     ``unknown_labels``: ``"error"`` (an example label outside the vocabulary is an error listing
     them) or ``"skip"`` (dropped, with a note). Repeated texts are merged, their labels united.
+    With a hierarchy, an example may be labelled at any level: its labels count for their
+    ancestors too (added before them, root first).
 
     Example:
         >>> clean_examples(LabelVocab(["a", "b"]), [("x", ["a"]), ("x", ["b"]), ("y", ["c"])], "skip")[0]
@@ -99,11 +101,21 @@ def clean_examples(vocab: LabelVocab, examples: Iterable[Any] | None, unknown_la
     n_dupes = kept - len(merged)
     if n_dupes > 0:
         notes.append(f"merged {n_dupes} repeated example text(s) (their labels are united)")
+    if vocab.parents is not None:  # a label says its ancestors apply too
+        merged = {t: _with_ancestors(vocab, labs) for t, labs in merged.items()}
     out = list(merged.items())
     if not out:
         raise InputError("No example has a label in the vocabulary; nothing to learn from. Fix: check that the "
                          "examples' labels are spelled as in the vocabulary.")
     return out, notes
+
+
+def _with_ancestors(vocab: LabelVocab, labels: list[str]) -> list[str]:
+    """``labels`` with each one's ancestors before it (root first), each label once."""
+    out: list[str] = []
+    for lab in labels:
+        out += [a for a in [*vocab.ancestors(lab), lab] if a not in out]
+    return out
 
 
 class Tagger(ScorerMixin):
@@ -521,7 +533,8 @@ class Tagger(ScorerMixin):
         weights = {"text_weight": program.text_weight, "prior_weight": program.prior_weight,
                    "rank_weight": program.rank_weight, "rank_top": program.rank_top}
         prior = self.vocab.prior_array()
-        zero = np.stack([fused_scores(it, prior, weights) for it in items]).astype(np.float32)
+        # the zero-shot scores the evidence is anchored on, as score() gives them (consistent along a tree)
+        zero = program.consistent(np.stack([fused_scores(it, prior, weights) for it in items]).astype(np.float32))
         self._fit_evidence_and_thresholds(emb, self.vocab.to_multi_hot([labels for _, labels in pairs]), zero)
         self.fit_notes_ = notes
         return self
