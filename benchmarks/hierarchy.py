@@ -179,6 +179,18 @@ def run_complete(run: Path) -> bool:
     return (run / "summary.json").is_file() and (run / "labels.jsonl").is_file() and (run / "manifest.json").is_file()
 
 
+def run_mode(run: Path) -> str:
+    """The tree mode a run was made in, from its manifest: ``flat`` (no tree settings recorded, as runs
+    before the tree code, or the tree turned off), ``top-down``, or ``tree`` (any other use of the tree)."""
+    settings = json.loads((run / "manifest.json").read_text(encoding="utf-8")).get("settings") or {}
+    program = settings.get("settings") or {}
+    if program.get("tree_search") == "top-down":
+        return "top-down"
+    used = (settings.get("tree_output", "flat") != "flat" or program.get("label_context", "none") != "none"
+            or any(program.get("tree_blend") or []))
+    return "tree" if used else "flat"
+
+
 def run_sets(run: Path, vocab, ids: list[str]) -> tuple[np.ndarray, list[list[int]], float]:
     """``(scores, the run's own label sets, seconds per document)`` of a finished run, rows in ``ids`` order."""
     from zsl.rows import read_predictions
@@ -250,6 +262,11 @@ def llm_rows(args: argparse.Namespace, vocab, docs: list[dict], positions: list[
         if not run_complete(run):
             todo.append(label_command(Path(args.data), slice_file, run, FLAGS[mode]))
             continue
+        made = run_mode(run)
+        if made != mode:
+            raise SystemExit(f"{run} was labelled in the {made!r} tree mode (its manifest says so), but it is read "
+                             f"as the {mode!r} row. Fix: label it again with: "
+                             f"{label_command(Path(args.data), slice_file, run.with_name(run.name + '.new'), FLAGS[mode])}")
         s, chosen, per_doc = run_sets(run, vocab, ids)
         rows.append(Row("slice", "full program", mode, len(ids), hier_metrics(vocab.tree, chosen, g), per_doc))
         if mode == "flat":  # what consistent scores and path output add to the same LLM scores, afterwards

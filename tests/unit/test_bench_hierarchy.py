@@ -56,7 +56,7 @@ def _flat_run(folder, docs, vocab_labels):
         rows.append({"id": d["id"], "text": d["text"], "labels": best, "scores": [top[x] for x in best],
                      "top_scores": top})
     (folder / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (folder / "manifest.json").write_text("{}")
+    (folder / "manifest.json").write_text(json.dumps({"settings": {"k": 2}}))  # no tree settings: a flat run
     (folder / "summary.json").write_text(json.dumps({"seconds": 2.0 * len(docs), "labelled": len(docs)}))
 
 
@@ -95,3 +95,21 @@ def test_targets_fail_when_the_tree_does_not_help():
     assert "[FAIL] retrieval only (all): tree used >= 5 hF1 points above flat: 43.0 vs 40.0 (+3.0)" in marks
     assert "[PASS] retrieval only (slice)" in marks
     assert "[FAIL] 100% consistent sets in path mode: retrieval only/tree 99.0%" in marks
+
+
+def test_a_run_made_in_another_tree_mode_is_refused(tmp_path, monkeypatch):
+    import pytest
+
+    monkeypatch.setenv("ZSL_ENCODER", "hashing")
+    data, docs = _data(tmp_path)
+    llm = tmp_path / "llm"
+    run = llm / "hwv-val-300.run"
+    _flat_run(run, docs, [lab for lab, _ in TREE])
+    assert h.run_mode(run) == "flat"
+    (run / "manifest.json").write_text(json.dumps({"settings": {"tree_output": "path", "settings": {
+        "label_context": "ambiguous", "tree_blend": [0.5, 0.5], "tree_search": "flat"}}}))
+    assert h.run_mode(run) == "tree"
+    args = argparse.Namespace(data=str(data), out=str(tmp_path / "out"), encoder="hashing", llm=str(llm),
+                              llm_flat=None, llm_tree=None, llm_top_down=None, no_few_shot=True, write=False)
+    with pytest.raises(SystemExit, match="labelled in the 'tree' tree mode.*--tree-output flat --label-context none"):
+        h.run(args)
