@@ -323,7 +323,8 @@ class InferRetrieveRank(dspy.Module):
         max_phrases: phrases kept from the Infer step.
         tree_blend: for a vocabulary with a hierarchy, ``(a, b)``: how much a label's score takes from the best
             of its descendants and from its parent (:func:`zsl.hierarchy.consistent_scores`; None: the
-            measured default, ``(0, 0)``: off). Ignored for a flat vocabulary.
+            measured default, ``(0, 0)``: off; a top-down search uses only ``a``, see :meth:`subtree_evidence`).
+            Ignored for a flat vocabulary.
         tree_search: ``"flat"`` (score every label) or ``"top-down"`` (score the top level, descend into the
             ``beam`` best branches; the Rank step sees one group of siblings per call). A flat
             vocabulary is always searched flat.
@@ -384,6 +385,14 @@ class InferRetrieveRank(dspy.Module):
         """The tree settings (a vocabulary with a hierarchy): label context, blend, search and beam."""
         return {"label_context": self.index.label_context, "tree_blend": list(self.tree_blend),
                 "tree_search": self.tree_search, "beam": self.beam}
+
+    def subtree_evidence(self, scores: np.ndarray) -> np.ndarray:
+        """What a top-down search scores a node by: its retrieval score blended with the best in its subtree
+        (the blend's first weight; the parent's part is the search's mean over the path). Without it a
+        broad top-level name (``Society and social sciences``) is judged by its own few words alone:
+        on HWV validation, retrieval only, hierarchical F1 39.1 instead of 53.4 (beam 3, one path).
+        """
+        return consistent_scores(scores, self.index.vocab, (self.tree_blend[0], 0.0), tree=self.tree)
 
     def consistent(self, scores: np.ndarray) -> np.ndarray:
         """Scores made consistent along the tree (unchanged for a flat vocabulary or a top-down search)."""
@@ -454,7 +463,7 @@ class InferRetrieveRank(dspy.Module):
         sim = self.index.similarities(emb)
         scores = apply_prior(sim.astype(np.float32), self.index.vocab.prior_array(), self.prior_weight)
         if self.tree is not None and self.tree_search == "top-down":
-            return top_down_scores(scores, self.index.vocab, self.beam, tree=self.tree)
+            return top_down_scores(self.subtree_evidence(scores), self.index.vocab, self.beam, tree=self.tree)
         return self.consistent(scores)
 
     def forward(self, text: str, demos: Sequence[Demo] | None = None) -> dspy.Prediction:
@@ -506,9 +515,10 @@ class InferRetrieveRank(dspy.Module):
         """The top-down search (:func:`zsl.hierarchy.top_down`): retrieval scores plus, with Rank, the
         Rank step's score of one group of siblings per call."""
         vocab = self.index.vocab
+        evidence = self.subtree_evidence(scores)
 
         def group_scores(group: np.ndarray) -> np.ndarray:
-            got = scores[group].astype(np.float32)
+            got = evidence[group].astype(np.float32)
             if not self.use_rank:
                 return got
             descs = ([vocab.descriptions[i] for i in group]
@@ -528,7 +538,7 @@ class InferRetrieveRank(dspy.Module):
                 return got
 
         path, seen = top_down(group_scores, self.tree, self.beam)
-        return below_visited(scores, path, seen)
+        return below_visited(evidence, path, seen)
 
     def __deepcopy__(self, memo: dict) -> InferRetrieveRank:
         # Optimisers deep-copy programs; the index (arrays + encoder) is read-only, so share it.

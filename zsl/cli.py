@@ -578,8 +578,9 @@ def _add_tree_args(p: argparse.ArgumentParser) -> None:
                    help="a vocabulary with a tree: the labels a row keeps: path (default: each chosen label with its "
                         "ancestors, always a consistent set), leaf (the deepest chosen labels), flat (as chosen)")
     p.add_argument("--label-context", choices=LABEL_CONTEXTS,
-                   help="a vocabulary with a tree: the context a label is embedded and shown to Rank with: ambiguous "
-                        "(default: 'Parent > name' for repeated, parenthesised or short names), parent, path, none")
+                   help="a vocabulary with a tree: the context a label is embedded and shown to Rank with: none "
+                        "(default: the names as given), ambiguous ('Parent > name' for repeated, parenthesised or "
+                        "short names), parent, path")
     p.add_argument("--tree-blend", type=_tree_blend, metavar="A,B",
                    help="a vocabulary with a tree: a label's score takes A of its best descendant's and B of its "
                         "parent's (default 0.5,0.5; 0,0: off)")

@@ -67,7 +67,7 @@ def test_cli_label_tree_output_modes_are_recorded_and_path_rows_are_consistent(t
     tree = Tree.of(v)
     rows, manifest = _run(tmp_path, vocab, items, "path")
     assert manifest["settings"]["tree_output"] == "path"
-    assert manifest["settings"]["settings"]["label_context"] == "ambiguous"
+    assert manifest["settings"]["settings"]["label_context"] == "none"
     for row in rows:
         cols = [v.index(lab) for lab in row["labels"]]
         assert set(tree.close_upward(cols)) == set(cols)
