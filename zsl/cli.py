@@ -55,18 +55,19 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_table(rows: list[dict], k: int, out=sys.stdout) -> None:
+def _print_table(rows: list[dict], k: int | None = None, out=sys.stdout) -> None:
     width = 60
     print(f"{'id':<5} {'text':<{width}} predicted (score)", file=out)
     print("-" * (width + 50), file=out)
     for r in rows:
         text = r["text"].replace("\n", " ")
         text = text if len(text) <= width else text[: width - 1] + "…"
-        preds = ", ".join(f"{lab} ({s:.2f})" for lab, s in zip(r["labels"][:k], r["scores"][:k]))
+        preds = ", ".join(f"{lab} ({s:.2f})" for lab, s in zip(r["labels"][:k], r["scores"][:k])) or "(none)"
         mark = ""
         if r.get("gold") is not None:
-            hits = len(set(r["gold"]) & set(r["labels"][:k]))
-            mark = f"  [{hits}/{min(k, len(r['gold']))} gold]" if r["gold"] else ""
+            chosen = r["labels"][:k]  # the row's set (the rule's; with --rule topk the k best)
+            hits = len(set(r["gold"]) & set(chosen))
+            mark = f"  [{hits}/{min(len(chosen), len(r['gold']))} gold]" if r["gold"] else ""
         print(f"{r['id']:<5} {text:<{width}} {preds}{mark}", file=out)
 
 
@@ -100,11 +101,12 @@ def _cmd_label(args: argparse.Namespace) -> int:
     engine = {"engine": args.engine, "address": args.address, "workers": args.workers,
               "threads_per_worker": args.threads_per_worker}
     common = {"k": args.k, "text_field": args.text_field, "id_field": args.id_field, "chunk_size": args.chunk_size,
-              "top_scores": args.top_scores}
+              "top_scores": args.top_scores, "rule": args.rule, "margin": args.margin, "z": args.z,
+              "threshold": args.threshold, "min_labels": args.min_labels, "max_labels": args.max_labels}
     if args.model:
         summary = label_run(args.input, args.labels, out=args.out, settings=LabelSettings(model=args.model, **common),
                             fresh=args.fresh, show_progress=True, **engine)
-        _report_run(summary, args.k)
+        _report_run(summary)
         return 3 if summary.skipped else 0
     if not args.labels:
         print("zsl: error: --labels VOCAB is required (or --model STUDENT_DIR to use a distilled student)",
@@ -126,7 +128,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
         return _budget_label(args, settings)
     summary = label_run(args.input, args.labels, out=args.out, settings=settings, fresh=args.fresh, show_progress=True,
                         **engine)
-    _report_run(summary, args.k)
+    _report_run(summary)
     return 3 if summary.skipped else 0
 
 
@@ -190,7 +192,7 @@ def _duration(seconds: float) -> str:
     return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
 
 
-def _report_run(summary, k: int) -> None:
+def _report_run(summary, k: int | None = None) -> None:
     from zsl.data.files import iter_jsonl
 
     shown = 0
@@ -507,7 +509,7 @@ def _add_label_parser(subparsers: argparse._SubParsersAction) -> None:
                                  "<input>.zsl/. Rerunning the same command resumes an interrupted run.")
     p.add_argument("--lm", help="LLM: embedded name, .gguf path or provider/model (default: $ZSL_LM or qwen2.5-coder-1.5b)")
     p.add_argument("--encoder", help="sentence encoder name or folder (default: $ZSL_ENCODER or minilm-l6)")
-    p.add_argument("-k", type=int, default=5, help="labels kept per item (default 5)")
+    _add_label_set_args(p)
     p.add_argument("--label-kind", default="labels", help="what the labels are, for prompts: skills, topics ...")
     p.add_argument("--no-infer", action="store_true", help="skip the LLM Infer step (retrieve from the text alone)")
     p.add_argument("--no-rank", action="store_true", help="skip the LLM Rank step")
@@ -539,6 +541,27 @@ def _add_label_parser(subparsers: argparse._SubParsersAction) -> None:
                         "labels such as codes, e.g. 'acq'; a label of several words is shown bare), all, none")
     _add_label_budget_engine_args(p)
     p.set_defaults(func=_cmd_label)
+
+
+def _add_label_set_args(p: argparse.ArgumentParser) -> None:
+    """`zsl label`'s label-set options: which labels each row's `labels` holds (README: "Label sets")."""
+    from zsl.scoring import DEFAULT_SET_RULE, SET_RULE_PARAMS
+
+    defaults = ", ".join(f"--{param} {value}" for param, value in (v for v in SET_RULE_PARAMS.values()) if value)
+    p.add_argument("--rule", choices=list(SET_RULE_PARAMS),
+                   help="how each item's label set is chosen: topk (the k best), relative (within --margin of the "
+                        "item's best score), zscore (--z standard deviations above the mean of the item's scores), "
+                        "threshold (score >= --threshold). Default: the per-label thresholds of a --program from "
+                        f"`zsl fit` (or a --model student's threshold), else {DEFAULT_SET_RULE}; a rule's parameter "
+                        f"alone picks its rule ({defaults})")
+    p.add_argument("-k", type=int, help="topk's k (alone: --rule topk -k K, today's rows); also how many labels "
+                                        "retrieval_labels and the default --top-scores keep (default 5)")
+    p.add_argument("--margin", type=float, help="relative: how far below the item's best score a label may be")
+    p.add_argument("--z", type=float, help="zscore: standard deviations above the mean of the item's own scores")
+    p.add_argument("--threshold", type=float, help="threshold: the score a label needs (in the scorer's units)")
+    p.add_argument("--min-labels", type=int, metavar="N",
+                   help="every item keeps at least N labels, its best (default: 1 for a label-free rule)")
+    p.add_argument("--max-labels", type=int, metavar="N", help="every item keeps at most N labels (default: no limit)")
 
 
 def _add_label_budget_engine_args(p: argparse.ArgumentParser) -> None:

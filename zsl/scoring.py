@@ -52,12 +52,17 @@ from zsl.base import ParamsMixin
 from zsl.errors import InputError
 
 __all__ = [
+    "DEFAULT_K",
+    "DEFAULT_SET_RULE",
     "RULES",
+    "SET_RULES",
+    "SET_RULE_PARAMS",
     "Decision",
     "GlobalThreshold",
     "LabelZScore",
     "PerLabelThreshold",
     "RelativeToMax",
+    "SetRule",
     "TopK",
     "best_f1_threshold",
     "check_labels",
@@ -709,3 +714,105 @@ def get_rule(name: str, **params: Any) -> _Rule:
         return cls(**params)
     except TypeError as exc:
         raise InputError(f"Bad parameters for rule {key!r} ({exc}); valid: {', '.join(cls._param_names())}") from None
+
+
+# -- the rule behind a run's rows: item-local, so chunks and resumes give the same sets ---------
+SET_RULES = ("topk", "relative", "zscore", "threshold", "fitted")
+#: the rule of ``zsl label`` for a vocabulary without examples, chosen by measurement (README, "Label sets")
+DEFAULT_SET_RULE = "relative"
+DEFAULT_K = 5
+#: each rule's parameter, its default and what it is for (the CLI flag of the same name)
+SET_RULE_PARAMS = {"topk": ("k", DEFAULT_K), "relative": ("margin", 0.05), "zscore": ("z", 2.5),
+                   "threshold": ("threshold", None)}
+
+
+@dataclass(frozen=True)
+class SetRule:
+    """How each item's label set (a run row's ``labels``) is chosen from its scores, one item at a time.
+
+    Every rule here is *item-local*: an item's set depends on its own scores only, never on the
+    other items of the batch. That is what keeps a run resumable and its rows byte-identical
+    however the input is cut into chunks. So the label-free rules of this module that learn from
+    many items (:class:`LabelZScore`'s per-label statistics, :class:`GlobalThreshold`'s
+    ``labels_per_item`` quantile) are not offered here; their item-local counterparts are:
+
+    * ``topk``: the ``k`` best labels (:class:`TopK`; ties: the lower column);
+    * ``relative``: labels scoring within ``margin`` of the item's best (:class:`RelativeToMax`);
+    * ``zscore``: labels whose score is ``z`` standard deviations above the mean of the item's
+      own scores over the vocabulary (the item's row standardised, not each label's column);
+    * ``threshold``: labels scoring at least ``threshold`` (:class:`GlobalThreshold` with a fixed
+      threshold);
+    * ``fitted``: per-label ``thresholds`` fitted on examples (:class:`PerLabelThreshold`, from
+      ``zsl fit``), or a student's one threshold.
+
+    Then every item keeps at least ``min_labels`` (its best) and at most ``max_labels``.
+
+    Attributes:
+        name: one of :data:`SET_RULES`.
+        k, margin, z, threshold: the rule's parameter (the others are None).
+        thresholds: ``fitted``: one threshold per label in vocabulary order (or one number).
+        min_labels, max_labels: bounds on the set's size (None: no upper bound).
+
+    Example:
+        >>> import numpy as np
+        >>> SetRule("relative", margin=0.1).choose(np.array([[0.50, 0.45, 0.2], [0.1, 0.9, 0.3]])).tolist()
+        [[True, True, False], [False, True, False]]
+        >>> SetRule("topk", k=2).record()
+        {'name': 'topk', 'k': 2, 'min_labels': 0, 'max_labels': None, 'fitted': False}
+    """
+
+    name: str
+    k: int | None = None
+    margin: float | None = None
+    z: float | None = None
+    threshold: float | None = None
+    thresholds: tuple[float, ...] | None = None
+    min_labels: int = 0
+    max_labels: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in SET_RULES:
+            raise InputError(f"Unknown label-set rule {self.name!r}. Available: {', '.join(SET_RULES[:-1])} (and "
+                             "'fitted', the thresholds a program from `zsl fit` brings).")
+        param = SET_RULE_PARAMS.get(self.name, ("thresholds", None))[0]
+        value = getattr(self, param)
+        if value is None:
+            raise InputError(f"The {self.name!r} rule needs its {param}; got none. Fix: pass --{param} VALUE.")
+        if self.name == "topk" and (not isinstance(value, int | np.integer) or value < 1):
+            raise InputError(f"k must be an integer >= 1, got {value!r}")
+        if self.name in ("relative", "zscore") and not (math.isfinite(value) and value >= 0):
+            raise InputError(f"{param} must be a finite number >= 0, got {value!r}")
+        if self.name == "threshold" and not math.isfinite(value):
+            raise InputError(f"threshold must be a finite number, got {value!r}")
+        if self.min_labels < 0 or (self.max_labels is not None and self.max_labels < max(1, self.min_labels)):
+            raise InputError(f"min_labels must be >= 0 and max_labels >= max(1, min_labels); got {self.min_labels} "
+                             f"and {self.max_labels}.")
+
+    def choose(self, scores: Any) -> np.ndarray:
+        """The ``(N, K)`` bool sets of a batch of items (each row from that item's scores alone)."""
+        s = check_scores(scores)
+        if self.name == "topk":
+            chosen = TopK(k=self.k).fit(s).predict(s).astype(bool)  # TopK without standardize is item-local
+        elif self.name == "relative":
+            chosen = RelativeToMax(margin=self.margin).fit(s).predict(s).astype(bool)
+        elif self.name == "zscore":  # the item's own row standardised: no statistics across items
+            sd = s.std(axis=1, keepdims=True)
+            chosen = (s - s.mean(axis=1, keepdims=True)) >= self.z * np.where(sd > 1e-12, sd, np.inf)
+        elif self.name == "threshold":
+            chosen = GlobalThreshold(threshold=self.threshold).fit(s).predict(s).astype(bool)
+        else:
+            thr = np.asarray(self.thresholds, dtype=np.float64).ravel()
+            if thr.size not in (1, s.shape[1]):
+                raise InputError(f"the fitted rule has {thr.size} thresholds but the scores have {s.shape[1]} labels; "
+                                 "the program was fitted on another vocabulary. Fix: fit it again on this one.")
+            chosen = s >= thr[None, :]
+        return _limit(chosen, s, self.min_labels, self.max_labels)
+
+    def record(self) -> dict[str, Any]:
+        """The rule as a run's manifest and sidecar record it (what makes its sets: name, parameter, bounds)."""
+        param = SET_RULE_PARAMS.get(self.name, ("thresholds", None))[0]
+        value = getattr(self, param)
+        if param == "thresholds":
+            value = _round_list(np.atleast_1d(np.asarray(value, dtype=np.float64)), 12)
+        return {"name": self.name, param: value, "min_labels": self.min_labels, "max_labels": self.max_labels,
+                "fitted": self.name == "fitted"}

@@ -170,8 +170,10 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
             ``label_descriptions``; remote LMs' ``concurrency``, ``timeout``, ``retries``; images'
             ``image_backend``, ``image_kwargs``; a student ``model``; ``text_field``, ``id_field``
             and ``chunk_size``). Every setting that changes the outputs is part of the manifest.
-            A local LLM always runs one item at a time, whatever ``concurrency`` says; with a
-            student (``model``) rows also list the labels ``above_threshold``.
+            A local LLM always runs one item at a time, whatever ``concurrency`` says. Each row's
+            ``labels`` is the set the settings' rule chooses (``rule``, ``k``, ``margin``, ``z``,
+            ``threshold``, ``min_labels``, ``max_labels``; by default the thresholds of a fitted
+            ``program`` or a student, else :data:`zsl.scoring.DEFAULT_SET_RULE`), recorded in the manifest.
         fresh: discard an earlier run's progress in ``out`` instead of resuming it.
         show_progress: a progress bar with items/s and ETA on stderr.
         engine: ``"local"`` (this process labels every chunk) or ``"ray"`` (Ray workers label
@@ -410,9 +412,10 @@ def _score(row: dict[str, Any], vocab: LabelVocab, k: int, hits: dict[str, Any])
     whole (items, labels) matrices."""
     gold = row.get("gold")
     if gold and all(g in vocab for g in gold):
-        got = set(row["labels"][:k])
+        ranked = list(row.get("top_scores") or row["labels"])  # the ranking, best first (labels: the rule's set)
+        got = set(ranked[:k])
         hits["rp"] += len(got & set(gold)) / min(k, len(gold))
-        hits["p1"] += float(bool(row["labels"]) and row["labels"][0] in gold)
+        hits["p1"] += float(bool(ranked) and ranked[0] in gold)
         hits["n"] += 1
 
 

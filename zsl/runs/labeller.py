@@ -26,12 +26,13 @@ from zsl.data.files import Item
 from zsl.errors import InputError, VocabularyError
 from zsl.fusion import DEFAULT_RANK_TOP
 from zsl.prompting import RANK_DESCRIPTIONS
-from zsl.rows import build_rows, default_top_scores, make_row, nonfinite_reason
+from zsl.rows import build_rows, chosen_sets, default_top_scores, make_row, nonfinite_reason
 from zsl.runs.chunks import add_usage
+from zsl.scoring import DEFAULT_K, DEFAULT_SET_RULE, SET_RULE_PARAMS, SetRule
 from zsl.util.retry import Skipped, http_status, is_transient, retry_base_delay, retry_call
 from zsl.vocab import LabelVocab
 
-__all__ = ["LabelSettings", "Labeller", "TextLabeller", "make_labeller"]
+__all__ = ["LabelSettings", "Labeller", "TextLabeller", "make_labeller", "resolve_rule"]
 
 
 Outputs = tuple[list[dict[str, Any] | Skipped], dict[str, dict[str, int]]]
@@ -42,7 +43,18 @@ class LabelSettings:
     """How items are labelled: everything :func:`zsl.runs.label.label_run` needs besides the input and the output.
 
     Attributes:
-        k: labels kept per item.
+        k: the ranking's depth: with ``rule`` None (or ``"topk"``) each row's set is its ``k`` best
+            labels, today's rows; it also sets what ``retrieval_labels`` and ``top_scores`` keep
+            (None: 5).
+        rule: how each row's ``labels`` set is chosen (:class:`zsl.scoring.SetRule`): ``"topk"``,
+            ``"relative"``, ``"zscore"`` or ``"threshold"``. None: ``"topk"`` when ``k`` (or only
+            that rule's parameter) is given; else the thresholds a fitted program (``zsl fit``) or a
+            student brings; else :data:`zsl.scoring.DEFAULT_SET_RULE`. A rule given overrides fitted
+            thresholds (with a warning).
+        margin, z, threshold: the parameter of ``relative``, ``zscore``, ``threshold`` (None: the
+            rule's default; ``threshold`` has none). Given alone, one of them picks its rule.
+        min_labels, max_labels: each item keeps at least / at most this many labels (None: at least
+            1 for a label-free rule, the fitted rule's own for fitted thresholds; no maximum).
         lm, encoder, label_kind, infer, rank, rank_top, program, label_descriptions,
             rank_descriptions: the text program (see :class:`zsl.text.tagger.Tagger`; ``program`` is
             a file from ``zsl fit``, ``label_descriptions`` is ``Tagger(use_descriptions=...)``).
@@ -57,7 +69,7 @@ class LabelSettings:
             label of a vocabulary of up to 50, else ``max(k, 50)``; see :mod:`zsl.rows`).
     """
 
-    k: int = 5
+    k: int | None = None
     lm: Any = None
     encoder: Any = None
     label_kind: str = "labels"
@@ -77,6 +89,12 @@ class LabelSettings:
     id_field: str = "id"
     chunk_size: int | None = None
     top_scores: int | None = None
+    rule: str | None = None
+    margin: float | None = None
+    z: float | None = None
+    threshold: float | None = None
+    min_labels: int | None = None
+    max_labels: int | None = None
 
     @classmethod
     def names(cls) -> list[str]:
@@ -90,10 +108,41 @@ class LabelSettings:
             raise InputError(f"Unknown settings {unknown}; expected some of {self.names()}.")
         return dataclasses.replace(self, **overrides)
 
+    @property
+    def ranked_k(self) -> int:
+        """The ranking's ``k``: ``k``, else 5 (what ``retrieval_labels`` and the default ``top_scores`` keep)."""
+        return DEFAULT_K if self.k is None else self.k
+
+    def rule_name(self) -> str | None:
+        """The label-set rule asked for: ``rule``, else the one whose parameter alone is given (``k``: topk),
+        else None (fitted thresholds, else the default).
+
+        Raises:
+            InputError: an unknown rule, or a parameter of another rule than the one asked for.
+        """
+        given = [name for name, (param, _) in SET_RULE_PARAMS.items() if getattr(self, param) is not None]
+        if self.rule is not None:
+            if self.rule not in SET_RULE_PARAMS:
+                raise InputError(f"Unknown rule {self.rule!r}. Expected one of {', '.join(SET_RULE_PARAMS)}.")
+            other = [g for g in given if g not in (self.rule, "topk")]  # -k also sets the ranking's depth
+            if other:
+                raise InputError(f"--{SET_RULE_PARAMS[other[0]][0]} is the parameter of --rule {other[0]}, not of "
+                                 f"--rule {self.rule}. Fix: drop it, or use --rule {other[0]}.")
+            return self.rule
+        if len(given) > 1:
+            raise InputError(f"{' and '.join('-k' if g == 'topk' else '--' + SET_RULE_PARAMS[g][0] for g in given)} "
+                             "belong to different rules. Fix: keep one, or name the rule with --rule.")
+        return given[0] if given else None
+
     def check(self) -> None:
         """Refuse values that cannot work, before anything is read or written."""
-        if self.k < 1:
+        if self.k is not None and self.k < 1:
             raise InputError(f"k must be >= 1, got {self.k}")
+        self.rule_name()
+        if (self.min_labels is not None and self.min_labels < 0) or (
+                self.max_labels is not None and self.max_labels < max(1, self.min_labels or 0)):
+            raise InputError(f"min_labels must be >= 0 and max_labels >= max(1, min_labels); got {self.min_labels} "
+                             f"and {self.max_labels}.")
         if self.concurrency < 1 or self.retries < 0 or (self.timeout is not None and self.timeout <= 0):
             raise InputError("concurrency must be >= 1, retries >= 0 and timeout > 0 seconds.")
         if self.rank_descriptions not in RANK_DESCRIPTIONS:
@@ -101,9 +150,38 @@ class LabelSettings:
                              f"{self.rank_descriptions!r}")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise InputError(f"chunk_size must be >= 1, got {self.chunk_size}")
-        if self.top_scores is not None and self.top_scores < self.k:
-            raise InputError(f"top_scores must be >= k ({self.k}): a row keeps the scores of at least its k labels; "
-                             f"got {self.top_scores}.")
+        if self.top_scores is not None and self.top_scores < self.ranked_k:
+            raise InputError(f"top_scores must be >= k ({self.ranked_k}): a row keeps the scores of at least its k "
+                             f"labels; got {self.top_scores}.")
+
+
+def resolve_rule(settings: LabelSettings, fitted: SetRule | None) -> tuple[SetRule, list[str]]:
+    """The rule behind a run's sets, and a warning when it overrides ``fitted`` thresholds.
+
+    Order: the rule the settings ask for (:meth:`LabelSettings.rule_name`); else ``fitted`` (a
+    program's per-label thresholds or a student's, ``min_labels`` / ``max_labels`` as given);
+    else :data:`zsl.scoring.DEFAULT_SET_RULE` with its default parameter.
+
+    Example:
+        >>> resolve_rule(LabelSettings(k=3), None)[0].record()
+        {'name': 'topk', 'k': 3, 'min_labels': 0, 'max_labels': None, 'fitted': False}
+    """
+    s = settings
+    name = s.rule_name()
+    bounds = {"max_labels": s.max_labels}
+    if name is None and fitted is not None:
+        return dataclasses.replace(fitted, min_labels=fitted.min_labels if s.min_labels is None else s.min_labels,
+                                   max_labels=fitted.max_labels if s.max_labels is None else s.max_labels), []
+    name = name or DEFAULT_SET_RULE
+    param, default = SET_RULE_PARAMS[name]
+    value = getattr(s, param)
+    floor = 0 if name == "topk" else 1  # a label-free rule gives every item at least its best label
+    rule = SetRule(name, **{param: default if value is None else value},
+                   min_labels=floor if s.min_labels is None else s.min_labels, **bounds)
+    why = (f"the rule {rule.name} ({rule.record()}) overrides the thresholds the program or student brings (fitted "
+           "on examples); drop --rule / -k (and the rule's parameter) to use them")
+    notes = [] if fitted is None else [why]
+    return rule, notes
 
 
 class Labeller:
@@ -112,7 +190,7 @@ class Labeller:
     Args:
         scorer: a :class:`~zsl.base.Scorer` (with :class:`~zsl.base.ScorerMixin`'s
             ``score_batch`` and ``explain``).
-        k: labels kept per item.
+        k: the ranking's depth (see :attr:`LabelSettings.k`); each item's set when ``rule`` is None.
         kind: what the manifest calls it (``"text"``, ``"images"``, ``"student"``).
         input_field: the row field holding the item (``"text"`` or ``"image"``).
         concurrency: items scored at once on the per-item path (threads; only for a remote LM).
@@ -120,9 +198,7 @@ class Labeller:
         retries: tries after the first on a transient error (only for a remote LM).
         remote: the scorer calls a remote LM (retries, threads and a cost apply).
         lm_name: the LM's name, for messages and prices.
-        threshold: rows also list the kept labels at or above it (``above_threshold``): one
-            number, or per-label thresholds ``(K,)``.
-        min_above: ``above_threshold`` keeps at least this many labels (the best ones).
+        rule: how each row's ``labels`` are chosen (:class:`~zsl.scoring.SetRule`; None: the ``k`` best).
         top_scores: how many of the best labels' scores a row keeps (None: the default of
             :func:`zsl.rows.default_top_scores`).
         warnings: what to log once before labelling.
@@ -135,8 +211,8 @@ class Labeller:
 
     def __init__(self, scorer: Any, *, k: int, kind: str, input_field: str = "text", concurrency: int = 1,
                  timeout: float | None = None, retries: int = 0, remote: bool = False, lm_name: str | None = None,
-                 threshold: float | np.ndarray | None = None, min_above: int = 0, top_scores: int | None = None,
-                 warnings: Sequence[str] = (), source: str | None = None):
+                 rule: SetRule | None = None, top_scores: int | None = None, warnings: Sequence[str] = (),
+                 source: str | None = None):
         self.scorer = scorer
         self.vocab: LabelVocab = scorer.vocab
         self.k, self.kind, self.input_field = k, kind, input_field
@@ -144,16 +220,18 @@ class Labeller:
         self.uses_lm = bool(getattr(scorer, "uses_lm", False))
         self.concurrency = max(1, concurrency)
         self.timeout, self.retries, self.retry_delay = timeout, retries, retry_base_delay()
-        self.remote, self.lm_name, self.threshold, self.min_above = remote, lm_name, threshold, min_above
+        self.remote, self.lm_name = remote, lm_name
+        self.rule = rule if rule is not None else SetRule("topk", k=k)
         self.warnings: list[str] = list(warnings)
         self.source = source or f"the {kind} scorer"
 
     def config(self) -> dict[str, Any]:
-        """The run's settings from the scorer: ``kind``, ``k``, ``top_scores`` and the scorer's ``config()`` (a config
-        that does not name its vocabulary gets ``vocab_hash`` beside it, under ``settings``)."""
+        """The run's settings from the scorer: ``kind``, ``k``, ``top_scores``, the ``rule`` behind the rows' sets
+        (:meth:`~zsl.scoring.SetRule.record`) and the scorer's ``config()`` (a config that does not name its
+        vocabulary gets ``vocab_hash`` beside it, under ``settings``)."""
         cfg = self.scorer.config()
         body = cfg if "vocab_hash" in cfg else {"vocab_hash": self.vocab.hash, "settings": cfg}
-        return {"kind": self.kind, "k": self.k, "top_scores": self.top_scores, **body}
+        return {"kind": self.kind, "k": self.k, "top_scores": self.top_scores, **body, "rule": self.rule.record()}
 
     def _one(self, item: Item) -> ItemScores:
         return retry_call(lambda: self.scorer.explain(item.value), retries=self.retries if self.remote else 0,
@@ -171,7 +249,7 @@ class Labeller:
             return Skipped(why)
         vals, idx = top_k(got.scores, self.top_scores)
         return make_row(item, self.vocab, idx[0], vals[0], k=self.k, input_field=self.input_field, fields=got.fields,
-                        threshold=self.threshold, min_above=self.min_above)
+                        chosen=chosen_sets(got.scores, self.rule, self.k)[0])
 
     def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> Outputs:
         """One output per item, in order: a row, or why it was skipped (:class:`~zsl.util.retry.Skipped`, ``retryable``
@@ -217,8 +295,7 @@ class Labeller:
             failed[i] = self._unscorable(items[i], batch.scores[n]) or ""
         ok = [i for n, i in enumerate(batch.ok) if finite[n]]
         rows = build_rows([items[i] for i in ok], batch.scores[finite], self.vocab, k=self.k,
-                          top_scores=self.top_scores, input_field=self.input_field, threshold=self.threshold,
-                          min_above=self.min_above)
+                          top_scores=self.top_scores, input_field=self.input_field, rule=self.rule)
         out: list[dict[str, Any] | Skipped] = [Skipped(failed.get(i, f"{items[i].value}: could not be scored"))
                                                for i in range(len(items))]
         for i, row in zip(ok, rows, strict=True):
@@ -237,7 +314,8 @@ class TextLabeller(Labeller):
     def __init__(self, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool,
                  rank: bool, rank_top: int, program: str | os.PathLike[str] | None, concurrency: int,
                  timeout: float | None, retries: int, label_descriptions: bool | None = None,
-                 rank_descriptions: str = "auto", top_scores: int | None = None):
+                 rank_descriptions: str = "auto", top_scores: int | None = None,
+                 settings: LabelSettings | None = None):
         from zsl.models.lm import is_remote_lm, resolve_lm_name
         from zsl.text.tagger import Tagger
 
@@ -253,12 +331,14 @@ class TextLabeller(Labeller):
             warnings.append(f"concurrency {concurrency} ignored: the local LLM labels one item at a time "
                             "(it already uses every core)")
             concurrency = 1
-        rule = tagger.thresholds_  # a program fitted on examples brings per-label thresholds
-        super().__init__(tagger, k=k, kind="text", concurrency=concurrency, timeout=timeout, retries=retries,
-                         remote=remote, lm_name=lm_name, top_scores=top_scores, warnings=warnings,
-                         source=f"the program {program}" if program is not None else None,
-                         threshold=None if rule is None else np.asarray(rule.thresholds_, dtype=np.float64),
-                         min_above=0 if rule is None else int(rule.min_labels))
+        fitted = tagger.thresholds_  # a program fitted on examples brings per-label thresholds
+        rule, notes = resolve_rule(settings or LabelSettings(k=k), None if fitted is None else SetRule(
+            "fitted", thresholds=tuple(float(v) for v in fitted.thresholds_), min_labels=int(fitted.min_labels),
+            max_labels=fitted.max_labels))
+        super().__init__(tagger, k=rule.k if rule.name == "topk" else k, kind="text", concurrency=concurrency,
+                         timeout=timeout, retries=retries, remote=remote, lm_name=lm_name, top_scores=top_scores,
+                         warnings=warnings + notes, source=f"the program {program}" if program is not None else None,
+                         rule=rule)
         self.tagger = tagger
         if self.remote:
             self._prepare_remote()
@@ -332,15 +412,24 @@ def make_labeller(fmt: str, vocab: LabelVocab | None, settings: LabelSettings) -
         if fmt == "images":
             raise InputError("--model labels texts with a distilled text student; images take --image-model.")
         student = _student(s.model, vocab)
-        return Labeller(student, k=s.k, kind="student", threshold=float(student.threshold_), top_scores=s.top_scores,
+        rule, notes = resolve_rule(s, SetRule("fitted", thresholds=(float(student.threshold_),),
+                                              min_labels=int(getattr(student, "min_labels", 0))))
+        return Labeller(student, k=_k(s, rule), kind="student", rule=rule, top_scores=s.top_scores, warnings=notes,
                         source=f"the student {getattr(student, 'path_', '(in memory)')}")
     assert vocab is not None
     if fmt == "images":
         from zsl.image.tagger import ImageTagger
 
-        return Labeller(ImageTagger(vocab, s.image_backend, **dict(s.image_kwargs or {})), k=s.k, kind="images",
-                        input_field="image", top_scores=s.top_scores)
-    return TextLabeller(vocab, lm=s.lm, encoder=s.encoder, k=s.k, label_kind=s.label_kind, infer=s.infer, rank=s.rank,
+        rule, _ = resolve_rule(s, None)
+        return Labeller(ImageTagger(vocab, s.image_backend, **dict(s.image_kwargs or {})), k=_k(s, rule),
+                        kind="images", input_field="image", top_scores=s.top_scores, rule=rule)
+    return TextLabeller(vocab, lm=s.lm, encoder=s.encoder, k=s.ranked_k, label_kind=s.label_kind, infer=s.infer,
+                        rank=s.rank,
                         rank_top=s.rank_top, program=s.program, concurrency=s.concurrency, timeout=s.timeout,
                         retries=s.retries, label_descriptions=s.label_descriptions,
-                        rank_descriptions=s.rank_descriptions, top_scores=s.top_scores)
+                        rank_descriptions=s.rank_descriptions, top_scores=s.top_scores, settings=s)
+
+
+def _k(settings: LabelSettings, rule: SetRule) -> int:
+    """The ranking's depth of a run: a topk rule's ``k``, else the settings' (default 5)."""
+    return int(rule.k) if rule.name == "topk" else settings.ranked_k

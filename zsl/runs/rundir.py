@@ -48,6 +48,7 @@ __all__ = [
     "lock_review",
     "make_manifest",
     "own_temp",
+    "rule_change",
     "running_holder",
     "write_json",
     "write_lines",
@@ -285,6 +286,9 @@ class RunDir:
             self.log("--fresh: earlier progress discarded")
             return "new"
         if old is not None:
+            why = rule_change(self.path, old, manifest)
+            if why is not None:
+                raise InputError(why)
             keys = ("input", "vocab", "settings")
             changes = _diff({k: old.get(k) for k in keys}, {k: manifest.get(k) for k in keys})
             # Where the files are does not matter, only what they hold (input.fingerprint, vocab.hash).
@@ -303,6 +307,28 @@ class RunDir:
             return "resume"
         write_json(mpath, manifest)
         return "new"
+
+
+def rule_change(path: Path, old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why a run cannot resume under another label-set rule (its rows' sets would differ), with the fix; or None.
+
+    A manifest written before label-set rules existed has no ``settings.rule``: its rows' ``labels``
+    are the ``k`` best (a fitted program's set apart, in ``above_threshold``), so resuming it
+    with this version, whatever the rule, would mix two notions of the predicted labels.
+    """
+    was, now = (old.get("settings") or {}).get("rule"), (new.get("settings") or {}).get("rule")
+    if now is None or was == now:
+        return None
+    fix = (f"Fix: add --fresh to label it again from the start, or choose another --out (the rows already in "
+           f"{path} stay readable as they are).")
+    if was is None:
+        return (f"{path} holds a run written by zsl {old.get('zsl_version', '(unknown)')}, before label-set rules: its "
+                f"rows' 'labels' are the {(old.get('settings') or {}).get('k', 'k')} best labels of each item, while "
+                f"this run would choose them by the rule {json.dumps(now)}, so its resumed rows' sets would differ "
+                f"from the rows already written. {fix}")
+    return (f"{path} holds a run whose label sets were chosen by the rule {json.dumps(was)}; this command asks for "
+            f"{json.dumps(now)}, so resumed rows' sets would differ from the rows already written. {fix} Or rerun "
+            f"with the original rule.")
 
 
 def own_temp(name: str, *, chunk: bool) -> bool:
