@@ -102,10 +102,10 @@ def test_settings_pick_the_rule_k_alone_is_todays_topk_and_fitted_thresholds_com
 
 
 # -- runs -----------------------------------------------------------------------------------
-def _items(tmp_path, n=len(TEXTS)):
+def _items(tmp_path):
     items = tmp_path / "items.jsonl"
     items.write_text("".join(json.dumps({"id": f"i{j}", "text": t, "labels": [VOCAB[j % 4]]}) + "\n"
-                             for j, t in enumerate(TEXTS[:n])), encoding="utf-8")
+                             for j, t in enumerate(TEXTS)), encoding="utf-8")
     return items
 
 
@@ -211,7 +211,7 @@ def test_silver_rows_of_a_set_rule_give_soft_targets_around_each_items_own_set(t
     run = _run(tmp_path, "run", rule="threshold", threshold=0.3, min_labels=0)
     silver = read_silver(run / "labels.jsonl")
     rows = _rows(run)
-    assert [set(VOCAB[int(j)] for j in np.flatnonzero(r)) for r in silver.labels] == [set(r["labels"]) for r in rows]
+    assert [{VOCAB[int(j)] for j in np.flatnonzero(r)} for r in silver.labels] == [set(r["labels"]) for r in rows]
     assert (silver.confidence[silver.labels == 1] >= 0.5).all()
     assert (silver.confidence[silver.labels == 0] < 0.5).all()
     assert silver.rule["confidence"]["rule"] == "label_sets"
