@@ -547,15 +547,15 @@ def _add_label_set_args(p: argparse.ArgumentParser) -> None:
     """`zsl label`'s label-set options: which labels each row's `labels` holds (README: "Label sets")."""
     from zsl.scoring import DEFAULT_SET_RULE, SET_RULE_PARAMS
 
-    defaults = ", ".join(f"--{param} {value}" for param, value in (v for v in SET_RULE_PARAMS.values()) if value)
     p.add_argument("--rule", choices=list(SET_RULE_PARAMS),
-                   help="how each item's label set is chosen: topk (the k best), relative (within --margin of the "
-                        "item's best score), zscore (--z standard deviations above the mean of the item's scores), "
-                        "threshold (score >= --threshold). Default: the per-label thresholds of a --program from "
-                        f"`zsl fit` (or a --model student's threshold), else {DEFAULT_SET_RULE}; a rule's parameter "
-                        f"alone picks its rule ({defaults})")
-    p.add_argument("-k", type=int, help="topk's k (alone: --rule topk -k K, today's rows); also how many labels "
-                                        "retrieval_labels and the default --top-scores keep (default 5)")
+                   help="how each item's label set (its row's 'labels') is chosen: gap (the best labels down to the "
+                        "largest drop among the k+1 best; k default 3), topk (the k best), relative (within --margin "
+                        "of the item's best score, default 0.02), zscore (--z standard deviations above the mean of "
+                        "the item's own scores, default 1.5), threshold (score >= --threshold). Default: the "
+                        "thresholds of a --program from `zsl fit` (or of a --model student), else "
+                        f"{DEFAULT_SET_RULE}. A rule's parameter alone picks its rule (-k alone: topk)")
+    p.add_argument("-k", type=int, help="topk's and gap's k (alone: --rule topk -k K, today's rows); also how many "
+                                        "labels retrieval_labels and the default --top-scores keep (default 5)")
     p.add_argument("--margin", type=float, help="relative: how far below the item's best score a label may be")
     p.add_argument("--z", type=float, help="zscore: standard deviations above the mean of the item's own scores")
     p.add_argument("--threshold", type=float, help="threshold: the score a label needs (in the scorer's units)")

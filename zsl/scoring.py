@@ -379,6 +379,16 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _largest_drop(s: np.ndarray, k: int) -> np.ndarray:
+    """Each row's labels scoring at least the one just above the largest drop among its ``k + 1`` best scores
+    (the first such drop on ties: fewer labels); a row of one column keeps it."""
+    top = -np.sort(-s, axis=1)[:, :k + 1]
+    if top.shape[1] < 2:
+        return np.ones(s.shape, dtype=bool)
+    cut = (top[:, :-1] - top[:, 1:]).argmax(axis=1)
+    return s >= top[np.arange(len(s)), cut][:, None]
+
+
 def _limit(labels: np.ndarray, z: np.ndarray, min_labels: int, max_labels: int | None) -> np.ndarray:
     """Give every item at least ``min_labels`` and at most ``max_labels`` labels (best first)."""
     if not min_labels and max_labels is None:
@@ -717,12 +727,13 @@ def get_rule(name: str, **params: Any) -> _Rule:
 
 
 # -- the rule behind a run's rows: item-local, so chunks and resumes give the same sets ---------
-SET_RULES = ("topk", "relative", "zscore", "threshold", "fitted")
-#: the rule of ``zsl label`` for a vocabulary without examples, chosen by measurement (README, "Label sets")
-DEFAULT_SET_RULE = "relative"
+SET_RULES = ("gap", "topk", "relative", "zscore", "threshold", "fitted")
+#: the rule of ``zsl label`` for a vocabulary without examples, chosen by measurement (README, "Label sets";
+#: ``python -m benchmarks.setrules``)
+DEFAULT_SET_RULE = "gap"
 DEFAULT_K = 5
-#: each rule's parameter, its default and what it is for (the CLI flag of the same name)
-SET_RULE_PARAMS = {"topk": ("k", DEFAULT_K), "relative": ("margin", 0.05), "zscore": ("z", 2.5),
+#: each label-free rule's parameter (the CLI flag of the same name) and its default
+SET_RULE_PARAMS = {"gap": ("k", 3), "topk": ("k", DEFAULT_K), "relative": ("margin", 0.02), "zscore": ("z", 1.5),
                    "threshold": ("threshold", None)}
 
 
@@ -736,6 +747,8 @@ class SetRule:
     many items (:class:`LabelZScore`'s per-label statistics, :class:`GlobalThreshold`'s
     ``labels_per_item`` quantile) are not offered here; their item-local counterparts are:
 
+    * ``gap``: the best labels down to the largest drop between consecutive scores among the
+      item's ``k + 1`` best (so 1 to ``k`` labels: where the item's own scores fall off);
     * ``topk``: the ``k`` best labels (:class:`TopK`; ties: the lower column);
     * ``relative``: labels scoring within ``margin`` of the item's best (:class:`RelativeToMax`);
     * ``zscore``: labels whose score is ``z`` standard deviations above the mean of the item's
@@ -778,7 +791,7 @@ class SetRule:
         value = getattr(self, param)
         if value is None:
             raise InputError(f"The {self.name!r} rule needs its {param}; got none. Fix: pass --{param} VALUE.")
-        if self.name == "topk" and (not isinstance(value, int | np.integer) or value < 1):
+        if self.name in ("gap", "topk") and (not isinstance(value, int | np.integer) or value < 1):
             raise InputError(f"k must be an integer >= 1, got {value!r}")
         if self.name in ("relative", "zscore") and not (math.isfinite(value) and value >= 0):
             raise InputError(f"{param} must be a finite number >= 0, got {value!r}")
@@ -793,6 +806,8 @@ class SetRule:
         s = check_scores(scores)
         if self.name == "topk":
             chosen = TopK(k=self.k).fit(s).predict(s).astype(bool)  # TopK without standardize is item-local
+        elif self.name == "gap":
+            chosen = _largest_drop(s, int(self.k))
         elif self.name == "relative":
             chosen = RelativeToMax(margin=self.margin).fit(s).predict(s).astype(bool)
         elif self.name == "zscore":  # the item's own row standardised: no statistics across items

@@ -36,6 +36,8 @@ __all__ = ["LabelSettings", "Labeller", "TextLabeller", "make_labeller", "resolv
 
 
 Outputs = tuple[list[dict[str, Any] | Skipped], dict[str, dict[str, int]]]
+#: a rule's parameter given without --rule picks that rule (-k alone: today's top k)
+_PICKS = {"k": "topk", "margin": "relative", "z": "zscore", "threshold": "threshold"}
 
 
 @dataclass(frozen=True)
@@ -120,19 +122,20 @@ class LabelSettings:
         Raises:
             InputError: an unknown rule, or a parameter of another rule than the one asked for.
         """
-        given = [name for name, (param, _) in SET_RULE_PARAMS.items() if getattr(self, param) is not None]
+        given = [param for param in _PICKS if getattr(self, param) is not None]
         if self.rule is not None:
             if self.rule not in SET_RULE_PARAMS:
                 raise InputError(f"Unknown rule {self.rule!r}. Expected one of {', '.join(SET_RULE_PARAMS)}.")
-            other = [g for g in given if g not in (self.rule, "topk")]  # -k also sets the ranking's depth
+            # -k is also the ranking's depth, so it goes with any rule
+            other = [p for p in given if p not in (SET_RULE_PARAMS[self.rule][0], "k")]
             if other:
-                raise InputError(f"--{SET_RULE_PARAMS[other[0]][0]} is the parameter of --rule {other[0]}, not of "
-                                 f"--rule {self.rule}. Fix: drop it, or use --rule {other[0]}.")
+                raise InputError(f"--{other[0]} is the parameter of --rule {_PICKS[other[0]]}, not of --rule "
+                                 f"{self.rule}. Fix: drop it, or use --rule {_PICKS[other[0]]}.")
             return self.rule
         if len(given) > 1:
-            raise InputError(f"{' and '.join('-k' if g == 'topk' else '--' + SET_RULE_PARAMS[g][0] for g in given)} "
-                             "belong to different rules. Fix: keep one, or name the rule with --rule.")
-        return given[0] if given else None
+            raise InputError(f"{' and '.join('-k' if p == 'k' else '--' + p for p in given)} belong to different "
+                             "rules. Fix: keep one, or name the rule with --rule.")
+        return _PICKS[given[0]] if given else None
 
     def check(self) -> None:
         """Refuse values that cannot work, before anything is read or written."""

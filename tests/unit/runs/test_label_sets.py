@@ -42,10 +42,20 @@ def test_each_rule_chooses_a_set_per_item_best_first(rule, expected):
     assert [c.tolist() for c, _ in chosen_sets(S, rule, 5)] == expected
 
 
+def test_gap_keeps_the_labels_above_the_largest_drop_among_the_k_plus_1_best():
+    s = np.array([[1.0, 0.75, 0.25, 0.0],      # drops .25 .5 .25: two labels
+                  [0.5, 1.0, 0.875, 0.125],    # drops .125 .375 .375: the first largest, two labels
+                  [0.25, 0.25, 0.25, 0.25]])   # no drop: the tie is kept whole
+    assert [c.tolist() for c, _ in chosen_sets(s, SetRule("gap", k=3), 5)] == [[0, 1], [1, 2], [0, 1, 2, 3]]
+    assert [c.tolist() for c, _ in chosen_sets(s, SetRule("gap", k=1), 5)] == [[0], [1], [0, 1, 2, 3]]
+    assert SetRule("gap", k=3, max_labels=2).choose(s).sum(axis=1).tolist() == [2, 2, 2]
+    assert SetRule("gap", k=3).choose(np.array([[0.3]])).tolist() == [[True]]
+
+
 def test_every_rule_is_item_local_so_a_batch_gives_the_sets_of_its_items_one_by_one():
     rng = np.random.default_rng(0)
     s = rng.random((40, 9)).astype(np.float32)
-    for rule in (SetRule("topk", k=3), SetRule("relative", margin=0.1), SetRule("zscore", z=1.0),
+    for rule in (SetRule("topk", k=3), SetRule("gap", k=3), SetRule("relative", margin=0.1), SetRule("zscore", z=1.0),
                  SetRule("threshold", threshold=0.7, min_labels=1, max_labels=3),
                  SetRule("fitted", thresholds=tuple(np.linspace(0.3, 0.9, 9)))):
         whole = rule.choose(s)
