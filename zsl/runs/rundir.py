@@ -322,10 +322,14 @@ def rule_change(path: Path, old: dict[str, Any], new: dict[str, Any]) -> str | N
     fix = (f"Fix: add --fresh to label it again from the start, or choose another --out (the rows already in "
            f"{path} stay readable as they are).")
     if was is None:
+        k = (old.get("settings") or {}).get("k", "k")
+        same = now.get("name") == "topk" and now.get("k") == k
+        why = ("this version writes rows of another format (the rule recorded, a fitted program's or a student's set "
+               "in 'labels' instead of 'above_threshold'), and a run's rows must come from one format" if same else
+               f"this run would choose them by the rule {json.dumps(now)}, so its resumed rows' sets would differ "
+               "from the rows already written")
         return (f"{path} holds a run written by zsl {old.get('zsl_version', '(unknown)')}, before label-set rules: its "
-                f"rows' 'labels' are the {(old.get('settings') or {}).get('k', 'k')} best labels of each item, while "
-                f"this run would choose them by the rule {json.dumps(now)}, so its resumed rows' sets would differ "
-                f"from the rows already written. {fix}")
+                f"rows' 'labels' are the {k} best labels of each item, while {why}. {fix}")
     return (f"{path} holds a run whose label sets were chosen by the rule {json.dumps(was)}; this command asks for "
             f"{json.dumps(now)}, so resumed rows' sets would differ from the rows already written. {fix} Or rerun "
             f"with the original rule.")

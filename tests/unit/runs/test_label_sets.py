@@ -159,7 +159,9 @@ def test_a_run_written_before_label_set_rules_or_under_another_rule_is_refused_o
     (run / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(InputError, match=r"before label-set rules: its rows' 'labels' are the 2 best.*sets would "
                                          r"differ.*--fresh.*another --out"):
-        _run(tmp_path, "run", k=2)
+        _run(tmp_path, "run")  # the default rule
+    with pytest.raises(InputError, match=r"before label-set rules.*rows of another format.*--fresh.*another --out"):
+        _run(tmp_path, "run", k=2)  # the same top 2, but not the same row format
     assert _rows(_run(tmp_path, "run", k=2, fresh=True))  # --fresh labels it again under the rule
     with pytest.raises(InputError, match=r"chosen by the rule .*topk.*asks for .*relative.*sets would differ.*--fresh"):
         _run(tmp_path, "run", rule="relative", margin=0.05)
