@@ -52,7 +52,9 @@ from zsl.base import ParamsMixin
 from zsl.errors import InputError
 
 __all__ = [
+    "CATCH_ALL_NAMES",
     "RULES",
+    "CatchAll",
     "Decision",
     "GlobalThreshold",
     "LabelZScore",
@@ -63,6 +65,7 @@ __all__ = [
     "check_labels",
     "check_scores",
     "get_rule",
+    "guess_catch_all",
     "shrink_thresholds",
 ]
 
@@ -709,3 +712,166 @@ def get_rule(name: str, **params: Any) -> _Rule:
         return cls(**params)
     except TypeError as exc:
         raise InputError(f"Bad parameters for rule {key!r} ({exc}); valid: {', '.join(cls._param_names())}") from None
+
+
+# -- catch-all labels ("none of the others") ------------------------------------------------
+#: label names that usually mean "none of the others" (compared lower-cased, after stripping
+#: punctuation); ``Basics (...)``-style and ``other ...`` / ``... (other)`` labels are matched by
+#: :func:`guess_catch_all` too.
+CATCH_ALL_NAMES = frozenset({
+    "neutral", "other", "others", "none", "none of the above", "none of these", "no label", "misc", "miscellaneous",
+    "general", "unknown", "unclassified", "uncategorized", "uncategorised", "not applicable", "n/a", "na", "no emotion",
+    "no topic", "nothing", "irrelevant", "not relevant", "other topics", "everything else", "rest"})
+
+
+def guess_catch_all(labels: Any) -> list[str]:
+    """The labels whose name says they mean "none of the others" (``neutral``, ``other``, ``misc``,
+    ``none``, ``Basics (cooking)``, ``other - finance`` ...).
+
+    A guess from names only: ``zsl label`` reports it in the run log and manifest, and
+    ``--no-catch-all-guess`` turns it off (``--catch-all LABEL`` names them explicitly).
+
+    Args:
+        labels: the vocabulary's labels (any iterable of strings, e.g. a ``LabelVocab``).
+
+    Returns:
+        The matching labels, in vocabulary order.
+
+    Example:
+        >>> guess_catch_all(["joy", "neutral", "anger", "Other (finance)", "Basics (cooking)", "another"])
+        ['neutral', 'Other (finance)', 'Basics (cooking)']
+    """
+    import re
+
+    out = []
+    for label in labels:
+        name = re.sub(r"[\s_\-]+", " ", str(label).strip().lower()).strip(" .:;!?*")
+        head = re.split(r"\s*[(\[:/,-]\s*", name, maxsplit=1)[0].strip()
+        if name in CATCH_ALL_NAMES or head in {"other", "others", "misc", "miscellaneous", "none", "basics", "basic"}:
+            out.append(str(label))
+    return out
+
+
+class CatchAll(ParamsMixin):
+    """Score catch-all labels from the absence of evidence for the others, and keep them out of mixed sets.
+
+    A catch-all label (``neutral``, ``other``) is never *expressed* by a text, so neither
+    retrieval similarity nor the Rank step's "is it expressed?" can make it win. This replaces
+    each catch-all column of an ``(N, K)`` score matrix by a monotone decreasing function of
+    the item's best score over the other labels ``m``:
+
+        ``s_catch_all = 2 * pivot_ - m``
+
+    so the catch-all is the item's best label exactly when ``m < pivot_`` (no other label has
+    the evidence the pivot asks for), and its score equals ``m`` at the pivot (the other
+    rules and thresholds work on it unchanged). ``fit`` chooses ``pivot_``: with gold labels
+    for the catch-all, the cut of ``m`` that maximises the catch-all's F1; without (zero-shot),
+    the ``quantile`` of ``m`` over the fitting items (``quantile=0.2``: the fifth of the items
+    with the least evidence, a default fixed before any measurement). Several catch-all
+    columns all get the derived score.
+
+    Args:
+        columns: the catch-all columns (vocabulary indices).
+        quantile: the zero-shot pivot's quantile of ``m``.
+        pivot: a fixed pivot in score units (overrides both ways of fitting).
+        mix: allow a catch-all in the same set as a real label (:meth:`exclusive` then does nothing).
+
+    Attributes:
+        pivot_: the pivot used. source_: ``"fixed"``, ``"examples"`` or ``"quantile"``.
+
+    Example:
+        >>> import numpy as np
+        >>> s = np.array([[0.9, 0.1, 0.0], [0.2, 0.3, 0.0]])   # column 2 is "neutral"
+        >>> ca = CatchAll([2], pivot=0.5).fit(s)
+        >>> ca.transform(s)[:, 2].round(2).tolist()
+        [0.1, 0.7]
+        >>> ca.exclusive(np.array([[1, 0, 1], [0, 1, 1]]), ca.transform(s)).tolist()
+        [[1, 0, 0], [0, 0, 1]]
+    """
+
+    def __init__(self, columns: Any, *, quantile: float = 0.2, pivot: float | None = None, mix: bool = False):
+        self.columns = columns
+        self.quantile = quantile
+        self.pivot = pivot
+        self.mix = mix
+
+    def _cols(self, n_labels: int) -> np.ndarray:
+        cols = np.unique(np.asarray(list(self.columns), dtype=np.int64))
+        if cols.size and (cols.min() < 0 or cols.max() >= n_labels):
+            raise InputError(f"catch-all columns must be in [0, {n_labels}); got {cols.tolist()}")
+        if cols.size >= n_labels:
+            raise InputError("every label is a catch-all: at least one label must be a real one. Fix: name fewer "
+                             "catch-all labels (or pass --no-catch-all-guess).")
+        return cols
+
+    def best_other(self, scores: Any) -> np.ndarray:
+        """``(N,)`` each item's best score over the labels that are not catch-alls."""
+        s = check_scores(scores)
+        keep = np.ones(s.shape[1], dtype=bool)
+        keep[self._cols(s.shape[1])] = False
+        return s[:, keep].max(axis=1)
+
+    def fit(self, scores: Any, y: Any = None) -> CatchAll:
+        """Choose ``pivot_`` (see the class docstring); ``y`` is an optional ``(N, K)`` gold matrix."""
+        s = check_scores(scores)
+        cols = self._cols(s.shape[1])
+        m = self.best_other(s)
+        self.n_labels_ = s.shape[1]
+        self.columns_ = cols
+        gold = None if y is None else check_labels(y, s.shape)[:, cols].any(axis=1)
+        if self.pivot is not None:
+            self.pivot_, self.source_ = float(self.pivot), "fixed"
+        elif gold is not None and cols.size and gold.any():
+            thr, _ = best_f1_threshold(-m, gold)  # the catch-all applies when m is *below* the cut
+            self.pivot_, self.source_ = float(-thr), "examples"
+        else:
+            if not 0.0 <= self.quantile <= 1.0:
+                raise InputError(f"quantile must be in [0, 1], got {self.quantile}")
+            self.pivot_, self.source_ = float(np.quantile(m, self.quantile)), "quantile"
+        return self
+
+    def transform(self, scores: Any) -> np.ndarray:
+        """``scores`` (float64 copy) with every catch-all column replaced by ``2 * pivot_ - m``."""
+        if not hasattr(self, "pivot_"):
+            raise InputError("This CatchAll is not fitted yet. Fix: call catch_all.fit(scores[, y]) first.")
+        s = check_scores(scores, n_labels=self.n_labels_).copy()
+        if self.columns_.size:
+            s[:, self.columns_] = (2.0 * self.pivot_ - self.best_other(s))[:, None]
+        return s
+
+    def fit_transform(self, scores: Any, y: Any = None) -> np.ndarray:
+        """``fit(scores, y)`` then ``transform(scores)``."""
+        return self.fit(scores, y).transform(scores)
+
+    def exclusive(self, labels: Any, scores: Any) -> np.ndarray:
+        """Never a catch-all beside a real label: in a set holding both, the catch-all stays alone when it
+        scores above every chosen real label, and is dropped otherwise (unless ``mix``).
+
+        Args:
+            labels: ``(N, K)`` 0/1 chosen sets.
+            scores: the ``(N, K)`` scores the sets were chosen from (catch-alls already transformed).
+
+        Returns:
+            ``(N, K)`` uint8 sets.
+        """
+        lab = np.asarray(labels).astype(bool).copy()
+        s = check_scores(scores, n_labels=lab.shape[1])
+        cols = self._cols(lab.shape[1]) if not hasattr(self, "columns_") else self.columns_
+        if self.mix or not cols.size:
+            return lab.astype(np.uint8)
+        real = np.ones(lab.shape[1], dtype=bool)
+        real[cols] = False
+        has_ca, has_real = lab[:, cols].any(axis=1), lab[:, real].any(axis=1)
+        both = has_ca & has_real
+        best_ca = np.where(lab[:, cols], s[:, cols], -np.inf).max(axis=1)
+        best_real = np.where(lab[:, real], s[:, real], -np.inf).max(axis=1)
+        ca_wins = both & (best_ca >= best_real)
+        lab[np.ix_(ca_wins, real)] = False
+        lab[np.ix_(both & ~ca_wins, cols)] = False
+        return lab.astype(np.uint8)
+
+    def describe(self, vocab: Any = None) -> dict[str, Any]:
+        """A JSON-ready record (for the run manifest): the catch-all labels, pivot and where it came from."""
+        cols = [int(c) for c in self.columns_]
+        return {"labels": [vocab[c] for c in cols] if vocab is not None else cols, "pivot": round(self.pivot_, 6),
+                "source": self.source_, "quantile": self.quantile, "mix": bool(self.mix)}
