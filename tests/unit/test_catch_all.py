@@ -1,0 +1,73 @@
+"""Catch-all labels (#30): scored from the absence of evidence for the rest, never mixed unless allowed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from zsl.errors import InputError, VocabularyError
+from zsl.scoring import CatchAll, TopK, guess_catch_all
+from zsl.vocab import LabelVocab
+
+
+def test_guess_finds_catch_all_names_and_leaves_real_labels():
+    labels = ["joy", "neutral", "Other (finance)", "Basics (cooking)", "misc", "none", "another", "otherwise", "anger"]
+    assert guess_catch_all(labels) == ["neutral", "Other (finance)", "Basics (cooking)", "misc", "none"]
+    assert guess_catch_all(["acq", "earn", "crude"]) == []
+
+
+def test_derived_score_wins_exactly_below_the_pivot():
+    s = np.array([[0.9, 0.2, 0.8], [0.3, 0.1, 0.9], [0.45, 0.4, 0.0]])  # column 2: the catch-all's own score
+    ca = CatchAll([2], pivot=0.5).fit(s)
+    t = ca.transform(s)
+    # the recorded catch-all scores (0.8, 0.9) are replaced: the items whose best other score is below 0.5 get it on top
+    assert TopK(k=1).fit(t).predict(t)[:, 2].tolist() == [0, 1, 1]
+    # monotone decreasing in the best other score
+    m = ca.best_other(s)
+    assert np.all(np.diff(t[np.argsort(m), 2]) <= 0)
+    assert s[0, 2] == 0.8  # the input is not modified
+
+
+def test_zero_shot_pivot_is_a_quantile_and_examples_fit_it():
+    rng = np.random.default_rng(0)
+    s = rng.random((200, 4))
+    assert CatchAll([3]).fit(s).source_ == "quantile"
+    assert CatchAll([3]).fit(s).pivot_ == pytest.approx(np.quantile(s[:, :3].max(1), 0.2))
+    y = np.zeros((200, 4), dtype=int)
+    y[s[:, :3].max(1) < 0.7, 3] = 1  # gold: catch-all where no other label reaches 0.7
+    ca = CatchAll([3]).fit(s, y)
+    assert ca.source_ == "examples" and ca.pivot_ == pytest.approx(0.7, abs=0.02)
+
+
+def test_never_mixed_unless_allowed():
+    s = np.array([[0.9, 0.2, 0.5], [0.3, 0.1, 0.6], [0.3, 0.4, 0.1]])
+    sets = np.array([[1, 0, 1], [1, 0, 1], [0, 1, 0]])
+    ca = CatchAll([2], pivot=0.5).fit(s)
+    out = ca.exclusive(sets, s)
+    assert out.tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0]]  # higher side wins; a set without the catch-all is kept
+    real = out[:, :2].any(1)
+    assert not (real & out[:, 2].astype(bool)).any()
+    mixed = CatchAll([2], pivot=0.5, mix=True).fit(s).exclusive(sets, s)
+    assert mixed.tolist() == sets.tolist()
+
+
+def test_every_label_catch_all_is_refused():
+    with pytest.raises(InputError, match="real one"):
+        CatchAll([0, 1]).fit(np.zeros((2, 2)))
+    with pytest.raises(VocabularyError, match="real one"):
+        LabelVocab(["other", "none"], catch_all=["other", "none"])
+
+
+def test_vocabulary_catch_all_column(tmp_path):
+    p = tmp_path / "v.jsonl"
+    p.write_text('{"label": "joy"}\n{"label": "nothing special", "catch_all": true}\n{"label": "anger", "catch_all": false}\n')
+    assert LabelVocab.from_file(p).catch_all == ("nothing special",)
+    c = tmp_path / "v.csv"
+    c.write_text("label,catch_all\njoy,\nrest of it,yes\nanger,0\n")
+    assert LabelVocab.from_file(c).catch_all == ("rest of it",)
+    c.write_text("label,catch_all\njoy,maybe\n")
+    with pytest.raises(VocabularyError, match="catch_all must be"):
+        LabelVocab.from_file(c)
+    with pytest.raises(VocabularyError, match="not in the vocabulary"):
+        LabelVocab(["a", "b"], catch_all=["c"])
+    assert LabelVocab(["a", "b"]).catch_all == ()
