@@ -58,6 +58,7 @@ __all__ = [
     "Decision",
     "GlobalThreshold",
     "LabelZScore",
+    "MarginCalibrator",
     "PerLabelThreshold",
     "RelativeToMax",
     "TopK",
@@ -875,3 +876,91 @@ class CatchAll(ParamsMixin):
         cols = [int(c) for c in self.columns_]
         return {"labels": [vocab[c] for c in cols] if vocab is not None else cols, "pivot": round(self.pivot_, 6),
                 "source": self.source_, "quantile": self.quantile, "mix": bool(self.mix)}
+
+
+# -- calibrated probabilities ---------------------------------------------------------------
+class MarginCalibrator(ParamsMixin):
+    """Scores that mean probabilities: pooled Platt scaling of each score's margin to its label's threshold.
+
+    ``P(label | item) = sigmoid(a_ * (s_j - t_j) + b_)``, with ``t_j`` the label's threshold
+    (per-label, e.g. :class:`PerLabelThreshold`'s, or one global value) and ``a_ > 0``, ``b_``
+    fitted by maximum likelihood on the out-of-fold scores of labelled examples.
+
+    Why pooled Platt on the margin: with 2 to 8 examples per label a per-label curve rests on
+    a handful of positives, so one curve is shared by all labels; the per-label thresholds
+    already absorb each label's offset (a hub label's high scores), which is what makes
+    pooling sound. Platt (2 parameters) rather than isotonic regression: isotonic needs many
+    positives per bin, its steps overfit the few there are and give ties (many items with the
+    same probability); Platt is strictly monotone in the score and never exactly 0 or 1.
+    A small ridge penalty keeps ``a_`` finite when the examples are separable.
+
+    Args:
+        l2: ridge penalty on ``a`` and ``b`` (in units of examples).
+        max_iter: Newton iterations.
+
+    Attributes:
+        a_, b_: the fitted slope (> 0) and intercept. n_: the (item, label) pairs fitted on.
+
+    Example:
+        >>> import numpy as np
+        >>> s = np.array([[0.9, 0.1], [0.7, 0.6], [0.2, 0.3], [0.4, 0.8]])
+        >>> y = np.array([[1, 0], [1, 1], [0, 0], [0, 1]])
+        >>> p = MarginCalibrator().fit(s, y, thresholds=[0.5, 0.5]).predict_proba(s, thresholds=[0.5, 0.5])
+        >>> bool(((p > 0) & (p < 1)).all()), bool(p[0, 0] > p[2, 0])
+        (True, True)
+    """
+
+    def __init__(self, *, l2: float = 1.0, max_iter: int = 50):
+        self.l2 = l2
+        self.max_iter = max_iter
+
+    @staticmethod
+    def _margin(scores: Any, thresholds: Any) -> np.ndarray:
+        s = check_scores(scores)
+        t = np.broadcast_to(np.asarray(thresholds, dtype=np.float64).reshape(1, -1) if np.ndim(thresholds) else
+                            np.float64(thresholds), (1, s.shape[1]))
+        return s - t
+
+    def fit(self, scores: Any, y: Any, *, thresholds: Any = 0.0) -> MarginCalibrator:
+        """Fit ``a_``, ``b_`` on ``(N, K)`` (out-of-fold) scores, gold ``y`` and the thresholds ``(K,)`` or scalar."""
+        x = self._margin(scores, thresholds)
+        yy = check_labels(y, x.shape).ravel().astype(np.float64)
+        x = x.ravel()
+        if not 0 < yy.sum() < yy.size:
+            raise InputError("calibration needs both positive and negative (item, label) pairs in y.")
+        sd = float(x.std()) or 1.0
+        w = np.array([1.0 / sd, 0.0])  # on the margin's own scale first: Newton converges from there
+        design = np.stack([x, np.ones_like(x)], axis=1)
+        for _ in range(self.max_iter):
+            p = _sigmoid(design @ w)
+            grad = design.T @ (p - yy) + self.l2 * w
+            hess = (design * (p * (1 - p))[:, None]).T @ design + self.l2 * np.eye(2)
+            step = np.linalg.solve(hess, grad)
+            w = w - step
+            if np.abs(step).max() < 1e-9:
+                break
+        self.a_, self.b_ = max(float(w[0]), 1e-6), float(w[1])  # never decreasing in the score
+        self.n_ = int(x.size)
+        return self
+
+    def predict_proba(self, scores: Any, *, thresholds: Any = 0.0) -> np.ndarray:
+        """``(N, K)`` float32 probabilities in (0, 1), increasing in each score."""
+        if not hasattr(self, "a_"):
+            raise InputError("This MarginCalibrator is not fitted yet. Fix: call fit(scores, y, thresholds=...) first.")
+        return _sigmoid(self.a_ * self._margin(scores, thresholds) + self.b_).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted parameters as JSON-safe data."""
+        return {"method": "platt_margin", "a": self.a_, "b": self.b_, "n": self.n_, "l2": self.l2}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MarginCalibrator:
+        """Rebuild from :meth:`to_dict` (no refit)."""
+        try:
+            cal = cls(l2=float(d.get("l2", 1.0)))
+            cal.a_, cal.b_, cal.n_ = float(d["a"]), float(d["b"]), int(d.get("n", 0))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"the saved calibrator is incomplete ({type(exc).__name__}: {exc}).") from None
+        if not (math.isfinite(cal.a_) and math.isfinite(cal.b_)) or cal.a_ <= 0:
+            raise InputError(f"the saved calibrator holds a={cal.a_}, b={cal.b_}; a must be a finite number > 0.")
+        return cal

@@ -71,3 +71,73 @@ def test_vocabulary_catch_all_column(tmp_path):
     with pytest.raises(VocabularyError, match="not in the vocabulary"):
         LabelVocab(["a", "b"], catch_all=["c"])
     assert LabelVocab(["a", "b"]).catch_all == ()
+
+
+# -- the Tagger: catch-all fitted on examples, calibrated probabilities --------------------
+TOPICS = {"football": "football match goal striker league", "cooking": "recipe oven bake flour kitchen",
+          "finance": "stock market shares bank interest"}
+
+
+def _examples(n: int = 8) -> list[dict]:
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        for lab, words in TOPICS.items():
+            w = words.split()
+            out.append({"text": " ".join(rng.choice(w, 4)) + f" note {i}", "labels": [lab]})
+        out.append({"text": f"hello there friend nothing much today {i}", "labels": ["other"]})
+    return out
+
+
+def _tagger(**kw):
+    from zsl.models.encoders import HashingEncoder
+    from zsl.text.tagger import Tagger
+
+    return Tagger(LabelVocab([*TOPICS, "other"], catch_all=["other"]), encoder=HashingEncoder(256), infer=False,
+                  rank=False, **kw)
+
+
+def test_tagger_fits_the_catch_all_and_never_mixes_it(tmp_path):
+    tagger = _tagger().fit(_examples())
+    assert tagger.catch_all_ is not None and tagger.catch_all_.source_ == "examples"
+    texts = ["football goal league striker", "hello friend nothing today", "bank shares recipe oven"]
+    sets = tagger.predict(texts)
+    other = sets[:, 3].astype(bool)
+    assert not (other & sets[:, :3].any(1)).any()  # never beside a real label
+    assert sets[1, 3] == 1 and sets[0, 0] == 1
+    assert tagger.config()["catch_all"]["labels"] == ["other"]
+    # saved with the program and loaded back: the same scores and sets
+    again = _tagger().load(tagger.save(tmp_path / "p.json"))
+    np.testing.assert_allclose(again.score(texts), tagger.score(texts), atol=1e-6)
+    assert again.predict(texts).tolist() == sets.tolist()
+
+
+def test_catch_all_mix_allows_both():
+    tagger = _tagger(catch_all_mix=True).fit(_examples())
+    assert tagger.catch_all_.mix is True
+    s = tagger.score(["football goal league", "hello friend"])
+    both = np.ones_like(s, dtype=np.uint8)
+    assert tagger._exclusive(both, s).tolist() == both.tolist()
+
+
+def test_calibrated_probabilities_are_in_0_1_and_monotone(tmp_path):
+    tagger = _tagger().fit(_examples())
+    assert tagger.calibrator_ is not None and tagger.calibrator_.a_ > 0
+    texts = ["football goal league striker", "hello friend nothing today", "stock bank interest"]
+    p = tagger.predict_proba(texts)
+    assert p.shape == (3, 4) and ((p >= 0) & (p <= 1)).all()
+    s = tagger.score(texts)
+    for j in range(4):  # per label, a higher score never gets a lower probability
+        order = np.argsort(s[:, j])
+        assert np.all(np.diff(p[order, j]) >= -1e-7)
+    grid = np.linspace(-1, 1, 50)[:, None].repeat(4, 1)
+    q = tagger.proba_from_scores(grid)
+    assert np.all(np.diff(q, axis=0) > 0)  # strictly increasing
+    again = _tagger().load(tagger.save(tmp_path / "p.json"))
+    np.testing.assert_allclose(again.predict_proba(texts), p, atol=1e-6)
+
+
+def test_zero_shot_probabilities_stay_clipped_scores():
+    tagger = _tagger()
+    s = tagger.score(["football goal"])
+    np.testing.assert_allclose(tagger.predict_proba(["football goal"]), np.clip(s, 0, 1))
