@@ -117,6 +117,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
         retries=args.retries, image_backend=args.image_model,
         image_kwargs={"descriptions": "lm", "lm": lm} if args.descriptions else None,
         label_descriptions=False if args.no_label_descriptions else None, rank_descriptions=args.rank_descriptions,
+        catch_all=tuple(args.catch_all), catch_all_guess=not args.no_catch_all_guess, catch_all_mix=args.catch_all_mix,
         **common)
     if args.dry_run is not None:
         est = estimate_run(args.input, args.labels, sample=args.dry_run, settings=settings)
@@ -537,6 +538,13 @@ def _add_label_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rank-descriptions", choices=RANK_DESCRIPTIONS, default="auto",
                    help="texts: which candidates the Rank step shows with their description: auto (default: one-word "
                         "labels such as codes, e.g. 'acq'; a label of several words is shown bare), all, none")
+    p.add_argument("--catch-all", action="append", default=[], metavar="LABEL",
+                   help="texts: a label meaning 'none of the others' (repeatable; also a catch_all column in the "
+                        "vocabulary): scored from the absence of evidence for the other labels")
+    p.add_argument("--no-catch-all-guess", action="store_true",
+                   help="texts: do not guess catch-all labels from their names (neutral, other, misc, none, ...)")
+    p.add_argument("--catch-all-mix", action="store_true",
+                   help="texts: allow a catch-all label in the same row as a real label (default: never)")
     _add_label_budget_engine_args(p)
     p.set_defaults(func=_cmd_label)
 

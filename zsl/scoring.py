@@ -753,6 +753,9 @@ def guess_catch_all(labels: Any) -> list[str]:
     return out
 
 
+_TIE = 1e-9  # a best other score exactly at the pivot leaves the catch-all on top
+
+
 class CatchAll(ParamsMixin):
     """Score catch-all labels from the absence of evidence for the others, and keep them out of mixed sets.
 
@@ -763,9 +766,10 @@ class CatchAll(ParamsMixin):
 
         ``s_catch_all = 2 * pivot_ - m``
 
-    so the catch-all is the item's best label exactly when ``m < pivot_`` (no other label has
-    the evidence the pivot asks for), and its score equals ``m`` at the pivot (the other
-    rules and thresholds work on it unchanged). ``fit`` chooses ``pivot_``: with gold labels
+    so the catch-all is the item's best label exactly when ``m <= pivot_`` (no other label has
+    more evidence than the pivot asks for; a tie goes to the catch-all by a margin of
+    ``1e-9``), and its score equals ``m`` at the pivot (the other rules and thresholds work on
+    it unchanged). ``fit`` chooses ``pivot_``: with gold labels
     for the catch-all, the cut of ``m`` that maximises the catch-all's F1; without (zero-shot),
     the ``quantile`` of ``m`` over the fitting items (``quantile=0.2``: the fifth of the items
     with the least evidence, a default fixed before any measurement). Several catch-all
@@ -837,7 +841,7 @@ class CatchAll(ParamsMixin):
             raise InputError("This CatchAll is not fitted yet. Fix: call catch_all.fit(scores[, y]) first.")
         s = check_scores(scores, n_labels=self.n_labels_).copy()
         if self.columns_.size:
-            s[:, self.columns_] = (2.0 * self.pivot_ - self.best_other(s))[:, None]
+            s[:, self.columns_] = (2.0 * self.pivot_ - self.best_other(s) + _TIE)[:, None]
         return s
 
     def fit_transform(self, scores: Any, y: Any = None) -> np.ndarray:
