@@ -130,8 +130,9 @@ def catch_all_metrics(y: np.ndarray, p: np.ndarray, cols: np.ndarray) -> dict[st
 
 
 # -- rules ------------------------------------------------------------------------------------
-def zero_shot_sets(s: np.ndarray, cols: np.ndarray) -> dict[str, np.ndarray]:
-    """Every fixed k and label-free rule, each also with the catch-all handling when there are catch-alls."""
+def zero_shot_sets(s: np.ndarray, cols: np.ndarray, pivot: float) -> dict[str, np.ndarray]:
+    """Every fixed k and label-free rule, each also with the catch-all handling when there are catch-alls
+    (``pivot``: the zero-shot pivot `zsl label` would use, see :func:`zsl_label_pivot`)."""
     from zsl.scoring import CatchAll, TopK, get_rule
 
     rules = {f"top-{k}": TopK(k=k) for k in KS}
@@ -140,7 +141,7 @@ def zero_shot_sets(s: np.ndarray, cols: np.ndarray) -> dict[str, np.ndarray]:
     for name, rule in rules.items():
         out[name] = rule.fit(s).predict(s)
         if cols.size:
-            ca = CatchAll(cols).fit(s)
+            ca = CatchAll(cols, pivot=pivot).fit(s)
             t = ca.transform(s)
             out[f"{name} +ca"] = ca.exclusive(rule.fit(t).predict(t), t)
     return out
@@ -157,6 +158,14 @@ def fitted_sets(s_fit: np.ndarray, y_fit: np.ndarray, s_eval: np.ndarray, cols: 
         t_fit, t_eval = ca.transform(s_fit), ca.transform(s_eval)
         out["fitted +ca"] = ca.exclusive(fit_thresholds(t_fit, y_fit).predict(t_eval), t_eval)
     return out
+
+
+def zsl_label_pivot(retrieval: np.ndarray, cols: np.ndarray) -> float:
+    """The zero-shot pivot of `zsl label` (TextLabeller.prepare): the CatchAll quantile of the best other label's
+    retrieval score over the run's first 1000 items."""
+    from zsl.scoring import CatchAll
+
+    return CatchAll(cols).fit(retrieval[:1000]).pivot_ if cols.size else 0.0
 
 
 # -- retrieval-only ---------------------------------------------------------------------------
@@ -187,7 +196,7 @@ def retrieval_part(args: argparse.Namespace, name: str, ds: dict[str, Any]) -> d
     y = vocab.to_multi_hot([r["labels"] for r in rows])
     cols = np.array([vocab.index(lab) for lab in guess_catch_all(vocab)], dtype=np.int64)
     s, emb = retrieval_scores(args, name, ds, [r["text"] for r in rows], "eval")
-    sets = zero_shot_sets(s, cols)
+    sets = zero_shot_sets(s, cols, zsl_label_pivot(s, cols))
     for n in SHOTS:
         idx = draw_examples(ds["train"], vocab, n)
         ex_texts = [ds["train"][i]["text"] for i in idx]
@@ -232,7 +241,10 @@ def llm_part(args: argparse.Namespace, name: str, ds: dict[str, Any]) -> dict[st
     gold = {str(r["id"]): r["labels"] for r in read_jsonl(llm / f"{ds['slice']}.jsonl")}
     y = vocab.to_multi_hot([gold[i] for i in ids])
     cols = np.array([vocab.index(lab) for lab in guess_catch_all(vocab)], dtype=np.int64)
-    sets = zero_shot_sets(s, cols)
+    # zsl label's zero-shot pivot comes from the retrieval scores of the run's texts, not from the LLM's
+    texts = {str(r["id"]): r["text"] for r in read_jsonl(llm / f"{ds['slice']}.jsonl")}
+    retrieval, _ = retrieval_scores(args, name, ds, [texts[i] for i in ids], "slice")
+    sets = zero_shot_sets(s, cols, zsl_label_pivot(retrieval, cols))
     fold = np.random.default_rng(SEED).permutation(len(ids)) % FOLDS
     rows = [{"labels": gold[i]} for i in ids]
     for n in SHOTS:
@@ -264,8 +276,8 @@ def targets(name: str, setting: str, res: dict[str, dict[str, float]], has_ca: b
         plain, ca = res[DEFAULT_RULE], res[default]
         out.append((f"{name} LLM: `neutral` recall > 30 with no loss of micro-F1 on the other labels",
                     ca["ca_recall"] > 30 and ca["micro_other"] >= plain["micro_other"] - 1e-9,
-                    f"recall {ca['ca_recall']:.1f}; other-label micro-F1 {ca['micro_other']:.1f} vs "
-                    f"{plain['micro_other']:.1f} without catch-all handling"))
+                    (f"recall {ca['ca_recall']:.1f}; other-label micro-F1 {ca['micro_other']:.1f} vs "
+                     f"{plain['micro_other']:.1f} without catch-all handling")))
     return out
 
 
@@ -298,8 +310,10 @@ def run(args: argparse.Namespace) -> None:
                 blocks.append(table(name, "LLM (the default program, 200-item slice; fitted rows cross-fitted in "
                                           f"{FOLDS} folds)", res))
                 checks += targets(name, "LLM", res, has_ca)
-    lines = [f"Command: `python -m benchmarks.labelsets{' --write' if args.write else ''}` "
-             f"({time.perf_counter() - t0:.0f} s on {machine_line()}; encoder {args.encoder or 'the default'}).", ""]
+    command = f"python -m benchmarks.labelsets{' --write' if args.write else ''}"
+    head = (f"Command: `{command}` ({time.perf_counter() - t0:.0f} s on {machine_line()}; encoder "
+            f"{args.encoder or 'the default'}).")
+    lines = [head, ""]
     for b in blocks:
         lines += [b, ""]
     lines += ["Targets:", ""] + [f"- {'PASS' if ok else 'FAIL'}: {what} ({nums})" for what, ok, nums in checks]
