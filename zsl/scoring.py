@@ -58,7 +58,7 @@ __all__ = [
     "Decision",
     "GlobalThreshold",
     "LabelZScore",
-    "MarginCalibrator",
+    "PlattCalibrator",
     "PerLabelThreshold",
     "RelativeToMax",
     "TopK",
@@ -883,20 +883,20 @@ class CatchAll(ParamsMixin):
 
 
 # -- calibrated probabilities ---------------------------------------------------------------
-class MarginCalibrator(ParamsMixin):
-    """Scores that mean probabilities: pooled Platt scaling of each score's margin to its label's threshold.
+class PlattCalibrator(ParamsMixin):
+    """Scores that mean probabilities: Platt scaling pooled over labels, ``P = sigmoid(a_ * (s - t) + b_)``.
 
-    ``P(label | item) = sigmoid(a_ * (s_j - t_j) + b_)``, with ``t_j`` the label's threshold
-    (per-label, e.g. :class:`PerLabelThreshold`'s, or one global value) and ``a_ > 0``, ``b_``
-    fitted by maximum likelihood on the out-of-fold scores of labelled examples.
+    ``t`` is 0 by default (a curve of the score itself), or each label's threshold (a curve of
+    the margin to it); ``a_ > 0`` and ``b_`` are fitted by maximum likelihood on the
+    out-of-fold scores of labelled examples (:meth:`zsl.text.tagger.Tagger.fit` uses ``t = 0``).
 
-    Why pooled Platt on the margin: with 2 to 8 examples per label a per-label curve rests on
-    a handful of positives, so one curve is shared by all labels; the per-label thresholds
-    already absorb each label's offset (a hub label's high scores), which is what makes
-    pooling sound. Platt (2 parameters) rather than isotonic regression: isotonic needs many
-    positives per bin, its steps overfit the few there are and give ties (many items with the
-    same probability); Platt is strictly monotone in the score and never exactly 0 or 1.
-    A small ridge penalty keeps ``a_`` finite when the examples are separable.
+    Why pooled Platt: with 2 to 8 examples per label a per-label curve rests on a handful of
+    positives, so one curve is shared by all labels; the fitted scores already carry each
+    label's offset (the example head's per-label bias), and with ``t = 0`` the probabilities
+    rank the labels exactly as the scores do. Platt (2 parameters) rather than isotonic
+    regression: isotonic needs many positives per bin, its steps overfit the few there are and
+    give ties; Platt is strictly increasing and never exactly 0 or 1. A small ridge penalty
+    keeps ``a_`` finite when the examples are separable.
 
     Args:
         l2: ridge penalty on ``a`` and ``b`` (in units of examples).
@@ -909,7 +909,7 @@ class MarginCalibrator(ParamsMixin):
         >>> import numpy as np
         >>> s = np.array([[0.9, 0.1], [0.7, 0.6], [0.2, 0.3], [0.4, 0.8]])
         >>> y = np.array([[1, 0], [1, 1], [0, 0], [0, 1]])
-        >>> p = MarginCalibrator().fit(s, y, thresholds=[0.5, 0.5]).predict_proba(s, thresholds=[0.5, 0.5])
+        >>> p = PlattCalibrator().fit(s, y).predict_proba(s)
         >>> bool(((p > 0) & (p < 1)).all()), bool(p[0, 0] > p[2, 0])
         (True, True)
     """
@@ -925,7 +925,7 @@ class MarginCalibrator(ParamsMixin):
                             np.float64(thresholds), (1, s.shape[1]))
         return s - t
 
-    def fit(self, scores: Any, y: Any, *, thresholds: Any = 0.0) -> MarginCalibrator:
+    def fit(self, scores: Any, y: Any, *, thresholds: Any = 0.0) -> PlattCalibrator:
         """Fit ``a_``, ``b_`` on ``(N, K)`` (out-of-fold) scores, gold ``y`` and the thresholds ``(K,)`` or scalar."""
         x = self._margin(scores, thresholds)
         yy = check_labels(y, x.shape).ravel().astype(np.float64)
@@ -948,17 +948,18 @@ class MarginCalibrator(ParamsMixin):
         return self
 
     def predict_proba(self, scores: Any, *, thresholds: Any = 0.0) -> np.ndarray:
-        """``(N, K)`` float32 probabilities in (0, 1), increasing in each score."""
+        """``(N, K)`` float64 probabilities in (0, 1), increasing in each score (float64: near 0 and 1 a float32
+        would merge the probabilities of labels whose scores differ, and change their order)."""
         if not hasattr(self, "a_"):
-            raise InputError("This MarginCalibrator is not fitted yet. Fix: call fit(scores, y, thresholds=...) first.")
-        return _sigmoid(self.a_ * self._margin(scores, thresholds) + self.b_).astype(np.float32)
+            raise InputError("This PlattCalibrator is not fitted yet. Fix: call fit(scores, y, thresholds=...) first.")
+        return _sigmoid(self.a_ * self._margin(scores, thresholds) + self.b_)
 
     def to_dict(self) -> dict[str, Any]:
         """The fitted parameters as JSON-safe data."""
-        return {"method": "platt_margin", "a": self.a_, "b": self.b_, "n": self.n_, "l2": self.l2}
+        return {"method": "platt", "a": self.a_, "b": self.b_, "n": self.n_, "l2": self.l2}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> MarginCalibrator:
+    def from_dict(cls, d: dict[str, Any]) -> PlattCalibrator:
         """Rebuild from :meth:`to_dict` (no refit)."""
         try:
             cal = cls(l2=float(d.get("l2", 1.0)))

@@ -161,7 +161,7 @@ class Tagger(ScorerMixin):
             (a :class:`~zsl.scoring.PerLabelThreshold`), None before.
         fusion_: the fusion-weight fit of the last :meth:`fit` (None: not refitted).
         catch_all_: the fitted :class:`~zsl.scoring.CatchAll` (None: no catch-all, or not fitted yet).
-        calibrator_: after :meth:`fit`, the :class:`~zsl.scoring.MarginCalibrator` that makes
+        calibrator_: after :meth:`fit`, the :class:`~zsl.scoring.PlattCalibrator` that makes
             :meth:`predict_proba` probabilities (fitted on the examples' out-of-fold scores).
     """
 
@@ -434,15 +434,16 @@ class Tagger(ScorerMixin):
         return self.score(texts, show_progress=show_progress)
 
     def predict_proba(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        """``(N, K)`` in vocabulary order, in [0, 1]. After :meth:`fit`: probabilities, calibrated on the
-        examples' out-of-fold scores (:class:`~zsl.scoring.MarginCalibrator`; 0.5 near each label's
-        threshold). Zero-shot: the scores clipped to [0, 1], similarities rather than probabilities."""
+        """``(N, K)`` in vocabulary order, in [0, 1]. After :meth:`fit`: probabilities, one increasing curve of the
+        score calibrated on the examples' out-of-fold scores (:class:`~zsl.scoring.PlattCalibrator`, so they rank
+        labels exactly as the scores do). Zero-shot: the scores clipped to [0, 1], similarities rather than
+        probabilities."""
         return self.proba_from_scores(self.score(texts, show_progress=show_progress))
 
     def proba_from_scores(self, scores: np.ndarray) -> np.ndarray:
         """:meth:`predict_proba` of scores already computed (``(N, K)``, this tagger's :meth:`score`)."""
-        if self.calibrator_ is not None and self.thresholds_ is not None:
-            return self.calibrator_.predict_proba(scores, thresholds=self.thresholds_.thresholds_)
+        if self.calibrator_ is not None:
+            return self.calibrator_.predict_proba(scores)
         return np.clip(scores, 0.0, 1.0)
 
     def config(self) -> dict[str, Any]:
@@ -581,10 +582,10 @@ class Tagger(ScorerMixin):
         scores = self._with_catch_all(scores)  # thresholds on the derived ones, as predict() will see them
         self.thresholds_ = fit_thresholds(scores, y)
         self.calibrator_ = None
-        if 0 < y.sum() < y.size:  # probabilities: one Platt curve on the out-of-fold margins to each threshold
-            from zsl.scoring import MarginCalibrator
+        if 0 < y.sum() < y.size:  # probabilities: one Platt curve on the out-of-fold scores, pooled over labels
+            from zsl.scoring import PlattCalibrator
 
-            self.calibrator_ = MarginCalibrator().fit(scores, y, thresholds=self.thresholds_.thresholds_)
+            self.calibrator_ = PlattCalibrator().fit(scores, y)
 
     def _components(self, texts: list[str], *, emb: np.ndarray, own: bool = False, show_progress: bool = False) -> list:
         """What the program computes for each text (:class:`zsl.fusion.FusionItem` without gold): one LLM
@@ -736,11 +737,11 @@ class Tagger(ScorerMixin):
 
     def _load_catch_all_and_calibrator(self, data: dict[str, Any], p: Path, fix: str) -> None:
         """The catch-all pivot and the calibrator saved by :meth:`save` (absent in older files: none)."""
-        from zsl.scoring import CatchAll, MarginCalibrator
+        from zsl.scoring import CatchAll, PlattCalibrator
 
         ca, cal = data.get("catch_all"), data.get("calibrator")
         try:
-            self.calibrator_ = MarginCalibrator.from_dict(cal) if isinstance(cal, dict) else None
+            self.calibrator_ = PlattCalibrator.from_dict(cal) if isinstance(cal, dict) else None
             self.catch_all_ = None
             if isinstance(ca, dict):
                 self.catch_all = list(ca["labels"])
