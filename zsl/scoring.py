@@ -769,17 +769,20 @@ class CatchAll(ParamsMixin):
     so the catch-all is the item's best label exactly when ``m <= pivot_`` (no other label has
     more evidence than the pivot asks for; a tie goes to the catch-all by a margin of
     ``1e-9``), and its score equals ``m`` at the pivot (the other rules and thresholds work on
-    it unchanged). ``fit`` chooses ``pivot_``: with gold labels
-    for the catch-all, the cut of ``m`` that maximises the catch-all's F1; without (zero-shot),
-    the ``quantile`` of ``m`` over the fitting items (``quantile=0.2``: the fifth of the items
-    with the least evidence, a default fixed before any measurement). Several catch-all
-    columns all get the derived score.
+    it unchanged). ``fit`` chooses ``pivot_``: zero-shot, the ``quantile`` of ``m`` over the
+    fitting items (``quantile=0.2``: the fifth of the items with the least evidence, a default
+    fixed before any measurement); with gold labels for the catch-all, the cut of ``m`` that
+    maximises its F1 on them, shrunk toward that quantile by ``shrinkage`` pseudo-examples
+    (:func:`shrink_thresholds`: 8 examples of a catch-all give a noisy F1 optimum, because
+    ``m`` separates "none of these" from the rest only loosely). Several catch-all columns
+    all get the derived score.
 
     Args:
         columns: the catch-all columns (vocabulary indices).
         quantile: the zero-shot pivot's quantile of ``m``.
         pivot: a fixed pivot in score units (overrides both ways of fitting).
         mix: allow a catch-all in the same set as a real label (:meth:`exclusive` then does nothing).
+        shrinkage: pseudo-count of the quantile pivot when fitting on gold labels.
 
     Attributes:
         pivot_: the pivot used. source_: ``"fixed"``, ``"examples"`` or ``"quantile"``.
@@ -794,11 +797,13 @@ class CatchAll(ParamsMixin):
         [[1, 0, 0], [0, 0, 1]]
     """
 
-    def __init__(self, columns: Any, *, quantile: float = 0.2, pivot: float | None = None, mix: bool = False):
+    def __init__(self, columns: Any, *, quantile: float = 0.2, pivot: float | None = None, mix: bool = False,
+                 shrinkage: float = 5.0):
         self.columns = columns
         self.quantile = quantile
         self.pivot = pivot
         self.mix = mix
+        self.shrinkage = shrinkage
 
     def _cols(self, n_labels: int) -> np.ndarray:
         cols = np.unique(np.asarray(list(self.columns), dtype=np.int64))
@@ -824,15 +829,18 @@ class CatchAll(ParamsMixin):
         self.n_labels_ = s.shape[1]
         self.columns_ = cols
         gold = None if y is None else check_labels(y, s.shape)[:, cols].any(axis=1)
+        if not 0.0 <= self.quantile <= 1.0:
+            raise InputError(f"quantile must be in [0, 1], got {self.quantile}")
+        zero_shot = float(np.quantile(m, self.quantile))
         if self.pivot is not None:
             self.pivot_, self.source_ = float(self.pivot), "fixed"
         elif gold is not None and cols.size and gold.any():
             thr, _ = best_f1_threshold(-m, gold)  # the catch-all applies when m is *below* the cut
-            self.pivot_, self.source_ = float(-thr), "examples"
+            n = np.array([gold.sum()])
+            self.pivot_ = float(shrink_thresholds(np.array([-thr]), n, zero_shot, self.shrinkage)[0])
+            self.source_ = "examples"
         else:
-            if not 0.0 <= self.quantile <= 1.0:
-                raise InputError(f"quantile must be in [0, 1], got {self.quantile}")
-            self.pivot_, self.source_ = float(np.quantile(m, self.quantile)), "quantile"
+            self.pivot_, self.source_ = zero_shot, "quantile"
         return self
 
     def transform(self, scores: Any) -> np.ndarray:
@@ -879,7 +887,7 @@ class CatchAll(ParamsMixin):
         """A JSON-ready record (for the run manifest): the catch-all labels, pivot and where it came from."""
         cols = [int(c) for c in self.columns_]
         return {"labels": [vocab[c] for c in cols] if vocab is not None else cols, "pivot": round(self.pivot_, 6),
-                "source": self.source_, "quantile": self.quantile, "mix": bool(self.mix)}
+                "source": self.source_, "quantile": self.quantile, "shrinkage": self.shrinkage, "mix": bool(self.mix)}
 
 
 # -- calibrated probabilities ---------------------------------------------------------------

@@ -35,8 +35,14 @@ def test_zero_shot_pivot_is_a_quantile_and_examples_fit_it():
     assert CatchAll([3]).fit(s).pivot_ == pytest.approx(np.quantile(s[:, :3].max(1), 0.2))
     y = np.zeros((200, 4), dtype=int)
     y[s[:, :3].max(1) < 0.7, 3] = 1  # gold: catch-all where no other label reaches 0.7
-    ca = CatchAll([3]).fit(s, y)
+    ca = CatchAll([3], shrinkage=0).fit(s, y)
     assert ca.source_ == "examples" and ca.pivot_ == pytest.approx(0.7, abs=0.02)
+    # shrunk toward the quantile by 5 pseudo-examples: 4 examples move the pivot 4/9 of the way
+    few = y.copy()
+    few[np.flatnonzero(few[:, 3])[4:], 3] = 0
+    q = np.quantile(s[:, :3].max(1), 0.2)
+    raw = CatchAll([3], shrinkage=0).fit(s, few).pivot_
+    assert CatchAll([3]).fit(s, few).pivot_ == pytest.approx((4 * raw + 5 * q) / 9)
 
 
 def test_never_mixed_unless_allowed():
@@ -98,9 +104,9 @@ def _tagger(**kw):
 
 
 def test_tagger_fits_the_catch_all_and_never_mixes_it(tmp_path):
-    tagger = _tagger().fit(_examples())
+    tagger = _tagger().fit(_examples(20))  # 20 examples of "other": its pivot is mostly theirs
     assert tagger.catch_all_ is not None and tagger.catch_all_.source_ == "examples"
-    texts = ["football goal league striker", "hello friend nothing today", "bank shares recipe oven"]
+    texts = ["football goal league striker", "hello there friend nothing much today", "bank shares recipe oven"]
     sets = tagger.predict(texts)
     other = sets[:, 3].astype(bool)
     assert not (other & sets[:, :3].any(1)).any()  # never beside a real label
