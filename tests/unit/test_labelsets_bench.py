@@ -60,4 +60,4 @@ def test_llm_part_replaces_the_recorded_catch_all_score(tmp_path):
     assert res["top-1"]["ca_recall"] < res["fitted +ca (8/label, cross-fit)"]["ca_recall"]
     assert {"top-1 +ca", "fitted (2/label, cross-fit)"} <= set(res)
     checks = targets("goemotions", "LLM", res, True)
-    assert len(checks) == 3 + 3 and all(isinstance(ok, bool) for _, ok, _ in checks)  # + the other candidates
+    assert len(checks) == 4 + 3 and all(isinstance(ok, bool) for _, ok, _ in checks)  # + the other candidates
