@@ -119,6 +119,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
         retries=args.retries, image_backend=args.image_model,
         image_kwargs={"descriptions": "lm", "lm": lm} if args.descriptions else None,
         label_descriptions=False if args.no_label_descriptions else None, rank_descriptions=args.rank_descriptions,
+        catch_all=tuple(args.catch_all), catch_all_guess=not args.no_catch_all_guess, catch_all_mix=args.catch_all_mix,
         **common)
     if args.dry_run is not None:
         est = estimate_run(args.input, args.labels, sample=args.dry_run, settings=settings)
@@ -353,9 +354,15 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         encoder = str(fine_tune_encoder(examples, vocab, args.fine_tune_encoder, encoder=args.encoder,
                                         unknown_labels=unknown, seed=args.seed))
         print(f"fine-tuned the encoder on the examples in {time.perf_counter() - t0:.0f}s; saved {encoder}")
+    from zsl.runs.labeller import resolve_catch_all
+
+    catch_all, note = resolve_catch_all(vocab, args.catch_all, not args.no_catch_all_guess)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     tagger = Tagger(vocab, lm=args.lm, encoder=encoder, label_kind=args.label_kind, rank_top=args.rank_top,
                     infer=not args.no_infer, rank=not args.no_rank,
-                    evidence=None if args.evidence == "none" else args.evidence, random_state=args.seed)
+                    evidence=None if args.evidence == "none" else args.evidence, random_state=args.seed,
+                    catch_all=catch_all, catch_all_mix=args.catch_all_mix)
     tagger.fit(examples, optimizer=args.optimizer, max_demos=args.max_demos, fusion=not args.no_fusion,
                unknown_labels=unknown, show_progress=True)
     path = tagger.save(args.out)
@@ -539,6 +546,7 @@ def _add_label_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rank-descriptions", choices=RANK_DESCRIPTIONS, default="auto",
                    help="texts: which candidates the Rank step shows with their description: auto (default: one-word "
                         "labels such as codes, e.g. 'acq'; a label of several words is shown bare), all, none")
+    _add_catch_all_args(p)
     _add_label_budget_engine_args(p)
     p.set_defaults(func=_cmd_label)
 
@@ -562,6 +570,14 @@ def _add_label_set_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-labels", type=int, metavar="N",
                    help="every item keeps at least N labels, its best (default: 1 for a label-free rule)")
     p.add_argument("--max-labels", type=int, metavar="N", help="every item keeps at most N labels (default: no limit)")
+def _add_catch_all_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--catch-all", action="append", default=[], metavar="LABEL",
+                   help="texts: a label meaning 'none of the others' (repeatable; also a catch_all column in the "
+                        "vocabulary): scored from the absence of evidence for the other labels")
+    p.add_argument("--no-catch-all-guess", action="store_true",
+                   help="texts: do not guess catch-all labels from their names (neutral, other, misc, none, ...)")
+    p.add_argument("--catch-all-mix", action="store_true",
+                   help="texts: allow a catch-all label in the same row as a real label (default: never)")
 
 
 def _add_label_budget_engine_args(p: argparse.ArgumentParser) -> None:
@@ -603,6 +619,7 @@ def _add_fit_parser(subparsers: argparse._SubParsersAction) -> None:
                         "head anchored on the zero-shot score)")
     p.add_argument("--no-fusion", action="store_true",
                    help="keep the fusion weights (text/phrase/prior/Rank) instead of fitting them on the examples")
+    _add_catch_all_args(p)
     p.add_argument("--skip-unknown-labels", action="store_true",
                    help="drop example labels that are not in the vocabulary (default: an error listing them)")
     p.add_argument("--no-infer", action="store_true", help="no LLM Infer step (retrieval + examples)")

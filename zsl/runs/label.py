@@ -123,6 +123,15 @@ def _nonempty_records(run: Run, total: int | None) -> Iterator[Item | BadRow]:
     return itertools.chain([first], records)
 
 
+def _prepare(run: Run, n: int = 1000) -> None:
+    """Let the labeller fit what it learns from the run's first ``n`` texts (the zero-shot catch-all pivot)."""
+    if not getattr(run.labeller, "wants_texts_first", False) or run.fmt == "images":
+        return  # nothing to fit: the input is not read a second time
+    opts = run.opts
+    first = itertools.islice(_records(run.input_path, run.fmt, opts.text_field, opts.id_field), n)
+    run.labeller.prepare([rec.value for rec in first if isinstance(rec, Item)])
+
+
 def _chunks(records: Iterator[Item | BadRow], size: int) -> Iterator[list[Item | BadRow]]:
     buf: list[Item | BadRow] = []
     for rec in records:
@@ -199,6 +208,7 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     chunk_size = opts.chunk_size
     if chunk_size is None:
         chunk_size = 64 if run.fmt == "images" else (25 if run.labeller.uses_lm else 1000)
+    _prepare(run)
     settings_record = {**run.labeller.config(), "chunk_size": chunk_size}
     input_path = run.input_path
     size = input_path.stat().st_size if input_path.is_file() else None

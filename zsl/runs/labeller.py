@@ -69,6 +69,11 @@ class LabelSettings:
         chunk_size: records per durable chunk (None: 25 with an LLM, 64 for images, 1000 otherwise).
         top_scores: how many of the best labels' scores a row keeps (``R >= k``; None: every
             label of a vocabulary of up to 50, else ``max(k, 50)``; see :mod:`zsl.rows`).
+        catch_all: labels meaning "none of the others" besides the vocabulary's own ``catch_all``
+            column (see :class:`zsl.scoring.CatchAll`).
+        catch_all_guess: without any named catch-all, guess them from the label names
+            (:func:`zsl.scoring.guess_catch_all`; reported in the log and the manifest).
+        catch_all_mix: allow a catch-all in the same row as a real label.
     """
 
     k: int | None = None
@@ -97,6 +102,9 @@ class LabelSettings:
     threshold: float | None = None
     min_labels: int | None = None
     max_labels: int | None = None
+    catch_all: tuple[str, ...] = ()
+    catch_all_guess: bool = True
+    catch_all_mix: bool = False
 
     @classmethod
     def names(cls) -> list[str]:
@@ -227,6 +235,7 @@ class Labeller:
         self.rule = rule if rule is not None else SetRule("topk", k=k)
         self.warnings: list[str] = list(warnings)
         self.source = source or f"the {kind} scorer"
+        self.catch_all: frozenset[str] = frozenset()  # labels never kept beside a real one in a row
 
     def config(self) -> dict[str, Any]:
         """The run's settings from the scorer: ``kind``, ``k``, ``top_scores``, the ``rule`` behind the rows' sets
@@ -251,8 +260,9 @@ class Labeller:
         if why is not None:
             return Skipped(why)
         vals, idx = top_k(got.scores, self.top_scores)
-        return make_row(item, self.vocab, idx[0], vals[0], k=self.k, input_field=self.input_field, fields=got.fields,
-                        chosen=chosen_sets(got.scores, self.rule, self.k)[0])
+        return exclusive_row(make_row(item, self.vocab, idx[0], vals[0], k=self.k, input_field=self.input_field,
+                                      fields=got.fields, chosen=chosen_sets(got.scores, self.rule, self.k)[0]),
+                             self.catch_all)
 
     def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> Outputs:
         """One output per item, in order: a row, or why it was skipped (:class:`~zsl.util.retry.Skipped`, ``retryable``
@@ -302,8 +312,32 @@ class Labeller:
         out: list[dict[str, Any] | Skipped] = [Skipped(failed.get(i, f"{items[i].value}: could not be scored"))
                                                for i in range(len(items))]
         for i, row in zip(ok, rows, strict=True):
-            out[i] = row
+            out[i] = exclusive_row(row, self.catch_all)
         return out
+
+
+def exclusive_row(row: dict[str, Any], catch_all: frozenset[str]) -> dict[str, Any]:
+    """A row whose ``labels`` (best first) never hold a catch-all beside a real label: the catch-all stays alone
+    when it is the row's best label, and is dropped otherwise (``above_threshold`` alike).
+
+    Example:
+        >>> exclusive_row({"labels": ["joy", "neutral"], "scores": [0.6, 0.5]}, frozenset({"neutral"}))
+        {'labels': ['joy'], 'scores': [0.6]}
+        >>> exclusive_row({"labels": ["neutral", "joy"], "scores": [0.6, 0.5]}, frozenset({"neutral"}))["labels"]
+        ['neutral']
+    """
+    labels = row.get("labels") or []
+    if not catch_all or not labels or all(lab in catch_all for lab in labels) or not any(
+            lab in catch_all for lab in labels):
+        return row
+    keep_ca = labels[0] in catch_all
+    keep = [i for i, lab in enumerate(labels) if (lab in catch_all) == keep_ca]
+    out = {**row, "labels": [labels[i] for i in keep]}
+    if isinstance(row.get("scores"), list) and len(row["scores"]) == len(labels):
+        out["scores"] = [row["scores"][i] for i in keep]
+    if isinstance(row.get("above_threshold"), list):
+        out["above_threshold"] = [lab for lab in row["above_threshold"] if (lab in catch_all) == keep_ca]
+    return out
 
 
 class TextLabeller(Labeller):
@@ -318,14 +352,17 @@ class TextLabeller(Labeller):
                  rank: bool, rank_top: int, program: str | os.PathLike[str] | None, concurrency: int,
                  timeout: float | None, retries: int, label_descriptions: bool | None = None,
                  rank_descriptions: str = "auto", top_scores: int | None = None,
-                 settings: LabelSettings | None = None):
+                 settings: LabelSettings | None = None, catch_all: Sequence[str] = (), catch_all_guess: bool = True,
+                 catch_all_mix: bool = False):
         from zsl.models.lm import is_remote_lm, resolve_lm_name
         from zsl.text.tagger import Tagger
 
+        names, note = resolve_catch_all(vocab, catch_all, catch_all_guess)
         tagger = Tagger(vocab, lm=lm, encoder=encoder, label_kind=label_kind, infer=infer, rank=rank,
-                        rank_top=rank_top, use_descriptions=label_descriptions, rank_descriptions=rank_descriptions)
+                        rank_top=rank_top, use_descriptions=label_descriptions, rank_descriptions=rank_descriptions,
+                        catch_all=names, catch_all_mix=catch_all_mix)
         if program is not None:
-            tagger.load(program)
+            tagger.load(program)  # a program fitted with a catch-all brings its own pivot
         uses_lm = infer or rank
         remote = uses_lm and is_remote_lm(lm)
         lm_name = resolve_lm_name(lm) if isinstance(lm, str | None) else getattr(lm, "model", type(lm).__name__)
@@ -343,6 +380,24 @@ class TextLabeller(Labeller):
                          warnings=warnings + notes, source=f"the program {program}" if program is not None else None,
                          rule=rule)
         self.tagger = tagger
+        if note:
+            self.warnings.append(note)
+        self.catch_all = frozenset() if tagger.catch_all_mix else frozenset(
+            tagger.vocab[int(j)] for j in tagger.catch_all_columns())
+
+    @property
+    def wants_texts_first(self) -> bool:
+        """Does :meth:`prepare` need the run's first texts (catch-all labels without a fitted pivot)?"""
+        return self.tagger.catch_all_ is None and bool(self.tagger.catch_all_columns().size)
+
+    def prepare(self, texts: Sequence[str]) -> None:
+        """Fit the catch-all pivot zero-shot, before labelling: the 0.2 quantile of the best other label's
+        retrieval score over ``texts`` (the run's first items, so a resumed run gets the same pivot). A program
+        fitted on examples keeps its own pivot; without catch-all labels this does nothing."""
+        tagger = self.tagger
+        if tagger.catch_all_ is not None or not tagger.catch_all_columns().size or not texts:
+            return
+        tagger.fit_catch_all(self.cheap_pass(list(texts))[1])
         if self.remote:
             self._prepare_remote()
 
@@ -404,6 +459,29 @@ def _student(model: Any, vocab: LabelVocab | None) -> Any:
     return student
 
 
+def resolve_catch_all(vocab: LabelVocab, named: Sequence[str] = (), guess: bool = True) -> tuple[list[str], str]:
+    """The catch-all labels of a run and what to log about them: the vocabulary's ``catch_all`` column plus
+    ``named`` (``--catch-all``); when both are empty and ``guess``, the labels whose names say so.
+
+    Raises:
+        VocabularyError: a named catch-all is not a label of the vocabulary.
+    """
+    from zsl.scoring import guess_catch_all
+
+    for name in named:
+        vocab.index(name)  # names close matches when misspelt
+    names = [lab for lab in vocab if lab in set(vocab.catch_all) | set(named)]
+    if names:
+        return names, f"catch-all label(s): {', '.join(names)} (scored from the absence of evidence for the others)"
+    if not guess:
+        return [], ""
+    guessed = guess_catch_all(vocab)
+    if not guessed:
+        return [], ""
+    return guessed, (f"catch-all label(s) guessed from their names: {', '.join(guessed)} (scored from the absence of "
+                     "evidence for the others; --no-catch-all-guess turns this off, --catch-all LABEL names them)")
+
+
 def make_labeller(fmt: str, vocab: LabelVocab | None, settings: LabelSettings) -> Labeller:
     """The labeller for an input of format ``fmt`` (:func:`zsl.data.input_format`) and these settings.
 
@@ -430,7 +508,8 @@ def make_labeller(fmt: str, vocab: LabelVocab | None, settings: LabelSettings) -
                         rank=s.rank,
                         rank_top=s.rank_top, program=s.program, concurrency=s.concurrency, timeout=s.timeout,
                         retries=s.retries, label_descriptions=s.label_descriptions,
-                        rank_descriptions=s.rank_descriptions, top_scores=s.top_scores, settings=s)
+                        rank_descriptions=s.rank_descriptions, top_scores=s.top_scores, settings=s,
+                        catch_all=s.catch_all, catch_all_guess=s.catch_all_guess, catch_all_mix=s.catch_all_mix)
 
 
 def _k(settings: LabelSettings, rule: SetRule) -> int:

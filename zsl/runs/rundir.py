@@ -16,7 +16,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -286,13 +286,13 @@ class RunDir:
             self.log("--fresh: earlier progress discarded")
             return "new"
         if old is not None:
-            why = rule_change(self.path, old, manifest)
-            if why is not None:
-                raise InputError(why)
             keys = ("input", "vocab", "settings")
             changes = _diff({k: old.get(k) for k in keys}, {k: manifest.get(k) for k in keys})
             # Where the files are does not matter, only what they hold (input.fingerprint, vocab.hash).
             changes = [c for c in changes if not c.startswith(("input.path:", "vocab.path:"))]
+            why = rule_change(self.path, old, manifest, [c for c in changes if not c.startswith("settings.rule")])
+            if why is not None:
+                raise InputError(why)
             if changes:
                 shown = "; ".join(changes[:8]) + (f"; ... ({len(changes) - 8} more)" if len(changes) > 8 else "")
                 raise InputError(
@@ -309,8 +309,9 @@ class RunDir:
         return "new"
 
 
-def rule_change(path: Path, old: dict[str, Any], new: dict[str, Any]) -> str | None:
+def rule_change(path: Path, old: dict[str, Any], new: dict[str, Any], others: Sequence[str] = ()) -> str | None:
     """Why a run cannot resume under another label-set rule (its rows' sets would differ), with the fix; or None.
+    ``others``: the other settings that changed too (named in the message).
 
     A manifest written before label-set rules existed has no ``settings.rule``: its rows' ``labels``
     are the ``k`` best (a fitted program's set apart, in ``above_threshold``), so resuming it
@@ -319,7 +320,8 @@ def rule_change(path: Path, old: dict[str, Any], new: dict[str, Any]) -> str | N
     was, now = (old.get("settings") or {}).get("rule"), (new.get("settings") or {}).get("rule")
     if now is None or was == now:
         return None
-    fix = (f"Fix: add --fresh to label it again from the start, or choose another --out (the rows already in "
+    also = f"Other changes: {'; '.join(others[:8])}. " if others else ""
+    fix = (f"{also}Fix: add --fresh to label it again from the start, or choose another --out (the rows already in "
            f"{path} stay readable as they are).")
     if was is None:
         k = (old.get("settings") or {}).get("k", "k")
