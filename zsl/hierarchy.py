@@ -335,9 +335,10 @@ def below_visited(row: np.ndarray, path: np.ndarray, seen: np.ndarray) -> np.nda
     return out
 
 
-def tree_row(vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, k: int, mode: str) -> tuple[list[int], list[float]]:
-    """A row's columns and scores in an output mode, from its ``R`` best columns ``idx`` (best first) and
-    scores ``vals``, of which the first ``k`` are chosen: what :func:`zsl.rows.make_row` writes.
+def tree_row(vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, chosen: Sequence[int], chosen_vals: Sequence[float],
+             mode: str) -> tuple[list[int], list[float]]:
+    """A row's columns and scores in an output mode, from its chosen columns (best first) with their scores,
+    and its ``R`` best columns ``idx`` with their scores ``vals``: what :func:`zsl.rows.make_row` writes.
 
     A label the mode adds (an ancestor, in ``path`` mode) keeps its own score when it is among the ``R``;
     otherwise it gets the best score of the chosen labels below it (whatever makes a label likely makes
@@ -345,12 +346,13 @@ def tree_row(vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, k: int, mode:
 
     Example:
         >>> v = LabelVocab(["a", "a1", "b"], parents=[None, "a", None])
-        >>> tree_row(v, np.array([1, 2]), np.array([0.9, 0.5]), 1, "path")
+        >>> tree_row(v, np.array([1, 2]), np.array([0.9, 0.5]), [1], [0.9], "path")
         ([0, 1], [0.9, 0.9])
     """
-    chosen = [int(c) for c in idx[:k]]
+    chosen = [int(c) for c in chosen]
     cols = tree_columns(vocab, np.zeros(0), chosen, mode)
     known = {int(c): float(v) for c, v in zip(idx, vals, strict=True)}
+    known.update({c: float(v) for c, v in zip(chosen, chosen_vals, strict=True)})
     if all(c in known for c in cols):
         return cols, [known[c] for c in cols]
     tree = tree_of(vocab)

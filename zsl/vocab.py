@@ -102,6 +102,9 @@ class LabelVocab:
         name: a human name for reports.
         parents: for a hierarchy, the parent label of each label (``None`` for roots).
             Every parent must itself be a label; cycles are refused.
+        catch_all: the labels that mean "none of the others" (``neutral``, ``other``): scored
+            from the absence of evidence for the rest (:class:`zsl.scoring.CatchAll`). Not part
+            of :attr:`hash` (it changes how sets are chosen, not the labels; runs record it).
 
     Raises:
         VocabularyError: empty vocabulary, non-string or blank labels, duplicates,
@@ -113,11 +116,13 @@ class LabelVocab:
     priors: tuple[float, ...] | None = None
     name: str = ""
     parents: tuple[str | None, ...] | None = None
+    catch_all: tuple[str, ...] = ()
     _index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __init__(self, labels: Iterable[str], descriptions: Sequence[str | None] | None = None,
                  priors: Sequence[float] | Mapping[str, float] | None = None, name: str = "",
-                 parents: Sequence[str | None] | Mapping[str, str | None] | None = None):
+                 parents: Sequence[str | None] | Mapping[str, str | None] | None = None,
+                 catch_all: Iterable[str] | None = None):
         if isinstance(labels, str):
             raise VocabularyError("LabelVocab expects a list of labels, got one string. Fix: LabelVocab([label, ...])")
         labs = tuple(labels)
@@ -160,6 +165,7 @@ class LabelVocab:
         object.__setattr__(self, "descriptions", descs)
         object.__setattr__(self, "priors", pri)
         object.__setattr__(self, "name", name)
+        object.__setattr__(self, "catch_all", _check_catch_all(labs, catch_all))
         object.__setattr__(self, "_index", {lab: i for i, lab in enumerate(labs)})
         if tree is not None:
             self.__dict__["tree"] = tree  # the cached `tree`: built once, while checking the parents
@@ -318,7 +324,8 @@ class LabelVocab:
         * ``.csv`` / ``.tsv``: a header with a ``label`` column, optional ``description``
           and ``prior`` columns.
 
-        Either table form may have a ``parent`` field naming each label's parent label (a
+        Either table form may have a ``catch_all`` field (``true``/``1``/``yes`` marks a label
+        that means "none of the others", see :class:`zsl.scoring.CatchAll`) and a ``parent`` field naming each label's parent label (a
         hierarchy; roots leave it empty).
 
         A tree may also be written as paths or as parents with their children (issue #29):
@@ -384,7 +391,7 @@ class LabelVocab:
         if priors is not None:
             prior_arg = json.loads(Path(priors).read_text(encoding="utf-8"))
         return cls(cols.labels, cols.descs if cols.has_desc else None, prior_arg, name=p.stem,
-                   parents=cols.par if cols.has_parent else None)
+                   parents=cols.par if cols.has_parent else None, catch_all=cols.catch_all)
 
 
 @dataclass
@@ -397,6 +404,7 @@ class _VocabColumns:
     par: list[str | None] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     blank: list[int] = field(default_factory=list)
+    catch_all: list[str] = field(default_factory=list)
     has_desc: bool = False
     has_prior: bool = False
     has_parent: bool = False
@@ -430,6 +438,8 @@ def _read_vocab_jsonl(p: Path, cols: _VocabColumns, sep: str = " > ") -> None:
         cols.has_parent |= bool(obj.get("parent"))
         cols.descs.append(obj.get("description") or None)
         cols.has_desc |= bool(obj.get("description"))
+        if _flag(obj.get("catch_all"), p, ln):
+            cols.catch_all.append(obj["label"])
         if "prior" in obj:
             cols.has_prior = True
         cols.pri.append(_prior(obj.get("prior"), p, ln))
@@ -465,6 +475,8 @@ def _read_vocab_table(p: Path, suffix: str, cols: _VocabColumns, sep: str = " > 
             cols.par.append(row.get("parent") or None)
             cols.descs.append(row.get("description") or None)
             cols.pri.append(_prior(row.get("prior"), p, reader.line_num))
+            if _flag(row.get("catch_all"), p, reader.line_num):
+                cols.catch_all.append(row["label"])
 
 
 def _read_vocab_txt(p: Path, cols: _VocabColumns, sep: str = " > ") -> None:
@@ -645,6 +657,34 @@ def _drop_repeats(cols: _VocabColumns, p: Path, problems: list[str] | None) -> N
     cols.descs = [cols.descs[i] for i in keep] if cols.descs else cols.descs
     cols.pri = [cols.pri[i] for i in keep] if cols.pri else cols.pri
     cols.par = [cols.par[i] for i in keep] if cols.par else cols.par
+
+
+def _flag(value: object, path: Path, line: int) -> bool:
+    """A ``catch_all`` cell: true/1/yes or false/0/no/empty (JSON booleans too)."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("", "0", "false", "no", "n"):
+        return False
+    if text in ("1", "true", "yes", "y"):
+        return True
+    raise VocabularyError(f"{path}:{line}: catch_all must be true/false (or 1/0, yes/no); got {value!r}.")
+
+
+def _check_catch_all(labels: tuple[str, ...], catch_all: Iterable[str] | None) -> tuple[str, ...]:
+    """The catch-all labels in vocabulary order; each must be a label, and at least one label must be a real one."""
+    if catch_all is None:
+        return ()
+    if isinstance(catch_all, str):
+        catch_all = [catch_all]
+    wanted = set(catch_all)
+    unknown = sorted(wanted - set(labels))
+    if unknown:
+        raise VocabularyError(f"catch-all label(s) {unknown[:5]} are not in the vocabulary; a catch-all must be one of "
+                              "its labels. Fix: spell it as in the vocabulary file.")
+    if len(wanted) >= len(labels):
+        raise VocabularyError("every label is marked catch-all; at least one label must be a real one.")
+    return tuple(lab for lab in labels if lab in wanted)
 
 
 def _split_lines(text: str) -> list[str]:

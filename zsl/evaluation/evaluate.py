@@ -362,6 +362,12 @@ def _align(
     return ids, [by_id.get(i) for i in ids], missing, extra
 
 
+def _rule(pred: Any) -> dict[str, Any] | None:
+    """The rule that chose the rows' ``labels``, as the sidecar of a predictions file records it (None: unknown)."""
+    rule = (_sidecar(pred) or {}).get("rule")
+    return rule if isinstance(rule, dict) else None
+
+
 def _meta_labels(pred: Any) -> set[str] | None:
     """The labels of the vocabulary the sidecar of a predictions file records, if there is a readable one."""
     labels = ((_sidecar(pred) or {}).get("vocab") or {}).get("labels")
@@ -497,6 +503,7 @@ def _per_label(y_true: np.ndarray, y_pred: np.ndarray, names: list[str]) -> list
 def _notes(
     *, n_vocab: int | None, labels_kept: tuple[int, int], skipped_k: list[int], threshold: float | None,
     n_missing: int, n_extra: int, n_bad: int, empty_gold: int, extra_gold: list[str],
+    rule: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """The report's caveats, one sentence each, in a fixed order."""
     if n_vocab is not None and labels_kept[0] >= n_vocab:
@@ -513,7 +520,11 @@ def _notes(
             f"K = {', '.join(map(str, skipped_k))} skipped: larger than the {labels_kept[0]} labels kept "
             f"per row (label with -k {max(skipped_k)} to report them)."
         )
-    if threshold is None:
+    if threshold is None and rule:
+        shown = ", ".join(f"{key}={value}" for key, value in rule.items() if key not in ("name", "thresholds"))
+        notes.append(f"Predicted sets: every label in a row's 'labels', as the run's rule chose them "
+                     f"({rule.get('name')}{': ' + shown if shown else ''}); RP@K, P@K, R@K and mAP rank 'top_scores'.")
+    elif threshold is None:
         notes.append("Predicted sets: every label in a row's 'labels' (no threshold).")
     else:
         notes.append(f"Predicted sets: labels with score >= {threshold:g}.")
@@ -592,7 +603,8 @@ def evaluate(
     metrics = _metrics(y_true, y_pred, scores, np.array([p is not None for p in rows]), used_k)
     notes = _notes(n_vocab=len(vocab) if vocab is not None else _vocab_size(pred), labels_kept=labels_kept,
                    skipped_k=skipped_k, threshold=threshold, n_missing=len(missing), n_extra=len(extra),
-                   n_bad=len(bad), empty_gold=int((y_true.sum(axis=1) == 0).sum()), extra_gold=extra_gold)
+                   n_bad=len(bad), empty_gold=int((y_true.sum(axis=1) == 0).sum()), extra_gold=extra_gold,
+                   rule=_rule(pred))
     tv = _tree_vocab(vocab, pred)
     hierarchy, tree_note = _hierarchy(tv, ids, gold_map, y_pred, names) if tv is not None else (None, None)
     if tree_note:

@@ -35,6 +35,7 @@ __all__ = [
     "precision_recall_curve",
     "r_at_k",
     "ranks_to_scores",
+    "reliability",
     "rp_at_k",
 ]
 
@@ -211,6 +212,40 @@ def mean_average_precision(y_true: np.ndarray, scores: np.ndarray, *, average: s
     if not aps:
         raise InputError("No positive labels at all; mAP is undefined")
     return float(np.mean(aps))
+
+
+def reliability(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> dict[str, np.ndarray | float]:
+    """Reliability of probabilities: per equal-width bin of ``p``, the mean predicted probability and the
+    observed frequency of ``y``, and the expected calibration error (ECE: the count-weighted mean gap).
+
+    Args:
+        y: 0/1 outcomes (any shape; flattened).
+        p: predicted probabilities, same shape; values outside [0, 1] are clipped.
+        bins: equal-width bins over [0, 1].
+
+    Returns:
+        ``{"confidence", "frequency", "count", "edges", "ece"}``: ``(bins,)`` arrays (NaN in empty bins),
+        the ``bins + 1`` edges and the ECE.
+
+    Example:
+        >>> r = reliability(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9]), bins=2)
+        >>> r["frequency"].tolist(), round(r["ece"], 3)
+        ([0.0, 1.0], 0.15)
+    """
+    yy = np.asarray(y, dtype=np.float64).ravel()
+    pp = np.clip(np.asarray(p, dtype=np.float64).ravel(), 0.0, 1.0)
+    if yy.shape != pp.shape:
+        raise InputError(f"y ({yy.size}) and p ({pp.size}) must have the same number of values")
+    if bins < 1:
+        raise InputError(f"bins must be >= 1, got {bins}")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, pp, side="right") - 1, 0, bins - 1)
+    count = np.bincount(which, minlength=bins).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conf = np.bincount(which, weights=pp, minlength=bins) / count
+        freq = np.bincount(which, weights=yy, minlength=bins) / count
+    ece = float(np.nansum(count * np.abs(conf - freq)) / count.sum()) if count.sum() else float("nan")
+    return {"confidence": conf, "frequency": freq, "count": count, "edges": edges, "ece": ece}
 
 
 def ranks_to_scores(rankings: list[list[int]], n_labels: int) -> np.ndarray:

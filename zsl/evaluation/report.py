@@ -25,7 +25,7 @@ import numpy as np
 from zsl.data.files import atomic_write, refuse_overwrite
 from zsl.errors import InputError, MissingDependencyError
 from zsl.evaluation.evaluate import HIERARCHY_KEYS, MAX_LISTED
-from zsl.evaluation.metrics import metric_name, precision_recall_curve
+from zsl.evaluation.metrics import metric_name, precision_recall_curve, reliability
 
 if TYPE_CHECKING:
     from zsl.evaluation.evaluate import EvalReport
@@ -56,12 +56,13 @@ def _plain(text: str) -> str:
 
 def write_report(report: EvalReport, out_dir: str | os.PathLike[str], *, top_n: int = 30,
                  inputs: Sequence[str | os.PathLike[str] | None] = ()) -> dict[str, Path]:
-    """Write ``eval.json``, ``report.md`` and three plots into ``out_dir``.
+    """Write ``eval.json``, ``report.md`` and four plots into ``out_dir``.
 
     Plots: ``per_label_f1.png`` (F1 of the ``top_n`` most frequent gold labels),
     ``pr_curve.png`` (micro precision-recall over the kept scores, operating point
-    marked), ``score_hist.png`` (scores of kept labels, correct vs wrong). Every file is
-    written atomically.
+    marked), ``score_hist.png`` (scores of kept labels, correct vs wrong),
+    ``reliability.png`` (the kept scores read as probabilities: predicted vs observed
+    frequency per bin, with the ECE). Every file is written atomically.
 
     Args:
         report: from :func:`evaluate`.
@@ -71,11 +72,11 @@ def write_report(report: EvalReport, out_dir: str | os.PathLike[str], *, top_n: 
             before anything is written.
 
     With a tree (``report.hierarchy``), ``report.md`` gets the tree's metrics and a per-level table, and a
-    fourth plot ``per_level.png`` (accuracy, micro-F1 and macro-F1 at each depth).
+    fifth plot ``per_level.png`` (accuracy, micro-F1 and macro-F1 at each depth).
 
     Returns:
-        file kind -> path: ``json``, ``markdown``, ``per_label_f1``, ``pr_curve``, ``score_hist``
-        (and ``per_level`` with a tree).
+        file kind -> path: ``json``, ``markdown``, ``per_label_f1``, ``pr_curve``, ``score_hist``,
+        ``reliability`` (and ``per_level`` with a tree).
 
     Raises:
         InputError: the folder cannot be written, or a report file would be one of ``inputs``.
@@ -86,7 +87,8 @@ def write_report(report: EvalReport, out_dir: str | os.PathLike[str], *, top_n: 
     """
     out = Path(out_dir)
     tree_plot = ("per_level.png",) if report.hierarchy is not None else ()
-    for name in ("per_label_f1.png", "pr_curve.png", "score_hist.png", *tree_plot, "eval.json", "report.md"):
+    for name in ("per_label_f1.png", "pr_curve.png", "score_hist.png", "reliability.png", *tree_plot, "eval.json",
+                 "report.md"):
         refuse_overwrite(out / name, inputs)  # every file written below
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -96,6 +98,7 @@ def write_report(report: EvalReport, out_dir: str | os.PathLike[str], *, top_n: 
         "per_label_f1": _save_png(_plot_per_label(report, top_n), out / "per_label_f1.png"),
         "pr_curve": _save_png(_plot_pr_curve(report), out / "pr_curve.png"),
         "score_hist": _save_png(_plot_score_hist(report), out / "score_hist.png"),
+        "reliability": _save_png(_plot_reliability(report), out / "reliability.png"),
     }
     if report.hierarchy is not None:
         paths["per_level"] = _save_png(_plot_per_level(report.hierarchy), out / "per_level.png")
@@ -168,6 +171,8 @@ def _markdown(report: EvalReport) -> str:
         "![Micro precision-recall curve](pr_curve.png)",
         "",
         "![Score distribution](score_hist.png)",
+        "",
+        f"![Reliability: predicted probability vs observed frequency, ECE {_ece(report):.3f}](reliability.png)",
         "",
     ]
     if report.hierarchy is not None:
@@ -315,6 +320,35 @@ def _plot_pr_curve(report: EvalReport) -> Any:
     ax.grid(alpha=0.3)
     ax.set_title(f"Precision-recall, {report.n_items} items, {n_pos} gold labels", fontsize=10)
     ax.legend(loc="best", fontsize=7.5, framealpha=0.95)
+    return fig
+
+
+def _ece(report: EvalReport) -> float:
+    s, y = _kept_pairs(report)
+    return float(reliability(y, s)["ece"]) if s.size else float("nan")
+
+
+def _plot_reliability(report: EvalReport, bins: int = 10) -> Any:
+    """Kept scores read as probabilities (clipped to [0, 1]): per bin, mean predicted vs observed frequency."""
+    s, y = _kept_pairs(report)
+    fig = _figure(5.6, 5.0)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="#999999", ls=":", lw=1, label="perfectly calibrated")
+    if s.size:
+        r = reliability(y, s, bins=bins)
+        ok = r["count"] > 0
+        ax.bar(r["edges"][:-1][ok], r["frequency"][ok], width=1.0 / bins, align="edge", color="#4477aa", alpha=0.35,
+               edgecolor="#4477aa", label="observed frequency per bin")
+        ax.plot(r["confidence"][ok], r["frequency"][ok], "o-", color="#cc3311", ms=5,
+                label=f"mean predicted vs observed (ECE {r['ece']:.3f})")
+        for x, f, n in zip(r["edges"][:-1][ok], r["frequency"][ok], r["count"][ok], strict=True):
+            ax.text(x + 0.5 / bins, min(f + 0.02, 1.0), str(int(n)), ha="center", fontsize=6, color="#555555")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("predicted probability (score, clipped to [0, 1])")
+    ax.set_ylabel("observed frequency of the label")
+    ax.set_title(f"Reliability of the kept scores ({s.size} pairs; counts above the bars)", fontsize=10)
+    ax.legend(loc="upper left", fontsize=7.5, framealpha=0.95)
     return fig
 
 
