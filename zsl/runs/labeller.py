@@ -404,6 +404,8 @@ class TextLabeller(Labeller):
             self.warnings.append(note)
         self.catch_all = frozenset() if tagger.catch_all_mix else frozenset(
             tagger.vocab[int(j)] for j in tagger.catch_all_columns())
+        if self.remote:
+            self._prepare_remote()
 
     @property
     def wants_texts_first(self) -> bool:
@@ -418,8 +420,6 @@ class TextLabeller(Labeller):
         if tagger.catch_all_ is not None or not tagger.catch_all_columns().size or not texts:
             return
         tagger.fit_catch_all(self.cheap_pass(list(texts))[1])
-        if self.remote:
-            self._prepare_remote()
 
     @property
     def program(self) -> Any:
