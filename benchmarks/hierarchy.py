@@ -3,15 +3,15 @@
 One table: per-level accuracy, hierarchical F1 (sets closed upward on both sides), leaf accuracy,
 the share of consistent predicted sets and seconds per document, for
 
-* retrieval only (no LLM), on all 1,602 documents and on the seeded 300-document slice:
-  ``flat`` (the tree ignored: bare label names, no score blending, the top ``k`` labels as chosen),
-  ``tree`` (zsl's defaults for a tree: labels with the context that disambiguates them, scores
-  consistent along the tree, ``path`` output) and ``top-down`` (``--tree-search top-down``), all
+* retrieval only (no LLM), on all 1,602 documents and on the seeded 100-document slice:
+  ``flat`` (the tree ignored: no score blending, the labels as the default rule chose them),
+  ``tree`` (zsl's defaults for a tree: names as given, scores consistent along the tree, ``path``
+  output) and ``top-down`` (``--tree-search top-down``), all
   through :class:`zsl.text.tagger.Tagger` and :mod:`zsl.hierarchy` as ``zsl label`` runs them;
 * the full program (Infer, retrieval, Rank top 20) on the slice, read from finished run
-  directories (``zsl label`` writes them; the LLM is never started here): the flat run of
-  ``$ZSL_HOME/bench/llm/hwv-val-300.run`` and, when given and complete, the runs with the
-  tree used. For a missing run the exact ``zsl label`` command is printed instead;
+  directories (``zsl label`` writes them; the LLM is never started here):
+  ``$ZSL_HOME/bench/llm/hwv-val-100.flat.run``, ``.tree.run`` and ``.top-down.run``; each row's sets
+  are the default rule applied to the run's recorded scores. For a missing run the exact ``zsl label`` command is printed instead;
 * few-shot, retrieval only: 2 and 8 examples per top-level branch (seeded, taken from the
   validation file; the rest evaluated) against zero-shot on the same documents.
 
@@ -37,8 +37,8 @@ import numpy as np
 from benchmarks import ROOT, machine_line, run_parsed, write_section
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hwv"
-K = 5  # zsl label's default: a flat run keeps the top 5 labels
-SLICE = 300  # the LLM slice: make_slices.py's seeded 300 of hwv_val, in file order
+SLICE = 100  # the LLM slice: make_slices.py's seeded 100 of hwv_val, in file order (300 took too long here)
+SLICE_FILE = f"hwv-val-{SLICE}"
 SHOTS = (2, 8)
 # How the tree-used LLM runs are asked for (the output mode flag of `zsl label`).
 TREE_RUNS = {"tree": ["--tree", "path"], "top-down": ["--tree", "top-down"]}
@@ -50,7 +50,6 @@ MODES: dict[str, dict[str, Any]] = {
     "flat": {"label_context": "none", "tree_blend": (0.0, 0.0), "tree_output": "flat"},
     "tree": {},
     "top-down": {"tree_search": "top-down"},
-    "tree, bare names": {"label_context": "none"},  # a diagnostic: what score consistency alone does
 }
 FLAGS: dict[str, list[str]] = {
     "flat": ["--tree-output", "flat", "--label-context", "none", "--tree-blend", "0,0"],
@@ -98,6 +97,13 @@ def load(data: Path):
         raise SystemExit(f"missing {path}: pass --data pointing at the hwv folder")
     docs = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
     return vocab, docs
+
+
+def default_rule():
+    """The :class:`zsl.scoring.SetRule` of ``zsl label`` without examples (what the zero-shot rows use)."""
+    from zsl.runs.labeller import LabelSettings, resolve_rule
+
+    return resolve_rule(LabelSettings(), None)[0]
 
 
 def slice_positions(n: int, size: int = SLICE) -> list[int]:
@@ -151,11 +157,13 @@ class Retrieval:
 
     def predict(self, mode: str, shots: int = 0) -> tuple[list[list[int]], float]:
         """``(each document's label columns, seconds per document)`` in ``mode`` (:data:`MODES`),
-        zero-shot (the top ``K``) or fitted on ``shots`` examples per top-level branch (its thresholds)."""
-        from zsl.base import top_k_sets
+        zero-shot (``zsl label``'s default rule) or fitted on ``shots`` examples per top-level branch (its
+        thresholds)."""
         from zsl.text.tagger import Tagger
 
-        path = self.out / f"sets.{self.tag}.{mode.replace(', ', '-').replace(' ', '-')}.{shots}shot.json"
+        rule = default_rule()
+        name = f"{mode.replace(', ', '-').replace(' ', '-')}.{rule.name}{rule.k or ''}"
+        path = self.out / f"sets.{self.tag}.{name}.{shots}shot.json"
         emb = self.embeddings()
         per_doc = self.encode_s / len(self.docs)
         if path.is_file():
@@ -167,7 +175,7 @@ class Retrieval:
             tagger.fit([(self.docs[i]["text"], self.docs[i]["labels"]) for i in examples])
         t = time.perf_counter()
         s = np.asarray(tagger.score_embedded(emb), dtype=np.float32)
-        sets = top_k_sets(s, K) if tagger.thresholds_ is None else tagger.thresholds_.predict(s)
+        sets = rule.choose(s) if tagger.thresholds_ is None else tagger.thresholds_.predict(s)
         cols = [[int(c) for c in row] for row in label_sets(self.vocab, s, sets, mode)]
         secs = time.perf_counter() - t
         path.write_text(json.dumps({"seconds": secs, "n": len(self.docs), "sets": cols}))
@@ -199,7 +207,7 @@ def run_sets(run: Path, vocab, ids: list[str]) -> tuple[np.ndarray, list[list[in
     missing = [i for i in ids if i not in rows]
     if missing:
         raise SystemExit(f"{run} has no row for {len(missing)} of the slice's documents (e.g. {missing[0]}); "
-                         "it was made on another slice. Fix: pass the run of hwv-val-300.jsonl.")
+                         f"it was made on another slice. Fix: pass the run of {SLICE_FILE}.jsonl.")
     s = np.full((len(ids), len(vocab)), np.nan, dtype=np.float32)
     chosen = []
     for n, i in enumerate(ids):
@@ -247,17 +255,16 @@ def retrieval_rows(ret: Retrieval, gold: list[list[int]], positions: list[int], 
 def llm_rows(args: argparse.Namespace, vocab, docs: list[dict], positions: list[int],
              gold: list[list[int]]) -> tuple[list[Row], list[str]]:
     """The full program on the slice from finished runs, and the commands of the missing ones."""
-    from zsl.base import top_k_sets
     from zsl.hierarchy import consistent_scores
 
     llm = Path(args.llm)
-    slice_file = llm / "hwv-val-300.jsonl"
+    slice_file = llm / f"{SLICE_FILE}.jsonl"
     ids = [docs[i]["id"] for i in positions]
     g = [gold[i] for i in positions]
     rows, todo = [], []
-    runs = {"flat": Path(args.llm_flat) if args.llm_flat else llm / "hwv-val-300.run",
-            "tree": Path(args.llm_tree) if args.llm_tree else llm / "hwv-val-300.tree.run",
-            "top-down": Path(args.llm_top_down) if args.llm_top_down else llm / "hwv-val-300.top-down.run"}
+    runs = {"flat": Path(args.llm_flat) if args.llm_flat else llm / f"{SLICE_FILE}.flat.run",
+            "tree": Path(args.llm_tree) if args.llm_tree else llm / f"{SLICE_FILE}.tree.run",
+            "top-down": Path(args.llm_top_down) if args.llm_top_down else llm / f"{SLICE_FILE}.top-down.run"}
     for mode, run in runs.items():
         if not run_complete(run):
             todo.append(label_command(Path(args.data), slice_file, run, FLAGS[mode]))
@@ -267,11 +274,12 @@ def llm_rows(args: argparse.Namespace, vocab, docs: list[dict], positions: list[
             raise SystemExit(f"{run} was labelled in the {made!r} tree mode (its manifest says so), but it is read "
                              f"as the {mode!r} row. Fix: label it again with: "
                              f"{label_command(Path(args.data), slice_file, run.with_name(run.name + '.new'), FLAGS[mode])}")
-        s, chosen, per_doc = run_sets(run, vocab, ids)
+        s, _, per_doc = run_sets(run, vocab, ids)  # the sets again from the run's scores, by the default rule
+        chosen = label_sets(vocab, s, default_rule().choose(s), mode)
         rows.append(Row("slice", "full program", mode, len(ids), hier_metrics(vocab.tree, chosen, g), per_doc))
         if mode == "flat":  # what consistent scores and path output add to the same LLM scores, afterwards
             c = consistent_scores(s, vocab)
-            sets = label_sets(vocab, c, top_k_sets(c, K), "tree")
+            sets = label_sets(vocab, c, default_rule().choose(c), "tree")
             rows.append(Row("slice", "full program", "flat run, tree applied after", len(ids),
                             hier_metrics(vocab.tree, sets, g), per_doc))
     return rows, todo
@@ -286,7 +294,7 @@ def table(rows: list[Row], n_levels: int) -> str:
     levels = " | ".join(f"L{d + 1} acc" for d in range(n_levels))
     lines = [f"| program | tree | docs | {levels} | hP | hR | **hF1** | leaf acc | consistent % | s/doc |",
              "|---|---|---|" + "---|" * (n_levels + 6)]
-    titles = {"all": "*all 1,602 validation documents*", "slice": "*the seeded 300-document slice*",
+    titles = {"all": "*all 1,602 validation documents*", "slice": f"*the seeded {SLICE}-document slice*",
               "few": "*few-shot: the documents outside the 8-per-branch pool*"}
     group = None
     for r in rows:
@@ -332,7 +340,7 @@ def run(args: argparse.Namespace) -> None:
     ret = Retrieval(args, vocab, docs)
     positions = slice_positions(len(docs))
     rows = retrieval_rows(ret, gold, list(range(len(docs))), "all",
-                          modes=("flat", "tree", "top-down", "tree, bare names"))
+                          modes=("flat", "tree", "top-down"))
     rows += retrieval_rows(ret, gold, positions, "slice")
     full, todo = llm_rows(args, vocab, docs, positions, gold)
     rows += full
@@ -341,18 +349,20 @@ def run(args: argparse.Namespace) -> None:
         for shots in (0, *SHOTS):
             rows += retrieval_rows(ret, gold, rest, "few", shots, modes=("flat", "tree"))
     cmd = "python -m benchmarks.hierarchy run" + (f" --encoder {args.encoder}" if args.encoder else "")
+    rule = default_rule().record()
     notes = [(
-        f"`{cmd}` on {machine_line()}; encoder `{ret.encoder.model_id}`. flat = the tree ignored (`zsl label "
-        f"{' '.join(FLAGS['flat'])}`: bare names, no blending, the top {K} labels); tree = zsl's defaults for a "
-        "tree (labels with the context that disambiguates them, scores consistent along the tree, each chosen "
-        "label written with its ancestors); top-down = `--tree-search top-down`; tree, bare names = the defaults "
-        "with `--label-context none` (what score consistency alone does). Few-shot: examples taken from hwv_val "
-        "(seed 0), `Tagger.fit`, its calibrated thresholds choose the labels. s/doc: text encoding, scoring and "
-        "the output mode (the label index is built once and not counted; for the full program the run's "
-        "seconds). Metrics: `zsl.evaluation.metrics.hierarchical_metrics`, what `zsl eval` reports on a tree: "
-        "level d acc = the predicted labels at depth d (sets closed upward) are exactly the gold one; "
-        "hP/hR/hF1 micro over sets closed upward; leaf acc = the gold deepest label is predicted; consistent = "
-        "the predicted set is closed upward.")]
+        f"`{cmd}` on {machine_line()}; encoder `{ret.encoder.model_id}`. Every zero-shot row's sets come from "
+        f"`zsl label`'s default rule ({rule['name']}, k {rule.get('k')}, at least 1 label; for the LLM rows applied "
+        "to each run's recorded scores of all 1,186 labels). flat = the tree ignored (`zsl label "
+        f"{' '.join(FLAGS['flat'])}`: no blending, labels as chosen); tree = zsl's defaults for a tree (names as "
+        "given, scores consistent along the tree, each chosen label written with its ancestors); top-down = "
+        "`--tree-search top-down`. Few-shot: examples taken from hwv_val (seed 0), `Tagger.fit`, its calibrated "
+        "thresholds choose the labels. s/doc: text encoding, scoring and the output mode (the label index is "
+        "built once and not counted; for the full program the run's seconds). Metrics: "
+        "`zsl.evaluation.metrics.hierarchical_metrics`, what `zsl eval` reports on a tree: level d acc = the "
+        "predicted labels at depth d (sets closed upward) are exactly the gold one; hP/hR/hF1 micro over sets "
+        "closed upward; leaf acc = the gold deepest label is predicted; consistent = the predicted set is closed "
+        "upward.")]
     text = "\n\n".join([*notes, table(rows, vocab.tree.n_levels), "Targets:\n\n" + "\n".join(targets(rows))])
     if todo:
         text += ("\n\nLLM runs still missing (the benchmark reads them when complete; run each, then rerun this):\n\n"
@@ -373,9 +383,9 @@ def main(argv: list[str] | None = None) -> None:
     r = sub.add_parser("run", help="score, decode, print the table and the targets")
     r.add_argument("--llm", default=None, help="folder of the lead's LLM runs (default: $ZSL_HOME/bench/llm)")
     r.add_argument("--llm-flat", default=None, help="the full program's flat run of the slice (default: "
-                   "LLM/hwv-val-300.run)")
-    r.add_argument("--llm-tree", default=None, help="its run with the tree used (default: LLM/hwv-val-300.tree.run)")
-    r.add_argument("--llm-top-down", default=None, help="its top-down run (default: LLM/hwv-val-300.top-down.run)")
+                   "LLM/hwv-val-100.run)")
+    r.add_argument("--llm-tree", default=None, help="its run with the tree used (default: LLM/hwv-val-100.tree.run)")
+    r.add_argument("--llm-top-down", default=None, help="its top-down run (default: LLM/hwv-val-100.top-down.run)")
     r.add_argument("--no-few-shot", action="store_true", help="leave out the few-shot rows")
     r.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     r.set_defaults(func=run)

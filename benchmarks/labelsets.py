@@ -12,8 +12,9 @@ Retrieval-only (the default encoder, every item) and with the LLM (the default p
 runs on the 200-item slices, read from ``--llm-dir``; the LLM is never started here). Per setting:
 micro-F1, macro-F1, example-F1 and labels per item for
 
-* every fixed k from 1 to 5 (``TopK``);
-* each label-free rule with its default parameter (fixed before measuring, the same on both datasets);
+* every fixed k from 1 to 5 (``--rule topk -k K``);
+* each label-free rule of ``zsl label --rule`` with its default parameter (the same on both datasets;
+  ``gap``, the default, was chosen by ``benchmarks.setrules``, retrieval-only);
 * the fitted rule (what ``zsl fit`` brings: per-label thresholds on the examples' out-of-fold scores,
   retrieval-only also the example evidence head) with 2 and 8 examples per label. Retrieval-only the
   examples come from the train files (GoEmotions train; Reuters train outside the 1,000 slice), drawn
@@ -49,15 +50,33 @@ from benchmarks import ROOT, machine_line
 DATA = next((d for d in (ROOT.parent / "shared" / "data", ROOT.parents[1] / "shared" / "data") if d.is_dir()),
             ROOT.parent / "shared" / "data")
 KS = (1, 2, 3, 4, 5)
-#: the label-free rules with their default parameters (fixed before any measurement, never per dataset)
-LABEL_FREE: dict[str, tuple[str, dict[str, Any]]] = {
-    "relative (margin 0.05)": ("relative_to_max", {"margin": 0.05, "max_labels": 5}),
-    "relative std (margin 0.5 z)": ("relative_to_max", {"margin": 0.5, "standardize": True, "max_labels": 5}),
-    "zscore (z 1.5, min 1)": ("label_zscore", {"z": 1.5, "min_labels": 1, "max_labels": 5}),
-    "threshold (1.5 per item, min 1)": ("global_threshold", {"labels_per_item": 1.5, "min_labels": 1, "max_labels": 5}),
-}
-#: the zero-shot rule `zsl label` uses by default (helper "sets" chooses it from this table)
-DEFAULT_RULE = "zscore (z 1.5, min 1)"
+#: the label-free rules of `zsl label --rule NAME` with their default parameters (zsl.scoring.SET_RULE_PARAMS,
+#: fixed before this benchmark ran; the same on both datasets), each as `zsl label` resolves it (min 1 label)
+LABEL_FREE_RULES = ("gap", "relative", "zscore")
+
+
+def rule_name(rule: str) -> str:
+    """A rule's row name with its default parameter, e.g. ``gap (k 3)``."""
+    from zsl.scoring import SET_RULE_PARAMS
+
+    param, value = SET_RULE_PARAMS[rule]
+    return f"{rule} ({param} {value})"
+
+
+def label_free_rules() -> dict[str, Any]:
+    """Row name -> the :class:`zsl.scoring.SetRule` that ``zsl label --rule NAME`` uses."""
+    from zsl.runs.labeller import LabelSettings, resolve_rule
+
+    return {rule_name(r): resolve_rule(LabelSettings(rule=r), None)[0] for r in LABEL_FREE_RULES}
+
+
+def default_rule() -> str:
+    """The row of `zsl label`'s default rule without examples (zsl.scoring.DEFAULT_SET_RULE)."""
+    from zsl.scoring import DEFAULT_SET_RULE
+
+    return rule_name(DEFAULT_SET_RULE)
+
+
 SHOTS = (2, 8)
 FOLDS = 5
 SEED = 0
@@ -140,17 +159,17 @@ def catch_all_metrics(y: np.ndarray, p: np.ndarray, cols: np.ndarray) -> dict[st
 def zero_shot_sets(s: np.ndarray, cols: np.ndarray, pivot: float) -> dict[str, np.ndarray]:
     """Every fixed k and label-free rule, each also with the catch-all handling when there are catch-alls
     (``pivot``: the zero-shot pivot `zsl label` would use, see :func:`zsl_label_pivot`)."""
-    from zsl.scoring import CatchAll, TopK, get_rule
+    from zsl.scoring import CatchAll, SetRule
 
-    rules = {f"top-{k}": TopK(k=k) for k in KS}
-    rules.update({name: get_rule(rule, **params) for name, (rule, params) in LABEL_FREE.items()})
+    rules = {f"top-{k}": SetRule("topk", k=k) for k in KS}
+    rules.update(label_free_rules())
     out = {}
     for name, rule in rules.items():
-        out[name] = rule.fit(s).predict(s)
+        out[name] = rule.choose(s).astype(np.uint8)
         if cols.size:
             ca = CatchAll(cols, pivot=pivot).fit(s)
             t = ca.transform(s)
-            out[f"{name} +ca"] = ca.exclusive(rule.fit(t).predict(t), t)
+            out[f"{name} +ca"] = ca.exclusive(rule.choose(t), t)
     return out
 
 
@@ -275,10 +294,10 @@ def targets(name: str, setting: str, res: dict[str, dict[str, float]], has_ca: b
     """(target, passed, numbers) for one dataset and setting."""
     best_k = max((f"top-{k}" for k in KS), key=lambda r: res[r]["micro"])
     bk = res[best_k]["micro"]
-    default = f"{DEFAULT_RULE} +ca" if has_ca else DEFAULT_RULE
+    default = f"{default_rule()} +ca" if has_ca else default_rule()
     out = [(f"{name} {setting}: default rule `{default}` beats the best fixed k ({best_k}) on micro-F1",
             res[default]["micro"] > bk, f"{res[default]['micro']:.1f} vs {bk:.1f}")]
-    for rule in LABEL_FREE:  # the same target for every label-free rule, to choose the default by
+    for rule in map(rule_name, LABEL_FREE_RULES):  # the same target for every label-free rule, for comparison
         key = f"{rule} +ca" if has_ca else rule
         if key != default:
             out.append((f"{name} {setting}: (candidate) `{key}` beats {best_k} on micro-F1", res[key]["micro"] > bk,
@@ -288,7 +307,7 @@ def targets(name: str, setting: str, res: dict[str, dict[str, float]], has_ca: b
         out.append((f"{name} {setting}: fitted rule with 8 examples/label beats {best_k} by >= 5 points",
                     res[eight[0]]["micro"] >= bk + 5, f"{res[eight[0]]['micro']:.1f} vs {bk:.1f} + 5"))
     if has_ca and setting == "LLM":
-        plain = res[DEFAULT_RULE]
+        plain = res[default_rule()]
         out += _neutral_target(name, plain, res[default], " (+ca: zsl label's pivot, from retrieval scores)")
         out += _neutral_target(name, plain, res[f"{default}*"], " (+ca*: pivot from the run's LLM scores)")
     return out

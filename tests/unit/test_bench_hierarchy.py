@@ -30,8 +30,8 @@ def _data(tmp_path, n=24):
 
 def test_slice_is_the_lead_runs_seeded_slice_in_file_order():
     got = h.slice_positions(1602)
-    assert got == sorted(int(i) for i in np.random.default_rng(0).permutation(1602)[:300])
-    assert len(got) == 300 and got == sorted(got)
+    assert got == sorted(int(i) for i in np.random.default_rng(0).permutation(1602)[:100])
+    assert len(got) == 100 and got == sorted(got)
 
 
 def test_few_shot_split_is_seeded_nested_and_evaluates_the_same_rest():
@@ -64,7 +64,7 @@ def test_run_reads_finished_runs_prints_missing_commands_and_marks_targets(tmp_p
     monkeypatch.setenv("ZSL_ENCODER", "hashing")
     data, docs = _data(tmp_path)
     llm = tmp_path / "llm"
-    _flat_run(llm / "hwv-val-300.run", docs, [lab for lab, _ in TREE])
+    _flat_run(llm / "hwv-val-100.flat.run", docs, [lab for lab, _ in TREE])
     args = argparse.Namespace(data=str(data), out=str(tmp_path / "out"), encoder="hashing", llm=str(llm),
                               llm_flat=None, llm_tree=None, llm_top_down=None, no_few_shot=True, write=False)
     h.run(args)
@@ -73,7 +73,7 @@ def test_run_reads_finished_runs_prints_missing_commands_and_marks_targets(tmp_p
     assert rows[0].startswith("| full program | flat | 24 |") and "2.0000 |" in rows[0]  # the run's seconds
     assert rows[1].startswith("| full program | flat run, tree applied after |")
     # the missing tree runs: the exact commands, with the flags that make them
-    assert f"--out {llm / 'hwv-val-300.tree.run'}" in text
+    assert f"--out {llm / 'hwv-val-100.tree.run'}" in text
     assert "--tree-search top-down --out" in text and "--label-kind topics --top-scores 1186" in text
     assert "[n/a (run missing)] full program (slice): tree used" in text
     assert "[PASS] 100% consistent sets in path mode" in text
@@ -103,7 +103,7 @@ def test_a_run_made_in_another_tree_mode_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("ZSL_ENCODER", "hashing")
     data, docs = _data(tmp_path)
     llm = tmp_path / "llm"
-    run = llm / "hwv-val-300.run"
+    run = llm / "hwv-val-100.flat.run"
     _flat_run(run, docs, [lab for lab, _ in TREE])
     assert h.run_mode(run) == "flat"
     (run / "manifest.json").write_text(json.dumps({"settings": {"tree_output": "path", "settings": {

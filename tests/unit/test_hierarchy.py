@@ -13,7 +13,8 @@ from zsl.errors import InputError
 from zsl.hierarchy import Tree, consistent_scores, label_texts, top_down, top_down_scores, tree_columns, tree_row
 from zsl.index import VocabIndex
 from zsl.models.encoders import HashingEncoder
-from zsl.rows import build_rows, make_row
+from zsl.rows import build_rows, chosen_sets, make_row
+from zsl.scoring import SetRule
 from zsl.vocab import LabelVocab
 
 TREE = {"Agriculture": None, "Basics (Agriculture)": "Agriculture", "Forms (Agriculture)": "Agriculture",
@@ -147,7 +148,7 @@ def test_output_modes_leave_a_flat_vocabulary_as_chosen():
 
 def test_tree_row_scores_an_added_ancestor_by_its_own_score_or_its_chosen_descendant(vocab):
     wheat, crops, agri = vocab.index("Wheat"), vocab.index("Crops"), vocab.index("Agriculture")
-    cols, vals = tree_row(vocab, np.array([wheat, crops]), np.array([0.9, 0.4]), 1, "path")
+    cols, vals = tree_row(vocab, np.array([wheat, crops]), np.array([0.9, 0.4]), [wheat], [0.9], "path")
     assert cols == [agri, crops, wheat] and vals == [0.9, 0.4, 0.9]
 
 
@@ -172,11 +173,14 @@ def test_path_rows_are_consistent_and_thresholds_follow_their_labels(vocab):
         assert len(row["scores"]) == len(cols) == len(row["ancestors"])
     wheat, rice = vocab.index("Wheat"), vocab.index("Rice")
     thr = np.full(len(vocab), 0.5)
-    thr[vocab.index("Agriculture")] = 0.95  # the ancestor's own threshold decides for it
-    row = make_row(Item(id="x", text="t"), vocab, np.array([wheat, rice]), np.array([0.9, 0.3]), k=1,
-                   threshold=thr, tree_output="path")
-    assert row["labels"] == ["Agriculture", "Crops", "Wheat"]
-    assert row["above_threshold"] == ["Crops", "Wheat"]
+    thr[vocab.index("Agriculture")] = 0.95  # an ancestor below its own threshold still closes the path
+    scores = np.full((1, len(vocab)), 0.1, dtype=np.float32)
+    scores[0, [wheat, rice]] = 0.9, 0.3
+    chosen = chosen_sets(scores, SetRule("fitted", thresholds=tuple(thr)), 1)[0]
+    row = make_row(Item(id="x", text="t"), vocab, np.array([wheat, rice]), np.array([0.9, 0.3]), k=1, chosen=chosen,
+                   tree_output="path")
+    assert row["labels"] == ["Agriculture", "Crops", "Wheat"] and row["scores"] == [0.9, 0.9, 0.9]
+    assert "above_threshold" not in row
 
 
 # -- top-down ---------------------------------------------------------------------------------

@@ -60,4 +60,6 @@ def test_llm_part_replaces_the_recorded_catch_all_score(tmp_path):
     assert res["top-1"]["ca_recall"] < res["fitted +ca (8/label, cross-fit)"]["ca_recall"]
     assert {"top-1 +ca", "fitted (2/label, cross-fit)"} <= set(res)
     checks = targets("goemotions", "LLM", res, True)
-    assert len(checks) == 4 + 3 and all(isinstance(ok, bool) for _, ok, _ in checks)  # + the other candidates
+    # the default rule, the two other label-free rules, the fitted rule, neutral with both pivots
+    assert len(checks) == 1 + 2 + 1 + 2 and all(isinstance(ok, bool) for _, ok, _ in checks)
+    assert checks[0][0].startswith("goemotions LLM: default rule `gap (k 3) +ca`")

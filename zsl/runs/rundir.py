@@ -16,7 +16,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -290,7 +290,11 @@ class RunDir:
             changes = _diff({k: old.get(k) for k in keys}, {k: manifest.get(k) for k in keys})
             # Where the files are does not matter, only what they hold (input.fingerprint, vocab.hash).
             changes = [c for c in changes if not c.startswith(("input.path:", "vocab.path:"))]
-            why = rule_change(self.path, old, manifest, [c for c in changes if not c.startswith("settings.rule")])
+            # A run from before label-set rules, or one whose rule alone changed, gets its own message;
+            # any other change is listed with the rest (the rule's fields among them).
+            before_rules = "rule" not in (old.get("settings") or {})
+            rule_only = all(c.startswith("settings.rule") for c in changes)
+            why = rule_change(self.path, old, manifest) if before_rules or rule_only else None
             if why is not None:
                 raise InputError(why)
             if changes:
@@ -309,9 +313,8 @@ class RunDir:
         return "new"
 
 
-def rule_change(path: Path, old: dict[str, Any], new: dict[str, Any], others: Sequence[str] = ()) -> str | None:
+def rule_change(path: Path, old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """Why a run cannot resume under another label-set rule (its rows' sets would differ), with the fix; or None.
-    ``others``: the other settings that changed too (named in the message).
 
     A manifest written before label-set rules existed has no ``settings.rule``: its rows' ``labels``
     are the ``k`` best (a fitted program's set apart, in ``above_threshold``), so resuming it
@@ -320,8 +323,7 @@ def rule_change(path: Path, old: dict[str, Any], new: dict[str, Any], others: Se
     was, now = (old.get("settings") or {}).get("rule"), (new.get("settings") or {}).get("rule")
     if now is None or was == now:
         return None
-    also = f"Other changes: {'; '.join(others[:8])}. " if others else ""
-    fix = (f"{also}Fix: add --fresh to label it again from the start, or choose another --out (the rows already in "
+    fix = (f"Fix: add --fresh to label it again from the start, or choose another --out (the rows already in "
            f"{path} stay readable as they are).")
     if was is None:
         k = (old.get("settings") or {}).get("k", "k")

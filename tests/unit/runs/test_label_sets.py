@@ -164,7 +164,9 @@ def test_a_run_written_before_label_set_rules_or_under_another_rule_is_refused_o
         _run(tmp_path, "run", k=2)  # the same top 2, but not the same row format
     assert _rows(_run(tmp_path, "run", k=2, fresh=True))  # --fresh labels it again under the rule
     with pytest.raises(InputError, match=r"chosen by the rule .*topk.*asks for .*relative.*sets would differ.*--fresh"):
-        _run(tmp_path, "run", rule="relative", margin=0.05)
+        _run(tmp_path, "run", k=2, rule="relative", margin=0.05)  # the rule alone changed: said so
+    with pytest.raises(InputError, match=r"different inputs or settings: .*settings.k: 2 -> 5.*settings.rule.name"):
+        _run(tmp_path, "run", rule="relative", margin=0.05)  # k too: every change listed
 
 
 def test_cli_label_takes_the_rule_flags_and_refuses_a_parameter_of_another_rule(tmp_path, capsys):
