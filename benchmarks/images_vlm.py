@@ -3,7 +3,7 @@
 On the 50 photos of ``coco_subset/captions.jsonl`` (5 human captions each), a real
 OpenAI-compatible server on loopback (:class:`benchmarks.caption_server.CaptionServer`) answers
 each Infer request with the captions of the photo the request carried (identified from its
-decoded pixels). zsl's real image path asks it: ``ImageTagger(vocab, lm="openai/...",
+decoded pixels). zsl's real image path asks it: ``ImageTagger(vocab, lm="hosted_vllm/...",
 api_base=..., rank=False)`` reads, downscales and sends each photo, parses the answer into
 phrases, retrieves them onto the 80 classes with the text encoder and fuses them with the
 global-local scores of the default offline backend (EfficientNet-Lite2 + ConSE). Reported:
@@ -32,7 +32,7 @@ import numpy as np
 from benchmarks import ROOT
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "coco_subset"
-MODEL = "openai/coco-captions"  # the name the VLM answers under (part of zsl's answer cache key)
+MODEL = "hosted_vllm/coco-captions"  # the name the VLM answers under (part of zsl's answer cache key)
 SET_K = 3
 
 
@@ -41,6 +41,8 @@ def load_captioned(data: Path) -> tuple[list[str], list[list[str]], list[list[st
     of the subset (id -> path: the server knows them all, so a wrong photo would be recognised as wrong)."""
     from zsl.vocab import LabelVocab
 
+    if not (data / "captions.jsonl").is_file():
+        raise SystemExit(f"missing {data / 'captions.jsonl'}: pass --data pointing at the coco_subset folder")
     caps = [json.loads(x) for x in (data / "captions.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
     gold_rows = [json.loads(x) for x in (data / "labels.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
     gold = {r["image"]: r["labels"] for r in gold_rows}
@@ -150,7 +152,7 @@ def render(results: dict[str, Any], command: str, machine_line: str) -> str:
          f"classes, {results['gold_per_photo']} gold classes per photo). A real OpenAI-compatible server on "
          "127.0.0.1 (`benchmarks/caption_server.py`) answered each Infer request with the captions of the photo "
          "the request carried, identified from its decoded pixels (a 16x16 thumbnail matched against the "
-         "originals); zsl's real path sent them: `ImageTagger(vocab, lm=\"openai/coco-captions\", api_base=..., "
+         "originals); zsl's real path sent them: `ImageTagger(vocab, lm=\"hosted_vllm/coco-captions\", api_base=..., "
          f"rank=False)` (photo read, downscaled to 768 px, JPEG data URL; answer parsed into phrases, "
          f"{results['phrases_per_photo']} per photo; retrieval with the text encoder `{results['encoder']}`; fused "
          f"with zsl's default weights). Requests this run: {results['requests']} ({results['cached']} answers came "

@@ -107,7 +107,7 @@ def test_a_changed_photo_under_the_same_name_is_asked_again(photos, tmp_path):
     for p in sorted(colour_of)[6:]:  # keep 6 photos: a budget of all of them
         Path(p).unlink()
         del colour_of[p]
-    changed = sorted(colour_of)[0]
+    changed = min(colour_of)
     old_colour = colour_of[changed]
     new_colour = "blue" if old_colour != "blue" else "red"
     with _server(colour_of) as server:
