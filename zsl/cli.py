@@ -115,7 +115,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
         lm=lm, encoder=args.encoder, label_kind=args.label_kind, infer=not args.no_infer, rank=not args.no_rank,
         rank_top=args.rank_top, program=args.program, concurrency=args.concurrency, timeout=args.timeout,
         retries=args.retries, image_backend=args.image_model,
-        image_kwargs={"descriptions": "lm", "lm": lm} if args.descriptions else None,
+        image_kwargs={"vlm_max_side": args.max_side, **({"descriptions": "lm"} if args.descriptions else {})},
         label_descriptions=False if args.no_label_descriptions else None, rank_descriptions=args.rank_descriptions,
         **common)
     if args.dry_run is not None:
@@ -532,6 +532,8 @@ def _add_label_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--image-model", help="image backend: efficientnet-lite2 (default, offline), efficientnet-lite0, "
                                          "or clip:ARCH@/path/to/checkpoint.pt")
     p.add_argument("--descriptions", action="store_true", help="images: let the LLM write visual label descriptions")
+    p.add_argument("--max-side", type=int, default=768, metavar="PX",
+                   help="images with a vision-language --lm: longest side of the photo sent (default 768)")
     p.add_argument("--no-label-descriptions", action="store_true",
                    help="texts: ignore the vocabulary's 'description' column (used by default for retrieval and Rank)")
     p.add_argument("--rank-descriptions", choices=RANK_DESCRIPTIONS, default="auto",

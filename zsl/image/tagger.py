@@ -35,11 +35,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from zsl.base import BatchScores, ScorerMixin
+from zsl.base import BatchScores, ItemScores, ScorerMixin
 from zsl.data.files import write_text_atomic
 from zsl.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, SkippedImage, load_image, load_images, to_rgb
 from zsl.errors import InputError
+from zsl.fusion import DEFAULT_RANK_TOP
 from zsl.image.global_local import class_probabilities, global_local_scores, grid_boxes, make_crops
+from zsl.image.vlm import DEFAULT_VLM_MAX_SIDE, build_photo_irr, encode_photo, read_photo
 from zsl.vocab import LabelVocab
 
 __all__ = [
@@ -332,6 +334,17 @@ class ImageTagger(ScorerMixin):
         logit_scale: override the backend's softmax temperature.
         batch_size: images whose crops go through the backend together.
         max_pixels, max_side: image-reading limits (see :func:`load_image`).
+        infer, rank, rank_top: with a vision-language model as ``lm`` (a LiteLLM ``provider/model``
+            name or LM; :func:`zsl.image.vlm.reads_images`), the VLM's Infer (phrases, retrieved onto
+            the vocabulary with the text ``encoder``) and Rank (``rank_top`` candidates) steps, fused
+            with the global-local scores (:class:`zsl.image.vlm.PhotoIRR`). An LM that reads no
+            images only writes ``descriptions``.
+        api_base: the server of a ``provider/model`` ``lm`` given by name.
+        encoder: the text encoder of the retrieval (see :func:`zsl.models.encoders.get_encoder`).
+        label_kind: how the VLM prompts name the labels (``"objects"``, ``"labels"`` ...).
+        vlm_max_side: longest side of the photo sent to the VLM (re-encoded as JPEG).
+        fusion: fusion weights (keys of :data:`zsl.fusion.DEFAULTS`; None: the defaults).
+        timeout: seconds one VLM call may wait (default :data:`zsl.models.lm.REMOTE_TIMEOUT`).
 
     Example:
         >>> tagger = ImageTagger(["cat", "dog"], backend="efficientnet-lite0")   # doctest: +SKIP
@@ -345,7 +358,10 @@ class ImageTagger(ScorerMixin):
                  snippet_size: int | None = None, templates: str | Sequence[str] = "image_templates",
                  descriptions: Mapping[str, Sequence[str]] | str | None = None, lm: Any = None,
                  n_descriptions: int = 4, logit_scale: float | None = None, batch_size: int = 8,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE, infer: bool = True,
+                 rank: bool = True, rank_top: int = DEFAULT_RANK_TOP, api_base: str | None = None, encoder: Any = None,
+                 label_kind: str = "labels", vlm_max_side: int = DEFAULT_VLM_MAX_SIDE,
+                 fusion: Mapping[str, float] | None = None, timeout: float | None = None):
         self.vocab = vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab)
         if mode not in ("global-local", "global"):
             raise InputError(f"mode must be 'global-local' or 'global', got {mode!r}")
@@ -372,6 +388,11 @@ class ImageTagger(ScorerMixin):
         self.batch_size = batch_size
         self.max_pixels = max_pixels
         self.max_side = max_side
+        self.infer, self.rank, self.rank_top, self.api_base = infer, rank, rank_top, api_base
+        self.encoder, self.label_kind, self.vlm_max_side = encoder, label_kind, vlm_max_side
+        self.fusion = None if fusion is None else dict(fusion)
+        self.timeout = timeout
+        self._vlm: Any = None
         self._backend = None
         self._text = None
         self._descs: dict[str, list[str]] | None = None
@@ -409,6 +430,38 @@ class ImageTagger(ScorerMixin):
             emb = np.asarray(self.backend_.encode_texts(texts), dtype=np.float32)
             self._text = (emb, groups)
         return self._text
+
+    @property
+    def vlm_(self) -> Any:
+        """The photo's Infer-Retrieve-Rank with the VLM (:class:`zsl.image.vlm.PhotoIRR`), built on first use; None
+        without a vision-language ``lm`` or with neither step."""
+        if self._vlm is None:
+            self._vlm = build_photo_irr(self) or False
+        return self._vlm or None
+
+    @property
+    def uses_lm(self) -> bool:
+        """True when a VLM step runs: a run then labels photo by photo (:meth:`explain`), with retries."""
+        return self.vlm_ is not None
+
+    def explain(self, image: Any) -> ItemScores:
+        """Score one photo (a path) with the VLM steps, keeping the row fields ``phrases``, ``retrieval_labels``,
+        ``notes`` and the usage per step (without a VLM: the global-local scores alone).
+
+        Raises:
+            InputError: the file cannot be used (a URL, a link, not an image ...).
+            RemoteModelError: the VLM's Rank answer cannot be read.
+        """
+        if self.vlm_ is None:
+            return super().explain(image)
+        if hasattr(image, "mode") and hasattr(image, "crop"):
+            img = to_rgb(image)
+            sha = hashlib.sha256(img.tobytes() + repr(img.size).encode()).hexdigest()
+        else:
+            sha, img = read_photo(image, max_pixels=self.max_pixels, max_side=self.max_side)
+        g, s = self.score_parts([img])
+        gl = g if s is None else global_local_scores(g, s, threshold=self.threshold_, lam=self.lam)
+        return self.vlm_(gl[0], encode_photo(img, sha, max_side=self.vlm_max_side))
 
     @property
     def threshold_(self) -> float:
@@ -493,6 +546,12 @@ class ImageTagger(ScorerMixin):
             InputError: an input is not an image or cannot be read (use
                 :meth:`score_files` to skip bad files instead).
         """
+        if self.vlm_ is not None:
+            if isinstance(images, (str, os.PathLike)):
+                raise InputError("predict_proba expects a list of images or paths, got one path. Fix: wrap it in a "
+                                 "list.")
+            return np.stack([self.explain(im).scores for im in images]) if len(images) else \
+                np.zeros((0, len(self.vocab)), dtype=np.float32)
         imgs = self._as_images(images)
         g, s = self.score_parts(imgs)
         if s is None:
@@ -558,6 +617,8 @@ class ImageTagger(ScorerMixin):
                                    "prompt": load_prompt("image_describe").id, "n": self.n_descriptions}
         elif self.descriptions is not None:
             cfg["descriptions"] = "given"
+        if self.vlm_ is not None:
+            cfg["vlm"] = self.vlm_.config()
         return cfg
 
     def __repr__(self) -> str:

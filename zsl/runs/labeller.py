@@ -321,6 +321,25 @@ def _student(model: Any, vocab: LabelVocab | None) -> Any:
     return student
 
 
+def _image_labeller(vocab: LabelVocab, s: LabelSettings) -> Labeller:
+    """The labeller of photos: an :class:`~zsl.image.tagger.ImageTagger`; with a vision-language ``lm`` photo by
+    photo with retries (as for a remote text LM), else in batches."""
+    from zsl.image.tagger import ImageTagger
+    from zsl.models.lm import is_remote_lm
+
+    kwargs = {"lm": s.lm, "infer": s.infer, "rank": s.rank, "rank_top": s.rank_top, "encoder": s.encoder,
+              "label_kind": s.label_kind, "timeout": s.timeout, **dict(s.image_kwargs or {})}
+    tagger = ImageTagger(vocab, s.image_backend, **kwargs)
+    if not tagger.uses_lm:
+        notes = [f"{s.lm} reads no images here: --lm only writes --descriptions"] if (
+            s.lm is not None and (s.infer or s.rank) and not kwargs.get("descriptions")) else []
+        return Labeller(tagger, k=s.k, kind="images", input_field="image", top_scores=s.top_scores, warnings=notes)
+    lm = tagger.vlm_.steps.lm
+    return Labeller(tagger, k=s.k, kind="images", input_field="image", top_scores=s.top_scores,
+                    concurrency=s.concurrency, timeout=s.timeout, retries=s.retries, remote=is_remote_lm(lm),
+                    lm_name=getattr(lm, "model", type(lm).__name__), source=f"the VLM {getattr(lm, 'model', '')}")
+
+
 def make_labeller(fmt: str, vocab: LabelVocab | None, settings: LabelSettings) -> Labeller:
     """The labeller for an input of format ``fmt`` (:func:`zsl.data.input_format`) and these settings.
 
@@ -336,10 +355,7 @@ def make_labeller(fmt: str, vocab: LabelVocab | None, settings: LabelSettings) -
                         source=f"the student {getattr(student, 'path_', '(in memory)')}")
     assert vocab is not None
     if fmt == "images":
-        from zsl.image.tagger import ImageTagger
-
-        return Labeller(ImageTagger(vocab, s.image_backend, **dict(s.image_kwargs or {})), k=s.k, kind="images",
-                        input_field="image", top_scores=s.top_scores)
+        return _image_labeller(vocab, s)
     return TextLabeller(vocab, lm=s.lm, encoder=s.encoder, k=s.k, label_kind=s.label_kind, infer=s.infer, rank=s.rank,
                         rank_top=s.rank_top, program=s.program, concurrency=s.concurrency, timeout=s.timeout,
                         retries=s.retries, label_descriptions=s.label_descriptions,
