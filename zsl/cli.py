@@ -172,15 +172,25 @@ def _print_estimate(est: dict) -> None:
     secs = est["est_seconds"]
     print(f"dry run: labelled {est['sampled']} item(s) at {est['seconds_per_item']:.2f}s/item with {est['lm']}")
     for step, u in est["tokens_per_item"].items():
+        photo = (f" ({u.get('images', 0):.1f} photo(s), {u.get('image_tokens', 0):.0f} image tokens among the prompt's, "
+                 f"{u.get('bytes_sent', 0) / 1024:.0f} KB sent)") if "images" in u else ""
         print(f"  {step}: {u.get('calls', 0):.1f} call(s), {u.get('prompt_tokens', 0):.0f} prompt + "
-              f"{u.get('completion_tokens', 0):.0f} completion tokens per item")
+              f"{u.get('completion_tokens', 0):.0f} completion tokens per item{photo}")
     if total:
         print(f"whole input: {total} records -> about {_duration(secs)}")
         for step, u in est["est_tokens"].items():
-            print(f"  {step}: ~{u.get('prompt_tokens', 0):,} prompt + ~{u.get('completion_tokens', 0):,} completion tokens")
+            photo = f" (~{u.get('image_tokens', 0):,} image tokens)" if "images" in u else ""
+            print(f"  {step}: ~{u.get('prompt_tokens', 0):,} prompt + ~{u.get('completion_tokens', 0):,} completion "
+                  f"tokens{photo}")
+    if est.get("cached_answers"):
+        print(f"note: {est['cached_answers']} of the sample's answers came from the cache: they are counted at what "
+              "they cost when paid, and the time per item is lower than a fresh run's")
+    for why in est.get("skipped", [])[:5]:
+        print(f"note: could not label {why}", file=sys.stderr)
     cost = est["est_cost_usd"]
-    print(f"estimated cost: ${cost:,.2f}" if cost is not None else
-          "estimated cost: none known (a local model, or a remote one without a published price)")
+    print(f"estimated cost: ${cost:,.4f}" if cost is not None and cost < 1 else f"estimated cost: ${cost:,.2f}"
+          if cost is not None else f"estimated cost: not known: LiteLLM's price table has no price for {est['lm']} "
+          "(a local model or server, or a model it does not list)")
 
 
 def _duration(seconds: float) -> str:

@@ -234,3 +234,55 @@ def test_openai_name_with_api_base_and_no_key_says_the_fix(monkeypatch, tmp_path
     photos = _photos(tmp_path / "photos")
     with FakeOpenAI(photos=SAYS) as server:
         assert _label(photos[0].parent, server, model="openai/fake-vlm").skipped == 0
+
+
+# --------------------------------------------------------------------------- --dry-run
+
+
+def test_dry_run_labels_a_sample_writes_nothing_and_prices_photos_where_litellm_knows_the_model(tmp_path, monkeypatch,
+                                                                                               capsys):
+    import litellm
+
+    from zsl.models.lm import get_lm
+    from zsl.runs.label import estimate_run
+
+    monkeypatch.setenv("OPENAI_API_KEY", "none")
+    photos = _photos(tmp_path / "photos")
+    folder = photos[0].parent
+    with FakeOpenAI(photos=SAYS) as server:
+        lm = get_lm("openai/gpt-4o-mini", api_base=server.api_base)
+        kw = {"lm": lm, "encoder": "hashing", "image_backend": ColourBackend(), "image_kwargs": {"mode": "global"}}
+        est = estimate_run(folder, LABELS, sample=2, **kw)
+        assert len(server.seen) == 4 and server.checks == 1     # 2 photos, Infer + Rank each, and the check
+        again = estimate_run(folder, LABELS, sample=2, **kw)    # the sample is cached now: priced all the same
+        assert len(server.seen) == 4 and again["cached_answers"] == 4
+        # the fake server reports 100 prompt tokens (85 of them image tokens) and 5 completion tokens per call
+        for e in (est, again):
+            assert e["total"] == 5 and e["est_tokens"]["infer"]["prompt_tokens"] == 500
+            assert e["est_tokens"]["rank"]["image_tokens"] == 425 and e["est_tokens"]["rank"]["images"] == 5
+            p, c = litellm.cost_per_token(model="openai/gpt-4o-mini", prompt_tokens=1000, completion_tokens=50)
+            assert e["est_cost_usd"] == pytest.approx(p + c)
+        # the CLI: no run directory, and an unknown model says it has no price
+        code = _cli(["label", str(folder), "--labels", str(_vocab(tmp_path)), "--lm", "hosted_vllm/fake-vlm",
+                     "--api-base", server.api_base, "--encoder", "hashing", "--dry-run", "2"], monkeypatch)
+    out = capsys.readouterr().out
+    assert code == 0 and not (tmp_path / "photos.zsl").exists()
+    assert "image tokens" in out and "whole input: 5 records" in out
+    assert "not known: LiteLLM's price table has no price for hosted_vllm/fake-vlm" in out
+
+
+def _vocab(tmp_path: Path) -> Path:
+    vocab = tmp_path / "labels.txt"
+    vocab.write_text("\n".join(LABELS) + "\n", encoding="utf-8")
+    return vocab
+
+
+def test_image_prices_of_litellms_table_are_added_where_a_model_has_them():
+    from zsl.runs.label import _image_price
+
+    usage = {"infer": {"images": 10, "image_tokens": 1000, "prompt_tokens": 1200}}
+    table = {"per-image": {"input_cost_per_image": 0.001}, "vendor/image-tokens": {
+        "input_cost_per_token": 1e-6, "input_cost_per_image_token": 3e-6}}
+    assert _image_price(table, "p/per-image", usage) == pytest.approx(0.01)
+    assert _image_price(table, "vendor/image-tokens", usage) == pytest.approx(1000 * 2e-6)
+    assert _image_price(table, "openai/unknown", usage) == 0.0
