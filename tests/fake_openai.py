@@ -144,13 +144,19 @@ class FakeOpenAI:
         refuse_photo: answer HTTP 400 to requests whose photo's colour makes this true.
         slow_first, slow_seconds: the first ``slow_first`` photo requests wait this long before answering.
         logprobs: return token log-probabilities to requests that ask for them.
+        models: the model names served (None: any); a request for another is answered 404, as vLLM does.
+
+    The start-up check of a photo run (its question is :data:`zsl.image.vlm.CHECK_QUESTION`) is counted in
+    :attr:`checks`, not in :attr:`requests` or :attr:`seen`; it fails, hangs and is refused like any photo request.
     """
 
     def __init__(self, *, fail_first: int | None = 0, fail_status: int = 429,
                  fail_when: Callable[[str], bool] | None = None, hang: bool = False, delay: float = 0.0,
                  photos: dict[str, list[str]] | None = None, rank_answer: str | None = None,
                  refuse_photo: Callable[[str], bool] | None = None, slow_first: int = 0, slow_seconds: float = 0.0,
-                 logprobs: bool = True):
+                 logprobs: bool = True, models: set[str] | None = None):
+        self.models = models
+        self.checks = 0
         self.photos = photos or {}
         self.rank_answer = rank_answer
         self.refuse_photo = refuse_photo
@@ -182,6 +188,9 @@ class FakeOpenAI:
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     return self._send(404, {"error": {"message": f"no route {self.path}"}})
                 messages = body.get("messages") or []
+                if server.models is not None and body.get("model") not in server.models:
+                    return self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist.",
+                                                      "type": "NotFoundError", "code": 404}})
                 if request_photos(messages):
                     return self._photo(body, messages)
                 text = item_text(messages)
@@ -223,9 +232,14 @@ class FakeOpenAI:
                 photo = decode_photo(request_photos(messages)[0])
                 question = _content(messages[-1])
                 photo["step"] = "rank" if "Candidates:" in question else "infer"
+                if question.startswith("Reply with the single word: ok"):
+                    photo["step"] = "check"
                 with server._lock:
-                    server.requests += 1
-                    server.seen.append(photo)
+                    if photo["step"] == "check":
+                        server.checks += 1
+                    else:
+                        server.requests += 1
+                        server.seen.append(photo)
                     fail = (server.fail_first is None or server.failures < server.fail_first) and \
                         server.fail_first != 0
                     if fail:
@@ -248,6 +262,8 @@ class FakeOpenAI:
                 text, lps = photo_answer(question, phrases, logprobs=bool(body.get("logprobs")) and server.logprobs)
                 if photo["step"] == "rank" and server.rank_answer is not None:
                     text, lps = server.rank_answer, None
+                if photo["step"] == "check":
+                    text, lps = "ok", None
                 choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
                 if lps is not None:
                     choice["logprobs"] = {"content": lps}

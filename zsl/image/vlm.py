@@ -52,9 +52,10 @@ from zsl.errors import InputError, RemoteModelError
 from zsl.fusion import DEFAULTS, FusionItem, fused_scores
 from zsl.index import max_over_phrases
 
-__all__ = ["DEFAULT_VLM_MAX_SIDE", "JPEG_QUALITY", "MAX_PHOTO_BYTES", "AnswerCache", "PhotoIRR", "PhotoPayload",
-           "VisionSteps", "build_photo_irr", "encode_photo", "fuse_photo", "parse_vlm_phrases", "parse_yes_no",
-           "photo_payload", "phrase_similarities", "read_photo", "reads_images", "resolve_vlm"]
+__all__ = ["CHECK_QUESTION", "DEFAULT_VLM_MAX_SIDE", "JPEG_QUALITY", "MAX_PHOTO_BYTES", "AnswerCache", "PhotoIRR", "PhotoPayload",
+           "VisionSteps", "build_photo_irr", "check_vlm", "encode_photo", "fuse_photo", "fusion_item",
+           "parse_vlm_phrases", "parse_yes_no", "photo_payload", "phrase_similarities", "read_photo", "reads_images",
+           "resolve_vlm"]
 
 DEFAULT_VLM_MAX_SIDE = 768  # what OpenAI's "high detail" tiles and most open VLMs see anyway
 JPEG_QUALITY = 90
@@ -341,6 +342,9 @@ def _usage(response: Any, payload: PhotoPayload) -> dict[str, int]:
             "images": 1, "bytes_sent": payload.sent_bytes}
 
 
+_TOKENS = ("prompt_tokens", "completion_tokens", "image_tokens")
+
+
 @dataclass
 class VisionSteps:
     """The VLM's two steps for one photo, each answer asked once (:class:`AnswerCache`).
@@ -383,13 +387,15 @@ class VisionSteps:
                               str(JPEG_QUALITY), question, payload.sha256)
         assert self.cache is not None
         got = self.cache.get(key)
-        if got is not None:
-            return got, {"cache_hits": 1}
+        if got is not None:  # free now; what it cost when paid (kept with it) lets --dry-run price a fresh run
+            paid = got.get("usage") if isinstance(got.get("usage"), dict) else {}
+            return got, {"cache_hits": 1, **{f"cached_{k}": int(paid.get(k) or 0) for k in _TOKENS}}
         response = self._call(question, payload, max_tokens=max_tokens, logprobs=logprobs)
+        usage = _usage(response, payload)
         answer = {"text": response.text or "", "logprobs": _as_logprobs(response), "model": self.model,
-                  "step": step, "sha256": payload.sha256}
+                  "step": step, "sha256": payload.sha256, "usage": {k: usage[k] for k in _TOKENS}}
         self.cache.put(key, answer)
-        return answer, _usage(response, payload)
+        return answer, usage
 
     def _call(self, question: str, payload: PhotoPayload, *, max_tokens: int, logprobs: bool) -> Any:
         from dspy.lm15 import Config, ImagePart, Message, Request, TextPart
@@ -440,6 +446,57 @@ class VisionSteps:
         return parse_yes_no(answer["text"], list(candidates), answer.get("logprobs")), usage
 
 
+CHECK_QUESTION = "Reply with the single word: ok"
+
+
+def _check_fix(status: int | None) -> str:
+    """What to do about a start-up check that failed with HTTP ``status`` (None: no answer at all)."""
+    if status in (400, 415, 422):
+        return ("the model refused a photo: it is not a vision model, or its server was started without image "
+                "support. Fix: a vision-language model (e.g. Qwen2.5-VL or LLaVA on vLLM / Ollama / llama.cpp's "
+                "server, or openai/gpt-4o-mini), or drop --lm to label with the image model alone")
+    if status == 404:
+        return ("the server serves no model of that name (or --api-base is not its /v1 address). Fix: --lm "
+                "PROVIDER/NAME with the NAME the server lists at GET <api-base>/models, e.g. --lm hosted_vllm/NAME")
+    if status in (401, 403):
+        return ("the server refused the API key. Fix: set the provider's key variable (OPENAI_API_KEY for "
+                "openai/..., any value for a local server that checks none)")
+    return ("Fix: check that the server is running and reachable (--api-base URL, e.g. http://127.0.0.1:8000/v1), "
+            "that the API key variable is set (e.g. OPENAI_API_KEY), and that the model name is right")
+
+
+def check_vlm(steps: VisionSteps, name: str | None = None, *, attempt: Any = None) -> None:
+    """Before labelling, one small real call with a photo (32x32, white; never cached), so a server that is not
+    there, a wrong model name or a model that reads no images fails the run at once instead of every photo.
+
+    Args:
+        steps: the VLM's steps (their ``lm`` and ``max_side``).
+        name: how messages name the model (default: ``steps.model``).
+        attempt: runs the call, e.g. with retries (``lambda call: retry_call(call, retries=3)``).
+
+    Raises:
+        RemoteModelError: no usable answer; the message says which of the causes above it is and the fix, and
+            the error it wraps is its ``__cause__``.
+    """
+    from PIL import Image
+
+    from zsl.util.retry import http_status
+
+    label = name or steps.model
+    payload = encode_photo(Image.new("RGB", (32, 32), (250, 250, 250)), "zsl-start-up-check", max_side=steps.max_side)
+    run = attempt or (lambda call: call())
+    try:
+        out = run(lambda: steps._call(CHECK_QUESTION, payload, max_tokens=4, logprobs=False))
+    except Exception as exc:  # provider SDKs raise many types; each is translated here
+        status = http_status(exc)
+        got = f"HTTP {status}: " if status is not None else f"{type(exc).__name__}: "
+        raise RemoteModelError(f"The start-up check of {label} (one photo and '{CHECK_QUESTION}') failed with "
+                               f"{got}{' '.join(str(exc).split())[:300]}. {_check_fix(status)}.") from exc
+    if not str(getattr(out, "text", "") or "").strip():
+        raise RemoteModelError(f"{label} answered nothing to the start-up check (one photo and '{CHECK_QUESTION}'). "
+                               "Fix: a vision-language model that answers chat requests with images.")
+
+
 def fuse_photo(image_scores: np.ndarray, phrase_sim: np.ndarray | None, *, cand: np.ndarray | None = None,
                p_yes: np.ndarray | None = None, weights: dict[str, float] | None = None,
                prior: np.ndarray | None = None) -> np.ndarray:
@@ -452,14 +509,26 @@ def fuse_photo(image_scores: np.ndarray, phrase_sim: np.ndarray | None, *, cand:
         >>> fuse_photo(np.array([0.2, 0.1]), np.array([0.1, 0.9])).round(2).tolist()
         [0.55, 0.7]
     """
+    item = fusion_item(image_scores, phrase_sim, cand=cand, p_yes=p_yes)
+    return fused_scores(item, prior, dict(DEFAULTS if weights is None else weights)).astype(np.float32)
+
+
+def fusion_item(image_scores: np.ndarray, phrase_sim: np.ndarray | None, *, cand: np.ndarray | None = None,
+                p_yes: np.ndarray | None = None, gold: Sequence[int] = ()) -> FusionItem:
+    """One photo's :class:`zsl.fusion.FusionItem`: its global-local scores divided by their best one (so they share
+    the [0, 1] range of the phrase similarities) as ``text_sim``; what :func:`zsl.fusion.fit_fusion` fits on.
+
+    Example:
+        >>> fusion_item(np.array([0.2, 0.1]), None, gold=[0]).text_sim.tolist()
+        [1.0, 0.5]
+    """
     g = np.asarray(image_scores, dtype=np.float64)
     top = float(g.max()) if g.size else 0.0
     g = g / top if top > 0 else g
     cand = np.zeros(0, dtype=np.int64) if cand is None else np.asarray(cand)
     p = np.zeros(0, dtype=np.float32) if p_yes is None else np.asarray(p_yes)
-    item = FusionItem(text_sim=g, phrase_sim=None if phrase_sim is None else np.asarray(phrase_sim, dtype=np.float64),
-                      cand=cand, p_yes=p, gold=[])
-    return fused_scores(item, prior, dict(DEFAULTS if weights is None else weights)).astype(np.float32)
+    return FusionItem(text_sim=g, phrase_sim=None if phrase_sim is None else np.asarray(phrase_sim, dtype=np.float64),
+                      cand=cand, p_yes=p, gold=list(gold))
 
 
 def phrase_similarities(index: Any, phrases: Sequence[str]) -> np.ndarray | None:
@@ -490,7 +559,8 @@ class PhotoIRR:
             raise InputError(f"rank_top must be >= 1, got {rank_top}")
         self.steps, self.index = steps, index
         self.infer, self.rank, self.rank_top = infer, rank, rank_top
-        self.weights = dict(DEFAULTS if weights is None else weights)
+        # Rank scores rank_top candidates: the fusion adds all of them (weights saved before may name another count)
+        self.weights = {**DEFAULTS, **dict(weights or {}), "rank_top": rank_top}
 
     def shown(self, cand: np.ndarray) -> list[str]:
         """The candidates as Rank shows them: ``label (description)`` where the index uses descriptions."""

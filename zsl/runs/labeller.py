@@ -155,6 +155,26 @@ class Labeller:
         body = cfg if "vocab_hash" in cfg else {"vocab_hash": self.vocab.hash, "settings": cfg}
         return {"kind": self.kind, "k": self.k, "top_scores": self.top_scores, **body}
 
+    def check_remote(self) -> None:
+        """Check the model with one call (its scorer's ``check_lm``), with the run's time limit and retries.
+
+        A server that never answers, a wrong model name, a model that refuses the input fails the
+        run here, before anything is written; one that answers with a rate limit or a 5xx is
+        reachable, so the run goes on and marks items that keep failing retryable.
+        """
+        from zsl.errors import RemoteModelError
+
+        try:
+            self.scorer.check_lm(self.lm_name,
+                                 attempt=lambda call: retry_call(call, retries=self.retries, base_delay=self.retry_delay))
+        except RemoteModelError as exc:
+            cause = exc.__cause__
+            if cause is None or http_status(cause) is None or not is_transient(cause):
+                raise
+            self.warnings.append(f"{self.lm_name} answered the start-up check with HTTP {http_status(cause)} "
+                                 f"after {self.retries} retries; labelling anyway (items that keep failing are "
+                                 "marked retryable: rerun the same command to label them)")
+
     def _one(self, item: Item) -> ItemScores:
         return retry_call(lambda: self.scorer.explain(item.value), retries=self.retries if self.remote else 0,
                           base_delay=self.retry_delay)
@@ -292,19 +312,8 @@ class TextLabeller(Labeller):
         fails the run here, before anything is written; one that answers with a rate limit or a
         5xx is reachable, so the run goes on and marks items that keep failing retryable.
         """
-        from zsl.errors import RemoteModelError
-
         self.timeout = self.tagger.limit_remote_calls(self.timeout)
-        try:
-            self.tagger.check_lm(self.lm_name,
-                                 attempt=lambda call: retry_call(call, retries=self.retries, base_delay=self.retry_delay))
-        except RemoteModelError as exc:
-            cause = exc.__cause__
-            if cause is None or http_status(cause) is None or not is_transient(cause):
-                raise
-            self.warnings.append(f"{self.lm_name} answered the start-up check with HTTP {http_status(cause)} "
-                                 f"after {self.retries} retries; labelling anyway (items that keep failing are "
-                                 "marked retryable: rerun the same command to label them)")
+        self.check_remote()
 
 
 def _student(model: Any, vocab: LabelVocab | None) -> Any:
@@ -330,14 +339,22 @@ def _image_labeller(vocab: LabelVocab, s: LabelSettings) -> Labeller:
     kwargs = {"lm": s.lm, "infer": s.infer, "rank": s.rank, "rank_top": s.rank_top, "encoder": s.encoder,
               "label_kind": s.label_kind, "timeout": s.timeout, **dict(s.image_kwargs or {})}
     tagger = ImageTagger(vocab, s.image_backend, **kwargs)
+    if s.program is not None:  # fusion weights fitted on labelled photos (`zsl fit photos.jsonl --lm ...`)
+        tagger.load(s.program)
     if not tagger.uses_lm:
         notes = [f"{s.lm} reads no images here: --lm only writes --descriptions"] if (
             s.lm is not None and (s.infer or s.rank) and not kwargs.get("descriptions")) else []
+        if s.program is not None:
+            notes.append(f"the program {s.program} holds fusion weights for a vision-language --lm; without one "
+                         "the photos are scored by the image model alone")
         return Labeller(tagger, k=s.k, kind="images", input_field="image", top_scores=s.top_scores, warnings=notes)
     lm = tagger.vlm_.steps.lm
-    return Labeller(tagger, k=s.k, kind="images", input_field="image", top_scores=s.top_scores,
-                    concurrency=s.concurrency, timeout=s.timeout, retries=s.retries, remote=is_remote_lm(lm),
-                    lm_name=getattr(lm, "model", type(lm).__name__), source=f"the VLM {getattr(lm, 'model', '')}")
+    labeller = Labeller(tagger, k=s.k, kind="images", input_field="image", top_scores=s.top_scores,
+                        concurrency=s.concurrency, timeout=s.timeout, retries=s.retries, remote=is_remote_lm(lm),
+                        lm_name=getattr(lm, "model", type(lm).__name__), source=f"the VLM {getattr(lm, 'model', '')}")
+    if labeller.remote:
+        labeller.check_remote()
+    return labeller
 
 
 def make_labeller(fmt: str, vocab: LabelVocab | None, settings: LabelSettings) -> Labeller:
