@@ -28,6 +28,16 @@ from dspy.utils.usage_tracker import track_usage
 
 from zsl.errors import InputError
 from zsl.fusion import DEFAULT_PRIOR_WEIGHT, DEFAULT_RANK_TOP, DEFAULT_RANK_WEIGHT, DEFAULT_TEXT_WEIGHT
+from zsl.hierarchy import (
+    DEFAULT_BEAM,
+    DEFAULT_TREE_BLEND,
+    Tree,
+    below_visited,
+    check_tree_settings,
+    consistent_scores,
+    top_down,
+    top_down_scores,
+)
 from zsl.index import VocabIndex, apply_prior, max_over_phrases
 from zsl.prompting import DEFAULT_RANK_PROMPT, RANK_DESCRIPTIONS, LabelKind, Prompt, load_prompt
 from zsl.vocab import DESCRIPTION_CHARS, DESCRIPTION_WORDS, clean_description
@@ -311,6 +321,17 @@ class InferRetrieveRank(dspy.Module):
         prior_weight: weight of ``log prior`` (needs priors in the vocabulary).
         rank_weight: how much the Rank score (in [0, 1]) adds to a candidate's score.
         max_phrases: phrases kept from the Infer step.
+        tree_blend: for a vocabulary with a hierarchy, ``(a, b)``: how much a label's score takes from the best
+            of its descendants and from its parent (:func:`zsl.hierarchy.consistent_scores`; None: the
+            measured default, ``(0, 0)``: off; a top-down search uses only ``a``, see :meth:`subtree_evidence`).
+            Ignored for a flat vocabulary.
+        tree_search: ``"flat"`` (score every label) or ``"top-down"`` (score the top level, descend into the
+            ``beam`` best branches; the Rank step sees one group of siblings per call). A flat
+            vocabulary is always searched flat.
+        beam: branches kept per level of the top-down search.
+
+    The label texts (embedded and shown to Rank) are the index's ``label_texts``: for a vocabulary with a
+    hierarchy, a label with the context that disambiguates it (:func:`zsl.hierarchy.label_texts`).
 
     ``forward(text, demos=None)`` (``demos``: labelled examples near the text, shown to Infer and
     Rank) returns a ``dspy.Prediction`` with ``ranking`` (label strings, best
@@ -324,8 +345,10 @@ class InferRetrieveRank(dspy.Module):
                  rank_top: int = DEFAULT_RANK_TOP, text_weight: float = DEFAULT_TEXT_WEIGHT,
                  prior_weight: float = DEFAULT_PRIOR_WEIGHT, rank_weight: float = DEFAULT_RANK_WEIGHT,
                  max_phrases: int = 8, rank_mode: str = "auto", rank_prompt: str = DEFAULT_RANK_PROMPT,
-                 rank_descriptions: str = "auto"):
+                 rank_descriptions: str = "auto", tree_blend: Sequence[float] | None = None,
+                 tree_search: str = "flat", beam: int = DEFAULT_BEAM):
         super().__init__()
+        check_tree_settings(tree_search=tree_search, tree_blend=tree_blend, beam=beam)
         if not 0.0 <= text_weight <= 1.0:
             raise InputError(f"text_weight must be in [0, 1], got {text_weight}")
         if rank_top < 1:
@@ -340,6 +363,11 @@ class InferRetrieveRank(dspy.Module):
         self.rank_weight = rank_weight
         self.infer = Infer(label_kind, max_phrases=max_phrases)
         self.rank = Rank(label_kind, mode=rank_mode, yesno_prompt=rank_prompt, descriptions=rank_descriptions)
+        tree = index.vocab.parents is not None
+        self.tree = Tree.of(index.vocab) if tree else None
+        self.tree_blend = tuple(DEFAULT_TREE_BLEND if tree_blend is None else tree_blend) if tree else (0.0, 0.0)
+        self.tree_search = tree_search if tree else "flat"
+        self.beam = beam
 
     def config(self) -> dict[str, Any]:
         """Settings that change outputs; recorded in provenance and cache keys."""
@@ -349,7 +377,28 @@ class InferRetrieveRank(dspy.Module):
             "rank_weight": self.rank_weight, "max_phrases": self.infer.max_phrases, "rank_mode": self.rank.mode,
             "label_descriptions": self.index.use_descriptions, "rank_descriptions": self.rank.descriptions,
             "prompts": [self.infer.prompt_id, self.rank.yesno_prompt.id, self.rank.list_prompt_id],
+            # only a vocabulary with a hierarchy records the tree settings: flat manifests stay as they were
+            **({} if self.tree is None else self.tree_config()),
         }
+
+    def tree_config(self) -> dict[str, Any]:
+        """The tree settings (a vocabulary with a hierarchy): label context, blend, search and beam."""
+        return {"label_context": self.index.label_context, "tree_blend": list(self.tree_blend),
+                "tree_search": self.tree_search, "beam": self.beam}
+
+    def subtree_evidence(self, scores: np.ndarray) -> np.ndarray:
+        """What a top-down search scores a node by: its retrieval score blended with the best in its subtree
+        (the blend's first weight; the parent's part is the search's mean over the path). Without it a
+        broad top-level name (``Society and social sciences``) is judged by its own few words alone:
+        on HWV validation, retrieval only, hierarchical F1 39.1 instead of 53.4 (beam 3, one path).
+        """
+        return consistent_scores(scores, self.index.vocab, (self.tree_blend[0], 0.0), tree=self.tree)
+
+    def consistent(self, scores: np.ndarray) -> np.ndarray:
+        """Scores made consistent along the tree (unchanged for a flat vocabulary or a top-down search)."""
+        if self.tree is None or self.tree_search == "top-down":
+            return scores
+        return consistent_scores(scores, self.index.vocab, self.tree_blend, tree=self.tree)
 
     def setup_notes(self) -> list[str]:
         """What to say once per run about how the vocabulary is used (e.g. descriptions that are cut).
@@ -400,7 +449,7 @@ class InferRetrieveRank(dspy.Module):
             vocab = self.index.vocab
             descs = ([vocab.descriptions[i] for i in cand]
                      if self.index.use_descriptions and vocab.descriptions is not None else None)
-            p_yes = np.asarray(self.rank(text=text, candidates=[vocab[i] for i in cand], descriptions=descs,
+            p_yes = np.asarray(self.rank(text=text, candidates=[self.index.label_texts[i] for i in cand], descriptions=descs,
                                          demos=demos).scores)
         return {"text_sim": sim[0], "phrase_sim": max_over_phrases(sim[1:]) if phrases else None, "cand": cand,
                 "p_yes": p_yes}
@@ -412,7 +461,10 @@ class InferRetrieveRank(dspy.Module):
     def retrieve_embedded(self, emb: np.ndarray) -> np.ndarray:
         """Retrieval scores ``(N, K)`` of texts already encoded (``(N, d)``, the index's encoder; no LM)."""
         sim = self.index.similarities(emb)
-        return apply_prior(sim.astype(np.float32), self.index.vocab.prior_array(), self.prior_weight)
+        scores = apply_prior(sim.astype(np.float32), self.index.vocab.prior_array(), self.prior_weight)
+        if self.tree is not None and self.tree_search == "top-down":
+            return top_down_scores(self.subtree_evidence(scores), self.index.vocab, self.beam, tree=self.tree)
+        return self.consistent(scores)
 
     def forward(self, text: str, demos: Sequence[Demo] | None = None) -> dspy.Prediction:
         if not isinstance(text, str):
@@ -437,13 +489,15 @@ class InferRetrieveRank(dspy.Module):
         scores = self.retrieve(text, phrases)
         retrieved = scores
         vocab = self.index.vocab
-        if self.use_rank:
+        if self.tree is not None and self.tree_search == "top-down":
+            scores = self._top_down(text, scores, demos, usage, notes)
+        elif self.use_rank:
             cand = np.argsort(-scores, kind="stable")[: self.rank_top]
             descs = ([vocab.descriptions[i] for i in cand]
                      if self.index.use_descriptions and vocab.descriptions is not None else None)
             try:
                 with track_usage() as tracker:
-                    ranked = self.rank(text=text, candidates=[vocab[i] for i in cand], descriptions=descs,
+                    ranked = self.rank(text=text, candidates=[self.index.label_texts[i] for i in cand], descriptions=descs,
                                        demos=demos)
                 usage["rank"] = _tokens(tracker, extra_prompt=int(ranked.get("prompt_tokens", 0) or 0),
                                         extra_call=ranked.mode == "yesno")
@@ -451,9 +505,40 @@ class InferRetrieveRank(dspy.Module):
                 scores[cand] += self.rank_weight * np.asarray(ranked.scores, dtype=np.float32)
             except (dspy.utils.exceptions.AdapterParseError, ValueError) as exc:
                 notes.append(f"Rank failed ({type(exc).__name__}): kept retrieval order")
+        scores = self.consistent(scores)
         order = np.argsort(-scores, kind="stable")
         return dspy.Prediction(ranking=[vocab[i] for i in order], scores=scores, retrieval_scores=retrieved,
                                phrases=phrases, notes=notes, usage=usage)
+
+    def _top_down(self, text: str, scores: np.ndarray, demos: Sequence[Demo] | None,
+                  usage: dict[str, dict[str, int]], notes: list[str]) -> np.ndarray:
+        """The top-down search (:func:`zsl.hierarchy.top_down`): retrieval scores plus, with Rank, the
+        Rank step's score of one group of siblings per call."""
+        vocab = self.index.vocab
+        evidence = self.subtree_evidence(scores)
+
+        def group_scores(group: np.ndarray) -> np.ndarray:
+            got = evidence[group].astype(np.float32)
+            if not self.use_rank:
+                return got
+            descs = ([vocab.descriptions[i] for i in group]
+                     if self.index.use_descriptions and vocab.descriptions is not None else None)
+            try:
+                with track_usage() as tracker:
+                    ranked = self.rank(text=text, candidates=[self.index.label_texts[i] for i in group],
+                                       descriptions=descs, demos=demos)
+                step = _tokens(tracker, extra_prompt=int(ranked.get("prompt_tokens", 0) or 0),
+                               extra_call=ranked.mode == "yesno")
+                old = usage.setdefault("rank", {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
+                for key, n in step.items():
+                    old[key] += n
+                return got + self.rank_weight * np.asarray(ranked.scores, dtype=np.float32)
+            except (dspy.utils.exceptions.AdapterParseError, ValueError) as exc:
+                notes.append(f"Rank failed ({type(exc).__name__}) on a group of siblings: kept their retrieval order")
+                return got
+
+        path, seen = top_down(group_scores, self.tree, self.beam)
+        return below_visited(evidence, path, seen)
 
     def __deepcopy__(self, memo: dict) -> InferRetrieveRank:
         # Optimisers deep-copy programs; the index (arrays + encoder) is read-only, so share it.

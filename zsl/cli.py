@@ -55,18 +55,19 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_table(rows: list[dict], k: int, out=sys.stdout) -> None:
+def _print_table(rows: list[dict], k: int | None = None, out=sys.stdout) -> None:
     width = 60
     print(f"{'id':<5} {'text':<{width}} predicted (score)", file=out)
     print("-" * (width + 50), file=out)
     for r in rows:
         text = r["text"].replace("\n", " ")
         text = text if len(text) <= width else text[: width - 1] + "…"
-        preds = ", ".join(f"{lab} ({s:.2f})" for lab, s in zip(r["labels"][:k], r["scores"][:k]))
+        preds = ", ".join(f"{lab} ({s:.2f})" for lab, s in zip(r["labels"][:k], r["scores"][:k])) or "(none)"
         mark = ""
         if r.get("gold") is not None:
-            hits = len(set(r["gold"]) & set(r["labels"][:k]))
-            mark = f"  [{hits}/{min(k, len(r['gold']))} gold]" if r["gold"] else ""
+            chosen = r["labels"][:k]  # the row's set (the rule's; with --rule topk the k best)
+            hits = len(set(r["gold"]) & set(chosen))
+            mark = f"  [{hits}/{min(len(chosen), len(r['gold']))} gold]" if r["gold"] else ""
         print(f"{r['id']:<5} {text:<{width}} {preds}{mark}", file=out)
 
 
@@ -100,11 +101,12 @@ def _cmd_label(args: argparse.Namespace) -> int:
     engine = {"engine": args.engine, "address": args.address, "workers": args.workers,
               "threads_per_worker": args.threads_per_worker}
     common = {"k": args.k, "text_field": args.text_field, "id_field": args.id_field, "chunk_size": args.chunk_size,
-              "top_scores": args.top_scores}
+              "top_scores": args.top_scores, "tree_output": args.tree_output, "rule": args.rule, "margin": args.margin,
+              "z": args.z, "threshold": args.threshold, "min_labels": args.min_labels, "max_labels": args.max_labels}
     if args.model:
         summary = label_run(args.input, args.labels, out=args.out, settings=LabelSettings(model=args.model, **common),
                             fresh=args.fresh, show_progress=True, **engine)
-        _report_run(summary, args.k)
+        _report_run(summary)
         return 3 if summary.skipped else 0
     if not args.labels:
         print("zsl: error: --labels VOCAB is required (or --model STUDENT_DIR to use a distilled student)",
@@ -117,16 +119,18 @@ def _cmd_label(args: argparse.Namespace) -> int:
         retries=args.retries, image_backend=args.image_model,
         image_kwargs={"vlm_max_side": args.max_side, **({"descriptions": "lm"} if args.descriptions else {})},
         label_descriptions=False if args.no_label_descriptions else None, rank_descriptions=args.rank_descriptions,
+        label_context=args.label_context, tree_blend=args.tree_blend, tree_search=args.tree_search, beam=args.beam,
+        catch_all=tuple(args.catch_all), catch_all_guess=not args.no_catch_all_guess, catch_all_mix=args.catch_all_mix,
         **common)
     if args.dry_run is not None:
-        est = estimate_run(args.input, args.labels, sample=args.dry_run, settings=settings)
+        est = estimate_run(args.input, _label_vocab(args), sample=args.dry_run, settings=settings)
         _print_estimate(est)
         return 0
     if args.budget is not None:
         return _budget_label(args, settings)
-    summary = label_run(args.input, args.labels, out=args.out, settings=settings, fresh=args.fresh, show_progress=True,
-                        **engine)
-    _report_run(summary, args.k)
+    summary = label_run(args.input, _label_vocab(args), out=args.out, settings=settings, fresh=args.fresh,
+                        show_progress=True, **engine)
+    _report_run(summary)
     return 3 if summary.skipped else 0
 
 
@@ -135,7 +139,7 @@ def _budget_label(args: argparse.Namespace, settings) -> int:
 
     given = {"rounds": args.rounds, "selection": args.selection, "self_train": args.self_train}
     loop = {name: value for name, value in given.items() if value is not None}  # the rest: budget_run's defaults
-    s = budget_run(args.input, args.labels, budget=args.budget, out=args.out, settings=settings, fresh=args.fresh,
+    s = budget_run(args.input, _label_vocab(args), budget=args.budget, out=args.out, settings=settings, fresh=args.fresh,
                    show_progress=True, **loop)
     for w in s.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -200,7 +204,7 @@ def _duration(seconds: float) -> str:
     return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
 
 
-def _report_run(summary, k: int) -> None:
+def _report_run(summary, k: int | None = None) -> None:
     from zsl.data.files import iter_jsonl
 
     shown = 0
@@ -256,12 +260,26 @@ def _report_run(summary, k: int) -> None:
     print(f"silver data: {summary.labels}  (run directory: {summary.run_dir})")
 
 
-def _vocab_arg(path: str | None):
+def _vocab_arg(path: str | None, tree_sep: str | None = None):
     if not path:
         return None
-    from zsl.vocab import LabelVocab
+    from zsl.vocab import TREE_SEP, LabelVocab
 
-    return LabelVocab.from_file(path)
+    return LabelVocab.from_file(path, tree_sep=tree_sep or TREE_SEP)
+
+
+def _label_vocab(args: argparse.Namespace):
+    """``--labels`` as `zsl label` passes it on: the path, or with ``--tree-sep`` the vocabulary read with it
+    (repeats dropped and blank lines reported as a path would be)."""
+    from zsl.vocab import TREE_SEP, LabelVocab
+
+    if not args.labels or args.tree_sep in (None, TREE_SEP):
+        return args.labels
+    problems: list[str] = []
+    vocab = LabelVocab.from_file(args.labels, dedupe=True, problems=problems, tree_sep=args.tree_sep)
+    for w in problems:
+        print(f"warning: {w}", file=sys.stderr)
+    return vocab
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
@@ -365,10 +383,16 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         encoder = str(fine_tune_encoder(examples, vocab, args.fine_tune_encoder, encoder=args.encoder,
                                         unknown_labels=unknown, seed=args.seed))
         print(f"fine-tuned the encoder on the examples in {time.perf_counter() - t0:.0f}s; saved {encoder}")
+    from zsl.runs.labeller import resolve_catch_all
+
+    catch_all, note = resolve_catch_all(vocab, args.catch_all, not args.no_catch_all_guess)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     tagger = Tagger(vocab, lm=_remote_lm(args.lm, args.api_base), encoder=encoder, label_kind=args.label_kind,
                     rank_top=args.rank_top,
                     infer=not args.no_infer, rank=not args.no_rank,
-                    evidence=None if args.evidence == "none" else args.evidence, random_state=args.seed)
+                    evidence=None if args.evidence == "none" else args.evidence, random_state=args.seed,
+                    catch_all=catch_all, catch_all_mix=args.catch_all_mix)
     tagger.fit(examples, optimizer=args.optimizer, max_demos=args.max_demos, fusion=not args.no_fusion,
                unknown_labels=unknown, show_progress=True)
     path = tagger.save(args.out)
@@ -457,7 +481,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from zsl.evaluation.report import write_report
     from zsl.rows import resolve_predictions
 
-    report = evaluate(args.pred, args.gold, k=args.k, threshold=args.threshold, vocab=_vocab_arg(args.labels))
+    report = evaluate(args.pred, args.gold, k=args.k, threshold=args.threshold,
+                      vocab=_vocab_arg(args.labels, args.tree_sep))
     out = Path(args.out) if args.out else resolve_predictions(args.pred).parent / "eval"
     paths = write_report(report, out, inputs=[*_pred_inputs(args.pred), args.gold, args.labels])
     for b in report.bad_rows[:20]:
@@ -479,7 +504,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         refuse_overwrite(path, [*_pred_inputs(args.pred), args.labels])
     vocab = _vocab_arg(args.labels)
     res = export_review(args.pred, args.out, format=args.format, sort=args.sort, limit=args.limit,
-                        vocab_labels=None if vocab is None else vocab.labels, encoder=args.encoder)
+                        vocab_labels=None if vocab is None else vocab.labels, encoder=args.encoder,
+                        parents=None if vocab is None else vocab.parents)
     for b in res["bad_rows"][:20]:
         print(f"skipped {b}", file=sys.stderr)
     for w in res["warnings"]:
@@ -564,13 +590,15 @@ def _add_label_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("label", help="label a file of texts with a label vocabulary")
     p.add_argument("input", help="items: .jsonl (a 'text' field), .csv/.tsv (a 'text' column), .txt (one per line); "
                                  "or images: a folder, an image file, or a .jsonl with an 'image' field")
-    p.add_argument("--labels", help="vocabulary: .txt (one per line), .jsonl or .csv with 'label'")
+    p.add_argument("--labels", help="vocabulary: .txt (one per line), .jsonl or .csv with 'label'; a tree as a "
+                                    "'parent' column, a path per line or 'parent<TAB>children' (README, Trees)")
+    p.add_argument("--tree-sep", help="separator of the names of a path in --labels (default: ' > ')")
     p.add_argument("--model", help="a student folder from `zsl distill` (labels with it instead of the LLM)")
     p.add_argument("--out", help="run directory (labels.jsonl, errors.jsonl, manifest, summary, log); default: "
                                  "<input>.zsl/. Rerunning the same command resumes an interrupted run.")
     p.add_argument("--lm", help="LLM: embedded name, .gguf path or provider/model (default: $ZSL_LM or qwen2.5-coder-1.5b)")
     p.add_argument("--encoder", help="sentence encoder name or folder (default: $ZSL_ENCODER or minilm-l6)")
-    p.add_argument("-k", type=int, default=5, help="labels kept per item (default 5)")
+    _add_label_set_args(p)
     p.add_argument("--label-kind", default="labels", help="what the labels are, for prompts: skills, topics ...")
     p.add_argument("--no-infer", action="store_true", help="skip the LLM Infer step (retrieve from the text alone)")
     p.add_argument("--no-rank", action="store_true", help="skip the LLM Rank step")
@@ -602,8 +630,69 @@ def _add_label_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rank-descriptions", choices=RANK_DESCRIPTIONS, default="auto",
                    help="texts: which candidates the Rank step shows with their description: auto (default: one-word "
                         "labels such as codes, e.g. 'acq'; a label of several words is shown bare), all, none")
+    _add_tree_args(p)
+    _add_catch_all_args(p)
     _add_label_budget_engine_args(p)
     p.set_defaults(func=_cmd_label)
+
+
+def _tree_blend(text: str) -> tuple[float, float]:
+    """``--tree-blend A,B``: two weights (descendants, parent)."""
+    try:
+        a, b = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two weights A,B in [0, 1] (e.g. 0.5,0.5), got {text!r}") from None
+    return a, b
+
+
+def _add_tree_args(p: argparse.ArgumentParser) -> None:
+    """`zsl label`'s options for a vocabulary with a hierarchy (a flat vocabulary ignores them)."""
+    from zsl.hierarchy import DEFAULT_BEAM, LABEL_CONTEXTS, TREE_OUTPUTS, TREE_SEARCHES
+
+    p.add_argument("--tree-output", choices=TREE_OUTPUTS,
+                   help="a vocabulary with a tree: the labels a row keeps: path (default: each chosen label with its "
+                        "ancestors, always a consistent set), leaf (the deepest chosen labels), flat (as chosen)")
+    p.add_argument("--label-context", choices=LABEL_CONTEXTS,
+                   help="a vocabulary with a tree: the context a label is embedded and shown to Rank with: none "
+                        "(default: the names as given), ambiguous ('Parent > name' for repeated, parenthesised or "
+                        "short names), parent, path")
+    p.add_argument("--tree-blend", type=_tree_blend, metavar="A,B",
+                   help="a vocabulary with a tree: a label's score takes A of its best descendant's and B of its "
+                        "parent's (default 0.5,0.5; 0,0: off)")
+    p.add_argument("--tree-search", choices=TREE_SEARCHES, default="flat",
+                   help="a vocabulary with a tree: flat (default: score every label) or top-down (score the top "
+                        "level, descend into the --beam best branches; Rank sees one group of siblings at a time)")
+    p.add_argument("--beam", type=int, default=DEFAULT_BEAM,
+                   help=f"branches kept per level of --tree-search top-down (default {DEFAULT_BEAM})")
+def _add_label_set_args(p: argparse.ArgumentParser) -> None:
+    """`zsl label`'s label-set options: which labels each row's `labels` holds (README: "Label sets")."""
+    from zsl.scoring import DEFAULT_SET_RULE, SET_RULE_PARAMS
+
+    p.add_argument("--rule", choices=list(SET_RULE_PARAMS),
+                   help="how each item's label set (its row's 'labels') is chosen: gap (the best labels down to the "
+                        "largest drop among the k+1 best; k default 3), topk (the k best), relative (within --margin "
+                        "of the item's best score, default 0.02), zscore (--z standard deviations above the mean of "
+                        "the item's own scores, default 1.5), threshold (score >= --threshold). Default: the "
+                        "thresholds of a --program from `zsl fit` (or of a --model student), else "
+                        f"{DEFAULT_SET_RULE}. A rule's parameter alone picks its rule (-k alone: topk)")
+    p.add_argument("-k", type=int, help="topk's and gap's k (alone: --rule topk -k K, today's rows); also how many "
+                                        "labels retrieval_labels and the default --top-scores keep (default 5)")
+    p.add_argument("--margin", type=float, help="relative: how far below the item's best score a label may be")
+    p.add_argument("--z", type=float, help="zscore: standard deviations above the mean of the item's own scores")
+    p.add_argument("--threshold", type=float, help="threshold: the score a label needs (in the scorer's units)")
+    p.add_argument("--min-labels", type=int, metavar="N",
+                   help="every item keeps at least N labels, its best (default: 1 for a label-free rule)")
+    p.add_argument("--max-labels", type=int, metavar="N", help="every item keeps at most N labels (default: no limit)")
+
+
+def _add_catch_all_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--catch-all", action="append", default=[], metavar="LABEL",
+                   help="texts: a label meaning 'none of the others' (repeatable; also a catch_all column in the "
+                        "vocabulary): scored from the absence of evidence for the other labels")
+    p.add_argument("--no-catch-all-guess", action="store_true",
+                   help="texts: do not guess catch-all labels from their names (neutral, other, misc, none, ...)")
+    p.add_argument("--catch-all-mix", action="store_true",
+                   help="texts: allow a catch-all label in the same row as a real label (default: never)")
 
 
 def _add_label_budget_engine_args(p: argparse.ArgumentParser) -> None:
@@ -646,6 +735,7 @@ def _add_fit_parser(subparsers: argparse._SubParsersAction) -> None:
                         "head anchored on the zero-shot score)")
     p.add_argument("--no-fusion", action="store_true",
                    help="keep the fusion weights (text/phrase/prior/Rank) instead of fitting them on the examples")
+    _add_catch_all_args(p)
     p.add_argument("--skip-unknown-labels", action="store_true",
                    help="drop example labels that are not in the vocabulary (default: an error listing them)")
     p.add_argument("--no-infer", action="store_true", help="no LLM Infer step (retrieval + examples)")
@@ -701,7 +791,9 @@ def _add_eval_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=int, nargs="+", default=[1, 3, 5, 10],
                    help="K of RP@K, P@K, R@K (default: 1 3 5 10; put PRED and GOLD before --k)")
     p.add_argument("--threshold", type=float, help="predicted set = labels with score >= T (default: all kept labels)")
-    p.add_argument("--labels", help="vocabulary file: per-label results in its order")
+    p.add_argument("--labels", help="vocabulary file: per-label results in its order (with a tree: per-level metrics; "
+                                    "default: the run's .meta.json)")
+    p.add_argument("--tree-sep", help="separator of the names of a path in --labels (default: ' > ')")
     p.add_argument("--out", help="report folder (default: <pred dir>/eval)")
     p.set_defaults(func=_cmd_eval)
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from zsl.base import top_k
 from zsl.errors import InputError
+from zsl.hierarchy import DEFAULT_LABEL_CONTEXT, label_texts
 from zsl.models.encoders import Encoder, encode_cached
 from zsl.vocab import LabelVocab
 
@@ -75,20 +76,26 @@ class VocabIndex:
             default): on when the vocabulary has any description.
         faiss_threshold: use faiss above this many labels (exact numpy below).
         show_progress: progress bar while embedding the vocabulary the first time.
+        label_context: for a vocabulary with a hierarchy, the context a label is embedded with
+            (:data:`zsl.hierarchy.LABEL_CONTEXTS`; None: the measured default,
+            :data:`zsl.hierarchy.DEFAULT_LABEL_CONTEXT`). A flat vocabulary embeds its labels as given.
 
     Attributes:
+        label_texts: the text each label is embedded as (and shown to the Rank step as).
         use_descriptions: the resolved setting (a bool).
         descriptions_cut: how many embedded descriptions were cut to the budget.
     """
 
     def __init__(self, vocab: LabelVocab, encoder: Encoder, *, use_descriptions: bool | None = None,
-                 faiss_threshold: int = 50_000, show_progress: bool = False):
+                 faiss_threshold: int = 50_000, show_progress: bool = False, label_context: str | None = None):
         self.vocab = vocab
+        self.label_context = None if vocab.parents is None else (label_context or DEFAULT_LABEL_CONTEXT)
+        self.label_texts = label_texts(vocab, self.label_context or "none")
         self.encoder = encoder
         self.use_descriptions = vocab.has_descriptions if use_descriptions is None else bool(use_descriptions)
         self.descriptions_cut = vocab.descriptions_cut() if self.use_descriptions else 0
         labels = [vocab.text_for(i) for i in range(len(vocab))]
-        self.label_emb = encode_cached(encoder, labels, show_progress=show_progress).astype(np.float32)
+        self.label_emb = encode_cached(encoder, self.label_texts, show_progress=show_progress).astype(np.float32)
         # described labels: their rows in the vocabulary and their "label: description" vectors
         self.desc_rows = np.zeros(0, dtype=np.int64)
         self.desc_emb = np.zeros((0, self.label_emb.shape[1]), dtype=np.float32)

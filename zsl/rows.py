@@ -4,28 +4,34 @@ One JSON object per labelled item (what :func:`zsl.runs.label.label_run` writes)
 
     {"id": "n01", "text": "...", "labels": ["sports", "education"], "scores": [0.3525, 0.1991],
      "top_scores": {"sports": 0.3525, "education": 0.1991, "science": 0.1873, ...},
-     "phrases": [...], "retrieval_labels": [...], "notes": [...], "above_threshold": [...],
+     "phrases": [...], "retrieval_labels": [...], "notes": [...],
      "ancestors": [[...], [...]], "gold": [...], "meta": {...}}
 
 * ``id``; then the item itself: ``text``, or ``image`` (the file path) for images;
-* ``labels``: the ``k`` best labels, best first; ``scores``: their scores, aligned;
+* ``labels``: the item's predicted label set, chosen by the run's rule (:class:`zsl.scoring.SetRule`,
+  recorded in the manifest and the sidecar: the ``k`` best, the labels within a margin of the best,
+  above a threshold, or above the per-label thresholds of a fitted program), best first;
+  ``scores``: their scores, aligned. Every reader (``zsl eval``, ``review``, ``export``,
+  ``distill``, ``issues``) takes this set as the prediction;
 * ``top_scores``: label -> score of the ``R`` best labels, best first (``R >= k``; by default
   every label of a vocabulary of up to :data:`FULL_SCORES_UP_TO` labels, else the best
   ``max(k, 50)``): what soft targets (``zsl distill --targets soft``) and ``zsl eval``'s mAP
   are computed from;
 * fields the scorer adds (:meth:`zsl.base.ScorerMixin.explain`): the text Tagger's
   ``phrases`` (with Infer), ``retrieval_labels`` (with Rank: the ``k`` best before it) and
-  ``notes``; a student's ``above_threshold`` (the kept labels at or above its threshold);
+  ``notes``;
 * ``ancestors`` of each label (a vocabulary with a hierarchy), the input's gold ``labels`` as
   ``gold``, and its other fields as ``meta``.
 
 Rows of :func:`zsl.silver.data.write_silver` (silver data) read the same way: there ``scores`` maps
 every recorded label to its score, ``labels`` are the labels a rule chose, and ``confidence`` /
 ``thresholds`` map labels to the rule's confidences and thresholds. Rows written before
-``top_scores`` existed (the ``k`` kept scores only) still read.
+``top_scores`` existed (format 1: the ``k`` kept scores only) still read, and so do rows of format 2,
+where ``labels`` always held the ``k`` best and a fitted program's or a student's set was listed
+apart in ``above_threshold``: they read as they always did (``labels`` is their predicted set).
 
 The sidecar ``<file>.meta.json`` describes the file: ``"zsl_silver": 1``, the vocabulary (order,
-descriptions, hash), the rule that chose ``labels``, ``rows`` (``{"format": 2, "k": k,
+descriptions, hash), the rule that chose ``labels``, ``rows`` (``{"format": 3, "k": k,
 "top_scores": R, "vocab_size": K}`` for run rows), the provenance and the row count.
 
 Example:
@@ -57,6 +63,8 @@ import numpy as np
 from zsl.base import Ranked, top_k
 from zsl.data.files import BadRow, Item, iter_jsonl
 from zsl.errors import InputError
+from zsl.hierarchy import tree_row
+from zsl.scoring import SetRule
 from zsl.vocab import LabelVocab
 
 __all__ = [
@@ -70,6 +78,7 @@ __all__ = [
     "ScorePolicy",
     "build_rows",
     "check_unique_ids",
+    "chosen_sets",
     "default_top_scores",
     "gold_from_row",
     "is_finite_number",
@@ -113,7 +122,7 @@ class ScorePolicy:
 RUN_ROWS = ScorePolicy(digits=4, full_up_to=50, default_kept=50)
 SILVER_ROWS = ScorePolicy(digits=6, full_up_to=1000, default_kept=100)
 SCORE_DIGITS = RUN_ROWS.digits  # scores in run rows are rounded to this many decimals
-ROW_FORMAT = 2  # run rows with top_scores (1: the k kept scores only)
+ROW_FORMAT = 3  # run rows whose labels are the rule's set (2: the k best + above_threshold; 1: no top_scores)
 SILVER_FORMAT = 1  # the sidecar's "zsl_silver" marker
 FULL_SCORES_UP_TO = RUN_ROWS.full_up_to  # vocabularies up to this size keep every label's score in top_scores
 DEFAULT_TOP_SCORES = RUN_ROWS.default_kept
@@ -140,22 +149,23 @@ def default_top_scores(k: int, n_labels: int, top_scores: int | None = None) -> 
 
 
 def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *, k: int, input_field: str = "text",
-             fields: Mapping[str, Any] | None = None, threshold: float | np.ndarray | None = None,
-             min_above: int = 0) -> dict[str, Any]:
+             fields: Mapping[str, Any] | None = None, chosen: tuple[np.ndarray, np.ndarray] | None = None,
+             tree_output: str = "flat") -> dict[str, Any]:
     """One row from an item and its ``R`` best label columns ``idx`` (best first) with their scores ``vals``.
 
     Args:
         item: the item (its ``value`` is the text, or the image path).
         vocab: the labels.
-        idx, vals: the ``R >= k`` best columns, best first, and their scores: the first ``k``
-            are the row's ``labels``, all ``R`` its ``top_scores``.
-        k: labels kept.
+        idx, vals: the ``R`` best columns, best first, and their scores: the row's ``top_scores``.
+        k: the ranking's ``k``: the row's set when ``chosen`` is None (the first ``k`` of ``idx``),
+            and the labels a :class:`~zsl.base.Ranked` field keeps.
         input_field: ``"text"`` or ``"image"``.
         fields: more fields, in row order; a :class:`~zsl.base.Ranked` value becomes its top-``k``
             labels.
-        threshold: add ``above_threshold``, the kept labels scoring at least this: one number,
-            or a ``(K,)`` array of per-label thresholds in vocabulary order.
-        min_above: ``above_threshold`` holds at least this many labels (the best kept ones).
+        chosen: the item's predicted set, columns best first and their scores (one item of
+            :func:`chosen_sets`): the row's ``labels`` and ``scores``.
+        tree_output: for a vocabulary with a hierarchy, ``"path"``, ``"leaf"`` or ``"flat"``: which labels the
+            row keeps of the chosen ones (:func:`zsl.hierarchy.tree_row`); a flat vocabulary's row is unchanged.
 
     Raises:
         InputError: a score is NaN or infinite (JSON has no such number: the row could not be read back).
@@ -164,18 +174,18 @@ def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *
         raise InputError(f"item {item.id}: {nonfinite_reason(vals, [vocab[int(j)] for j in idx])}")
     names = [vocab[int(j)] for j in idx]
     rounded = [RUN_ROWS.rounded(v) for v in vals]
-    labels, kept = names[:k], vals[:k]
-    row: dict[str, Any] = {"id": item.id, input_field: item.value, "labels": labels, "scores": rounded[:k],
+    cols, kept = chosen if chosen is not None else (idx[:k], vals[:k])
+    if tree_output != "flat" and vocab.parents is not None:
+        cols, kept = tree_row(vocab, idx, vals, cols, kept, tree_output)
+    labels = [vocab[int(j)] for j in cols]
+    row: dict[str, Any] = {"id": item.id, input_field: item.value, "labels": labels,
+                           "scores": [RUN_ROWS.rounded(v) for v in kept],
                            "top_scores": dict(zip(names, rounded, strict=True))}
     for name, value in (fields or {}).items():
         if isinstance(value, Ranked):
             _, ranked = top_k(value.scores, k)
             value = [vocab[int(j)] for j in ranked[0]]
         row[name] = value
-    if threshold is not None:
-        thr = np.asarray(threshold, dtype=np.float64) if np.ndim(threshold) else None  # per label, vocabulary order
-        row["above_threshold"] = [lab for n, (lab, v) in enumerate(zip(labels, kept, strict=True))
-                                  if v >= (threshold if thr is None else thr[int(idx[n])]) or n < min_above]
     if vocab.parents is not None:
         row["ancestors"] = [vocab.ancestors(lab) for lab in labels]
     if item.gold is not None:
@@ -183,6 +193,29 @@ def make_row(item: Item, vocab: LabelVocab, idx: np.ndarray, vals: np.ndarray, *
     if item.meta:
         row["meta"] = item.meta
     return row
+
+
+def chosen_sets(scores: np.ndarray, rule: SetRule | None, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each item's predicted set: its columns, best first (ties: the lower column), and their scores.
+
+    The one place a row's ``labels`` are decided: ``rule`` (item-local, :class:`~zsl.scoring.SetRule`)
+    applied to the items' whole ``(N, K)`` scores; without one, the ``k`` best.
+
+    Example:
+        >>> from zsl.scoring import SetRule
+        >>> [c.tolist() for c, _ in chosen_sets(np.array([[0.5, 0.45, 0.9]]), SetRule("relative", margin=0.1), 1)]
+        [[2]]
+    """
+    s = np.atleast_2d(np.asarray(scores))
+    if rule is None or rule.name == "topk":
+        vals, idx = top_k(s, k if rule is None else int(rule.k))
+        return list(zip(idx, vals, strict=True))
+    out = []
+    for row, mask in zip(s, rule.choose(s), strict=True):
+        cols = np.flatnonzero(mask)
+        cols = cols[np.argsort(-row[cols], kind="stable")]
+        out.append((cols, row[cols]))
+    return out
 
 
 def nonfinite_reason(scores: Any, labels: Sequence[str], source: str = "the model") -> str:
@@ -194,18 +227,20 @@ def nonfinite_reason(scores: Any, labels: Sequence[str], source: str = "the mode
 
 def build_rows(items: Sequence[Item], scores: np.ndarray, vocab: LabelVocab, *, k: int, top_scores: int | None = None,
                input_field: str = "text", fields: Sequence[Mapping[str, Any]] | None = None,
-               threshold: float | np.ndarray | None = None, min_above: int = 0) -> list[dict[str, Any]]:
+               rule: SetRule | None = None, tree_output: str = "flat") -> list[dict[str, Any]]:
     """The rows of a batch: ``scores`` is ``(N, K)`` for the N items; the top ``R`` is taken once for the batch.
 
     Args:
         top_scores: ``R`` (see :func:`default_top_scores`; None: the default).
-        k, input_field, threshold, min_above: see :func:`make_row`; ``fields``: one mapping per item.
+        rule: how each item's ``labels`` are chosen (see :func:`chosen_sets`; None: the ``k`` best).
+        k, input_field, tree_output: see :func:`make_row`; ``fields``: one mapping per item.
     """
     if len(items) == 0:
         return []
     vals, idx = top_k(np.asarray(scores), default_top_scores(k, len(vocab), top_scores))
+    sets = chosen_sets(scores, rule, k)
     return [make_row(it, vocab, idx[i], vals[i], k=k, input_field=input_field,
-                     fields=None if fields is None else fields[i], threshold=threshold, min_above=min_above)
+                     fields=None if fields is None else fields[i], chosen=sets[i], tree_output=tree_output)
             for i, it in enumerate(items)]
 
 
@@ -481,23 +516,29 @@ def meta_path(path: str | os.PathLike[str]) -> Path:
 
 
 def vocab_to_meta(vocab: LabelVocab) -> dict[str, Any]:
-    """The vocabulary as the sidecar records it: labels in column order, descriptions, name, hash."""
-    return {"labels": list(vocab.labels), "descriptions": None if vocab.descriptions is None else list(vocab.descriptions),
+    """The vocabulary as the sidecar records it: labels in column order, descriptions, name, hash (and the
+    parents of a tree, so ``zsl eval`` can score levels)."""
+    meta = {"labels": list(vocab.labels), "descriptions": None if vocab.descriptions is None else list(vocab.descriptions),
             "name": vocab.name, "hash": vocab.hash}
+    if vocab.parents is not None:
+        meta["parents"] = list(vocab.parents)
+    return meta
 
 
 def vocab_from_meta(meta: dict[str, Any], where: str) -> LabelVocab:
     """The vocabulary recorded in a sidecar (``where`` names it in messages)."""
     try:
         v = meta["vocab"]
-        return LabelVocab(v["labels"], v.get("descriptions"), name=v.get("name", ""))
+        return LabelVocab(v["labels"], v.get("descriptions"), name=v.get("name", ""), parents=v.get("parents"))
     except (KeyError, TypeError) as exc:
         raise InputError(f"{where}: the silver metadata has no usable vocabulary ({exc}); pass vocab=...") from None
 
 
-def run_meta(vocab: LabelVocab, *, k: int, top_scores: int, provenance: dict[str, Any], n_items: int) -> dict[str, Any]:
-    """The sidecar of a run's ``labels.jsonl``: vocabulary, the rule behind ``labels`` (top ``k``), the row format."""
-    return {"zsl_silver": SILVER_FORMAT, "vocab": vocab_to_meta(vocab), "rule": {"name": "top_k", "k": k},
+def run_meta(vocab: LabelVocab, *, k: int, top_scores: int, provenance: dict[str, Any], n_items: int,
+             rule: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The sidecar of a run's ``labels.jsonl``: vocabulary, the rule behind ``labels`` (``rule``, a
+    :meth:`zsl.scoring.SetRule.record`; None: the top ``k``), the row format."""
+    return {"zsl_silver": SILVER_FORMAT, "vocab": vocab_to_meta(vocab), "rule": rule or {"name": "top_k", "k": k},
             "rows": {"format": ROW_FORMAT, "k": k, "top_scores": top_scores, "vocab_size": len(vocab)},
             "provenance": provenance, "n_items": n_items}
 

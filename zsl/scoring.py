@@ -52,17 +52,26 @@ from zsl.base import ParamsMixin
 from zsl.errors import InputError
 
 __all__ = [
+    "CATCH_ALL_NAMES",
+    "DEFAULT_K",
+    "DEFAULT_SET_RULE",
     "RULES",
+    "SET_RULES",
+    "SET_RULE_PARAMS",
+    "CatchAll",
     "Decision",
     "GlobalThreshold",
     "LabelZScore",
     "PerLabelThreshold",
+    "PlattCalibrator",
     "RelativeToMax",
+    "SetRule",
     "TopK",
     "best_f1_threshold",
     "check_labels",
     "check_scores",
     "get_rule",
+    "guess_catch_all",
     "shrink_thresholds",
 ]
 
@@ -372,6 +381,16 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
             v = v.item()
         out[k] = v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
     return out
+
+
+def _largest_drop(s: np.ndarray, k: int) -> np.ndarray:
+    """Each row's labels scoring at least the one just above the largest drop among its ``k + 1`` best scores
+    (the first such drop on ties: fewer labels); a row of one column keeps it."""
+    top = -np.sort(-s, axis=1)[:, :k + 1]
+    if top.shape[1] < 2:
+        return np.ones(s.shape, dtype=bool)
+    cut = (top[:, :-1] - top[:, 1:]).argmax(axis=1)
+    return s >= top[np.arange(len(s)), cut][:, None]
 
 
 def _limit(labels: np.ndarray, z: np.ndarray, min_labels: int, max_labels: int | None) -> np.ndarray:
@@ -709,3 +728,372 @@ def get_rule(name: str, **params: Any) -> _Rule:
         return cls(**params)
     except TypeError as exc:
         raise InputError(f"Bad parameters for rule {key!r} ({exc}); valid: {', '.join(cls._param_names())}") from None
+
+
+# -- the rule behind a run's rows: item-local, so chunks and resumes give the same sets ---------
+SET_RULES = ("gap", "topk", "relative", "zscore", "threshold", "fitted")
+#: the rule of ``zsl label`` for a vocabulary without examples, chosen by measurement (README, "Label sets";
+#: ``python -m benchmarks.setrules``)
+DEFAULT_SET_RULE = "gap"
+DEFAULT_K = 5
+#: each label-free rule's parameter (the CLI flag of the same name) and its default
+SET_RULE_PARAMS = {"gap": ("k", 3), "topk": ("k", DEFAULT_K), "relative": ("margin", 0.02), "zscore": ("z", 1.5),
+                   "threshold": ("threshold", None)}
+
+
+@dataclass(frozen=True)
+class SetRule:
+    """How each item's label set (a run row's ``labels``) is chosen from its scores, one item at a time.
+
+    Every rule here is *item-local*: an item's set depends on its own scores only, never on the
+    other items of the batch. That is what keeps a run resumable and its rows byte-identical
+    however the input is cut into chunks. So the label-free rules of this module that learn from
+    many items (:class:`LabelZScore`'s per-label statistics, :class:`GlobalThreshold`'s
+    ``labels_per_item`` quantile) are not offered here; their item-local counterparts are:
+
+    * ``gap``: the best labels down to the largest drop between consecutive scores among the
+      item's ``k + 1`` best (so 1 to ``k`` labels: where the item's own scores fall off);
+    * ``topk``: the ``k`` best labels (:class:`TopK`; ties: the lower column);
+    * ``relative``: labels scoring within ``margin`` of the item's best (:class:`RelativeToMax`);
+    * ``zscore``: labels whose score is ``z`` standard deviations above the mean of the item's
+      own scores over the vocabulary (the item's row standardised, not each label's column);
+    * ``threshold``: labels scoring at least ``threshold`` (:class:`GlobalThreshold` with a fixed
+      threshold);
+    * ``fitted``: per-label ``thresholds`` fitted on examples (:class:`PerLabelThreshold`, from
+      ``zsl fit``), or a student's one threshold.
+
+    Then every item keeps at least ``min_labels`` (its best) and at most ``max_labels``.
+
+    Attributes:
+        name: one of :data:`SET_RULES`.
+        k, margin, z, threshold: the rule's parameter (the others are None).
+        thresholds: ``fitted``: one threshold per label in vocabulary order (or one number).
+        min_labels, max_labels: bounds on the set's size (None: no upper bound).
+
+    Example:
+        >>> import numpy as np
+        >>> SetRule("relative", margin=0.1).choose(np.array([[0.50, 0.45, 0.2], [0.1, 0.9, 0.3]])).tolist()
+        [[True, True, False], [False, True, False]]
+        >>> SetRule("topk", k=2).record()
+        {'name': 'topk', 'k': 2, 'min_labels': 0, 'max_labels': None, 'fitted': False}
+    """
+
+    name: str
+    k: int | None = None
+    margin: float | None = None
+    z: float | None = None
+    threshold: float | None = None
+    thresholds: tuple[float, ...] | None = None
+    min_labels: int = 0
+    max_labels: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in SET_RULES:
+            raise InputError(f"Unknown label-set rule {self.name!r}. Available: {', '.join(SET_RULES[:-1])} (and "
+                             "'fitted', the thresholds a program from `zsl fit` brings).")
+        param = SET_RULE_PARAMS.get(self.name, ("thresholds", None))[0]
+        value = getattr(self, param)
+        if value is None:
+            raise InputError(f"The {self.name!r} rule needs its {param}; got none. Fix: pass --{param} VALUE.")
+        if self.name in ("gap", "topk") and (not isinstance(value, int | np.integer) or value < 1):
+            raise InputError(f"k must be an integer >= 1, got {value!r}")
+        if self.name in ("relative", "zscore") and not (math.isfinite(value) and value >= 0):
+            raise InputError(f"{param} must be a finite number >= 0, got {value!r}")
+        if self.name == "threshold" and not math.isfinite(value):
+            raise InputError(f"threshold must be a finite number, got {value!r}")
+        if self.min_labels < 0 or (self.max_labels is not None and self.max_labels < max(1, self.min_labels)):
+            raise InputError(f"min_labels must be >= 0 and max_labels >= max(1, min_labels); got {self.min_labels} "
+                             f"and {self.max_labels}.")
+
+    def choose(self, scores: Any) -> np.ndarray:
+        """The ``(N, K)`` bool sets of a batch of items (each row from that item's scores alone)."""
+        s = check_scores(scores)
+        if self.name == "topk":
+            chosen = TopK(k=self.k).fit(s).predict(s).astype(bool)  # TopK without standardize is item-local
+        elif self.name == "gap":
+            chosen = _largest_drop(s, int(self.k))
+        elif self.name == "relative":
+            chosen = RelativeToMax(margin=self.margin).fit(s).predict(s).astype(bool)
+        elif self.name == "zscore":  # the item's own row standardised: no statistics across items
+            sd = s.std(axis=1, keepdims=True)
+            chosen = (s - s.mean(axis=1, keepdims=True)) >= self.z * np.where(sd > 1e-12, sd, np.inf)
+        elif self.name == "threshold":
+            chosen = GlobalThreshold(threshold=self.threshold).fit(s).predict(s).astype(bool)
+        else:
+            thr = np.asarray(self.thresholds, dtype=np.float64).ravel()
+            if thr.size not in (1, s.shape[1]):
+                raise InputError(f"the fitted rule has {thr.size} thresholds but the scores have {s.shape[1]} labels; "
+                                 "the program was fitted on another vocabulary. Fix: fit it again on this one.")
+            chosen = s >= thr[None, :]
+        return _limit(chosen, s, self.min_labels, self.max_labels)
+
+    def record(self) -> dict[str, Any]:
+        """The rule as a run's manifest and sidecar record it (what makes its sets: name, parameter, bounds)."""
+        param = SET_RULE_PARAMS.get(self.name, ("thresholds", None))[0]
+        value = getattr(self, param)
+        if param == "thresholds":
+            value = _round_list(np.atleast_1d(np.asarray(value, dtype=np.float64)), 12)
+        return {"name": self.name, param: value, "min_labels": self.min_labels, "max_labels": self.max_labels,
+                "fitted": self.name == "fitted"}
+# -- catch-all labels ("none of the others") ------------------------------------------------
+#: label names that usually mean "none of the others" (compared lower-cased, after stripping
+#: punctuation); ``Basics (...)``-style and ``other ...`` / ``... (other)`` labels are matched by
+#: :func:`guess_catch_all` too.
+CATCH_ALL_NAMES = frozenset({
+    "neutral", "other", "others", "none", "none of the above", "none of these", "no label", "misc", "miscellaneous",
+    "general", "unknown", "unclassified", "uncategorized", "uncategorised", "not applicable", "n/a", "na", "no emotion",
+    "no topic", "nothing", "irrelevant", "not relevant", "other topics", "everything else", "rest"})
+
+
+def guess_catch_all(labels: Any) -> list[str]:
+    """The labels whose name says they mean "none of the others" (``neutral``, ``other``, ``misc``,
+    ``none``, ``Basics (cooking)``, ``other - finance`` ...).
+
+    A guess from names only: ``zsl label`` reports it in the run log and manifest, and
+    ``--no-catch-all-guess`` turns it off (``--catch-all LABEL`` names them explicitly).
+
+    Args:
+        labels: the vocabulary's labels (any iterable of strings, e.g. a ``LabelVocab``).
+
+    Returns:
+        The matching labels, in vocabulary order.
+
+    Example:
+        >>> guess_catch_all(["joy", "neutral", "anger", "Other (finance)", "Basics (cooking)", "another"])
+        ['neutral', 'Other (finance)', 'Basics (cooking)']
+    """
+    import re
+
+    out = []
+    for label in labels:
+        name = re.sub(r"[\s_\-]+", " ", str(label).strip().lower()).strip(" .:;!?*")
+        head = re.split(r"\s*[(\[:/,-]\s*", name, maxsplit=1)[0].strip()
+        if name in CATCH_ALL_NAMES or head in {"other", "others", "misc", "miscellaneous", "none", "basics", "basic"}:
+            out.append(str(label))
+    return out
+
+
+_TIE = 1e-9  # a best other score exactly at the pivot leaves the catch-all on top
+
+
+class CatchAll(ParamsMixin):
+    """Score catch-all labels from the absence of evidence for the others, and keep them out of mixed sets.
+
+    A catch-all label (``neutral``, ``other``) is never *expressed* by a text, so neither
+    retrieval similarity nor the Rank step's "is it expressed?" can make it win. This replaces
+    each catch-all column of an ``(N, K)`` score matrix by a monotone decreasing function of
+    the item's best score over the other labels ``m``:
+
+        ``s_catch_all = 2 * pivot_ - m``
+
+    so the catch-all is the item's best label exactly when ``m <= pivot_`` (no other label has
+    more evidence than the pivot asks for; a tie goes to the catch-all by a margin of
+    ``1e-9``), and its score equals ``m`` at the pivot (the other rules and thresholds work on
+    it unchanged). ``fit`` chooses ``pivot_``: zero-shot, the ``quantile`` of ``m`` over the
+    fitting items (``quantile=0.2``: the fifth of the items with the least evidence, a default
+    fixed before any measurement); with gold labels for the catch-all, the cut of ``m`` that
+    maximises its F1 on them, shrunk toward that quantile by ``shrinkage`` pseudo-examples
+    (:func:`shrink_thresholds`: 8 examples of a catch-all give a noisy F1 optimum, because
+    ``m`` separates "none of these" from the rest only loosely). Several catch-all columns
+    all get the derived score.
+
+    Args:
+        columns: the catch-all columns (vocabulary indices).
+        quantile: the zero-shot pivot's quantile of ``m``.
+        pivot: a fixed pivot in score units (overrides both ways of fitting).
+        mix: allow a catch-all in the same set as a real label (:meth:`exclusive` then does nothing).
+        shrinkage: pseudo-count of the quantile pivot when fitting on gold labels.
+
+    Attributes:
+        pivot_: the pivot used. source_: ``"fixed"``, ``"examples"`` or ``"quantile"``.
+
+    Example:
+        >>> import numpy as np
+        >>> s = np.array([[0.9, 0.1, 0.0], [0.2, 0.3, 0.0]])   # column 2 is "neutral"
+        >>> ca = CatchAll([2], pivot=0.5).fit(s)
+        >>> ca.transform(s)[:, 2].round(2).tolist()
+        [0.1, 0.7]
+        >>> ca.exclusive(np.array([[1, 0, 1], [0, 1, 1]]), ca.transform(s)).tolist()
+        [[1, 0, 0], [0, 0, 1]]
+    """
+
+    def __init__(self, columns: Any, *, quantile: float = 0.2, pivot: float | None = None, mix: bool = False,
+                 shrinkage: float = 5.0):
+        self.columns = columns
+        self.quantile = quantile
+        self.pivot = pivot
+        self.mix = mix
+        self.shrinkage = shrinkage
+
+    def _cols(self, n_labels: int) -> np.ndarray:
+        cols = np.unique(np.asarray(list(self.columns), dtype=np.int64))
+        if cols.size and (cols.min() < 0 or cols.max() >= n_labels):
+            raise InputError(f"catch-all columns must be in [0, {n_labels}); got {cols.tolist()}")
+        if cols.size >= n_labels:
+            raise InputError("every label is a catch-all: at least one label must be a real one. Fix: name fewer "
+                             "catch-all labels (or pass --no-catch-all-guess).")
+        return cols
+
+    def best_other(self, scores: Any) -> np.ndarray:
+        """``(N,)`` each item's best score over the labels that are not catch-alls."""
+        s = check_scores(scores)
+        keep = np.ones(s.shape[1], dtype=bool)
+        keep[self._cols(s.shape[1])] = False
+        return s[:, keep].max(axis=1)
+
+    def fit(self, scores: Any, y: Any = None) -> CatchAll:
+        """Choose ``pivot_`` (see the class docstring); ``y`` is an optional ``(N, K)`` gold matrix."""
+        s = check_scores(scores)
+        cols = self._cols(s.shape[1])
+        m = self.best_other(s)
+        self.n_labels_ = s.shape[1]
+        self.columns_ = cols
+        gold = None if y is None else check_labels(y, s.shape)[:, cols].any(axis=1)
+        if not 0.0 <= self.quantile <= 1.0:
+            raise InputError(f"quantile must be in [0, 1], got {self.quantile}")
+        zero_shot = float(np.quantile(m, self.quantile))
+        if self.pivot is not None:
+            self.pivot_, self.source_ = float(self.pivot), "fixed"
+        elif gold is not None and cols.size and gold.any():
+            thr, _ = best_f1_threshold(-m, gold)  # the catch-all applies when m is *below* the cut
+            n = np.array([gold.sum()])
+            self.pivot_ = float(shrink_thresholds(np.array([-thr]), n, zero_shot, self.shrinkage)[0])
+            self.source_ = "examples"
+        else:
+            self.pivot_, self.source_ = zero_shot, "quantile"
+        return self
+
+    def transform(self, scores: Any) -> np.ndarray:
+        """``scores`` (float64 copy) with every catch-all column replaced by ``2 * pivot_ - m``."""
+        if not hasattr(self, "pivot_"):
+            raise InputError("This CatchAll is not fitted yet. Fix: call catch_all.fit(scores[, y]) first.")
+        s = check_scores(scores, n_labels=self.n_labels_).copy()
+        if self.columns_.size:
+            s[:, self.columns_] = (2.0 * self.pivot_ - self.best_other(s) + _TIE)[:, None]
+        return s
+
+    def fit_transform(self, scores: Any, y: Any = None) -> np.ndarray:
+        """``fit(scores, y)`` then ``transform(scores)``."""
+        return self.fit(scores, y).transform(scores)
+
+    def exclusive(self, labels: Any, scores: Any) -> np.ndarray:
+        """Never a catch-all beside a real label: in a set holding both, the catch-all stays alone when it
+        scores above every chosen real label, and is dropped otherwise (unless ``mix``).
+
+        Args:
+            labels: ``(N, K)`` 0/1 chosen sets.
+            scores: the ``(N, K)`` scores the sets were chosen from (catch-alls already transformed).
+
+        Returns:
+            ``(N, K)`` uint8 sets.
+        """
+        lab = np.asarray(labels).astype(bool).copy()
+        s = check_scores(scores, n_labels=lab.shape[1])
+        cols = self._cols(lab.shape[1]) if not hasattr(self, "columns_") else self.columns_
+        if self.mix or not cols.size:
+            return lab.astype(np.uint8)
+        real = np.ones(lab.shape[1], dtype=bool)
+        real[cols] = False
+        has_ca, has_real = lab[:, cols].any(axis=1), lab[:, real].any(axis=1)
+        both = has_ca & has_real
+        best_ca = np.where(lab[:, cols], s[:, cols], -np.inf).max(axis=1)
+        best_real = np.where(lab[:, real], s[:, real], -np.inf).max(axis=1)
+        ca_wins = both & (best_ca >= best_real)
+        lab[np.ix_(ca_wins, real)] = False
+        lab[np.ix_(both & ~ca_wins, cols)] = False
+        return lab.astype(np.uint8)
+
+    def describe(self, vocab: Any = None) -> dict[str, Any]:
+        """A JSON-ready record (for the run manifest): the catch-all labels, pivot and where it came from."""
+        cols = [int(c) for c in self.columns_]
+        return {"labels": [vocab[c] for c in cols] if vocab is not None else cols, "pivot": round(self.pivot_, 6),
+                "source": self.source_, "quantile": self.quantile, "shrinkage": self.shrinkage, "mix": bool(self.mix)}
+
+
+# -- calibrated probabilities ---------------------------------------------------------------
+class PlattCalibrator(ParamsMixin):
+    """Scores that mean probabilities: Platt scaling pooled over labels, ``P = sigmoid(a_ * (s - t) + b_)``.
+
+    ``t`` is 0 by default (a curve of the score itself), or each label's threshold (a curve of
+    the margin to it); ``a_ > 0`` and ``b_`` are fitted by maximum likelihood on the
+    out-of-fold scores of labelled examples (:meth:`zsl.text.tagger.Tagger.fit` uses ``t = 0``).
+
+    Why pooled Platt: with 2 to 8 examples per label a per-label curve rests on a handful of
+    positives, so one curve is shared by all labels; the fitted scores already carry each
+    label's offset (the example head's per-label bias), and with ``t = 0`` the probabilities
+    rank the labels exactly as the scores do. Platt (2 parameters) rather than isotonic
+    regression: isotonic needs many positives per bin, its steps overfit the few there are and
+    give ties; Platt is strictly increasing and never exactly 0 or 1. A small ridge penalty
+    keeps ``a_`` finite when the examples are separable.
+
+    Args:
+        l2: ridge penalty on ``a`` and ``b`` (in units of examples).
+        max_iter: Newton iterations.
+
+    Attributes:
+        a_, b_: the fitted slope (> 0) and intercept. n_: the (item, label) pairs fitted on.
+
+    Example:
+        >>> import numpy as np
+        >>> s = np.array([[0.9, 0.1], [0.7, 0.6], [0.2, 0.3], [0.4, 0.8]])
+        >>> y = np.array([[1, 0], [1, 1], [0, 0], [0, 1]])
+        >>> p = PlattCalibrator().fit(s, y).predict_proba(s)
+        >>> bool(((p > 0) & (p < 1)).all()), bool(p[0, 0] > p[2, 0])
+        (True, True)
+    """
+
+    def __init__(self, *, l2: float = 1.0, max_iter: int = 50):
+        self.l2 = l2
+        self.max_iter = max_iter
+
+    @staticmethod
+    def _margin(scores: Any, thresholds: Any) -> np.ndarray:
+        s = check_scores(scores)
+        t = np.broadcast_to(np.asarray(thresholds, dtype=np.float64).reshape(1, -1) if np.ndim(thresholds) else
+                            np.float64(thresholds), (1, s.shape[1]))
+        return s - t
+
+    def fit(self, scores: Any, y: Any, *, thresholds: Any = 0.0) -> PlattCalibrator:
+        """Fit ``a_``, ``b_`` on ``(N, K)`` (out-of-fold) scores, gold ``y`` and the thresholds ``(K,)`` or scalar."""
+        x = self._margin(scores, thresholds)
+        yy = check_labels(y, x.shape).ravel().astype(np.float64)
+        x = x.ravel()
+        if not 0 < yy.sum() < yy.size:
+            raise InputError("calibration needs both positive and negative (item, label) pairs in y.")
+        sd = float(x.std()) or 1.0
+        w = np.array([1.0 / sd, 0.0])  # on the margin's own scale first: Newton converges from there
+        design = np.stack([x, np.ones_like(x)], axis=1)
+        for _ in range(self.max_iter):
+            p = _sigmoid(design @ w)
+            grad = design.T @ (p - yy) + self.l2 * w
+            hess = (design * (p * (1 - p))[:, None]).T @ design + self.l2 * np.eye(2)
+            step = np.linalg.solve(hess, grad)
+            w = w - step
+            if np.abs(step).max() < 1e-9:
+                break
+        self.a_, self.b_ = max(float(w[0]), 1e-6), float(w[1])  # never decreasing in the score
+        self.n_ = int(x.size)
+        return self
+
+    def predict_proba(self, scores: Any, *, thresholds: Any = 0.0) -> np.ndarray:
+        """``(N, K)`` float64 probabilities in (0, 1), increasing in each score (float64: near 0 and 1 a float32
+        would merge the probabilities of labels whose scores differ, and change their order)."""
+        if not hasattr(self, "a_"):
+            raise InputError("This PlattCalibrator is not fitted yet. Fix: call fit(scores, y, thresholds=...) first.")
+        return _sigmoid(self.a_ * self._margin(scores, thresholds) + self.b_)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted parameters as JSON-safe data."""
+        return {"method": "platt", "a": self.a_, "b": self.b_, "n": self.n_, "l2": self.l2}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PlattCalibrator:
+        """Rebuild from :meth:`to_dict` (no refit)."""
+        try:
+            cal = cls(l2=float(d.get("l2", 1.0)))
+            cal.a_, cal.b_, cal.n_ = float(d["a"]), float(d["b"]), int(d.get("n", 0))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"the saved calibrator is incomplete ({type(exc).__name__}: {exc}).") from None
+        if not (math.isfinite(cal.a_) and math.isfinite(cal.b_)) or cal.a_ <= 0:
+            raise InputError(f"the saved calibrator holds a={cal.a_}, b={cal.b_}; a must be a finite number > 0.")
+        return cal

@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from zsl.errors import InputError, VocabularyError
+from zsl.taxonomy import Taxonomy
 from zsl.util.cache import content_hash
 
-__all__ = ["DESCRIPTION_CHARS", "DESCRIPTION_WORDS", "LabelVocab", "clean_description", "vocab_difference"]
+__all__ = ["DESCRIPTION_CHARS", "DESCRIPTION_WORDS", "TREE_SEP", "LabelVocab", "clean_description", "vocab_difference"]
 
 # The budget of a description embedded with its label for retrieval. Sentence encoders
 # mean-pool over tokens, so a long description drowns the label's own words; 48 words keep
@@ -39,6 +40,7 @@ __all__ = ["DESCRIPTION_CHARS", "DESCRIPTION_WORDS", "LabelVocab", "clean_descri
 # length. ESCO skill descriptions have a median of 19 words and a 99th percentile of 58,
 # so about 2.5% of them are cut. The character budget catches text with few spaces.
 DESCRIPTION_WORDS = 48
+TREE_SEP = " > "  # the separator of a path's names (LabelVocab.from_file(..., tree_sep=))
 DESCRIPTION_CHARS = 400
 _CUT = "\u2026"  # an ellipsis marks a cut description
 _WORD = re.compile(r"\w+")
@@ -100,6 +102,9 @@ class LabelVocab:
         name: a human name for reports.
         parents: for a hierarchy, the parent label of each label (``None`` for roots).
             Every parent must itself be a label; cycles are refused.
+        catch_all: the labels that mean "none of the others" (``neutral``, ``other``): scored
+            from the absence of evidence for the rest (:class:`zsl.scoring.CatchAll`). Not part
+            of :attr:`hash` (it changes how sets are chosen, not the labels; runs record it).
 
     Raises:
         VocabularyError: empty vocabulary, non-string or blank labels, duplicates,
@@ -111,11 +116,13 @@ class LabelVocab:
     priors: tuple[float, ...] | None = None
     name: str = ""
     parents: tuple[str | None, ...] | None = None
+    catch_all: tuple[str, ...] = ()
     _index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __init__(self, labels: Iterable[str], descriptions: Sequence[str | None] | None = None,
                  priors: Sequence[float] | Mapping[str, float] | None = None, name: str = "",
-                 parents: Sequence[str | None] | Mapping[str, str | None] | None = None):
+                 parents: Sequence[str | None] | Mapping[str, str | None] | None = None,
+                 catch_all: Iterable[str] | None = None):
         if isinstance(labels, str):
             raise VocabularyError("LabelVocab expects a list of labels, got one string. Fix: LabelVocab([label, ...])")
         labs = tuple(labels)
@@ -152,13 +159,16 @@ class LabelVocab:
             if not np.all(np.isfinite(arr)) or np.any(arr < 0) or arr.sum() <= 0:
                 raise VocabularyError("Priors must be finite, non-negative and not all zero.")
             pri = tuple((arr / arr.sum()).tolist())
-        par = _check_parents(labs, parents) if parents is not None else None
+        par, tree = _check_parents(labs, parents) if parents is not None else (None, None)
         object.__setattr__(self, "labels", labs)
         object.__setattr__(self, "parents", par)
         object.__setattr__(self, "descriptions", descs)
         object.__setattr__(self, "priors", pri)
         object.__setattr__(self, "name", name)
+        object.__setattr__(self, "catch_all", _check_catch_all(labs, catch_all))
         object.__setattr__(self, "_index", {lab: i for i, lab in enumerate(labs)})
+        if tree is not None:
+            self.__dict__["tree"] = tree  # the cached `tree`: built once, while checking the parents
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -211,6 +221,19 @@ class LabelVocab:
             chain.append(parent)
             parent = self.parents[self._index[parent]]
         return chain[::-1]
+
+    @cached_property
+    def tree(self) -> Taxonomy | None:
+        """The hierarchy as a :class:`~zsl.taxonomy.Taxonomy` (built once), or None for a flat vocabulary.
+
+        Example:
+            >>> v = LabelVocab(["science", "physics", "optics"], parents=[None, "science", "physics"])
+            >>> v.tree.path_names("optics"), LabelVocab(["a"]).tree is None
+            ('science > physics > optics', True)
+        """
+        if self.parents is None:
+            return None
+        return Taxonomy(self.labels, self.parents, index=self._index)
 
     def index(self, label: str) -> int:
         """Column of ``label``; raises a VocabularyError naming close matches if absent."""
@@ -292,7 +315,7 @@ class LabelVocab:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, dedupe: bool = False, priors: str | os.PathLike[str] | None = None,
-                  problems: list[str] | None = None) -> LabelVocab:
+                  problems: list[str] | None = None, tree_sep: str = TREE_SEP) -> LabelVocab:
         """Read a vocabulary file.
 
         * ``.txt``: one label per line (lines end at ``\\n`` or ``\\r\\n`` only, so a label may
@@ -301,8 +324,26 @@ class LabelVocab:
         * ``.csv`` / ``.tsv``: a header with a ``label`` column, optional ``description``
           and ``prior`` columns.
 
-        Either table form may have a ``parent`` field naming each label's parent label (a
+        Either table form may have a ``catch_all`` field (``true``/``1``/``yes`` marks a label
+        that means "none of the others", see :class:`zsl.scoring.CatchAll`) and a ``parent`` field naming each label's parent label (a
         hierarchy; roots leave it empty).
+
+        A tree may also be written as paths or as parents with their children (issue #29):
+
+        * a ``path`` instead of a ``label`` (a ``.csv``/``.tsv`` column or a ``.jsonl`` field:
+          ``Geography > Bodies of water > Lakes``, or a list of names in ``.jsonl``); the nodes
+          on the way are created, and the row's ``description`` and ``prior`` belong to its
+          last node. Names are trimmed of surrounding spaces.
+        * a ``.txt`` file whose lines hold ``tree_sep`` is a path per line.
+        * a ``.txt`` file whose lines hold a tab, or a ``.tsv`` file whose first row has no
+          ``label``/``path`` column, is the parent-then-children form
+          (``parent<TAB>child1<TAB>child2 ...``; a parent may take several lines; a node that is
+          nobody's child is a root).
+
+        A name under two parents, a cycle, an unknown parent, an orphan (a path with an empty
+        name, children without a parent) or a repeated label is refused with one
+        :class:`~zsl.errors.VocabularyError` that names the file's lines (``dedupe`` keeps the first
+        of labels repeated under the same parent).
 
         Files are UTF-8; a leading byte-order mark is ignored. A ``prior`` must be a
         non-negative number (empty or ``null``: 0).
@@ -313,6 +354,15 @@ class LabelVocab:
             priors: optional JSON file mapping label -> weight.
             problems: a list that receives one ``"file:line: reason"`` string per blank
                 line or dropped repeat (with ``dedupe``), so callers can report them.
+            tree_sep: the separator of the names of a path (default ``" > "``).
+
+        Example:
+            >>> import pathlib, tempfile
+            >>> f = pathlib.Path(tempfile.mkdtemp()) / "tree.txt"
+            >>> _ = f.write_text("Geography > Bodies of water > Lakes\\nGeography > Bodies of water > Seas\\n")
+            >>> v = LabelVocab.from_file(f)
+            >>> v.labels, v.tree.path_names("Seas")
+            (('Geography', 'Bodies of water', 'Lakes', 'Seas'), 'Geography > Bodies of water > Seas')
         """
         p = Path(path)
         if p.is_dir():
@@ -323,13 +373,15 @@ class LabelVocab:
         suffix = p.suffix.lower()
         try:
             if suffix == ".jsonl":
-                _read_vocab_jsonl(p, cols)
+                _read_vocab_jsonl(p, cols, tree_sep)
             elif suffix in (".csv", ".tsv"):
-                _read_vocab_table(p, suffix, cols)
+                _read_vocab_table(p, suffix, cols, tree_sep)
             else:
-                _read_vocab_txt(p, cols)
+                _read_vocab_txt(p, cols, tree_sep)
         except UnicodeDecodeError as exc:
             raise VocabularyError(f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start}). Re-save it as UTF-8.") from None
+        if cols.has_parent:
+            _check_tree(cols, p, dedupe=dedupe)
         if problems is not None and cols.blank and suffix not in (".jsonl",):
             problems.append(f"{p}: {len(cols.blank)} blank line(s) skipped (line {', '.join(map(str, cols.blank[:10]))}"
                             f"{' ...' if len(cols.blank) > 10 else ''})")
@@ -339,7 +391,7 @@ class LabelVocab:
         if priors is not None:
             prior_arg = json.loads(Path(priors).read_text(encoding="utf-8"))
         return cls(cols.labels, cols.descs if cols.has_desc else None, prior_arg, name=p.stem,
-                   parents=cols.par if cols.has_parent else None)
+                   parents=cols.par if cols.has_parent else None, catch_all=cols.catch_all)
 
 
 @dataclass
@@ -352,43 +404,70 @@ class _VocabColumns:
     par: list[str | None] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     blank: list[int] = field(default_factory=list)
+    catch_all: list[str] = field(default_factory=list)
     has_desc: bool = False
     has_prior: bool = False
     has_parent: bool = False
+    # the path and parent-then-children forms: each node's column, whether a line named it itself (not
+    # only on the way to another), and the problems met while reading ("line N: ...")
+    node: dict[str, int] = field(default_factory=dict)
+    explicit: list[bool] = field(default_factory=list)
+    tree_problems: list[str] = field(default_factory=list)
 
 
-def _read_vocab_jsonl(p: Path, cols: _VocabColumns) -> None:
+def _read_vocab_jsonl(p: Path, cols: _VocabColumns, sep: str = " > ") -> None:
     """Read a ``.jsonl`` vocabulary: objects with a string ``label`` and optional ``description``, ``prior``,
-    ``parent``."""
+    ``parent``; or with a ``path`` (a string of names joined by ``sep``, or a list of names)."""
     from zsl.data.files import iter_jsonl
 
     for ln, obj, err in iter_jsonl(_split_lines(p.read_text(encoding="utf-8-sig"))):
         if err:
             raise VocabularyError(f"{p}:{ln}: {err}.")
+        if isinstance(obj, dict) and "label" not in obj and "path" in obj:
+            names = obj["path"].split(sep) if isinstance(obj["path"], str) else obj["path"]
+            if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+                raise VocabularyError(f"{p}:{ln}: 'path' must be a string such as \"A{sep}B\" or a list of names.")
+            _add_path(cols, names, ln, obj.get("description") or None, _prior(obj.get("prior"), p, ln))
+            cols.has_prior |= "prior" in obj
+            continue
         if not isinstance(obj, dict) or not isinstance(obj.get("label"), str):
-            raise VocabularyError(f"{p}:{ln}: expected an object with a string 'label' field.")
+            raise VocabularyError(f"{p}:{ln}: expected an object with a string 'label' field (or a 'path').")
         cols.labels.append(obj["label"])
         cols.lines.append(ln)
         cols.par.append(obj.get("parent") or None)
         cols.has_parent |= bool(obj.get("parent"))
         cols.descs.append(obj.get("description") or None)
         cols.has_desc |= bool(obj.get("description"))
+        if _flag(obj.get("catch_all"), p, ln):
+            cols.catch_all.append(obj["label"])
         if "prior" in obj:
             cols.has_prior = True
         cols.pri.append(_prior(obj.get("prior"), p, ln))
 
 
-def _read_vocab_table(p: Path, suffix: str, cols: _VocabColumns) -> None:
-    """Read a ``.csv`` / ``.tsv`` vocabulary: a header with a ``label`` column; rows without a label are blank."""
+def _read_vocab_table(p: Path, suffix: str, cols: _VocabColumns, sep: str = " > ") -> None:
+    """Read a ``.csv`` / ``.tsv`` vocabulary: a header with a ``label`` (or ``path``) column; rows without a
+    label are blank. A ``.tsv`` whose first row names no known column is the parent-then-children form."""
     with p.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-        if not reader.fieldnames or "label" not in reader.fieldnames:
-            raise VocabularyError(f"{p}: needs a header with a 'label' column; found {reader.fieldnames}.")
-        cols.has_desc = "description" in reader.fieldnames
-        cols.has_prior = "prior" in reader.fieldnames
-        cols.has_parent = "parent" in reader.fieldnames
+        fields = reader.fieldnames or []
+        if suffix == ".tsv" and fields and not set(fields) & _TABLE_COLUMNS:
+            fh.seek(0)
+            _read_children(p, _split_lines(fh.read().removeprefix("\ufeff")), cols)
+            return
+        if "label" not in fields and "path" in fields:
+            _read_path_rows(p, reader, cols, sep)
+            return
+        if "label" not in fields:
+            raise VocabularyError(f"{p}: needs a header with a 'label' (or 'path') column; found {reader.fieldnames}.")
+        cols.has_desc = "description" in fields
+        cols.has_prior = "prior" in fields
+        cols.has_parent = "parent" in fields
         for row in reader:
             if not (row.get("label") or "").strip():
+                if (row.get("parent") or "").strip():
+                    cols.tree_problems.append(f"line {reader.line_num}: a row with the parent {row['parent']!r} and "
+                                              "no label (an orphan). Fix: fill in its label or delete the row")
                 cols.blank.append(reader.line_num)
                 continue
             cols.labels.append(row["label"])
@@ -396,16 +475,170 @@ def _read_vocab_table(p: Path, suffix: str, cols: _VocabColumns) -> None:
             cols.par.append(row.get("parent") or None)
             cols.descs.append(row.get("description") or None)
             cols.pri.append(_prior(row.get("prior"), p, reader.line_num))
+            if _flag(row.get("catch_all"), p, reader.line_num):
+                cols.catch_all.append(row["label"])
 
 
-def _read_vocab_txt(p: Path, cols: _VocabColumns) -> None:
-    """Read a ``.txt`` vocabulary: one label per line, blank lines skipped."""
-    for ln, line in enumerate(_split_lines(p.read_text(encoding="utf-8-sig")), 1):
+def _read_vocab_txt(p: Path, cols: _VocabColumns, sep: str = " > ") -> None:
+    """Read a ``.txt`` vocabulary: one label per line, blank lines skipped; lines with a tab are the
+    parent-then-children form, lines with ``sep`` one path each."""
+    lines = _split_lines(p.read_text(encoding="utf-8-sig"))
+    if any("\t" in line for line in lines):
+        _read_children(p, lines, cols)
+        return
+    if sep and any(sep in line for line in lines):
+        for ln, line in enumerate(lines, 1):
+            if line.strip():
+                _add_path(cols, line.split(sep), ln, None, 0.0)
+            else:
+                cols.blank.append(ln)
+        return
+    for ln, line in enumerate(lines, 1):
         if line.strip():
             cols.labels.append(line)
             cols.lines.append(ln)
         else:
             cols.blank.append(ln)
+
+
+_TABLE_COLUMNS = {"label", "path", "description", "prior", "parent"}
+
+
+def _add_node(cols: _VocabColumns, name: str, parent: str | None, line: int) -> int:
+    """Append a node (no description or prior yet) and return its column."""
+    cols.node[name] = len(cols.labels)
+    cols.labels.append(name)
+    cols.par.append(parent)
+    cols.lines.append(line)
+    cols.descs.append(None)
+    cols.pri.append(0.0)
+    cols.explicit.append(False)
+    return cols.node[name]
+
+
+def _add_path(cols: _VocabColumns, names: list[str], line: int, desc: str | None, prior: float) -> None:
+    """Add one path: the nodes on the way if new, then its last node with ``desc`` and ``prior``.
+
+    A node met again under another parent, or a path given twice, is noted in ``cols.tree_problems``."""
+    cols.has_parent = True
+    names = [n.strip() for n in names]
+    if not all(names):
+        cols.tree_problems.append(f"line {line}: the path {' > '.join(names)!r} has an empty name (an orphan: "
+                                  "a node without its parent). Fix: write every name from the root down")
+        return
+    parent: str | None = None
+    for depth, name in enumerate(names):
+        last = depth == len(names) - 1
+        j = cols.node.get(name)
+        if j is None:
+            j = _add_node(cols, name, parent, line)
+        elif cols.par[j] != parent:
+            cols.tree_problems.append(_two_parents(name, (cols.par[j], cols.lines[j]), (parent, line)))
+        elif last and cols.explicit[j]:
+            cols.tree_problems.append(f"line {line}: {name!r} is repeated (first at line {cols.lines[j]}). "
+                                      "Fix: delete the repeat")
+        if last:
+            cols.explicit[j] = True
+            cols.descs[j], cols.pri[j] = desc or None, prior
+            cols.has_desc |= bool(desc)
+        parent = name
+
+
+def _two_parents(name: str, first: tuple[str | None, int], second: tuple[str | None, int]) -> str:
+    def under(parent: str | None) -> str:
+        return "a root" if parent is None else f"under {parent!r}"
+
+    return (f"line {second[1]}: {name!r} is {under(second[0])}, but line {first[1]} put it {under(first[0])} "
+            "(a name under two parents). Fix: keep one, or rename one of them, e.g. 'Name (Parent)'")
+
+
+def _read_path_rows(p: Path, reader: csv.DictReader, cols: _VocabColumns, sep: str) -> None:
+    """The rows of a table with a ``path`` column (and optional ``description``, ``prior``)."""
+    for row in reader:
+        path = row.get("path") or ""
+        if not path.strip():
+            cols.blank.append(reader.line_num)
+            continue
+        _add_path(cols, path.split(sep), reader.line_num, row.get("description") or None,
+                  _prior(row.get("prior"), p, reader.line_num))
+    cols.has_prior = "prior" in (reader.fieldnames or [])
+
+
+def _read_children(p: Path, lines: list[str], cols: _VocabColumns) -> None:
+    """The parent-then-children form: ``parent<TAB>child1<TAB>child2 ...`` per line."""
+    cols.has_parent = True
+    placed: dict[str, int] = {}  # a node's line as somebody's child
+    for ln, line in enumerate(lines, 1):
+        cells = [c.strip() for c in line.split("\t")]
+        parent, children = cells[0], [c for c in cells[1:] if c]
+        if not parent:
+            if children:
+                cols.tree_problems.append(f"line {ln}: children {children[:3]} without a parent (an orphan: the line "
+                                          "starts with a tab). Fix: write their parent first on the line")
+            else:
+                cols.blank.append(ln)
+            continue
+        if parent not in cols.node:
+            _add_node(cols, parent, None, ln)
+        for child in children:
+            j = cols.node.get(child)
+            if j is None:
+                j = _add_node(cols, child, parent, ln)
+            elif child in placed:
+                cols.tree_problems.append(
+                    _two_parents(child, (cols.par[j], placed[child]), (parent, ln)) if cols.par[j] != parent
+                    else f"line {ln}: {child!r} is repeated under {parent!r} (first at line {placed[child]}). "
+                         "Fix: delete the repeat")
+                continue
+            cols.par[j] = parent
+            cols.lines[j] = placed[child] = ln  # the line that gives it its parent: where a cycle is fixed
+
+
+def _check_tree(cols: _VocabColumns, p: Path, *, dedupe: bool) -> None:
+    """Refuse a broken tree with one error naming every problem's line (at most 10 shown), and the fix."""
+    found = list(cols.tree_problems)
+    lines_of: dict[str, list[int]] = {}
+    for lab, ln in zip(cols.labels, cols.lines, strict=True):
+        lines_of.setdefault(lab, []).append(ln)
+    parent_of: dict[str, str | None] = {}
+    for lab, par, ln in zip(cols.labels, cols.par, cols.lines, strict=True):
+        if lab not in parent_of:
+            parent_of[lab] = par
+        elif parent_of[lab] != par:
+            found.append(_two_parents(lab, (parent_of[lab], lines_of[lab][0]), (par, ln)))
+        elif not dedupe:
+            found.append(f"line {ln}: {lab!r} is repeated (first at line {lines_of[lab][0]}). Fix: delete the repeat")
+    for lab, par, ln in zip(cols.labels, cols.par, cols.lines, strict=True):
+        if par is not None and par not in parent_of:
+            found.append(f"line {ln}: the parent {par!r} of {lab!r} is not a label of the file (an unknown parent). "
+                         "Fix: add it as a label of its own (a root leaves its parent empty), or correct the name")
+    found.sort(key=lambda msg: int(msg.split(":")[0].removeprefix("line ")) if msg.startswith("line ") else 0)
+    found += _cycles(parent_of, lines_of)
+    if found:
+        shown = "\n  ".join(found[:10])
+        more = f"\n  ... and {len(found) - 10} more" if len(found) > 10 else ""
+        raise VocabularyError(f"{p}: the label tree has {len(found)} problem(s):\n  {shown}{more}")
+
+
+def _cycles(parent_of: dict[str, str | None], lines_of: dict[str, list[int]]) -> list[str]:
+    """One message per cycle of ``parent_of``, naming its labels and their lines."""
+    state: dict[str, int] = {}  # 1: on the current walk, 2: done
+    out = []
+    for start in parent_of:
+        walk: list[str] = []
+        node: str | None = start
+        while node is not None and node in parent_of and node not in state:
+            state[node] = 1
+            walk.append(node)
+            node = parent_of[node]
+        if node is not None and state.get(node) == 1:
+            ring = walk[walk.index(node):]
+            names = " -> ".join(f"{n!r} (line {lines_of[n][0]})" for n in [*ring, ring[0]])
+            out.append(f"a cycle: {names}, each the parent of the one before. "
+                       "Fix: give one of them another parent (or none: a root)")
+        for n in walk:
+            state[n] = 2
+    return out
 
 
 def _drop_repeats(cols: _VocabColumns, p: Path, problems: list[str] | None) -> None:
@@ -424,6 +657,34 @@ def _drop_repeats(cols: _VocabColumns, p: Path, problems: list[str] | None) -> N
     cols.descs = [cols.descs[i] for i in keep] if cols.descs else cols.descs
     cols.pri = [cols.pri[i] for i in keep] if cols.pri else cols.pri
     cols.par = [cols.par[i] for i in keep] if cols.par else cols.par
+
+
+def _flag(value: object, path: Path, line: int) -> bool:
+    """A ``catch_all`` cell: true/1/yes or false/0/no/empty (JSON booleans too)."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("", "0", "false", "no", "n"):
+        return False
+    if text in ("1", "true", "yes", "y"):
+        return True
+    raise VocabularyError(f"{path}:{line}: catch_all must be true/false (or 1/0, yes/no); got {value!r}.")
+
+
+def _check_catch_all(labels: tuple[str, ...], catch_all: Iterable[str] | None) -> tuple[str, ...]:
+    """The catch-all labels in vocabulary order; each must be a label, and at least one label must be a real one."""
+    if catch_all is None:
+        return ()
+    if isinstance(catch_all, str):
+        catch_all = [catch_all]
+    wanted = set(catch_all)
+    unknown = sorted(wanted - set(labels))
+    if unknown:
+        raise VocabularyError(f"catch-all label(s) {unknown[:5]} are not in the vocabulary; a catch-all must be one of "
+                              "its labels. Fix: spell it as in the vocabulary file.")
+    if len(wanted) >= len(labels):
+        raise VocabularyError("every label is marked catch-all; at least one label must be a real one.")
+    return tuple(lab for lab in labels if lab in wanted)
 
 
 def _split_lines(text: str) -> list[str]:
@@ -455,28 +716,16 @@ def _prior(value: object, path: Path, line: int) -> float:
 
 
 def _check_parents(labels: tuple[str, ...], parents: Sequence[str | None] | Mapping[str, str | None]
-                   ) -> tuple[str | None, ...]:
+                   ) -> tuple[tuple[str | None, ...], Taxonomy]:
+    """The parents aligned with ``labels`` and their tree; an unknown parent or a cycle is refused (by
+    :class:`~zsl.taxonomy.Taxonomy`, in linear time)."""
     if isinstance(parents, Mapping):
         par = tuple(parents.get(lab) or None for lab in labels)
     else:
         par = tuple(x or None for x in parents)
         if len(par) != len(labels):
             raise VocabularyError(f"Got {len(par)} parents for {len(labels)} labels; they must match 1:1.")
-    known = set(labels)
-    for lab, parent in zip(labels, par, strict=True):
-        if parent is not None and parent not in known:
-            raise VocabularyError(f"The parent {parent!r} of label {lab!r} is not a label of the vocabulary. "
-                                  "Fix: add the parent as a label of its own (a row with an empty parent for a root).")
-    of = dict(zip(labels, par, strict=True))
-    for lab in labels:
-        seen = {lab}
-        node = of[lab]
-        while node is not None:
-            if node in seen:
-                raise VocabularyError(f"The hierarchy has a cycle through {lab!r}; a label cannot be its own ancestor.")
-            seen.add(node)
-            node = of[node]
-    return par
+    return par, Taxonomy(labels, par)
 
 
 def vocab_difference(expected: Sequence[str], got: Sequence[str], *, expected_name: str = "expected",

@@ -192,10 +192,23 @@ def test_cli_label_distill_then_label_with_the_student(tmp_path, capsys):
     rows = [json.loads(x) for x in (run / "labels.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(rows) == len(texts) and all(len(r["labels"]) == 2 for r in rows)
     assert sum(r["labels"][:1] == [{"f": "sports", "r": "weather", "c": "cooking"}[r["text"][0]]] for r in rows) >= 20
-    assert all(set(r["above_threshold"]) <= set(r["labels"]) for r in rows)
+    assert not any("above_threshold" in r for r in rows)  # one notion of the predicted labels: `labels`
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["settings"]["kind"] == "student" and manifest["settings"]["student_sha256"]
-    assert "RP@2" in capsys.readouterr().out  # gold labels in the input are scored
+    assert manifest["settings"]["rule"]["name"] == "topk"
+    out = capsys.readouterr()
+    assert "RP@2" in out.out  # gold labels in the input are scored
+    assert "overrides the thresholds the program or student brings" in out.err  # -k 2 overrides the student's
+    # without -k the student's own threshold chooses each row's set
+    from zsl.student.classifier import StudentClassifier
+
+    assert main(["label", str(items), "--model", str(student), "--out", str(tmp_path / "own")]) == 0
+    own = [json.loads(x) for x in (tmp_path / "own" / "labels.jsonl").read_text(encoding="utf-8").splitlines()]
+    st = StudentClassifier.load(student)
+    sets = st.predict([r["text"] for r in own])
+    assert [set(r["labels"]) for r in own] == [{st.vocab_[int(j)] for j in row.nonzero()[0]} for row in sets]
+    assert json.loads((tmp_path / "own" / "manifest.json").read_text())["settings"]["rule"]["fitted"] is True
+    capsys.readouterr()
     # the student's run is a run like any other: complete on a rerun, refused with another vocabulary
     assert main(["label", str(items), "--model", str(student), "--out", str(run), "-k", "2"]) == 0
     assert "already complete" in capsys.readouterr().out

@@ -57,6 +57,8 @@ ROOT_WING: dict[str, str] = {
     "zsl.errors": "errors",
     "zsl.version": "version",
     "zsl.vocab": "vocab",
+    "zsl.taxonomy": "vocab",
+    "zsl.hierarchy": "vocab",
     "zsl.base": "base",
     "zsl.scoring": "rules",
     "zsl.rows": "rows",

@@ -48,9 +48,11 @@ def test_run_rows_keep_the_top_scores_and_the_sidecar_describes_them(tmp_path):
     assert all(next(iter(r["top_scores"])) == r["labels"][0] and len(r["top_scores"]) == 3 for r in rows)
     assert all(r["top_scores"][r["labels"][0]] == r["scores"][0] for r in rows)
     meta = json.loads((tmp_path / "run" / "labels.jsonl.meta.json").read_text())
-    assert meta["rows"] == {"format": 2, "k": 1, "top_scores": 3, "vocab_size": 3}
+    assert meta["rows"] == {"format": 3, "k": 1, "top_scores": 3, "vocab_size": 3}
+    topk = {"name": "topk", "k": 1, "min_labels": 0, "max_labels": None, "fitted": False}
+    assert meta["rule"] == topk  # k alone means today's rows: the k best labels
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["settings"]["top_scores"] == 3
+    assert manifest["settings"]["top_scores"] == 3 and manifest["settings"]["rule"] == topk
     label_run(items, LABELS, out=tmp_path / "two", encoder="hashing", infer=False, rank=False, k=1, top_scores=2)
     assert all(len(json.loads(x)["top_scores"]) == 2 for x in (tmp_path / "two" / "labels.jsonl").read_text().splitlines())
     with pytest.raises(InputError, match="top_scores must be >= k"):

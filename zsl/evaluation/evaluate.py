@@ -48,6 +48,7 @@ from zsl.data.files import BadRow
 from zsl.errors import InputError, VocabularyError
 from zsl.evaluation.metrics import (
     f1_scores,
+    hierarchical_metrics,
     mean_average_precision,
     metric_name,
     p_at_k,
@@ -66,6 +67,7 @@ from zsl.rows import (
     read_meta,
     read_predictions,
     resolve_predictions,
+    vocab_from_meta,
 )
 from zsl.vocab import LabelVocab
 
@@ -107,6 +109,9 @@ class EvalReport:
         labels, ids: column and row names of the arrays below.
         y_true, y_pred: ``(N, L)`` 0/1 gold and predicted sets.
         scores: ``(N, L)`` scores, NaN where a row did not score the label.
+        hierarchy: for a vocabulary with a tree (``--labels`` or the run's sidecar), what
+            :func:`~zsl.evaluation.metrics.hierarchical_metrics` measures plus ``gold_not_in_tree``
+            (``labels``, ``items``, ``examples``); None for a flat one.
     """
 
     metrics: dict[str, float]
@@ -130,10 +135,11 @@ class EvalReport:
     y_true: np.ndarray = field(repr=False, compare=False)
     y_pred: np.ndarray = field(repr=False, compare=False)
     scores: np.ndarray = field(repr=False, compare=False)
+    hierarchy: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict with stable keys (``format_version`` changes if they do)."""
-        return {
+        """A JSON-ready dict with stable keys (``format_version`` changes if they do); a tree adds ``hierarchy``."""
+        out = {
             "format_version": REPORT_FORMAT_VERSION,
             "pred": self.pred_source,
             "gold": self.gold_source,
@@ -159,6 +165,9 @@ class EvalReport:
             "bad_rows": list(self.bad_rows),
             "notes": list(self.notes),
         }
+        if self.hierarchy is not None:
+            out["hierarchy"] = self.hierarchy
+        return out
 
     @property
     def text(self) -> str:
@@ -174,7 +183,70 @@ class EvalReport:
             lines.append(
                 f"(K = {', '.join(map(str, self.skipped_k))} skipped: rows keep only {self.labels_kept[0]} labels)"
             )
+        if self.hierarchy is not None:
+            lines += hierarchy_lines(self.hierarchy)
         return "\n".join(lines)
+
+
+HIERARCHY_KEYS = ("hierarchical_f1", "hierarchical_precision", "hierarchical_recall", "example_f1", "leaf_accuracy",
+                  "consistent_share")
+
+
+def hierarchy_lines(h: dict[str, Any]) -> list[str]:
+    """The tree's metrics as terminal lines: the hierarchical ones, then a per-level table."""
+    lines = ["", f"on the tree ({h['n_levels']} levels; sets closed upward)", "-" * 26]
+    lines += [f"{metric_name(name):<24}{h[name]:.4f}" for name in HIERARCHY_KEYS]
+    lines += [f"{'level':<7}{'items':>7}{'accuracy':>10}{'micro-F1':>10}{'macro-F1':>10}"]
+    lines += [f"{lv['level']:<7}{lv['items']:>7}{lv['accuracy']:>10.4f}{lv['micro_f1']:>10.4f}{lv['macro_f1']:>10.4f}"
+              for lv in h["levels"]]
+    return lines
+
+
+def _tree_vocab(vocab: LabelVocab | None, pred: Any) -> LabelVocab | None:
+    """The vocabulary whose tree the report measures on: ``vocab`` if it has one, else (no vocab given) the
+    run's sidecar's when it records parents."""
+    if vocab is not None:
+        return vocab if vocab.parents is not None else None
+    meta = _sidecar(pred)
+    if not meta or not (meta.get("vocab") or {}).get("parents"):
+        return None
+    try:
+        return vocab_from_meta(meta, "the predictions' sidecar")
+    except (InputError, VocabularyError):
+        return None
+
+
+def _hierarchy(tv: LabelVocab, ids: list[str], gold_map: dict[str, list[str]], y_pred: np.ndarray,
+               names: list[str]) -> tuple[dict[str, Any], str | None]:
+    """Tree metrics of the predicted sets (``y_pred`` columns ``names``) against the gold labels, and a note
+    on gold labels outside the tree (counted as misses)."""
+    tree = tv.tree
+    to_col = np.array([tv.get(lab) if lab in tv else -1 for lab in names], dtype=np.int64)
+    rows, cols = np.nonzero(y_pred)
+    cols = to_col[cols]
+    keep = cols >= 0
+    splits = np.searchsorted(rows[keep], np.arange(1, len(ids)))
+    pred = np.split(cols[keep], splits)
+    gold, unknown, outside = [], [], {}
+    for item_id in ids:
+        labs = gold_map[item_id]
+        gold.append(np.array([tv.get(lab) for lab in labs if lab in tv], dtype=np.int64))
+        unknown.append(sum(lab not in tv for lab in labs))
+        for lab in labs:
+            if lab not in tv:
+                outside.setdefault(lab, 0)
+                outside[lab] += 1
+    h = hierarchical_metrics(tree, gold, pred, np.array(unknown))
+    n_items = sum(u > 0 for u in unknown)
+    h.update(n_levels=tree.n_levels, gold_not_in_tree={"labels": len(outside), "items": n_items,
+                                                       "examples": list(outside)[:MAX_LISTED]})
+    note = None
+    if outside:
+        shown = ", ".join(repr(g) for g in list(outside)[:5])
+        note = (f"{len(outside)} gold labels of {n_items} items are not in the tree ({shown}"
+                f"{' ...' if len(outside) > 5 else ''}): they have no level and count as misses in hierarchical "
+                "recall, example-F1 and leaf accuracy.")
+    return h, note
 
 
 def _finite(v: float) -> float | None:
@@ -288,6 +360,12 @@ def _align(
             "Fix: pass the gold file of the same items (ids are compared as strings)."
         )
     return ids, [by_id.get(i) for i in ids], missing, extra
+
+
+def _rule(pred: Any) -> dict[str, Any] | None:
+    """The rule that chose the rows' ``labels``, as the sidecar of a predictions file records it (None: unknown)."""
+    rule = (_sidecar(pred) or {}).get("rule")
+    return rule if isinstance(rule, dict) else None
 
 
 def _meta_labels(pred: Any) -> set[str] | None:
@@ -425,6 +503,7 @@ def _per_label(y_true: np.ndarray, y_pred: np.ndarray, names: list[str]) -> list
 def _notes(
     *, n_vocab: int | None, labels_kept: tuple[int, int], skipped_k: list[int], threshold: float | None,
     n_missing: int, n_extra: int, n_bad: int, empty_gold: int, extra_gold: list[str],
+    rule: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """The report's caveats, one sentence each, in a fixed order."""
     if n_vocab is not None and labels_kept[0] >= n_vocab:
@@ -441,7 +520,11 @@ def _notes(
             f"K = {', '.join(map(str, skipped_k))} skipped: larger than the {labels_kept[0]} labels kept "
             f"per row (label with -k {max(skipped_k)} to report them)."
         )
-    if threshold is None:
+    if threshold is None and rule:
+        shown = ", ".join(f"{key}={value}" for key, value in rule.items() if key not in ("name", "thresholds"))
+        notes.append(f"Predicted sets: every label in a row's 'labels', as the run's rule chose them "
+                     f"({rule.get('name')}{': ' + shown if shown else ''}); RP@K, P@K, R@K and mAP rank 'top_scores'.")
+    elif threshold is None:
         notes.append("Predicted sets: every label in a row's 'labels' (no threshold).")
     else:
         notes.append(f"Predicted sets: labels with score >= {threshold:g}.")
@@ -520,7 +603,12 @@ def evaluate(
     metrics = _metrics(y_true, y_pred, scores, np.array([p is not None for p in rows]), used_k)
     notes = _notes(n_vocab=len(vocab) if vocab is not None else _vocab_size(pred), labels_kept=labels_kept,
                    skipped_k=skipped_k, threshold=threshold, n_missing=len(missing), n_extra=len(extra),
-                   n_bad=len(bad), empty_gold=int((y_true.sum(axis=1) == 0).sum()), extra_gold=extra_gold)
+                   n_bad=len(bad), empty_gold=int((y_true.sum(axis=1) == 0).sum()), extra_gold=extra_gold,
+                   rule=_rule(pred))
+    tv = _tree_vocab(vocab, pred)
+    hierarchy, tree_note = _hierarchy(tv, ids, gold_map, y_pred, names) if tv is not None else (None, None)
+    if tree_note:
+        notes.append(tree_note)
     return EvalReport(
         metrics=metrics,
         per_label=_per_label(y_true, y_pred, names),
@@ -543,4 +631,5 @@ def evaluate(
         y_true=y_true,
         y_pred=y_pred,
         scores=scores,
+        hierarchy=hierarchy,
     )

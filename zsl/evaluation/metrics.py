@@ -23,16 +23,19 @@ from __future__ import annotations
 import numpy as np
 
 from zsl.errors import InputError
+from zsl.taxonomy import Taxonomy
 
 __all__ = [
     "average_precision",
     "f1_scores",
+    "hierarchical_metrics",
     "mean_average_precision",
     "p_at_k",
     "per_label_prf",
     "precision_recall_curve",
     "r_at_k",
     "ranks_to_scores",
+    "reliability",
     "rp_at_k",
 ]
 
@@ -211,6 +214,40 @@ def mean_average_precision(y_true: np.ndarray, scores: np.ndarray, *, average: s
     return float(np.mean(aps))
 
 
+def reliability(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> dict[str, np.ndarray | float]:
+    """Reliability of probabilities: per equal-width bin of ``p``, the mean predicted probability and the
+    observed frequency of ``y``, and the expected calibration error (ECE: the count-weighted mean gap).
+
+    Args:
+        y: 0/1 outcomes (any shape; flattened).
+        p: predicted probabilities, same shape; values outside [0, 1] are clipped.
+        bins: equal-width bins over [0, 1].
+
+    Returns:
+        ``{"confidence", "frequency", "count", "edges", "ece"}``: ``(bins,)`` arrays (NaN in empty bins),
+        the ``bins + 1`` edges and the ECE.
+
+    Example:
+        >>> r = reliability(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9]), bins=2)
+        >>> r["frequency"].tolist(), round(r["ece"], 3)
+        ([0.0, 1.0], 0.15)
+    """
+    yy = np.asarray(y, dtype=np.float64).ravel()
+    pp = np.clip(np.asarray(p, dtype=np.float64).ravel(), 0.0, 1.0)
+    if yy.shape != pp.shape:
+        raise InputError(f"y ({yy.size}) and p ({pp.size}) must have the same number of values")
+    if bins < 1:
+        raise InputError(f"bins must be >= 1, got {bins}")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, pp, side="right") - 1, 0, bins - 1)
+    count = np.bincount(which, minlength=bins).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conf = np.bincount(which, weights=pp, minlength=bins) / count
+        freq = np.bincount(which, weights=yy, minlength=bins) / count
+    ece = float(np.nansum(count * np.abs(conf - freq)) / count.sum()) if count.sum() else float("nan")
+    return {"confidence": conf, "frequency": freq, "count": count, "edges": edges, "ece": ece}
+
+
 def ranks_to_scores(rankings: list[list[int]], n_labels: int) -> np.ndarray:
     """Turn ranked index lists into an (N, K) score matrix (1 for first, decreasing; 0 unranked)."""
     out = np.zeros((len(rankings), n_labels), dtype=np.float32)
@@ -235,8 +272,92 @@ def metric_name(name: str) -> str:
         "micro_recall": "micro-recall",
         "map": "mAP (labels)",
         "map_item": "mAP (items)",
+        "hierarchical_precision": "hierarchical precision",
+        "hierarchical_recall": "hierarchical recall",
+        "hierarchical_f1": "hierarchical F1",
+        "example_f1": "example-F1",
+        "leaf_accuracy": "leaf accuracy",
+        "consistent_share": "consistent sets",
     }
     if name in fixed:
         return fixed[name]
     head, _, k = name.partition("@")
     return f"{head.upper()}@{k}"
+
+
+def hierarchical_metrics(tree: Taxonomy, gold: list[np.ndarray], pred: list[np.ndarray],
+                         unknown_gold: np.ndarray | None = None) -> dict[str, object]:
+    """Metrics of predicted label sets against gold sets on a tree, from column lists (no ``(N, K)`` matrix).
+
+    * ``hierarchical_precision`` / ``_recall`` / ``_f1``: both sets closed upward (a label counts for its
+      ancestors), then ``sum |P & G| / sum |P|`` and ``sum |P & G| / sum |G|`` over items (micro).
+    * ``example_f1``: the mean over items of ``2 |P & G| / (|P| + |G|)`` on the sets as given (1 when both
+      are empty).
+    * ``leaf_accuracy``: the share of items whose deepest gold labels are all in the predicted set itself.
+    * ``consistent_share``: the share of predicted sets that are closed upward (an empty set is).
+    * ``levels``: per depth ``d``, on the closed sets: ``accuracy`` (the share of the items with a gold label
+      at ``d`` whose predicted labels at ``d`` are exactly the gold ones), ``micro_f1`` and ``macro_f1``
+      over the labels at ``d`` (macro over those gold or predicted somewhere), ``items``.
+
+    Args:
+        tree: the vocabulary's :class:`~zsl.taxonomy.Taxonomy`.
+        gold, pred: one int array of columns per item.
+        unknown_gold: per item, how many gold labels are not in the tree: they count as misses (in
+            hierarchical recall, example-F1 and leaf accuracy).
+
+    Example:
+        >>> t = Taxonomy(["a", "b", "c", "d"], [None, "a", "a", None])
+        >>> m = hierarchical_metrics(t, [np.array([0, 1]), np.array([3])], [np.array([2]), np.array([3])])
+        >>> m["hierarchical_precision"], m["hierarchical_recall"], m["leaf_accuracy"], m["consistent_share"]
+        (0.6666666666666666, 0.6666666666666666, 0.5, 0.5)
+        >>> [(lv["level"], lv["accuracy"]) for lv in m["levels"]]
+        [(0, 1.0), (1, 0.0)]
+    """
+    n = len(gold)
+    unknown = np.zeros(n, dtype=np.int64) if unknown_gold is None else np.asarray(unknown_gold, dtype=np.int64)
+    g_closed = [tree.close_upward(g) for g in gold]
+    p_closed = [tree.close_upward(p) for p in pred]
+    hits = [np.intersect1d(g, p, assume_unique=True) for g, p in zip(g_closed, p_closed, strict=True)]
+    n_hit, n_pred = sum(h.size for h in hits), sum(p.size for p in p_closed)
+    n_gold = sum(g.size for g in g_closed) + int(unknown.sum())
+    hp = n_hit / n_pred if n_pred else 0.0
+    hr = n_hit / n_gold if n_gold else 0.0
+    example = [1.0 if not (len(g) + len(p) + u) else 2 * np.intersect1d(g, p).size / (len(np.unique(g)) + len(np.unique(p)) + u)
+               for g, p, u in zip(gold, pred, unknown, strict=True)]
+    leaf_hit = [u == 0 and g.size > 0 and bool(np.isin(tree.leaves_only(g), p).all())
+                for g, p, u in zip(gold, pred, unknown, strict=True)]
+    return {
+        "hierarchical_precision": float(hp), "hierarchical_recall": float(hr),
+        "hierarchical_f1": float(2 * hp * hr / (hp + hr)) if hp + hr else 0.0,
+        "example_f1": float(np.mean(example)) if n else 0.0,
+        "leaf_accuracy": float(np.mean(leaf_hit)) if n else 0.0,
+        "consistent_share": float(np.mean([tree.is_consistent(p) for p in pred])) if n else 0.0,
+        "levels": _level_metrics(tree, g_closed, p_closed, hits),
+    }
+
+
+def _level_metrics(tree: Taxonomy, gold: list[np.ndarray], pred: list[np.ndarray], hits: list[np.ndarray]
+                   ) -> list[dict[str, float | int]]:
+    """Accuracy, micro-F1 and macro-F1 at each depth, from closed column sets (counts per label by bincount)."""
+    k = len(tree)
+
+    def count(sets: list[np.ndarray]) -> np.ndarray:
+        return np.bincount(np.concatenate([*sets, np.empty(0, dtype=np.int64)]), minlength=k).astype(float)
+
+    tp, n_gold, n_pred = count(hits), count(gold), count(pred)
+    fp, fn = n_pred - tp, n_gold - tp
+    out = []
+    for d in range(tree.n_levels):
+        cols = tree.level(d)
+        at = tree.depth
+        exact = [np.array_equal(g[at[g] == d], p[at[p] == d]) for g, p in zip(gold, pred, strict=True)
+                 if (at[g] == d).any()]
+        t, f_p, f_n = tp[cols], fp[cols], fn[cols]
+        denom = 2 * t.sum() + f_p.sum() + f_n.sum()
+        present = (t + f_p + f_n) > 0
+        per = np.divide(2 * t, 2 * t + f_p + f_n, out=np.zeros_like(t), where=present)
+        out.append({"level": d, "items": len(exact), "labels": int(cols.size),
+                    "accuracy": float(np.mean(exact)) if exact else 0.0,
+                    "micro_f1": float(2 * t.sum() / denom) if denom else 0.0,
+                    "macro_f1": float(per[present].mean()) if present.any() else 0.0})
+    return out

@@ -24,8 +24,8 @@ import numpy as np
 
 from zsl.data.files import atomic_write, refuse_overwrite
 from zsl.errors import InputError, MissingDependencyError
-from zsl.evaluation.evaluate import MAX_LISTED
-from zsl.evaluation.metrics import metric_name, precision_recall_curve
+from zsl.evaluation.evaluate import HIERARCHY_KEYS, MAX_LISTED
+from zsl.evaluation.metrics import metric_name, precision_recall_curve, reliability
 
 if TYPE_CHECKING:
     from zsl.evaluation.evaluate import EvalReport
@@ -56,12 +56,13 @@ def _plain(text: str) -> str:
 
 def write_report(report: EvalReport, out_dir: str | os.PathLike[str], *, top_n: int = 30,
                  inputs: Sequence[str | os.PathLike[str] | None] = ()) -> dict[str, Path]:
-    """Write ``eval.json``, ``report.md`` and three plots into ``out_dir``.
+    """Write ``eval.json``, ``report.md`` and four plots into ``out_dir``.
 
     Plots: ``per_label_f1.png`` (F1 of the ``top_n`` most frequent gold labels),
     ``pr_curve.png`` (micro precision-recall over the kept scores, operating point
-    marked), ``score_hist.png`` (scores of kept labels, correct vs wrong). Every file is
-    written atomically.
+    marked), ``score_hist.png`` (scores of kept labels, correct vs wrong),
+    ``reliability.png`` (the kept scores read as probabilities: predicted vs observed
+    frequency per bin, with the ECE). Every file is written atomically.
 
     Args:
         report: from :func:`evaluate`.
@@ -70,8 +71,12 @@ def write_report(report: EvalReport, out_dir: str | os.PathLike[str], *, top_n: 
         inputs: the files the evaluation read; a report file that would overwrite one is refused
             before anything is written.
 
+    With a tree (``report.hierarchy``), ``report.md`` gets the tree's metrics and a per-level table, and a
+    fifth plot ``per_level.png`` (accuracy, micro-F1 and macro-F1 at each depth).
+
     Returns:
-        file kind -> path: ``json``, ``markdown``, ``per_label_f1``, ``pr_curve``, ``score_hist``.
+        file kind -> path: ``json``, ``markdown``, ``per_label_f1``, ``pr_curve``, ``score_hist``,
+        ``reliability`` (and ``per_level`` with a tree).
 
     Raises:
         InputError: the folder cannot be written, or a report file would be one of ``inputs``.
@@ -81,8 +86,10 @@ def write_report(report: EvalReport, out_dir: str | os.PathLike[str], *, top_n: 
         >>> paths = write_report(evaluate("out/run", "gold.jsonl"), "out/run/eval")  # doctest: +SKIP
     """
     out = Path(out_dir)
-    for name in ("per_label_f1.png", "pr_curve.png", "score_hist.png", "eval.json", "report.md"):  # written below
-        refuse_overwrite(out / name, inputs)
+    tree_plot = ("per_level.png",) if report.hierarchy is not None else ()
+    for name in ("per_label_f1.png", "pr_curve.png", "score_hist.png", "reliability.png", *tree_plot, "eval.json",
+                 "report.md"):
+        refuse_overwrite(out / name, inputs)  # every file written below
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -91,7 +98,10 @@ def write_report(report: EvalReport, out_dir: str | os.PathLike[str], *, top_n: 
         "per_label_f1": _save_png(_plot_per_label(report, top_n), out / "per_label_f1.png"),
         "pr_curve": _save_png(_plot_pr_curve(report), out / "pr_curve.png"),
         "score_hist": _save_png(_plot_score_hist(report), out / "score_hist.png"),
+        "reliability": _save_png(_plot_reliability(report), out / "reliability.png"),
     }
+    if report.hierarchy is not None:
+        paths["per_level"] = _save_png(_plot_per_level(report.hierarchy), out / "per_level.png")
     body = json.dumps(report.to_json(), indent=1, ensure_ascii=False) + "\n"
     paths["json"] = _write_text(out / "eval.json", body)
     paths["markdown"] = _write_text(out / "report.md", _markdown(report))
@@ -131,6 +141,8 @@ def _markdown(report: EvalReport) -> str:
         "|---|---:|",
     ]
     lines += [f"| {metric_name(name)} | {value:.4f} |" for name, value in report.metrics.items()]
+    if report.hierarchy is not None:
+        lines += _tree_markdown(report.hierarchy)
     active = [r for r in report.per_label if r["support"] or r["predicted"]]
     worst = sorted(active, key=lambda r: (r["f1"], -r["support"]))
     best = sorted(active, key=lambda r: (-r["f1"], -r["support"]))
@@ -160,8 +172,31 @@ def _markdown(report: EvalReport) -> str:
         "",
         "![Score distribution](score_hist.png)",
         "",
+        f"![Reliability: predicted probability vs observed frequency, ECE {_ece(report):.3f}](reliability.png)",
+        "",
     ]
+    if report.hierarchy is not None:
+        lines += ["![Accuracy and F1 at each level of the tree](per_level.png)", ""]
     return "\n".join(lines)
+
+
+def _tree_markdown(h: dict[str, Any]) -> list[str]:
+    """The tree's section of ``report.md``: hierarchical metrics, the levels, gold labels outside the tree."""
+    lines = ["", f"## On the tree ({h['n_levels']} levels)", "",
+             ("Predicted and gold sets closed upward (a label counts for its ancestors), except example-F1 (the "
+             "sets as given), leaf accuracy (the deepest gold labels predicted themselves) and consistent sets "
+             "(the share of predicted sets that hold every predicted label's parent)."), "",
+             "| metric | value |", "|---|---:|"]
+    lines += [f"| {metric_name(name)} | {h[name]:.4f} |" for name in HIERARCHY_KEYS]
+    lines += ["", "| level | items | labels | accuracy | micro-F1 | macro-F1 |", "|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {lv['level']} | {lv['items']} | {lv['labels']} | {lv['accuracy']:.4f} | {lv['micro_f1']:.4f} "
+              f"| {lv['macro_f1']:.4f} |" for lv in h["levels"]]
+    out = h["gold_not_in_tree"]
+    if out["labels"]:
+        shown = ", ".join(_md_cell(repr(g)) for g in out["examples"][:10])
+        lines += ["", (f"{out['labels']} gold labels of {out['items']} items are not in the tree (counted as misses): "
+                      f"{shown}{' ...' if out['labels'] > 10 else ''}")]
+    return lines
 
 
 # -- plots (matplotlib's Figure + Agg canvas: no pyplot, no global backend state) -------------
@@ -224,6 +259,27 @@ def _plot_per_label(report: EvalReport, top_n: int) -> Any:
     return fig
 
 
+def _plot_per_level(h: dict[str, Any]) -> Any:
+    levels = h["levels"]
+    fig = _figure(7.0, 4.4)
+    ax = fig.add_subplot()
+    x = np.arange(len(levels))
+    width = 0.27
+    for shift, key, colour in ((-width, "accuracy", "#4477aa"), (0.0, "micro_f1", "#228833"),
+                               (width, "macro_f1", "#ccbb44")):
+        ax.bar(x + shift, [lv[key] for lv in levels], width, color=colour, label=metric_name(key), zorder=2)
+    hf = h["hierarchical_f1"]
+    ax.axhline(hf, color="#333333", ls="--", lw=1, label=f"hierarchical F1 {hf:.2f}", zorder=1)
+    ax.set_xticks(x, [f"{lv['level']}\n{lv['items']} items" for lv in levels], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("level of the tree (0: the roots)")
+    ax.grid(axis="y", alpha=0.3, zorder=0)
+    ax.set_title(f"Per level (sets closed upward); leaf accuracy {h['leaf_accuracy']:.2f}, "
+                 f"consistent sets {h['consistent_share']:.0%}", fontsize=10)
+    ax.legend(fontsize=8, framealpha=0.95)
+    return fig
+
+
 def _kept_pairs(report: EvalReport) -> tuple[np.ndarray, np.ndarray]:
     kept = np.isfinite(report.scores)
     return report.scores[kept], report.y_true.astype(bool)[kept]
@@ -264,6 +320,35 @@ def _plot_pr_curve(report: EvalReport) -> Any:
     ax.grid(alpha=0.3)
     ax.set_title(f"Precision-recall, {report.n_items} items, {n_pos} gold labels", fontsize=10)
     ax.legend(loc="best", fontsize=7.5, framealpha=0.95)
+    return fig
+
+
+def _ece(report: EvalReport) -> float:
+    s, y = _kept_pairs(report)
+    return float(reliability(y, s)["ece"]) if s.size else float("nan")
+
+
+def _plot_reliability(report: EvalReport, bins: int = 10) -> Any:
+    """Kept scores read as probabilities (clipped to [0, 1]): per bin, mean predicted vs observed frequency."""
+    s, y = _kept_pairs(report)
+    fig = _figure(5.6, 5.0)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="#999999", ls=":", lw=1, label="perfectly calibrated")
+    if s.size:
+        r = reliability(y, s, bins=bins)
+        ok = r["count"] > 0
+        ax.bar(r["edges"][:-1][ok], r["frequency"][ok], width=1.0 / bins, align="edge", color="#4477aa", alpha=0.35,
+               edgecolor="#4477aa", label="observed frequency per bin")
+        ax.plot(r["confidence"][ok], r["frequency"][ok], "o-", color="#cc3311", ms=5,
+                label=f"mean predicted vs observed (ECE {r['ece']:.3f})")
+        for x, f, n in zip(r["edges"][:-1][ok], r["frequency"][ok], r["count"][ok], strict=True):
+            ax.text(x + 0.5 / bins, min(f + 0.02, 1.0), str(int(n)), ha="center", fontsize=6, color="#555555")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("predicted probability (score, clipped to [0, 1])")
+    ax.set_ylabel("observed frequency of the label")
+    ax.set_title(f"Reliability of the kept scores ({s.size} pairs; counts above the bars)", fontsize=10)
+    ax.legend(loc="upper left", fontsize=7.5, framealpha=0.95)
     return fig
 
 

@@ -4,7 +4,10 @@ A FastAPI app with one plain HTML page (no build step, no CDN, nothing fetched f
 network). The page shows the run's items in review order (label-quality by default: the labels
 most likely wrong first), each with its text or image and the proposed labels with their
 scores; the person keeps, removes or adds labels (a search box over the whole vocabulary,
-filtered in the browser, at most 30 matches drawn: fast with 14k labels) and moves on.
+filtered in the browser, at most 30 matches drawn: fast with 14k labels) and moves on. For a
+vocabulary with a tree (the run's sidecar records the parents) each label is shown with its path,
+the ancestors muted and the label itself prominent, and the search matches any part of a path
+(``lakes`` finds ``Africa (Lakes)`` under ``Geography > Bodies of water > Lakes``).
 
 Every change is written at once to ``reviewed.jsonl`` (see :mod:`zsl.silver.reviewed`): removing or
 adding a label records the item's new label set, and "next" records the item as shown (an
@@ -96,6 +99,7 @@ class ReviewSession:
             seen = dict.fromkeys(lab for r in self.rows for lab, _ in r.ranked)
             vocab = list(seen)  # no sidecar: the labels the rows name
         self.labels: list[str] = vocab
+        self.parents = _tree_parents(meta, vocab)
         self.sort = sort
         self.quality = None
         self.image_roots = _image_roots(self.run_dir)
@@ -200,6 +204,15 @@ def _phrases(row: dict[str, Any]) -> list[str]:
     if not isinstance(phrases, list):
         return []
     return [str(p) for p in phrases if p is not None and str(p).strip()][:50]
+def _tree_parents(meta: Any, labels: list[str]) -> list[str | None] | None:
+    """Each label's parent when the sidecar records a tree over exactly these labels, else None (flat)."""
+    parents = (meta or {}).get("vocab", {}).get("parents") if isinstance(meta, dict) else None
+    if not isinstance(parents, list) or len(parents) != len(labels) or not any(parents):
+        return None
+    known = set(labels)
+    if not all(p is None or (isinstance(p, str) and p in known) for p in parents):
+        return None  # a sidecar edited by hand: show flat labels rather than a wrong tree
+    return [p or None for p in parents]
 
 
 def _image_roots(run_dir: Path) -> list[Path]:
@@ -253,12 +266,16 @@ def make_app(session: ReviewSession | str | os.PathLike[str], *, allowed_hosts: 
     @app.get("/api/state")
     def state() -> dict[str, Any]:
         return {"total": len(s.rows), "reviewed": len(s.store.decisions), "start": s.first_open(), "sort": s.sort,
-                "kind": s.kind, "run": str(s.run_dir), "skipped_rows": len(s.bad),
+                "kind": s.kind, "run": str(s.run_dir), "skipped_rows": len(s.bad), "tree": s.parents is not None,
                 "skipped": [str(b) for b in s.bad[:5]]}
 
     @app.get("/api/labels")
     def labels() -> list[str]:
         return s.labels
+
+    @app.get("/api/parents")
+    def parents() -> list[str | None] | None:
+        return s.parents  # aligned with /api/labels; None for a flat vocabulary
 
     @app.get("/api/item/{pos}")
     def item(pos: int) -> dict[str, Any]:
@@ -445,7 +462,7 @@ PAGE = r"""<!doctype html>
   border:1px solid #9db4d6;background:#e8f0fc;cursor:pointer;user-select:none}
  .chip.removed{background:#fff;border-style:dashed;color:#8a939e;text-decoration:line-through}
  .chip.added{background:#e6f6ea;border-color:#7cc08e} .chip .k{font-size:.75em;color:#5b6673}
- .chip .s{font-size:.8em;color:#34495e} .doubt,.chip .s.doubt{color:#b4432d;font-size:.8em}
+ .chip .s{font-size:.8em;color:#34495e} .anc{color:#8a939e;font-size:.85em} .anc::after{content:" › "} .doubt,.chip .s.doubt{color:#b4432d;font-size:.8em}
  #search{width:100%;box-sizing:border-box;padding:.5em;font-size:1em;border:1px solid #b8c0ca;border-radius:6px}
  #matches div{padding:.25em .5em;cursor:pointer} #matches div.sel,#matches div:hover{background:#e8f0fc}
  .row{display:flex;gap:.6em;align-items:center;flex-wrap:wrap} button{font-size:.95em;padding:.4em .9em}
@@ -469,12 +486,17 @@ PAGE = r"""<!doctype html>
 <script>
 "use strict";
 const $ = id => document.getElementById(id);
-let labels = [], lower = [], item = null, chosen = [], state = null, sel = 0;
+let labels = [], lower = [], names = [], item = null, chosen = [], state = null, sel = 0, ancestry = {};
 function el(tag, cls, text){const e=document.createElement(tag); if(cls) e.className=cls; if(text!==undefined) e.textContent=text; return e;}
 async function api(path, body){
   const r = await fetch(path, body ? {method:"POST", headers:{"Content-Type":"application/json"}, body:JSON.stringify(body)} : {});
   if(!r.ok){const t = await r.text(); $("msg").textContent = "Error: " + t; throw new Error(t);}
   return r.json();
+}
+function pathOf(l){ return ancestry[l] || []; }
+function named(node, l){  // a label with its path: the ancestors muted, the label itself prominent
+  const a = pathOf(l); if(a.length) node.append(el("span", "anc", a.join(" › ")));
+  node.append(el("span", "l", l)); return node;
 }
 function progress(n, total){
   $("progress").textContent = n + " / " + total + " reviewed";
@@ -510,7 +532,7 @@ function drawChips(){
     const c = el("span", "chip" + (chosen.includes(l) ? "" : " removed") + (score[l] === undefined ? " added" : ""));
     c.dataset.label = l;
     if(i < 9) c.append(el("span", "k", String(i+1)));
-    c.append(el("span", "l", l));
+    named(c, l);
     if(score[l] !== undefined && score[l] !== null) c.append(el("span", "s", Number(score[l]).toFixed(3)));
     const st = item.quality ? item.quality.student[l] : undefined;
     if(st !== undefined) c.append(el("span", "s" + (st < 0.5 ? " doubt" : ""), "student " + Number(st).toFixed(2)));
@@ -533,14 +555,17 @@ async function next(){ await save(); if(item.pos + 1 < item.total) await show(it
 function matches(){
   const q = $("search").value.trim().toLowerCase(), box = $("matches"); box.replaceChildren();
   if(!q) return [];
-  const first = [], rest = [];
+  // the label's own name first (starting with, then holding the query), then any part of its path
+  const first = [], rest = [], onPath = [];
   for(let i = 0; i < lower.length && first.length < 30; i++){
-    const at = lower[i].indexOf(q);
+    const at = names[i].indexOf(q);
     if(at === 0) first.push(labels[i]); else if(at > 0 && rest.length < 30) rest.push(labels[i]);
+    else if(at < 0 && onPath.length < 30 && lower[i] !== names[i] && lower[i].includes(q)) onPath.push(labels[i]);
   }
-  const found = first.concat(rest).slice(0, 30);
+  const found = first.concat(rest, onPath).slice(0, 30);
   sel = Math.min(sel, Math.max(found.length - 1, 0));
-  found.forEach((l, i) => { const d = el("div", i === sel ? "sel" : "", l); d.onclick = () => add(l); box.append(d); });
+  found.forEach((l, i) => { const d = named(el("div", i === sel ? "sel" : ""), l); d.dataset.label = l;
+    d.onclick = () => add(l); box.append(d); });
   if(!found.length) box.append(el("div", "", "no label matches"));
   return found;
 }
@@ -574,7 +599,14 @@ $("skip").onclick = () => { if(item.pos + 1 < item.total) show(item.pos + 1); };
     $("notice").textContent = state.skipped_rows + " row(s) of labels.jsonl could not be read and are not shown here " +
       "(first: " + state.skipped.join("; ") + "). Repair those lines to review those items.";
   }
-  labels = await api("/api/labels"); lower = labels.map(l => l.toLowerCase());
+  labels = await api("/api/labels"); names = labels.map(l => l.toLowerCase());
+  const parents = state.tree ? await api("/api/parents") : null;
+  if(parents){
+    const up = {}; labels.forEach((l, i) => { if(parents[i] !== null) up[l] = parents[i]; });
+    labels.forEach(l => { const a = []; for(let p = up[l]; p !== undefined && a.length < labels.length; p = up[p]) a.unshift(p);
+      if(a.length) ancestry[l] = a; });
+  }
+  lower = labels.map((l, i) => pathOf(l).concat([l]).join(" > ").toLowerCase());
   await show(state.start);
 })();
 </script></body></html>

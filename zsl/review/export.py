@@ -5,11 +5,13 @@ Two targets, written with :mod:`json` only (no label_studio or argilla package n
 * **Label Studio**: an import file (a JSON list of tasks, each with ``data`` and
   ``predictions`` in Label Studio's pre-annotation format) and, beside it, the labeling
   config XML (``<Text>``/``<Image>`` with a multiple-choice ``<Choices>`` over the labels).
-  Create the project with the config, then import the tasks file.
+  Create the project with the config, then import the tasks file. For a vocabulary with a tree
+  (``parents``) the config holds a ``<Taxonomy>`` of nested ``<Choice>`` elements instead, and each
+  prediction is a list of paths from the top level down (``{"taxonomy": [["Geography", "Lakes"]]}``).
 * **Argilla 2.x**: records as ``rg.Record.to_dict()`` writes them (``fields``,
   ``metadata``, ``suggestions`` keyed by question name) and, beside them, the dataset
   settings as ``rg.Settings.serialize()`` writes them (a text/image field and a
-  ``multi_label_selection`` question). Load with ``rg.Settings.from_json(settings_path)``
+  ``multi_label_selection`` question; with a tree each option shows its path). Load with ``rg.Settings.from_json(settings_path)``
   and ``[rg.Record.from_dict(r) for r in records]``.
 
 Order: :func:`review_order` puts the rows a reviewer should see first at the front --
@@ -46,6 +48,7 @@ __all__ = [
     "disagreement",
     "export_review",
     "label_studio_config",
+    "label_studio_taxonomy",
     "model_id",
     "quality_order",
     "review_order",
@@ -55,6 +58,7 @@ __all__ = [
 
 FORMATS = ("labelstudio", "argilla")
 SORTS = ("confidence", "disagreement", "label-quality")
+PATH_SEP = " > "  # how a label's path is shown (Label Studio's pathSeparator, Argilla's option text)
 QUESTION = "labels"  # name of the Label Studio <Choices> control and of the Argilla question
 _FILTER_ABOVE = 20  # Label Studio gets a search box over the choices above this many labels
 _ARGILLA_MAX_OPTIONS = 500  # Argilla server default (ARGILLA_LABEL_SELECTION_OPTIONS_MAX_ITEMS)
@@ -266,7 +270,89 @@ def _attr(value: str) -> str:
     return '"' + escape(value, {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}) + '"'
 
 
+def _tree(labels: Sequence[str], parents: Sequence[str | None] | Mapping[str, str | None] | None
+          ) -> dict[str, list[str]] | None:
+    """Each label's path (top level first, the label last) when ``parents`` names a tree, else None.
+
+    Raises:
+        VocabularyError: an unknown parent or a cycle (checked as :class:`~zsl.vocab.LabelVocab` checks them).
+    """
+    if parents is None:
+        return None
+    from zsl.vocab import LabelVocab
+
+    vocab = LabelVocab(labels, parents=parents)
+    if vocab.parents is None or not any(vocab.parents):
+        return None
+    return {lab: [*vocab.ancestors(lab), lab] for lab in vocab.labels}
+
+
+def _deepest(chosen: Sequence[str], paths: Mapping[str, list[str]]) -> list[str]:
+    """The chosen labels that are not an ancestor of another chosen label (a path names its ancestors)."""
+    above = {a for lab in chosen for a in paths[lab][:-1]}
+    return [lab for lab in dict.fromkeys(chosen) if lab not in above]
+
+
+def _sidecar_tree(pred: str | os.PathLike[str]) -> tuple[list[str] | None, list[str | None] | None]:
+    """``(labels, parents)`` of the tree the predictions' sidecar records, else ``(None, None)``."""
+    from zsl.rows import read_meta, resolve_predictions
+
+    meta = read_meta(resolve_predictions(pred))
+    v = meta.get("vocab") if isinstance(meta, dict) else None
+    labels, parents = (v.get("labels"), v.get("parents")) if isinstance(v, dict) else (None, None)
+    if not isinstance(labels, list) or not isinstance(parents, list) or len(labels) != len(parents) or not any(parents):
+        return None, None
+    return labels, parents
+
+
 # -- Label Studio ---------------------------------------------------------------------------
+def label_studio_taxonomy(labels: Sequence[str], parents: Sequence[str | None] | Mapping[str, str | None],
+                          kind: str = "text") -> str:
+    """The Label Studio labeling config for a tree: the item and a ``<Taxonomy>`` of nested ``<Choice>`` elements.
+
+    Args:
+        labels: every node of the tree, in order (children keep this order under their parent).
+        parents: each label's parent (``None`` for a top-level label), aligned with ``labels`` or by name.
+        kind: ``"text"`` or ``"image"``.
+
+    Returns:
+        the XML text; a selection is stored with its ancestors, so predictions are paths.
+
+    Example:
+        >>> print(label_studio_taxonomy(["Geography", "Lakes"], [None, "Geography"]))
+        <View>
+          <Text name="text" value="$text"/>
+          <Taxonomy name="labels" toName="text" showFullPath="true" pathSeparator=" &gt; ">
+            <Choice value="Geography">
+              <Choice value="Lakes"/>
+            </Choice>
+          </Taxonomy>
+        </View>
+        <BLANKLINE>
+    """
+    paths = _tree(labels, parents) or {lab: [lab] for lab in labels}
+    children: dict[str | None, list[str]] = {}
+    for lab in paths:
+        children.setdefault(paths[lab][-2] if len(paths[lab]) > 1 else None, []).append(lab)
+    tag = {"text": "Text", "image": "Image"}[kind]
+    lines = ["<View>", f'  <{tag} name="{kind}" value="${kind}"/>',
+             f'  <Taxonomy name="{QUESTION}" toName="{kind}" showFullPath="true" pathSeparator={_attr(PATH_SEP)}>']
+    stack: list[tuple[str, int, bool]] = [(lab, 2, False) for lab in reversed(children.get(None, []))]
+    while stack:  # depth first without recursion: a deep tree must not hit Python's recursion limit
+        lab, depth, closing = stack.pop()
+        pad = "  " * depth
+        if closing:
+            lines.append(f"{pad}</Choice>")
+        elif lab in children:
+            lines.append(f"{pad}<Choice value={_attr(lab)}>")
+            stack.append((lab, depth, True))
+            stack += [(c, depth + 1, False) for c in reversed(children[lab])]
+        else:
+            lines.append(f"{pad}<Choice value={_attr(lab)}/>")
+    lines += ["  </Taxonomy>", "</View>", ""]
+    return "\n".join(lines)
+
+
 def label_studio_config(labels: Sequence[str], kind: str = "text") -> str:
     """The Label Studio labeling config: the item and a multiple-choice list of ``labels``.
 
@@ -304,6 +390,7 @@ def to_label_studio(
     out_path: str | os.PathLike[str],
     *,
     vocab_labels: Sequence[str] | None = None,
+    parents: Sequence[str | None] | Mapping[str, str | None] | None = None,
 ) -> tuple[Path, Path]:
     """Write a Label Studio import file and its labeling config, rows in the order given.
 
@@ -320,20 +407,26 @@ def to_label_studio(
             ``<stem>.config.xml``.
         vocab_labels: every label a reviewer may choose (default: only the labels that
             occur in the rows -- pass the vocabulary to allow any of its labels).
+        parents: for a tree vocabulary, each of ``vocab_labels``' parent (aligned, or by name):
+            the config is a ``<Taxonomy>`` (:func:`label_studio_taxonomy`) and each prediction
+            lists the paths of the row's deepest labels (``"type": "taxonomy"``).
 
     Returns:
         ``(tasks_path, config_path)``.
 
     Raises:
         InputError: malformed rows, texts mixed with images, unwritable path.
-        VocabularyError: a predicted label missing from ``vocab_labels``.
+        VocabularyError: a predicted label missing from ``vocab_labels``; an unknown parent or a cycle.
 
     Example:
         >>> to_label_studio(rows, "review/tasks.json", vocab_labels=vocab.labels)   # doctest: +SKIP
     """
     parsed = _as_rows(rows)
     kind = _kind(parsed)
+    if parents is not None and vocab_labels is None:
+        raise InputError("parents need the whole tree: pass vocab_labels too (the vocabulary's labels).")
     options = _label_options(parsed, vocab_labels)
+    paths = _tree(options, parents)
     tasks = []
     for r in parsed:
         data: dict[str, Any] = {kind: r.row[kind], "id": r.id, "confidence": confidence(r)}
@@ -341,7 +434,12 @@ def to_label_studio(
         if dis is not None:
             data["disagreement"] = dis
         prediction: dict[str, Any] = {"model_version": model_id(r.row.get("provenance")), "result": []}
-        if r.chosen:
+        if r.chosen and paths is not None:
+            taxonomy = [paths[lab] for lab in _deepest(r.chosen, paths)]
+            prediction["result"] = [
+                {"from_name": QUESTION, "to_name": kind, "type": "taxonomy", "value": {"taxonomy": taxonomy}}
+            ]
+        elif r.chosen:
             prediction["result"] = [
                 {"from_name": QUESTION, "to_name": kind, "type": "choices", "value": {"choices": list(r.chosen)}}
             ]
@@ -350,7 +448,7 @@ def to_label_studio(
         tasks.append({"data": data, "predictions": [prediction]})
     out = Path(out_path)
     config = out.with_name(f"{out.stem}.config.xml")
-    body = label_studio_config(options, kind)
+    body = label_studio_config(options, kind) if paths is None else label_studio_taxonomy(options, parents, kind)
 
     def write_config(tmp: Path) -> None:
         tmp.write_text(body, encoding="utf-8")
@@ -360,13 +458,15 @@ def to_label_studio(
 
 # -- Argilla --------------------------------------------------------------------------------
 def argilla_settings(
-    labels: Sequence[str], kind: str = "text", *, with_disagreement: bool = False, guidelines: str | None = None
+    labels: Sequence[str], kind: str = "text", *, with_disagreement: bool = False, guidelines: str | None = None,
+    parents: Sequence[str | None] | Mapping[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """Argilla 2.x dataset settings (as ``rg.Settings.serialize()`` writes them).
 
     One field (``text``, or ``image``), one ``multi_label_selection`` question named
     ``labels`` over ``labels``, float metadata ``confidence`` (and ``disagreement``) and a
-    terms metadata ``item_id``.
+    terms metadata ``item_id``. With ``parents`` (a tree) each option shows its path
+    (``Geography > Lakes``) and keeps the label as its value.
 
     Example:
         >>> argilla_settings(["a", "b"])["questions"][0]["settings"]["options"]
@@ -389,6 +489,7 @@ def argilla_settings(
         )
     metadata.append(meta("item_id", "Item id", "terms", values=None))
     field_settings = {"type": "text", "use_markdown": False} if kind == "text" else {"type": "image"}
+    paths = _tree(labels, parents) or {}
     return {
         "guidelines": guidelines
         or (
@@ -413,7 +514,7 @@ def argilla_settings(
                 "required": True,
                 "settings": {
                     "type": "multi_label_selection",
-                    "options": [{"text": lab, "value": lab} for lab in labels],
+                    "options": [{"text": PATH_SEP.join(paths.get(lab, [lab])), "value": lab} for lab in labels],
                     "visible_options": min(len(labels), 20) if len(labels) >= 3 else None,
                     "options_order": "suggestion",
                 },
@@ -429,6 +530,7 @@ def to_argilla(
     out_path: str | os.PathLike[str],
     *,
     vocab_labels: Sequence[str] | None = None,
+    parents: Sequence[str | None] | Mapping[str, str | None] | None = None,
 ) -> tuple[Path, Path]:
     """Write Argilla 2.x records and dataset settings, rows in the order given.
 
@@ -443,6 +545,7 @@ def to_argilla(
         out_path: records file: ``.jsonl`` for JSON Lines, else one JSON list. The settings
             go beside it as ``<stem>.settings.json``.
         vocab_labels: the question's options (default: the labels that occur in the rows).
+        parents: for a tree vocabulary, each of ``vocab_labels``' parent: options show their paths.
 
     Returns:
         ``(records_path, settings_path)``. :func:`argilla_warnings` says whether the
@@ -457,6 +560,8 @@ def to_argilla(
     """
     parsed = _as_rows(rows)
     kind = _kind(parsed)
+    if parents is not None and vocab_labels is None:
+        raise InputError("parents need the whole tree: pass vocab_labels too (the vocabulary's labels).")
     options = _label_options(parsed, vocab_labels)
     records = []
     any_dis = False
@@ -490,7 +595,7 @@ def to_argilla(
     out = Path(out_path)
     settings_path = out.with_name(f"{out.stem}.settings.json")
     records_path = _write_json(out, records, lines=out.suffix.lower() == ".jsonl")
-    _write_json(settings_path, argilla_settings(options, kind, with_disagreement=any_dis))
+    _write_json(settings_path, argilla_settings(options, kind, with_disagreement=any_dis, parents=parents))
     return records_path, settings_path
 
 
@@ -529,6 +634,7 @@ def export_review(
     limit: int | None = None,
     vocab_labels: Sequence[str] | None = None,
     encoder: Any = None,
+    parents: Sequence[str | None] | Mapping[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """Read predictions, order them for review, keep the first ``limit`` and export them.
 
@@ -542,6 +648,9 @@ def export_review(
         limit: export only the first ``limit`` rows of the order.
         vocab_labels: every label a reviewer may choose.
         encoder: the encoder label-quality scores embed the texts with (default minilm-l6).
+        parents: for a tree vocabulary, each of ``vocab_labels``' parent: Label Studio gets a
+            ``<Taxonomy>``, Argilla options show their paths. When neither is given and ``pred``'s
+            sidecar records a tree (runs of a tree vocabulary do), that tree is used.
 
     Returns:
         ``out``, ``companion`` (config or settings path), ``exported``, ``rows`` (usable
@@ -563,6 +672,8 @@ def export_review(
     bad: list[BadRow] = []
     notes: list[str] = []
     rows = read_predictions(pred, bad=bad) if isinstance(pred, str | os.PathLike) else _as_rows(pred)
+    if vocab_labels is None and parents is None and isinstance(pred, str | os.PathLike):
+        vocab_labels, parents = _sidecar_tree(pred)
     if sort == "label-quality":
         if not isinstance(pred, str | os.PathLike):
             raise InputError("sort='label-quality' needs the run directory (or predictions file), not rows.")
@@ -578,9 +689,9 @@ def export_review(
     chosen = [rows[i] for i in order[:limit]]
     warnings: list[str] = list(notes)
     if format == "labelstudio":
-        out, companion = to_label_studio(chosen, out_path, vocab_labels=vocab_labels)
+        out, companion = to_label_studio(chosen, out_path, vocab_labels=vocab_labels, parents=parents)
     else:
-        out, companion = to_argilla(chosen, out_path, vocab_labels=vocab_labels)
+        out, companion = to_argilla(chosen, out_path, vocab_labels=vocab_labels, parents=parents)
         warnings += argilla_warnings(_label_options(chosen, vocab_labels))
     return {
         "out": str(out),

@@ -676,7 +676,7 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
         write_json(rd.path / MANIFEST, {**run.manifest, "budget_start": [items[i].id for i in start]})
         res, stats, usage = _spend(items, answers, run.labeller, emb_cheap,
                                    n_llm=n_llm, start=start, rd=rd, show_progress=show_progress,
-                                   loop={"k": opts.k, **{key: plan[key] for key in _LOOP}})
+                                   loop={"k": run.labeller.k, **{key: plan[key] for key in _LOOP}})
         by_source, teacher_errors = _write_outputs(run, items, res, answers, errors, settings_record, plan)
         summary = BudgetSummary(
             run_dir=str(rd.path), labels=str(rd.path / LABELS), errors=str(rd.path / ERRORS),
@@ -782,8 +782,9 @@ def _write_outputs(run: Any, items: Sequence[Any], res: BudgetResult, answers: _
     returns the rows per source and the teacher's errors."""
     from zsl.rows import build_rows
 
-    student_rows = build_rows(items, res.student_scores, run.vocab, k=run.opts.k, top_scores=run.opts.top_scores,
-                              input_field=run.labeller.input_field)
+    student_rows = build_rows(items, res.student_scores, run.vocab, k=run.labeller.k, top_scores=run.opts.top_scores,
+                              input_field=run.labeller.input_field, rule=run.labeller.rule,
+                              tree_output=run.labeller.tree_output)
     by_source: dict[str, int] = {}
     lines = []
     for i, item in enumerate(items):

@@ -101,7 +101,7 @@ class Run:
         write_lines(path / ERRORS, errors)
         prov = {"zsl_version": self.manifest["zsl_version"], **settings_record, **(provenance or {})}
         write_json(path / META, run_meta(self.vocab, k=settings_record["k"], top_scores=settings_record["top_scores"],
-                                         provenance=prov, n_items=n_items()))
+                                         provenance=prov, n_items=n_items(), rule=settings_record.get("rule")))
 
     def finish(self, summary: Any, retry_note: str) -> None:
         """Write ``summary.json``; with items to retry, log ``retry_note`` (``{n}``: how many)."""

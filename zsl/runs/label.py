@@ -123,6 +123,15 @@ def _nonempty_records(run: Run, total: int | None) -> Iterator[Item | BadRow]:
     return itertools.chain([first], records)
 
 
+def _prepare(run: Run, n: int = 1000) -> None:
+    """Let the labeller fit what it learns from the run's first ``n`` texts (the zero-shot catch-all pivot)."""
+    if not getattr(run.labeller, "wants_texts_first", False) or run.fmt == "images":
+        return  # nothing to fit: the input is not read a second time
+    opts = run.opts
+    first = itertools.islice(_records(run.input_path, run.fmt, opts.text_field, opts.id_field), n)
+    run.labeller.prepare([rec.value for rec in first if isinstance(rec, Item)])
+
+
 def _chunks(records: Iterator[Item | BadRow], size: int) -> Iterator[list[Item | BadRow]]:
     buf: list[Item | BadRow] = []
     for rec in records:
@@ -201,8 +210,10 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
             ``label_descriptions``; remote LMs' ``concurrency``, ``timeout``, ``retries``; images'
             ``image_backend``, ``image_kwargs``; a student ``model``; ``text_field``, ``id_field``
             and ``chunk_size``). Every setting that changes the outputs is part of the manifest.
-            A local LLM always runs one item at a time, whatever ``concurrency`` says; with a
-            student (``model``) rows also list the labels ``above_threshold``.
+            A local LLM always runs one item at a time, whatever ``concurrency`` says. Each row's
+            ``labels`` is the set the settings' rule chooses (``rule``, ``k``, ``margin``, ``z``,
+            ``threshold``, ``min_labels``, ``max_labels``; by default the thresholds of a fitted
+            ``program`` or a student, else :data:`zsl.scoring.DEFAULT_SET_RULE`), recorded in the manifest.
         fresh: discard an earlier run's progress in ``out`` instead of resuming it.
         show_progress: a progress bar with items/s and ETA on stderr.
         engine: ``"local"`` (this process labels every chunk) or ``"ray"`` (Ray workers label
@@ -228,6 +239,7 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     chunk_size = opts.chunk_size
     if chunk_size is None:
         chunk_size = 64 if run.fmt == "images" else (25 if run.labeller.uses_lm else 1000)
+    _prepare(run)
     settings_record = {**run.labeller.config(), "chunk_size": chunk_size}
     input_path = run.input_path
     size = input_path.stat().st_size if input_path.is_file() else None
@@ -441,9 +453,10 @@ def _score(row: dict[str, Any], vocab: LabelVocab, k: int, hits: dict[str, Any])
     whole (items, labels) matrices."""
     gold = row.get("gold")
     if gold and all(g in vocab for g in gold):
-        got = set(row["labels"][:k])
+        ranked = list(row.get("top_scores") or row["labels"])  # the ranking, best first (labels: the rule's set)
+        got = set(ranked[:k])
         hits["rp"] += len(got & set(gold)) / min(k, len(gold))
-        hits["p1"] += float(bool(row["labels"]) and row["labels"][0] in gold)
+        hits["p1"] += float(bool(ranked) and ranked[0] in gold)
         hits["n"] += 1
 
 

@@ -25,16 +25,20 @@ from zsl.base import ItemScores, top_k
 from zsl.data.files import Item
 from zsl.errors import InputError, VocabularyError
 from zsl.fusion import DEFAULT_RANK_TOP
+from zsl.hierarchy import DEFAULT_BEAM, DEFAULT_TREE_OUTPUT, check_tree_settings
 from zsl.prompting import RANK_DESCRIPTIONS
-from zsl.rows import build_rows, default_top_scores, make_row, nonfinite_reason
+from zsl.rows import build_rows, chosen_sets, default_top_scores, make_row, nonfinite_reason
 from zsl.runs.chunks import add_usage
+from zsl.scoring import DEFAULT_K, DEFAULT_SET_RULE, SET_RULE_PARAMS, SetRule
 from zsl.util.retry import Skipped, http_status, is_transient, retry_base_delay, retry_call
 from zsl.vocab import LabelVocab
 
-__all__ = ["LabelSettings", "Labeller", "TextLabeller", "make_labeller"]
+__all__ = ["LabelSettings", "Labeller", "TextLabeller", "make_labeller", "resolve_rule"]
 
 
 Outputs = tuple[list[dict[str, Any] | Skipped], dict[str, dict[str, int]]]
+#: a rule's parameter given without --rule picks that rule (-k alone: today's top k)
+_PICKS = {"k": "topk", "margin": "relative", "z": "zscore", "threshold": "threshold"}
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,18 @@ class LabelSettings:
     """How items are labelled: everything :func:`zsl.runs.label.label_run` needs besides the input and the output.
 
     Attributes:
-        k: labels kept per item.
+        k: the ranking's depth: with ``rule`` None (or ``"topk"``) each row's set is its ``k`` best
+            labels, today's rows; it also sets what ``retrieval_labels`` and ``top_scores`` keep
+            (None: 5).
+        rule: how each row's ``labels`` set is chosen (:class:`zsl.scoring.SetRule`): ``"topk"``,
+            ``"relative"``, ``"zscore"`` or ``"threshold"``. None: ``"topk"`` when ``k`` (or only
+            that rule's parameter) is given; else the thresholds a fitted program (``zsl fit``) or a
+            student brings; else :data:`zsl.scoring.DEFAULT_SET_RULE`. A rule given overrides fitted
+            thresholds (with a warning).
+        margin, z, threshold: the parameter of ``relative``, ``zscore``, ``threshold`` (None: the
+            rule's default; ``threshold`` has none). Given alone, one of them picks its rule.
+        min_labels, max_labels: each item keeps at least / at most this many labels (None: at least
+            1 for a label-free rule, the fitted rule's own for fitted thresholds; no maximum).
         lm, encoder, label_kind, infer, rank, rank_top, program, label_descriptions,
             rank_descriptions: the text program (see :class:`zsl.text.tagger.Tagger`; ``program`` is
             a file from ``zsl fit``, ``label_descriptions`` is ``Tagger(use_descriptions=...)``).
@@ -55,9 +70,19 @@ class LabelSettings:
         chunk_size: records per durable chunk (None: 25 with an LLM, 64 for images, 1000 otherwise).
         top_scores: how many of the best labels' scores a row keeps (``R >= k``; None: every
             label of a vocabulary of up to 50, else ``max(k, 50)``; see :mod:`zsl.rows`).
+        tree_output: for a vocabulary with a hierarchy, which of the chosen labels a row keeps:
+            ``"path"`` (each with its ancestors), ``"leaf"`` (the deepest only) or ``"flat"`` (as
+            chosen); None: :data:`zsl.hierarchy.DEFAULT_TREE_OUTPUT`. Any scorer, a student too.
+        label_context, tree_blend, tree_search, beam: the text program's use of the tree (see
+            :class:`zsl.text.tagger.Tagger`; None: the measured defaults).
+        catch_all: labels meaning "none of the others" besides the vocabulary's own ``catch_all``
+            column (see :class:`zsl.scoring.CatchAll`).
+        catch_all_guess: without any named catch-all, guess them from the label names
+            (:func:`zsl.scoring.guess_catch_all`; reported in the log and the manifest).
+        catch_all_mix: allow a catch-all in the same row as a real label.
     """
 
-    k: int = 5
+    k: int | None = None
     lm: Any = None
     encoder: Any = None
     label_kind: str = "labels"
@@ -77,6 +102,20 @@ class LabelSettings:
     id_field: str = "id"
     chunk_size: int | None = None
     top_scores: int | None = None
+    tree_output: str | None = None
+    label_context: str | None = None
+    tree_blend: tuple[float, float] | None = None
+    tree_search: str = "flat"
+    beam: int = DEFAULT_BEAM
+    rule: str | None = None
+    margin: float | None = None
+    z: float | None = None
+    threshold: float | None = None
+    min_labels: int | None = None
+    max_labels: int | None = None
+    catch_all: tuple[str, ...] = ()
+    catch_all_guess: bool = True
+    catch_all_mix: bool = False
 
     @classmethod
     def names(cls) -> list[str]:
@@ -90,10 +129,42 @@ class LabelSettings:
             raise InputError(f"Unknown settings {unknown}; expected some of {self.names()}.")
         return dataclasses.replace(self, **overrides)
 
+    @property
+    def ranked_k(self) -> int:
+        """The ranking's ``k``: ``k``, else 5 (what ``retrieval_labels`` and the default ``top_scores`` keep)."""
+        return DEFAULT_K if self.k is None else self.k
+
+    def rule_name(self) -> str | None:
+        """The label-set rule asked for: ``rule``, else the one whose parameter alone is given (``k``: topk),
+        else None (fitted thresholds, else the default).
+
+        Raises:
+            InputError: an unknown rule, or a parameter of another rule than the one asked for.
+        """
+        given = [param for param in _PICKS if getattr(self, param) is not None]
+        if self.rule is not None:
+            if self.rule not in SET_RULE_PARAMS:
+                raise InputError(f"Unknown rule {self.rule!r}. Expected one of {', '.join(SET_RULE_PARAMS)}.")
+            # -k is also the ranking's depth, so it goes with any rule
+            other = [p for p in given if p not in (SET_RULE_PARAMS[self.rule][0], "k")]
+            if other:
+                raise InputError(f"--{other[0]} is the parameter of --rule {_PICKS[other[0]]}, not of --rule "
+                                 f"{self.rule}. Fix: drop it, or use --rule {_PICKS[other[0]]}.")
+            return self.rule
+        if len(given) > 1:
+            raise InputError(f"{' and '.join('-k' if p == 'k' else '--' + p for p in given)} belong to different "
+                             "rules. Fix: keep one, or name the rule with --rule.")
+        return _PICKS[given[0]] if given else None
+
     def check(self) -> None:
         """Refuse values that cannot work, before anything is read or written."""
-        if self.k < 1:
+        if self.k is not None and self.k < 1:
             raise InputError(f"k must be >= 1, got {self.k}")
+        self.rule_name()
+        if (self.min_labels is not None and self.min_labels < 0) or (
+                self.max_labels is not None and self.max_labels < max(1, self.min_labels or 0)):
+            raise InputError(f"min_labels must be >= 0 and max_labels >= max(1, min_labels); got {self.min_labels} "
+                             f"and {self.max_labels}.")
         if self.concurrency < 1 or self.retries < 0 or (self.timeout is not None and self.timeout <= 0):
             raise InputError("concurrency must be >= 1, retries >= 0 and timeout > 0 seconds.")
         if self.rank_descriptions not in RANK_DESCRIPTIONS:
@@ -101,9 +172,40 @@ class LabelSettings:
                              f"{self.rank_descriptions!r}")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise InputError(f"chunk_size must be >= 1, got {self.chunk_size}")
-        if self.top_scores is not None and self.top_scores < self.k:
-            raise InputError(f"top_scores must be >= k ({self.k}): a row keeps the scores of at least its k labels; "
-                             f"got {self.top_scores}.")
+        if self.top_scores is not None and self.top_scores < self.ranked_k:
+            raise InputError(f"top_scores must be >= k ({self.ranked_k}): a row keeps the scores of at least its k "
+                             f"labels; got {self.top_scores}.")
+        check_tree_settings(tree_output=self.tree_output, tree_search=self.tree_search,
+                            label_context=self.label_context, tree_blend=self.tree_blend, beam=self.beam)
+
+
+def resolve_rule(settings: LabelSettings, fitted: SetRule | None) -> tuple[SetRule, list[str]]:
+    """The rule behind a run's sets, and a warning when it overrides ``fitted`` thresholds.
+
+    Order: the rule the settings ask for (:meth:`LabelSettings.rule_name`); else ``fitted`` (a
+    program's per-label thresholds or a student's, ``min_labels`` / ``max_labels`` as given);
+    else :data:`zsl.scoring.DEFAULT_SET_RULE` with its default parameter.
+
+    Example:
+        >>> resolve_rule(LabelSettings(k=3), None)[0].record()
+        {'name': 'topk', 'k': 3, 'min_labels': 0, 'max_labels': None, 'fitted': False}
+    """
+    s = settings
+    name = s.rule_name()
+    bounds = {"max_labels": s.max_labels}
+    if name is None and fitted is not None:
+        return dataclasses.replace(fitted, min_labels=fitted.min_labels if s.min_labels is None else s.min_labels,
+                                   max_labels=fitted.max_labels if s.max_labels is None else s.max_labels), []
+    name = name or DEFAULT_SET_RULE
+    param, default = SET_RULE_PARAMS[name]
+    value = getattr(s, param)
+    floor = 0 if name == "topk" else 1  # a label-free rule gives every item at least its best label
+    rule = SetRule(name, **{param: default if value is None else value},
+                   min_labels=floor if s.min_labels is None else s.min_labels, **bounds)
+    why = (f"the rule {rule.name} ({rule.record()}) overrides the thresholds the program or student brings (fitted "
+           "on examples); drop --rule / -k (and the rule's parameter) to use them")
+    notes = [] if fitted is None else [why]
+    return rule, notes
 
 
 class Labeller:
@@ -112,7 +214,7 @@ class Labeller:
     Args:
         scorer: a :class:`~zsl.base.Scorer` (with :class:`~zsl.base.ScorerMixin`'s
             ``score_batch`` and ``explain``).
-        k: labels kept per item.
+        k: the ranking's depth (see :attr:`LabelSettings.k`); each item's set when ``rule`` is None.
         kind: what the manifest calls it (``"text"``, ``"images"``, ``"student"``).
         input_field: the row field holding the item (``"text"`` or ``"image"``).
         concurrency: items scored at once on the per-item path (threads; only for a remote LM).
@@ -120,9 +222,7 @@ class Labeller:
         retries: tries after the first on a transient error (only for a remote LM).
         remote: the scorer calls a remote LM (retries, threads and a cost apply).
         lm_name: the LM's name, for messages and prices.
-        threshold: rows also list the kept labels at or above it (``above_threshold``): one
-            number, or per-label thresholds ``(K,)``.
-        min_above: ``above_threshold`` keeps at least this many labels (the best ones).
+        rule: how each row's ``labels`` are chosen (:class:`~zsl.scoring.SetRule`; None: the ``k`` best).
         top_scores: how many of the best labels' scores a row keeps (None: the default of
             :func:`zsl.rows.default_top_scores`).
         warnings: what to log once before labelling.
@@ -135,8 +235,8 @@ class Labeller:
 
     def __init__(self, scorer: Any, *, k: int, kind: str, input_field: str = "text", concurrency: int = 1,
                  timeout: float | None = None, retries: int = 0, remote: bool = False, lm_name: str | None = None,
-                 threshold: float | np.ndarray | None = None, min_above: int = 0, top_scores: int | None = None,
-                 warnings: Sequence[str] = (), source: str | None = None):
+                 rule: SetRule | None = None, top_scores: int | None = None, warnings: Sequence[str] = (),
+                 source: str | None = None, tree_output: str | None = None):
         self.scorer = scorer
         self.vocab: LabelVocab = scorer.vocab
         self.k, self.kind, self.input_field = k, kind, input_field
@@ -144,16 +244,23 @@ class Labeller:
         self.uses_lm = bool(getattr(scorer, "uses_lm", False))
         self.concurrency = max(1, concurrency)
         self.timeout, self.retries, self.retry_delay = timeout, retries, retry_base_delay()
-        self.remote, self.lm_name, self.threshold, self.min_above = remote, lm_name, threshold, min_above
+        self.remote, self.lm_name = remote, lm_name
+        self.rule = rule if rule is not None else SetRule("topk", k=k)
         self.warnings: list[str] = list(warnings)
         self.source = source or f"the {kind} scorer"
+        self.catch_all: frozenset[str] = frozenset()  # labels never kept beside a real one in a row
+        # a flat vocabulary's rows are as they always were; a tree's follow the output mode
+        self.tree_output = "flat" if self.vocab.parents is None else (tree_output or DEFAULT_TREE_OUTPUT)
 
     def config(self) -> dict[str, Any]:
-        """The run's settings from the scorer: ``kind``, ``k``, ``top_scores`` and the scorer's ``config()`` (a config
-        that does not name its vocabulary gets ``vocab_hash`` beside it, under ``settings``)."""
+        """The run's settings from the scorer: ``kind``, ``k``, ``top_scores``, the ``rule`` behind the rows' sets
+        (:meth:`~zsl.scoring.SetRule.record`) and the scorer's ``config()`` (a config that does not name its
+        vocabulary gets ``vocab_hash`` beside it, under ``settings``)."""
         cfg = self.scorer.config()
         body = cfg if "vocab_hash" in cfg else {"vocab_hash": self.vocab.hash, "settings": cfg}
-        return {"kind": self.kind, "k": self.k, "top_scores": self.top_scores, **body}
+        tree = {} if self.vocab.parents is None else {"tree_output": self.tree_output}
+        return {"kind": self.kind, "k": self.k, "top_scores": self.top_scores, **tree, **body,
+                "rule": self.rule.record()}
 
     def check_remote(self) -> None:
         """Check the model with one call (its scorer's ``check_lm``), with the run's time limit and retries.
@@ -190,8 +297,9 @@ class Labeller:
         if why is not None:
             return Skipped(why)
         vals, idx = top_k(got.scores, self.top_scores)
-        return make_row(item, self.vocab, idx[0], vals[0], k=self.k, input_field=self.input_field, fields=got.fields,
-                        threshold=self.threshold, min_above=self.min_above)
+        return exclusive_row(make_row(item, self.vocab, idx[0], vals[0], k=self.k, input_field=self.input_field,
+                                      fields=got.fields, chosen=chosen_sets(got.scores, self.rule, self.k)[0],
+                                      tree_output=self.tree_output), self.catch_all)
 
     def label(self, items: Sequence[Item], tick: Callable[[int], None]) -> Outputs:
         """One output per item, in order: a row, or why it was skipped (:class:`~zsl.util.retry.Skipped`, ``retryable``
@@ -237,13 +345,37 @@ class Labeller:
             failed[i] = self._unscorable(items[i], batch.scores[n]) or ""
         ok = [i for n, i in enumerate(batch.ok) if finite[n]]
         rows = build_rows([items[i] for i in ok], batch.scores[finite], self.vocab, k=self.k,
-                          top_scores=self.top_scores, input_field=self.input_field, threshold=self.threshold,
-                          min_above=self.min_above)
+                          top_scores=self.top_scores, input_field=self.input_field, rule=self.rule,
+                          tree_output=self.tree_output)
         out: list[dict[str, Any] | Skipped] = [Skipped(failed.get(i, f"{items[i].value}: could not be scored"))
                                                for i in range(len(items))]
         for i, row in zip(ok, rows, strict=True):
-            out[i] = row
+            out[i] = exclusive_row(row, self.catch_all)
         return out
+
+
+def exclusive_row(row: dict[str, Any], catch_all: frozenset[str]) -> dict[str, Any]:
+    """A row whose ``labels`` (best first) never hold a catch-all beside a real label: the catch-all stays alone
+    when it is the row's best label, and is dropped otherwise (``above_threshold`` alike).
+
+    Example:
+        >>> exclusive_row({"labels": ["joy", "neutral"], "scores": [0.6, 0.5]}, frozenset({"neutral"}))
+        {'labels': ['joy'], 'scores': [0.6]}
+        >>> exclusive_row({"labels": ["neutral", "joy"], "scores": [0.6, 0.5]}, frozenset({"neutral"}))["labels"]
+        ['neutral']
+    """
+    labels = row.get("labels") or []
+    if not catch_all or not labels or all(lab in catch_all for lab in labels) or not any(
+            lab in catch_all for lab in labels):
+        return row
+    keep_ca = labels[0] in catch_all
+    keep = [i for i, lab in enumerate(labels) if (lab in catch_all) == keep_ca]
+    out = {**row, "labels": [labels[i] for i in keep]}
+    if isinstance(row.get("scores"), list) and len(row["scores"]) == len(labels):
+        out["scores"] = [row["scores"][i] for i in keep]
+    if isinstance(row.get("above_threshold"), list):
+        out["above_threshold"] = [lab for lab in row["above_threshold"] if (lab in catch_all) == keep_ca]
+    return out
 
 
 class TextLabeller(Labeller):
@@ -257,14 +389,20 @@ class TextLabeller(Labeller):
     def __init__(self, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool,
                  rank: bool, rank_top: int, program: str | os.PathLike[str] | None, concurrency: int,
                  timeout: float | None, retries: int, label_descriptions: bool | None = None,
-                 rank_descriptions: str = "auto", top_scores: int | None = None):
+                 rank_descriptions: str = "auto", top_scores: int | None = None,
+                 settings: LabelSettings | None = None, catch_all: Sequence[str] = (), catch_all_guess: bool = True,
+                 catch_all_mix: bool = False, tree: dict[str, Any] | None = None):
         from zsl.models.lm import is_remote_lm, resolve_lm_name
         from zsl.text.tagger import Tagger
 
+        tree = dict(tree or {})
+        tree_output = tree.pop("tree_output", None)
+        names, note = resolve_catch_all(vocab, catch_all, catch_all_guess)
         tagger = Tagger(vocab, lm=lm, encoder=encoder, label_kind=label_kind, infer=infer, rank=rank,
-                        rank_top=rank_top, use_descriptions=label_descriptions, rank_descriptions=rank_descriptions)
+                        rank_top=rank_top, use_descriptions=label_descriptions, rank_descriptions=rank_descriptions,
+                        catch_all=names, catch_all_mix=catch_all_mix, **tree)
         if program is not None:
-            tagger.load(program)
+            tagger.load(program)  # a program fitted with a catch-all brings its own pivot
         uses_lm = infer or rank
         remote = uses_lm and is_remote_lm(lm)
         lm_name = resolve_lm_name(lm) if isinstance(lm, str | None) else getattr(lm, "model", type(lm).__name__)
@@ -273,13 +411,33 @@ class TextLabeller(Labeller):
             warnings.append(f"concurrency {concurrency} ignored: the local LLM labels one item at a time "
                             "(it already uses every core)")
             concurrency = 1
-        rule = tagger.thresholds_  # a program fitted on examples brings per-label thresholds
-        super().__init__(tagger, k=k, kind="text", concurrency=concurrency, timeout=timeout, retries=retries,
-                         remote=remote, lm_name=lm_name, top_scores=top_scores, warnings=warnings,
-                         source=f"the program {program}" if program is not None else None,
-                         threshold=None if rule is None else np.asarray(rule.thresholds_, dtype=np.float64),
-                         min_above=0 if rule is None else int(rule.min_labels))
+        fitted = tagger.thresholds_  # a program fitted on examples brings per-label thresholds
+        rule, notes = resolve_rule(settings or LabelSettings(k=k), None if fitted is None else SetRule(
+            "fitted", thresholds=tuple(float(v) for v in fitted.thresholds_), min_labels=int(fitted.min_labels),
+            max_labels=fitted.max_labels))
+        super().__init__(tagger, k=rule.k if rule.name == "topk" else k, kind="text", concurrency=concurrency,
+                         timeout=timeout, retries=retries, remote=remote, lm_name=lm_name, top_scores=top_scores,
+                         warnings=warnings + notes, source=f"the program {program}" if program is not None else None,
+                         rule=rule, tree_output=tree_output)
         self.tagger = tagger
+        if note:
+            self.warnings.append(note)
+        self.catch_all = frozenset() if tagger.catch_all_mix else frozenset(
+            tagger.vocab[int(j)] for j in tagger.catch_all_columns())
+
+    @property
+    def wants_texts_first(self) -> bool:
+        """Does :meth:`prepare` need the run's first texts (catch-all labels without a fitted pivot)?"""
+        return self.tagger.catch_all_ is None and bool(self.tagger.catch_all_columns().size)
+
+    def prepare(self, texts: Sequence[str]) -> None:
+        """Fit the catch-all pivot zero-shot, before labelling: the 0.2 quantile of the best other label's
+        retrieval score over ``texts`` (the run's first items, so a resumed run gets the same pivot). A program
+        fitted on examples keeps its own pivot; without catch-all labels this does nothing."""
+        tagger = self.tagger
+        if tagger.catch_all_ is not None or not tagger.catch_all_columns().size or not texts:
+            return
+        tagger.fit_catch_all(self.cheap_pass(list(texts))[1])
         if self.remote:
             self._prepare_remote()
 
@@ -339,6 +497,7 @@ def _image_labeller(vocab: LabelVocab, s: LabelSettings) -> Labeller:
     kwargs = {"lm": s.lm, "infer": s.infer, "rank": s.rank, "rank_top": s.rank_top, "encoder": s.encoder,
               "label_kind": s.label_kind, "timeout": s.timeout, **dict(s.image_kwargs or {})}
     tagger = ImageTagger(vocab, s.image_backend, **kwargs)
+    rule, _ = resolve_rule(s, None)
     if s.program is not None:  # fusion weights fitted on labelled photos (`zsl fit photos.jsonl --lm ...`)
         tagger.load(s.program)
     if not tagger.uses_lm:
@@ -347,14 +506,39 @@ def _image_labeller(vocab: LabelVocab, s: LabelSettings) -> Labeller:
         if s.program is not None:
             notes.append(f"the program {s.program} holds fusion weights for a vision-language --lm; without one "
                          "the photos are scored by the image model alone")
-        return Labeller(tagger, k=s.k, kind="images", input_field="image", top_scores=s.top_scores, warnings=notes)
+        return Labeller(tagger, k=_k(s, rule), kind="images", input_field="image", top_scores=s.top_scores,
+                        warnings=notes, rule=rule, tree_output=s.tree_output)
     lm = tagger.vlm_.steps.lm
-    labeller = Labeller(tagger, k=s.k, kind="images", input_field="image", top_scores=s.top_scores,
+    labeller = Labeller(tagger, k=_k(s, rule), kind="images", input_field="image", top_scores=s.top_scores,
+                        rule=rule, tree_output=s.tree_output,
                         concurrency=s.concurrency, timeout=s.timeout, retries=s.retries, remote=is_remote_lm(lm),
                         lm_name=getattr(lm, "model", type(lm).__name__), source=f"the VLM {getattr(lm, 'model', '')}")
     if labeller.remote:
         labeller.check_remote()
     return labeller
+
+
+def resolve_catch_all(vocab: LabelVocab, named: Sequence[str] = (), guess: bool = True) -> tuple[list[str], str]:
+    """The catch-all labels of a run and what to log about them: the vocabulary's ``catch_all`` column plus
+    ``named`` (``--catch-all``); when both are empty and ``guess``, the labels whose names say so.
+
+    Raises:
+        VocabularyError: a named catch-all is not a label of the vocabulary.
+    """
+    from zsl.scoring import guess_catch_all
+
+    for name in named:
+        vocab.index(name)  # names close matches when misspelt
+    names = [lab for lab in vocab if lab in set(vocab.catch_all) | set(named)]
+    if names:
+        return names, f"catch-all label(s): {', '.join(names)} (scored from the absence of evidence for the others)"
+    if not guess:
+        return [], ""
+    guessed = guess_catch_all(vocab)
+    if not guessed:
+        return [], ""
+    return guessed, (f"catch-all label(s) guessed from their names: {', '.join(guessed)} (scored from the absence of "
+                     "evidence for the others; --no-catch-all-guess turns this off, --catch-all LABEL names them)")
 
 
 def make_labeller(fmt: str, vocab: LabelVocab | None, settings: LabelSettings) -> Labeller:
@@ -368,12 +552,22 @@ def make_labeller(fmt: str, vocab: LabelVocab | None, settings: LabelSettings) -
         if fmt == "images":
             raise InputError("--model labels texts with a distilled text student; images take --image-model.")
         student = _student(s.model, vocab)
-        return Labeller(student, k=s.k, kind="student", threshold=float(student.threshold_), top_scores=s.top_scores,
-                        source=f"the student {getattr(student, 'path_', '(in memory)')}")
+        rule, notes = resolve_rule(s, SetRule("fitted", thresholds=(float(student.threshold_),),
+                                              min_labels=int(getattr(student, "min_labels", 0))))
+        return Labeller(student, k=_k(s, rule), kind="student", rule=rule, top_scores=s.top_scores, warnings=notes,
+                        tree_output=s.tree_output, source=f"the student {getattr(student, 'path_', '(in memory)')}")
     assert vocab is not None
     if fmt == "images":
         return _image_labeller(vocab, s)
-    return TextLabeller(vocab, lm=s.lm, encoder=s.encoder, k=s.k, label_kind=s.label_kind, infer=s.infer, rank=s.rank,
-                        rank_top=s.rank_top, program=s.program, concurrency=s.concurrency, timeout=s.timeout,
-                        retries=s.retries, label_descriptions=s.label_descriptions,
-                        rank_descriptions=s.rank_descriptions, top_scores=s.top_scores)
+    return TextLabeller(vocab, lm=s.lm, encoder=s.encoder, k=s.ranked_k, label_kind=s.label_kind, infer=s.infer,
+                        rank=s.rank, rank_top=s.rank_top, program=s.program, concurrency=s.concurrency,
+                        timeout=s.timeout, retries=s.retries, label_descriptions=s.label_descriptions,
+                        rank_descriptions=s.rank_descriptions, top_scores=s.top_scores, settings=s,
+                        catch_all=s.catch_all, catch_all_guess=s.catch_all_guess, catch_all_mix=s.catch_all_mix,
+                        tree={"tree_output": s.tree_output, "label_context": s.label_context,
+                              "tree_blend": s.tree_blend, "tree_search": s.tree_search, "beam": s.beam})
+
+
+def _k(settings: LabelSettings, rule: SetRule) -> int:
+    """The ranking's depth of a run: a topk rule's ``k``, else the settings' (default 5)."""
+    return int(rule.k) if rule.name == "topk" else settings.ranked_k

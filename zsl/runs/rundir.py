@@ -16,7 +16,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "lock_review",
     "make_manifest",
     "own_temp",
+    "rule_change",
     "running_holder",
     "write_json",
     "write_lines",
@@ -289,6 +290,9 @@ class RunDir:
             changes = _diff({k: old.get(k) for k in keys}, {k: manifest.get(k) for k in keys})
             # Where the files are does not matter, only what they hold (input.fingerprint, vocab.hash).
             changes = [c for c in changes if not c.startswith(("input.path:", "vocab.path:"))]
+            why = rule_change(self.path, old, manifest, [c for c in changes if not c.startswith("settings.rule")])
+            if why is not None:
+                raise InputError(why)
             if changes:
                 shown = "; ".join(changes[:8]) + (f"; ... ({len(changes) - 8} more)" if len(changes) > 8 else "")
                 raise InputError(
@@ -303,6 +307,34 @@ class RunDir:
             return "resume"
         write_json(mpath, manifest)
         return "new"
+
+
+def rule_change(path: Path, old: dict[str, Any], new: dict[str, Any], others: Sequence[str] = ()) -> str | None:
+    """Why a run cannot resume under another label-set rule (its rows' sets would differ), with the fix; or None.
+    ``others``: the other settings that changed too (named in the message).
+
+    A manifest written before label-set rules existed has no ``settings.rule``: its rows' ``labels``
+    are the ``k`` best (a fitted program's set apart, in ``above_threshold``), so resuming it
+    with this version, whatever the rule, would mix two notions of the predicted labels.
+    """
+    was, now = (old.get("settings") or {}).get("rule"), (new.get("settings") or {}).get("rule")
+    if now is None or was == now:
+        return None
+    also = f"Other changes: {'; '.join(others[:8])}. " if others else ""
+    fix = (f"{also}Fix: add --fresh to label it again from the start, or choose another --out (the rows already in "
+           f"{path} stay readable as they are).")
+    if was is None:
+        k = (old.get("settings") or {}).get("k", "k")
+        same = now.get("name") == "topk" and now.get("k") == k
+        why = ("this version writes rows of another format (the rule recorded, a fitted program's or a student's set "
+               "in 'labels' instead of 'above_threshold'), and a run's rows must come from one format" if same else
+               f"this run would choose them by the rule {json.dumps(now)}, so its resumed rows' sets would differ "
+               "from the rows already written")
+        return (f"{path} holds a run written by zsl {old.get('zsl_version', '(unknown)')}, before label-set rules: its "
+                f"rows' 'labels' are the {k} best labels of each item, while {why}. {fix}")
+    return (f"{path} holds a run whose label sets were chosen by the rule {json.dumps(was)}; this command asks for "
+            f"{json.dumps(now)}, so resumed rows' sets would differ from the rows already written. {fix} Or rerun "
+            f"with the original rule.")
 
 
 def own_temp(name: str, *, chunk: bool) -> bool:

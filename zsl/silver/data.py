@@ -476,7 +476,10 @@ def _from_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, given: LabelV
     rule = (meta or {}).get("rule")
     if soft:
         kept = ((meta or {}).get("rows") or {}).get("k") or max(len(parsed[i].chosen) for i in soft)
-        conf[soft], soft_thr, described = _top_k_confidence(scores[soft], labels[soft], int(kept))
+        if _sets_by_rule(meta):
+            conf[soft], soft_thr, described = _set_confidence(scores[soft], labels[soft])
+        else:
+            conf[soft], soft_thr, described = _top_k_confidence(scores[soft], labels[soft], int(kept))
         thr[soft] = np.where(labels[soft].astype(bool), soft_thr, thr[soft])
         rule = {**(rule or {}), "confidence": described}
     return SilverData(vocab=vocab, ids=ids, labels=labels, confidence=conf, scores=scores, thresholds=thr,
@@ -568,6 +571,36 @@ def _fill_columns(parsed: list[Any], vocab: LabelVocab, path: Path) -> tuple:
         raise VocabularyError(f"{path}: {len(unknown)} label(s) are not in the vocabulary ({len(vocab)} labels): {shown}. "
                               "Fix: pass the vocabulary the silver data was made with.")
     return ids, texts, labels, conf, scores, thr, soft
+
+
+def _sets_by_rule(meta: dict[str, Any] | None) -> bool:
+    """Do the rows' ``labels`` come from a label-set rule other than the top ``k`` (row format 3 and up)?
+    Rows of formats 1 and 2 always hold the ``k`` best."""
+    rows, rule = (meta or {}).get("rows") or {}, (meta or {}).get("rule") or {}
+    return isinstance(rows.get("format"), int) and rows["format"] >= 3 and rule.get("name") not in ("topk", "top_k")
+
+
+def _set_confidence(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Soft targets from the stored top scores of rows whose sets a rule chose (any size, even empty):
+    ``sigmoid((s - t) / T)`` with ``t`` midway between an item's lowest chosen score and its best other
+    one (a full set: every label 1; an empty set: ``t`` just above its best score), ``T`` half the
+    standard deviation of the stored scores, as :func:`_top_k_confidence` does for the top ``k``."""
+    stored = np.isfinite(scores)
+    sd = float(np.std(scores[stored])) if stored.any() else 0.0
+    temp = 0.5 * sd if sd > 1e-12 else 1.0
+    low = np.where(stored, scores, np.inf).min(axis=1, keepdims=True)
+    filled = np.where(stored, scores, low - 1e-6).astype(np.float64)
+    chosen = labels.astype(bool)
+    lo = np.where(chosen, filled, np.inf).min(axis=1, keepdims=True)
+    hi = np.where(chosen, -np.inf, filled).max(axis=1, keepdims=True)
+    both = np.isfinite(lo) & np.isfinite(hi)
+    thr = np.where(both, (lo + hi) / 2.0, np.where(np.isfinite(lo), -np.inf, hi + 1e-6))
+    with np.errstate(invalid="ignore", over="ignore"):
+        conf = 0.5 * (1.0 + np.tanh(0.5 * np.where(np.isneginf(thr), np.inf, filled - thr) / temp))
+    full = np.broadcast_to(thr, scores.shape).astype(np.float32)
+    return (conf.astype(np.float32), np.where(chosen, full, np.nan),
+            {"rule": "label_sets", "params": {"between": "lowest chosen and best other score"},
+             "temperature": round(temp, 6)})
 
 
 def _top_k_confidence(scores: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, dict]:

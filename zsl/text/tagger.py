@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from zsl.base import ItemScores, Ranked, ScorerMixin
+from zsl.base import ItemScores, Ranked, ScorerMixin, top_k_sets
 from zsl.data.files import write_text_atomic
-from zsl.errors import InputError
+from zsl.errors import InputError, VocabularyError
 from zsl.fusion import DEFAULT_PRIOR_WEIGHT, DEFAULT_RANK_TOP, DEFAULT_RANK_WEIGHT, DEFAULT_TEXT_WEIGHT
+from zsl.hierarchy import DEFAULT_BEAM, DEFAULT_TREE_OUTPUT, Tree, check_tree_settings, tree_columns
 from zsl.vocab import LabelVocab
 
 __all__ = ["Tagger", "as_examples", "clean_examples"]
@@ -62,6 +63,8 @@ def clean_examples(vocab: LabelVocab, examples: Iterable[Any] | None, unknown_la
 
     ``unknown_labels``: ``"error"`` (an example label outside the vocabulary is an error listing
     them) or ``"skip"`` (dropped, with a note). Repeated texts are merged, their labels united.
+    With a hierarchy, an example may be labelled at any level: its labels count for their
+    ancestors too (added before them, root first).
 
     Example:
         >>> clean_examples(LabelVocab(["a", "b"]), [("x", ["a"]), ("x", ["b"]), ("y", ["c"])], "skip")[0]
@@ -98,11 +101,21 @@ def clean_examples(vocab: LabelVocab, examples: Iterable[Any] | None, unknown_la
     n_dupes = kept - len(merged)
     if n_dupes > 0:
         notes.append(f"merged {n_dupes} repeated example text(s) (their labels are united)")
+    if vocab.parents is not None:  # a label says its ancestors apply too
+        merged = {t: _with_ancestors(vocab, labs) for t, labs in merged.items()}
     out = list(merged.items())
     if not out:
         raise InputError("No example has a label in the vocabulary; nothing to learn from. Fix: check that the "
                          "examples' labels are spelled as in the vocabulary.")
     return out, notes
+
+
+def _with_ancestors(vocab: LabelVocab, labels: list[str]) -> list[str]:
+    """``labels`` with each one's ancestors before it (root first), each label once."""
+    out: list[str] = []
+    for lab in labels:
+        out += [a for a in [*vocab.ancestors(lab), lab] if a not in out]
+    return out
 
 
 class Tagger(ScorerMixin):
@@ -143,6 +156,20 @@ class Tagger(ScorerMixin):
             embedding) the LLM steps see as worked examples (dynamic few-shot; 0: none).
         demo_chars: each demo's text is cut to this many characters (the token budget).
         random_state: seed for optimisation and cross-validation folds.
+        label_context, tree_blend, tree_search, beam: for a vocabulary with a hierarchy, the context a
+            label is embedded and shown with (:func:`zsl.hierarchy.label_texts`), the blend of scores
+            along the tree, and a flat or top-down search (see
+            :class:`~zsl.programs.irr.InferRetrieveRank`); None: the measured defaults. A flat
+            vocabulary ignores them.
+        tree_output: ``"path"``, ``"leaf"`` or ``"flat"``: what :meth:`predict` returns for a vocabulary
+            with a hierarchy (:func:`zsl.hierarchy.tree_columns`: ``path`` closes each predicted set
+            upward); None: :data:`zsl.hierarchy.DEFAULT_TREE_OUTPUT`.
+        catch_all: labels that mean "none of the others" (None: the vocabulary's own
+            ``catch_all`` labels, see :class:`~zsl.vocab.LabelVocab`). Their score is derived
+            from the best other score (:class:`~zsl.scoring.CatchAll`): the pivot is fitted by
+            :meth:`fit` on the examples, or zero-shot by :meth:`fit_catch_all` on unlabelled items;
+            until then their scores are the program's own.
+        catch_all_mix: allow a catch-all in the same set as a real label.
 
     Attributes:
         program_: the fitted (or zero-shot) ``InferRetrieveRank`` program.
@@ -154,6 +181,9 @@ class Tagger(ScorerMixin):
         thresholds_: the per-label thresholds :meth:`predict` uses after :meth:`fit`
             (a :class:`~zsl.scoring.PerLabelThreshold`), None before.
         fusion_: the fusion-weight fit of the last :meth:`fit` (None: not refitted).
+        catch_all_: the fitted :class:`~zsl.scoring.CatchAll` (None: no catch-all, or not fitted yet).
+        calibrator_: after :meth:`fit`, the :class:`~zsl.scoring.PlattCalibrator` that makes
+            :meth:`predict_proba` probabilities (fitted on the examples' out-of-fold scores).
     """
 
     def __init__(self, vocab: LabelVocab | Sequence[str], *, lm: Any = None, infer_lm: Any = None, rank_lm: Any = None,
@@ -161,7 +191,10 @@ class Tagger(ScorerMixin):
                  rank_top: int = DEFAULT_RANK_TOP, text_weight: float = DEFAULT_TEXT_WEIGHT,
                  prior_weight: float = DEFAULT_PRIOR_WEIGHT, rank_weight: float = DEFAULT_RANK_WEIGHT,
                  max_phrases: int = 8, use_descriptions: bool | None = None, rank_descriptions: str = "auto",
-                 evidence: str | None = "head", n_demos: int = 2, demo_chars: int = 200, random_state: int = 0):
+                 evidence: str | None = "head", n_demos: int = 2, demo_chars: int = 200, random_state: int = 0,
+                 label_context: str | None = None, tree_blend: Sequence[float] | None = None,
+                 tree_search: str = "flat", beam: int = DEFAULT_BEAM, tree_output: str | None = None,
+                 catch_all: Sequence[str] | None = None, catch_all_mix: bool = False):
         self.vocab = vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab)
         self.lm = lm
         self.infer_lm = infer_lm
@@ -181,6 +214,17 @@ class Tagger(ScorerMixin):
         self.n_demos = n_demos
         self.demo_chars = demo_chars
         self.random_state = random_state
+        self.label_context = label_context
+        self.tree_blend = tree_blend
+        self.tree_search = tree_search
+        self.beam = beam
+        self.tree_output = tree_output
+        check_tree_settings(tree_output=tree_output, tree_search=tree_search, label_context=label_context,
+                            tree_blend=tree_blend, beam=beam)
+        self.catch_all = catch_all
+        self.catch_all_mix = catch_all_mix
+        self.catch_all_ = None
+        self.calibrator_ = None
         self._program = None
         self.examples_ = None
         self.evidence_ = None
@@ -215,11 +259,12 @@ class Tagger(ScorerMixin):
         from zsl.programs.irr import InferRetrieveRank
 
         index = VocabIndex(self.vocab, get_encoder(self.encoder), use_descriptions=self.use_descriptions,
-                           show_progress=len(self.vocab) > 2000)
+                           show_progress=len(self.vocab) > 2000, label_context=self.label_context)
         program = InferRetrieveRank(index, label_kind=self.label_kind, infer=self.infer, rank=self.rank,
                                     rank_top=self.rank_top, text_weight=self.text_weight,
                                     prior_weight=self.prior_weight, rank_weight=self.rank_weight,
-                                    max_phrases=self.max_phrases, rank_descriptions=self.rank_descriptions)
+                                    max_phrases=self.max_phrases, rank_descriptions=self.rank_descriptions,
+                                    tree_blend=self.tree_blend, tree_search=self.tree_search, beam=self.beam)
         if self.infer or self.rank:
             # one shared LM object for the steps that have no LM of their own
             base = self._resolve_lm(self.lm) if self.infer_lm is None or self.rank_lm is None else None
@@ -270,7 +315,7 @@ class Tagger(ScorerMixin):
         for i, text in enumerate(progress(items, desc="tagging", disable=not show_progress)):
             demos = self._demos(emb[i], text) if emb is not None else None
             out[i] = (program(text=text, demos=demos) if demos else program(text=text)).scores
-        return out if emb is None else self._with_evidence(out, emb)
+        return self._with_catch_all(out) if emb is None else self._with_evidence(out, emb)
 
     def _demos(self, emb: np.ndarray, text: str, skip: int | None = None) -> list | None:
         """The ``n_demos`` stored examples nearest to an item (never the item itself), or None."""
@@ -304,10 +349,32 @@ class Tagger(ScorerMixin):
         return self._with_evidence(self.program_.retrieve_embedded(emb), emb)
 
     def _with_evidence(self, scores: np.ndarray, emb: np.ndarray) -> np.ndarray:
-        """Zero-shot scores plus the fitted examples' evidence (unchanged before :meth:`fit`)."""
-        if self.evidence_ is None:
+        """Zero-shot scores plus the fitted examples' evidence (unchanged before :meth:`fit`), then the
+        catch-all labels' derived scores."""
+        if self.evidence_ is not None:
+            scores = self.evidence_.fuse(scores, emb).astype(np.float32)
+        return self._with_catch_all(scores)
+
+    # -- catch-all labels ---------------------------------------------------------------
+    def catch_all_columns(self) -> np.ndarray:
+        """The catch-all labels' columns: ``catch_all`` if given, else the vocabulary's own."""
+        names = self.vocab.catch_all if self.catch_all is None else self.catch_all
+        return np.array([self.vocab.index(name) for name in names], dtype=np.int64)
+
+    def fit_catch_all(self, scores: np.ndarray, y: np.ndarray | None = None) -> Tagger:
+        """Fit the catch-all pivot on ``(N, K)`` scores of unlabelled items (zero-shot: a quantile of the
+        best other score) or of labelled ones (``y``: the catch-all's F1-best cut); see
+        :class:`~zsl.scoring.CatchAll`. Without catch-all labels this leaves ``catch_all_`` None."""
+        from zsl.scoring import CatchAll
+
+        cols = self.catch_all_columns()
+        self.catch_all_ = CatchAll(cols, mix=self.catch_all_mix).fit(scores, y) if cols.size else None
+        return self
+
+    def _with_catch_all(self, scores: np.ndarray) -> np.ndarray:
+        if self.catch_all_ is None:
             return scores
-        return self.evidence_.fuse(scores, emb).astype(np.float32)
+        return self.catch_all_.transform(scores).astype(np.float32)
 
     def predict(self, texts: Sequence[str], k: int | None = None) -> np.ndarray:
         """``(N, K)`` uint8 label sets.
@@ -317,8 +384,29 @@ class Tagger(ScorerMixin):
         pass ``k`` to get the ``k`` best labels instead. Before :meth:`fit`: the 5 best (or ``k``).
         """
         if k is None and self.thresholds_ is not None:
-            return self.thresholds_.predict(self.score(texts))
-        return super().predict(texts, 5 if k is None else k)
+            scores = self.score(texts)
+            return self._tree_sets(scores, self._exclusive(self.thresholds_.predict(scores), scores))
+        if self.vocab.parents is None and self.catch_all_ is None:
+            return super().predict(texts, 5 if k is None else k)
+        scores = self.score(texts)
+        return self._tree_sets(scores, self._exclusive(top_k_sets(scores, 5 if k is None else k), scores))
+
+    def _tree_sets(self, scores: np.ndarray, sets: np.ndarray) -> np.ndarray:
+        """Label sets in the tree output mode (a flat vocabulary's sets unchanged)."""
+        if self.vocab.parents is None:
+            return sets
+        mode = self.tree_output or DEFAULT_TREE_OUTPUT
+        tree = Tree.of(self.vocab)
+        out = np.zeros_like(sets)
+        for n, row in enumerate(sets):
+            chosen = np.flatnonzero(row)
+            chosen = chosen[np.argsort(-scores[n, chosen], kind="stable")]
+            out[n, tree_columns(self.vocab, scores[n], chosen, mode, tree=tree)] = 1
+        return out
+
+    def _exclusive(self, sets: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Sets without a catch-all beside a real label (unless ``catch_all_mix``)."""
+        return sets if self.catch_all_ is None else self.catch_all_.exclusive(sets, scores)
 
     def explain(self, text: str) -> ItemScores:
         """Score one text with the whole program, keeping what a labelled row shows besides its scores.
@@ -388,10 +476,17 @@ class Tagger(ScorerMixin):
         return self.score(texts, show_progress=show_progress)
 
     def predict_proba(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        """Scores clipped to [0, 1], ``(N, K)`` in vocabulary order. Zero-shot they are similarities, not
-        probabilities; after :meth:`fit` with the default ``evidence="head"`` they are the head's
-        probabilities, calibrated on the examples."""
-        return np.clip(self.score(texts, show_progress=show_progress), 0.0, 1.0)
+        """``(N, K)`` in vocabulary order, in [0, 1]. After :meth:`fit`: probabilities, one increasing curve of the
+        score calibrated on the examples' out-of-fold scores (:class:`~zsl.scoring.PlattCalibrator`, so they rank
+        labels exactly as the scores do). Zero-shot: the scores clipped to [0, 1], similarities rather than
+        probabilities."""
+        return self.proba_from_scores(self.score(texts, show_progress=show_progress))
+
+    def proba_from_scores(self, scores: np.ndarray) -> np.ndarray:
+        """:meth:`predict_proba` of scores already computed (``(N, K)``, this tagger's :meth:`score`)."""
+        if self.calibrator_ is not None:
+            return self.calibrator_.predict_proba(scores)
+        return np.clip(scores, 0.0, 1.0)
 
     def config(self) -> dict[str, Any]:
         """What produces this tagger's scores: LMs, encoder, vocabulary, program settings and prompts.
@@ -407,6 +502,8 @@ class Tagger(ScorerMixin):
             "vocab_size": len(self.vocab),
             "settings": program.config(),
             "examples": self._examples_config(),
+            # only with a catch-all: runs labelled before catch-alls existed keep the manifest they had
+            **({"catch_all": self.catch_all_.describe(self.vocab)} if self.catch_all_ is not None else {}),
         }
 
     def _examples_config(self) -> dict[str, Any] | None:
@@ -485,7 +582,8 @@ class Tagger(ScorerMixin):
         weights = {"text_weight": program.text_weight, "prior_weight": program.prior_weight,
                    "rank_weight": program.rank_weight, "rank_top": program.rank_top}
         prior = self.vocab.prior_array()
-        zero = np.stack([fused_scores(it, prior, weights) for it in items]).astype(np.float32)
+        # the zero-shot scores the evidence is anchored on, as score() gives them (consistent along a tree)
+        zero = program.consistent(np.stack([fused_scores(it, prior, weights) for it in items]).astype(np.float32))
         self._fit_evidence_and_thresholds(emb, self.vocab.to_multi_hot([labels for _, labels in pairs]), zero)
         self.fit_notes_ = notes
         return self
@@ -522,7 +620,15 @@ class Tagger(ScorerMixin):
             scores = ev.oof_scores_ if ev.oof_scores_ is not None else ev.fuse(zero, emb)
         from zsl.student.heads import fit_thresholds
 
+        self.catch_all_ = None  # the evidence and thresholds see the program's own catch-all scores ...
+        self.fit_catch_all(scores, y)  # ... then the pivot is fitted on the out-of-fold scores, and the
+        scores = self._with_catch_all(scores)  # thresholds on the derived ones, as predict() will see them
         self.thresholds_ = fit_thresholds(scores, y)
+        self.calibrator_ = None
+        if 0 < y.sum() < y.size:  # probabilities: one Platt curve on the out-of-fold scores, pooled over labels
+            from zsl.scoring import PlattCalibrator
+
+            self.calibrator_ = PlattCalibrator().fit(scores, y)
 
     def _components(self, texts: list[str], *, emb: np.ndarray, own: bool = False, show_progress: bool = False) -> list:
         """What the program computes for each text (:class:`zsl.fusion.FusionItem` without gold): one LLM
@@ -612,7 +718,9 @@ class Tagger(ScorerMixin):
                    "examples": None if self.examples_ is None else {
                        "texts": self.examples_["texts"], "full_sha256": self.examples_["sha256"],
                        "labels": self.examples_["labels"], "emb": encode_array(self.examples_["emb"])},
-                   "thresholds": None if self.thresholds_ is None else thresholds_to_dict(self.thresholds_)}
+                   "thresholds": None if self.thresholds_ is None else thresholds_to_dict(self.thresholds_),
+                   "catch_all": None if self.catch_all_ is None else self.catch_all_.describe(self.vocab),
+                   "calibrator": None if self.calibrator_ is None else self.calibrator_.to_dict()}
         # owner-only (0600), like a run: the program keeps the example texts
         return write_text_atomic(p, json.dumps(payload, indent=1, ensure_ascii=False, default=str), private=True)
 
@@ -670,6 +778,26 @@ class Tagger(ScorerMixin):
         self._load_examples_state(data, p, fix)
         return self
 
+    def _load_catch_all_and_calibrator(self, data: dict[str, Any], p: Path, fix: str) -> None:
+        """The catch-all pivot and the calibrator saved by :meth:`save` (absent in older files: none)."""
+        from zsl.scoring import CatchAll, PlattCalibrator
+
+        ca, cal = data.get("catch_all"), data.get("calibrator")
+        try:
+            self.calibrator_ = PlattCalibrator.from_dict(cal) if isinstance(cal, dict) else None
+            self.catch_all_ = None
+            if isinstance(ca, dict):
+                self.catch_all = list(ca["labels"])
+                self.catch_all_mix = bool(ca.get("mix", False))
+                cols = self.catch_all_columns()
+                self.catch_all_ = CatchAll(cols, pivot=float(ca["pivot"]), mix=self.catch_all_mix)
+                self.catch_all_.fit(np.zeros((1, len(self.vocab))))
+                self.catch_all_.source_ = str(ca.get("source", "fixed"))
+        except (KeyError, TypeError, ValueError, VocabularyError) as exc:
+            raise InputError(f"{p}: the saved catch-all is not usable ({type(exc).__name__}: {exc}). {fix}") from None
+        except InputError as exc:
+            raise InputError(f"{p}: {exc} {fix}") from None
+
     def _load_examples_state(self, data: dict[str, Any], p: Path, fix: str) -> None:
         """The example evidence and thresholds saved by :meth:`save` (absent in older files: zero-shot)."""
         from zsl.student.heads import decode_array, evidence_from_dict, thresholds_from_dict
@@ -689,6 +817,7 @@ class Tagger(ScorerMixin):
             raise InputError(f"{p}: the saved examples are incomplete ({type(exc).__name__}: {exc}). {fix}") from None
         except InputError as exc:
             raise InputError(f"{p}: {exc} {fix}") from None
+        self._load_catch_all_and_calibrator(data, p, fix)
         saved_encoder, encoder = data.get("encoder"), self.program_.index.encoder.model_id
         if (self.evidence_ is not None or self.examples_ is not None) and saved_encoder not in (None, encoder):
             import warnings

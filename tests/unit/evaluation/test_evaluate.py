@@ -227,6 +227,7 @@ def test_write_report_files(tmp_path):
         "eval.json",
         "per_label_f1.png",
         "pr_curve.png",
+        "reliability.png",
         "report.md",
         "score_hist.png",
     ]

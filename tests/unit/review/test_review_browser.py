@@ -191,3 +191,34 @@ def test_without_the_token_the_page_gets_nothing_and_skipped_rows_are_shown(run,
         page.close()
     finally:
         server.stop()
+
+
+def test_a_tree_vocabulary_shows_paths_and_the_search_matches_any_part_of_a_path(tmp_path, monkeypatch, browser):
+    """Issue #29: each label with its path (ancestors muted), and typing 'Lakes' finds a label under Lakes."""
+    from playwright.sync_api import expect
+
+    from tests.unit.review.test_review_tree import tree_run
+
+    server = Server(tree_run(tmp_path, monkeypatch), sort="confidence")
+    try:
+        page = browser.new_page()
+        _wait_ready(server, page)
+        chip = page.locator("#chips .chip").first
+        expect(chip.locator(".anc")).to_have_text("News")  # sports / politics sit under News
+        assert chip.locator(".l").inner_text() in ("sports", "politics")
+        page.locator("#search").fill("lakes")
+        found = page.locator("#matches div")
+        expect(found.first).to_have_attribute("data-label", "Lakes")  # the label's own name first
+        expect(page.locator("#matches div[data-label='Africa (Lakes)'] .anc")).to_have_text(
+            "Geography › Bodies of water › Lakes")
+        page.locator("#search").fill("bodies of")  # a part of the path only: everything under it
+        expect(found).to_have_count(3)
+        expect(found.nth(1)).to_have_attribute("data-label", "Lakes")
+        page.locator("#search").press("ArrowDown")
+        page.locator("#search").press("ArrowDown")
+        page.locator("#search").press("Enter")
+        expect(page.locator("#chips .chip.added[data-label='Africa (Lakes)'] .anc")).to_have_text(
+            "Geography › Bodies of water › Lakes")
+        expect(page.locator("#status")).to_contain_text("saved")
+    finally:
+        server.stop()

@@ -220,8 +220,10 @@ def test_one_failing_item_is_reported_and_labelled_by_the_student(data, tmp_path
 
 def test_changed_teacher_settings_are_refused_and_fresh_does_not_reuse_their_llm_results(data, tmp_path):
     _run(data, tmp_path, CountingLM(data[2]))
-    with pytest.raises(InputError, match="different inputs or settings"):
+    with pytest.raises(InputError, match="chosen by the rule .*Other changes: settings.k: 1 -> 2.*--fresh"):
         _run(data, tmp_path, CountingLM(data[2]), k=2)
+    with pytest.raises(InputError, match="different inputs or settings"):
+        _run(data, tmp_path, CountingLM(data[2]), label_kind="topics")
     lm = CountingLM(data[2])
     s = _run(data, tmp_path, lm, k=2, fresh=True)
     assert lm.calls == 8 and s.reused_llm == 0  # another teacher: its answers are not the old ones

@@ -12,6 +12,7 @@ from zsl.data.files import Item
 from zsl.errors import InputError
 from zsl.runs.label import label_run
 from zsl.runs.labeller import Labeller, LabelSettings
+from zsl.scoring import SetRule
 from zsl.util.retry import Skipped
 from zsl.vocab import LabelVocab
 
@@ -36,19 +37,21 @@ class LengthScorer(ScorerMixin):
 
 
 def test_one_labeller_labels_any_scorer_and_builds_its_rows():
-    lab = Labeller(LengthScorer(), k=2, kind="custom", threshold=0.9)
+    lab = Labeller(LengthScorer(), k=2, kind="custom", rule=SetRule("threshold", threshold=0.9))
     ticks = []
     out, usage = lab.label([Item("a", "hello"), Item("b", "an unreadable thing"), Item("c", "three words here",
                                                                                       gold=["three words"])],
                            ticks.append)
     assert usage == {} and sum(ticks) == 3
-    assert out[0] == {"id": "a", "text": "hello", "labels": ["one word", "two words"], "scores": [1.0, 0.5],
-                      "top_scores": {"one word": 1.0, "two words": 0.5, "three words": 0.3333},
-                      "above_threshold": ["one word"]}
+    # the rule's set (scores >= 0.9) is the row's labels; the ranking stays in top_scores
+    assert out[0] == {"id": "a", "text": "hello", "labels": ["one word"], "scores": [1.0],
+                      "top_scores": {"one word": 1.0, "two words": 0.5, "three words": 0.3333}}
     assert out[1] == Skipped("an unreadable thing: cannot read it", retryable=False)
-    assert out[2]["labels"] == ["three words", "two words"] and out[2]["gold"] == ["three words"]
+    assert out[2]["labels"] == ["three words"] and out[2]["gold"] == ["three words"]
     assert lab.config() == {"kind": "custom", "k": 2, "top_scores": 3, "vocab_hash": lab.vocab.hash,
-                            "settings": {"rule": "length"}}
+                            "settings": {"rule": "length"},
+                            "rule": {"name": "threshold", "threshold": 0.9, "min_labels": 0, "max_labels": None,
+                                     "fitted": False}}
     # the per-item path (a scorer with an LLM step) builds the same rows
     lab.uses_lm = True
     per_item, _ = lab.label([Item("a", "hello")], ticks.append)

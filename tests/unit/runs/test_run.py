@@ -133,7 +133,9 @@ def test_duplicate_ids_vocab_problems_and_hierarchy_are_reported(tmp_path):
     s2 = label_run(items, txt, out=tmp_path / "run2", encoder="hashing", infer=False, rank=False, k=1)
     assert any("2 blank line(s) skipped (line 2, 4)" in w for w in s2.warnings)
     rows = _read(tmp_path / "run" / "labels.jsonl")
-    assert all(r["ancestors"] == [[] if r["labels"][0] == "topics" else ["topics"]] for r in rows)
+    # a tree's rows are paths by default (--tree-output path): the root first, each label with its ancestors
+    assert all(r["labels"][0] == "topics" and r["ancestors"] == [[] if lab == "topics" else ["topics"]
+                                                                 for lab in r["labels"]] for r in rows)
 
 
 def test_id_set_finds_repeats_across_merges_and_stays_compact():

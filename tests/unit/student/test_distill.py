@@ -215,8 +215,9 @@ def test_text_student_with_hashing_encoder_and_file_entry_points(tmp_path):
     out = label_run(items, None, model=tmp_path / "student", out=tmp_path / "labelled", k=1)
     assert out.labelled == 9 and out.eval["p_at_1"] > 0.8
     row = json.loads((tmp_path / "labelled" / "labels.jsonl").read_text(encoding="utf-8").splitlines()[0])
-    assert row["labels"] and "above_threshold" in row
-    assert json.loads((tmp_path / "labelled" / "manifest.json").read_text())["settings"]["student_sha256"]
+    assert len(row["labels"]) == 1 and "above_threshold" not in row  # -k 1 alone: the rows' sets are the best label
+    settings = json.loads((tmp_path / "labelled" / "manifest.json").read_text())["settings"]
+    assert settings["student_sha256"] and settings["rule"]["name"] == "topk" and settings["rule"]["k"] == 1
     with pytest.raises(VocabularyError):
         label_run(items, ["red", "green"], model=tmp_path / "student", out=tmp_path / "other")
 

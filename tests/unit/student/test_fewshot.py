@@ -276,7 +276,7 @@ def test_llm_steps_see_the_nearest_examples_never_the_item_itself(tmp_path):
     assert plain.examples_ is None and "Examples of texts" not in lm.yesno_calls[0][0]
 
 
-def test_a_run_with_a_fitted_program_lists_the_labels_above_their_thresholds(tmp_path):
+def test_a_run_with_a_fitted_program_takes_its_sets_from_the_thresholds_unless_a_rule_is_given(tmp_path):
     import json
 
     from zsl import label_run
@@ -288,11 +288,19 @@ def test_a_run_with_a_fitted_program_lists_the_labels_above_their_thresholds(tmp
     vocab = tmp_path / "labels.txt"
     vocab.write_text("\n".join(LABELS) + "\n", encoding="utf-8")
     label_run(items, vocab, out=tmp_path / "run", encoder=HashingEncoder(512), infer=False, rank=False,
-              program=program, k=3)
+              program=program)
     rows = [json.loads(x) for x in (tmp_path / "run" / "labels.jsonl").read_text().splitlines()]
-    expected = [[LABELS[j] for j in np.flatnonzero(r)] for r in tagger.predict(TEST)]
-    assert [r["above_threshold"] for r in rows] == expected
-    assert all(len(r["labels"]) == 3 for r in rows)  # -k still decides the kept labels
+    expected = [{LABELS[j] for j in np.flatnonzero(r)} for r in tagger.predict(TEST)]
+    assert [set(r["labels"]) for r in rows] == expected and not any("above_threshold" in r for r in rows)
+    assert all(r["scores"] == sorted(r["scores"], reverse=True) for r in rows)
+    rule = json.loads((tmp_path / "run" / "manifest.json").read_text())["settings"]["rule"]
+    assert rule["name"] == "fitted" and rule["fitted"] and len(rule["thresholds"]) == len(LABELS)
+    # an explicit rule (here -k alone: topk) overrides the thresholds, with a warning
+    s = label_run(items, vocab, out=tmp_path / "top3", encoder=HashingEncoder(512), infer=False, rank=False,
+                  program=program, k=3)
+    rows = [json.loads(x) for x in (tmp_path / "top3" / "labels.jsonl").read_text().splitlines()]
+    assert all(len(r["labels"]) == 3 for r in rows)
+    assert any("overrides the thresholds" in w for w in s.warnings)
 
 
 def test_score_embedded_equals_score_and_needs_no_llm_step():
