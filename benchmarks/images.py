@@ -15,6 +15,7 @@ CLIP weights can be had offline, so its quality cannot be measured here).
     python -m benchmarks.images                       # prints the table
     python -m benchmarks.images --descriptions --write  # + LLM descriptions, updates BENCHMARKS.md
     python -m benchmarks.images --report --write        # re-render the last saved results
+    python -m benchmarks.images vlm --write             # human captions as a VLM's answers (images_vlm.py)
 
 Settings were chosen on this same data (see the notes in the table), so a held-out split
 will score somewhat lower.
@@ -251,6 +252,11 @@ def write_benchmarks(block: str, path: Path | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["vlm"]:  # the describer benchmark: human captions as a VLM's answers (benchmarks/images_vlm.py)
+        from benchmarks.images_vlm import main as vlm_main
+
+        return vlm_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m benchmarks.images", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="the coco_subset folder")
     parser.add_argument("--backbone", default="efficientnet-lite2", choices=["efficientnet-lite0", "efficientnet-lite2"])

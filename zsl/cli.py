@@ -117,7 +117,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
         lm=lm, encoder=args.encoder, label_kind=args.label_kind, infer=not args.no_infer, rank=not args.no_rank,
         rank_top=args.rank_top, program=args.program, concurrency=args.concurrency, timeout=args.timeout,
         retries=args.retries, image_backend=args.image_model,
-        image_kwargs={"descriptions": "lm", "lm": lm} if args.descriptions else None,
+        image_kwargs={"vlm_max_side": args.max_side, **({"descriptions": "lm"} if args.descriptions else {})},
         label_descriptions=False if args.no_label_descriptions else None, rank_descriptions=args.rank_descriptions,
         label_context=args.label_context, tree_blend=args.tree_blend, tree_search=args.tree_search, beam=args.beam,
         catch_all=tuple(args.catch_all), catch_all_guess=not args.no_catch_all_guess, catch_all_mix=args.catch_all_mix,
@@ -176,15 +176,25 @@ def _print_estimate(est: dict) -> None:
     secs = est["est_seconds"]
     print(f"dry run: labelled {est['sampled']} item(s) at {est['seconds_per_item']:.2f}s/item with {est['lm']}")
     for step, u in est["tokens_per_item"].items():
+        photo = (f" ({u.get('images', 0):.1f} photo(s), {u.get('image_tokens', 0):.0f} image tokens among the prompt's, "
+                 f"{u.get('bytes_sent', 0) / 1024:.0f} KB sent)") if "images" in u else ""
         print(f"  {step}: {u.get('calls', 0):.1f} call(s), {u.get('prompt_tokens', 0):.0f} prompt + "
-              f"{u.get('completion_tokens', 0):.0f} completion tokens per item")
+              f"{u.get('completion_tokens', 0):.0f} completion tokens per item{photo}")
     if total:
         print(f"whole input: {total} records -> about {_duration(secs)}")
         for step, u in est["est_tokens"].items():
-            print(f"  {step}: ~{u.get('prompt_tokens', 0):,} prompt + ~{u.get('completion_tokens', 0):,} completion tokens")
+            photo = f" (~{u.get('image_tokens', 0):,} image tokens)" if "images" in u else ""
+            print(f"  {step}: ~{u.get('prompt_tokens', 0):,} prompt + ~{u.get('completion_tokens', 0):,} completion "
+                  f"tokens{photo}")
+    if est.get("cached_answers"):
+        print(f"note: {est['cached_answers']} of the sample's answers came from the cache: they are counted at what "
+              "they cost when paid, and the time per item is lower than a fresh run's")
+    for why in est.get("skipped", [])[:5]:
+        print(f"note: could not label {why}", file=sys.stderr)
     cost = est["est_cost_usd"]
-    print(f"estimated cost: ${cost:,.2f}" if cost is not None else
-          "estimated cost: none known (a local model, or a remote one without a published price)")
+    print(f"estimated cost: ${cost:,.4f}" if cost is not None and cost < 1 else f"estimated cost: ${cost:,.2f}"
+          if cost is not None else f"estimated cost: not known: LiteLLM's price table has no price for {est['lm']} "
+          "(a local model or server, or a model it does not list)")
 
 
 def _duration(seconds: float) -> str:
@@ -345,6 +355,10 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     from zsl.vocab import LabelVocab
 
     refuse_overwrite(args.out, [args.train, args.labels])
+    from zsl.data.records import input_format
+
+    if input_format(args.train) == "images":
+        return _fit_photos(args)
     if args.fine_tune_encoder:
         refuse_overwrite(args.fine_tune_encoder, [args.train, args.labels, args.out], flag="--fine-tune-encoder",
                          folder=True)
@@ -374,7 +388,8 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     catch_all, note = resolve_catch_all(vocab, args.catch_all, not args.no_catch_all_guess)
     if note:
         print(f"note: {note}", file=sys.stderr)
-    tagger = Tagger(vocab, lm=args.lm, encoder=encoder, label_kind=args.label_kind, rank_top=args.rank_top,
+    tagger = Tagger(vocab, lm=_remote_lm(args.lm, args.api_base), encoder=encoder, label_kind=args.label_kind,
+                    rank_top=args.rank_top,
                     infer=not args.no_infer, rank=not args.no_rank,
                     evidence=None if args.evidence == "none" else args.evidence, random_state=args.seed,
                     catch_all=catch_all, catch_all_mix=args.catch_all_mix)
@@ -402,6 +417,54 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     print(f"label with it: zsl label INPUT --labels {args.labels} --program {path}"
           f"{f' --encoder {encoder}' if args.fine_tune_encoder else ''}"
           f"{' --no-infer' if args.no_infer else ''}{' --no-rank' if args.no_rank else ''}")
+    return 0
+
+
+def _fit_photos(args: argparse.Namespace) -> int:
+    """`zsl fit PHOTOS.jsonl --lm VLM`: the fusion weights of photos with a vision-language model, fitted on the
+    listing's labelled photos (``{"image": PATH, "labels": [...]}``; a relative PATH is read beside the listing)."""
+    from zsl.data.images import read_image_inputs
+    from zsl.errors import InputError
+    from zsl.image.tagger import ImageTagger
+    from zsl.vocab import LabelVocab
+
+    extra = [flag for flag, on in (("--optimizer", args.optimizer != "none"), ("--fine-tune-encoder",
+             args.fine_tune_encoder), ("--no-fusion", args.no_fusion), ("--evidence", args.evidence != "head")) if on]
+    if extra:
+        raise InputError(f"{', '.join(extra)} apply to texts; for photos `zsl fit` fits the fusion weights of the "
+                         "VLM's answers and the image scores. Fix: drop them.")
+    if not args.lm:
+        raise InputError("fitting on photos fits how a vision-language model's answers are fused with the image "
+                         "scores, so it needs one: --lm hosted_vllm/NAME --api-base URL (a local server) or --lm "
+                         "openai/gpt-4o-mini.")
+    vocab = LabelVocab.from_file(args.labels)
+    paths, gold, bad = read_image_inputs(args.train)
+    if bad:
+        raise InputError(f"{len(bad)} line(s) of {args.train} cannot be used: "
+                         f"{'; '.join(f'{b.path}: {b.reason}' for b in bad[:5])}")
+    pairs = [(p, g) for p, g in zip(paths, gold, strict=True) if g]
+    if args.max_examples is not None:
+        import random
+
+        random.Random(args.seed).shuffle(pairs)
+        pairs = pairs[: args.max_examples]
+    if not pairs:
+        raise InputError(f"{args.train} has no photo with 'labels'. Fix: lines such as "
+                         '{"image": "photos/1.jpg", "labels": ["dog", "frisbee"]}.')
+    t0 = time.perf_counter()
+    tagger = ImageTagger(vocab, args.image_model, lm=_remote_lm(args.lm, args.api_base), encoder=args.encoder,
+                         label_kind=args.label_kind, infer=not args.no_infer, rank=not args.no_rank,
+                         rank_top=args.rank_top, vlm_max_side=args.max_side)
+    tagger.fit([p for p, _ in pairs], [g for _, g in pairs], show_progress=True)
+    path = tagger.save(args.out)
+    for note in tagger.fit_notes_:
+        print(f"note: left out {note}", file=sys.stderr)
+    fit = tagger.fusion_
+    print(f"fitted on {fit.n_examples} photos in {time.perf_counter() - t0:.0f}s; saved {path}")
+    print(f"fusion weights {fit.weights}: {fit.metric.upper()} {fit.score:.1f} on the photos (starting weights "
+          f"{fit.default_score:.1f}; they are kept unless beaten by 0.5 points)")
+    print(f"label with it: zsl label PHOTOS --labels {args.labels} --lm {args.lm}"
+          f"{f' --api-base {args.api_base}' if args.api_base else ''} --program {path}")
     return 0
 
 
@@ -560,6 +623,8 @@ def _add_label_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--image-model", help="image backend: efficientnet-lite2 (default, offline), efficientnet-lite0, "
                                          "or clip:ARCH@/path/to/checkpoint.pt")
     p.add_argument("--descriptions", action="store_true", help="images: let the LLM write visual label descriptions")
+    p.add_argument("--max-side", type=int, default=768, metavar="PX",
+                   help="images with a vision-language --lm: longest side of the photo sent (default 768)")
     p.add_argument("--no-label-descriptions", action="store_true",
                    help="texts: ignore the vocabulary's 'description' column (used by default for retrieval and Rank)")
     p.add_argument("--rank-descriptions", choices=RANK_DESCRIPTIONS, default="auto",
@@ -658,7 +723,8 @@ def _add_fit_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("fit", aliases=["optimize"],
                        help="learn from labelled examples (evidence, thresholds, fusion weights, optionally prompts) "
                             "and save the program")
-    p.add_argument("train", help="labelled examples (.jsonl with 'text' and 'labels')")
+    p.add_argument("train", help="labelled examples (.jsonl with 'text' and 'labels'; or 'image' and 'labels': "
+                                 "photos, with a vision-language --lm)")
     p.add_argument("--labels", required=True, help="vocabulary file")
     p.add_argument("--out", required=True, help="where to save the fitted program (.json)")
     p.add_argument("--optimizer", default="none", choices=["none", "bootstrap", "random_search", "mipro"],
@@ -677,7 +743,12 @@ def _add_fit_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-examples", type=int, help="use at most this many examples, chosen at random with --seed "
                                                      "(default: all)")
     p.add_argument("--max-demos", type=int, default=3, help="demonstrations per predictor (default 3)")
-    p.add_argument("--lm", help="LLM (default: $ZSL_LM or qwen2.5-coder-1.5b)")
+    p.add_argument("--lm", help="LLM (default: $ZSL_LM or qwen2.5-coder-1.5b); for photos a vision-language "
+                                "provider/model")
+    p.add_argument("--api-base", metavar="URL", help="server of a provider --lm, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--image-model", help="photos: the image backend, as for zsl label (default efficientnet-lite2)")
+    p.add_argument("--max-side", type=int, default=768, metavar="PX",
+                   help="photos: longest side of the photo sent to the VLM (default 768)")
     p.add_argument("--encoder", help="sentence encoder (default: minilm-l6)")
     p.add_argument("--fine-tune-encoder", metavar="DIR",
                    help="first fine-tune the encoder on the examples (each text pulled towards its labels) and "

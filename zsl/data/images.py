@@ -24,7 +24,7 @@ import numpy as np
 from zsl.data.files import BadRow, Item, iter_jsonl_file
 from zsl.errors import InputError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_MAX_SIDE", "IMAGE_EXTENSIONS", "SkippedImage", "image_records",
+__all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_MAX_SIDE", "IMAGE_EXTENSIONS", "SkippedImage", "decode_image", "image_records",
            "list_image_files", "load_image", "load_images", "read_image_inputs", "to_rgb"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
@@ -117,6 +117,44 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
         raise
     if rgb is not source:
         source.close()  # the pixels live on in the converted copy; release the file
+    return rgb
+
+
+def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE) -> Any:
+    """:func:`load_image` for bytes already read (so a caller hashes and decodes the very same bytes).
+
+    The same guards apply: empty data, a non-image, a decompression bomb, corrupt data, more than
+    ``max_pixels``; the first frame of an animated image is used.
+
+    Raises:
+        InputError: as :func:`load_image`.
+    """
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise InputError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            source = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise InputError("not an image, or a format PIL cannot read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"too large to decode safely ({exc}); downscale it first") from None
+    except OSError as exc:
+        raise InputError(f"cannot open image ({exc})") from None
+    try:
+        rgb = _decode_rgb(source, max_pixels=max_pixels, max_side=max_side)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        source.close()
+        raise InputError(f"too large to decode safely ({exc}); downscale it first") from None
+    except BaseException:
+        source.close()
+        raise
+    if rgb is not source:
+        source.close()  # the pixels live on in the converted copy
     return rgb
 
 

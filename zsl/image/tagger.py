@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,11 +36,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from zsl.base import BatchScores, ScorerMixin
+from zsl.base import BatchScores, ItemScores, ScorerMixin
 from zsl.data.files import write_text_atomic
 from zsl.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, SkippedImage, load_image, load_images, to_rgb
 from zsl.errors import InputError
+from zsl.fusion import DEFAULT_RANK_TOP
 from zsl.image.global_local import class_probabilities, global_local_scores, grid_boxes, make_crops
+from zsl.image.vlm import DEFAULT_VLM_MAX_SIDE, build_photo_irr, check_vlm, encode_photo, read_photo
 from zsl.vocab import LabelVocab
 
 __all__ = [
@@ -332,6 +335,17 @@ class ImageTagger(ScorerMixin):
         logit_scale: override the backend's softmax temperature.
         batch_size: images whose crops go through the backend together.
         max_pixels, max_side: image-reading limits (see :func:`load_image`).
+        infer, rank, rank_top: with a vision-language model as ``lm`` (a LiteLLM ``provider/model``
+            name or LM; :func:`zsl.image.vlm.reads_images`), the VLM's Infer (phrases, retrieved onto
+            the vocabulary with the text ``encoder``) and Rank (``rank_top`` candidates) steps, fused
+            with the global-local scores (:class:`zsl.image.vlm.PhotoIRR`). An LM that reads no
+            images only writes ``descriptions``.
+        api_base: the server of a ``provider/model`` ``lm`` given by name.
+        encoder: the text encoder of the retrieval (see :func:`zsl.models.encoders.get_encoder`).
+        label_kind: how the VLM prompts name the labels (``"objects"``, ``"labels"`` ...).
+        vlm_max_side: longest side of the photo sent to the VLM (re-encoded as JPEG).
+        fusion: fusion weights (keys of :data:`zsl.fusion.DEFAULTS`; None: the defaults).
+        timeout: seconds one VLM call may wait (default :data:`zsl.models.lm.REMOTE_TIMEOUT`).
 
     Example:
         >>> tagger = ImageTagger(["cat", "dog"], backend="efficientnet-lite0")   # doctest: +SKIP
@@ -345,7 +359,10 @@ class ImageTagger(ScorerMixin):
                  snippet_size: int | None = None, templates: str | Sequence[str] = "image_templates",
                  descriptions: Mapping[str, Sequence[str]] | str | None = None, lm: Any = None,
                  n_descriptions: int = 4, logit_scale: float | None = None, batch_size: int = 8,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE, infer: bool = True,
+                 rank: bool = True, rank_top: int = DEFAULT_RANK_TOP, api_base: str | None = None, encoder: Any = None,
+                 label_kind: str = "labels", vlm_max_side: int = DEFAULT_VLM_MAX_SIDE,
+                 fusion: Mapping[str, float] | None = None, timeout: float | None = None):
         self.vocab = vocab if isinstance(vocab, LabelVocab) else LabelVocab(vocab)
         if mode not in ("global-local", "global"):
             raise InputError(f"mode must be 'global-local' or 'global', got {mode!r}")
@@ -372,6 +389,13 @@ class ImageTagger(ScorerMixin):
         self.batch_size = batch_size
         self.max_pixels = max_pixels
         self.max_side = max_side
+        self.infer, self.rank, self.rank_top, self.api_base = infer, rank, rank_top, api_base
+        self.encoder, self.label_kind, self.vlm_max_side = encoder, label_kind, vlm_max_side
+        self.fusion = None if fusion is None else dict(fusion)
+        self.timeout = timeout
+        self.fusion_: Any = None
+        self.fit_notes_: list[str] = []
+        self._vlm: Any = None
         self._backend = None
         self._text = None
         self._descs: dict[str, list[str]] | None = None
@@ -409,6 +433,181 @@ class ImageTagger(ScorerMixin):
             emb = np.asarray(self.backend_.encode_texts(texts), dtype=np.float32)
             self._text = (emb, groups)
         return self._text
+
+    @property
+    def vlm_(self) -> Any:
+        """The photo's Infer-Retrieve-Rank with the VLM (:class:`zsl.image.vlm.PhotoIRR`), built on first use; None
+        without a vision-language ``lm`` or with neither step."""
+        if self._vlm is None:
+            self._vlm = build_photo_irr(self) or False
+        return self._vlm or None
+
+    @property
+    def uses_lm(self) -> bool:
+        """True when a VLM step runs: a run then labels photo by photo (:meth:`explain`), with retries."""
+        return self.vlm_ is not None
+
+    def explain(self, image: Any) -> ItemScores:
+        """Score one photo (a path) with the VLM steps, keeping the row fields ``phrases``, ``retrieval_labels``,
+        ``notes`` and the usage per step (without a VLM: the global-local scores alone).
+
+        Raises:
+            InputError: the file cannot be used (a URL, a link, not an image ...).
+            RemoteModelError: the VLM's Rank answer cannot be read.
+        """
+        if self.vlm_ is None:
+            return super().explain(image)
+        return self.vlm_(*self._photo_parts(image))
+
+    def _photo_parts(self, image: Any) -> tuple[np.ndarray, Any]:
+        """One photo's ``(K,)`` global-local scores and its VLM payload (a path or a PIL image)."""
+        if hasattr(image, "mode") and hasattr(image, "crop"):
+            img = to_rgb(image)
+            sha = hashlib.sha256(img.tobytes() + repr(img.size).encode()).hexdigest()
+        else:
+            sha, img = read_photo(image, max_pixels=self.max_pixels, max_side=self.max_side)
+        g, s = self.score_parts([img])
+        gl = g if s is None else global_local_scores(g, s, threshold=self.threshold_, lam=self.lam)
+        return gl[0], encode_photo(img, sha, max_side=self.vlm_max_side)
+
+    def check_lm(self, name: str | None = None, *, attempt: Any = None) -> None:
+        """Check, with one small call carrying a photo, that the VLM answers and reads images
+        (:func:`zsl.image.vlm.check_vlm`); nothing to check without a VLM.
+
+        Raises:
+            RemoteModelError: it does not (unreachable, a wrong model name, a model that refuses images).
+        """
+        if self.vlm_ is not None:
+            check_vlm(self.vlm_.steps, name, attempt=attempt)
+
+    def fit(self, photos: Sequence[Any], labels: Sequence[Sequence[str]], *, metric_k: int | None = None,
+            retries: int = 3, show_progress: bool = False) -> ImageTagger:
+        """Fit the fusion weights (image share, Rank weight and depth) on labelled photos.
+
+        Each photo is asked once (Infer and Rank, as :meth:`explain` asks it; answers are cached, so a
+        later run over the same photos pays nothing more) and its score components go to
+        :func:`zsl.fusion.fit_fusion`, which keeps the current weights unless others rank the gold
+        labels better by RP@K. ``rank_top`` can only shrink: Rank scored the tagger's ``rank_top``
+        candidates.
+
+        Args:
+            photos: image paths (or PIL images).
+            labels: each photo's gold labels (vocabulary labels; a photo without any is left out).
+            metric_k: the K of RP@K (default: the photos' mean number of labels, rounded up, as R-precision;
+                at most half the vocabulary, since RP@K over every label is always 100).
+            retries: tries after the first on a rate limit, a time-out or a 5xx.
+            show_progress: a progress bar over the photos.
+
+        Returns:
+            self, with ``fusion`` and ``rank_top`` set to the weights chosen, ``fusion_`` (the
+            :class:`~zsl.fusion.FusionFit`) and ``fit_notes_`` (photos left out, and why).
+
+        Raises:
+            InputError: no vision-language ``lm``, lengths that differ, labels outside the vocabulary,
+                or no photo that could be used.
+
+        Example:
+            >>> tagger = ImageTagger(vocab, lm="hosted_vllm/qwen2.5-vl", api_base=URL)   # doctest: +SKIP
+            >>> tagger.fit(["a.jpg", "b.jpg"], [["dog"], ["cat", "sofa"]]).fusion       # doctest: +SKIP
+            {'text_weight': 0.3, 'prior_weight': 0.0, 'rank_weight': 0.5, 'rank_top': 20}
+        """
+        from zsl.fusion import fit_fusion
+
+        irr, pairs = self.vlm_, self._fit_pairs(photos, labels)
+        items, notes = self._fit_items(irr, pairs, retries, show_progress)
+        if not items:
+            raise InputError(f"none of the {len(pairs)} labelled photo(s) could be used: {'; '.join(notes[:3])}")
+        k = metric_k or math.ceil(float(np.mean([len(gold) for _, gold in pairs])))
+        k = max(1, min(int(k), len(self.vocab) // 2))
+        fit = fit_fusion(items, None, k=k, defaults=dict(irr.weights))
+        self.fusion, self.rank_top = dict(fit.weights), int(fit.weights["rank_top"])
+        self.fusion_, self.fit_notes_ = fit, notes
+        self._vlm = None  # rebuilt with the weights chosen
+        return self
+
+    def _fit_pairs(self, photos: Sequence[Any], labels: Sequence[Sequence[str]]) -> list[tuple[Any, list[int]]]:
+        """``(photo, gold label columns)`` of the photos with labels; everything else refused by name."""
+        if self.vlm_ is None:
+            raise InputError("ImageTagger.fit fits how the VLM's answers are fused with the image scores, so it "
+                             "needs a vision-language lm (e.g. lm='hosted_vllm/NAME', api_base=URL) with Infer or "
+                             f"Rank on; this tagger has lm={self.lm!r}.")
+        if isinstance(photos, (str, os.PathLike)) or len(photos) != len(labels):
+            raise InputError(f"fit expects a list of photos and a list of label lists of the same length; got "
+                             f"{'one path' if isinstance(photos, (str, os.PathLike)) else len(photos)} and "
+                             f"{len(labels)}.")
+        unknown = sorted({str(lab) for labs in labels for lab in labs if lab not in self.vocab})
+        if unknown:
+            raise InputError(f"{len(unknown)} label(s) of the photos are not in the vocabulary: "
+                             f"{', '.join(map(repr, unknown[:10]))}. Fix: correct them or add them to the vocabulary.")
+        return [(ph, [self.vocab.index(lab) for lab in labs]) for ph, labs in zip(photos, labels) if len(labs)]
+
+    def _fit_items(self, irr: Any, pairs: list[tuple[Any, list[int]]], retries: int,
+                   show_progress: bool) -> tuple[list[Any], list[str]]:
+        """The :class:`~zsl.fusion.FusionItem` of each usable photo, and a note per photo left out."""
+        from zsl.image.vlm import fusion_item
+        from zsl.util.progress import progress
+        from zsl.util.retry import is_transient, retry_base_delay, retry_call
+
+        items, notes = [], []
+        for photo, gold in progress(pairs, desc="asking the VLM", disable=not show_progress, unit="photo"):
+            try:
+                gl, payload = self._photo_parts(photo)
+                c = retry_call(lambda gl=gl, payload=payload: irr.components(gl, payload), retries=retries,
+                               base_delay=retry_base_delay())
+            except Exception as exc:  # a photo that cannot be used is left out and named
+                if is_transient(exc):  # still failing after its retries: stop (the answers paid so far are kept)
+                    raise
+                notes.append(f"{photo}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+                continue
+            items.append(fusion_item(c["image_sim"], c["phrase_sim"], cand=c["cand"], p_yes=c["p_yes"], gold=gold))
+        return items, notes
+
+    def save(self, path: str | os.PathLike[str]) -> Any:
+        """Save the fusion weights (fitted by :meth:`fit`, else the ones in force) as a program file for
+        ``zsl label PHOTOS --lm ... --program FILE`` (:meth:`load`); models are never saved, only named."""
+        irr = self.vlm_
+        weights = dict(irr.weights) if irr is not None else dict(self.fusion or {})
+        payload = {"zsl_image_tagger": 1, "vocab_hash": self.vocab.hash, "weights": weights,
+                   "fit": None if self.fusion_ is None else self.fusion_.to_dict(),
+                   "settings": None if irr is None else irr.config()}
+        return write_text_atomic(path, json.dumps(payload, indent=1, ensure_ascii=False, default=str))
+
+    def load(self, path: str | os.PathLike[str]) -> ImageTagger:
+        """Use the fusion weights of a program saved by :meth:`save` (its ``rank_top`` too, as a text program's).
+
+        Raises:
+            InputError: not such a file (a text program among them), another vocabulary, or weights that are
+                not finite numbers.
+        """
+        from pathlib import Path
+
+        p = Path(path)
+        fix = "Fix: pass a file written by `zsl fit PHOTOS.jsonl --lm ... --out program.json`, or omit --program."
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise InputError(f"cannot read the program {p}: {type(exc).__name__}: {exc}. {fix}") from None
+        if isinstance(data, dict) and "zsl_tagger" in data:
+            raise InputError(f"{p} is a program for texts (fitted on texts); photos need one fitted on labelled "
+                             f"photos. {fix}")
+        if not isinstance(data, dict) or data.get("zsl_image_tagger") != 1 or not isinstance(data.get("weights"), dict):
+            raise InputError(f"{p} is not a zsl image program (a JSON object with \"zsl_image_tagger\": 1 and "
+                             f"\"weights\"). {fix}")
+        if data.get("vocab_hash") != self.vocab.hash:
+            raise InputError(f"{p} was fitted on another vocabulary (hash {data.get('vocab_hash')}, yours "
+                             f"{self.vocab.hash}): its weights belong to those labels. Fix: fit it again on this "
+                             "vocabulary, or pass the vocabulary it was fitted on.")
+        from zsl.fusion import DEFAULTS
+
+        try:
+            weights = {key: float(data["weights"].get(key, DEFAULTS[key])) for key in DEFAULTS}
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"the weights in {p} are not numbers ({exc}). {fix}") from None
+        if not np.isfinite(list(weights.values())).all() or weights["rank_top"] < 1:
+            raise InputError(f"the weights in {p} are not usable ({weights}). {fix}")
+        weights["rank_top"] = int(weights["rank_top"])
+        self.fusion, self.rank_top, self._vlm = weights, int(weights["rank_top"]), None
+        return self
 
     @property
     def threshold_(self) -> float:
@@ -493,6 +692,12 @@ class ImageTagger(ScorerMixin):
             InputError: an input is not an image or cannot be read (use
                 :meth:`score_files` to skip bad files instead).
         """
+        if self.vlm_ is not None:
+            if isinstance(images, (str, os.PathLike)):
+                raise InputError("predict_proba expects a list of images or paths, got one path. Fix: wrap it in a "
+                                 "list.")
+            return np.stack([self.explain(im).scores for im in images]) if len(images) else \
+                np.zeros((0, len(self.vocab)), dtype=np.float32)
         imgs = self._as_images(images)
         g, s = self.score_parts(imgs)
         if s is None:
@@ -558,6 +763,8 @@ class ImageTagger(ScorerMixin):
                                    "prompt": load_prompt("image_describe").id, "n": self.n_descriptions}
         elif self.descriptions is not None:
             cfg["descriptions"] = "given"
+        if self.vlm_ is not None:
+            cfg["vlm"] = self.vlm_.config()
         return cfg
 
     def __repr__(self) -> str:

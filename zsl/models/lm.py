@@ -87,6 +87,7 @@ def get_lm(name: str | None = None, *, temperature: float = 0.0, max_tokens: int
     Raises:
         ModelNotFoundError: the name is neither embedded, a file, nor ``provider/model``.
         ModelIntegrityError: a model file is not GGUF.
+        InputError: ``openai/NAME`` with ``api_base`` and neither ``api_key`` nor ``$OPENAI_API_KEY``.
     """
     resolved = resolve_lm_name(name)
     ensure_lm_cache()
@@ -106,12 +107,26 @@ def get_lm(name: str | None = None, *, temperature: float = 0.0, max_tokens: int
     if "/" in resolved:
         import dspy
 
+        _refuse_keyless_openai(resolved, kwargs)
         kwargs.setdefault("timeout", REMOTE_TIMEOUT)
         return dspy.LM(resolved, temperature=temperature, max_tokens=max_tokens, **kwargs)
     raise ModelNotFoundError(
         f"Unknown LM '{resolved}'. Expected one of the embedded models ({_llm_names()}), a path to a .gguf "
         "file, or a provider model such as 'openai/gpt-4o-mini' or 'ollama_chat/qwen2.5'."
     )
+
+
+def _refuse_keyless_openai(name: str, kwargs: Mapping[str, Any]) -> None:
+    """``openai/NAME`` always sends an API key, to OpenAI or to the ``api_base`` server; without one LiteLLM fails
+    every call. Say so once, up front, with the two fixes (texts and photos alike)."""
+    if name.startswith("openai/") and kwargs.get("api_base") and not kwargs.get("api_key") \
+            and not os.environ.get("OPENAI_API_KEY"):
+        from zsl.errors import InputError
+
+        raise InputError(f"--lm {name} --api-base {kwargs['api_base']} sends the OPENAI_API_KEY variable to that "
+                         "server, and it is not set. Fix: for a local server that checks no key, set any value "
+                         f"(OPENAI_API_KEY=none zsl label ...), or use --lm hosted_vllm/{name.split('/', 1)[1]}, "
+                         "which needs no key (vLLM, SGLang, llama.cpp's server, Ollama's /v1).")
 
 
 def _check_gguf_magic(path: Path) -> None:

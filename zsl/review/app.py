@@ -137,6 +137,7 @@ class ReviewSession:
                                "proposed": [{"label": lab, "score": score.get(lab)} for lab in r.chosen],
                                "decision": self.store.decisions.get(r.id)}
         out["text"] = r.row.get("text") if self.kind == "text" else None
+        out["phrases"] = _phrases(r.row) if self.kind == "image" else []
         q = self._qpos.get(r.id)
         if q is not None and self.quality is not None:
             out["quality"] = {"score": round(float(self.quality.quality[q]), 4),
@@ -193,6 +194,16 @@ class ReviewSession:
         return data, media, p.name
 
 
+def _phrases(row: dict[str, Any]) -> list[str]:
+    """The VLM's phrases of an image row (what it said it saw), as strings; [] when the row has none.
+
+    A row written by hand or by an older zsl may hold anything in ``phrases``: only a list is
+    read, and its items are shown as text (the page never parses them as HTML).
+    """
+    phrases = row.get("phrases")
+    if not isinstance(phrases, list):
+        return []
+    return [str(p) for p in phrases if p is not None and str(p).strip()][:50]
 def _tree_parents(meta: Any, labels: list[str]) -> list[str | None] | None:
     """Each label's parent when the sidecar records a tree over exactly these labels, else None (flat)."""
     parents = (meta or {}).get("vocab", {}).get("parents") if isinstance(meta, dict) else None
@@ -445,7 +456,8 @@ PAGE = r"""<!doctype html>
  main{max-width:980px;margin:1em auto;padding:0 1em}
  .card{background:#fff;border:1px solid #dde1e6;border-radius:8px;padding:1em 1.2em;margin-bottom:1em}
  #text{white-space:pre-wrap;font-size:1.1em} #meta{color:#5b6673;font-size:.9em;margin-bottom:.5em}
- #img{max-width:100%;max-height:420px}
+ #img{max-width:100%;max-height:420px} #media{display:flex;gap:1em;align-items:flex-start;flex-wrap:wrap}
+ #phrases{flex:1 1 14em;font-size:.95em} #phraselist{margin:.3em 0 0;padding-left:1.2em;color:#34495e}
  .chip{display:inline-flex;align-items:center;gap:.4em;margin:.25em .3em .25em 0;padding:.25em .6em;border-radius:999px;
   border:1px solid #9db4d6;background:#e8f0fc;cursor:pointer;user-select:none}
  .chip.removed{background:#fff;border-style:dashed;color:#8a939e;text-decoration:line-through}
@@ -460,7 +472,8 @@ PAGE = r"""<!doctype html>
 <header><b>zsl review</b><span id="run"></span><span id="progress">…</span></header><div id="bar"></div>
 <main>
  <div id="notice" hidden></div>
- <div class="card"><div id="meta"></div><div id="text"></div><img id="img" alt="" hidden></div>
+ <div class="card"><div id="meta"></div><div id="text"></div>
+  <div id="media"><img id="img" alt="" hidden><div id="phrases" hidden><b>The VLM saw</b><ul id="phraselist"></ul></div></div></div>
  <div class="card"><div class="row"><b>Labels</b><span id="status"></span></div><div id="chips"></div>
   <div id="hint" class="doubt"></div></div>
  <div class="card"><input id="search" placeholder="Add a label: type to search (/)" autocomplete="off">
@@ -497,6 +510,9 @@ async function show(pos){
     (q ? " · label quality " + q.score.toFixed(3) + (q.issue ? " (flagged)" : "") : "");
   if(item.kind === "image"){ $("img").hidden=false; $("img").src="/api/image/"+item.pos; $("text").textContent=""; }
   else { $("img").hidden=true; $("text").textContent = item.text; }
+  const said = item.phrases || [];  // the VLM's own words, beside the photo: text only, never HTML
+  $("phrases").hidden = !said.length;
+  $("phraselist").replaceChildren(...said.map(p => el("li", "", p)));
   chosen = item.decision ? item.decision.labels.slice() : item.proposed.map(p => p.label);
   $("status").textContent = item.decision ? "reviewed (" + item.decision.action + ")" : "";
   $("status").className = item.decision ? "done" : "";

@@ -35,8 +35,14 @@ cross-validated on the teacher's items alone. On a Reuters-21578 slice this lift
 labels of a 10% budget from 91% to about 100% of the all-LLM labels' micro-F1; on GoEmotions,
 whose teacher is weak, it changed little (``python -m benchmarks.budget``). ``0`` turns it off.
 
-Texts only: an image run's teacher is the image model, whose global-local scores (feature regions)
-cost about what a global-only cheap pass would, so :func:`budget_run` refuses image inputs.
+**Photos** take a budget only with a vision-language model (``lm``, a VLM behind LiteLLM): the VLM
+labels the budget's share (Infer, retrieval, Rank, fused with the global-local scores, as
+``zsl label --lm`` does), and the student learns from its labels on the image's embedding (the
+backbone's whole-image embedding), anchored on the global-local scores, which are the cheap pass.
+Without a VLM the teacher would be the image model itself, whose global-local scores cost about
+what the cheap pass does, so a student would save nothing: :func:`budget_run` refuses that. A
+photo's answers are keyed on the sha256 of its file's bytes, not only its path: a changed photo is
+asked again, and an unreadable one is reported in ``errors.jsonl`` and left out.
 
 LLM results are the expensive part and are never lost nor paid twice: each one is appended to
 ``teacher.jsonl`` in the run directory and flushed to disk before the next items are asked (one
@@ -438,6 +444,14 @@ def _teacher_base(settings: dict[str, Any], vocab_hash: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _key_text(item: Any) -> str:
+    """What an answer's key holds of the item: its text, or for a photo the sha256 of its bytes (set by the
+    cheap pass), so an edited photo under the same name is asked again."""
+    if item.text is not None:
+        return item.text
+    return f"photo sha256:{item.meta['sha256']}"
+
+
 def _item_key(base: str, item_id: str, text: str) -> str:
     """The key of one LLM answer: :func:`_teacher_base` plus the item's id and text. An edit to
     another item, or an appended one, leaves it valid."""
@@ -524,7 +538,7 @@ class _TeacherAnswers:
                  fingerprint: str, log: Callable[[str], None]):
         self.path = path
         base = _teacher_base(settings, vocab_hash)
-        self.keys = {it.id: _item_key(base, it.id, it.text) for it in items}
+        self.keys = {it.id: _item_key(base, it.id, _key_text(it)) for it in items}
         old_key = _old_teacher_key(settings, vocab_hash, fingerprint)
         records, self.warnings, notes = _read_teacher(path)
         for note in notes:
@@ -623,8 +637,11 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
     _check_loop(selection, rounds, min_round, pool_factor)
     self_train = _check_self_train(self_train)
     run = open_run(input, labels, opts, check=lambda fmt: _check_budget_input(fmt, opts, labels))
+    if run.fmt == "images" and not getattr(run.labeller.scorer, "uses_lm", False):
+        raise InputError(f"{NO_VLM_BUDGET} ({opts.lm!r} was given, but it reads no photos here: a budget needs a "
+                         "vision-language model behind LiteLLM, `provider/model`.)")
     fp, _ = fingerprint_and_count(run.input_path, run.fmt)
-    n_records, items, errors = _read_items(run.input_path, opts.text_field, opts.id_field)
+    n_records, items, errors = _read_items(run.input_path, opts.text_field, opts.id_field, run.fmt)
     n_llm = parse_budget(budget, len(items))
     plan = {"budget": budget if isinstance(budget, str) else int(budget), "llm_items": n_llm, "rounds": rounds,
             "selection": selection, "pool_factor": pool_factor, "seed": seed, "min_round": min_round,
@@ -644,8 +661,12 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
         # The summary of another plan (or of a run with items to ask again) no longer describes this
         # run: without it, a stop before the end resumes this plan instead of reporting the old one.
         (rd.path / SUMMARY).unlink(missing_ok=True)
-        _log_start(run, n_llm, len(items), plan)
         t0 = time.perf_counter()
+        emb_cheap = _emb_and_cheap(items, run.labeller, show_progress)
+        if run.fmt == "images":  # unreadable photos are reported; a percentage counted every listed photo
+            items, emb_cheap = _readable_photos(items, emb_cheap, errors)
+            n_llm = min(n_llm, len(items))
+        _log_start(run, n_llm, len(items), plan)
         answers = _TeacherAnswers(rd.path / TEACHER, items, settings_record, run.vocab.hash, fp, rd.log)
         for w in answers.warnings:
             rd.log(f"warning: {w}")
@@ -653,7 +674,7 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
         start = _start(items, answers, rd.log, replay=run.state == "resume" and old == plan,
                        old_start=old_manifest.get("budget_start", []))
         write_json(rd.path / MANIFEST, {**run.manifest, "budget_start": [items[i].id for i in start]})
-        res, stats, usage = _spend(items, answers, run.labeller, _emb_and_cheap(items, run.labeller, show_progress),
+        res, stats, usage = _spend(items, answers, run.labeller, emb_cheap,
                                    n_llm=n_llm, start=start, rd=rd, show_progress=show_progress,
                                    loop={"k": run.labeller.k, **{key: plan[key] for key in _LOOP}})
         by_source, teacher_errors = _write_outputs(run, items, res, answers, errors, settings_record, plan)
@@ -695,13 +716,18 @@ def _check_loop(selection: str, rounds: int, min_round: int, pool_factor: int) -
         raise InputError(f"pool_factor must be >= 1, got {pool_factor}")
 
 
+NO_VLM_BUDGET = (
+    "--budget decides which items the LLM labels; an image run has no LLM step to budget unless a vision-language "
+    "model is given. Without one, its teacher is the image model, whose global-local scores (feature regions, the default) cost about "
+    "what a global-only cheap pass would (BENCHMARKS.md, Images), so a student would save nothing. Fix: give a VLM "
+    "with --lm provider/model (and --api-base URL for your own server): it labels the budget's share and a student "
+    "the rest; or label the images without --budget.")
+
+
 def _check_budget_input(fmt: str, opts: Any, labels: Any) -> None:
-    """Refuse what a budget cannot spend an LLM on (an image input, a student, no LLM step, no vocabulary)."""
-    if fmt == "images":
-        raise InputError("--budget decides which texts the LLM labels; an image run has no LLM step to budget. Its "
-                         "teacher is the image model, whose global-local scores (feature regions, the default) cost "
-                         "about what a global-only cheap pass would (BENCHMARKS.md, Images), so a student would save "
-                         "nothing. Fix: label the images without --budget.")
+    """Refuse what a budget cannot spend an LLM on (photos without a VLM, a student, no LLM step, no vocabulary)."""
+    if fmt == "images" and opts.lm is None:
+        raise InputError(NO_VLM_BUDGET)
     if opts.model is not None:
         raise InputError("--budget spends an LLM program; --model labels with a student only. Fix: drop one of them.")
     if not (opts.infer or opts.rank):
@@ -711,12 +737,15 @@ def _check_budget_input(fmt: str, opts: Any, labels: Any) -> None:
         raise InputError("A label vocabulary is required.")
 
 
-def _read_items(input_path: Path, text_field: str, id_field: str) -> tuple[int, list[Any], list[dict[str, Any]]]:
+def _read_items(input_path: Path, text_field: str, id_field: str,
+                fmt: str = "text") -> tuple[int, list[Any], list[dict[str, Any]]]:
     """The number of records, the usable items (first of each id) and the ``errors.jsonl`` entries of the rest."""
     from zsl.data.files import BadRow
+    from zsl.data.images import image_records
     from zsl.data.records import iter_records
 
-    records = list(iter_records(input_path, text_field=text_field, id_field=id_field))
+    records = list(image_records(input_path) if fmt == "images" else
+                   iter_records(input_path, text_field=text_field, id_field=id_field))
     items, errors, seen = [], [], set()
     for rec in records:
         if isinstance(rec, BadRow):
@@ -754,7 +783,8 @@ def _write_outputs(run: Any, items: Sequence[Any], res: BudgetResult, answers: _
     from zsl.rows import build_rows
 
     student_rows = build_rows(items, res.student_scores, run.vocab, k=run.labeller.k, top_scores=run.opts.top_scores,
-                              rule=run.labeller.rule)
+                              input_field=run.labeller.input_field, rule=run.labeller.rule,
+                              tree_output=run.labeller.tree_output)
     by_source: dict[str, int] = {}
     lines = []
     for i, item in enumerate(items):
@@ -770,11 +800,71 @@ def _write_outputs(run: Any, items: Sequence[Any], res: BudgetResult, answers: _
 
 
 def _emb_and_cheap(items: Sequence[Any], teacher_lab: Any, show_progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The cheap pass: every item's embedding and retrieval scores (batched)."""
+    """The cheap pass: every item's embedding and retrieval scores (batched); for photos, see
+    :func:`photo_cheap_pass` (rows of unreadable photos are NaN)."""
     from zsl.util.progress import progress_bar
 
+    if teacher_lab.kind == "images":
+        with progress_bar(total=len(items), desc="global-local (cheap pass)", unit="photo",
+                          disable=not show_progress) as bar:
+            return photo_cheap_pass(items, teacher_lab.scorer, bar.update)
     with progress_bar(total=len(items), desc="retrieval (cheap pass)", unit="item", disable=not show_progress) as bar:
         return teacher_lab.cheap_pass([it.text for it in items], bar.update)
+
+
+def photo_cheap_pass(items: Sequence[Any], tagger: Any,
+                     done: Callable[[int], None] = lambda n: None) -> tuple[np.ndarray, np.ndarray]:
+    """Every photo's whole-image embedding (the backbone's, unit length) and global-local scores, without the VLM.
+
+    Each file is read once: its bytes are hashed into ``item.meta["sha256"]`` (the key of its VLM answer)
+    and decoded with the guards of :func:`zsl.data.images.load_image`. A photo that cannot be read gets
+    NaN rows and ``item.meta["unreadable"]``, the reason (:func:`_readable_photos` drops it).
+    """
+    from zsl.data.images import load_image
+    from zsl.image.global_local import global_local_scores
+
+    backend = tagger.backend_
+    embs: list[np.ndarray | None] = []
+    cheap: list[np.ndarray | None] = []
+    for start in range(0, len(items), tagger.batch_size):
+        part = items[start:start + tagger.batch_size]
+        images, ok = [], []
+        for j, it in enumerate(part):
+            try:
+                it.meta["sha256"] = hashlib.sha256(read_private(it.path)).hexdigest()
+                images.append(load_image(it.path, max_pixels=tagger.max_pixels, max_side=tagger.max_side))
+                ok.append(j)
+            except InputError as exc:
+                it.meta["unreadable"] = f"{it.path}: {exc}"
+        got_emb: list[np.ndarray | None] = [None] * len(part)
+        got_cheap: list[np.ndarray | None] = [None] * len(part)
+        if images:
+            g, s = tagger.score_parts(images)
+            scores = g if s is None else global_local_scores(g, s, threshold=tagger.threshold_, lam=tagger.lam)
+            emb = np.asarray(backend.encode_images(images), dtype=np.float32)
+            for n, j in enumerate(ok):
+                got_emb[j], got_cheap[j] = emb[n], np.asarray(scores[n], dtype=np.float32)
+        embs += got_emb
+        cheap += got_cheap
+        done(len(part))
+    dim = next((e.shape[0] for e in embs if e is not None), 1)
+    k = len(tagger.vocab)
+    nan = np.float32(np.nan)
+    return (np.stack([e if e is not None else np.full(dim, nan) for e in embs]) if embs else np.zeros((0, dim)),
+            np.stack([c if c is not None else np.full(k, nan) for c in cheap]) if cheap else np.zeros((0, k)))
+
+
+def _readable_photos(items: list[Any], emb_cheap: tuple[np.ndarray, np.ndarray],
+                     errors: list[dict[str, Any]]) -> tuple[list[Any], tuple[np.ndarray, np.ndarray]]:
+    """The photos the cheap pass could read, with their rows; each other one goes to ``errors``."""
+    keep = [i for i, it in enumerate(items) if "unreadable" not in it.meta]
+    errors += [{"id": it.id, "image": it.path, "reason": it.meta["unreadable"]} for it in items
+               if "unreadable" in it.meta]
+    if not keep:
+        raise InputError("none of the input's photos could be read (see the reasons in the run's errors): "
+                         f"first: {errors[-1]['reason'] if errors else 'no photos'}")
+    emb, cheap = emb_cheap
+    return [items[i] for i in keep], (emb[keep], cheap[keep])
 
 
 def _spend(items: Sequence[Any], answers: _TeacherAnswers, teacher_lab: Any, emb_cheap: tuple[np.ndarray, np.ndarray],

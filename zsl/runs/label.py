@@ -154,9 +154,40 @@ def _price(model: str | None, usage: dict[str, dict[str, int]]) -> float | None:
         prompt = sum(u.get("prompt_tokens", 0) for u in usage.values())
         completion = sum(u.get("completion_tokens", 0) for u in usage.values())
         p, c = litellm.cost_per_token(model=model, prompt_tokens=prompt, completion_tokens=completion)
-        return float(p + c)
+        return float(p + c) + _image_price(litellm.model_cost, model, usage)
     except Exception:  # noqa: BLE001 - an unknown model simply has no price
         return None
+
+
+def _image_price(table: dict[str, Any], model: str, usage: dict[str, dict[str, int]]) -> float:
+    """What photos add to the token price, from LiteLLM's image fields where its table has them: a price per
+    image (``input_cost_per_image``), and image tokens at their own rate (``input_cost_per_image_token``) instead
+    of the text rate. OpenAI-style servers count a photo's tokens in ``prompt_tokens``, priced already."""
+    info = table.get(model) or table.get(model.split("/", 1)[-1]) or {}
+    images = sum(u.get("images", 0) for u in usage.values())
+    image_tokens = sum(u.get("image_tokens", 0) for u in usage.values())
+    extra = images * float(info.get("input_cost_per_image") or 0.0)
+    if info.get("input_cost_per_image_token") is not None:
+        extra += image_tokens * (float(info["input_cost_per_image_token"]) - float(info.get("input_cost_per_token") or 0))
+    return extra
+
+
+def _as_paid(usage: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Usage as if nothing came from the VLM answer cache (its hits carry ``cached_*``: what they cost when paid):
+    a dry run's sample may have been asked before, the rest of the run not."""
+    out = {}
+    for step, u in usage.items():
+        v = {k: n for k, n in u.items() if not k.startswith("cached_") and k != "cache_hits"}
+        hits = u.get("cache_hits", 0)
+        for key, n in u.items():
+            if key.startswith("cached_"):
+                v[key[len("cached_"):]] = v.get(key[len("cached_"):], 0) + n
+        if hits:
+            v["calls"] = v.get("calls", 0) + hits
+            if "cached_image_tokens" in u:  # a photo step: each answer was one photo sent
+                v["images"] = v.get("images", 0) + hits
+        out[step] = v
+    return out
 
 
 def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | LabelVocab | Sequence[str] | None, *,
@@ -440,8 +471,11 @@ def estimate_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] |
 
     Returns:
         ``{"sampled", "total", "seconds_per_item", "est_seconds", "tokens_per_item",
-        "est_tokens", "est_cost_usd", "lm"}``; ``est_cost_usd`` is None for local or
-        unknown-price models. The estimate divides by the concurrency for remote LMs.
+        "est_tokens", "est_cost_usd", "lm", "cached_answers", "skipped"}``; ``est_cost_usd`` is None for
+        local or unknown-price models (photos add LiteLLM's image prices where it has them). The
+        estimate divides by the concurrency for remote LMs. Answers of a VLM found in its cache
+        (``cached_answers``) are counted at what they cost when paid, so the estimate is that of a
+        run asking every photo; ``skipped``: why sampled items could not be labelled.
     """
     if sample < 1:
         raise InputError(f"sample must be >= 1, got {sample}")
@@ -460,8 +494,12 @@ def estimate_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] |
         raise InputError(f"No usable item in {input_path} to estimate from.")
     total = count_records(input_path) if fmt != "images" else len(list(_records(input_path, fmt, "text", "id")))
     t0 = time.perf_counter()
-    _, usage = labeller.label(items, lambda n: None)
+    from zsl.util.retry import Skipped
+
+    outputs, raw = labeller.label(items, lambda n: None)
     per_item = (time.perf_counter() - t0) / len(items)
+    hits = sum(u.get("cache_hits", 0) for u in raw.values())
+    usage = _as_paid(raw)
     n = total or len(items)
     scale = n / len(items)
     est_usage = {s: {key: round(v * scale) for key, v in u.items()} for s, u in usage.items()}
@@ -470,5 +508,6 @@ def estimate_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] |
         "est_seconds": per_item * n / (labeller.concurrency if labeller.remote else 1),
         "tokens_per_item": {s: {key: v / len(items) for key, v in u.items()} for s, u in usage.items()},
         "est_tokens": est_usage, "est_cost_usd": _price(labeller.lm_name, est_usage) if labeller.remote else None,
-        "lm": labeller.lm_name,
+        "lm": labeller.lm_name, "cached_answers": hits,
+        "skipped": [o.reason for o in outputs if isinstance(o, Skipped)],
     }

@@ -262,6 +262,26 @@ class Labeller:
         return {"kind": self.kind, "k": self.k, "top_scores": self.top_scores, **tree, **body,
                 "rule": self.rule.record()}
 
+    def check_remote(self) -> None:
+        """Check the model with one call (its scorer's ``check_lm``), with the run's time limit and retries.
+
+        A server that never answers, a wrong model name, a model that refuses the input fails the
+        run here, before anything is written; one that answers with a rate limit or a 5xx is
+        reachable, so the run goes on and marks items that keep failing retryable.
+        """
+        from zsl.errors import RemoteModelError
+
+        try:
+            self.scorer.check_lm(self.lm_name,
+                                 attempt=lambda call: retry_call(call, retries=self.retries, base_delay=self.retry_delay))
+        except RemoteModelError as exc:
+            cause = exc.__cause__
+            if cause is None or http_status(cause) is None or not is_transient(cause):
+                raise
+            self.warnings.append(f"{self.lm_name} answered the start-up check with HTTP {http_status(cause)} "
+                                 f"after {self.retries} retries; labelling anyway (items that keep failing are "
+                                 "marked retryable: rerun the same command to label them)")
+
     def _one(self, item: Item) -> ItemScores:
         return retry_call(lambda: self.scorer.explain(item.value), retries=self.retries if self.remote else 0,
                           base_delay=self.retry_delay)
@@ -450,19 +470,8 @@ class TextLabeller(Labeller):
         fails the run here, before anything is written; one that answers with a rate limit or a
         5xx is reachable, so the run goes on and marks items that keep failing retryable.
         """
-        from zsl.errors import RemoteModelError
-
         self.timeout = self.tagger.limit_remote_calls(self.timeout)
-        try:
-            self.tagger.check_lm(self.lm_name,
-                                 attempt=lambda call: retry_call(call, retries=self.retries, base_delay=self.retry_delay))
-        except RemoteModelError as exc:
-            cause = exc.__cause__
-            if cause is None or http_status(cause) is None or not is_transient(cause):
-                raise
-            self.warnings.append(f"{self.lm_name} answered the start-up check with HTTP {http_status(cause)} "
-                                 f"after {self.retries} retries; labelling anyway (items that keep failing are "
-                                 "marked retryable: rerun the same command to label them)")
+        self.check_remote()
 
 
 def _student(model: Any, vocab: LabelVocab | None) -> Any:
@@ -477,6 +486,36 @@ def _student(model: Any, vocab: LabelVocab | None) -> Any:
             raise VocabularyError(f"The student was trained on a different vocabulary: {diff}. Fix: omit the "
                                   "labels to use its own.")
     return student
+
+
+def _image_labeller(vocab: LabelVocab, s: LabelSettings) -> Labeller:
+    """The labeller of photos: an :class:`~zsl.image.tagger.ImageTagger`; with a vision-language ``lm`` photo by
+    photo with retries (as for a remote text LM), else in batches."""
+    from zsl.image.tagger import ImageTagger
+    from zsl.models.lm import is_remote_lm
+
+    kwargs = {"lm": s.lm, "infer": s.infer, "rank": s.rank, "rank_top": s.rank_top, "encoder": s.encoder,
+              "label_kind": s.label_kind, "timeout": s.timeout, **dict(s.image_kwargs or {})}
+    tagger = ImageTagger(vocab, s.image_backend, **kwargs)
+    rule, _ = resolve_rule(s, None)
+    if s.program is not None:  # fusion weights fitted on labelled photos (`zsl fit photos.jsonl --lm ...`)
+        tagger.load(s.program)
+    if not tagger.uses_lm:
+        notes = [f"{s.lm} reads no images here: --lm only writes --descriptions"] if (
+            s.lm is not None and (s.infer or s.rank) and not kwargs.get("descriptions")) else []
+        if s.program is not None:
+            notes.append(f"the program {s.program} holds fusion weights for a vision-language --lm; without one "
+                         "the photos are scored by the image model alone")
+        return Labeller(tagger, k=_k(s, rule), kind="images", input_field="image", top_scores=s.top_scores,
+                        warnings=notes, rule=rule, tree_output=s.tree_output)
+    lm = tagger.vlm_.steps.lm
+    labeller = Labeller(tagger, k=_k(s, rule), kind="images", input_field="image", top_scores=s.top_scores,
+                        rule=rule, tree_output=s.tree_output,
+                        concurrency=s.concurrency, timeout=s.timeout, retries=s.retries, remote=is_remote_lm(lm),
+                        lm_name=getattr(lm, "model", type(lm).__name__), source=f"the VLM {getattr(lm, 'model', '')}")
+    if labeller.remote:
+        labeller.check_remote()
+    return labeller
 
 
 def resolve_catch_all(vocab: LabelVocab, named: Sequence[str] = (), guess: bool = True) -> tuple[list[str], str]:
@@ -519,12 +558,7 @@ def make_labeller(fmt: str, vocab: LabelVocab | None, settings: LabelSettings) -
                         tree_output=s.tree_output, source=f"the student {getattr(student, 'path_', '(in memory)')}")
     assert vocab is not None
     if fmt == "images":
-        from zsl.image.tagger import ImageTagger
-
-        rule, _ = resolve_rule(s, None)
-        return Labeller(ImageTagger(vocab, s.image_backend, **dict(s.image_kwargs or {})), k=_k(s, rule),
-                        kind="images", input_field="image", top_scores=s.top_scores, rule=rule,
-                        tree_output=s.tree_output)
+        return _image_labeller(vocab, s)
     return TextLabeller(vocab, lm=s.lm, encoder=s.encoder, k=s.ranked_k, label_kind=s.label_kind, infer=s.infer,
                         rank=s.rank, rank_top=s.rank_top, program=s.program, concurrency=s.concurrency,
                         timeout=s.timeout, retries=s.retries, label_descriptions=s.label_descriptions,
