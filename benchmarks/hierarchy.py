@@ -41,7 +41,6 @@ SLICE = 100  # the LLM slice: make_slices.py's seeded 100 of hwv_val, in file or
 SLICE_FILE = f"hwv-val-{SLICE}"
 SHOTS = (2, 8)
 # How the tree-used LLM runs are asked for (the output mode flag of `zsl label`).
-TREE_RUNS = {"tree": ["--tree", "path"], "top-down": ["--tree", "top-down"]}
 
 
 # -- the modes ---------------------------------------------------------------------------
@@ -50,7 +49,12 @@ MODES: dict[str, dict[str, Any]] = {
     "flat": {"label_context": "none", "tree_blend": (0.0, 0.0), "tree_output": "flat"},
     "tree": {},
     "top-down": {"tree_search": "top-down"},
+    # the other label contexts (the defaults otherwise): how the default 'none' was chosen
+    "tree, context ambiguous": {"label_context": "ambiguous"},
+    "tree, context parent": {"label_context": "parent"},
+    "tree, context path": {"label_context": "path"},
 }
+CONTEXT_ROWS = ("tree, context ambiguous", "tree, context parent", "tree, context path")
 FLAGS: dict[str, list[str]] = {
     "flat": ["--tree-output", "flat", "--label-context", "none", "--tree-blend", "0,0"],
     "tree": [],
@@ -340,7 +344,7 @@ def run(args: argparse.Namespace) -> None:
     ret = Retrieval(args, vocab, docs)
     positions = slice_positions(len(docs))
     rows = retrieval_rows(ret, gold, list(range(len(docs))), "all",
-                          modes=("flat", "tree", "top-down"))
+                          modes=("flat", "tree", "top-down", *CONTEXT_ROWS))
     rows += retrieval_rows(ret, gold, positions, "slice")
     full, todo = llm_rows(args, vocab, docs, positions, gold)
     rows += full
@@ -356,7 +360,8 @@ def run(args: argparse.Namespace) -> None:
         "to each run's recorded scores of all 1,186 labels). flat = the tree ignored (`zsl label "
         f"{' '.join(FLAGS['flat'])}`: no blending, labels as chosen); tree = zsl's defaults for a tree (names as "
         "given, scores consistent along the tree, each chosen label written with its ancestors); top-down = "
-        "`--tree-search top-down`. Few-shot: examples taken from hwv_val (seed 0), `Tagger.fit`, its calibrated "
+        "`--tree-search top-down`; tree, context X = the defaults with `--label-context X` (labels embedded "
+        "with their parent, or path, where ambiguous / always). Few-shot: examples taken from hwv_val (seed 0), `Tagger.fit`, its calibrated "
         "thresholds choose the labels. s/doc: text encoding, scoring and the output mode (the label index is "
         "built once and not counted; for the full program the run's seconds). Metrics: "
         "`zsl.evaluation.metrics.hierarchical_metrics`, what `zsl eval` reports on a tree: level d acc = the "

@@ -506,7 +506,7 @@ def fuse_photo(image_scores: np.ndarray, phrase_sim: np.ndarray | None, *, cand:
     range of the phrase similarities; ``text_weight`` is their share, ``rank_weight`` the Rank bonus.
 
     Example:
-        >>> fuse_photo(np.array([0.2, 0.1]), np.array([0.1, 0.9])).round(2).tolist()
+        >>> [round(float(v), 2) for v in fuse_photo(np.array([0.2, 0.1]), np.array([0.1, 0.9]))]
         [0.55, 0.7]
     """
     item = fusion_item(image_scores, phrase_sim, cand=cand, p_yes=p_yes)
