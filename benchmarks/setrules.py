@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
              f"{param}={value}`.\n\n{table(results)}\n")
     print(block)
     if args.write:
-        write_section("setrules", block, heading="## Label-free label-set rules (zsl label's default)")
+        write_section("setrules", block, heading="Label-free label-set rules (zsl label's default)")
 
 
 if __name__ == "__main__":
