@@ -203,8 +203,8 @@ def run_mode(run: Path) -> str:
     return "tree" if used else "flat"
 
 
-def run_sets(run: Path, vocab, ids: list[str]) -> tuple[np.ndarray, list[list[int]], float]:
-    """``(scores, the run's own label sets, seconds per document)`` of a finished run, rows in ``ids`` order."""
+def run_scores(run: Path, vocab, ids: list[str]) -> tuple[np.ndarray, float]:
+    """``(scores, seconds per document)`` of a finished run, rows in ``ids`` order."""
     from zsl.rows import read_predictions
 
     rows = {r.id: r for r in read_predictions(run)}
@@ -213,14 +213,12 @@ def run_sets(run: Path, vocab, ids: list[str]) -> tuple[np.ndarray, list[list[in
         raise SystemExit(f"{run} has no row for {len(missing)} of the slice's documents (e.g. {missing[0]}); "
                          f"it was made on another slice. Fix: pass the run of {SLICE_FILE}.jsonl.")
     s = np.full((len(ids), len(vocab)), np.nan, dtype=np.float32)
-    chosen = []
     for n, i in enumerate(ids):
         for lab, score in rows[i].ranked:
             s[n, vocab.index(lab)] = score
-        chosen.append([vocab.index(lab) for lab in rows[i].chosen])
     s = np.where(np.isnan(s), np.nanmin(s) - 1.0, s)  # unscored labels rank below every scored one
     summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
-    return s, chosen, float(summary["seconds"]) / max(int(summary.get("labelled") or len(ids)), 1)
+    return s, float(summary["seconds"]) / max(int(summary.get("labelled") or len(ids)), 1)
 
 
 def label_command(data: Path, slice_file: Path, run: Path, extra: list[str]) -> str:
@@ -278,7 +276,7 @@ def llm_rows(args: argparse.Namespace, vocab, docs: list[dict], positions: list[
             raise SystemExit(f"{run} was labelled in the {made!r} tree mode (its manifest says so), but it is read "
                              f"as the {mode!r} row. Fix: label it again with: "
                              f"{label_command(Path(args.data), slice_file, run.with_name(run.name + '.new'), FLAGS[mode])}")
-        s, _, per_doc = run_sets(run, vocab, ids)  # the sets again from the run's scores, by the default rule
+        s, per_doc = run_scores(run, vocab, ids)  # the sets again from the run's scores, by the default rule
         chosen = label_sets(vocab, s, default_rule().choose(s), mode)
         rows.append(Row("slice", "full program", mode, len(ids), hier_metrics(vocab.tree, chosen, g), per_doc))
         if mode == "flat":  # what consistent scores and path output add to the same LLM scores, afterwards

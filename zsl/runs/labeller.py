@@ -436,10 +436,8 @@ class TextLabeller(Labeller):
         """Fit the catch-all pivot zero-shot, before labelling: the 0.2 quantile of the best other label's
         retrieval score over ``texts`` (the run's first items, so a resumed run gets the same pivot). A program
         fitted on examples keeps its own pivot; without catch-all labels this does nothing."""
-        tagger = self.tagger
-        if tagger.catch_all_ is not None or not tagger.catch_all_columns().size or not texts:
-            return
-        tagger.fit_catch_all(self.cheap_pass(list(texts))[1])
+        if self.wants_texts_first and texts:
+            self.tagger.fit_catch_all(self.cheap_pass(list(texts))[1])
 
     @property
     def program(self) -> Any:
