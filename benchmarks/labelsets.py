@@ -25,9 +25,10 @@ micro-F1, macro-F1, example-F1 and labels per item for
 
 Rules marked ``+ca`` treat the vocabulary's catch-all labels (the name-based guess:
 :func:`zsl.scoring.guess_catch_all`) as ``zsl label`` does: their score derived from the best other
-score (:class:`zsl.scoring.CatchAll`, zero-shot pivot = the 0.2 quantile, fitted with examples), never
-mixed with a real label. For the LLM rows, the recorded (LLM) score of the catch-all is replaced by
-the derived one exactly that way.
+score (:class:`zsl.scoring.CatchAll`; zero-shot pivot = the 0.2 quantile of that score over the run's
+first items: retrieval scores of the first 1,000 without an LLM, the LLM program's scores of the first
+200 with one; fitted with examples), never mixed with a real label. For the LLM rows, the recorded
+score of the catch-all is replaced by the derived one exactly that way.
 
     python -m benchmarks.labelsets                      # retrieval-only + the LLM runs that are finished
     python -m benchmarks.labelsets --write              # ... and update BENCHMARKS.md
@@ -186,12 +187,15 @@ def fitted_sets(s_fit: np.ndarray, y_fit: np.ndarray, s_eval: np.ndarray, cols: 
     return out
 
 
-def zsl_label_pivot(retrieval: np.ndarray, cols: np.ndarray) -> float:
+def zsl_label_pivot(scores: np.ndarray, cols: np.ndarray, *, llm: bool = False) -> float:
     """The zero-shot pivot of `zsl label` (TextLabeller.prepare): the CatchAll quantile of the best other label's
-    retrieval score over the run's first 1000 items."""
+    score over the run's first items, in the units its rows are scored in: the retrieval scores of the first
+    1000 without an LLM step, the whole program's scores of the first 200 with one."""
+    from zsl.runs.labeller import LM_PIVOT_ITEMS, RETRIEVAL_PIVOT_ITEMS
     from zsl.scoring import CatchAll
 
-    return CatchAll(cols).fit(retrieval[:1000]).pivot_ if cols.size else 0.0
+    n = LM_PIVOT_ITEMS if llm else RETRIEVAL_PIVOT_ITEMS
+    return CatchAll(cols).fit(scores[:n]).pivot_ if cols.size else 0.0
 
 
 # -- retrieval-only ---------------------------------------------------------------------------
@@ -267,13 +271,8 @@ def llm_part(args: argparse.Namespace, name: str, ds: dict[str, Any]) -> dict[st
     gold = {str(r["id"]): r["labels"] for r in read_jsonl(llm / f"{ds['slice']}.jsonl")}
     y = vocab.to_multi_hot([gold[i] for i in ids])
     cols = np.array([vocab.index(lab) for lab in guess_catch_all(vocab)], dtype=np.int64)
-    # zsl label's zero-shot pivot comes from the retrieval scores of the run's texts, not from the LLM's
-    texts = {str(r["id"]): r["text"] for r in read_jsonl(llm / f"{ds['slice']}.jsonl")}
-    retrieval, _ = retrieval_scores(args, name, ds, [texts[i] for i in ids], "slice")
-    sets = zero_shot_sets(s, cols, zsl_label_pivot(retrieval, cols))
-    if cols.size:  # "+ca*": the pivot in the LLM scores' own units (the same quantile over this run's scores)
-        own = zero_shot_sets(s, cols, zsl_label_pivot(s, cols))
-        sets.update({f"{k}*": v for k, v in own.items() if k.endswith("+ca")})
+    # the run's rows are in run order: zsl label's pivot comes from the LLM scores of the first of them
+    sets = zero_shot_sets(s, cols, zsl_label_pivot(s, cols, llm=True))
     fold = np.random.default_rng(SEED).permutation(len(ids)) % FOLDS
     rows = [{"labels": gold[i]} for i in ids]
     for n in SHOTS:
@@ -308,8 +307,7 @@ def targets(name: str, setting: str, res: dict[str, dict[str, float]], has_ca: b
                     res[eight[0]]["micro"] >= bk + 5, f"{res[eight[0]]['micro']:.1f} vs {bk:.1f} + 5"))
     if has_ca and setting == "LLM":
         plain = res[default_rule()]
-        out += _neutral_target(name, plain, res[default], " (+ca: zsl label's pivot, from retrieval scores)")
-        out += _neutral_target(name, plain, res[f"{default}*"], " (+ca*: pivot from the run's LLM scores)")
+        out += _neutral_target(name, plain, res[default], " (+ca: zsl label's pivot, from the run's LLM scores)")
     return out
 
 

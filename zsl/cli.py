@@ -121,7 +121,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
         label_descriptions=False if args.no_label_descriptions else None, rank_descriptions=args.rank_descriptions,
         label_context=args.label_context, tree_blend=args.tree_blend, tree_search=args.tree_search, beam=args.beam,
         catch_all=tuple(args.catch_all), catch_all_guess=not args.no_catch_all_guess, catch_all_mix=args.catch_all_mix,
-        **common)
+        catch_all_pivot=args.catch_all_pivot, **common)
     if args.dry_run is not None:
         est = estimate_run(args.input, _label_vocab(args), sample=args.dry_run, settings=settings)
         _print_estimate(est)
@@ -632,6 +632,10 @@ def _add_label_parser(subparsers: argparse._SubParsersAction) -> None:
                         "labels such as codes, e.g. 'acq'; a label of several words is shown bare), all, none")
     _add_tree_args(p)
     _add_catch_all_args(p)
+    p.add_argument("--catch-all-pivot", type=float, metavar="S",
+                   help="texts: the catch-all wins an item when no other label scores above S (default: fitted on the "
+                        "run's first items, 200 with an LLM step, 1000 without, and recorded in the manifest under "
+                        "catch_all)")
     _add_label_budget_engine_args(p)
     p.set_defaults(func=_cmd_label)
 

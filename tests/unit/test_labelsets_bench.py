@@ -60,6 +60,8 @@ def test_llm_part_replaces_the_recorded_catch_all_score(tmp_path):
     assert res["top-1"]["ca_recall"] < res["fitted +ca (8/label, cross-fit)"]["ca_recall"]
     assert {"top-1 +ca", "fitted (2/label, cross-fit)"} <= set(res)
     checks = targets("goemotions", "LLM", res, True)
-    # the default rule, the two other label-free rules, the fitted rule, neutral with both pivots
-    assert len(checks) == 1 + 2 + 1 + 2 and all(isinstance(ok, bool) for _, ok, _ in checks)
+    # the default rule, the two other label-free rules, the fitted rule, neutral with zsl label's pivot
+    assert len(checks) == 1 + 2 + 1 + 1 and all(isinstance(ok, bool) for _, ok, _ in checks)
+    # that pivot is in the LLM scores' units: neutral (no evidence) wins the items with the least evidence
+    assert res["top-1 +ca"]["ca_recall"] > res["top-1"]["ca_recall"]
     assert checks[0][0].startswith("goemotions LLM: default rule `gap (k 3) +ca`")

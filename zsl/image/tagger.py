@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -482,7 +481,8 @@ class ImageTagger(ScorerMixin):
 
     def fit(self, photos: Sequence[Any], labels: Sequence[Sequence[str]], *, metric_k: int | None = None,
             retries: int = 3, show_progress: bool = False) -> ImageTagger:
-        """Fit the fusion weights (image share, Rank weight and depth) on labelled photos.
+        """Fit the fusion weights (image share, Rank weight and depth) on labelled photos
+        (:func:`zsl.image.vlm.fit_photo_fusion`).
 
         Each photo is asked once (Infer and Rank, as :meth:`explain` asks it; answers are cached, so a
         later run over the same photos pays nothing more) and its score components go to
@@ -511,15 +511,15 @@ class ImageTagger(ScorerMixin):
             >>> tagger.fit(["a.jpg", "b.jpg"], [["dog"], ["cat", "sofa"]]).fusion       # doctest: +SKIP
             {'text_weight': 0.3, 'prior_weight': 0.0, 'rank_weight': 0.5, 'rank_top': 20}
         """
-        from zsl.fusion import fit_fusion
+        from zsl.image.vlm import fit_photo_fusion, photo_metric_k
 
         irr, pairs = self.vlm_, self._fit_pairs(photos, labels)
         items, notes = self._fit_items(irr, pairs, retries, show_progress)
         if not items:
             raise InputError(f"none of the {len(pairs)} labelled photo(s) could be used: {'; '.join(notes[:3])}")
-        k = metric_k or math.ceil(float(np.mean([len(gold) for _, gold in pairs])))
-        k = max(1, min(int(k), len(self.vocab) // 2))
-        fit = fit_fusion(items, None, k=k, defaults=dict(irr.weights))
+        k = photo_metric_k([gold for _, gold in pairs], len(self.vocab)) if metric_k is None else \
+            max(1, min(int(metric_k), len(self.vocab) // 2))
+        fit = fit_photo_fusion(items, len(self.vocab), k=k, defaults=dict(irr.weights))
         self.fusion, self.rank_top = dict(fit.weights), int(fit.weights["rank_top"])
         self.fusion_, self.fit_notes_ = fit, notes
         self._vlm = None  # rebuilt with the weights chosen

@@ -71,6 +71,10 @@ class Run:
     state: str = ""
     restarted: bool = False
 
+    def run_path(self, out: str | os.PathLike[str] | None) -> Path:
+        """The run directory: ``out``, else ``<input>.zsl`` beside the input."""
+        return Path(out) if out is not None else self.input_path.with_name(self.input_path.name.rstrip("/") + ".zsl")
+
     def open_dir(self, settings_record: dict[str, Any], fingerprint: str, out: str | os.PathLike[str] | None,
                  fresh: bool, *, extra: dict[str, Any] | None = None,
                  restart_if: Callable[[Path, dict[str, Any]], bool] | None = None) -> RunDir:
@@ -85,7 +89,7 @@ class Run:
         self.manifest = make_manifest(self.input_path, self.fmt, opts.text_field, opts.id_field, self.vocab,
                                       self.vocab_path, settings_record, runtime, fingerprint)
         self.manifest.update(extra or {})
-        run_path = Path(out) if out is not None else self.input_path.with_name(self.input_path.name.rstrip("/") + ".zsl")
+        run_path = self.run_path(out)
         self.rd = RunDir(run_path)
         self.restarted = not fresh and restart_if is not None and restart_if(run_path, self.manifest)
         self.state = self.rd.prepare(self.manifest, fresh or self.restarted)

@@ -66,7 +66,7 @@ from zsl.errors import InputError, ZslError
 from zsl.runs.chunks import add_usage, label_chunk, retry_chunk
 from zsl.runs.driver import Run, open_run, reopen_summary, run_settings
 from zsl.runs.labeller import LabelSettings
-from zsl.runs.rundir import ERRORS, LABELS, RunDir, check_unchanged, write_plan
+from zsl.runs.rundir import ERRORS, LABELS, RunDir, check_unchanged, recorded_manifest, write_plan
 from zsl.vocab import LabelVocab
 
 __all__ = ["RunSummary", "estimate_run", "label_run"]
@@ -123,13 +123,25 @@ def _nonempty_records(run: Run, total: int | None) -> Iterator[Item | BadRow]:
     return itertools.chain([first], records)
 
 
-def _prepare(run: Run, n: int = 1000) -> None:
-    """Let the labeller fit what it learns from the run's first ``n`` texts (the zero-shot catch-all pivot)."""
-    if not getattr(run.labeller, "wants_texts_first", False) or run.fmt == "images":
-        return  # nothing to fit: the input is not read a second time
-    opts = run.opts
-    first = itertools.islice(_records(run.input_path, run.fmt, opts.text_field, opts.id_field), n)
-    run.labeller.prepare([rec.value for rec in first if isinstance(rec, Item)])
+def _prepare(run: Run, out: str | os.PathLike[str] | None, fresh: bool, show_progress: bool) -> str | None:
+    """Let the labeller fit what it learns from the run's first texts (the zero-shot catch-all pivot), or reuse
+    what the run directory's manifest recorded when this run resumes; returns a line for the run's log."""
+    labeller = run.labeller
+    if not getattr(labeller, "wants_texts_first", False) or run.fmt == "images":
+        return None  # nothing to fit: the input is not read a second time
+    old = None if fresh else recorded_manifest(run.run_path(out))
+    record = ((old or {}).get("settings") or {}).get("catch_all")
+    if isinstance(record, dict) and "pivot" in record and labeller.set_pivot(record):
+        note = f"catch-all pivot {float(record['pivot']):.4f}: the one this run recorded"
+    else:
+        opts = run.opts
+        first = itertools.islice(_records(run.input_path, run.fmt, opts.text_field, opts.id_field),
+                                 labeller.pivot_items)
+        note = labeller.prepare([rec.value for rec in first if isinstance(rec, Item)], show_progress=show_progress)
+    pivot = labeller.tagger.catch_all_
+    if pivot is not None:  # Ray workers build their own labeller from the settings: they get this pivot
+        run.opts = run.opts.updated(catch_all_pivot=pivot.pivot_)
+    return note
 
 
 def _chunks(records: Iterator[Item | BadRow], size: int) -> Iterator[list[Item | BadRow]]:
@@ -239,7 +251,7 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     chunk_size = opts.chunk_size
     if chunk_size is None:
         chunk_size = 64 if run.fmt == "images" else (25 if run.labeller.uses_lm else 1000)
-    _prepare(run)
+    pivot_note = _prepare(run, out, fresh, show_progress)
     settings_record = {**run.labeller.config(), "chunk_size": chunk_size}
     input_path = run.input_path
     size = input_path.stat().st_size if input_path.is_file() else None
@@ -249,6 +261,8 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     try:
         for w in run.warnings:
             rd.log(f"warning: {w}")
+        if pivot_note:
+            rd.log(pivot_note)
         if run.state == "complete":
             return reopen_summary(RunSummary, rd.path)
         done = rd.done_chunks()

@@ -37,6 +37,12 @@ __all__ = ["LabelSettings", "Labeller", "TextLabeller", "make_labeller", "resolv
 
 
 Outputs = tuple[list[dict[str, Any] | Skipped], dict[str, dict[str, int]]]
+#: the first items whose scores fit a zero-shot catch-all pivot: with an LLM step (the program's scores; their
+#: answers become their rows), and without one (retrieval scores, cheap). 200: the 0.2 quantile's position is
+#: then known to about +-3 points of the items (binomial standard error), at no extra LLM call.
+LM_PIVOT_ITEMS = 200
+RETRIEVAL_PIVOT_ITEMS = 1000
+
 #: a rule's parameter given without --rule picks that rule (-k alone: today's top k)
 _PICKS = {"k": "topk", "margin": "relative", "z": "zscore", "threshold": "threshold"}
 
@@ -80,6 +86,9 @@ class LabelSettings:
         catch_all_guess: without any named catch-all, guess them from the label names
             (:func:`zsl.scoring.guess_catch_all`; reported in the log and the manifest).
         catch_all_mix: allow a catch-all in the same row as a real label.
+        catch_all_pivot: the catch-all pivot in score units (None: fitted zero-shot on the run's
+            first items, see :meth:`TextLabeller.prepare`; a run's manifest records the one it
+            used, under ``catch_all``, so another run can reuse it).
     """
 
     k: int | None = None
@@ -116,6 +125,7 @@ class LabelSettings:
     catch_all: tuple[str, ...] = ()
     catch_all_guess: bool = True
     catch_all_mix: bool = False
+    catch_all_pivot: float | None = None
 
     @classmethod
     def names(cls) -> list[str]:
@@ -283,7 +293,11 @@ class Labeller:
                                  "marked retryable: rerun the same command to label them)")
 
     def _one(self, item: Item) -> ItemScores:
-        return retry_call(lambda: self.scorer.explain(item.value), retries=self.retries if self.remote else 0,
+        return self._explain(item.value)
+
+    def _explain(self, value: Any) -> ItemScores:
+        """One item through the scorer's ``explain``, with the run's retries (remote models only)."""
+        return retry_call(lambda: self.scorer.explain(value), retries=self.retries if self.remote else 0,
                           base_delay=self.retry_delay)
 
     def _unscorable(self, item: Item, scores: np.ndarray) -> str | None:
@@ -391,7 +405,8 @@ class TextLabeller(Labeller):
                  timeout: float | None, retries: int, label_descriptions: bool | None = None,
                  rank_descriptions: str = "auto", top_scores: int | None = None,
                  settings: LabelSettings | None = None, catch_all: Sequence[str] = (), catch_all_guess: bool = True,
-                 catch_all_mix: bool = False, tree: dict[str, Any] | None = None):
+                 catch_all_mix: bool = False, catch_all_pivot: float | None = None,
+                 tree: dict[str, Any] | None = None):
         from zsl.models.lm import is_remote_lm, resolve_lm_name
         from zsl.text.tagger import Tagger
 
@@ -424,6 +439,9 @@ class TextLabeller(Labeller):
             self.warnings.append(note)
         self.catch_all = frozenset() if tagger.catch_all_mix else frozenset(
             tagger.vocab[int(j)] for j in tagger.catch_all_columns())
+        self._prepared: dict[str, ItemScores] = {}  # the first items, scored by prepare() before the catch-all
+        if catch_all_pivot is not None:
+            self.set_pivot({"pivot": catch_all_pivot, "source": "fixed"})
         if self.remote:
             self._prepare_remote()
 
@@ -432,12 +450,79 @@ class TextLabeller(Labeller):
         """Does :meth:`prepare` need the run's first texts (catch-all labels without a fitted pivot)?"""
         return self.tagger.catch_all_ is None and bool(self.tagger.catch_all_columns().size)
 
-    def prepare(self, texts: Sequence[str]) -> None:
-        """Fit the catch-all pivot zero-shot, before labelling: the 0.2 quantile of the best other label's
-        retrieval score over ``texts`` (the run's first items, so a resumed run gets the same pivot). A program
-        fitted on examples keeps its own pivot; without catch-all labels this does nothing."""
-        if self.wants_texts_first and texts:
-            self.tagger.fit_catch_all(self.cheap_pass(list(texts))[1])
+    @property
+    def pivot_items(self) -> int:
+        """How many of the run's first texts :meth:`prepare` fits the zero-shot pivot on."""
+        return LM_PIVOT_ITEMS if self.uses_lm else RETRIEVAL_PIVOT_ITEMS
+
+    def prepare(self, texts: Sequence[str], *, show_progress: bool = False) -> str | None:
+        """Fit the catch-all pivot zero-shot, before labelling, on the run's first items (so a resumed run gets
+        the same pivot): the 0.2 quantile of each item's best other score (:class:`~zsl.scoring.CatchAll`), in
+        the units the rows are scored in. Without an LLM step these are the retrieval scores of the first
+        :data:`RETRIEVAL_PIVOT_ITEMS`; with one, the whole program's scores of the first
+        :data:`LM_PIVOT_ITEMS` (the LLM's evidence moves every score, so a pivot in retrieval units would
+        let the catch-all win almost never). Those items' answers are kept and become their rows: nothing
+        is asked twice. A program fitted on examples keeps its own pivot; without catch-all labels this
+        does nothing. Returns a line for the run's log (None: nothing was fitted)."""
+        if not (self.wants_texts_first and texts):
+            return None
+        texts = list(texts)[: self.pivot_items]
+        if not self.uses_lm:
+            self.tagger.fit_catch_all(self.cheap_pass(texts)[1])
+            return f"catch-all pivot {self.tagger.catch_all_.pivot_:.4f}: from the retrieval scores of the first " \
+                   f"{len(texts)} item(s)"
+        scores = self._score_first(texts, show_progress)
+        if not scores:  # every item failed: they are reported when labelled; the pivot comes from retrieval
+            self.tagger.fit_catch_all(self.cheap_pass(texts)[1])
+            return "catch-all pivot: the LLM scored none of the first items, so it comes from their retrieval scores"
+        self.tagger.fit_catch_all(np.stack(scores))
+        self.tagger.catch_all_.source_ = "quantile of the LLM scores"
+        return (f"catch-all pivot {self.tagger.catch_all_.pivot_:.4f}: from the LLM scores of the first "
+                f"{len(scores)} item(s) (their rows reuse these answers)")
+
+    def _score_first(self, texts: list[str], show_progress: bool) -> list[np.ndarray]:
+        """The program's scores of ``texts`` (before any catch-all), keeping each answer for the item's row; an
+        item that fails is left out here (labelling reports it)."""
+        from zsl.util.progress import progress
+
+        def one(text: str) -> ItemScores | None:
+            try:
+                return Labeller._explain(self, text)
+            except Exception:  # noqa: BLE001 - labelling tries the item again and reports why it fails
+                return None
+
+        unique = list(dict.fromkeys(texts))
+        bar = progress(unique, desc="catch-all pivot", unit="item", disable=not show_progress)
+        if self.concurrency > 1:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="zsl-pivot") as pool:
+                got = list(pool.map(one, bar))
+        else:
+            got = [one(text) for text in bar]
+        self._prepared = {t: g for t, g in zip(unique, got, strict=True) if g is not None}
+        return [g.scores for g in self._prepared.values()]
+
+    def _explain(self, value: Any) -> ItemScores:
+        got = self._prepared.pop(value, None) if self._prepared else None
+        if got is None:
+            return super()._explain(value)
+        return ItemScores(self.tagger._with_catch_all(np.asarray(got.scores)[None, :])[0], got.fields, got.usage)
+
+    def set_pivot(self, record: dict[str, Any]) -> bool:
+        """Use a known catch-all pivot (``{"pivot", "source", ...}``, as a run manifest records it under
+        ``catch_all``) instead of fitting one; False (nothing changed) without catch-all labels or when the
+        record names other catch-all labels than this run's."""
+        from zsl.scoring import CatchAll
+
+        cols = self.tagger.catch_all_columns()
+        names = [self.vocab[int(c)] for c in cols]
+        if not cols.size or record.get("labels", names) != names:
+            return False
+        keep = {k: record[k] for k in ("quantile", "shrinkage") if k in record}
+        ca = CatchAll(cols, pivot=float(record["pivot"]), mix=self.tagger.catch_all_mix, **keep)
+        ca.fit(np.zeros((1, len(self.vocab))))
+        ca.source_ = str(record.get("source", "fixed"))
+        self.tagger.catch_all_ = ca
+        return True
 
     @property
     def program(self) -> Any:
@@ -562,6 +647,7 @@ def make_labeller(fmt: str, vocab: LabelVocab | None, settings: LabelSettings) -
                         timeout=s.timeout, retries=s.retries, label_descriptions=s.label_descriptions,
                         rank_descriptions=s.rank_descriptions, top_scores=s.top_scores, settings=s,
                         catch_all=s.catch_all, catch_all_guess=s.catch_all_guess, catch_all_mix=s.catch_all_mix,
+                        catch_all_pivot=s.catch_all_pivot,
                         tree={"tree_output": s.tree_output, "label_context": s.label_context,
                               "tree_blend": s.tree_blend, "tree_search": s.tree_search, "beam": s.beam})
 

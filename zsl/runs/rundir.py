@@ -15,6 +15,7 @@ import json
 import os
 import re
 import socket
+import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -48,6 +49,7 @@ __all__ = [
     "lock_review",
     "make_manifest",
     "own_temp",
+    "recorded_manifest",
     "rule_change",
     "running_holder",
     "write_json",
@@ -103,6 +105,23 @@ def is_run_manifest(m: Any) -> bool:
     inp, voc, sets = m.get("input"), m.get("vocab"), m.get("settings")
     return (isinstance(m.get("zsl_version"), str) and isinstance(inp, dict) and "fingerprint" in inp
             and isinstance(voc, dict) and "hash" in voc and isinstance(sets, dict) and "chunk_size" in sets)
+
+
+def recorded_manifest(run: Path) -> dict[str, Any] | None:
+    """The manifest of a zsl run directory, read without following links; None when there is none (or
+    it cannot be read, or zsl did not write it: :meth:`RunDir.prepare` then says why)."""
+    try:
+        fd = os.open(run / MANIFEST, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
+            m = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return m if is_run_manifest(m) else None
 
 
 def _lock_holder(path: Path) -> str:

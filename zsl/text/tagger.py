@@ -423,9 +423,9 @@ class Tagger(ScorerMixin):
             emb = program.index.encoder.encode([text])
         demos = self._demos(emb[0], text) if emb is not None else None
         pred = program(text=text, demos=demos) if demos else program(text=text)
-        scores = np.asarray(pred.scores, dtype=np.float32)
-        if self.evidence_ is not None:
-            scores = self._with_evidence(scores[None, :], emb)[0]
+        scores = np.asarray(pred.scores, dtype=np.float32)[None, :]
+        # as score() gives them: the examples' evidence (after fit), then the catch-all labels' derived scores
+        scores = (self._with_catch_all(scores) if emb is None else self._with_evidence(scores, emb))[0]
         fields: dict[str, Any] = {}
         if program.use_infer:
             fields["phrases"] = list(pred.phrases)

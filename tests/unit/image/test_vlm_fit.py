@@ -100,6 +100,28 @@ def test_fit_chooses_weights_that_rank_the_gold_labels_better_than_the_defaults(
         np.testing.assert_allclose(loaded.score([str(p) for p in photos]), fitted.score([str(p) for p in photos]))
 
 
+def test_fitted_weights_can_let_a_describer_outweigh_the_image_scores():
+    from zsl.fusion import DEFAULTS, GRID, fit_fusion, fused_scores
+    from zsl.image.vlm import fit_photo_fusion, fusion_item
+
+    # each photo: the backbone puts a wrong label (column j+1) far above the gold one (j); the describer names
+    # the gold label (similarity 1) and something close to the wrong one (0.7)
+    items = []
+    for j in range(4):
+        image, phrases = np.full(5, 0.05), np.zeros(5)
+        image[j + 1], image[j], phrases[j], phrases[j + 1] = 1.0, 0.1, 1.0, 0.7
+        items.append(fusion_item(image, phrases, gold=[j]))
+
+    def top1(weights):
+        return [int(np.argmax(fused_scores(it, None, weights))) for it in items]
+
+    assert top1(dict(DEFAULTS)) == [1, 2, 3, 4]  # the default equal shares follow the backbone
+    text_fit = fit_fusion(items, None, k=1)  # the text grid's image share stops at 0.3: still wrong
+    assert min(GRID["text_weight"]) == 0.3 and top1(text_fit.weights) == [1, 2, 3, 4]
+    fit = fit_photo_fusion(items, 5, k=1)
+    assert fit.weights["text_weight"] < 0.3 and top1(fit.weights) == [0, 1, 2, 3], fit.weights
+
+
 def test_fit_refuses_what_it_cannot_use(tmp_path):
     from zsl.image.tagger import ImageTagger
 

@@ -68,3 +68,70 @@ def test_exclusive_row():
     row = {"labels": ["neutral", "joy"], "scores": [0.6, 0.5]}
     assert exclusive_row(row, ca) == {"labels": ["neutral"], "scores": [0.6]}
     assert exclusive_row(row, frozenset()) is row
+
+
+CHAT = {"ok", "hi", "see you later then", "whatever"}  # nothing in them is football, cooking or finance
+
+
+class TextJudge:
+    """A yes/no Rank scorer that reads the text in the prompt: the right label of a topical text is expressed,
+    nothing else is (and `neutral`, as for a real LLM, never is)."""
+
+    RIGHT = {"goal": "football", "striker": "football", "bread": "cooking", "flour": "cooking", "stock": "finance",
+             "interest": "finance"}
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, prefix, continuations, suffix, system="", lead=None):
+        self.calls += 1
+        right = next((lab for word, lab in self.RIGHT.items() if word in prefix), None)
+        return [4.0 if c.strip().lower().startswith(right or "-") else -4.0 for c in continuations]
+
+
+def _llm_run(tmp_path, judge, **kw):
+    from tests.fakes import ScriptedLM
+    from zsl.runs.label import label_run
+
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(TEXTS)))
+    vocab = tmp_path / "labels.txt"
+    vocab.write_text("football\ncooking\nfinance\nneutral\n")
+    lm = ScriptedLM([], judge=lambda label: 0.0)
+    lm._yes_no = judge  # the judge sees the prompt
+    out = tmp_path / "run"
+    summary = label_run(data, vocab, out=out, lm=lm, infer=False, encoder="hashing", **kw)
+    rows = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
+    return summary, rows, json.loads((out / "manifest.json").read_text()), (out / "log.txt").read_text()
+
+
+def test_with_an_llm_the_catch_all_pivot_is_fitted_on_the_llm_scores_and_wins_where_nothing_is_expressed(tmp_path):
+    judge = TextJudge()
+    summary, rows, manifest, log = _llm_run(tmp_path, judge)
+    ca = manifest["settings"]["catch_all"]
+    assert ca["labels"] == ["neutral"] and ca["source"] == "quantile of the LLM scores"
+    assert f"catch-all pivot {ca['pivot']:.4f}: from the LLM scores of the first 10 item(s)" in log
+    # the pivot is the 0.2 quantile of the best other score: the chit-chat items (no evidence for any label, and
+    # tied at the bottom) get `neutral`, alone; a topical text never gets it
+    neutral = [r["text"] for r in rows if "neutral" in r["labels"]]
+    assert set(neutral) == CHAT, neutral
+    assert all(r["labels"] == ["neutral"] for r in rows if "neutral" in r["labels"])
+    assert all("neutral" not in r["labels"] for r in rows if r["text"] not in CHAT)
+    # the answers prepare() asked for became the rows: one Rank call per item, counted once
+    assert judge.calls == len(TEXTS) and summary.tokens["rank"]["calls"] == len(TEXTS)
+
+
+def test_a_rerun_reuses_the_recorded_pivot_without_asking_the_llm_again(tmp_path):
+    _, rows, manifest, _ = _llm_run(tmp_path, TextJudge())
+    again = TextJudge()
+    _, rows2, manifest2, log = _llm_run(tmp_path, again)
+    assert again.calls == 0 and rows2 == rows and manifest2 == manifest
+    assert f"catch-all pivot {manifest['settings']['catch_all']['pivot']:.4f}: the one this run recorded" in log
+
+
+def test_a_given_pivot_is_used_and_recorded(tmp_path):
+    judge = TextJudge()
+    _, rows, manifest, _ = _llm_run(tmp_path, judge, catch_all_pivot=1e6)  # nothing ever scores above it
+    assert manifest["settings"]["catch_all"]["pivot"] == 1e6 and manifest["settings"]["catch_all"]["source"] == "fixed"
+    assert all(r["labels"] == ["neutral"] for r in rows)
+    assert judge.calls == len(TEXTS)  # nothing was fitted, so nothing was asked before labelling
