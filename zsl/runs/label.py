@@ -51,6 +51,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -137,7 +138,9 @@ def _prepare(run: Run, out: str | os.PathLike[str] | None, fresh: bool, show_pro
         opts = run.opts
         first = itertools.islice(_records(run.input_path, run.fmt, opts.text_field, opts.id_field),
                                  labeller.pivot_items)
-        note = labeller.prepare([rec.value for rec in first if isinstance(rec, Item)], show_progress=show_progress)
+        say = (lambda line: print(f"zsl: {line}", file=sys.stderr, flush=True)) if show_progress else None
+        note = labeller.prepare([rec.value for rec in first if isinstance(rec, Item)], show_progress=show_progress,
+                                say=say)
     pivot = labeller.tagger.catch_all_
     if pivot is not None:  # Ray workers build their own labeller from the settings: they get this pivot
         run.opts = run.opts.updated(catch_all_pivot=pivot.pivot_)

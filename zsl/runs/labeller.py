@@ -455,7 +455,8 @@ class TextLabeller(Labeller):
         """How many of the run's first texts :meth:`prepare` fits the zero-shot pivot on."""
         return LM_PIVOT_ITEMS if self.uses_lm else RETRIEVAL_PIVOT_ITEMS
 
-    def prepare(self, texts: Sequence[str], *, show_progress: bool = False) -> str | None:
+    def prepare(self, texts: Sequence[str], *, show_progress: bool = False,
+                say: Callable[[str], None] | None = None) -> str | None:
         """Fit the catch-all pivot zero-shot, before labelling, on the run's first items (so a resumed run gets
         the same pivot): the 0.2 quantile of each item's best other score (:class:`~zsl.scoring.CatchAll`), in
         the units the rows are scored in. Without an LLM step these are the retrieval scores of the first
@@ -463,7 +464,9 @@ class TextLabeller(Labeller):
         :data:`LM_PIVOT_ITEMS` (the LLM's evidence moves every score, so a pivot in retrieval units would
         let the catch-all win almost never). Those items' answers are kept and become their rows: nothing
         is asked twice. A program fitted on examples keeps its own pivot; without catch-all labels this
-        does nothing. Returns a line for the run's log (None: nothing was fitted)."""
+        does nothing. ``show_progress``: a bar on a terminal; ``say`` gets what is done and, without a
+        terminal, a progress line every minute (the run directory does not exist yet). Returns a line for
+        the run's log (None: nothing was fitted)."""
         if not (self.wants_texts_first and texts):
             return None
         texts = list(texts)[: self.pivot_items]
@@ -471,7 +474,10 @@ class TextLabeller(Labeller):
             self.tagger.fit_catch_all(self.cheap_pass(texts)[1])
             return f"catch-all pivot {self.tagger.catch_all_.pivot_:.4f}: from the retrieval scores of the first " \
                    f"{len(texts)} item(s)"
-        scores = self._score_first(texts, show_progress)
+        if say is not None:
+            say(f"catch-all labels: scoring the first {len(texts)} item(s) with the LLM to fit the pivot, before "
+                "any row is written (their answers become their rows: nothing is asked twice)")
+        scores = self._score_first(texts, show_progress, say)
         if not scores:  # every item failed: they are reported when labelled; the pivot comes from retrieval
             self.tagger.fit_catch_all(self.cheap_pass(texts)[1])
             return "catch-all pivot: the LLM scored none of the first items, so it comes from their retrieval scores"
@@ -480,18 +486,28 @@ class TextLabeller(Labeller):
         return (f"catch-all pivot {self.tagger.catch_all_.pivot_:.4f}: from the LLM scores of the first "
                 f"{len(scores)} item(s) (their rows reuse these answers)")
 
-    def _score_first(self, texts: list[str], show_progress: bool) -> list[np.ndarray]:
+    def _score_first(self, texts: list[str], show_progress: bool,
+                     say: Callable[[str], None] | None) -> list[np.ndarray]:
         """The program's scores of ``texts`` (before any catch-all), keeping each answer for the item's row; an
         item that fails is left out here (labelling reports it)."""
-        from zsl.util.progress import progress
+        import sys
+
+        from zsl.util.progress import Heartbeat, progress
+
+        unique = list(dict.fromkeys(texts))
+        beat = Heartbeat(say, total=len(unique), what="catch-all pivot") if say is not None and not (
+            show_progress and sys.stderr.isatty()) else None
 
         def one(text: str) -> ItemScores | None:
             try:
                 return Labeller._explain(self, text)
             except Exception:  # noqa: BLE001 - labelling tries the item again and reports why it fails
                 return None
+            finally:
+                if beat is not None:
+                    beat.update(1)
+                    beat.beat()
 
-        unique = list(dict.fromkeys(texts))
         bar = progress(unique, desc="catch-all pivot", unit="item", disable=not show_progress)
         if self.concurrency > 1:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="zsl-pivot") as pool:

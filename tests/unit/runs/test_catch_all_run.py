@@ -105,9 +105,12 @@ def _llm_run(tmp_path, judge, **kw):
     return summary, rows, json.loads((out / "manifest.json").read_text()), (out / "log.txt").read_text()
 
 
-def test_with_an_llm_the_catch_all_pivot_is_fitted_on_the_llm_scores_and_wins_where_nothing_is_expressed(tmp_path):
+def test_with_an_llm_the_catch_all_pivot_is_fitted_on_the_llm_scores_and_wins_where_nothing_is_expressed(
+        tmp_path, capsys):
     judge = TextJudge()
-    summary, rows, manifest, log = _llm_run(tmp_path, judge)
+    summary, rows, manifest, log = _llm_run(tmp_path, judge, show_progress=True)
+    # before the run directory exists, the wait is announced on stderr
+    assert "catch-all labels: scoring the first 10 item(s) with the LLM" in capsys.readouterr().err
     ca = manifest["settings"]["catch_all"]
     assert ca["labels"] == ["neutral"] and ca["source"] == "quantile of the LLM scores"
     assert f"catch-all pivot {ca['pivot']:.4f}: from the LLM scores of the first 10 item(s)" in log
