@@ -131,20 +131,11 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_side:
     """
     import io
 
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     if not data:
         raise InputError("empty file (0 bytes)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            source = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise InputError("not an image, or a format PIL cannot read") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"too large to decode safely ({exc}); downscale it first") from None
-    except OSError as exc:
-        raise InputError(f"cannot open image ({exc})") from None
+    source = _pil_open(io.BytesIO(data))
     try:
         rgb = _decode_rgb(source, max_pixels=max_pixels, max_side=max_side)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -161,8 +152,6 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_side:
 def _open_image(p: Path) -> Any:
     """Open ``p`` lazily with PIL (header only), refusing a missing, empty or unreadable file, a non-image and a
     decompression bomb."""
-    from PIL import Image, UnidentifiedImageError
-
     if not p.exists():
         raise InputError("file does not exist")
     if not p.is_file():
@@ -173,10 +162,18 @@ def _open_image(p: Path) -> Any:
         raise InputError(f"cannot read file ({exc.strerror or exc})") from None
     if size == 0:
         raise InputError("empty file (0 bytes)")
+    return _pil_open(p)
+
+
+def _pil_open(src: Any) -> Any:
+    """``PIL.Image.open(src)`` (a path or a binary file; header only) with the decompression-bomb warning
+    raised, every failure an :class:`InputError` saying what was wrong."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(p)
+            return Image.open(src)
     except PermissionError:
         raise InputError("permission denied") from None
     except UnidentifiedImageError:
