@@ -64,7 +64,7 @@ def label_chunk(rd: RunDir, ci: int, chunk: list[Item | BadRow], dup: dict[int, 
         lines.append(json.dumps({"error": err}, ensure_ascii=False) + "\n")
         skipped += 1
     stats = {"chunk": ci, "records": len(chunk), "labelled": labelled, "skipped": skipped,
-             "seconds": round(time.perf_counter() - t0, 3), "usage": usage}
+             "seconds": round(time.perf_counter() - t0 + labeller.take_carried_seconds(), 3), "usage": usage}
     lines.append(json.dumps({"stats": stats}) + "\n")
     write_lines(rd.chunk_path(ci), lines)
     return stats

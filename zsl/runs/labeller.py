@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -295,6 +297,10 @@ class Labeller:
     def _one(self, item: Item) -> ItemScores:
         return self._explain(item.value)
 
+    def take_carried_seconds(self) -> float:
+        """Seconds spent earlier on items labelled since the last call (see :class:`TextLabeller`); none here."""
+        return 0.0
+
     def _explain(self, value: Any) -> ItemScores:
         """One item through the scorer's ``explain``, with the run's retries (remote models only)."""
         return retry_call(lambda: self.scorer.explain(value), retries=self.retries if self.remote else 0,
@@ -440,6 +446,7 @@ class TextLabeller(Labeller):
         self.catch_all = frozenset() if tagger.catch_all_mix else frozenset(
             tagger.vocab[int(j)] for j in tagger.catch_all_columns())
         self._prepared: dict[str, ItemScores] = {}  # the first items, scored by prepare() before the catch-all
+        self._seconds_each, self._carried, self._carried_lock = 0.0, 0.0, threading.Lock()
         if catch_all_pivot is not None:
             self.set_pivot({"pivot": catch_all_pivot, "source": "fixed"})
         if self.remote:
@@ -509,18 +516,29 @@ class TextLabeller(Labeller):
                     beat.beat()
 
         bar = progress(unique, desc="catch-all pivot", unit="item", disable=not show_progress)
+        t0 = time.perf_counter()
         if self.concurrency > 1:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="zsl-pivot") as pool:
                 got = list(pool.map(one, bar))
         else:
             got = [one(text) for text in bar]
         self._prepared = {t: g for t, g in zip(unique, got, strict=True) if g is not None}
+        self._seconds_each = (time.perf_counter() - t0) / max(1, len(unique))
         return [g.scores for g in self._prepared.values()]
+
+    def take_carried_seconds(self) -> float:
+        """Seconds spent before labelling on the items labelled since the last call (their share of the
+        pivot's scoring), so a chunk's time counts the work its rows took; reset to 0 by the call."""
+        with self._carried_lock:
+            out, self._carried = self._carried, 0.0
+        return out
 
     def _explain(self, value: Any) -> ItemScores:
         got = self._prepared.pop(value, None) if self._prepared else None
         if got is None:
             return super()._explain(value)
+        with self._carried_lock:
+            self._carried += self._seconds_each
         return ItemScores(self.tagger._with_catch_all(np.asarray(got.scores)[None, :])[0], got.fields, got.usage)
 
     def set_pivot(self, record: dict[str, Any]) -> bool:

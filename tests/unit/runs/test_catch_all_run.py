@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -89,6 +90,12 @@ class TextJudge:
         return [4.0 if c.strip().lower().startswith(right or "-") else -4.0 for c in continuations]
 
 
+class SlowJudge(TextJudge):
+    def __call__(self, *args, **kw):
+        time.sleep(0.05)
+        return super().__call__(*args, **kw)
+
+
 def _llm_run(tmp_path, judge, **kw):
     from tests.fakes import ScriptedLM
     from zsl.runs.label import label_run
@@ -107,7 +114,7 @@ def _llm_run(tmp_path, judge, **kw):
 
 def test_with_an_llm_the_catch_all_pivot_is_fitted_on_the_llm_scores_and_wins_where_nothing_is_expressed(
         tmp_path, capsys):
-    judge = TextJudge()
+    judge = SlowJudge()  # 10 items, 0.05 s each
     summary, rows, manifest, log = _llm_run(tmp_path, judge, show_progress=True)
     # before the run directory exists, the wait is announced on stderr
     assert "catch-all labels: scoring the first 10 item(s) with the LLM" in capsys.readouterr().err
@@ -120,8 +127,11 @@ def test_with_an_llm_the_catch_all_pivot_is_fitted_on_the_llm_scores_and_wins_wh
     assert set(neutral) == CHAT, neutral
     assert all(r["labels"] == ["neutral"] for r in rows if "neutral" in r["labels"])
     assert all("neutral" not in r["labels"] for r in rows if r["text"] not in CHAT)
-    # the answers prepare() asked for became the rows: one Rank call per item, counted once
+    # the answers prepare() asked for became the rows: one Rank call per item, counted once, and the time they
+    # took is the rows' time (not a run that took no time)
     assert judge.calls == len(TEXTS) and summary.tokens["rank"]["calls"] == len(TEXTS)
+    assert summary.seconds >= 0.5
+
 
 
 def test_a_rerun_reuses_the_recorded_pivot_without_asking_the_llm_again(tmp_path):
