@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import ClassVar
 
 import pytest
 
@@ -78,8 +79,8 @@ class TextJudge:
     """A yes/no Rank scorer that reads the text in the prompt: the right label of a topical text is expressed,
     nothing else is (and `neutral`, as for a real LLM, never is)."""
 
-    RIGHT = {"goal": "football", "striker": "football", "bread": "cooking", "flour": "cooking", "stock": "finance",
-             "interest": "finance"}
+    RIGHT: ClassVar[dict[str, str]] = {"goal": "football", "striker": "football", "bread": "cooking",
+                                       "flour": "cooking", "stock": "finance", "interest": "finance"}
 
     def __init__(self):
         self.calls = 0
