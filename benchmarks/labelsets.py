@@ -19,9 +19,11 @@ micro-F1, macro-F1, example-F1 and labels per item for
   retrieval-only also the example evidence head) with 2 and 8 examples per label. Retrieval-only the
   examples come from the train files (GoEmotions train; Reuters train outside the 1,000 slice), drawn
   with a seeded generator: for each label in vocabulary order, n items that carry it, with all their
-  labels. The LLM rows need examples with LLM scores, so there the rule is cross-fitted inside the
-  200-item slice: 5 folds, fitted on the other folds' items (n per label, same draw), scored on the
-  held-out fold.
+  labels. The LLM rows need examples with LLM scores: the same train draws, LLM-scored once in
+  ``<dataset>-train-shots.run`` (rows "n/label, M ex"; the 8/label target reads these when they
+  exist), and, for comparison, cross-fitted inside the 200-item slice: 5 folds, fitted on the other
+  folds' items (n per label, same draw), scored on the held-out fold (rows "cross-fit": fewer
+  examples than asked for the rarer labels).
 
 Rules marked ``+ca`` treat the vocabulary's catch-all labels (the name-based guess:
 :func:`zsl.scoring.guess_catch_all`) as ``zsl label`` does: their score derived from the best other
@@ -32,6 +34,7 @@ score of the catch-all is replaced by the derived one exactly that way.
 
     python -m benchmarks.labelsets                      # retrieval-only + the LLM runs that are finished
     python -m benchmarks.labelsets --write              # ... and update BENCHMARKS.md
+    python -m benchmarks.labelsets --make-slices        # the LLM runs' inputs, and their zsl label commands
 """
 
 from __future__ import annotations
@@ -242,6 +245,37 @@ def retrieval_part(args: argparse.Namespace, name: str, ds: dict[str, Any]) -> d
 
 
 # -- with the LLM (finished runs) -------------------------------------------------------------
+LLM_LABELS = {"goemotions": "goemotions/goemotions_labels.txt --label-kind emotions --top-scores 28",
+              "reuters": "reuters21578/reuters21578_labels.tsv --label-kind topics --top-scores 90"}
+SLICE = 200
+
+
+def make_slices(data: Path, llm: Path) -> None:
+    """The LLM runs' inputs: the 200-item slices (file order of ``default_rng(0).permutation(N)[:200]`` of
+    GoEmotions dev and of the Reuters train file: the first 200 of the 1,000-item slice's draw) and the train
+    examples (both draws, 8 then 2 per label: :func:`draw_examples`); prints the ``zsl label`` commands."""
+    llm.mkdir(parents=True, exist_ok=True)
+    sources = {"goemotions": data / "goemotions" / "goemotions_dev.jsonl",
+               "reuters": data / "reuters21578" / "reuters21578_modapte_train.jsonl"}
+    for name, src in sources.items():
+        rows = read_jsonl(src)
+        keep = sorted(np.random.default_rng(0).permutation(len(rows))[:SLICE].tolist())
+        slice_name = load_dataset(name, data)["slice"]
+        _write_jsonl(llm / f"{slice_name}.jsonl", [rows[i] for i in keep])
+        ds = load_dataset(name, data)
+        idx = list(dict.fromkeys(draw_examples(ds["train"], ds["vocab"], 8) + draw_examples(ds["train"], ds["vocab"], 2)))
+        _write_jsonl(llm / f"{name}-train-shots.jsonl", [
+            {"id": str(ds["train"][i].get("id", i)), "text": ds["train"][i]["text"], "labels": ds["train"][i]["labels"]}
+            for i in idx])
+        for stem, extra in ((slice_name, ""), (f"{name}-train-shots", " --no-catch-all-guess")):
+            print(f"cd {llm} && zsl label {stem}.jsonl --labels {data}/{LLM_LABELS[name]}{extra} --out {stem}.run")
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
 def read_run(run: Path, vocab: Any) -> tuple[list[str], np.ndarray] | None:
     """Ids and ``(N, K)`` scores of a finished run dir (None while it is missing or running)."""
     if not (run / "summary.json").is_file() or not (run / "labels.jsonl").is_file():
@@ -263,10 +297,8 @@ def llm_part(args: argparse.Namespace, name: str, ds: dict[str, Any]) -> dict[st
     llm = Path(os.path.expandvars(args.llm_dir))
     got = read_run(llm / f"{ds['slice']}.run", vocab)
     if got is None:
-        labels = {"goemotions": "goemotions/goemotions_labels.txt --label-kind emotions --top-scores 28",
-                  "reuters": "reuters21578/reuters21578_labels.tsv --label-kind topics --top-scores 90"}[name]
-        return (f"not finished: `cd {llm} && zsl label {ds['slice']}.jsonl --labels {DATA}/{labels} "
-                f"--out {ds['slice']}.run`")
+        return (f"not finished: `python -m benchmarks.labelsets --make-slices`, then `cd {llm} && zsl label "
+                f"{ds['slice']}.jsonl --labels {DATA}/{LLM_LABELS[name]} --out {ds['slice']}.run`")
     ids, s = got
     gold = {str(r["id"]): r["labels"] for r in read_jsonl(llm / f"{ds['slice']}.jsonl")}
     y = vocab.to_multi_hot([gold[i] for i in ids])
@@ -285,7 +317,29 @@ def llm_part(args: argparse.Namespace, name: str, ds: dict[str, Any]) -> dict[st
                 pred.setdefault(key, np.zeros_like(y, dtype=np.uint8))[test] = p
         for key, p in pred.items():
             sets[f"{key} ({n}/label, cross-fit)"] = p
+    sets.update(train_example_sets(llm, name, ds, s, cols))
     return {k: {**set_metrics(y, p), **(catch_all_metrics(y, p, cols) if cols.size else {})} for k, p in sets.items()}
+
+
+def train_example_sets(llm: Path, name: str, ds: dict[str, Any], s: np.ndarray, cols: np.ndarray) -> dict:
+    """The fitted rule with n examples per label drawn from the train file as for the retrieval rows, fitted on
+    their LLM scores (the finished run ``<name>-train-shots.run`` over ``<name>-train-shots.jsonl``, which holds
+    both draws) and applied to the slice's; nothing while that run is missing or lacks an example."""
+    vocab = ds["vocab"]
+    got = read_run(llm / f"{name}-train-shots.run", vocab)
+    if got is None:
+        return {}
+    by_id = dict(zip(got[0], got[1], strict=True))
+    out = {}
+    for n in SHOTS:
+        idx = draw_examples(ds["train"], vocab, n)
+        ids = [str(ds["train"][i].get("id", i)) for i in idx]
+        if any(i not in by_id for i in ids):
+            continue
+        y_ex = vocab.to_multi_hot([ds["train"][i]["labels"] for i in idx])
+        for key, p in fitted_sets(np.stack([by_id[i] for i in ids]), y_ex, s, cols).items():
+            out[f"{key} ({n}/label, {len(idx)} ex)"] = p
+    return out
 
 
 # -- targets and the table --------------------------------------------------------------------
@@ -301,7 +355,9 @@ def targets(name: str, setting: str, res: dict[str, dict[str, float]], has_ca: b
         if key != default:
             out.append((f"{name} {setting}: (candidate) `{key}` beats {best_k} on micro-F1", res[key]["micro"] > bk,
                         f"{res[key]['micro']:.1f} vs {bk:.1f}"))
-    eight = [k for k in res if k.startswith("fitted" + (" +ca" if has_ca else "") + " (8/label")]
+    # examples from the train file when their LLM scores exist (as the retrieval rows), else the cross-fit
+    eight = sorted((k for k in res if k.startswith("fitted" + (" +ca" if has_ca else "") + " (8/label")),
+                   key=lambda k: "cross-fit" in k)
     if eight:
         out.append((f"{name} {setting}: fitted rule with 8 examples/label beats {best_k} by >= 5 points",
                     res[eight[0]]["micro"] >= bk + 5, f"{res[eight[0]]['micro']:.1f} vs {bk:.1f} + 5"))
@@ -384,7 +440,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--part", action="append", choices=("retrieval", "llm"))
     p.add_argument("--limit", type=int, default=0, help="score only the first N items (a quick check)")
     p.add_argument("--write", action="store_true", help="update the section in BENCHMARKS.md")
+    p.add_argument("--make-slices", action="store_true",
+                   help="write the LLM runs' input files into --llm-dir (seeded) and print the commands, then stop")
     args = p.parse_args(argv)
+    if args.make_slices:
+        if "ZSL_HOME" not in os.environ:
+            from zsl.util.paths import subdir
+
+            os.environ["ZSL_HOME"] = str(subdir("bench").parent)
+        make_slices(Path(args.data), Path(os.path.expandvars(args.llm_dir)))
+        return
     args.dataset = args.dataset or ["goemotions", "reuters"]
     args.part = args.part or ["retrieval", "llm"]
     if "ZSL_HOME" not in os.environ:

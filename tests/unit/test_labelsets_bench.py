@@ -65,3 +65,26 @@ def test_llm_part_replaces_the_recorded_catch_all_score(tmp_path):
     # that pivot is in the LLM scores' units: neutral (no evidence) wins the items with the least evidence
     assert res["top-1 +ca"]["ca_recall"] > res["top-1"]["ca_recall"]
     assert checks[0][0].startswith("goemotions LLM: default rule `gap (k 3) +ca`")
+
+
+def test_llm_fitted_rows_use_the_llm_scores_of_the_train_examples_when_they_exist(tmp_path):
+    _run_dir(tmp_path, finished=True)
+    train = [{"id": f"t{i}", "text": f"train {i}", "labels": [["joy", "anger", "neutral"][i % 3]]} for i in range(30)]
+    ds = {"vocab": VOCAB, "slice": "goemotions-dev-200", "train": train}
+    args = argparse.Namespace(llm_dir=str(tmp_path), encoder="hashing", out=str(tmp_path / "cache"))
+    before = llm_part(args, "goemotions", ds)
+    assert not any(k.endswith(" ex)") for k in before)  # no train-example run yet: cross-fit rows only
+    shots = tmp_path / "goemotions-train-shots.run"
+    shots.mkdir()
+    rng = np.random.default_rng(1)
+    rows = []
+    for r in train:  # the examples' LLM scores: their own label well above the rest
+        s = rng.random(3) * 0.3
+        s[VOCAB.index(r["labels"][0])] += 0.3
+        rows.append({"id": r["id"], "labels": r["labels"], "top_scores": dict(zip(VOCAB, s.round(4).tolist()))})
+    (shots / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (shots / "summary.json").write_text("{}")
+    res = llm_part(args, "goemotions", ds)
+    assert {"fitted (2/label, 6 ex)", "fitted +ca (8/label, 24 ex)"} <= set(res)
+    eight = [c for c in targets("goemotions", "LLM", res, True) if "8 examples/label" in c[0]]
+    assert eight[0][2].startswith(f"{res['fitted +ca (8/label, 24 ex)']['micro']:.1f} vs")  # these, not the cross-fit
