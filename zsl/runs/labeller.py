@@ -406,25 +406,21 @@ class TextLabeller(Labeller):
     checked once (with retries) before anything is written.
     """
 
-    def __init__(self, vocab: LabelVocab, *, lm: Any, encoder: Any, k: int, label_kind: str, infer: bool,
-                 rank: bool, rank_top: int, program: str | os.PathLike[str] | None, concurrency: int,
-                 timeout: float | None, retries: int, label_descriptions: bool | None = None,
-                 rank_descriptions: str = "auto", top_scores: int | None = None,
-                 settings: LabelSettings | None = None, catch_all: Sequence[str] = (), catch_all_guess: bool = True,
-                 catch_all_mix: bool = False, catch_all_pivot: float | None = None,
-                 tree: dict[str, Any] | None = None):
+    def __init__(self, vocab: LabelVocab, settings: LabelSettings):
         from zsl.models.lm import is_remote_lm, resolve_lm_name
         from zsl.text.tagger import Tagger
 
-        tree = dict(tree or {})
-        tree_output = tree.pop("tree_output", None)
-        names, note = resolve_catch_all(vocab, catch_all, catch_all_guess)
-        tagger = Tagger(vocab, lm=lm, encoder=encoder, label_kind=label_kind, infer=infer, rank=rank,
-                        rank_top=rank_top, use_descriptions=label_descriptions, rank_descriptions=rank_descriptions,
-                        catch_all=names, catch_all_mix=catch_all_mix, **tree)
+        s = settings
+        names, note = resolve_catch_all(vocab, s.catch_all, s.catch_all_guess)
+        tagger = Tagger(vocab, lm=s.lm, encoder=s.encoder, label_kind=s.label_kind, infer=s.infer, rank=s.rank,
+                        rank_top=s.rank_top, use_descriptions=s.label_descriptions,
+                        rank_descriptions=s.rank_descriptions, catch_all=names, catch_all_mix=s.catch_all_mix,
+                        label_context=s.label_context, tree_blend=s.tree_blend, tree_search=s.tree_search,
+                        beam=s.beam)
+        program, lm, k, concurrency = s.program, s.lm, s.ranked_k, s.concurrency
         if program is not None:
             tagger.load(program)  # a program fitted with a catch-all brings its own pivot
-        uses_lm = infer or rank
+        uses_lm = s.infer or s.rank
         remote = uses_lm and is_remote_lm(lm)
         lm_name = resolve_lm_name(lm) if isinstance(lm, str | None) else getattr(lm, "model", type(lm).__name__)
         warnings = tagger.setup_notes()
@@ -433,13 +429,14 @@ class TextLabeller(Labeller):
                             "(it already uses every core)")
             concurrency = 1
         fitted = tagger.thresholds_  # a program fitted on examples brings per-label thresholds
-        rule, notes = resolve_rule(settings or LabelSettings(k=k), None if fitted is None else SetRule(
+        rule, notes = resolve_rule(s, None if fitted is None else SetRule(
             "fitted", thresholds=tuple(float(v) for v in fitted.thresholds_), min_labels=int(fitted.min_labels),
             max_labels=fitted.max_labels))
         super().__init__(tagger, k=rule.k if rule.name == "topk" else k, kind="text", concurrency=concurrency,
-                         timeout=timeout, retries=retries, remote=remote, lm_name=lm_name, top_scores=top_scores,
-                         warnings=warnings + notes, source=f"the program {program}" if program is not None else None,
-                         rule=rule, tree_output=tree_output)
+                         timeout=s.timeout, retries=s.retries, remote=remote, lm_name=lm_name,
+                         top_scores=s.top_scores, warnings=warnings + notes,
+                         source=f"the program {program}" if program is not None else None, rule=rule,
+                         tree_output=s.tree_output)
         self.tagger = tagger
         if note:
             self.warnings.append(note)
@@ -447,8 +444,8 @@ class TextLabeller(Labeller):
             tagger.vocab[int(j)] for j in tagger.catch_all_columns())
         self._prepared: dict[str, ItemScores] = {}  # the first items, scored by prepare() before the catch-all
         self._seconds_each, self._carried, self._carried_lock = 0.0, 0.0, threading.Lock()
-        if catch_all_pivot is not None:
-            self.set_pivot({"pivot": catch_all_pivot, "source": "fixed"})
+        if s.catch_all_pivot is not None:
+            self.set_pivot({"pivot": s.catch_all_pivot, "source": "fixed"})
         if self.remote:
             self._prepare_remote()
 
@@ -676,14 +673,7 @@ def make_labeller(fmt: str, vocab: LabelVocab | None, settings: LabelSettings) -
     assert vocab is not None
     if fmt == "images":
         return _image_labeller(vocab, s)
-    return TextLabeller(vocab, lm=s.lm, encoder=s.encoder, k=s.ranked_k, label_kind=s.label_kind, infer=s.infer,
-                        rank=s.rank, rank_top=s.rank_top, program=s.program, concurrency=s.concurrency,
-                        timeout=s.timeout, retries=s.retries, label_descriptions=s.label_descriptions,
-                        rank_descriptions=s.rank_descriptions, top_scores=s.top_scores, settings=s,
-                        catch_all=s.catch_all, catch_all_guess=s.catch_all_guess, catch_all_mix=s.catch_all_mix,
-                        catch_all_pivot=s.catch_all_pivot,
-                        tree={"tree_output": s.tree_output, "label_context": s.label_context,
-                              "tree_blend": s.tree_blend, "tree_search": s.tree_search, "beam": s.beam})
+    return TextLabeller(vocab, s)
 
 
 def _k(settings: LabelSettings, rule: SetRule) -> int:

@@ -139,14 +139,14 @@ def test_remote_calls_have_a_default_time_limit_and_leave_retries_to_zsl():
     import dspy
 
     from zsl.models.lm import REMOTE_TIMEOUT, get_lm
-    from zsl.runs.labeller import TextLabeller
+    from zsl.runs.labeller import LabelSettings, TextLabeller
     from zsl.vocab import LabelVocab
 
     assert get_lm("hosted_vllm/x", api_base="http://127.0.0.1:9/v1").kwargs["timeout"] == REMOTE_TIMEOUT == 120
     with FakeOpenAI() as server:
         mine = dspy.LM("hosted_vllm/x", api_base=server.api_base, cache=False)  # no timeout of its own
-        lab = TextLabeller(LabelVocab(LABELS), lm=mine, encoder="hashing", k=1, label_kind="topics", infer=True,
-                            rank=False, rank_top=5, program=None, concurrency=2, timeout=None, retries=1)
+        lab = TextLabeller(LabelVocab(LABELS), LabelSettings(lm=mine, encoder="hashing", k=1, label_kind="topics",
+                                                             rank=False, rank_top=5, concurrency=2, retries=1))
     used = lab.program.infer.predict.lm
     assert lab.remote and lab.concurrency == 2 and server.requests == 1  # the start-up check
     assert used.kwargs["timeout"] == REMOTE_TIMEOUT and used.num_retries == 0
@@ -155,15 +155,15 @@ def test_remote_calls_have_a_default_time_limit_and_leave_retries_to_zsl():
 
 def test_the_start_up_check_reaches_the_server_even_when_answers_are_cached(monkeypatch):
     from zsl.models.lm import get_lm
-    from zsl.runs.labeller import TextLabeller
+    from zsl.runs.labeller import LabelSettings, TextLabeller
     from zsl.vocab import LabelVocab
 
     monkeypatch.setenv("ZSL_LM_CACHE", "1")
     with FakeOpenAI() as server:
         for _ in range(2):
-            TextLabeller(LabelVocab(LABELS), lm=get_lm("hosted_vllm/x", api_base=server.api_base), encoder="hashing",
-                          k=1, label_kind="topics", infer=True, rank=False, rank_top=5, program=None, concurrency=1,
-                          timeout=None, retries=0)
+            TextLabeller(LabelVocab(LABELS), LabelSettings(lm=get_lm("hosted_vllm/x", api_base=server.api_base),
+                                                           encoder="hashing", k=1, label_kind="topics", rank=False,
+                                                           rank_top=5, retries=0))
     assert server.requests == 2  # a cached "ok" would not show that the server is up
 
 

@@ -164,10 +164,10 @@ def test_run_with_scripted_lm_counts_tokens_and_warns_about_local_concurrency(tm
 
 
 def test_remote_style_concurrency_keeps_input_order_and_reports_failures(tmp_path, vocab_file):
-    from zsl.runs.labeller import TextLabeller
+    from zsl.runs.labeller import LabelSettings, TextLabeller
 
-    lab = TextLabeller(_vocab(), lm=None, encoder="hashing", k=1, label_kind="topics", infer=False, rank=False,
-                        rank_top=5, program=None, concurrency=1, timeout=None, retries=2)
+    lab = TextLabeller(_vocab(), LabelSettings(encoder="hashing", k=1, label_kind="topics", infer=False, rank=False,
+                                               rank_top=5, retries=2))
     lab.uses_lm, lab.remote, lab.concurrency = True, True, 4
     rng = random.Random(1)
     attempts: dict[str, int] = {}
