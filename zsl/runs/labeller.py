@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -494,8 +495,6 @@ class TextLabeller(Labeller):
                      say: Callable[[str], None] | None) -> list[np.ndarray]:
         """The program's scores of ``texts`` (before any catch-all), keeping each answer for the item's row; an
         item that fails is left out here (labelling reports it)."""
-        import sys
-
         from zsl.util.progress import Heartbeat, progress
 
         unique = list(dict.fromkeys(texts))
@@ -512,13 +511,14 @@ class TextLabeller(Labeller):
                     beat.update(1)
                     beat.beat()
 
-        bar = progress(unique, desc="catch-all pivot", unit="item", disable=not show_progress)
         t0 = time.perf_counter()
-        if self.concurrency > 1:
+        if self.concurrency > 1:  # as labelling does: threads for a remote LM, the caller's thread otherwise
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="zsl-pivot") as pool:
-                got = list(pool.map(one, bar))
+                got = list(progress(pool.map(one, unique), total=len(unique), desc="catch-all pivot", unit="item",
+                                    disable=not show_progress))  # in input order, counted as they finish
         else:
-            got = [one(text) for text in bar]
+            got = [one(text) for text in progress(unique, desc="catch-all pivot", unit="item",
+                                                  disable=not show_progress)]
         self._prepared = {t: g for t, g in zip(unique, got, strict=True) if g is not None}
         self._seconds_each = (time.perf_counter() - t0) / max(1, len(unique))
         return [g.scores for g in self._prepared.values()]
@@ -536,7 +536,7 @@ class TextLabeller(Labeller):
             return super()._explain(value)
         with self._carried_lock:
             self._carried += self._seconds_each
-        return ItemScores(self.tagger._with_catch_all(np.asarray(got.scores)[None, :])[0], got.fields, got.usage)
+        return ItemScores(self.tagger.catch_all_scores(np.asarray(got.scores)[None, :])[0], got.fields, got.usage)
 
     def set_pivot(self, record: dict[str, Any]) -> bool:
         """Use a known catch-all pivot (``{"pivot", "source", ...}``, as a run manifest records it under

@@ -315,7 +315,7 @@ class Tagger(ScorerMixin):
         for i, text in enumerate(progress(items, desc="tagging", disable=not show_progress)):
             demos = self._demos(emb[i], text) if emb is not None else None
             out[i] = (program(text=text, demos=demos) if demos else program(text=text)).scores
-        return self._with_catch_all(out) if emb is None else self._with_evidence(out, emb)
+        return self.catch_all_scores(out) if emb is None else self._with_evidence(out, emb)
 
     def _demos(self, emb: np.ndarray, text: str, skip: int | None = None) -> list | None:
         """The ``n_demos`` stored examples nearest to an item (never the item itself), or None."""
@@ -353,7 +353,7 @@ class Tagger(ScorerMixin):
         catch-all labels' derived scores."""
         if self.evidence_ is not None:
             scores = self.evidence_.fuse(scores, emb).astype(np.float32)
-        return self._with_catch_all(scores)
+        return self.catch_all_scores(scores)
 
     # -- catch-all labels ---------------------------------------------------------------
     def catch_all_columns(self) -> np.ndarray:
@@ -371,7 +371,9 @@ class Tagger(ScorerMixin):
         self.catch_all_ = CatchAll(cols, mix=self.catch_all_mix).fit(scores, y) if cols.size else None
         return self
 
-    def _with_catch_all(self, scores: np.ndarray) -> np.ndarray:
+    def catch_all_scores(self, scores: np.ndarray) -> np.ndarray:
+        """``(N, K)`` scores with the catch-all labels' scores derived (:class:`~zsl.scoring.CatchAll`; unchanged
+        without a fitted one)."""
         if self.catch_all_ is None:
             return scores
         return self.catch_all_.transform(scores).astype(np.float32)
@@ -425,7 +427,7 @@ class Tagger(ScorerMixin):
         pred = program(text=text, demos=demos) if demos else program(text=text)
         scores = np.asarray(pred.scores, dtype=np.float32)[None, :]
         # as score() gives them: the examples' evidence (after fit), then the catch-all labels' derived scores
-        scores = (self._with_catch_all(scores) if emb is None else self._with_evidence(scores, emb))[0]
+        scores = (self.catch_all_scores(scores) if emb is None else self._with_evidence(scores, emb))[0]
         fields: dict[str, Any] = {}
         if program.use_infer:
             fields["phrases"] = list(pred.phrases)
@@ -622,7 +624,7 @@ class Tagger(ScorerMixin):
 
         self.catch_all_ = None  # the evidence and thresholds see the program's own catch-all scores ...
         self.fit_catch_all(scores, y)  # ... then the pivot is fitted on the out-of-fold scores, and the
-        scores = self._with_catch_all(scores)  # thresholds on the derived ones, as predict() will see them
+        scores = self.catch_all_scores(scores)  # thresholds on the derived ones, as predict() will see them
         self.thresholds_ = fit_thresholds(scores, y)
         self.calibrator_ = None
         if 0 < y.sum() < y.size:  # probabilities: one Platt curve on the out-of-fold scores, pooled over labels
