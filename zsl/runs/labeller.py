@@ -377,7 +377,8 @@ class Labeller:
 
 def exclusive_row(row: dict[str, Any], catch_all: frozenset[str]) -> dict[str, Any]:
     """A row whose ``labels`` (best first) never hold a catch-all beside a real label: the catch-all stays alone
-    when it is the row's best label, and is dropped otherwise (``above_threshold`` alike).
+    when it is the row's best label (one catch-all: the first), and is dropped otherwise (``above_threshold``
+    alike).
 
     Example:
         >>> exclusive_row({"labels": ["joy", "neutral"], "scores": [0.6, 0.5]}, frozenset({"neutral"}))
@@ -386,16 +387,18 @@ def exclusive_row(row: dict[str, Any], catch_all: frozenset[str]) -> dict[str, A
         ['neutral']
     """
     labels = row.get("labels") or []
-    if not catch_all or not labels or all(lab in catch_all for lab in labels) or not any(
-            lab in catch_all for lab in labels):
+    n_ca = sum(lab in catch_all for lab in labels)
+    if not n_ca or (n_ca == 1 and len(labels) == 1):
         return row
     keep_ca = labels[0] in catch_all
-    keep = [i for i, lab in enumerate(labels) if (lab in catch_all) == keep_ca]
+    # one catch-all at most (several say the same thing: the best, first among ties), or the real labels
+    keep = [0] if keep_ca else [i for i, lab in enumerate(labels) if lab not in catch_all]
     out = {**row, "labels": [labels[i] for i in keep]}
     if isinstance(row.get("scores"), list) and len(row["scores"]) == len(labels):
         out["scores"] = [row["scores"][i] for i in keep]
     if isinstance(row.get("above_threshold"), list):
-        out["above_threshold"] = [lab for lab in row["above_threshold"] if (lab in catch_all) == keep_ca]
+        out["above_threshold"] = [lab for lab in row["above_threshold"] if (lab in catch_all) == keep_ca][
+            : 1 if keep_ca else None]
     return out
 
 
@@ -644,6 +647,17 @@ def resolve_catch_all(vocab: LabelVocab, named: Sequence[str] = (), guess: bool 
     for name in named:
         vocab.index(name)  # names close matches when misspelt
     names = [lab for lab in vocab if lab in set(vocab.catch_all) | set(named)]
+    if names and vocab.parents is not None:
+        inner = {p for p in vocab.parents if p is not None}
+        parent = {lab: vocab.parents[vocab.index(lab)] for lab in names}
+        deep = [f"{lab!r} (under {parent[lab]!r})" if parent[lab] is not None else f"{lab!r} (it has children)"
+                for lab in names if parent[lab] is not None or lab in inner]
+        if deep:
+            raise VocabularyError(
+                f"catch-all label(s) {', '.join(deep[:5])}{' ...' if len(deep) > 5 else ''} are not top-level labels "
+                "without children: in a tree, a catch-all means 'none of the other labels', so it must stand alone "
+                "at the top. Fix: drop them from --catch-all / the catch_all column (they are then ordinary labels), "
+                "or move them to the top level.")
     if names:
         return names, f"catch-all label(s): {', '.join(names)} (scored from the absence of evidence for the others)"
     if not guess:

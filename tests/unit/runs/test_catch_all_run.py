@@ -6,6 +6,7 @@ import json
 import time
 from typing import ClassVar
 
+import numpy as np
 import pytest
 
 from zsl.cli import main
@@ -149,3 +150,28 @@ def test_a_given_pivot_is_used_and_recorded(tmp_path):
     assert manifest["settings"]["catch_all"]["pivot"] == 1e6 and manifest["settings"]["catch_all"]["source"] == "fixed"
     assert all(r["labels"] == ["neutral"] for r in rows)
     assert judge.calls == len(TEXTS)  # nothing was fitted, so nothing was asked before labelling
+
+
+def test_in_a_tree_only_top_level_leaves_are_guessed_and_deeper_named_ones_are_refused(tmp_path):
+    from zsl.scoring import guess_catch_all
+
+    vocab = LabelVocab(["science", "Basics (science)", "physics", "other", "Miscellaneous", "misc topics"],
+                       parents=[None, "science", "science", None, None, "Miscellaneous"])
+    # `Basics (science)` is a topic of its branch, `Miscellaneous` has a child: only `other` means "none of these"
+    assert guess_catch_all(vocab) == ["other"]
+    assert resolve_catch_all(vocab, (), True)[0] == ["other"]
+    for name, why in (("Basics (science)", "under 'science'"), ("Miscellaneous", "it has children")):
+        with pytest.raises(VocabularyError, match="top-level labels without children") as err:
+            resolve_catch_all(vocab, [name], True)
+        assert why in str(err.value)
+
+
+def test_one_catch_all_per_row_when_several_win():
+    from zsl.scoring import CatchAll
+
+    row = {"labels": ["other", "none", "joy"], "scores": [0.5, 0.5, 0.4]}
+    assert exclusive_row(row, frozenset({"other", "none"})) == {"labels": ["other"], "scores": [0.5]}
+    s = np.array([[0.1, 0.0, 0.0], [0.9, 0.0, 0.0]])  # columns 1 and 2 are catch-alls
+    ca = CatchAll([1, 2], pivot=0.5).fit(s)
+    t = ca.transform(s)
+    assert ca.exclusive(np.ones((2, 3)), t).tolist() == [[0, 1, 0], [1, 0, 0]]
