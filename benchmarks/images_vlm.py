@@ -215,10 +215,13 @@ def render(results: dict[str, Any], command: str, machine_line: str) -> str:
     return "\n".join(lines)
 
 
+_SHOWN = {"p_at_1": "P@1", "map": "mAP", "micro_f1": "micro-F1"}
+
+
 def _verdict(what: str, fused: dict[str, float], best: dict[str, float]) -> str:
-    beats = [key for key in best if fused[key] > best[key]]
-    ties = [key for key in best if fused[key] == best[key]]
-    worse = [key for key in best if key not in beats + ties]
+    beats = [_SHOWN[key] for key in best if fused[key] > best[key]]
+    ties = [_SHOWN[key] for key in best if fused[key] == best[key]]
+    worse = [_SHOWN[key] for key in best if _SHOWN[key] not in beats + ties]
     if len(beats) == len(best):
         return f"{what}, fused beats both parts on all three measures."
     return (f"{what}, fused beats both parts on {', '.join(beats) or 'no measure'}"
