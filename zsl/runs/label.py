@@ -80,7 +80,8 @@ class RunSummary:
 
     ``seconds`` adds up the time spent on each chunk (by any worker, in any session), so
     ``items_per_second`` is the rate of one worker; ``wall_seconds`` is this session's labelling
-    time on the clock (with ``workers`` workers of ``engine``), ``startup_seconds`` the part of it
+    time on the clock (with ``workers`` workers of ``engine``; with the catch-all pivot's scoring of
+    the first items before labelling), ``startup_seconds`` the part of it
     spent starting them (Ray start-up and worker checks; 0 locally)."""
 
     run_dir: str
@@ -254,7 +255,9 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
     chunk_size = opts.chunk_size
     if chunk_size is None:
         chunk_size = 64 if run.fmt == "images" else (25 if run.labeller.uses_lm else 1000)
+    t_prep = time.perf_counter()
     pivot_note = _prepare(run, out, fresh, show_progress)
+    t_prep = time.perf_counter() - t_prep
     settings_record = {**run.labeller.config(), "chunk_size": chunk_size}
     input_path = run.input_path
     size = input_path.stat().st_size if input_path.is_file() else None
@@ -276,6 +279,7 @@ def label_run(input: str | os.PathLike[str], labels: str | os.PathLike[str] | La
         engine_info = _label_chunks(run, records, done, total, chunk_size, show_progress,
                                     {"engine": engine, "address": address, "workers": workers,
                                      "threads": threads_per_worker})
+        engine_info["wall_seconds"] = round(engine_info["wall_seconds"] + t_prep, 3)  # the pivot's items too
         try:
             check_unchanged(input_path, run.manifest, size)
         except InputError as exc:
