@@ -172,3 +172,19 @@ def test_api_base_needs_a_provider_model(tmp_path, files, capsys):
     code = main(["label", str(items), "--labels", str(labels), "--lm", "gemma3-270m", "--api-base",
                  "http://127.0.0.1:9/v1", "--out", str(tmp_path / "run")])
     assert code == 2 and "--api-base" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_a_catch_all_pivot_is_fitted_on_the_remote_answers_with_each_item_asked_once(tmp_path, files, capsys):
+    items, _ = files
+    labels = tmp_path / "with_other.txt"
+    labels.write_text("\n".join([*LABELS, "other"]) + "\n", encoding="utf-8")
+    with FakeOpenAI(fail_first=2, fail_status=429) as server:  # the start-up check's tries, then answers
+        code = _label(items, labels, tmp_path / "run", server, "--concurrency", "3", "--retries", "3")
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "catch-all labels: scoring the first 6 item(s)" in err
+    # the pivot's items were asked (in 3 threads) before labelling, and their answers became the rows
+    assert server.requests == 2 + 1 + len(TEXTS)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["settings"]["catch_all"]["source"] == "quantile of the LLM scores"
+    assert len(_rows(tmp_path / "run" / "labels.jsonl")) == len(TEXTS)
