@@ -37,8 +37,12 @@ import numpy as np
 from benchmarks import ROOT, machine_line, run_parsed, write_section
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hwv"
-SLICE = 100  # the LLM slice: make_slices.py's seeded 100 of hwv_val, in file order (300 took too long here)
-SLICE_FILE = f"hwv-val-{SLICE}"
+SLICE = 100  # the LLM slice (--slice): the seeded 100 of hwv_val, in file order (300 took too long here so far)
+
+
+def slice_stem(size: int) -> str:
+    """The slice's file name without ``.jsonl``: its runs are ``<stem>.flat.run``, ``.tree.run``, ``.top-down.run``."""
+    return f"hwv-val-{size}"
 SHOTS = (2, 8)
 # How the tree-used LLM runs are asked for (the output mode flag of `zsl label`).
 
@@ -211,7 +215,7 @@ def run_scores(run: Path, vocab, ids: list[str]) -> tuple[np.ndarray, float]:
     missing = [i for i in ids if i not in rows]
     if missing:
         raise SystemExit(f"{run} has no row for {len(missing)} of the slice's documents (e.g. {missing[0]}); "
-                         f"it was made on another slice. Fix: pass the run of {SLICE_FILE}.jsonl.")
+                         f"it was made on another slice. Fix: pass the run of the same slice (--slice).")
     s = np.full((len(ids), len(vocab)), np.nan, dtype=np.float32)
     for n, i in enumerate(ids):
         for lab, score in rows[i].ranked:
@@ -259,14 +263,14 @@ def llm_rows(args: argparse.Namespace, vocab, docs: list[dict], positions: list[
     """The full program on the slice from finished runs, and the commands of the missing ones."""
     from zsl.hierarchy import consistent_scores
 
-    llm = Path(args.llm)
-    slice_file = llm / f"{SLICE_FILE}.jsonl"
+    llm, stem = Path(args.llm), slice_stem(getattr(args, "slice", SLICE))
+    slice_file = llm / f"{stem}.jsonl"
     ids = [docs[i]["id"] for i in positions]
     g = [gold[i] for i in positions]
     rows, todo = [], []
-    runs = {"flat": Path(args.llm_flat) if args.llm_flat else llm / f"{SLICE_FILE}.flat.run",
-            "tree": Path(args.llm_tree) if args.llm_tree else llm / f"{SLICE_FILE}.tree.run",
-            "top-down": Path(args.llm_top_down) if args.llm_top_down else llm / f"{SLICE_FILE}.top-down.run"}
+    runs = {"flat": Path(args.llm_flat) if args.llm_flat else llm / f"{stem}.flat.run",
+            "tree": Path(args.llm_tree) if args.llm_tree else llm / f"{stem}.tree.run",
+            "top-down": Path(args.llm_top_down) if args.llm_top_down else llm / f"{stem}.top-down.run"}
     for mode, run in runs.items():
         if not run_complete(run):
             todo.append(label_command(Path(args.data), slice_file, run, FLAGS[mode]))
@@ -291,12 +295,12 @@ def _cell(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
-def table(rows: list[Row], n_levels: int) -> str:
-    """The Markdown table of ``rows``."""
+def table(rows: list[Row], n_levels: int, size: int = SLICE) -> str:
+    """The Markdown table of ``rows`` (``size``: the LLM slice's documents)."""
     levels = " | ".join(f"L{d + 1} acc" for d in range(n_levels))
     lines = [f"| program | tree | docs | {levels} | hP | hR | **hF1** | leaf acc | consistent % | s/doc |",
              "|---|---|---|" + "---|" * (n_levels + 6)]
-    titles = {"all": "*all 1,602 validation documents*", "slice": f"*the seeded {SLICE}-document slice*",
+    titles = {"all": "*all 1,602 validation documents*", "slice": f"*the seeded {size}-document slice*",
               "few": "*few-shot: the documents outside the 8-per-branch pool*"}
     group = None
     for r in rows:
@@ -336,11 +340,24 @@ def targets(rows: list[Row]) -> list[str]:
     return out
 
 
+def make_slice(llm: Path, docs: list[dict], positions: list[int], data: Path, size: int) -> None:
+    """Write ``<stem>.jsonl`` (the slice's documents, in file order) and print the commands of its LLM runs."""
+    llm.mkdir(parents=True, exist_ok=True)
+    stem = slice_stem(size)
+    with open(llm / f"{stem}.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(docs[i], ensure_ascii=False) + "\n" for i in positions)
+    for mode, extra in FLAGS.items():
+        print(label_command(data, llm / f"{stem}.jsonl", llm / f"{stem}.{mode}.run", extra))
+
+
 def run(args: argparse.Namespace) -> None:
     vocab, docs = load(Path(args.data))
     gold = [[vocab.index(g) for g in d["labels"]] for d in docs]
+    positions = slice_positions(len(docs), getattr(args, "slice", SLICE))
+    if getattr(args, "make_slice", False):  # only from the command line, where --slice is set
+        make_slice(Path(args.llm), docs, positions, Path(args.data), args.slice)
+        return
     ret = Retrieval(args, vocab, docs)
-    positions = slice_positions(len(docs))
     rows = retrieval_rows(ret, gold, list(range(len(docs))), "all",
                           modes=("flat", "tree", "top-down", *CONTEXT_ROWS))
     rows += retrieval_rows(ret, gold, positions, "slice")
@@ -366,7 +383,7 @@ def run(args: argparse.Namespace) -> None:
         "predicted labels at depth d (sets closed upward) are exactly the gold one; hP/hR/hF1 micro over sets "
         "closed upward; leaf acc = the gold deepest label is predicted; consistent = the predicted set is closed "
         "upward.")]
-    text = "\n\n".join([*notes, table(rows, vocab.tree.n_levels), "Targets:\n\n" + "\n".join(targets(rows))])
+    text = "\n\n".join([*notes, table(rows, vocab.tree.n_levels, getattr(args, "slice", SLICE)), "Targets:\n\n" + "\n".join(targets(rows))])
     if todo:
         text += ("\n\nLLM runs still missing (the benchmark reads them when complete; run each, then rerun this):\n\n"
                  + "\n".join(f"    {c}" for c in todo))
@@ -390,6 +407,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--llm-tree", default=None, help="its run with the tree used (default: LLM/hwv-val-100.tree.run)")
     r.add_argument("--llm-top-down", default=None, help="its top-down run (default: LLM/hwv-val-100.top-down.run)")
     r.add_argument("--no-few-shot", action="store_true", help="leave out the few-shot rows")
+    r.add_argument("--slice", type=int, default=SLICE, help=f"documents in the LLM rows' seeded slice (default {SLICE})")
+    r.add_argument("--make-slice", action="store_true",
+                   help="write the slice's input file into --llm, print the LLM runs' commands, and stop")
     r.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     r.set_defaults(func=run)
     args = p.parse_args(argv)
