@@ -253,7 +253,8 @@ SLICE = 200
 def make_slices(data: Path, llm: Path) -> None:
     """The LLM runs' inputs: the 200-item slices (file order of ``default_rng(0).permutation(N)[:200]`` of
     GoEmotions dev and of the Reuters train file: the first 200 of the 1,000-item slice's draw) and the train
-    examples (both draws, 8 then 2 per label: :func:`draw_examples`); prints the ``zsl label`` commands."""
+    examples (both draws, 8 then 2 per label: :func:`draw_examples`); also ``reuters-train-1000.jsonl`` (the
+    retrieval rows' slice, for ``benchmarks.setrules``); prints the ``zsl label`` commands."""
     llm.mkdir(parents=True, exist_ok=True)
     sources = {"goemotions": data / "goemotions" / "goemotions_dev.jsonl",
                "reuters": data / "reuters21578" / "reuters21578_modapte_train.jsonl"}
@@ -267,6 +268,8 @@ def make_slices(data: Path, llm: Path) -> None:
         _write_jsonl(llm / f"{name}-train-shots.jsonl", [
             {"id": str(ds["train"][i].get("id", i)), "text": ds["train"][i]["text"], "labels": ds["train"][i]["labels"]}
             for i in idx])
+        if name == "reuters":  # the retrieval rows' 1,000-item slice, read by benchmarks.setrules
+            _write_jsonl(llm / "reuters-train-1000.jsonl", reuters_slice(data)[0])
         for stem, extra in ((slice_name, ""), (f"{name}-train-shots", " --no-catch-all-guess")):
             print(f"cd {llm} && zsl label {stem}.jsonl --labels {data}/{LLM_LABELS[name]}{extra} --out {stem}.run")
 

@@ -3,7 +3,7 @@
 
 Retrieval-only scores (no LLM; the default encoder) of GoEmotions dev (28 emotions, every
 comment with a text) and of the seeded 1,000-item Reuters-21578 slice (90 topics,
-``$ZSL_HOME/bench/llm/reuters-train-1000.jsonl``, made by ``make_slices.py``), cached in
+``$ZSL_HOME/bench/llm/reuters-train-1000.jsonl``, written by ``python -m benchmarks.labelsets --make-slices``), cached in
 ``$ZSL_HOME/bench/setrules/``. Items without a gold label in the vocabulary are left out.
 Micro-F1, macro-F1 (over labels with gold), example-F1 and labels per item::
 
