@@ -377,8 +377,8 @@ class Labeller:
 
 def exclusive_row(row: dict[str, Any], catch_all: frozenset[str]) -> dict[str, Any]:
     """A row whose ``labels`` (best first) never hold a catch-all beside a real label: the catch-all stays alone
-    when it is the row's best label (one catch-all: the first), and is dropped otherwise (``above_threshold``
-    alike).
+    when it is the row's best label (one catch-all: the first), and is dropped otherwise. (Only rows being
+    written go through here, and those carry no ``above_threshold``: the set is ``labels``.)
 
     Example:
         >>> exclusive_row({"labels": ["joy", "neutral"], "scores": [0.6, 0.5]}, frozenset({"neutral"}))
@@ -396,9 +396,6 @@ def exclusive_row(row: dict[str, Any], catch_all: frozenset[str]) -> dict[str, A
     out = {**row, "labels": [labels[i] for i in keep]}
     if isinstance(row.get("scores"), list) and len(row["scores"]) == len(labels):
         out["scores"] = [row["scores"][i] for i in keep]
-    if isinstance(row.get("above_threshold"), list):
-        out["above_threshold"] = [lab for lab in row["above_threshold"] if (lab in catch_all) == keep_ca][
-            : 1 if keep_ca else None]
     return out
 
 

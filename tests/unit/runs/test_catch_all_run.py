@@ -66,8 +66,8 @@ def test_named_catch_all_and_the_vocabulary_column():
 
 def test_exclusive_row():
     ca = frozenset({"neutral"})
-    row = {"labels": ["joy", "neutral", "fear"], "scores": [0.6, 0.5, 0.4], "above_threshold": ["joy", "neutral"]}
-    assert exclusive_row(row, ca) == {"labels": ["joy", "fear"], "scores": [0.6, 0.4], "above_threshold": ["joy"]}
+    row = {"labels": ["joy", "neutral", "fear"], "scores": [0.6, 0.5, 0.4]}
+    assert exclusive_row(row, ca) == {"labels": ["joy", "fear"], "scores": [0.6, 0.4]}
     row = {"labels": ["neutral", "joy"], "scores": [0.6, 0.5]}
     assert exclusive_row(row, ca) == {"labels": ["neutral"], "scores": [0.6]}
     assert exclusive_row(row, frozenset()) is row
