@@ -103,3 +103,18 @@ def run_parsed(args, name: str) -> None:
         args.out = str(subdir("bench") / name)
     os.environ.setdefault("ZSL_PROGRESS", "1" if sys.stderr.isatty() else "0")
     args.func(args)
+
+
+def saved_or_run(out: Path, report: bool, compute) -> dict:
+    """A benchmark's results: with ``report``, the JSON its last run saved at ``out`` (refused when there is none);
+    else ``compute()``, saved there for the next ``--report``."""
+    import json
+
+    if report:
+        if not out.is_file():
+            raise SystemExit(f"no saved results at {out}; run without --report first")
+        return json.loads(out.read_text(encoding="utf-8"))
+    results = compute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return results

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import ROOT
+from benchmarks import ROOT, saved_or_run
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "coco_subset"
 DEFAULT_OUT = ROOT / "out" / "bench" / "images.json"
@@ -270,16 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", action="store_true",
                         help="only re-render the table from the JSON saved by the last run (--out)")
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    if args.report:
-        if not out.is_file():
-            raise SystemExit(f"no saved results at {out}; run without --report first")
-        results = json.loads(out.read_text(encoding="utf-8"))
-    else:
-        results = run(args)
-        results["args"] = {"descriptions": args.descriptions, "backbone": args.backbone}
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    results = saved_or_run(Path(args.out), args.report, lambda: {
+        **run(args), "args": {"descriptions": args.descriptions, "backbone": args.backbone}})
     ran = results.get("args", {"descriptions": args.descriptions, "backbone": args.backbone})
     command = ".venv/bin/python -m benchmarks.images" + (" --descriptions" if ran["descriptions"] else "") + (
         f" --backbone {ran['backbone']}" if ran["backbone"] != "efficientnet-lite2" else "") + " --write"

@@ -231,7 +231,7 @@ def _verdict(what: str, fused: dict[str, float], best: dict[str, float]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m benchmarks.images vlm [--write]``."""
-    from benchmarks import machine_line, write_section
+    from benchmarks import machine_line, saved_or_run, write_section
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.images vlm", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="the coco_subset folder (with captions.jsonl)")
@@ -240,17 +240,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--write", action="store_true", help="update the images-vlm section of BENCHMARKS.md")
     parser.add_argument("--report", action="store_true", help="only re-render the table from the saved JSON (--out)")
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    if args.report:
-        if not out.is_file():
-            raise SystemExit(f"no saved results at {out}; run without --report first")
-        results = json.loads(out.read_text(encoding="utf-8"))
-    else:
-        results = run(args)
-        results["machine"] = machine_line()
-        results["encoder_arg"] = args.encoder
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    results = saved_or_run(Path(args.out), args.report, lambda: {
+        **run(args), "machine": machine_line(), "encoder_arg": args.encoder})
     command = ".venv/bin/python -m benchmarks.images vlm" + (
         f" --encoder {results['encoder_arg']}" if results.get("encoder_arg") else "") + " --write"
     block = render(results, command, results["machine"])
