@@ -1019,6 +1019,15 @@ class CatchAll(ParamsMixin):
             lab[several, best] = True
         return lab.astype(np.uint8)
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any], columns: Any, n_labels: int, *, mix: bool = False) -> CatchAll:
+        """A fitted CatchAll with the pivot a :meth:`describe` record holds (a saved program's, a run manifest's),
+        over ``columns`` of ``n_labels`` labels; ``source_`` as recorded."""
+        keep = {k: record[k] for k in ("quantile", "shrinkage") if k in record}
+        ca = cls(columns, pivot=float(record["pivot"]), mix=mix, **keep).fit(np.zeros((1, n_labels)))
+        ca.source_ = str(record.get("source", "fixed"))
+        return ca
+
     def describe(self, vocab: Any = None) -> dict[str, Any]:
         """A JSON-ready record (for the run manifest): the catch-all labels, pivot and where it came from."""
         cols = [int(c) for c in self.columns_]

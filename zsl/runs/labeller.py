@@ -548,11 +548,7 @@ class TextLabeller(Labeller):
         names = [self.vocab[int(c)] for c in cols]
         if not cols.size or record.get("labels", names) != names:
             return False
-        keep = {k: record[k] for k in ("quantile", "shrinkage") if k in record}
-        ca = CatchAll(cols, pivot=float(record["pivot"]), mix=self.tagger.catch_all_mix, **keep)
-        ca.fit(np.zeros((1, len(self.vocab))))
-        ca.source_ = str(record.get("source", "fixed"))
-        self.tagger.catch_all_ = ca
+        self.tagger.catch_all_ = CatchAll.from_record(record, cols, len(self.vocab), mix=self.tagger.catch_all_mix)
         return True
 
     @property

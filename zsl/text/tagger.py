@@ -315,7 +315,7 @@ class Tagger(ScorerMixin):
         for i, text in enumerate(progress(items, desc="tagging", disable=not show_progress)):
             demos = self._demos(emb[i], text) if emb is not None else None
             out[i] = (program(text=text, demos=demos) if demos else program(text=text)).scores
-        return self.catch_all_scores(out) if emb is None else self._with_evidence(out, emb)
+        return self._with_evidence(out, emb)
 
     def _demos(self, emb: np.ndarray, text: str, skip: int | None = None) -> list | None:
         """The ``n_demos`` stored examples nearest to an item (never the item itself), or None."""
@@ -348,7 +348,7 @@ class Tagger(ScorerMixin):
         emb = np.asarray(emb, dtype=np.float32)
         return self._with_evidence(self.program_.retrieve_embedded(emb), emb)
 
-    def _with_evidence(self, scores: np.ndarray, emb: np.ndarray) -> np.ndarray:
+    def _with_evidence(self, scores: np.ndarray, emb: np.ndarray | None) -> np.ndarray:
         """Zero-shot scores plus the fitted examples' evidence (unchanged before :meth:`fit`), then the
         catch-all labels' derived scores."""
         if self.evidence_ is not None:
@@ -425,9 +425,8 @@ class Tagger(ScorerMixin):
             emb = program.index.encoder.encode([text])
         demos = self._demos(emb[0], text) if emb is not None else None
         pred = program(text=text, demos=demos) if demos else program(text=text)
-        scores = np.asarray(pred.scores, dtype=np.float32)[None, :]
         # as score() gives them: the examples' evidence (after fit), then the catch-all labels' derived scores
-        scores = (self.catch_all_scores(scores) if emb is None else self._with_evidence(scores, emb))[0]
+        scores = self._with_evidence(np.asarray(pred.scores, dtype=np.float32)[None, :], emb)[0]
         fields: dict[str, Any] = {}
         if program.use_infer:
             fields["phrases"] = list(pred.phrases)
@@ -791,10 +790,8 @@ class Tagger(ScorerMixin):
             if isinstance(ca, dict):
                 self.catch_all = list(ca["labels"])
                 self.catch_all_mix = bool(ca.get("mix", False))
-                cols = self.catch_all_columns()
-                self.catch_all_ = CatchAll(cols, pivot=float(ca["pivot"]), mix=self.catch_all_mix)
-                self.catch_all_.fit(np.zeros((1, len(self.vocab))))
-                self.catch_all_.source_ = str(ca.get("source", "fixed"))
+                self.catch_all_ = CatchAll.from_record(ca, self.catch_all_columns(), len(self.vocab),
+                                                       mix=self.catch_all_mix)
         except (KeyError, TypeError, ValueError, VocabularyError) as exc:
             raise InputError(f"{p}: the saved catch-all is not usable ({type(exc).__name__}: {exc}). {fix}") from None
         except InputError as exc:
