@@ -858,7 +858,7 @@ def guess_catch_all(labels: Any) -> list[str]:
 
     Args:
         labels: the vocabulary's labels (any iterable of strings, e.g. a ``LabelVocab``; its
-            ``parents``, if any, restrict the guess as above).
+            ``tree``, if any, restricts the guess as above).
 
     Returns:
         The matching labels, in vocabulary order.
@@ -870,10 +870,9 @@ def guess_catch_all(labels: Any) -> list[str]:
     import re
 
     out = []
-    parents = getattr(labels, "parents", None)
-    inner = set() if parents is None else {p for p in parents if p is not None}
+    tree = getattr(labels, "tree", None)
     for j, label in enumerate(labels):
-        if parents is not None and (parents[j] is not None or label in inner):
+        if tree is not None and not (tree.parent[j] < 0 and tree.leaves[j]):
             continue  # not a top-level leaf of the tree
         name = re.sub(r"[\s_\-]+", " ", str(label).strip().lower()).strip(" .:;!?*")
         head = re.split(r"\s*[(\[:/,-]\s*", name, maxsplit=1)[0].strip()

@@ -640,11 +640,11 @@ def resolve_catch_all(vocab: LabelVocab, named: Sequence[str] = (), guess: bool 
     for name in named:
         vocab.index(name)  # names close matches when misspelt
     names = [lab for lab in vocab if lab in set(vocab.catch_all) | set(named)]
-    if names and vocab.parents is not None:
-        inner = {p for p in vocab.parents if p is not None}
-        parent = {lab: vocab.parents[vocab.index(lab)] for lab in names}
-        deep = [f"{lab!r} (under {parent[lab]!r})" if parent[lab] is not None else f"{lab!r} (it has children)"
-                for lab in names if parent[lab] is not None or lab in inner]
+    tree = vocab.tree
+    if names and tree is not None:
+        cols = [vocab.index(lab) for lab in names]
+        deep = [f"{lab!r} (under {tree.labels[tree.parent[j]]!r})" if tree.parent[j] >= 0 else f"{lab!r} (it has children)"
+                for lab, j in zip(names, cols, strict=True) if tree.parent[j] >= 0 or not tree.leaves[j]]
         if deep:
             raise VocabularyError(
                 f"catch-all label(s) {', '.join(deep[:5])}{' ...' if len(deep) > 5 else ''} are not top-level labels "
