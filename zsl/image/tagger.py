@@ -517,8 +517,7 @@ class ImageTagger(ScorerMixin):
         items, notes = self._fit_items(irr, pairs, retries, show_progress)
         if not items:
             raise InputError(f"none of the {len(pairs)} labelled photo(s) could be used: {'; '.join(notes[:3])}")
-        k = photo_metric_k([gold for _, gold in pairs], len(self.vocab)) if metric_k is None else \
-            max(1, min(int(metric_k), len(self.vocab) // 2))
+        k = photo_metric_k([gold for _, gold in pairs], len(self.vocab), metric_k)
         fit = fit_photo_fusion(items, len(self.vocab), k=k, defaults=dict(irr.weights))
         self.fusion, self.rank_top = dict(fit.weights), int(fit.weights["rank_top"])
         self.fusion_, self.fit_notes_ = fit, notes

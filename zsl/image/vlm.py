@@ -537,10 +537,11 @@ def fusion_item(image_scores: np.ndarray, phrase_sim: np.ndarray | None, *, cand
 IMAGE_SHARE_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 
-def photo_metric_k(golds: Sequence[Sequence[int]], n_labels: int) -> int:
-    """The K of RP@K that :func:`fit_photo_fusion` is scored by: the photos' mean number of gold labels rounded
-    up (R-precision), at most half the vocabulary (RP@K over every label is always 100)."""
-    k = math.ceil(float(np.mean([len(g) for g in golds]))) if len(golds) else 1
+def photo_metric_k(golds: Sequence[Sequence[int]], n_labels: int, k: int | None = None) -> int:
+    """The K of RP@K that :func:`fit_photo_fusion` is scored by: ``k``, or else the photos' mean number of gold
+    labels rounded up (R-precision); at most half the vocabulary (RP@K over every label is always 100)."""
+    if k is None:
+        k = math.ceil(float(np.mean([len(g) for g in golds]))) if len(golds) else 1
     return max(1, min(int(k), n_labels // 2))
 
 
