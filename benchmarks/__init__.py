@@ -118,3 +118,11 @@ def saved_or_run(out: Path, report: bool, compute) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1), encoding="utf-8")
     return results
+
+
+def write_jsonl(path: Path, rows) -> None:
+    """``rows`` (dicts) as JSON lines, non-ASCII kept as is: the LLM runs' input slices."""
+    import json
+
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import ROOT, machine_line, run_parsed, write_section
+from benchmarks import ROOT, machine_line, run_parsed, write_jsonl, write_section
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hwv"
 SLICE = 100  # the LLM slice (--slice): the seeded 100 of hwv_val, in file order (300 took too long here so far)
@@ -344,8 +344,7 @@ def make_slice(llm: Path, docs: list[dict], positions: list[int], data: Path, si
     """Write ``<stem>.jsonl`` (the slice's documents, in file order) and print the commands of its LLM runs."""
     llm.mkdir(parents=True, exist_ok=True)
     stem = slice_stem(size)
-    with open(llm / f"{stem}.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(docs[i], ensure_ascii=False) + "\n" for i in positions)
+    write_jsonl(llm / f"{stem}.jsonl", [docs[i] for i in positions])
     for mode, extra in FLAGS.items():
         print(label_command(data, llm / f"{stem}.jsonl", llm / f"{stem}.{mode}.run", extra))
 

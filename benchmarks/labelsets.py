@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import ROOT, machine_line
+from benchmarks import ROOT, machine_line, write_jsonl
 
 # ../shared/data beside the checkout (a worktree sits one level deeper: ../../shared/data)
 DATA = next((d for d in (ROOT.parent / "shared" / "data", ROOT.parents[1] / "shared" / "data") if d.is_dir()),
@@ -261,22 +261,17 @@ def make_slices(data: Path, llm: Path) -> None:
     for name, src in sources.items():
         rows = read_jsonl(src)
         keep = sorted(np.random.default_rng(0).permutation(len(rows))[:SLICE].tolist())
-        slice_name = load_dataset(name, data)["slice"]
-        _write_jsonl(llm / f"{slice_name}.jsonl", [rows[i] for i in keep])
         ds = load_dataset(name, data)
+        slice_name = ds["slice"]
+        write_jsonl(llm / f"{slice_name}.jsonl", [rows[i] for i in keep])
         idx = list(dict.fromkeys(draw_examples(ds["train"], ds["vocab"], 8) + draw_examples(ds["train"], ds["vocab"], 2)))
-        _write_jsonl(llm / f"{name}-train-shots.jsonl", [
+        write_jsonl(llm / f"{name}-train-shots.jsonl", [
             {"id": str(ds["train"][i].get("id", i)), "text": ds["train"][i]["text"], "labels": ds["train"][i]["labels"]}
             for i in idx])
         if name == "reuters":  # the retrieval rows' 1,000-item slice, read by benchmarks.setrules
-            _write_jsonl(llm / "reuters-train-1000.jsonl", reuters_slice(data)[0])
+            write_jsonl(llm / "reuters-train-1000.jsonl", reuters_slice(data)[0])
         for stem, extra in ((slice_name, ""), (f"{name}-train-shots", " --no-catch-all-guess")):
             print(f"cd {llm} && zsl label {stem}.jsonl --labels {data}/{LLM_LABELS[name]}{extra} --out {stem}.run")
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
 def read_run(run: Path, vocab: Any) -> tuple[list[str], np.ndarray] | None:
@@ -451,19 +446,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--make-slices", action="store_true",
                    help="write the LLM runs' input files into --llm-dir (seeded) and print the commands, then stop")
     args = p.parse_args(argv)
-    if args.make_slices:
-        if "ZSL_HOME" not in os.environ:
-            from zsl.util.paths import subdir
-
-            os.environ["ZSL_HOME"] = str(subdir("bench").parent)
-        make_slices(Path(args.data), Path(os.path.expandvars(args.llm_dir)))
-        return
-    args.dataset = args.dataset or ["goemotions", "reuters"]
-    args.part = args.part or ["retrieval", "llm"]
     if "ZSL_HOME" not in os.environ:
         from zsl.util.paths import subdir
 
         os.environ["ZSL_HOME"] = str(subdir("bench").parent)
+    if args.make_slices:
+        make_slices(Path(args.data), Path(os.path.expandvars(args.llm_dir)))
+        return
+    args.dataset = args.dataset or ["goemotions", "reuters"]
+    args.part = args.part or ["retrieval", "llm"]
     args.func = run
     from benchmarks import run_parsed
 
