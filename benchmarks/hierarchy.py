@@ -259,11 +259,12 @@ def retrieval_rows(ret: Retrieval, gold: list[list[int]], positions: list[int], 
 
 
 def llm_rows(args: argparse.Namespace, vocab, docs: list[dict], positions: list[int],
-             gold: list[list[int]]) -> tuple[list[Row], list[str]]:
-    """The full program on the slice from finished runs, and the commands of the missing ones."""
+             gold: list[list[int]], size: int = SLICE) -> tuple[list[Row], list[str]]:
+    """The full program on the slice of ``size`` documents from finished runs, and the commands of the missing
+    ones."""
     from zsl.hierarchy import consistent_scores
 
-    llm, stem = Path(args.llm), slice_stem(getattr(args, "slice", SLICE))
+    llm, stem = Path(args.llm), slice_stem(size)
     slice_file = llm / f"{stem}.jsonl"
     ids = [docs[i]["id"] for i in positions]
     g = [gold[i] for i in positions]
@@ -352,15 +353,16 @@ def make_slice(llm: Path, docs: list[dict], positions: list[int], data: Path, si
 def run(args: argparse.Namespace) -> None:
     vocab, docs = load(Path(args.data))
     gold = [[vocab.index(g) for g in d["labels"]] for d in docs]
-    positions = slice_positions(len(docs), getattr(args, "slice", SLICE))
-    if getattr(args, "make_slice", False):  # only from the command line, where --slice is set
-        make_slice(Path(args.llm), docs, positions, Path(args.data), args.slice)
+    size = getattr(args, "slice", SLICE)  # a Namespace built in Python may lack the options
+    positions = slice_positions(len(docs), size)
+    if getattr(args, "make_slice", False):
+        make_slice(Path(args.llm), docs, positions, Path(args.data), size)
         return
     ret = Retrieval(args, vocab, docs)
     rows = retrieval_rows(ret, gold, list(range(len(docs))), "all",
                           modes=("flat", "tree", "top-down", *CONTEXT_ROWS))
     rows += retrieval_rows(ret, gold, positions, "slice")
-    full, todo = llm_rows(args, vocab, docs, positions, gold)
+    full, todo = llm_rows(args, vocab, docs, positions, gold, size)
     rows += full
     if not args.no_few_shot:
         _, rest = few_shot_split(docs, max(SHOTS))
@@ -382,7 +384,7 @@ def run(args: argparse.Namespace) -> None:
         "predicted labels at depth d (sets closed upward) are exactly the gold one; hP/hR/hF1 micro over sets "
         "closed upward; leaf acc = the gold deepest label is predicted; consistent = the predicted set is closed "
         "upward.")]
-    text = "\n\n".join([*notes, table(rows, vocab.tree.n_levels, getattr(args, "slice", SLICE)), "Targets:\n\n" + "\n".join(targets(rows))])
+    text = "\n\n".join([*notes, table(rows, vocab.tree.n_levels, size), "Targets:\n\n" + "\n".join(targets(rows))])
     if todo:
         text += ("\n\nLLM runs still missing (the benchmark reads them when complete; run each, then rerun this):\n\n"
                  + "\n".join(f"    {c}" for c in todo))
