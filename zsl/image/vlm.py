@@ -54,7 +54,7 @@ from zsl.index import max_over_phrases
 
 __all__ = ["CHECK_QUESTION", "DEFAULT_VLM_MAX_SIDE", "JPEG_QUALITY", "MAX_PHOTO_BYTES", "AnswerCache", "PhotoIRR", "PhotoPayload",
            "VisionSteps", "build_photo_irr", "check_vlm", "encode_photo", "fuse_photo", "fusion_item",
-           "parse_vlm_phrases", "parse_yes_no", "photo_payload", "phrase_similarities", "read_photo", "reads_images",
+           "parse_vlm_phrases", "parse_yes_no", "photo_payload", "phrase_parts", "phrase_similarities", "read_photo", "reads_images",
            "resolve_vlm"]
 
 DEFAULT_VLM_MAX_SIDE = 768  # what OpenAI's "high detail" tiles and most open VLMs see anyway
@@ -566,11 +566,43 @@ def fit_photo_fusion(items: Sequence[FusionItem], n_labels: int, *, k: int | Non
                       defaults=dict(DEFAULTS if defaults is None else defaults))
 
 
+# Where a describer's sentence is cut into the things it names: articles, numbers, possessives, prepositions (also
+# the spatial ones of several words, whose noun names no thing) and conjunctions (English; a phrase in another
+# language is kept whole).
+_PART_BOUNDARY = re.compile(
+    r"\b(?:on top of|in front of|in the middle of|at the end of|on the side of|a|an|the|one|two|three|four|five|several|some|many|few|his|her|their|its|on|in|at|with|near|next to|"
+    r"beside|by|under|over|behind|above|below|of|and|or|while|from|into|onto|down|up|through|around|across)\b",
+    re.IGNORECASE)
+#: phrases of at most this many words are names already ("a red car", "dining table") and are not cut
+PART_MIN_WORDS = 4
+
+
+def phrase_parts(phrase: str) -> list[str]:
+    """The things a sentence-like phrase names, cut at its articles, numbers, prepositions and conjunctions.
+
+    A sentence embeds as its main object ("a man riding a wave on top of a surfboard" lands on
+    `surfboard` only); its parts land on each thing it names. Phrases of up to
+    :data:`PART_MIN_WORDS` words give no parts.
+
+    Example:
+        >>> phrase_parts("a man riding a wave on top of a surfboard")
+        ['man riding', 'wave', 'surfboard']
+        >>> phrase_parts("a dining table")
+        []
+    """
+    if len(phrase.split()) <= PART_MIN_WORDS:
+        return []
+    parts = (p.strip(" ,.;:!?'\"") for p in _PART_BOUNDARY.split(phrase))
+    return [p for p in dict.fromkeys(parts) if len(p) > 2 and p.casefold() != phrase.strip().casefold()]
+
+
 def phrase_similarities(index: Any, phrases: Sequence[str]) -> np.ndarray | None:
-    """``(K,)`` best similarity of each label over the phrases (the text encoder of ``index``), None without any."""
+    """``(K,)`` best similarity of each label over the phrases and their parts (:func:`phrase_parts`; the text encoder
+    of ``index``), None without any phrase."""
     if not phrases:
         return None
-    return max_over_phrases(index.similarities(index.encoder.encode(list(phrases))))
+    queries = list(dict.fromkeys([*phrases, *(part for p in phrases for part in phrase_parts(p))]))
+    return max_over_phrases(index.similarities(index.encoder.encode(queries)))
 
 
 class PhotoIRR:

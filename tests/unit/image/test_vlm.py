@@ -12,7 +12,7 @@ import pytest
 
 from tests.fake_openai import PALETTE, FakeOpenAI
 from zsl.errors import InputError, RemoteModelError
-from zsl.image.vlm import parse_vlm_phrases, parse_yes_no, photo_payload
+from zsl.image.vlm import parse_vlm_phrases, parse_yes_no, photo_payload, phrase_parts, phrase_similarities
 
 LABELS = ["cat", "dog", "car", "tree", "boat"]
 # What the server "sees" on a photo of each colour.
@@ -98,6 +98,35 @@ def test_parse_vlm_phrases_and_yes_no():
     for bad in ("The photo shows a cat sitting on a mat.", "", None):
         with pytest.raises(RemoteModelError, match="could not be read"):
             parse_yes_no(bad, ["a", "b"])
+
+
+def test_a_described_sentence_is_retrieved_by_each_thing_it_names():
+    """A caption embeds as its main object; its parts reach the other things it names (the person, the wave)."""
+    assert phrase_parts("A man riding a wave on top of a surfboard.") == ["man riding", "wave", "surfboard"]
+    assert phrase_parts("two people and a dog") == ["people", "dog"]
+    assert phrase_parts("a red car outside") == [] and phrase_parts("a dining table") == []  # short: names already
+
+    labels = ["person", "surfboard", "cake"]
+    words = {"person": {"man", "person"}, "surfboard": {"surfboard"}, "cake": {"cake"}}
+
+    seen: list[str] = []
+
+    class WordIndex:  # a label matches a query holding one of its words, and exactly so only alone
+        class encoder:
+            @staticmethod
+            def encode(texts):
+                seen.extend(texts)
+                return list(texts)
+
+        @staticmethod
+        def similarities(queries):
+            return np.array([[1.0 / len(q.split()) if words[lab] & set(q.lower().split()) else 0.0
+                              for lab in labels] for q in queries])
+
+    sim = phrase_similarities(WordIndex, ["a man riding a wave on top of a surfboard", "cake"])
+    assert sim.tolist() == pytest.approx([0.5, 1.0, 1.0])  # "man riding" -> person; the whole sentence only 1/10
+    assert seen == ["a man riding a wave on top of a surfboard", "cake", "man riding", "wave", "surfboard"]  # each query once, the parts after the phrases
+    assert phrase_similarities(WordIndex, []) is None
 
 
 def test_the_payload_is_downscaled_re_encoded_and_keyed_by_the_original_bytes(tmp_path):
