@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 import secrets
 import socket
@@ -217,10 +216,12 @@ def _tree_parents(meta: Any, labels: list[str]) -> list[str | None] | None:
 
 def _image_roots(run_dir: Path) -> list[Path]:
     """The folders images may be served from: the run directory, then the input folder its manifest names."""
+    from zsl.runs.rundir import MANIFEST, read_run_json
+
     roots = [Path(os.path.realpath(run_dir))]
     try:
-        inp = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))["input"]["path"]
-    except (OSError, ValueError, KeyError, TypeError):
+        inp = read_run_json(run_dir / MANIFEST)["input"]["path"]
+    except (InputError, ValueError, KeyError, TypeError):
         return roots
     if isinstance(inp, str) and inp:
         p = Path(os.path.realpath(inp))

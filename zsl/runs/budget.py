@@ -593,11 +593,11 @@ class _TeacherAnswers:
 def _input_changed_only(run_path: Path, manifest: dict[str, Any]) -> bool:
     """Does ``run_path`` hold a run of the same vocabulary and settings on another input? A budget
     run then starts again on the new input (its answers are keyed per item, so none is lost)."""
-    from zsl.runs.rundir import MANIFEST
+    from zsl.runs.rundir import MANIFEST, read_run_json
 
     try:
-        old = json.loads((run_path / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        old = read_run_json(run_path / MANIFEST)
+    except (InputError, ValueError):
         return False
     if not isinstance(old, dict) or not isinstance(old.get("input"), dict) or not isinstance(old.get("vocab"), dict):
         return False
@@ -631,7 +631,7 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
     """
     from zsl.data.records import fingerprint_and_count
     from zsl.runs.driver import open_run, reopen_summary, run_settings
-    from zsl.runs.rundir import ERRORS, LABELS, MANIFEST, SUMMARY, write_json
+    from zsl.runs.rundir import ERRORS, LABELS, MANIFEST, SUMMARY, read_run_json, write_json
 
     opts = run_settings(settings, overrides)
     _check_loop(selection, rounds, min_round, pool_factor)
@@ -652,7 +652,7 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
     # per item (id and text), so another input only needs the rest redone.
     rd = run.open_dir(settings_record, fp, out, fresh, extra={"budget": plan}, restart_if=_input_changed_only)
     try:
-        old_manifest = json.loads((rd.path / MANIFEST).read_text(encoding="utf-8"))
+        old_manifest = read_run_json(rd.path / MANIFEST)
         old = old_manifest.get("budget")
         if run.state == "complete" and old == plan:
             summary = reopen_summary(BudgetSummary, rd.path)

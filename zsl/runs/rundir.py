@@ -15,13 +15,12 @@ import json
 import os
 import re
 import socket
-import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from zsl.data.files import open_private, refuse_overwrite, write_lines_atomic, write_text_atomic
+from zsl.data.files import open_private, read_private, refuse_overwrite, write_lines_atomic, write_text_atomic
 from zsl.data.records import fingerprint
 from zsl.errors import InputError, ZslError
 from zsl.vocab import LabelVocab
@@ -111,24 +110,28 @@ def recorded_manifest(run: Path) -> dict[str, Any] | None:
     """The manifest of a zsl run directory, read without following links; None when there is none (or
     it cannot be read, or zsl did not write it: :meth:`RunDir.prepare` then says why)."""
     try:
-        fd = os.open(run / MANIFEST, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return None
-    try:
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                return None
-            m = json.loads(f.read().decode("utf-8"))
-    except (OSError, ValueError):
+        m = read_run_json(run / MANIFEST)
+    except (InputError, ValueError):
         return None
     return m if is_run_manifest(m) else None
 
 
+def read_run_json(path: Path) -> Any:
+    """A JSON file a run keeps (its manifest, summary or lock), read without following a link or blocking on
+    a FIFO (a run folder may come from someone else).
+
+    Raises:
+        InputError: ``path`` is a link, a FIFO, a device or a folder, or cannot be opened (the message says which).
+        ValueError: it is not JSON.
+    """
+    return json.loads(read_private(path).decode("utf-8"))
+
+
 def _lock_holder(path: Path) -> str:
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
+        info = read_run_json(path)
         return f"pid {info['pid']} on {info['host']}, since {info['since']}"
-    except (OSError, ValueError, KeyError, TypeError):
+    except (InputError, ValueError, KeyError, TypeError):
         return "a process that has not written its pid yet"
 
 
@@ -195,15 +198,18 @@ class RunDir:
     def _read_manifest(self) -> dict[str, Any] | None:
         """The manifest if this folder is a zsl run, None if it is new or empty; refuses anything else."""
         mpath = self.path / MANIFEST
-        if not mpath.exists():
+        if not os.path.lexists(mpath):  # a link, even a dangling one, is refused below, not taken for "no manifest"
             if self.path.is_dir() and any(e.name != LOCK for e in self.path.iterdir()):
                 raise InputError(f"{self.path} is not empty and is not a zsl run directory (no {MANIFEST}). "
                                  "Fix: choose a new or empty --out folder.")
             return None
         try:
-            old = json.loads(mpath.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            old = read_run_json(mpath)
+        except InputError as exc:
+            raise InputError(f"{exc} ({self.path} would be a zsl run directory only with {MANIFEST} a regular "
+                             "file.)") from None
+        except ValueError as exc:
+            why = type(exc).__name__
             raise InputError(f"{mpath} cannot be read as a zsl run manifest ({why}), so {self.path} is not a usable "
                              "zsl run directory. Fix: choose a new or empty --out folder (if it is a zsl run you no "
                              "longer need, delete the folder yourself).") from None
@@ -218,8 +224,8 @@ class RunDir:
         if not ((self.path / SUMMARY).is_file() and (self.path / LABELS).is_file()):
             return False
         try:
-            summary = json.loads((self.path / SUMMARY).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            summary = read_run_json(self.path / SUMMARY)
+        except (InputError, ValueError):
             return False
         return isinstance(summary, dict) and summary.get("retryable", 0) == 0
 

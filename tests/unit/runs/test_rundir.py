@@ -324,6 +324,29 @@ def test_an_unusable_manifest_is_one_clear_error(tmp_path, items, vocab_file, ca
     assert (run / "manifest.json").read_bytes() == content
 
 
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo", "real", "missing"])
+def test_a_manifest_that_is_a_link_or_a_fifo_is_refused_without_being_read(tmp_path, items, vocab_file, target):
+    """A run folder from someone else: manifest.json (or the lock's pid file) planted as a link to /dev/zero, a
+    dangling link, a link to a real run's manifest, or a FIFO must not be followed (no hang, no memory filled)."""
+    real = tmp_path / "real"
+    label_run(items, vocab_file, out=real, **KW)
+    run = tmp_path / "run"
+    run.mkdir()
+    manifest = run / "manifest.json"
+    if target == "fifo":
+        os.mkfifo(manifest)
+    else:
+        manifest.symlink_to({"real": real / "manifest.json", "missing": tmp_path / "nowhere.json"}.get(target, target))
+    with pytest.raises(InputError, match="symbolic link|named pipe") as err:
+        label_run(items, vocab_file, out=run, **KW)
+    assert "Fix" in str(err.value) and "manifest.json" in str(err.value)
+    assert sorted(p.name for p in run.iterdir()) == ["manifest.json"]  # nothing written beside it
+    from zsl.runs.rundir import _lock_holder
+
+    (tmp_path / "planted-lock").symlink_to("/dev/zero")  # a lock planted as a link: never read through
+    assert _lock_holder(tmp_path / "planted-lock") == "a process that has not written its pid yet"
+
+
 def test_moving_the_vocabulary_or_the_input_does_not_block_resume(tmp_path, items, vocab_file):
     run = tmp_path / "run"
     label_run(items, vocab_file, out=run, **KW)
