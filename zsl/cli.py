@@ -55,7 +55,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_table(rows: list[dict], k: int | None = None, out=sys.stdout) -> None:
+def _print_table(rows: list[dict], k: int | None = None, out=None) -> None:
+    out = sys.stdout if out is None else out  # the stream of the moment (a default argument keeps the first one)
     width = 60
     print(f"{'id':<5} {'text':<{width}} predicted (score)", file=out)
     print("-" * (width + 50), file=out)

@@ -309,6 +309,9 @@ def _label_chunks(run: Run, records: Iterator[Item | BadRow], done: set[int], to
         rd.log(f"ray start-up: {runner.startup_seconds:.1f}s")
     else:
         runner = _LocalChunks(rd, run.labeller)
+    # the chunks whose items the driver scored already (the catch-all pivot's first items) are labelled here
+    # from those answers: a worker would ask the LLM for them again
+    here = _LocalChunks(rd, run.labeller) if eng["engine"] == "ray" and hasattr(run.labeller, "holds_answers") else None
     seen = _IdSet()
     initial = min(total or 0, len(done) * chunk_size)
     beat = Heartbeat(rd.log, total=total, what="labelling", initial=initial)  # log.txt is never silent for long
@@ -325,6 +328,8 @@ def _label_chunks(run: Run, records: Iterator[Item | BadRow], done: set[int], to
                 dup_reasons = _check_ids(chunk, seen)
                 if ci in done:
                     runner.retry(ci, chunk, tick)
+                elif here is not None and run.labeller.holds_answers(r.value for r in chunk if isinstance(r, Item)):
+                    here.label(ci, chunk, dup_reasons, tick)
                 else:
                     runner.label(ci, chunk, dup_reasons, tick)
             runner.wait(tick)

@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -297,6 +297,11 @@ class Labeller:
 
     def _one(self, item: Item) -> ItemScores:
         return self._explain(item.value)
+
+    def holds_answers(self, texts: Iterable[Any]) -> bool:
+        """Does this labeller keep an answer :meth:`prepare` got for one of ``texts``? (Then this process labels
+        them: another one would ask the LLM again.)"""
+        return bool(self._prepared) and any(isinstance(t, str) and t in self._prepared for t in texts)
 
     def take_carried_seconds(self) -> float:
         """Seconds spent earlier on items labelled since the last call (see :class:`TextLabeller`); none here."""

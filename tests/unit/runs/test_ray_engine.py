@@ -269,3 +269,32 @@ def test_workers_call_a_remote_llm_server_and_a_rerun_retries_only_its_failures(
     assert sorted(t for t in server.texts if t) == sorted(t for t in texts if "storm" in t)  # only the failed items
     _same(tmp_path / "local", tmp_path / "ray")
     assert "engine ray: 2 worker(s)" in capsys.readouterr().out
+
+
+def test_with_ray_the_items_the_driver_scored_for_the_catch_all_pivot_are_not_asked_again(cluster, tmp_path, monkeypatch):
+    """The zero-shot pivot needs the LLM's scores of the first items, asked by the driver before any worker
+    starts; those chunks are labelled on the driver from its answers, the others by the workers: each item is
+    asked once (no answer cache to hide a second, paid, request)."""
+    from tests.fake_openai import FakeOpenAI
+
+    monkeypatch.setenv("ZSL_LM_CACHE", "0")
+    monkeypatch.setenv("ZSL_RETRY_BASE_DELAY", "0.01")
+    monkeypatch.setattr("zsl.runs.labeller.LM_PIVOT_ITEMS", 6)  # chunks 0-1 hold the driver's answers, 2 does not
+    texts = [f"{w} report number {i}" for i, w in enumerate(["football", "storm", "election", "cooking"] * 3)]
+    items = tmp_path / "items.txt"
+    items.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    vocab = tmp_path / "labels.txt"
+    vocab.write_text("football\nstorm\nelection\nother\n", encoding="utf-8")
+    from zsl.cli import main
+
+    with FakeOpenAI() as server:
+        code = main(["label", str(items), "--labels", str(vocab), "--out", str(tmp_path / "ray"), "--lm", "hosted_vllm/x",
+                     "--api-base", server.api_base, "--encoder", "hashing", "--no-rank", "-k", "1", "--chunk-size", "4",
+                     "--engine", "ray", "--workers", "2"])
+    assert code == 0
+    asked = [t for t in server.texts if t]
+    assert sorted(asked) == sorted(texts)  # every item once: the driver's 6 answers became their rows
+    rows = [json.loads(x) for x in (tmp_path / "ray" / "labels.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [str(i) for i in range(1, len(texts) + 1)]  # line numbers
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    assert manifest["settings"]["catch_all"]["source"] == "quantile of the LLM scores"
