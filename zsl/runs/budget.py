@@ -640,6 +640,8 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
     if run.fmt == "images" and not getattr(run.labeller.scorer, "uses_lm", False):
         raise InputError(f"{NO_VLM_BUDGET} ({opts.lm!r} was given, but it reads no photos here: a budget needs a "
                          "vision-language model behind LiteLLM, `provider/model`.)")
+    if getattr(run.labeller, "wants_texts_first", False):
+        run.warnings.append(_NO_BUDGET_PIVOT.format(labels=", ".join(sorted(run.labeller.catch_all)) or "catch-all"))
     fp, _ = fingerprint_and_count(run.input_path, run.fmt)
     n_records, items, errors = _read_items(run.input_path, opts.text_field, opts.id_field, run.fmt)
     n_llm = parse_budget(budget, len(items))
@@ -695,6 +697,13 @@ def budget_run(input: str | os.PathLike[str], labels: Any, *, budget: int | str,
 
 
 _LOOP = ("rounds", "selection", "pool_factor", "seed", "min_round", "self_train")  # the plan's settings of the loop
+
+
+_NO_BUDGET_PIVOT = (
+    "catch-all labels ({labels}) get no zero-shot pivot in a --budget run (fitting one would ask the LLM about "
+    "items beyond the budget), so the teacher scores them as any other label and they will rarely be chosen. Fix: "
+    "pass --catch-all-pivot S (a plain `zsl label` run of a sample records its pivot in manifest.json, "
+    "settings.catch_all.pivot), or --no-catch-all-guess to treat them as ordinary labels")
 
 
 def _log_start(run: Any, n_llm: int, n_items: int, plan: dict[str, Any]) -> None:
@@ -781,10 +790,13 @@ def _write_outputs(run: Any, items: Sequence[Any], res: BudgetResult, answers: _
     """Write the rows (the LLM's where it answered, else the student's), the errors and the vocabulary;
     returns the rows per source and the teacher's errors."""
     from zsl.rows import build_rows
+    from zsl.runs.labeller import exclusive_row
 
     student_rows = build_rows(items, res.student_scores, run.vocab, k=run.labeller.k, top_scores=run.opts.top_scores,
                               input_field=run.labeller.input_field, rule=run.labeller.rule,
                               tree_output=run.labeller.tree_output)
+    catch_all = getattr(run.labeller, "catch_all", frozenset())  # as in the teacher's rows: never beside a real label
+    student_rows = [exclusive_row(row, catch_all) for row in student_rows] if catch_all else student_rows
     by_source: dict[str, int] = {}
     lines = []
     for i, item in enumerate(items):

@@ -284,3 +284,21 @@ def test_a_vocabulary_file_with_repeats_is_read_as_label_run_reads_it(data, tmp_
     s = _run(data, tmp_path, CountingLM(rows))
     assert s.labelled == 24 and any("sports" in w for w in s.warnings)
     assert "warning:" in (tmp_path / "run" / "log.txt").read_text()
+
+
+def test_a_budget_run_with_a_catch_all_label_says_how_to_give_its_pivot_and_never_mixes_it(data, tmp_path):
+    """Fitting the zero-shot pivot would ask the LLM beyond the budget: the run says so with the fix, and neither
+    the teacher's rows nor the student's put the catch-all beside a real label."""
+    items, _, rows = data
+    vocab = tmp_path / "with_other.txt"
+    vocab.write_text("\n".join([*TOPICS, "other"]) + "\n", encoding="utf-8")
+    s = _run((items, vocab, rows), tmp_path, CountingLM(rows), k=3, rule="topk")
+    said = [w for w in s.warnings if "catch-all labels (other)" in w]
+    assert len(said) == 1 and "--catch-all-pivot" in said[0] and "--no-catch-all-guess" in said[0]
+    assert "catch-all labels (other)" in (tmp_path / "run" / "log.txt").read_text()
+    got = _rows(tmp_path)
+    assert {r["source"] for r in got} == {"llm", "student"}
+    assert all("other" not in r["labels"] or r["labels"] == ["other"] for r in got)
+    assert any(len(r["labels"]) == 3 for r in got if r["source"] == "student")  # the rule's sets, catch-all left out
+    given = _run((items, vocab, rows), tmp_path / "given", CountingLM(rows), catch_all_pivot=0.3)
+    assert not [w for w in given.warnings if "no zero-shot pivot" in w]
