@@ -311,7 +311,7 @@ def _label_chunks(run: Run, records: Iterator[Item | BadRow], done: set[int], to
         runner = _LocalChunks(rd, run.labeller)
     # the chunks whose items the driver scored already (the catch-all pivot's first items) are labelled here
     # from those answers: a worker would ask the LLM for them again
-    here = _LocalChunks(rd, run.labeller) if eng["engine"] == "ray" and hasattr(run.labeller, "holds_answers") else None
+    here = _LocalChunks(rd, run.labeller) if eng["engine"] == "ray" else None
     seen = _IdSet()
     initial = min(total or 0, len(done) * chunk_size)
     beat = Heartbeat(rd.log, total=total, what="labelling", initial=initial)  # log.txt is never silent for long

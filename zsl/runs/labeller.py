@@ -299,9 +299,9 @@ class Labeller:
         return self._explain(item.value)
 
     def holds_answers(self, texts: Iterable[Any]) -> bool:
-        """Does this labeller keep an answer :meth:`prepare` got for one of ``texts``? (Then this process labels
-        them: another one would ask the LLM again.)"""
-        return bool(self._prepared) and any(isinstance(t, str) and t in self._prepared for t in texts)
+        """Does this labeller keep an answer got before labelling for one of ``texts`` (see :class:`TextLabeller`)?
+        Then this process labels them: another one would ask the LLM again. None here."""
+        return False
 
     def take_carried_seconds(self) -> float:
         """Seconds spent earlier on items labelled since the last call (see :class:`TextLabeller`); none here."""
@@ -527,6 +527,11 @@ class TextLabeller(Labeller):
         self._prepared = {t: g for t, g in zip(unique, got, strict=True) if g is not None}
         self._seconds_each = (time.perf_counter() - t0) / max(1, len(unique))
         return [g.scores for g in self._prepared.values()]
+
+    def holds_answers(self, texts: Iterable[Any]) -> bool:
+        """Does this labeller keep an answer :meth:`prepare` got for one of ``texts``? (Then this process labels
+        them: another one would ask the LLM again.)"""
+        return bool(self._prepared) and any(isinstance(t, str) and t in self._prepared for t in texts)
 
     def take_carried_seconds(self) -> float:
         """Seconds spent before labelling on the items labelled since the last call (their share of the
