@@ -80,15 +80,14 @@ def default_rule_name() -> str:
 def caption_mapping(index: Any, captions: list[list[str]], gold: list[list[str]]) -> dict[str, Any]:
     """How captions' words land on classes: each caption's phrases (:func:`zsl.image.vlm.parse_vlm_phrases`),
     each retrieved onto its nearest class, against the photo's gold classes."""
-    from zsl.image.vlm import parse_vlm_phrases, phrase_parts
+    from zsl.image.vlm import parse_vlm_phrases, retrieval_queries
 
     labels = index.vocab.labels
     precision, recall, photo_recall, examples = [], [], [], []
     for caps, g in zip(captions, gold, strict=True):
         gold_set, union = set(g), set()
         for cap in caps:
-            phrases = parse_vlm_phrases(cap, 8) or [cap]
-            phrases = list(dict.fromkeys([*phrases, *(part for p in phrases for part in phrase_parts(p))]))
+            phrases = retrieval_queries(parse_vlm_phrases(cap, 8) or [cap])
             sim = index.similarities(index.encoder.encode(phrases))
             got = {labels[int(j)] for j in np.argmax(sim, axis=1)}
             union |= got

@@ -54,8 +54,8 @@ from zsl.index import max_over_phrases
 
 __all__ = ["CHECK_QUESTION", "DEFAULT_VLM_MAX_SIDE", "JPEG_QUALITY", "MAX_PHOTO_BYTES", "AnswerCache", "PhotoIRR", "PhotoPayload",
            "VisionSteps", "build_photo_irr", "check_vlm", "encode_photo", "fuse_photo", "fusion_item",
-           "parse_vlm_phrases", "parse_yes_no", "photo_payload", "phrase_parts", "phrase_similarities", "read_photo", "reads_images",
-           "resolve_vlm"]
+           "parse_vlm_phrases", "parse_yes_no", "photo_payload", "phrase_parts", "phrase_similarities", "read_photo",
+           "reads_images", "resolve_vlm", "retrieval_queries"]
 
 DEFAULT_VLM_MAX_SIDE = 768  # what OpenAI's "high detail" tiles and most open VLMs see anyway
 JPEG_QUALITY = 90
@@ -570,8 +570,10 @@ def fit_photo_fusion(items: Sequence[FusionItem], n_labels: int, *, k: int | Non
 # the spatial ones of several words, whose noun names no thing) and conjunctions (English; a phrase in another
 # language is kept whole).
 _PART_BOUNDARY = re.compile(
-    r"\b(?:on top of|in front of|in the middle of|at the end of|on the side of|a|an|the|one|two|three|four|five|several|some|many|few|his|her|their|its|on|in|at|with|near|next to|"
-    r"beside|by|under|over|behind|above|below|of|and|or|while|from|into|onto|down|up|through|around|across)\b",
+    r"\b(?:on top of|in front of|in the middle of|at the end of|on the side of|"
+    r"a|an|the|one|two|three|four|five|several|some|many|few|his|her|their|its|"
+    r"on|in|at|with|near|next to|beside|by|under|over|behind|above|below|of|and|or|while|from|into|onto|down|up|"
+    r"through|around|across)\b",
     re.IGNORECASE)
 #: phrases of at most this many words are names already ("a red car", "dining table") and are not cut
 PART_MIN_WORDS = 4
@@ -596,13 +598,22 @@ def phrase_parts(phrase: str) -> list[str]:
     return [p for p in dict.fromkeys(parts) if len(p) > 2 and p.casefold() != phrase.strip().casefold()]
 
 
+def retrieval_queries(phrases: Sequence[str]) -> list[str]:
+    """What a VLM's phrases are retrieved by: each phrase, then each of their parts (:func:`phrase_parts`), once.
+
+    Example:
+        >>> retrieval_queries(["dog", "a man riding a wave on a surfboard"])
+        ['dog', 'a man riding a wave on a surfboard', 'man riding', 'wave', 'surfboard']
+    """
+    return list(dict.fromkeys([*phrases, *(part for p in phrases for part in phrase_parts(p))]))
+
+
 def phrase_similarities(index: Any, phrases: Sequence[str]) -> np.ndarray | None:
-    """``(K,)`` best similarity of each label over the phrases and their parts (:func:`phrase_parts`; the text encoder
-    of ``index``), None without any phrase."""
+    """``(K,)`` best similarity of each label over the phrases and their parts (:func:`retrieval_queries`; the text
+    encoder of ``index``), None without any phrase."""
     if not phrases:
         return None
-    queries = list(dict.fromkeys([*phrases, *(part for p in phrases for part in phrase_parts(p))]))
-    return max_over_phrases(index.similarities(index.encoder.encode(queries)))
+    return max_over_phrases(index.similarities(index.encoder.encode(retrieval_queries(phrases))))
 
 
 class PhotoIRR:
