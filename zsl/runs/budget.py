@@ -789,14 +789,7 @@ def _write_outputs(run: Any, items: Sequence[Any], res: BudgetResult, answers: _
                    plan: dict[str, Any]) -> tuple[dict[str, int], list[dict[str, Any]]]:
     """Write the rows (the LLM's where it answered, else the student's), the errors and the vocabulary;
     returns the rows per source and the teacher's errors."""
-    from zsl.rows import build_rows
-    from zsl.runs.labeller import exclusive_row
-
-    student_rows = build_rows(items, res.student_scores, run.vocab, k=run.labeller.k, top_scores=run.opts.top_scores,
-                              input_field=run.labeller.input_field, rule=run.labeller.rule,
-                              tree_output=run.labeller.tree_output)
-    catch_all = getattr(run.labeller, "catch_all", frozenset())  # as in the teacher's rows: never beside a real label
-    student_rows = [exclusive_row(row, catch_all) for row in student_rows] if catch_all else student_rows
+    student_rows = run.labeller.rows(items, res.student_scores)  # as the teacher's: never a catch-all beside a label
     by_source: dict[str, int] = {}
     lines = []
     for i, item in enumerate(items):

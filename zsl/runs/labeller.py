@@ -370,14 +370,18 @@ class Labeller:
             i = batch.ok[n]
             failed[i] = self._unscorable(items[i], batch.scores[n]) or ""
         ok = [i for n, i in enumerate(batch.ok) if finite[n]]
-        rows = build_rows([items[i] for i in ok], batch.scores[finite], self.vocab, k=self.k,
-                          top_scores=self.top_scores, input_field=self.input_field, rule=self.rule,
-                          tree_output=self.tree_output)
         out: list[dict[str, Any] | Skipped] = [Skipped(failed.get(i, f"{items[i].value}: could not be scored"))
                                                for i in range(len(items))]
-        for i, row in zip(ok, rows, strict=True):
-            out[i] = exclusive_row(row, self.catch_all)
+        for i, row in zip(ok, self.rows([items[i] for i in ok], batch.scores[finite]), strict=True):
+            out[i] = row
         return out
+
+    def rows(self, items: Sequence[Item], scores: np.ndarray) -> list[dict[str, Any]]:
+        """The rows of ``items`` from their ``(N, K)`` scores as this labeller writes them: its ``k``, top scores,
+        rule and tree output, and never a catch-all beside a real label (:func:`exclusive_row`)."""
+        rows = build_rows(items, scores, self.vocab, k=self.k, top_scores=self.top_scores,
+                          input_field=self.input_field, rule=self.rule, tree_output=self.tree_output)
+        return [exclusive_row(row, self.catch_all) for row in rows]
 
 
 def exclusive_row(row: dict[str, Any], catch_all: frozenset[str]) -> dict[str, Any]:
