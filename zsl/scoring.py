@@ -736,6 +736,10 @@ SET_RULES = ("gap", "topk", "relative", "zscore", "threshold", "fitted")
 #: ``python -m benchmarks.setrules``)
 DEFAULT_SET_RULE = "gap"
 DEFAULT_K = 5
+#: a program's fitted thresholds choose within the item's ``gap`` set of this many labels: thresholds fitted on a
+#: few examples per label (a balanced draw) set rare labels' bars too low, and alone they chose worse sets than the
+#: gap rule on the same scores on GoEmotions and Reuters (``python -m benchmarks.labelsets``)
+FITTED_GAP_K = 3
 #: each label-free rule's parameter (the CLI flag of the same name) and its default
 SET_RULE_PARAMS = {"gap": ("k", 3), "topk": ("k", DEFAULT_K), "relative": ("margin", 0.02), "zscore": ("z", 1.5),
                    "threshold": ("threshold", None)}
@@ -760,13 +764,16 @@ class SetRule:
     * ``threshold``: labels scoring at least ``threshold`` (:class:`GlobalThreshold` with a fixed
       threshold);
     * ``fitted``: per-label ``thresholds`` fitted on examples (:class:`PerLabelThreshold`, from
-      ``zsl fit``), or a student's one threshold.
+      ``zsl fit``), or a student's one threshold; with ``k``, only within the item's ``gap`` set
+      of ``k`` (a program's thresholds: :data:`FITTED_GAP_K`): the thresholds drop the weak
+      labels of the set the item's own scores give, and never add a label past its largest drop.
 
     Then every item keeps at least ``min_labels`` (its best) and at most ``max_labels``.
 
     Attributes:
         name: one of :data:`SET_RULES`.
-        k, margin, z, threshold: the rule's parameter (the others are None).
+        k, margin, z, threshold: the rule's parameter (the others are None); ``k`` is also the
+            ``fitted`` rule's gap bound (None: its thresholds alone).
         thresholds: ``fitted``: one threshold per label in vocabulary order (or one number).
         min_labels, max_labels: bounds on the set's size (None: no upper bound).
 
@@ -793,6 +800,8 @@ class SetRule:
                              "'fitted', the thresholds a program from `zsl fit` brings).")
         param = SET_RULE_PARAMS.get(self.name, ("thresholds", None))[0]
         value = getattr(self, param)
+        if self.name == "fitted" and self.k is not None and (not isinstance(self.k, int | np.integer) or self.k < 1):
+            raise InputError(f"the fitted rule's k (its gap bound) must be an integer >= 1 or None, got {self.k!r}")
         if value is None:
             raise InputError(f"The {self.name!r} rule needs its {param}; got none. Fix: pass --{param} VALUE.")
         if self.name in ("gap", "topk") and (not isinstance(value, int | np.integer) or value < 1):
@@ -825,6 +834,8 @@ class SetRule:
                 raise InputError(f"the fitted rule has {thr.size} thresholds but the scores have {s.shape[1]} labels; "
                                  "the program was fitted on another vocabulary. Fix: fit it again on this one.")
             chosen = s >= thr[None, :]
+            if self.k is not None:
+                chosen &= _largest_drop(s, int(self.k))
         return _limit(chosen, s, self.min_labels, self.max_labels)
 
     def record(self) -> dict[str, Any]:
@@ -833,7 +844,8 @@ class SetRule:
         value = getattr(self, param)
         if param == "thresholds":
             value = _round_list(np.atleast_1d(np.asarray(value, dtype=np.float64)), 12)
-        return {"name": self.name, param: value, "min_labels": self.min_labels, "max_labels": self.max_labels,
+        gap = {"k": self.k} if param == "thresholds" and self.k is not None else {}  # thresholds alone: as before
+        return {"name": self.name, param: value, **gap, "min_labels": self.min_labels, "max_labels": self.max_labels,
                 "fitted": self.name == "fitted"}
 # -- catch-all labels ("none of the others") ------------------------------------------------
 #: label names that usually mean "none of the others" (compared lower-cased, after stripping

@@ -438,10 +438,7 @@ class TextLabeller(Labeller):
             warnings.append(f"concurrency {concurrency} ignored: the local LLM labels one item at a time "
                             "(it already uses every core)")
             concurrency = 1
-        fitted = tagger.thresholds_  # a program fitted on examples brings per-label thresholds
-        rule, notes = resolve_rule(s, None if fitted is None else SetRule(
-            "fitted", thresholds=tuple(float(v) for v in fitted.thresholds_), min_labels=int(fitted.min_labels),
-            max_labels=fitted.max_labels))
+        rule, notes = resolve_rule(s, tagger.fitted_rule())  # a program fitted on examples brings thresholds
         super().__init__(tagger, k=rule.k if rule.name == "topk" else k, kind="text", concurrency=concurrency,
                          timeout=s.timeout, retries=s.retries, remote=remote, lm_name=lm_name,
                          top_scores=s.top_scores, warnings=warnings + notes,

@@ -16,7 +16,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from zsl.errors import InputError, VocabularyError
 from zsl.fusion import DEFAULT_PRIOR_WEIGHT, DEFAULT_RANK_TOP, DEFAULT_RANK_WEIGHT, DEFAULT_TEXT_WEIGHT
 from zsl.hierarchy import DEFAULT_BEAM, DEFAULT_TREE_OUTPUT, Tree, check_tree_settings, tree_columns
 from zsl.vocab import LabelVocab
+
+if TYPE_CHECKING:
+    from zsl.scoring import SetRule
 
 __all__ = ["Tagger", "as_examples", "clean_examples"]
 
@@ -379,19 +382,41 @@ class Tagger(ScorerMixin):
         return self.catch_all_.transform(scores).astype(np.float32)
 
     def predict(self, texts: Sequence[str], k: int | None = None) -> np.ndarray:
-        """``(N, K)`` uint8 label sets.
+        """``(N, K)`` uint8 label sets (:meth:`sets` of :meth:`score`).
 
         After :meth:`fit`, each label's threshold was calibrated on the examples
-        (cross-validated; every item keeps at least one label when every example had one);
-        pass ``k`` to get the ``k`` best labels instead. Before :meth:`fit`: the 5 best (or ``k``).
+        (cross-validated; every item keeps at least one label when every example had one) and
+        chooses within the item's ``gap`` set (:meth:`fitted_rule`); pass ``k`` to get the ``k``
+        best labels instead. Before :meth:`fit`: the 5 best (or ``k``).
         """
-        if k is None and self.thresholds_ is not None:
-            scores = self.score(texts)
-            return self._tree_sets(scores, self._exclusive(self.thresholds_.predict(scores), scores))
-        if self.vocab.parents is None and self.catch_all_ is None:
-            return super().predict(texts, 5 if k is None else k)
-        scores = self.score(texts)
-        return self._tree_sets(scores, self._exclusive(top_k_sets(scores, 5 if k is None else k), scores))
+        if k is not None and k < 1:
+            raise InputError(f"k must be >= 1, got {k}")
+        return self.sets(self.score(texts), k)
+
+    def sets(self, scores: np.ndarray, k: int | None = None) -> np.ndarray:
+        """The ``(N, K)`` uint8 label sets :meth:`predict` gives for items with these scores (from
+        :meth:`score` or :meth:`score_from`): the fitted rule after :meth:`fit`, else the ``k``
+        (default 5) best; a catch-all never beside a real label; closed along a tree as
+        ``tree_output`` says."""
+        scores = np.asarray(scores, dtype=np.float32)
+        if scores.ndim != 2 or scores.shape[1] != len(self.vocab):
+            raise InputError(f"scores must be an (items, {len(self.vocab)}) matrix over this vocabulary, got shape "
+                             f"{list(scores.shape)}")
+        rule = self.fitted_rule()
+        chosen = (rule.choose(scores).astype(np.uint8) if k is None and rule is not None
+                  else top_k_sets(scores, 5 if k is None else k))
+        return self._tree_sets(scores, self._exclusive(chosen, scores))
+
+    def fitted_rule(self) -> SetRule | None:
+        """The label-set rule :meth:`fit` leaves (None before): each label's threshold, within the item's
+        ``gap`` set of :data:`~zsl.scoring.FITTED_GAP_K` labels; ``zsl label`` with this program uses it."""
+        from zsl.scoring import FITTED_GAP_K, SetRule
+
+        fitted = self.thresholds_
+        if fitted is None:
+            return None
+        return SetRule("fitted", thresholds=tuple(float(v) for v in fitted.thresholds_), k=FITTED_GAP_K,
+                       min_labels=int(fitted.min_labels), max_labels=fitted.max_labels)
 
     def _tree_sets(self, scores: np.ndarray, sets: np.ndarray) -> np.ndarray:
         """Label sets in the tree output mode (a flat vocabulary's sets unchanged)."""
@@ -588,6 +613,59 @@ class Tagger(ScorerMixin):
         self._fit_evidence_and_thresholds(emb, self.vocab.to_multi_hot([labels for _, labels in pairs]), zero)
         self.fit_notes_ = notes
         return self
+
+    def fit_scored(self, examples: Iterable[Any], scores: np.ndarray, *, unknown_labels: str = "error") -> Tagger:
+        """Learn from labelled examples whose zero-shot scores you already have, without calling the LLM:
+        e.g. a finished ``zsl label`` run over them with ``--top-scores`` the vocabulary's size.
+
+        What :meth:`fit` learns after its LLM pass, from these scores: the examples' evidence, the
+        catch-all pivot, the per-label thresholds and the calibration (no fusion weights, no
+        optimiser). No demos are kept, so :meth:`score` asks the LLM as these scores were asked;
+        score items you have run scores for with :meth:`score_from`, without a call.
+
+        Args:
+            examples: as for :meth:`fit`, one per row of ``scores``.
+            scores: ``(len(examples), K)`` zero-shot scores over this vocabulary, in example order.
+            unknown_labels: as for :meth:`fit`.
+
+        Example:
+            >>> from zsl.models.encoders import HashingEncoder
+            >>> tagger = Tagger(["sports", "weather"], encoder=HashingEncoder(64), infer=False, rank=False)
+            >>> ex = [("a cup final", ["sports"]), ("rain all day", ["weather"])]
+            >>> tagger.fit_scored(ex, np.array([[0.6, 0.2], [0.3, 0.5]])).sets(np.array([[0.7, 0.1]])).tolist()
+            [[1, 0]]
+        """
+        raw = as_examples(examples)
+        scores = np.asarray(scores, dtype=np.float32)
+        if scores.ndim != 2 or scores.shape != (len(raw), len(self.vocab)):
+            raise InputError(f"scores must hold one row per example over the {len(self.vocab)} labels: expected shape "
+                             f"[{len(raw)}, {len(self.vocab)}], got {list(scores.shape)}. Fix: read them from a run "
+                             f"labelled with --top-scores {len(self.vocab)}, in the examples' order.")
+        if not np.isfinite(scores).all():
+            raise InputError("scores hold NaN or infinite values; every fitted threshold would be meaningless.")
+        first: dict[str, int] = {}
+        for i, (text, _) in enumerate(raw):
+            first.setdefault(text, i)  # a repeated text is one example (its labels united), scored once
+        pairs, notes = clean_examples(self.vocab, raw, unknown_labels)
+        texts = [text for text, _ in pairs]
+        emb = self.program_.index.encoder.encode(texts)
+        self.examples_ = None
+        self._fit_evidence_and_thresholds(emb, self.vocab.to_multi_hot([labels for _, labels in pairs]),
+                                          scores[[first[text] for text in texts]])
+        self.fit_notes_ = notes
+        return self
+
+    def score_from(self, scores: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """What :meth:`score` gives for ``texts`` whose zero-shot scores (``(N, K)``, e.g. a finished run's)
+        are known: the fitted examples' evidence and the catch-all labels' derived scores applied,
+        without calling the LLM. Before any fit: the scores with the catch-all derived."""
+        scores = np.asarray(scores, dtype=np.float32)
+        items = self._check_texts(texts)
+        if scores.ndim != 2 or scores.shape != (len(items), len(self.vocab)):
+            raise InputError(f"scores must hold one row per text over the {len(self.vocab)} labels: expected shape "
+                             f"[{len(items)}, {len(self.vocab)}], got {list(scores.shape)}")
+        emb = self.program_.index.encoder.encode(items) if self.evidence_ is not None else None
+        return self._with_evidence(scores, emb)
 
     def _keep_examples(self, texts: list[str], pairs: list[tuple[str, list[str]]], emb: np.ndarray) -> None:
         """Set ``examples_``: the examples the LLM steps see as demos (``None`` without an LLM step or demos)."""

@@ -37,6 +37,7 @@ TEXTS = ["football final tonight", "storm warning for the coast", "the election 
     (SetRule("zscore", z=1.5), [[], [2], [], [3]]),
     (SetRule("fitted", thresholds=(0.8, 0.8, 0.9, 0.6)), [[0, 1], [2], [], [3]]),
     (SetRule("fitted", thresholds=(0.4,)), [[0, 1], [2], [1, 0], [3]]),
+    (SetRule("fitted", thresholds=(0.4,), k=1), [[0], [2], [1], [3]]),  # within each item's gap set of 1
 ])
 def test_each_rule_chooses_a_set_per_item_best_first(rule, expected):
     assert [c.tolist() for c, _ in chosen_sets(S, rule, 5)] == expected
@@ -75,6 +76,25 @@ def test_a_rule_without_its_parameter_or_with_bad_bounds_is_refused_with_the_fix
         SetRule("relative", margin=0.1, min_labels=3, max_labels=2)
     with pytest.raises(InputError, match="fitted on another vocabulary"):
         SetRule("fitted", thresholds=(0.1, 0.2)).choose(S)
+    with pytest.raises(InputError, match="fitted rule's k .* integer >= 1 or None"):
+        SetRule("fitted", thresholds=(0.1,), k=0)
+
+
+def test_fitted_thresholds_with_k_choose_within_the_items_gap_set_and_never_past_its_largest_drop():
+    s = np.array([[0.90, 0.50, 0.45, 0.10],    # drops .40 .05 .35: the gap set is {0}
+                  [0.90, 0.85, 0.50, 0.10]])   # drops .05 .35 .40: the gap set is {0, 1, 2}
+    alone, within = SetRule("fitted", thresholds=(0.4,)), SetRule("fitted", thresholds=(0.4,), k=3)
+    assert [c.tolist() for c, _ in chosen_sets(s, alone, 5)] == [[0, 1, 2], [0, 1, 2]]
+    assert [c.tolist() for c, _ in chosen_sets(s, within, 5)] == [[0], [0, 1, 2]]
+    # the thresholds still drop a weak label of the gap set
+    bars = SetRule("fitted", thresholds=(0.4, 0.4, 0.6, 0.4), k=3)
+    assert [c.tolist() for c, _ in chosen_sets(s, bars, 5)] == [[0], [0, 1]]
+
+
+def test_the_fitted_rule_records_its_gap_bound_and_thresholds_alone_record_as_before():
+    assert SetRule("fitted", thresholds=(0.5,)).record() == {
+        "name": "fitted", "thresholds": [0.5], "min_labels": 0, "max_labels": None, "fitted": True}
+    assert SetRule("fitted", thresholds=(0.5,), k=3).record()["k"] == 3
 
 
 def test_rows_carry_the_chosen_set_with_aligned_scores_and_the_ranking_in_top_scores():

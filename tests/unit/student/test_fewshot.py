@@ -8,6 +8,7 @@ import pytest
 from zsl import LabelVocab, Tagger
 from zsl.errors import InputError
 from zsl.models.encoders import HashingEncoder
+from zsl.scoring import FITTED_GAP_K
 from zsl.student.heads import (
     LAMBDAS,
     AnchoredHead,
@@ -295,12 +296,51 @@ def test_a_run_with_a_fitted_program_takes_its_sets_from_the_thresholds_unless_a
     assert all(r["scores"] == sorted(r["scores"], reverse=True) for r in rows)
     rule = json.loads((tmp_path / "run" / "manifest.json").read_text())["settings"]["rule"]
     assert rule["name"] == "fitted" and rule["fitted"] and len(rule["thresholds"]) == len(LABELS)
+    assert rule["k"] == FITTED_GAP_K  # the thresholds choose within each item's gap set
+    # a run of a fitted program written before the gap bound (its record without k) is refused on resume
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    del manifest["settings"]["rule"]["k"]
+    (tmp_path / "run" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match=r"chosen by the rule .*fitted.*sets would differ.*--fresh"):
+        label_run(items, vocab, out=tmp_path / "run", encoder=HashingEncoder(512), infer=False, rank=False,
+                  program=program)
     # an explicit rule (here -k alone: topk) overrides the thresholds, with a warning
     s = label_run(items, vocab, out=tmp_path / "top3", encoder=HashingEncoder(512), infer=False, rank=False,
                   program=program, k=3)
     rows = [json.loads(x) for x in (tmp_path / "top3" / "labels.jsonl").read_text().splitlines()]
     assert all(len(r["labels"]) == 3 for r in rows)
     assert any("overrides the thresholds" in w for w in s.warnings)
+
+
+def test_fit_scored_learns_from_scores_a_run_already_has_as_fit_learns_from_its_own():
+    """fit_scored on the zero-shot scores fit() computes itself gives the same program, without a model call;
+    score_from and sets then give what score and predict give."""
+    texts = [t for t, _ in TRAIN]
+    zero_shot = _tagger().score(texts)
+    fitted = _tagger().fit(TRAIN, fusion=False)
+    scored = _tagger().fit_scored(TRAIN, zero_shot)
+    np.testing.assert_allclose(scored.thresholds_.thresholds_, fitted.thresholds_.thresholds_, atol=1e-6)
+    np.testing.assert_allclose(scored.score(TEST), fitted.score(TEST), atol=1e-6)
+    np.testing.assert_array_equal(scored.predict(TEST), fitted.predict(TEST))
+    np.testing.assert_allclose(scored.score_from(_tagger().score(TEST), TEST), scored.score(TEST), atol=1e-6)
+    np.testing.assert_array_equal(scored.sets(scored.score(TEST)), scored.predict(TEST))
+    assert scored.sets(scored.score(TEST), k=2).sum(axis=1).tolist() == [2, 2, 2]
+    # a repeated example is one example, scored by its first row
+    again = _tagger().fit_scored(TRAIN + TRAIN[:1], np.vstack([zero_shot, zero_shot[:1] * 0]))
+    np.testing.assert_allclose(again.thresholds_.thresholds_, scored.thresholds_.thresholds_, atol=1e-6)
+
+
+def test_fit_scored_and_score_from_refuse_scores_of_another_shape_with_the_fix():
+    zero_shot = _tagger().score([t for t, _ in TRAIN])
+    with pytest.raises(InputError, match=r"one row per example over the 3 labels: expected shape \[6, 3\], got "
+                                         r"\[5, 3\].*--top-scores 3"):
+        _tagger().fit_scored(TRAIN, zero_shot[:5])
+    with pytest.raises(InputError, match="NaN or infinite"):
+        _tagger().fit_scored(TRAIN, np.where(np.arange(3) == 1, np.nan, zero_shot))
+    with pytest.raises(InputError, match=r"one row per text over the 3 labels: expected shape \[3, 3\]"):
+        _tagger().fit_scored(TRAIN, zero_shot).score_from(zero_shot, TEST)
+    with pytest.raises(InputError, match=r"an \(items, 3\) matrix"):
+        _tagger().sets(np.zeros((2, 4)))
 
 
 def test_score_embedded_equals_score_and_needs_no_llm_step():
