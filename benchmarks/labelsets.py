@@ -1,8 +1,8 @@
 """Label sets (issue #30): how many labels each item gets, with and without examples, and the catch-all label.
 
 One run scores two datasets and compares every way of turning an ``(N, K)`` score matrix into
-label sets, all with the library's own code (:mod:`zsl.scoring`, :func:`zsl.student.heads.fit_thresholds`,
-:class:`zsl.scoring.CatchAll`):
+label sets, all with the library's own code (:mod:`zsl.scoring`, :class:`zsl.Tagger`'s ``fit`` and
+``fit_scored``, :class:`zsl.scoring.CatchAll`):
 
 * GoEmotions dev (5,426 comments, 28 emotions incl. the catch-all ``neutral``, 28% of gold);
 * Reuters-21578 (the seeded 1,000-item slice of the ModApte train file, 90 topics, no catch-all),
@@ -15,8 +15,10 @@ micro-F1, macro-F1, example-F1 and labels per item for
 * every fixed k from 1 to 5 (``--rule topk -k K``);
 * each label-free rule of ``zsl label --rule`` with its default parameter (the same on both datasets;
   ``gap``, the default, was chosen by ``benchmarks.setrules``, retrieval-only);
-* the fitted rule (what ``zsl fit`` brings: per-label thresholds on the examples' out-of-fold scores,
-  retrieval-only also the example evidence head) with 2 and 8 examples per label. Retrieval-only the
+* the fitted program (what ``zsl fit`` brings: the examples as evidence, the catch-all pivot, per-label
+  thresholds on the examples' out-of-fold scores choosing within each item's gap set; beside it the same
+  thresholds alone, the rule before the gap bound) with 2 and 8 examples per label. With the LLM it is
+  fitted on the examples' LLM run scores (``Tagger.fit_scored``: as ``zsl fit`` would, without demos). Retrieval-only the
   examples come from the train files (GoEmotions train; Reuters train outside the 1,000 slice), drawn
   with a seeded generator: for each label in vocabulary order, n items that carry it, with all their
   labels. The LLM rows need examples with LLM scores: the same train draws, LLM-scored once in
@@ -177,16 +179,32 @@ def zero_shot_sets(s: np.ndarray, cols: np.ndarray, pivot: float) -> dict[str, n
     return out
 
 
-def fitted_sets(s_fit: np.ndarray, y_fit: np.ndarray, s_eval: np.ndarray, cols: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-label thresholds fitted on (out-of-fold) example scores, plain and with the catch-all fitted first."""
-    from zsl.scoring import CatchAll
-    from zsl.student.heads import fit_thresholds
+def program_sets(vocab: Any, cols: np.ndarray, examples: list[tuple[str, list[str]]], *, encoder: Any = None,
+                 emb_eval: np.ndarray | None = None, zero: np.ndarray | None = None, s_eval: np.ndarray | None = None,
+                 texts_eval: list[str] | None = None) -> dict[str, np.ndarray]:
+    """The sets of the program ``zsl fit`` builds from ``examples``, plain and, with catch-all labels, ``+ca``
+    (the catch-all pivot fitted on them): the examples as evidence, then per-label thresholds on their out-of-fold
+    scores, choosing within each item's gap set (:meth:`zsl.Tagger.fitted_rule`). Retrieval-only
+    (``zero`` None): :meth:`zsl.Tagger.fit`, eval items from their embeddings. With the LLM: the examples' and
+    the eval items' run scores (``zero``, ``s_eval``) through :meth:`zsl.Tagger.fit_scored` and
+    :meth:`~zsl.Tagger.score_from`, as if ``zsl fit`` had asked the LLM (no demos). For comparison,
+    ``fitted, thresholds alone``: the same thresholds without the gap bound (zsl before it)."""
+    import dataclasses
 
-    out = {"fitted": fit_thresholds(s_fit, y_fit).predict(s_eval)}
-    if cols.size:
-        ca = CatchAll(cols).fit(s_fit, y_fit)
-        t_fit, t_eval = ca.transform(s_fit), ca.transform(s_eval)
-        out["fitted +ca"] = ca.exclusive(fit_thresholds(t_fit, y_fit).predict(t_eval), t_eval)
+    from zsl.text.tagger import Tagger
+
+    names = [vocab[int(c)] for c in cols]
+    out = {}
+    for tag, catch_all in (("", []), (" +ca", names)) if names else (("", []),):
+        tagger = Tagger(vocab, encoder=encoder, infer=False, rank=False, catch_all=catch_all)
+        if zero is None:
+            tagger.fit(examples)
+            s = tagger.score_embedded(emb_eval)
+        else:
+            s = tagger.fit_scored(examples, zero).score_from(s_eval, texts_eval)
+        out[f"fitted{tag}"] = tagger.sets(s)
+        alone = dataclasses.replace(tagger.fitted_rule(), k=None).choose(s).astype(np.uint8)
+        out[f"fitted, thresholds alone{tag}"] = alone if tagger.catch_all_ is None else tagger.catch_all_.exclusive(alone, s)
     return out
 
 
@@ -223,7 +241,6 @@ def retrieval_scores(args: argparse.Namespace, name: str, ds: dict[str, Any], te
 
 def retrieval_part(args: argparse.Namespace, name: str, ds: dict[str, Any]) -> dict[str, dict[str, float]]:
     from zsl.scoring import guess_catch_all
-    from zsl.text.tagger import Tagger
 
     vocab, rows = ds["vocab"], ds["eval"][: args.limit or None]
     y = vocab.to_multi_hot([r["labels"] for r in rows])
@@ -232,14 +249,8 @@ def retrieval_part(args: argparse.Namespace, name: str, ds: dict[str, Any]) -> d
     sets = zero_shot_sets(s, cols, zsl_label_pivot(s, cols))
     for n in SHOTS:
         idx = draw_examples(ds["train"], vocab, n)
-        ex_texts = [ds["train"][i]["text"] for i in idx]
-        y_ex = vocab.to_multi_hot([ds["train"][i]["labels"] for i in idx])
-        tagger = Tagger(vocab, encoder=args.encoder, infer=False, rank=False)
-        tagger.fit([{"text": t, "labels": ds["train"][i]["labels"]} for t, i in zip(ex_texts, idx)])
-        oof = tagger.evidence_.oof_scores_
-        oof = oof if oof is not None else tagger.score_embedded(tagger.index_.encoder.encode(ex_texts))
-        s_eval = tagger.score_embedded(emb)
-        for key, p in fitted_sets(oof, y_ex, s_eval, cols).items():
+        examples = [(ds["train"][i]["text"], ds["train"][i]["labels"]) for i in idx]
+        for key, p in program_sets(vocab, cols, examples, encoder=args.encoder, emb_eval=emb).items():
             sets[f"{key} ({n}/label, {len(idx)} ex)"] = p
     return {k: {**set_metrics(y, p), **(catch_all_metrics(y, p, cols) if cols.size else {})} for k, p in sets.items()}
 
@@ -305,24 +316,28 @@ def llm_part(args: argparse.Namespace, name: str, ds: dict[str, Any]) -> dict[st
     sets = zero_shot_sets(s, cols, zsl_label_pivot(s, cols, llm=True))
     fold = np.random.default_rng(SEED).permutation(len(ids)) % FOLDS
     rows = [{"labels": gold[i]} for i in ids]
+    text = {str(r["id"]): r["text"] for r in read_jsonl(llm / f"{ds['slice']}.jsonl")}
     for n in SHOTS:
         pred: dict[str, np.ndarray] = {}
         for f in range(FOLDS):
             train = np.flatnonzero(fold != f)
             pick = train[draw_examples([rows[i] for i in train], vocab, n)]
-            test = fold == f
-            for key, p in fitted_sets(s[pick], y[pick], s[test], cols).items():
+            test = np.flatnonzero(fold == f)
+            examples = [(text[ids[i]], gold[ids[i]]) for i in pick]
+            for key, p in program_sets(vocab, cols, examples, encoder=args.encoder, zero=s[pick], s_eval=s[test],
+                                       texts_eval=[text[ids[i]] for i in test]).items():
                 pred.setdefault(key, np.zeros_like(y, dtype=np.uint8))[test] = p
         for key, p in pred.items():
             sets[f"{key} ({n}/label, cross-fit)"] = p
-    sets.update(train_example_sets(llm, name, ds, s, cols))
+    sets.update(train_example_sets(llm, name, ds, s, [text[i] for i in ids], cols, args.encoder))
     return {k: {**set_metrics(y, p), **(catch_all_metrics(y, p, cols) if cols.size else {})} for k, p in sets.items()}
 
 
-def train_example_sets(llm: Path, name: str, ds: dict[str, Any], s: np.ndarray, cols: np.ndarray) -> dict:
-    """The fitted rule with n examples per label drawn from the train file as for the retrieval rows, fitted on
-    their LLM scores (the finished run ``<name>-train-shots.run`` over ``<name>-train-shots.jsonl``, which holds
-    both draws) and applied to the slice's; nothing while that run is missing or lacks an example."""
+def train_example_sets(llm: Path, name: str, ds: dict[str, Any], s: np.ndarray, texts: list[str],
+                       cols: np.ndarray, encoder: Any = None) -> dict:
+    """The program fitted on n examples per label drawn from the train file as for the retrieval rows, from their
+    LLM scores (the finished run ``<name>-train-shots.run`` over ``<name>-train-shots.jsonl``, which holds both
+    draws), applied to the slice's scores; nothing while that run is missing or lacks an example."""
     vocab = ds["vocab"]
     got = read_run(llm / f"{name}-train-shots.run", vocab)
     if got is None:
@@ -334,8 +349,9 @@ def train_example_sets(llm: Path, name: str, ds: dict[str, Any], s: np.ndarray, 
         ids = [str(ds["train"][i].get("id", i)) for i in idx]
         if any(i not in by_id for i in ids):
             continue
-        y_ex = vocab.to_multi_hot([ds["train"][i]["labels"] for i in idx])
-        for key, p in fitted_sets(np.stack([by_id[i] for i in ids]), y_ex, s, cols).items():
+        examples = [(ds["train"][i]["text"], ds["train"][i]["labels"]) for i in idx]
+        for key, p in program_sets(vocab, cols, examples, encoder=encoder, zero=np.stack([by_id[i] for i in ids]),
+                                   s_eval=s, texts_eval=texts).items():
             out[f"{key} ({n}/label, {len(idx)} ex)"] = p
     return out
 
@@ -364,6 +380,10 @@ def targets(name: str, setting: str, res: dict[str, dict[str, float]], has_ca: b
     if has_ca and setting == "LLM":
         plain = res[default_rule()]
         out += _neutral_target(name, plain, res[default], " (+ca: zsl label's pivot, from the run's LLM scores)")
+        if eight:  # with examples: the program zsl fit builds with the catch-all vs the same without its handling
+            key = eight[0]
+            out += _neutral_target(name, res[key.replace(" +ca", "", 1)], res[key],
+                                   f" (with 8 examples/label: `{key}` vs the same program without catch-all handling)")
     return out
 
 

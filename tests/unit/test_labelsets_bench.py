@@ -58,10 +58,11 @@ def test_llm_part_replaces_the_recorded_catch_all_score(tmp_path):
     args = argparse.Namespace(llm_dir=str(tmp_path), encoder="hashing", out=str(tmp_path / "cache"))
     res = llm_part(args, "goemotions", {"vocab": VOCAB, "slice": "goemotions-dev-200"})
     assert res["top-1"]["ca_recall"] < res["fitted +ca (8/label, cross-fit)"]["ca_recall"]
-    assert {"top-1 +ca", "fitted (2/label, cross-fit)"} <= set(res)
+    assert {"top-1 +ca", "fitted (2/label, cross-fit)", "fitted, thresholds alone +ca (8/label, cross-fit)"} <= set(res)
     checks = targets("goemotions", "LLM", res, True)
-    # the default rule, the two other label-free rules, the fitted rule, neutral with zsl label's pivot
-    assert len(checks) == 1 + 2 + 1 + 1 and all(isinstance(ok, bool) for _, ok, _ in checks)
+    # the default rule, the two other label-free rules, the fitted rule, neutral zero-shot and with 8 examples/label
+    assert len(checks) == 1 + 2 + 1 + 2 and all(isinstance(ok, bool) for _, ok, _ in checks)
+    assert "vs the same program without catch-all handling" in checks[-1][0]
     # that pivot is in the LLM scores' units: neutral (no evidence) wins the items with the least evidence
     assert res["top-1 +ca"]["ca_recall"] > res["top-1"]["ca_recall"]
     assert checks[0][0].startswith("goemotions LLM: default rule `gap (k 3) +ca`")
