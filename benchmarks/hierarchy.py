@@ -166,11 +166,13 @@ class Retrieval:
     def predict(self, mode: str, shots: int = 0) -> tuple[list[list[int]], float]:
         """``(each document's label columns, seconds per document)`` in ``mode`` (:data:`MODES`),
         zero-shot (``zsl label``'s default rule) or fitted on ``shots`` examples per top-level branch (its
-        thresholds)."""
+        fitted rule: the thresholds within each document's gap set, as ``zsl label --program`` chooses)."""
+        from zsl.scoring import FITTED_GAP_K
         from zsl.text.tagger import Tagger
 
         rule = default_rule()
         name = f"{mode.replace(', ', '-').replace(' ', '-')}.{rule.name}{rule.k or ''}"
+        name += f".fitted-gap{FITTED_GAP_K}" if shots else ""  # the fitted rule's sets (thresholds within the gap)
         path = self.out / f"sets.{self.tag}.{name}.{shots}shot.json"
         emb = self.embeddings()
         per_doc = self.encode_s / len(self.docs)
@@ -183,7 +185,7 @@ class Retrieval:
             tagger.fit([(self.docs[i]["text"], self.docs[i]["labels"]) for i in examples])
         t = time.perf_counter()
         s = np.asarray(tagger.score_embedded(emb), dtype=np.float32)
-        sets = rule.choose(s) if tagger.thresholds_ is None else tagger.thresholds_.predict(s)
+        sets = (tagger.fitted_rule() or rule).choose(s)
         cols = [[int(c) for c in row] for row in label_sets(self.vocab, s, sets, mode)]
         secs = time.perf_counter() - t
         path.write_text(json.dumps({"seconds": secs, "n": len(self.docs), "sets": cols}))
@@ -368,7 +370,8 @@ def run(args: argparse.Namespace) -> None:
         _, rest = few_shot_split(docs, max(SHOTS))
         for shots in (0, *SHOTS):
             rows += retrieval_rows(ret, gold, rest, "few", shots, modes=("flat", "tree"))
-    cmd = "python -m benchmarks.hierarchy run" + (f" --encoder {args.encoder}" if args.encoder else "")
+    cmd = ("python -m benchmarks.hierarchy run" + (f" --encoder {args.encoder}" if args.encoder else "")
+           + (f" --slice {size}" if size != SLICE else "") + (" --no-few-shot" if args.no_few_shot else ""))
     rule = default_rule().record()
     notes = [(
         f"`{cmd}` on {machine_line()}; encoder `{ret.encoder.model_id}`. Every zero-shot row's sets come from "
@@ -378,7 +381,7 @@ def run(args: argparse.Namespace) -> None:
         "given, scores consistent along the tree, each chosen label written with its ancestors); top-down = "
         "`--tree-search top-down`; tree, context X = the defaults with `--label-context X` (labels embedded "
         "with their parent, or path, where ambiguous / always). Few-shot: examples taken from hwv_val (seed 0), `Tagger.fit`, its calibrated "
-        "thresholds choose the labels. s/doc: text encoding, scoring and the output mode (the label index is "
+        "thresholds choose the labels within each document's gap set (`Tagger.fitted_rule`). s/doc: text encoding, scoring and the output mode (the label index is "
         "built once and not counted; for the full program the run's seconds). Metrics: "
         "`zsl.evaluation.metrics.hierarchical_metrics`, what `zsl eval` reports on a tree: level d acc = the "
         "predicted labels at depth d (sets closed upward) are exactly the gold one; hP/hR/hF1 micro over sets "
@@ -390,8 +393,10 @@ def run(args: argparse.Namespace) -> None:
                  + "\n".join(f"    {c}" for c in todo))
     print(text)
     (Path(args.out) / "hierarchy.md").write_text(text + "\n", encoding="utf-8")
-    if args.write:
-        write_section("hierarchy", text, heading="Hierarchical labelling on HWV (issue #29)")
+    if args.write:  # each slice keeps its own table
+        write_section("hierarchy" if size == SLICE else f"hierarchy-{size}", text,
+                      heading="Hierarchical labelling on HWV (issue #29)" if size == SLICE else
+                      f"Hierarchical labelling on HWV, the {size}-document slice (issue #29)")
 
 
 def main(argv: list[str] | None = None) -> None:
