@@ -678,7 +678,8 @@ def _add_label_set_args(p: argparse.ArgumentParser) -> None:
                         "largest drop among the k+1 best; k default 3), topk (the k best), relative (within --margin "
                         "of the item's best score, default 0.02), zscore (--z standard deviations above the mean of "
                         "the item's own scores, default 1.5), threshold (score >= --threshold). Default: the "
-                        "thresholds of a --program from `zsl fit` (or of a --model student), else "
+                        "thresholds of a --program from `zsl fit` (within the item's gap set of 3) or of a --model "
+                        "student, else "
                         f"{DEFAULT_SET_RULE}. A rule's parameter alone picks its rule (-k alone: topk)")
     p.add_argument("-k", type=int, help="topk's and gap's k (alone: --rule topk -k K, today's rows); also how many "
                                         "labels retrieval_labels and the default --top-scores keep (default 5)")
