@@ -45,6 +45,28 @@ def test_zero_shot_pivot_is_a_quantile_and_examples_fit_it():
     assert CatchAll([3]).fit(s, few).pivot_ == pytest.approx((4 * raw + 5 * q) / 9)
 
 
+def test_examples_that_do_not_separate_the_catch_all_keep_the_quantile_pivot():
+    """8 catch-all examples among 180 whose best other score is no lower than the rest's (as on GoEmotions' train
+    draw): their F1-best cut is noise, so the zero-shot quantile of the examples' scores stays, and says why."""
+    rng = np.random.default_rng(1)
+    s = rng.random((180, 4))
+    m = s[:, :3].max(1)
+    y = np.zeros((180, 4), dtype=int)
+    y[np.argsort(m)[-8:], 3] = 1  # the catch-all items have the *highest* evidence for the others
+    ca = CatchAll([3]).fit(s, y)
+    assert ca.source_ == "quantile (the examples do not separate it)"
+    assert ca.pivot_ == pytest.approx(np.quantile(m, 0.2))
+    assert ca.describe()["source"] == ca.source_
+    # the same number of examples with the lowest evidence: separated, the cut comes from them
+    y[:, 3] = 0
+    y[np.argsort(m)[:8], 3] = 1
+    assert CatchAll([3]).fit(s, y).source_ == "examples"
+    # chance separation (random catch-all items) is not enough
+    y[:, 3] = 0
+    y[rng.choice(180, 8, replace=False), 3] = 1
+    assert CatchAll([3]).fit(s, y).source_.startswith("quantile")
+
+
 def test_never_mixed_unless_allowed():
     s = np.array([[0.9, 0.2, 0.5], [0.3, 0.1, 0.6], [0.3, 0.4, 0.1]])
     sets = np.array([[1, 0, 1], [1, 0, 1], [0, 1, 0]])
