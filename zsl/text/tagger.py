@@ -39,6 +39,11 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _check_k(k: int | None) -> None:
+    if k is not None and k < 1:
+        raise InputError(f"k must be >= 1, got {k}")
+
+
 def as_examples(examples: Iterable[Any]) -> list[tuple[str, list[str]]]:
     """Normalise labelled examples to ``(text, [labels])`` pairs.
 
@@ -389,8 +394,7 @@ class Tagger(ScorerMixin):
         chooses within the item's ``gap`` set (:meth:`fitted_rule`); pass ``k`` to get the ``k``
         best labels instead. Before :meth:`fit`: the 5 best (or ``k``).
         """
-        if k is not None and k < 1:
-            raise InputError(f"k must be >= 1, got {k}")
+        _check_k(k)  # before the scoring, which may be an LLM pass
         return self.sets(self.score(texts), k)
 
     def sets(self, scores: np.ndarray, k: int | None = None) -> np.ndarray:
@@ -398,10 +402,10 @@ class Tagger(ScorerMixin):
         :meth:`score` or :meth:`score_from`): the fitted rule after :meth:`fit`, else the ``k``
         (default 5) best; a catch-all never beside a real label; closed along a tree as
         ``tree_output`` says."""
-        scores = np.asarray(scores, dtype=np.float32)
-        if scores.ndim != 2 or scores.shape[1] != len(self.vocab):
-            raise InputError(f"scores must be an (items, {len(self.vocab)}) matrix over this vocabulary, got shape "
-                             f"{list(scores.shape)}")
+        from zsl.scoring import check_scores
+
+        _check_k(k)
+        scores = check_scores(scores, n_labels=len(self.vocab)).astype(np.float32)
         rule = self.fitted_rule()
         chosen = (rule.choose(scores).astype(np.uint8) if k is None and rule is not None
                   else top_k_sets(scores, 5 if k is None else k))
@@ -635,14 +639,15 @@ class Tagger(ScorerMixin):
             >>> tagger.fit_scored(ex, np.array([[0.6, 0.2], [0.3, 0.5]])).sets(np.array([[0.7, 0.1]])).tolist()
             [[1, 0]]
         """
+        from zsl.scoring import check_scores
+
         raw = as_examples(examples)
         scores = np.asarray(scores, dtype=np.float32)
         if scores.ndim != 2 or scores.shape != (len(raw), len(self.vocab)):
             raise InputError(f"scores must hold one row per example over the {len(self.vocab)} labels: expected shape "
                              f"[{len(raw)}, {len(self.vocab)}], got {list(scores.shape)}. Fix: read them from a run "
                              f"labelled with --top-scores {len(self.vocab)}, in the examples' order.")
-        if not np.isfinite(scores).all():
-            raise InputError("scores hold NaN or infinite values; every fitted threshold would be meaningless.")
+        check_scores(scores, n_labels=len(self.vocab))  # NaN or infinity: every fitted threshold would be meaningless
         first: dict[str, int] = {}
         for i, (text, _) in enumerate(raw):
             first.setdefault(text, i)  # a repeated text is one example (its labels united), scored once
@@ -659,11 +664,14 @@ class Tagger(ScorerMixin):
         """What :meth:`score` gives for ``texts`` whose zero-shot scores (``(N, K)``, e.g. a finished run's)
         are known: the fitted examples' evidence and the catch-all labels' derived scores applied,
         without calling the LLM. Before any fit: the scores with the catch-all derived."""
+        from zsl.scoring import check_scores
+
         scores = np.asarray(scores, dtype=np.float32)
         items = self._check_texts(texts)
         if scores.ndim != 2 or scores.shape != (len(items), len(self.vocab)):
             raise InputError(f"scores must hold one row per text over the {len(self.vocab)} labels: expected shape "
                              f"[{len(items)}, {len(self.vocab)}], got {list(scores.shape)}")
+        check_scores(scores, n_labels=len(self.vocab))
         emb = self.program_.index.encoder.encode(items) if self.evidence_ is not None else None
         return self._with_evidence(scores, emb)
 

@@ -335,12 +335,16 @@ def test_fit_scored_and_score_from_refuse_scores_of_another_shape_with_the_fix()
     with pytest.raises(InputError, match=r"one row per example over the 3 labels: expected shape \[6, 3\], got "
                                          r"\[5, 3\].*--top-scores 3"):
         _tagger().fit_scored(TRAIN, zero_shot[:5])
-    with pytest.raises(InputError, match="NaN or infinite"):
+    with pytest.raises(InputError, match=r"scores contain 6 NaN/inf value\(s\); the first is nan at item 0, label column 1"):
         _tagger().fit_scored(TRAIN, np.where(np.arange(3) == 1, np.nan, zero_shot))
     with pytest.raises(InputError, match=r"one row per text over the 3 labels: expected shape \[3, 3\]"):
         _tagger().fit_scored(TRAIN, zero_shot).score_from(zero_shot, TEST)
-    with pytest.raises(InputError, match=r"an \(items, 3\) matrix"):
+    with pytest.raises(InputError, match=r"scores has 4 columns but the vocabulary .* has 3 labels"):
         _tagger().sets(np.zeros((2, 4)))
+    with pytest.raises(InputError, match="NaN/inf"):
+        _tagger().fit_scored(TRAIN, zero_shot).score_from(np.full((3, 3), np.inf), TEST)
+    with pytest.raises(InputError, match="k must be >= 1"):
+        _tagger().sets(zero_shot, k=0)
 
 
 def test_score_embedded_equals_score_and_needs_no_llm_step():
