@@ -411,8 +411,38 @@ def _make_llamacpp_lm():
         def yes_no_logodds(self, prefix: str, continuations: Sequence[str], suffix: str,
                            system: str = "", lead: str | None = None) -> list[float]:
             """Score ``prefix + c + suffix`` by log P(Yes) - log P(No) for each continuation
-            (``lead``: the candidates go in the assistant's turn, after that text)."""
-            return self.scorer.yes_no_logodds(prefix, continuations, suffix, system, lead=lead)
+            (``lead``: the candidates go in the assistant's turn, after that text).
+
+            Answers are kept on disk (``$ZSL_HOME/yesno``) like DSPy's cache keeps generations, so a
+            resumed or repeated run does not score the same prompt twice. The key covers the model
+            file (path, size, modification time), the context size and every prompt part;
+            ``$ZSL_LM_CACHE=0`` or ``cache=False`` turns it off.
+            """
+            from zsl.util.cache import content_hash
+
+            cache = self._yes_no_cache()
+            if cache is None:
+                return self.scorer.yes_no_logodds(prefix, continuations, suffix, system, lead=lead)
+            key = content_hash("yes_no_logodds/1", self._score_identity(), prefix, suffix, system,
+                               [] if lead is None else [lead], list(continuations))
+            hit = cache.get(key, n_rows=len(continuations))
+            if hit is not None and hit.ndim == 1:
+                return [float(x) for x in hit]
+            out = self.scorer.yes_no_logodds(prefix, continuations, suffix, system, lead=lead)
+            cache.put(key, out, dtype="float64")  # as computed: a cached answer is the same number
+            return out
+
+        def _yes_no_cache(self):
+            from zsl.util.cache import EmbeddingCache
+            from zsl.util.paths import subdir
+
+            if not self.cache or os.environ.get("ZSL_LM_CACHE", "1") == "0":
+                return None
+            return EmbeddingCache(subdir("yesno"))
+
+        def _score_identity(self) -> str:
+            st = self.path.stat()
+            return f"{self.model}|{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|n_ctx={self.n_ctx}"
 
         @property
         def scorer(self) -> LlamaRuntime:

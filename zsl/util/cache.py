@@ -4,13 +4,15 @@
   the exact texts, so a second run over the same 14k-label vocabulary loads in
   milliseconds and any change to a label, its order or the model is a new key.
 * LM calls: DSPy's own cache, pointed at ``$ZSL_HOME/dspy`` by :func:`configure_lm_cache`.
+* Local yes/no scores (Rank on a llama.cpp model, which does not pass through DSPy): arrays in
+  ``$ZSL_HOME/yesno``, keyed by the model file and the prompt parts (``LlamaCppLM.yes_no_logodds``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -68,11 +70,11 @@ class EmbeddingCache:
             return None
         return arr
 
-    def put(self, key: str, arr: np.ndarray) -> Path:
+    def put(self, key: str, arr: np.ndarray | Sequence[float], dtype: str | type = np.float32) -> Path:
         """Write atomically (temp file + rename) so a crash never leaves half an array."""
         from zsl.data.files import atomic_write
 
-        data = np.ascontiguousarray(arr, dtype=np.float32)
+        data = np.ascontiguousarray(arr, dtype=dtype)
 
         def write(tmp: Path) -> None:
             with tmp.open("wb") as fh:  # a file object: np.save would add ".npy" to a path

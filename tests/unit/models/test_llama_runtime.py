@@ -82,3 +82,45 @@ def test_a_runtime_is_opened_per_thread_count(monkeypatch, tmp_path):
     monkeypatch.setenv("ZSL_THREADS", "1")
     assert lm._runtime(tmp_path / "m.gguf", n_ctx=512, n_threads=None, seed=0, chat=True) is one
     assert two is not one and made == [2, 1]
+
+
+def _scripted_llamacpp_lm(monkeypatch, tmp_path):
+    """A LlamaCppLM over a fake runtime that counts the yes/no prompts it really scores."""
+    from zsl.models import lm
+
+    scored: list[tuple] = []
+
+    class FakeRuntime:
+        n_ctx = 512
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def yes_no_logodds(self, prefix, continuations, suffix, system="", *, lead=None):
+            scored.append((prefix, tuple(continuations), suffix, system, lead))
+            return [len(c) / 3.0 - 1.1 for c in continuations]  # not float32-exact: a cache must keep them
+
+    monkeypatch.setattr(lm, "_runtime", lambda *a, **k: FakeRuntime())
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF" + b"\0" * 16)
+    return lm.LlamaCppLM(model, name="fake"), model, scored
+
+
+def test_yes_no_scores_are_cached_on_disk_per_prompt_and_model_file(monkeypatch, tmp_path):
+    import os
+
+    llm, model, scored = _scripted_llamacpp_lm(monkeypatch, tmp_path)
+    first = llm.yes_no_logodds("Text: a cat.", ["animals", "cars"], "Answer:", system="sys")
+    assert llm.yes_no_logodds("Text: a cat.", ["animals", "cars"], "Answer:", system="sys") == first
+    assert first == [len("animals") / 3.0 - 1.1, len("cars") / 3.0 - 1.1] and len(scored) == 1  # the same numbers
+    llm.yes_no_logodds("Text: a cat.", ["animals"], "Answer:", system="sys")  # other candidates
+    llm.yes_no_logodds("Text: a cat.", ["animals", "cars"], "Answer:", system="sys", lead="")  # a lead, even empty
+    llm.yes_no_logodds("Text: a dog.", ["animals", "cars"], "Answer:", system="sys")  # another text
+    assert len(scored) == 4
+    st = model.stat()
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the model file was replaced
+    llm.yes_no_logodds("Text: a cat.", ["animals", "cars"], "Answer:", system="sys")
+    assert len(scored) == 5
+    monkeypatch.setenv("ZSL_LM_CACHE", "0")  # off: every call is scored
+    llm.yes_no_logodds("Text: a cat.", ["animals", "cars"], "Answer:", system="sys")
+    assert len(scored) == 6
