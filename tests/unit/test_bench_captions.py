@@ -70,3 +70,25 @@ def test_the_images_benchmark_dispatches_vlm_to_its_own_parser(capsys):
     with pytest.raises(SystemExit):
         main(["vlm", "--help"])
     assert "benchmarks.images vlm" in capsys.readouterr().out
+
+
+def test_the_share_sweep_scores_each_grid_share_and_the_table_marks_the_default():
+    from benchmarks.images_vlm import render, share_sweep
+    from zsl.image.vlm import DEFAULT_IMAGE_SHARE, IMAGE_SHARE_GRID
+
+    # two photos, three labels: the image scores favour label 0, the describer the gold label 2
+    image = np.array([[1.0, 0.2, 0.1], [1.0, 0.1, 0.2]])
+    sims = [np.array([0.1, 0.0, 0.9]), np.array([0.0, 0.1, 0.9])]
+    y = np.array([[0, 0, 1], [0, 0, 1]], dtype=np.uint8)
+    sweep = share_sweep(image, sims, y)
+    assert [r["share"] for r in sweep] == list(IMAGE_SHARE_GRID)
+    by_share = {r["share"]: r["p_at_1"] for r in sweep}
+    assert by_share[0.1] == 100.0 and by_share[0.7] == 0.0  # a small share follows the describer, a large one not
+    row = {"p_at_1": 1.0, "map": 1.0, "micro_f1": 1.0, "sets_f1": 1.0}
+    results = {"n_photos": 2, "n_labels": 3, "gold_per_photo": 1.0, "requests": 2, "cached": 0, "wrong_photo": 0,
+               "refused": 0, "phrases_per_photo": 1.0, "encoder": "fake", "seconds": 1.0,
+               "rows": [{"variant": v, **row} for v in "abcd"], "fitted_image_share": [0.1] * 5,
+               "share_sweep": sweep, "mapping": {"captions": 0, "precision": 0.0, "recall": 0.0, "photo_recall": 0.0,
+                                                 "examples": []}}
+    text = render(results, "cmd", "machine")
+    assert f"| {DEFAULT_IMAGE_SHARE} (default) |" in text and f"(default {DEFAULT_IMAGE_SHARE})" in text

@@ -343,7 +343,7 @@ class ImageTagger(ScorerMixin):
         encoder: the text encoder of the retrieval (see :func:`zsl.models.encoders.get_encoder`).
         label_kind: how the VLM prompts name the labels (``"objects"``, ``"labels"`` ...).
         vlm_max_side: longest side of the photo sent to the VLM (re-encoded as JPEG).
-        fusion: fusion weights (keys of :data:`zsl.fusion.DEFAULTS`; None: the defaults).
+        fusion: fusion weights (keys of :data:`zsl.fusion.DEFAULTS`; None: :data:`zsl.image.vlm.PHOTO_DEFAULTS`).
         timeout: seconds one VLM call may wait (default :data:`zsl.models.lm.REMOTE_TIMEOUT`).
 
     Example:
@@ -596,10 +596,10 @@ class ImageTagger(ScorerMixin):
             raise InputError(f"{p} was fitted on another vocabulary (hash {data.get('vocab_hash')}, yours "
                              f"{self.vocab.hash}): its weights belong to those labels. Fix: fit it again on this "
                              "vocabulary, or pass the vocabulary it was fitted on.")
-        from zsl.fusion import DEFAULTS
+        from zsl.image.vlm import PHOTO_DEFAULTS
 
         try:
-            weights = {key: float(data["weights"].get(key, DEFAULTS[key])) for key in DEFAULTS}
+            weights = {key: float(data["weights"].get(key, PHOTO_DEFAULTS[key])) for key in PHOTO_DEFAULTS}
         except (TypeError, ValueError) as exc:
             raise InputError(f"the weights in {p} are not numbers ({exc}). {fix}") from None
         if not np.isfinite(list(weights.values())).all() or weights["rank_top"] < 1:

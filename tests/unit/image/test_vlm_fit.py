@@ -79,7 +79,7 @@ def _map(tagger, photos) -> float:
 
 
 def test_fit_chooses_weights_that_rank_the_gold_labels_better_than_the_defaults(tmp_path):
-    from zsl.fusion import DEFAULTS
+    from zsl.image.vlm import PHOTO_DEFAULTS
 
     photos = _photos(tmp_path / "photos")
     with FakeOpenAI(photos=SAYS) as server:
@@ -88,11 +88,11 @@ def test_fit_chooses_weights_that_rank_the_gold_labels_better_than_the_defaults(
         fitted = _tagger(server).fit([str(p) for p in photos], [GOLD[p.stem] for p in photos])
         assert sorted(s["step"] for s in server.seen) == ["infer"] * 5 + ["rank"] * 5  # fit reused the answers
         after = _map(fitted, photos)
-        assert fitted.fusion != {**DEFAULTS, "rank_top": len(LABELS)} and fitted.fusion_.score > fitted.fusion_.default_score
+        assert fitted.fusion != {**PHOTO_DEFAULTS, "rank_top": len(LABELS)} and fitted.fusion_.score > fitted.fusion_.default_score
         assert after > before + 0.1, (before, after)
         # the weights move the image scores' share up and the VLM's down: the VLM is wrong on two photos
-        assert fitted.fusion["text_weight"] > DEFAULTS["text_weight"]
-        assert fitted.fusion["rank_weight"] < DEFAULTS["rank_weight"]
+        assert fitted.fusion["text_weight"] > PHOTO_DEFAULTS["text_weight"]
+        assert fitted.fusion["rank_weight"] < PHOTO_DEFAULTS["rank_weight"]
         # saved and loaded, the weights score alike; the answers were paid once (the cache)
         path = fitted.save(tmp_path / "photos.program.json")
         loaded = _tagger(server).load(path)
@@ -102,7 +102,7 @@ def test_fit_chooses_weights_that_rank_the_gold_labels_better_than_the_defaults(
 
 def test_fitted_weights_can_let_a_describer_outweigh_the_image_scores():
     from zsl.fusion import DEFAULTS, GRID, fit_fusion, fused_scores
-    from zsl.image.vlm import fit_photo_fusion, fusion_item
+    from zsl.image.vlm import PHOTO_DEFAULTS, fit_photo_fusion, fusion_item
 
     # each photo: the backbone puts a wrong label (column j+1) far above the gold one (j); the describer names
     # the gold label (similarity 1) and something close to the wrong one (0.7)
@@ -115,7 +115,8 @@ def test_fitted_weights_can_let_a_describer_outweigh_the_image_scores():
     def top1(weights):
         return [int(np.argmax(fused_scores(it, None, weights))) for it in items]
 
-    assert top1(dict(DEFAULTS)) == [1, 2, 3, 4]  # the default equal shares follow the backbone
+    assert top1(dict(DEFAULTS)) == [1, 2, 3, 4]  # the text default's equal shares follow the backbone
+    assert top1(dict(PHOTO_DEFAULTS)) == [0, 1, 2, 3]  # the photo default's small image share, the describer
     text_fit = fit_fusion(items, None, k=1)  # the text grid's image share stops at 0.3: still wrong
     assert min(GRID["text_weight"]) == 0.3 and top1(text_fit.weights) == [1, 2, 3, 4]
     fit = fit_photo_fusion(items, 5, k=1)
