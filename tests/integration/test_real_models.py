@@ -79,6 +79,21 @@ def test_qwen_yes_no_scores_separate_obvious_cases(qwen):
     assert s[0] > 0 > s[2]
 
 
+def test_qwen_yes_no_scores_are_kept_on_disk_and_replayed_exactly(qwen, tmp_path, monkeypatch):
+    import uuid
+
+    monkeypatch.setenv("ZSL_HOME", str(tmp_path))  # an empty answer folder: the first call must score
+    prefix = f"Text: The striker scored twice in the final. (request {uuid.uuid4().hex[:8]})\n\nTopic: "
+    scorer = qwen.scorer
+    before = scorer.tokens_evaluated
+    first = qwen.yes_no_logodds(prefix, ["football", "gardening"], "\nAnswer:")
+    scored = scorer.tokens_evaluated - before
+    second = qwen.yes_no_logodds(prefix, ["football", "gardening"], "\nAnswer:")
+    assert scored > 0 and scorer.tokens_evaluated - before == scored  # the model ran once
+    assert second == first and first[0] > first[1]
+    assert len(list((tmp_path / "yesno").glob("*.npy"))) == 1
+
+
 def test_tagger_names_a_correct_topic_for_obvious_texts(qwen):
     from zsl import LabelVocab, Tagger
     from zsl.examples import example_path
