@@ -79,6 +79,24 @@ def test_batched_scores_follow_the_sequential_path(runtime):
     _same_order_where_apart(bat, seq, gap=1.0)
 
 
+def test_a_prefix_asked_about_again_is_kept_not_evaluated_again(runtime):
+    pre, bodies, _, _ = runtime._yes_no_tokens(PREFIX, CANDS[3:6], SUFFIX, SYSTEM)
+    runtime.yes_no_logodds("Text: an unrelated text.\n\nSkill: ", CANDS[:2], SUFFIX, SYSTEM, batched=True)
+    before = runtime.tokens_evaluated
+    cold = np.array(runtime.yes_no_logodds(PREFIX, CANDS[3:6], SUFFIX, SYSTEM, batched=True))
+    assert runtime.tokens_evaluated - before > len(pre)  # the whole prefix after another text's
+    runtime.yes_no_logodds(PREFIX, CANDS[:3], SUFFIX, SYSTEM, batched=True)  # the same text, other candidates
+    before = runtime.tokens_evaluated
+    warm = np.array(runtime.yes_no_logodds(PREFIX, CANDS[3:6], SUFFIX, SYSTEM, batched=True))
+    assert runtime.tokens_evaluated - before == sum(len(b) for b in bodies)  # only the candidates ran
+    assert warm.tolist() == cold.tolist()  # the same cells a fresh evaluation computes: the same numbers
+    # a text that only starts like the last one is evaluated whole (scores must not depend on the item before)
+    longer = PREFIX.replace("Skill: ", "Also: Kubernetes.\nSkill: ")
+    before = runtime.tokens_evaluated
+    runtime.yes_no_logodds(longer, CANDS[3:6], SUFFIX, SYSTEM, batched=True)
+    assert runtime.tokens_evaluated - before > len(pre) + sum(len(b) for b in bodies)
+
+
 def test_batched_scoring_never_overflows_the_context():
     from zsl.models.llama import LlamaRuntime
     from zsl.models.registry import model_path
