@@ -48,3 +48,14 @@ def test_results_go_only_into_the_zsl_checkout_the_benchmarks_run_from(tmp_path,
     target = tmp_path / "B.md"
     assert benchmarks.write_section("x", "a table", path=target) == target
     assert "<!-- x:start -->\na table\n<!-- x:end -->" in target.read_text(encoding="utf-8")
+
+
+def test_the_topdown_prefix_table_reports_the_speed_up_and_whether_the_scores_agree():
+    from benchmarks.topdown_prefix import render
+
+    kept = {"arm": "kept", "docs": 3, "s_per_doc": 25.0, "tokens_per_doc": 1000.0, "checksum": -1.5}
+    cleared = {"arm": "cleared", "docs": 3, "s_per_doc": 100.0, "tokens_per_doc": 4000.0, "checksum": -1.5}
+    text = render([kept, cleared], "cmd", "machine")
+    assert "Speed-up 4.0x" in text and "are identical" in text
+    assert "| the prefix evaluated on every call (before) | 100.0 | 4,000 |" in text
+    assert "are DIFFERENT" in render([kept, {**cleared, "checksum": -1.6}], "cmd", "machine")
