@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from zsl.errors import ModelNotFoundError, RemoteModelError
+from zsl.errors import ModelNotFoundError, RemoteModelError, ZslError
 from zsl.models.llama import LlamaRuntime, default_threads
 from zsl.models.registry import DEFAULT_LM, MODELS, get_spec, model_path
 
@@ -429,7 +429,10 @@ def _make_llamacpp_lm():
             if hit is not None and hit.ndim == 1:
                 return [float(x) for x in hit]
             out = self.scorer.yes_no_logodds(prefix, continuations, suffix, system, lead=lead)
-            cache.put(key, out, dtype="float64")  # as computed: a cached answer is the same number
+            try:
+                cache.put(key, out, dtype="float64")  # as computed: a cached answer is the same number
+            except (OSError, ZslError):  # a full disk or a read-only $ZSL_HOME costs the cache, not the answer
+                pass
             return out
 
         def _yes_no_cache(self):
@@ -438,7 +441,10 @@ def _make_llamacpp_lm():
 
             if not self.cache or os.environ.get("ZSL_LM_CACHE", "1") == "0":
                 return None
-            return EmbeddingCache(subdir("yesno"))
+            try:
+                return EmbeddingCache(subdir("yesno"))
+            except (OSError, ZslError):  # no writable $ZSL_HOME: score without the cache
+                return None
 
         def _score_identity(self) -> str:
             st = self.path.stat()

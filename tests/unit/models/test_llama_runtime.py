@@ -124,3 +124,17 @@ def test_yes_no_scores_are_cached_on_disk_per_prompt_and_model_file(monkeypatch,
     monkeypatch.setenv("ZSL_LM_CACHE", "0")  # off: every call is scored
     llm.yes_no_logodds("Text: a cat.", ["animals", "cars"], "Answer:", system="sys")
     assert len(scored) == 6
+
+
+def test_a_yes_no_answer_the_cache_cannot_keep_is_still_returned(monkeypatch, tmp_path):
+    from zsl.util.cache import EmbeddingCache
+
+    llm, _, scored = _scripted_llamacpp_lm(monkeypatch, tmp_path)
+
+    def full_disk(self, key, arr, dtype=None):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(EmbeddingCache, "put", full_disk)
+    assert llm.yes_no_logodds("Text: a cat.", ["animals"], "Answer:") == [len("animals") / 3.0 - 1.1]
+    assert llm.yes_no_logodds("Text: a cat.", ["animals"], "Answer:") == [len("animals") / 3.0 - 1.1]
+    assert len(scored) == 2  # nothing was kept, so both were scored
