@@ -415,7 +415,8 @@ def _make_llamacpp_lm():
 
             Answers are kept on disk (``$ZSL_HOME/yesno``) like DSPy's cache keeps generations, so a
             resumed or repeated run does not score the same prompt twice. The key covers the model
-            file (path, size, modification time), the context size and every prompt part;
+            file (path, size, modification time), the context size, chat or plain text, the
+            llama-cpp-python version and every prompt part;
             ``$ZSL_LM_CACHE=0`` or ``cache=False`` turns it off.
             """
             from zsl.util.cache import content_hash
@@ -447,8 +448,13 @@ def _make_llamacpp_lm():
                 return None
 
         def _score_identity(self) -> str:
+            """What the yes/no scores depend on besides the prompt: the model file, how it is opened
+            (context size, chat template or plain text) and the llama.cpp build that runs it."""
+            from zsl.models.llama import import_llama
+
             st = self.path.stat()
-            return f"{self.model}|{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|n_ctx={self.n_ctx}"
+            return (f"{self.model}|{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|n_ctx={self.n_ctx}"
+                    f"|chat={self._runtime_args['chat']}|llama_cpp={getattr(import_llama(), '__version__', '?')}")
 
         @property
         def scorer(self) -> LlamaRuntime:

@@ -121,9 +121,12 @@ def test_yes_no_scores_are_cached_on_disk_per_prompt_and_model_file(monkeypatch,
     os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the model file was replaced
     llm.yes_no_logodds("Text: a cat.", ["animals", "cars"], "Answer:", system="sys")
     assert len(scored) == 5
+    plain = type(llm)(model, name="fake", chat=False)  # the same file read as plain text: other scores
+    plain.yes_no_logodds("Text: a cat.", ["animals", "cars"], "Answer:", system="sys")
+    assert len(scored) == 6
     monkeypatch.setenv("ZSL_LM_CACHE", "0")  # off: every call is scored
     llm.yes_no_logodds("Text: a cat.", ["animals", "cars"], "Answer:", system="sys")
-    assert len(scored) == 6
+    assert len(scored) == 7
 
 
 def test_a_yes_no_answer_the_cache_cannot_keep_is_still_returned(monkeypatch, tmp_path):
