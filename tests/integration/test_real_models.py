@@ -91,7 +91,7 @@ def test_qwen_yes_no_scores_are_kept_on_disk_and_replayed_exactly(qwen, tmp_path
     second = qwen.yes_no_logodds(prefix, ["football", "gardening"], "\nAnswer:")
     assert scored > 0 and scorer.tokens_evaluated - before == scored  # the model ran once
     assert second == first and first[0] > first[1]
-    assert len(list((tmp_path / "yesno").glob("*.npy"))) == 1
+    assert len(list((tmp_path / "yesno").glob("*/*.npy"))) == 1
 
 
 def test_tagger_names_a_correct_topic_for_obvious_texts(qwen):

@@ -443,7 +443,7 @@ def _make_llamacpp_lm():
             if not self.cache or os.environ.get("ZSL_LM_CACHE", "1") == "0":
                 return None
             try:
-                return EmbeddingCache(subdir("yesno"))
+                return EmbeddingCache(subdir("yesno"), shard=True)
             except (OSError, ZslError):  # no writable $ZSL_HOME: score without the cache
                 return None
 

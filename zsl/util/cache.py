@@ -45,17 +45,20 @@ class EmbeddingCache:
 
     Args:
         folder: where to keep the files; default ``$ZSL_HOME/embeddings``.
+        shard: keep each file in a subfolder named by its key's first two characters (for caches
+            of many small arrays, one per LM call, so no folder grows past a few thousand files).
     """
 
-    def __init__(self, folder: str | os.PathLike[str] | None = None):
+    def __init__(self, folder: str | os.PathLike[str] | None = None, *, shard: bool = False):
         self.folder = Path(folder) if folder is not None else subdir("embeddings")
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.shard = shard
 
     def key(self, model_id: str, texts: Iterable[str]) -> str:
         return content_hash(model_id, list(texts))
 
     def path(self, key: str) -> Path:
-        return self.folder / f"{key}.npy"
+        return (self.folder / key[:2] if self.shard else self.folder) / f"{key}.npy"
 
     def get(self, key: str, n_rows: int | None = None) -> np.ndarray | None:
         """The cached array, or None when absent or unreadable (a corrupt file is a miss)."""

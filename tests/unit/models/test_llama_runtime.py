@@ -113,6 +113,10 @@ def test_yes_no_scores_are_cached_on_disk_per_prompt_and_model_file(monkeypatch,
     first = llm.yes_no_logodds("Text: a cat.", ["animals", "cars"], "Answer:", system="sys")
     assert llm.yes_no_logodds("Text: a cat.", ["animals", "cars"], "Answer:", system="sys") == first
     assert first == [len("animals") / 3.0 - 1.1, len("cars") / 3.0 - 1.1] and len(scored) == 1  # the same numbers
+    from zsl.util.paths import zsl_home
+
+    kept = list((zsl_home() / "yesno").rglob("*.npy"))  # one file per call, in a subfolder per key prefix
+    assert len(kept) == 1 and kept[0].parent.name == kept[0].stem[:2]
     llm.yes_no_logodds("Text: a cat.", ["animals"], "Answer:", system="sys")  # other candidates
     llm.yes_no_logodds("Text: a cat.", ["animals", "cars"], "Answer:", system="sys", lead="")  # a lead, even empty
     llm.yes_no_logodds("Text: a dog.", ["animals", "cars"], "Answer:", system="sys")  # another text
