@@ -35,7 +35,7 @@ from zsl.models.llama import LlamaRuntime, default_threads
 from zsl.models.registry import DEFAULT_LM, MODELS, get_spec, model_path
 
 __all__ = ["REMOTE_TIMEOUT", "LlamaCppLM", "check_lm", "ensure_lm_cache", "get_lm", "is_remote", "is_remote_lm",  # noqa: F822
-           "resolve_lm_name"]  # LlamaCppLM is built lazily
+           "lm_cache_enabled", "resolve_lm_name"]  # LlamaCppLM is built lazily
 
 # Seconds a remote call may wait for the server's answer (the reply's first byte, then each
 # next one) before it fails as a time-out and is retried. Generous for the few hundred tokens
@@ -145,12 +145,17 @@ def _check_gguf_magic(path: Path) -> None:
 _CACHE_DIR: list[str] = []
 
 
+def lm_cache_enabled() -> bool:
+    """Are LM answers cached (DSPy's cache and the local yes/no answers)? ``$ZSL_LM_CACHE=0`` says no."""
+    return os.environ.get("ZSL_LM_CACHE", "1") != "0"
+
+
 def ensure_lm_cache() -> None:
     """Point DSPy's LM cache at $ZSL_HOME/dspy (again if $ZSL_HOME changed); $ZSL_LM_CACHE=0 disables it."""
     from zsl.util.cache import configure_lm_cache
     from zsl.util.paths import subdir
 
-    enable = os.environ.get("ZSL_LM_CACHE", "1") != "0"
+    enable = lm_cache_enabled()
     key = f"{subdir('dspy')}:{enable}"
     if _CACHE_DIR != [key]:
         configure_lm_cache(enable)
@@ -440,7 +445,7 @@ def _make_llamacpp_lm():
             from zsl.util.cache import EmbeddingCache
             from zsl.util.paths import subdir
 
-            if not self.cache or os.environ.get("ZSL_LM_CACHE", "1") == "0":
+            if not self.cache or not lm_cache_enabled():
                 return None
             try:
                 return EmbeddingCache(subdir("yesno"), shard=True)
