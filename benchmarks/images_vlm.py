@@ -245,8 +245,8 @@ def render(results: dict[str, Any], command: str, machine_line: str) -> str:
          f"{', '.join(str(v) for v in results['fitted_image_share'])} (default {default_share})."),
     ]
     if results.get("share_sweep"):
-        lines += ["", ("The image share, in sample (all 50 photos at each share, the other weights zsl's defaults; "
-                       "to read how much the default matters, not to choose it):"), "",
+        lines += ["", (f"The image share, in sample (all {results['n_photos']} photos at each share, the other weights "
+                       "zsl's defaults; to read how much the default matters, not to choose it):"), "",
                   "| image share | " + " | ".join(_SHOWN[key] for key in keys) + " |", "|---:|" + "---:|" * len(keys)]
         lines += [f"| {r['share']}{' (default)' if r['share'] == default_share else ''} | "
                   + " | ".join(f"{r[key]:.1f}" for key in keys) + " |" for r in results["share_sweep"]]
